@@ -1,0 +1,84 @@
+/* cli.c — subcommand table and shared CLI helpers (see cli.h). */
+#include "harness/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scb_config.h"
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc; (void)argv;
+    printf("scbench %s (%s) %s cuda=%d\n", SCB_VERSION, SCB_GIT_REV, SCB_BUILD_OPTIONS, SCB_HAVE_CUDA);
+    return 0;
+}
+
+static const struct scb_cli_command commands[] = {
+    /* {name, summary, function}: one line per command, in the order a user meets them. */
+    {"version", "print the version and build options", cmd_version},
+};
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "scbench %s (%s) — SCBench, the KV-cache-centric long-context benchmark, in C\n\n",
+            SCB_VERSION, SCB_GIT_REV);
+    fprintf(f, "usage: scbench <command> [options]   (scbench <command> --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+}
+
+int scb_cli_main(int argc, char **argv)
+{
+    if (argc < 2) { print_help(stderr); return 2; }
+    const char *c = argv[1];
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) { print_help(stdout); return 0; }
+    if (!strcmp(c, "--version")) { printf("scbench %s (%s)\n", SCB_VERSION, SCB_GIT_REV); return 0; }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(c, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "scbench: unknown command '%s'; commands are:", c);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(stderr, " %s", commands[i].name);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+int scb_cli_fail(const char *cmd, const struct scb_ctx *ctx)
+{
+    fprintf(stderr, "scbench %s: %s\n", cmd, scb_errmsg(ctx));
+    return 1;
+}
+
+int scb_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "scbench %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see scbench %s --help)\n", cmd);
+    return 2;
+}
+
+int scb_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !end || *end || end == s || v < lo || v > hi)
+        return scb_cli_usage_error(cmd, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+int scb_cli_parse_double(const char *cmd, const char *opt, const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || !end || *end || end == s)
+        return scb_cli_usage_error(cmd, "%s expects a number, got '%s'", opt, s);
+    *out = v;
+    return 0;
+}
