@@ -1125,6 +1125,50 @@ static void test_export_cli(void **st)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- allocation failures ---------------------------------------------------------------- */
+static void test_alloc_failures(void **st)
+{
+    (void)st;
+    char path[512];
+    make_path(path, sizeof path, "nomem.db");
+    struct scb_ctx ctx = {0};
+    struct scb_recorder *rec = NULL;
+    struct scb_run_info ri;
+    int64_t run = 0;
+    int resumed = 0, ok_writes = 0;
+    run_info(&ri, cfg_a);
+    assert_int_equal(scb_recorder_open(&rec, path, &ctx), SCB_OK);
+    assert_int_equal(scb_recorder_begin_run(rec, &ri, &run, &resumed, &ctx), SCB_OK);
+    for (int n = 1; n <= 12; n++) {
+        struct scb_turn_row rows[2];
+        fill_row(&rows[0], "dense", "repoqa_and_kv", "multi_turn", n, 0, 1.0);
+        fill_row(&rows[1], "dense", "repoqa_and_kv", "multi_turn", n, 1, 0.0);
+        rows[0].sub_task = "repoqa";
+        rows[1].sub_task = "kv";
+        scb_alloc_fail_after(n, 1);
+        int rc = scb_recorder_write_session(rec, run, rows, 2, &ctx);
+        scb_alloc_fail_after(0, 0);
+        assert_true(rc == SCB_OK || rc == SCB_E_NOMEM);
+        if (rc == SCB_OK) ok_writes++;
+        FILE *f = tmpfile();
+        scb_alloc_fail_after(n, 1);
+        rc = scb_export_predictions(scb_recorder_db(rec), run, "dense", "repoqa_and_kv", "multi_turn", f, NULL, &ctx);
+        int rc2 = scb_export_summary_line(scb_recorder_db(rec), run, "dense", "repoqa_and_kv", "multi_turn", "T", f, &ctx);
+        scb_alloc_fail_after(0, 0);
+        fclose(f);
+        assert_true(rc == SCB_OK || rc == SCB_E_NOMEM);
+        assert_true(rc2 == SCB_OK || rc2 == SCB_E_NOMEM || rc2 == SCB_E_NOTFOUND);
+    }
+    struct scb_db *db = scb_recorder_db(rec);
+    assert_true(ok_writes > 0 && ok_writes < 12);   /* some failed, some got through */
+    assert_int_equal(q_i64(db, "SELECT count(*) FROM sessions"), ok_writes);
+    assert_int_equal(q_i64(db, "SELECT count(*) FROM turns"), 2 * ok_writes);
+    char *ic = q_text(db, "PRAGMA integrity_check");
+    assert_string_equal(ic, "ok");
+    scb_free(ic);
+    scb_recorder_close(rec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1137,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_export_predictions),
         cmocka_unit_test(test_export_summary_and_csv),
         cmocka_unit_test(test_export_cli),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
