@@ -316,6 +316,84 @@ static void test_cli(void **st)
     assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
 }
 
+/* Every allocation failure in the parser and the algorithms is reported as SCB_E_NOMEM and leaks
+ * nothing (run under ASan in CI), never a crash. */
+#include "methods/kivi.h"
+#include "methods/minference.h"
+#include "methods/retr_attn.h"
+#include "methods/snapkv.h"
+static int run_all_once(struct tu_qkv *t, const float *qp)
+{
+    struct scb_ctx ctx = {0};
+    int rc, worst = SCB_OK;
+#define NOTE(x) do { rc = (x); if (rc != SCB_OK && rc != SCB_E_NOMEM) return rc; if (rc) worst = rc; } while (0)
+    struct scb_method_spec s;
+    rc = scb_method_spec_parse("minference:ratio=0.5+snapkv:budget=40,window=8", &s, &ctx);
+    NOTE(rc);
+    if (!rc) {
+        char *js = NULL, *str = NULL;
+        NOTE(scb_method_spec_json(&s, &js, &ctx));
+        NOTE(scb_method_spec_string(&s, &str, &ctx));
+        scb_free(js); scb_free(str);
+        struct scb_model_info mi = {1, 4, 2, 16, "tiny"};
+        rc = scb_method_init(&s.prefill, &mi, &ctx);
+        NOTE(rc);
+        if (!rc) NOTE(scb_method_prefill_attn(&s.prefill, &t->a, &ctx));
+        struct scb_kv_compress_args ca = {t->k, t->v, qp, 100, 100, 4, 2, 16, 0, 0, 1};
+        struct scb_kv_keep kp;
+        rc = scb_method_kv_after_prefill(&s.kv, &ca, &kp, &ctx);
+        NOTE(rc);
+        if (!rc) scb_kv_keep_fini(&kp);
+        scb_method_spec_fini(&s);
+    }
+    struct scb_kivi_cache *c = NULL;
+    rc = scb_kivi_cache_create(&c, 2, 16, 2, 16, 32, &ctx);
+    NOTE(rc);
+    if (!rc) {
+        rc = scb_kivi_cache_prefill(c, t->k, t->v, 100, &ctx);
+        NOTE(rc);
+        float o[4 * 16];
+        if (!rc) NOTE(scb_kivi_cache_attn(c, t->q, 4, 0.0f, NULL, NULL, 0, o, NULL, &ctx));
+        scb_kivi_cache_destroy(c);
+    }
+    struct scb_retr_graph *g = NULL;
+    rc = scb_retr_graph_build(&g, t->k, 32, NULL, 100, 16, qp, 64, 50, NULL, &ctx);
+    NOTE(rc);
+    if (!rc) {
+        NOTE(scb_retr_graph_add(g, t->k, 100, &ctx));
+        int32_t id[8]; int v;
+        rc = scb_retr_graph_search(g, t->q, 8, INT32_MAX, id, NULL, &v, &ctx);
+        NOTE(rc < 0 ? rc : SCB_OK);
+        scb_retr_graph_destroy(g);
+    }
+    NOTE(scb_retr_attn(&t->a, 4, 8, 10, &ctx));
+#undef NOTE
+    return worst;
+}
+
+static void test_alloc_failures(void **st)
+{
+    (void)st;
+    struct scb_rng r; scb_rng_seed(&r, seed + 1);
+    struct tu_qkv t; tu_qkv_make(&t, &r, 100, 100, 4, 2, 16);
+    float *qp = tu_randn(&r, (size_t)100 * 4 * 16, 1.0f);
+    size_t live = scb_alloc_live_bytes();
+    assert_int_equal(run_all_once(&t, qp), SCB_OK);
+    assert_int_equal(scb_alloc_live_bytes(), live);
+    int failures = 0;
+    for (long n = 1; n < 400; n++) {
+        scb_alloc_fail_after(n, 0);
+        int rc = run_all_once(&t, qp);
+        scb_alloc_fail_after(0, 0);
+        assert_true(rc == SCB_OK || rc == SCB_E_NOMEM);
+        failures += rc == SCB_E_NOMEM;
+        assert_int_equal(scb_alloc_live_bytes(), live);     /* nothing leaked on any path */
+    }
+    assert_true(failures > 50);
+    scb_free(qp);
+    tu_qkv_free(&t);
+}
+
 int main(void)
 {
     seed = tu_seed("test_methods_framework");
@@ -326,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_spec_bad),
         cmocka_unit_test(test_wrappers_and_cost),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
