@@ -309,6 +309,22 @@ static void test_cli(void **st)
     snprintf(cmd, sizeof cmd, "'%s' methods --resolve 'snapkv:budget=x' 2>&1", exe);
     assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "scbench methods: method spec 'snapkv:budget=x'"));
+    /* --cost: StreamingLLM on Llama-3.1-8B's shape keeps 4096 tokens x 32 layers x 8 KV heads,
+     * stored for 32 query heads in bf16; A-shape's density over 8192 tokens follows §3.1 */
+    snprintf(cmd, sizeof cmd, "'%s' methods --resolve a_shape+streamingllm --cost 8192", exe);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"kv_entries\":1048576,\"kv_bytes\":2147483648,"));
+    {
+        double got = 0, tot = 8192.0 * 8193 / 2;
+        for (int p = 0; p < 8192; p++) got += p + 1 < 4096 ? p + 1 : 4096;
+        char want[64];
+        snprintf(want, sizeof want, "\"prefill_density\":%.6f}", got / tot);
+        assert_non_null(strstr(out, want));
+    }
+    snprintf(cmd, sizeof cmd, "'%s' methods --cost 5 2>&1", exe);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s' methods --resolve dense --cost 9:3 2>&1", exe);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
     snprintf(cmd, sizeof cmd, "'%s' methods --help", exe);
     assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "usage: scbench methods"));
