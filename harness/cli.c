@@ -20,6 +20,7 @@ static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
     {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
+    {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
 };
 
 static void print_help(FILE *f)
