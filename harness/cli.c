@@ -19,6 +19,7 @@ static int cmd_version(int argc, char **argv)
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
+    {"score", "score an SCBench prediction JSONL file (ours or the Python original's)", scb_cmd_score},
 };
 
 static void print_help(FILE *f)
