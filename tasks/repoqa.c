@@ -9,8 +9,9 @@
  *   typescript  first `[async] function[*] NAME` (an `export` before it is not part of the node);
  *   java        first `[@Annotation|modifier]* [<T>] TYPE NAME(` (annotation lines directly above
  *               are included, as tree-sitter's modifiers are); a body or `;` ends it;
- *   cpp         first top-level `TYPE NAME(...) ... {` whose declarator is a plain identifier
- *               (not `A::f`, not `*f`/`&f`), as the query's (identifier) declarator demands.
+ *   cpp         first `TYPE NAME(...) ... {` outside class bodies (namespace and extern "C"
+ *               bodies count as top level) whose declarator is a plain identifier (not `A::f`,
+ *               not `*f`/`&f`), as the query's (identifier) declarator demands.
  * The body is the brace-matched block, skipping strings, characters and comments. */
 #include "tasks/repoqa.h"
 
@@ -402,6 +403,8 @@ int scb_repoqa_find_function(const char *lang, const char *code, size_t len, siz
     if (!m) return 0;
     int found = 0, depth = 0, top_only = !strcmp(lang, "go") || !strcmp(lang, "cpp");
     size_t annot = (size_t)-1;   /* start of the run of annotation lines directly above (java) */
+    unsigned char kind[256];     /* per open brace: 1 = transparent (C++ namespace / extern) */
+    size_t nest = 0;
     size_t ls = 0;
     while (ls < len && !found) {
         size_t le = ls;
@@ -416,8 +419,22 @@ int scb_repoqa_find_function(const char *lang, const char *code, size_t len, siz
             else if (cs < le) annot = (size_t)-1;
             for (size_t j = ls; j < le; j++) {
                 if (!m[j]) continue;
-                if (code[j] == '{') depth++;
-                else if (code[j] == '}') depth--;
+                if (code[j] == '{') {
+                    /* C++ namespace and extern "C" bodies hold top-level functions: not counted */
+                    int transparent = 0;
+                    if (!strcmp(lang, "cpp")) {
+                        size_t h = j;
+                        while (h > 0 && !(m[h - 1] && (code[h - 1] == ';' || code[h - 1] == '{' || code[h - 1] == '}'))) h--;
+                        while (h < j && (code[h] == ' ' || code[h] == '\t' || code[h] == '\n')) h++;
+                        transparent = word_at(code, len, h, "namespace") || word_at(code, len, h, "extern");
+                    }
+                    if (nest < sizeof kind) kind[nest] = (unsigned char)transparent;
+                    nest++;
+                    if (!transparent) depth++;
+                } else if (code[j] == '}') {
+                    if (nest > 0) nest--;
+                    if (!(nest < sizeof kind && kind[nest])) depth--;
+                }
             }
         }
         ls = le + 1;

@@ -455,6 +455,9 @@ static void test_pystr(void **st)
 
 struct san_case { const char *lang, *pred, *want; };
 static const struct san_case SAN_CASES[] = {
+    {"cpp", "```cpp\nnamespace ns {\nint f(int x) { return x; }\n}\n```", "int f(int x) { return x; }"},
+    {"cpp", "```cpp\nclass A {\n public:\n  int f() { return 1; }\n};\nint g() { return 2; }\n```", "int g() { return 2; }"},
+    {"typescript", "```ts\nclass A {\n  m() { return 1; }\n}\nfunction g(): { a: number } {\n  return { a: 1 };\n}\n```", "function g(): { a: number } {\n  return { a: 1 };\n}"},
     {"python", "Here:\n```python\nimport os\n\ndef f(a):\n    return a\n\nprint(f(1))\n```\nDone.", "def f(a):\n    return a"},
     {"python", "```\nx = 1\n```\n```py\n@dec\ndef g():\n    pass\n```", "def g():\n    pass"},
     {"python", "no block def f(): pass", "no block def f(): pass"},
