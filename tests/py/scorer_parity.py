@@ -363,6 +363,60 @@ def check_e2e(scbench, rng, tmp, files_per_task):
     print(f"end-to-end: {n_checked} (file, mode, variant) combinations compared")
 
 
+# ---- 4b. per-record fuzz of the single scorers ---------------------------------------------------
+SOUP = list("abcABC xyz XYZ 0123456789 .,;:!?'\"{}()[]-_\n\t") + ["ß", "İ", "ı", "\u212a", "Σ", "σ", "ς", "ﬁ", "é", "É",
+        "中", "文", "。", "，", "！", "“", "”", "\u3000", "\u00a0", "\u2028", "\x1c", "٣", "３", "answer is", "answer:",
+        "answer is:", "option is", "Answer", " A", " B", "(A)", "(b)", "ŉ", "ǰ", "\U0001F600", "ΐ", "ǅ"]
+
+
+def soup(rng, lo=0, hi=12):
+    return "".join(rng.choice(SOUP) for _ in range(rng.randint(lo, hi)))
+
+
+FUZZ = {
+    "scbench_choice_eng": lambda rng: [soup(rng, 0, 4), rng.choice("ABCD")],
+    "scbench_qa_eng": lambda rng: [soup(rng, 0, 4)],
+    "scbench_qa_chn": lambda rng: soup(rng, 0, 6),
+    "scbench_many_shot": lambda rng: soup(rng, 0, 4),
+    "scbench_vt": lambda rng: [soup(rng, 1, 3) for _ in range(rng.randint(1, 4))],
+    "scbench_mf": lambda rng: rng.choice([rng.randint(0, 999), rng.randint(0, 99) + 0.5]),
+    "scbench_kv": lambda rng: soup(rng, 0, 3),
+}
+
+
+def check_fuzz(scbench, rng, tmp, n):
+    for task, make_gt in FUZZ.items():
+        rows = []
+        for i in range(n):
+            gt = make_gt(rng)
+            if isinstance(gt, list) and rng.random() < 0.3 and task != "scbench_vt":
+                pred = rng.choice(gt) + soup(rng, 0, 3)
+            elif isinstance(gt, str) and rng.random() < 0.3:
+                pred = soup(rng, 0, 3) + gt.swapcase()
+            elif isinstance(gt, (int, float)) and rng.random() < 0.5:
+                pred = soup(rng, 0, 3) + str(gt) + soup(rng, 0, 3)
+            else:
+                pred = soup(rng, 0, 16)
+            rows.append({"id": i, "turn_idx": 0, "prediction": pred, "ground_truth": gt})
+        path = os.path.join(tmp, f"fuzz_{task}.jsonl")
+        write_jsonl(path, rows)
+        bad = 0
+        for variant in ("faithful", "intended"):
+            p = run(scbench, ["--task", task, "--predictions", path, "--mode", "multi-request", "--variant", variant,
+                              "--per-record"], check=False)
+            if p.returncode != 0:
+                fail(f"fuzz {task} {variant}: scbench failed: {p.stderr.strip()}")
+                continue
+            got = json.loads(p.stdout)["records"]
+            name = ref.Multiturnbench_to_Infinitebench.get(task, task)
+            for r, g in zip(rows, got):
+                want = ref.get_score_one(r["prediction"], r["ground_truth"], name, variant)
+                if g != want:
+                    bad += 1
+                    fail(f"fuzz {task} {variant}: got {g} want {want} for pred {r['prediction']!r} gt {r['ground_truth']!r}")
+        print(f"fuzz {task}: {n} records x 2 variants, {bad} mismatches")
+
+
 # ---- 5. malformed files ------------------------------------------------------------------------
 def check_errors(scbench, tmp):
     cases = {
@@ -403,6 +457,7 @@ def main():
         check_bleu(args.scbench, rng, tmp, args.n)
         check_sanitize(args.scbench, rng, tmp, args.n // 3)
         check_e2e(args.scbench, rng, tmp, 4)
+        check_fuzz(args.scbench, rng, tmp, max(200, args.n // 3))
         check_errors(args.scbench, tmp)
     if FAILS:
         print(f"{len(FAILS)} failures")
