@@ -34,6 +34,7 @@ static void usage(FILE *f)
         "             per-turn scores; multi-request: all records pooled (SCBench's scdq number)\n"
         "  per_turn   the score of each turn (Mix tasks: pairs; a turn without a sub-task shows 0,\n"
         "             as SCBench's summary line does), with the turn indices in \"turns\"\n"
+        "  summary    the value string SCBench appends to its <tag>_summary.txt line\n"
         "  n, mode, variant, task, category, and \"exact\" (unrounded fractions)\n"
         "\n"
         "options:\n"
@@ -215,7 +216,27 @@ int scb_cmd_score(int argc, char **argv)
             put_num(&o, res.turn[2 * i]);
         }
     }
-    scb_buf_puts(&o, "], \"exact\": {\"overall\": [");
+    /* SCBench's summary-file value string: per turn in order of first appearance in the file
+     * (multi-turn) or the pooled value(s) (scdq), "%.3f" of x100, comma-separated */
+    scb_buf_puts(&o, "], \"summary\": \"");
+    if (mode == SCB_SCORE_MULTI_REQUEST) {
+        put_num(&o, res.overall[0]);
+        if (t->mix) { scb_buf_puts(&o, ","); put_num(&o, res.overall[1]); }
+    } else {
+        size_t emitted = 0;
+        for (size_t i = 0; i < pf.n; i++) {
+            size_t k;
+            for (k = 0; k < i; k++)
+                if (pf.recs[k].turn_idx == pf.recs[i].turn_idx) break;
+            if (k < i) continue;   /* not the first record of its turn */
+            size_t ti = 0;
+            while (ti < res.n_turns && res.turn_idx[ti] != pf.recs[i].turn_idx) ti++;
+            if (emitted++) scb_buf_puts(&o, ",");
+            put_num(&o, res.turn[2 * ti]);
+            if (t->mix) { scb_buf_puts(&o, ","); put_num(&o, res.turn[2 * ti + 1]); }
+        }
+    }
+    scb_buf_puts(&o, "\", \"exact\": {\"overall\": [");
     int ns = t->mix ? 2 : 1;
     for (int s = 0; s < ns; s++) scb_buf_printf(&o, "%s%.17g", s ? ", " : "", res.overall[s]);
     scb_buf_puts(&o, "], \"pooled\": [");

@@ -363,3 +363,15 @@ def format_acc(acc, data_name):
     if data_name == "scbench_repoqa_and_kv":
         return [f"{acc['scbench_repoqa'] * 100:.3f}", f"{acc['scbench_kv'] * 100:.3f}"]
     return f"{acc * 100:.3f}"
+
+
+def summary_str(acc, data_name, scdq_mode):
+    """acc_str as compute_scores writes it to the summary file."""
+    if scdq_mode:
+        f = format_acc(acc, data_name)
+        return ",".join(f) if isinstance(f, list) else f
+    parts = []
+    for _, v in acc.items():
+        f = format_acc(v, data_name)
+        parts.append(",".join(f) if isinstance(f, list) else f)
+    return ",".join(parts)

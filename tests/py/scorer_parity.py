@@ -311,6 +311,8 @@ def check_e2e(scbench, rng, tmp, files_per_task):
         mix = task in ("scbench_summary_with_needles", "scbench_repoqa_and_kv")
         for k in range(files_per_task):
             rows = gen_records(rng, task)
+            if k % 2 == 1:
+                rng.shuffle(rows)   # turn order of first appearance, needle order: as the file has them
             path = os.path.join(tmp, f"{task}_{k}.jsonl")
             write_jsonl(path, rows)
             for scdq in (False, True):
@@ -331,6 +333,8 @@ def check_e2e(scbench, rng, tmp, files_per_task):
                         continue
                     got = json.loads(p.stdout)
                     n_checked += 1
+                    if got["summary"] != ref.summary_str(want, task, scdq):
+                        fail(f"{what}: summary {got['summary']!r} want {ref.summary_str(want, task, scdq)!r}")
                     if got["variant"] != variant:
                         fail(f"{what}: variant field {got['variant']}")
                     if scdq:
