@@ -669,6 +669,39 @@ static void test_categories(void **st)
     assert_int_equal(scb_score_category_means(bad, vals, 1, out, has, &avg, &ctx), SCB_E_NOTFOUND);
 }
 
+
+/* Every allocation of a scorer failing in turn: SCB_OK or SCB_E_NOMEM, never a crash or leak. */
+static void test_alloc_failures(void **st)
+{
+    (void)st;
+    static const struct { enum scb_scorer_kind k; const char *pred, *gt; } C[] = {
+        {SCB_SCORER_CHOICE_ENG, "so the answer is: B maybe", "[\"x\", \"B\"]"},
+        {SCB_SCORER_QA_F1_ZH, "\u7b54\u6848\u662f\u5317\u4eac", "\"\u5317\u4eac\""},
+        {SCB_SCORER_ROUGE_LSUM, "a b c\nd e", "\"a c\\nd b e\""},
+        {SCB_SCORER_STRING_MATCH_ALL, "X1 y2", "[\"x1\", \"Y2\"]"},
+        {SCB_SCORER_MANY_SHOT, "(a)", "\"(A)\""},
+        {SCB_SCORER_MATH_FIND, "is 42.5", "42"},
+    };
+    for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
+        cJSON *gt = cJSON_Parse(C[c].gt);
+        assert_non_null(gt);
+        double want;
+        struct scb_ctx ctx = {0};
+        assert_int_equal(scb_score_one(C[c].k, C[c].pred, gt, SCB_SCORE_FAITHFUL, &want, &ctx), SCB_OK);
+        for (long nth = 1; nth < 200; nth++) {
+            size_t live = scb_alloc_live_bytes();
+            double v;
+            scb_alloc_fail_after(nth, 0);
+            int rc = scb_score_one(C[c].k, C[c].pred, gt, SCB_SCORE_FAITHFUL, &v, &ctx);
+            scb_alloc_fail_after(0, 0);
+            assert_true(rc == SCB_OK || rc == SCB_E_NOMEM);
+            if (rc == SCB_OK) assert_true(v == want);
+            assert_int_equal(scb_alloc_live_bytes(), live);
+        }
+        cJSON_Delete(gt);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_aggregate_mix),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_categories),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
