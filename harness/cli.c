@@ -21,6 +21,7 @@ static const struct scb_cli_command commands[] = {
     {"version", "print the version and build options", cmd_version},
     {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
     {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
+    {"score", "score an SCBench prediction JSONL file (ours or the Python original's)", scb_cmd_score},
 };
 
 static void print_help(FILE *f)
