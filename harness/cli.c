@@ -19,6 +19,9 @@ static int cmd_version(int argc, char **argv)
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
+    {"forward", "token ids -> float32 logits of every position (T×V) in a file", scb_cmd_forward},
+    {"generate", "greedy continuation of token ids, with timings", scb_cmd_generate},
+    {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
 };
 
 static void print_help(FILE *f)
