@@ -51,7 +51,7 @@ def specs():
               rope_scaling={"rope_type": "linear", "factor": 2.0}), {}),
         ("qwen2_tied", Qwen2Config, Qwen2ForCausalLM, dict(tie_word_embeddings=True, rope_theta=1000000.0), {}),
         ("qwen2_yarn", Qwen2Config, Qwen2ForCausalLM,
-         dict(num_key_value_heads=1, rope_theta=10000.0,
+         dict(num_key_value_heads=1, rope_theta=10000.0, max_position_embeddings=256,
               rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}), {}),
         ("mistral", MistralConfig, MistralForCausalLM, dict(sliding_window=None, rope_theta=10000.0), {}),
         ("llama_gqa_bf16", LlamaConfig, LlamaForCausalLM, dict(head_dim=32, rope_theta=10000.0), {"bf16": True}),
@@ -96,6 +96,14 @@ def save(model, d, shard=None):
         model.save_pretrained(d, **kw)
 
 
+def load(mcls, d):
+    try:
+        m = mcls.from_pretrained(d, dtype=torch.float32, attn_implementation="eager")
+    except TypeError:
+        m = mcls.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager")
+    return m.float().eval()
+
+
 @torch.no_grad()
 def logits_of(model, ids):
     out = model(torch.tensor([ids], dtype=torch.long), use_cache=False)
@@ -137,25 +145,23 @@ def main():
         cfg = make_config(ccls, extra)
         model = mcls(cfg).float().eval()
         init_weights(model, gen)
-        if flags.get("bf16"):   # weights become bf16 values; the model computes in fp32 from them
-            model = model.to(torch.bfloat16).float().eval()
+        if flags.get("bf16"):
+            model = model.to(torch.bfloat16)
         d = os.path.join(a.out, name)
         V = cfg.vocab_size
-        ref = model
+        save(model, d, flags.get("shard"))
+        # the reference is the saved model loaded back in fp32, as a user would load it (bf16
+        # weights widen exactly; buffers such as RoPE inv_freq are recomputed in fp32)
+        ref = load(mcls, d)
         seqs = [("len1", [int(rng.integers(2, V))]), ("len17", [int(x) for x in rng.integers(2, V, 17)]),
                 ("len220", [int(x) for x in rng.integers(2, V, 220)])]
         # eos from the free greedy continuation of len17 (4th token unless it occurred earlier)
         free = greedy(ref, seqs[1][1], 12, None)
         eos = [free[3]] if len(free) > 3 and free[3] not in free[:3] else [V - 1]
-        model.generation_config.eos_token_id = eos
-        model.generation_config.pad_token_id = 0
-        model.generation_config.bos_token_id = 1
-        if flags.get("bf16"):
-            save(model.to(torch.bfloat16), d, flags.get("shard"))
-            model = model.float().eval()   # exact: bf16 values widen to the same fp32 values
-            ref = model
-        else:
-            save(model, d, flags.get("shard"))
+        ref.generation_config.eos_token_id = eos
+        ref.generation_config.pad_token_id = 0
+        ref.generation_config.bos_token_id = 1
+        ref.generation_config.save_pretrained(d)
         entry = {"name": name, "arch": cfg.architectures[0] if cfg.architectures else mcls.__name__,
                  "eos": eos, "cases": [], "drop_temp": []}
         for cname, ids in seqs:
