@@ -2,6 +2,11 @@
  * CBLAS (cblas_sgemm), attention and elementwise kernels in plain C, parallel over rows or
  * (token, head) pairs with a static partition (kernels/cpu/pool.h), so every output element is
  * computed by one thread in a fixed order and results do not depend on the thread count. */
+#if defined(__GNUC__) && !defined(__clang__)
+/* Let GCC vectorise the kernels' loops at -O2 builds too (O3's loop vectoriser; no fast-math:
+ * reductions keep their written order, so results stay deterministic). */
+#pragma GCC optimize("O3")
+#endif
 #include "kernels/backend.h"
 
 #include <float.h>
@@ -19,6 +24,8 @@ struct cpu_priv {
     struct scb_pool *pool;
     float *scratch;        /* (n_threads, scratch_per) attention scores */
     size_t scratch_per;    /* floats per thread */
+    float *sblk;           /* (ATTN_QBLK, sblk_cols) score block of the BLAS prefill path */
+    size_t sblk_cols;
 };
 
 static struct cpu_priv *priv_of(struct scb_backend *be) { return be->priv; }
@@ -156,6 +163,20 @@ static int cpu_argmax(struct scb_backend *be, const float *x, size_t n, int32_t 
 }
 
 /* ---- dense attention ---------------------------------------------------------------------- */
+/* Dot product in a fixed order: 8 interleaved partial sums (lane j takes d = j, j+8, ...),
+ * combined pairwise, then the tail. Written so the compiler can vectorise it without
+ * reassociation; the order is the same for every call, hence deterministic. */
+static float dot_f32(const float *restrict a, const float *restrict b, size_t n)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t d = 0;
+    for (; d + 8 <= n; d += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[d + (size_t)j] * b[d + (size_t)j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; d < n; d++) s += a[d] * b[d];
+    return s;
+}
+
 struct attn_job { const struct scb_attn_args *a; float *scratch; size_t scratch_per; };
 
 static void attn_rows(void *arg, size_t b, size_t e, int tid)
@@ -175,24 +196,81 @@ static void attn_rows(void *arg, size_t b, size_t e, int tid)
         if (nvis > n) nvis = n;
         float mx = -FLT_MAX;
         for (size_t k = 0; k < nvis; k++) {
-            const float *kr = K + k * D;
-            float s = 0.0f;
-            for (size_t d = 0; d < D; d++) s += q[d] * kr[d];
-            s *= a->scale;
+            float s = dot_f32(q, K + k * D, D) * a->scale;
             sc[k] = s;
             if (s > mx) mx = s;
         }
         float sum = 0.0f;
         for (size_t k = 0; k < nvis; k++) { sc[k] = expf(sc[k] - mx); sum += sc[k]; }
-        for (size_t d = 0; d < D; d++) o[d] = 0.0f;
+        float *restrict acc = sc + j->scratch_per - D;   /* (D) per-thread accumulator */
+        for (size_t d = 0; d < D; d++) acc[d] = 0.0f;
         for (size_t k = 0; k < nvis; k++) {
-            const float *vr = V + k * D;
-            float p = sc[k];
-            for (size_t d = 0; d < D; d++) o[d] += p * vr[d];
+            const float *restrict vr = V + k * D;
+            const float p = sc[k];
+            for (size_t d = 0; d < D; d++) acc[d] += p * vr[d];
         }
         float inv = 1.0f / sum;
-        for (size_t d = 0; d < D; d++) o[d] *= inv;
+        for (size_t d = 0; d < D; d++) o[d] = acc[d] * inv;
     }
+}
+
+/* Prefill path for chunks of >= ATTN_BLAS_MIN queries: per head and block of ATTN_QBLK queries,
+ * S = scale · Q K^T (cblas_sgemm) over the keys the block can see, a causal softmax per row
+ * (masked entries set to 0, rows split over the pool), then O = P V (cblas_sgemm). Every
+ * element is reduced in one fixed order whatever the thread count. */
+enum { ATTN_QBLK = 64, ATTN_BLAS_MIN = 16 };
+
+struct softmax_job { float *S; size_t ld, i0, off; };
+
+static void softmax_rows(void *arg, size_t b, size_t e, int tid)
+{
+    (void)tid;
+    const struct softmax_job *j = arg;
+    for (size_t r = b; r < e; r++) {
+        float *row = j->S + r * j->ld;
+        size_t nvis = j->i0 + r + j->off + 1;      /* keys <= i + (n - T) */
+        if (nvis > j->ld) nvis = j->ld;
+        float mx = -FLT_MAX;
+        for (size_t k = 0; k < nvis; k++) if (row[k] > mx) mx = row[k];
+        float sum = 0.0f;
+        for (size_t k = 0; k < nvis; k++) { row[k] = expf(row[k] - mx); sum += row[k]; }
+        float inv = 1.0f / sum;
+        for (size_t k = 0; k < nvis; k++) row[k] *= inv;
+        for (size_t k = nvis; k < j->ld; k++) row[k] = 0.0f;
+    }
+}
+
+static int attn_prefill_blas(struct scb_backend *be, const struct scb_attn_args *a, size_t maxn,
+                             struct scb_ctx *ctx)
+{
+    struct cpu_priv *p = priv_of(be);
+    const size_t D = a->D, H = a->H, T = a->T, group = a->H / a->Hkv;
+    if (maxn > p->sblk_cols) {
+        float *sb = scb_malloc((size_t)ATTN_QBLK * maxn * sizeof(float));
+        if (!sb) return scb_err(ctx, SCB_E_NOMEM, "attention: out of memory for a %d×%zu score block", ATTN_QBLK, maxn);
+        scb_free(p->sblk);
+        p->sblk = sb;
+        p->sblk_cols = maxn;
+    }
+    if (maxn > INT32_MAX || H * D > INT32_MAX)
+        return scb_err(ctx, SCB_E_INVAL, "attention: %zu keys too many for CBLAS", maxn);
+    for (size_t h = 0; h < H; h++) {
+        size_t hk = h / group, n = scb_kv_cache_len(a->kv, a->layer, hk), off = n - T;
+        const float *K = scb_kv_cache_k(a->kv, a->layer, hk);   /* (n, D) */
+        const float *V = scb_kv_cache_v(a->kv, a->layer, hk);   /* (n, D) */
+        for (size_t i0 = 0; i0 < T; i0 += ATTN_QBLK) {
+            size_t b = T - i0 < ATTN_QBLK ? T - i0 : ATTN_QBLK;
+            size_t kn = i0 + b + off;                            /* keys the block's last query sees */
+            float *S = p->sblk;                                  /* (b, kn) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)kn, (int)D, a->scale,
+                        a->q + (i0 * H + h) * D, (int)(H * D), K, (int)D, 0.0f, S, (int)kn);
+            struct softmax_job sj = {S, kn, i0, off};
+            scb_pool_run(p->pool, softmax_rows, &sj, b);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)D, (int)kn, 1.0f, S, (int)kn,
+                        V, (int)D, 0.0f, a->out + (i0 * H + h) * D, (int)(H * D));
+        }
+    }
+    return SCB_OK;
 }
 
 static int cpu_attn_dense(struct scb_backend *be, void *user, const struct scb_attn_args *a,
@@ -210,9 +288,10 @@ static int cpu_attn_dense(struct scb_backend *be, void *user, const struct scb_a
                            "the %zu queries of the chunk (append the chunk first)", a->layer, h, n, a->T);
         if (n > maxn) maxn = n;
     }
-    if (maxn > p->scratch_per) {
+    if (a->T >= ATTN_BLAS_MIN) return attn_prefill_blas(be, a, maxn, ctx);
+    if (maxn + a->D > p->scratch_per) {
         /* grows only when the context grows past every earlier length (sized from the cache) */
-        size_t per = a->kv->cap > maxn ? a->kv->cap : maxn;
+        size_t per = (a->kv->cap > maxn ? a->kv->cap : maxn) + a->D;   /* scores + (D) accumulator */
         float *s = scb_malloc((size_t)be->n_threads * per * sizeof(float));
         if (!s) return scb_err(ctx, SCB_E_NOMEM, "attention: out of memory for scores of %zu keys", per);
         scb_free(p->scratch);
@@ -274,6 +353,7 @@ void scb_backend_destroy(struct scb_backend *be)
     if (p) {
         scb_pool_destroy(p->pool);
         scb_free(p->scratch);
+        scb_free(p->sblk);
         scb_free(p);
     }
     scb_free(be);
