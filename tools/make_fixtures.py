@@ -19,7 +19,9 @@ passes the scaling boundary) as float32 little-endian T×V files, greedy continu
 model.generate(do_sample=False, max_new_tokens=N) with an eos id taken from the model's own
 free continuation (so stopping is exercised; the eos is in generation_config.json), and a
 drop-temp case (A, k generated tokens dropped, then B: greedy on A+B). OUT/manifest.json
-lists everything; tests/py/engine_fixtures.py reads it.
+lists everything; tests/py/engine_fixtures.py reads it. OUT/rope_reference.json holds
+LlamaRotaryEmbedding's inv_freq, attention scaling and cos/sin (head_dim 128, real-model RoPE
+settings, positions up to 131071) for tests/test_rope.c.
 
 Deterministic: seeded torch/numpy generators, fp32, CPU, eager attention.
 """
@@ -125,6 +127,40 @@ def greedy(model, ids, n, eos):
     return g
 
 
+ROPE_CASES = {
+    "default_1e4": {"rope_theta": 10000.0, "rope_type": "default"},
+    "default_5e5": {"rope_theta": 500000.0, "rope_type": "default"},
+    "llama31": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+    "llama31_small": {"rope_theta": 10000.0, "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    "linear": {"rope_theta": 10000.0, "rope_type": "linear", "factor": 2.0},
+    "yarn_qwen": {"rope_theta": 1000000.0, "rope_type": "yarn", "factor": 4.0,
+                  "original_max_position_embeddings": 32768},
+    "yarn_mscale": {"rope_theta": 10000.0, "rope_type": "yarn", "factor": 40.0,
+                    "original_max_position_embeddings": 4096, "mscale": 1.0, "mscale_all_dim": 0.707,
+                    "beta_fast": 32, "beta_slow": 1},
+}
+
+
+@torch.no_grad()
+def rope_reference(path):
+    """inv_freq, attention scaling and cos/sin (first half) of LlamaRotaryEmbedding."""
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+    pos = [0, 1, 63, 64, 8191, 8192, 32768, 100000, 131071]
+    o = {"torch": torch.__version__, "cases": {}}
+    for k, rp in ROPE_CASES.items():
+        c = LlamaConfig(hidden_size=4096, num_attention_heads=32, max_position_embeddings=163840,
+                        rope_parameters=dict(rp))
+        r = LlamaRotaryEmbedding(c)
+        cos, sin = r(torch.zeros(1, 1, dtype=torch.float32), torch.tensor([pos]))
+        o["cases"][k] = {"rope_parameters": rp, "head_dim": 128, "max_position_embeddings": 163840,
+                         "inv_freq": [float(v) for v in r.inv_freq], "attention_scaling": float(r.attention_scaling),
+                         "positions": pos, "cos": cos[0, :, :64].tolist(), "sin": sin[0, :, :64].tolist()}
+    with open(path, "w") as f:
+        json.dump(o, f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "models"))
@@ -185,6 +221,7 @@ def main():
         print(f"  {name:20s} {entry['arch']:20s} eos {eos}  {size / 1024:.0f} KiB  greedy {entry['cases'][1]['greedy']}")
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
+    rope_reference(os.path.join(a.out, "rope_reference.json"))
 
 
 if __name__ == "__main__":
