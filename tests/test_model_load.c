@@ -285,6 +285,40 @@ static void test_forward_semantics(void **s)
     scb_backend_destroy(be);
 }
 
+/* Every host allocation of model loading and of a forward pass may fail: the call returns
+ * SCB_E_NOMEM (or succeeds), never crashes, and frees everything it allocated. */
+static void test_allocation_failures(void **s)
+{
+    (void)s;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/faults", tmpdir);
+    struct opts o = {0};
+    write_model(dir, &o);
+    int32_t ids[5] = {3, 9, 27, 17, 51};
+    float logits[5 * VOCAB];
+    int loaded_ok = 0;
+    for (long n = 1; n < 400 && !loaded_ok; n++) {
+        struct scb_ctx ctx = {0};
+        struct scb_backend *be = NULL;
+        struct scb_model *m = NULL;
+        struct scb_kv_cache *kv = NULL;
+        size_t live0 = scb_alloc_live_bytes();
+        scb_alloc_fail_after(n, 0);
+        int rc = scb_backend_cpu_create(&be, 2, &ctx);
+        if (rc == SCB_OK) rc = scb_model_load(&m, dir, be, &ctx);
+        if (rc == SCB_OK) rc = scb_model_kv_create(m, 16, &kv, &ctx);
+        if (rc == SCB_OK) rc = scb_model_forward(m, kv, ids, 5, logits, SCB_FWD_ALL_LOGITS, &ctx);
+        scb_alloc_fail_after(0, 0);
+        if (rc == SCB_OK) loaded_ok = 1;
+        else assert_int_equal(rc, SCB_E_NOMEM);
+        scb_kv_cache_destroy(kv);
+        scb_model_destroy(m);
+        scb_backend_destroy(be);
+        assert_int_equal(scb_alloc_live_bytes(), live0);
+    }
+    assert_true(loaded_ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_missing_tensor),
         cmocka_unit_test(test_wrong_shape),
         cmocka_unit_test(test_forward_semantics),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
