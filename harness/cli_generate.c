@@ -10,11 +10,13 @@
 #include "harness/ids.h"
 #include "harness/model.h"
 #include "kernels/alloc.h"
+#include "kernels/util.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: scbench generate --model DIR --ids 1,2,3 [--max-new N] [--then-ids 4,5,6] [--threads N]\n"
+        "usage: scbench generate --model DIR --ids 1,2,3 [--max-new N] [--then-ids 4,5,6 [--commit]\n"
+        "                        [--then-logits FILE]] [--threads N]\n"
         "\n"
         "Greedy decoding (CPU backend, fp32). The prompt ids are prefilled into the global part of\n"
         "the KV cache, up to N tokens are generated into the temp part, stopping at any stop id of\n"
@@ -28,6 +30,8 @@ static void usage(FILE *f)
         "                    global part and generate again (SCBench's next turn); prints a second line\n"
         "  --commit          with --then-ids: keep the generated tokens (commit temp to global)\n"
         "                    instead of dropping them (SCBench's --disable_golden_context)\n"
+        "  --then-logits F   with --then-ids: write the float32 logits of every position of the\n"
+        "                    second prefill to F (T×V row-major, little-endian)\n"
         "  --threads N       CPU threads (default: all cores)\n");
 }
 
@@ -51,8 +55,9 @@ int scb_cmd_generate(int argc, char **argv)
         {"model", required_argument, 0, 'm'}, {"ids", required_argument, 0, 'i'},
         {"max-new", required_argument, 0, 'n'}, {"then-ids", required_argument, 0, 'T'},
         {"commit", no_argument, 0, 'c'}, {"threads", required_argument, 0, 't'},
+        {"then-logits", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *cmd = "generate", *model_dir = NULL, *ids_s = NULL, *then_s = NULL;
+    const char *cmd = "generate", *model_dir = NULL, *ids_s = NULL, *then_s = NULL, *then_logits = NULL;
     long threads = 0, max_new = 32;
     int opt, status = 0, commit = 0;
     optind = 1;
@@ -62,6 +67,7 @@ int scb_cmd_generate(int argc, char **argv)
         case 'i': ids_s = optarg; break;
         case 'T': then_s = optarg; break;
         case 'c': commit = 1; break;
+        case 'L': then_logits = optarg; break;
         case 'n': if (scb_cli_parse_long(cmd, "--max-new", optarg, 0, 1 << 20, &max_new)) return 2; break;
         case 't': if (scb_cli_parse_long(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'h': usage(stdout); return 0;
@@ -70,12 +76,14 @@ int scb_cmd_generate(int argc, char **argv)
     }
     if (optind < argc) return scb_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!model_dir || !ids_s) return scb_cli_usage_error(cmd, "--model and --ids are required");
+    if ((then_logits || commit) && !then_s) return scb_cli_usage_error(cmd, "--then-logits and --commit need --then-ids");
 
     struct scb_ctx ctx = {0};
     struct scb_backend *be = NULL;
     struct scb_model *m = NULL;
     struct scb_kv_cache *kv = NULL;
     int32_t *ids = NULL, *then = NULL;
+    float *tl = NULL;
     size_t n = 0, n_then = 0;
     struct scb_gen_result r1 = {0}, r2 = {0};
     int rc = SCB_OK;
@@ -96,10 +104,26 @@ int scb_cmd_generate(int argc, char **argv)
     if (then) {
         if (commit) scb_kv_cache_commit_temp(kv);
         else scb_kv_cache_drop_temp(kv);
-        SCB_TRY(scb_generate_greedy(m, kv, then, n_then, NULL, &go, &r2, &ctx));
+        if (then_logits) {
+            tl = scb_malloc(n_then * c->V * sizeof(float));   /* (T, V) */
+            if (!tl) { rc = scb_err(&ctx, SCB_E_NOMEM, "out of memory"); goto out; }
+            double t0 = scb_now_ms();
+            SCB_TRY(scb_model_forward(m, kv, then, n_then, tl, SCB_FWD_ALL_LOGITS, &ctx));
+            double pms = scb_now_ms() - t0;
+            SCB_TRY(scb_file_write(then_logits, tl, n_then * c->V * sizeof(float), &ctx));
+            SCB_TRY(scb_generate_greedy(m, kv, NULL, 0, tl + (n_then - 1) * c->V, &go, &r2, &ctx));
+            r2.prefill_ms = pms;
+            r2.ttft_ms += pms;
+        } else {
+            SCB_TRY(scb_generate_greedy(m, kv, then, n_then, NULL, &go, &r2, &ctx));
+        }
         print_ids(&r2);
         print_timing("turn 2", n_then, &r2);
     }
+    size_t entries, logical, physical;
+    scb_kv_cache_bytes(kv, &entries, &logical, &physical);
+    fprintf(stderr, "kv cache: %lld positions, %zu entries, %.3f MiB logical, %.3f MiB physical\n",
+            (long long)kv->seen, entries, (double)logical / 1048576.0, (double)physical / 1048576.0);
     fflush(stdout);
 out:
     if (rc < 0) status = scb_cli_fail(cmd, &ctx);
@@ -108,6 +132,7 @@ done:
     scb_gen_result_fini(&r2);
     scb_free(ids);
     scb_free(then);
+    scb_free(tl);
     scb_kv_cache_destroy(kv);
     scb_model_destroy(m);
     scb_backend_destroy(be);

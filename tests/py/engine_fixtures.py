@@ -57,9 +57,19 @@ def main():
                     if g != case["greedy"]:
                         fails.append(f"{m['name']} {case['name']}: greedy {g} != transformers {case['greedy']}")
             for dt in m.get("drop_temp", []):
+                tl = os.path.join(tmp, "then.f32")
                 p = subprocess.run([a.scbench, "generate", "--model", mdir, "--ids", ",".join(map(str, dt["a"])),
-                                    "--max-new", str(dt["k"]), "--then-ids", ",".join(map(str, dt["b"]))],
-                                   capture_output=True, text=True)
+                                    "--max-new", str(dt["k"]), "--then-ids", ",".join(map(str, dt["b"])),
+                                    "--then-logits", tl], capture_output=True, text=True)
+                if p.returncode == 0:
+                    nb = len(dt["b"])
+                    ab = np.fromfile(os.path.join(mdir, dt["logits_ab"]), dtype="<f4").reshape(-1, V)
+                    want = ab[len(dt["a"]):].astype(np.float64)
+                    got = np.fromfile(tl, dtype="<f4").reshape(nb, V).astype(np.float64)
+                    e = max(np.abs(got[t] - want[t]).max() / np.abs(want[t]).max() for t in range(nb))
+                    worst = max(worst, e)
+                    if not e <= REL_TOL:
+                        fails.append(f"{m['name']} drop temp: logits of B after A+temp+drop: rel err {e:.3e}")
                 lines = p.stdout.strip().split("\n") if p.returncode == 0 else []
                 g2 = [int(x) for x in lines[1].split()] if len(lines) == 2 else None
                 if g2 != dt["greedy_after_ab"][: len(g2 or [])] or g2 is None:
