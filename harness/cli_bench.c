@@ -21,7 +21,8 @@ static void usage(FILE *f)
         "greedy-style decode of --decode tokens (default 16), in tokens/s; the GFLOP/s achieved by\n"
         "the model's matrix products (projections and LM head, 2·T·K·N per product) during\n"
         "prefill and decode, against cblas_sgemm alone on an S×S×S product (default 1024, best of\n"
-        "3), and their ratio.\n");
+        "3), and their ratio. Decode is bound by memory bandwidth rather than arithmetic, so the\n"
+        "weight bytes it streams per second are printed as well.\n");
 }
 
 static double sgemm_gflops(size_t s, struct scb_ctx *ctx, int *rc)
@@ -117,6 +118,9 @@ int scb_cmd_bench(int argc, char **argv)
     printf("decode       %ld tokens  %.2f ms  %.1f tokens/s  matmul %.2f GFLOP/s (%.0f%% of forward time)\n",
            ndec, sd.forward_ms, (double)ndec / (sd.forward_ms / 1000.0), gd,
            100.0 * sd.matmul_ms / sd.forward_ms);
+    printf("decode reads %.2f GB/s of weights (%.1f MiB per token)\n",
+           (double)scb_model_weight_bytes(m) * (double)ndec / (sd.forward_ms * 1e6),
+           (double)scb_model_weight_bytes(m) / 1048576.0);
     printf("sgemm        %ld^3 alone: %.2f GFLOP/s\n", ssize, peak);
     printf("ratio        prefill matmul / sgemm = %.2f   decode matmul / sgemm = %.2f\n",
            peak > 0 ? gp / peak : 0.0, peak > 0 ? gd / peak : 0.0);

@@ -42,8 +42,11 @@ static int cpu_matmul(struct scb_backend *be, const float *x, const float *w, co
     if (T == 0) return SCB_OK;
     if (T > INT32_MAX || K > INT32_MAX || N > INT32_MAX)
         return scb_err(ctx, SCB_E_INVAL, "matmul: dimension too large for CBLAS (T=%zu K=%zu N=%zu)", T, K, N);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)N, (int)K, 1.0f, x, (int)K, w,
-                (int)K, 0.0f, y, (int)N);
+    if (T == 1)   /* decode: a matrix-vector product streams w once, without packing it */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, 1.0f, w, (int)K, x, 1, 0.0f, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)N, (int)K, 1.0f, x, (int)K, w,
+                    (int)K, 0.0f, y, (int)N);
     if (b)
         for (size_t t = 0; t < T; t++)
             for (size_t n = 0; n < N; n++) y[t * N + n] += b[n];

@@ -331,10 +331,11 @@ def main():
                 worst = max(worst, e)
                 if not e <= REL_TOL:
                     fails.append(f"{name}: logits of {len(ids)} tokens: rel err {e:.3e} > {REL_TOL}")
-            _, raw1 = engine_forward(a.scbench, mdir, seqs[2], out, threads=1)
-            _, raw2 = engine_forward(a.scbench, mdir, seqs[2], out, threads=2)
-            if raw1 != raw2:
-                fails.append(f"{name}: forward differs between --threads 1 and --threads 2")
+            for ids in (seqs[0], seqs[2]):   # one token (matrix-vector path) and a 200-token chunk
+                _, raw1 = engine_forward(a.scbench, mdir, ids, out, threads=1)
+                _, raw2 = engine_forward(a.scbench, mdir, ids, out, threads=2)
+                if raw1 != raw2:
+                    fails.append(f"{name}: forward of {len(ids)} tokens differs between --threads 1 and 2")
             # greedy with a stop id taken from the reference continuation
             A = seqs[1]
             ref_free, gaps = ref_greedy(cfg, W, A, 10)
