@@ -44,6 +44,7 @@ typedef int (*scb_attn_fn)(struct scb_backend *be, void *user, const struct scb_
 
 struct scb_backend_ops {
     const char *name;                 /* "cpu" */
+    void  (*destroy)(struct scb_backend *be);             /* frees be and its state */
     void *(*alloc)(struct scb_backend *be, size_t bytes);   /* NULL on failure */
     void  (*free)(struct scb_backend *be, void *p);
     int   (*sync)(struct scb_backend *be, struct scb_ctx *ctx);
@@ -83,6 +84,7 @@ struct scb_backend {
 
 /* The CPU reference backend with n_threads threads (0 = number of online cores). */
 int  scb_backend_cpu_create(struct scb_backend **out, int n_threads, struct scb_ctx *ctx);
-void scb_backend_destroy(struct scb_backend *be);   /* NULL is a no-op */
+/* Destroy any backend through its ops (kernels/backend.c). NULL is a no-op. */
+void scb_backend_destroy(struct scb_backend *be);
 
 #endif

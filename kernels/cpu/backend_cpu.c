@@ -306,8 +306,11 @@ static int cpu_attn_dense(struct scb_backend *be, void *user, const struct scb_a
     return SCB_OK;
 }
 
+static void cpu_destroy(struct scb_backend *be);
+
 static const struct scb_backend_ops cpu_ops = {
     .name = "cpu",
+    .destroy = cpu_destroy,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .sync = cpu_sync,
@@ -345,13 +348,12 @@ int scb_backend_cpu_create(struct scb_backend **out, int n_threads, struct scb_c
     *out = be;
     be = NULL;
 out:
-    scb_backend_destroy(be);
+    if (be) cpu_destroy(be);
     return rc;
 }
 
-void scb_backend_destroy(struct scb_backend *be)
+static void cpu_destroy(struct scb_backend *be)
 {
-    if (!be) return;
     struct cpu_priv *p = be->priv;
     if (p) {
         scb_pool_destroy(p->pool);
