@@ -19,6 +19,7 @@ static int cmd_version(int argc, char **argv)
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
+    {"chat-template", "render messages through a model's own chat template", scb_cmd_chat_template},
 };
 
 static void print_help(FILE *f)
