@@ -2108,29 +2108,80 @@ out:
     return rc;
 }
 
+/* Simple case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic (what chat
+ * templates meet); other scripts are left as they are. */
+static uint32_t cp_upper(uint32_t c)
+{
+    if (c >= 'a' && c <= 'z') return c - 32;
+    if (c == 0x131) return 'I';
+    if (c == 0x17f) return 'S';
+    if ((c >= 0xe0 && c <= 0xfe && c != 0xf7)) return c - 32;
+    if (c == 0xff) return 0x178;
+    if (c == 0xb5) return 0x39c;
+    if (c >= 0x100 && c <= 0x17f && c != 0x130 && c != 0x138 && c != 0x149) {
+        int odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e);
+        if (odd_upper ? !(c & 1) : (c & 1)) return c - 1;
+        return c;
+    }
+    if (c == 0x3c2) return 0x3a3;
+    if (c == 0x3cc) return 0x38c;
+    if (c == 0x3cd || c == 0x3ce) return c - 63;
+    if (c == 0x3ac) return 0x386;
+    if (c >= 0x3ad && c <= 0x3af) return c - 37;
+    if (c >= 0x3b1 && c <= 0x3cb) return c - 32;
+    if (c >= 0x430 && c <= 0x44f) return c - 32;
+    if (c >= 0x450 && c <= 0x45f) return c - 80;
+    return c;
+}
+static uint32_t cp_lower(uint32_t c)
+{
+    if (c >= 'A' && c <= 'Z') return c + 32;
+    if ((c >= 0xc0 && c <= 0xde && c != 0xd7)) return c + 32;
+    if (c == 0x178) return 0xff;
+    if (c >= 0x100 && c <= 0x17f && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17f) {
+        int odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e);
+        if (odd_upper ? (c & 1) : !(c & 1)) return c + 1;
+        return c;
+    }
+    if (c >= 0x391 && c <= 0x3ab && c != 0x3a2) return c + 32;
+    if (c == 0x386) return 0x3ac;
+    if (c == 0x38c) return 0x3cc;
+    if (c == 0x38e || c == 0x38f) return c + 63;
+    if (c >= 0x388 && c <= 0x38a) return c + 37;
+    if (c >= 0x410 && c <= 0x42f) return c + 32;
+    if (c >= 0x400 && c <= 0x40f) return c + 80;
+    return c;
+}
+static int cp_cased(uint32_t c) { return cp_upper(c) != c || cp_lower(c) != c || c == 0xdf; }
+
 static int str_case(struct rs *R, const struct jstr *s, int mode, struct jv *out)
 {
-    /* mode 1 upper, 2 lower, 3 python title, 4 capitalize, 5 jinja title filter. ASCII letters only. */
-    char *d = ar_alloc(&R->ar, s->n + 1);
-    if (!d) return NOMEM(R);
-    int prev_cased = 0, word_start = 1;
-    for (size_t i = 0; i < s->n; i++) {
-        char c = s->p[i];
-        int lo = c >= 'a' && c <= 'z', up = c >= 'A' && c <= 'Z';
-        char U = lo ? (char)(c - 32) : c, L = up ? (char)(c + 32) : c;
+    /* mode 1 upper, 2 lower, 3 python str.title, 4 capitalize, 5 jinja's title filter */
+    struct scb_buf b = {0};
+    int rc = SCB_OK, prev_cased = 0, word_start = 1, first = 1;
+    for (size_t i = 0; i < s->n && rc == SCB_OK;) {
+        uint32_t c, o;
+        int k = u8_dec(s->p, s->n, i, &c);
+        i += (size_t)k;
+        int up = 0;
         switch (mode) {
-        case 1: d[i] = U; break;
-        case 2: d[i] = L; break;
-        case 3: d[i] = prev_cased ? L : U; prev_cased = lo || up; break;
-        case 4: d[i] = i == 0 ? U : L; break;
+        case 1: up = 1; break;
+        case 2: up = 0; break;
+        case 3: up = !prev_cased; prev_cased = cp_cased(c); break;
+        case 4: up = first; break;
         default:
-            /* jinja do_title: words start after runs of [-\s({\[<] */
-            if (c == '-' || is_ws(c) || c == '(' || c == '{' || c == '[' || c == '<') { d[i] = c; word_start = 1; }
-            else { d[i] = word_start ? U : L; word_start = 0; }
+            if (c == '-' || py_space(c) || c == '(' || c == '{' || c == '[' || c == '<') { word_start = 1; up = -1; }
+            else { up = word_start; word_start = 0; }
         }
+        first = 0;
+        if (up < 0) o = c;
+        else if (up && c == 0xdf) { rc = scb_buf_puts(&b, mode == 1 ? "SS" : "Ss"); continue; }
+        else o = up ? cp_upper(c) : cp_lower(c);
+        char e[4];
+        rc = scb_buf_append(&b, e, (size_t)scb_utf8_encode(o, e));
     }
-    d[s->n] = 0;
-    return mk_str(R, d, s->n, 0, out);
+    if (rc < 0) { scb_buf_fini(&b); return NOMEM(R); }
+    return buf_to_str(R, &b, out);
 }
 
 static int str_replace(struct rs *R, const struct jstr *s, const struct jstr *old, const struct jstr *nw, long long count, struct jv *out)
@@ -2315,8 +2366,8 @@ static int call_method(struct rs *R, int line, const struct jfunc *fn, const str
                 else if (!strcmp(m, "isalpha")) r &= al;
                 else if (!strcmp(m, "isalnum")) r &= al || dg;
                 else if (!strcmp(m, "isspace")) r &= py_space(c);
-                else if (!strcmp(m, "isupper")) { if (c >= 'a' && c <= 'z') r = 0; if (c >= 'A' && c <= 'Z') any_cased = 1; }
-                else if (!strcmp(m, "islower")) { if (c >= 'A' && c <= 'Z') r = 0; if (c >= 'a' && c <= 'z') any_cased = 1; }
+                else if (!strcmp(m, "isupper")) { if (cp_upper(c) != c) r = 0; if (cp_cased(c)) any_cased = 1; }
+                else if (!strcmp(m, "islower")) { if (cp_lower(c) != c) r = 0; if (cp_cased(c)) any_cased = 1; }
             }
             if (!strcmp(m, "isupper") || !strcmp(m, "islower")) r = r && any_cased;
             *out = V_BOOL(r); return SCB_OK;
