@@ -2123,6 +2123,8 @@ static uint32_t cp_upper(uint32_t c)
         if (odd_upper ? !(c & 1) : (c & 1)) return c - 1;
         return c;
     }
+    if (c >= 0x1c4 && c <= 0x1cc) return c - (c - 0x1c4) % 3;
+    if (c >= 0x1f1 && c <= 0x1f3) return 0x1f1;
     if (c == 0x3c2) return 0x3a3;
     if (c == 0x3cc) return 0x38c;
     if (c == 0x3cd || c == 0x3ce) return c - 63;
@@ -2144,6 +2146,8 @@ static uint32_t cp_lower(uint32_t c)
         return c;
     }
     if (c >= 0x391 && c <= 0x3ab && c != 0x3a2) return c + 32;
+    if (c >= 0x1c4 && c <= 0x1cc) return c - (c - 0x1c4) % 3 + 2;
+    if (c >= 0x1f1 && c <= 0x1f3) return 0x1f3;
     if (c == 0x386) return 0x3ac;
     if (c == 0x38c) return 0x3cc;
     if (c == 0x38e || c == 0x38f) return c + 63;
@@ -2151,6 +2155,13 @@ static uint32_t cp_lower(uint32_t c)
     if (c >= 0x410 && c <= 0x42f) return c + 32;
     if (c >= 0x400 && c <= 0x40f) return c + 80;
     return c;
+}
+/* titlecase: the Latin digraphs have a distinct title form; otherwise the upper case */
+static uint32_t cp_title(uint32_t c)
+{
+    if (c >= 0x1c4 && c <= 0x1cc) return c - (c - 0x1c4) % 3 + 1;
+    if (c >= 0x1f1 && c <= 0x1f3) return 0x1f2;
+    return cp_upper(c);
 }
 static int cp_cased(uint32_t c) { return cp_upper(c) != c || cp_lower(c) != c || c == 0xdf; }
 
@@ -2175,8 +2186,8 @@ static int str_case(struct rs *R, const struct jstr *s, int mode, struct jv *out
         }
         first = 0;
         if (up < 0) o = c;
-        else if (up && c == 0xdf) { rc = scb_buf_puts(&b, mode == 1 ? "SS" : "Ss"); continue; }
-        else o = up ? cp_upper(c) : cp_lower(c);
+        else if (up && c == 0xdf) { rc = scb_buf_puts(&b, (mode == 1 || mode == 5) ? "SS" : "Ss"); continue; }
+        else o = !up ? cp_lower(c) : (mode == 3 || mode == 4) ? cp_title(c) : cp_upper(c);
         char e[4];
         rc = scb_buf_append(&b, e, (size_t)scb_utf8_encode(o, e));
     }

@@ -67,7 +67,7 @@ PIECES = [
     "Hello", "What is the capital of France?", "  leading spaces", "trailing spaces   ",
     "line one\nline two\n", "\n\nnewlines around\n\n", "tabs\there", "ünïcödé – “quotes” 日本語 🙂",
     "{{ not a template }} {% neither %}", "a'b\"c\\d", "<|eot_id|> literal special", "x" * 300,
-    "\u00a0nbsp edges\u3000", "", "<think>\nreasoning here\n</think>\n\nthe answer", "CTX[SEPSEPSEP]",
+    "\u00a0nbsp edges\u3000", "", "ÀÉÎõü ßtraße ÿ Ωμέγα Кириллица ǅ", "it's o'neil-mc(donald) x[y]z", "<think>\nreasoning here\n</think>\n\nthe answer", "CTX[SEPSEPSEP]",
 ]
 
 
@@ -143,6 +143,20 @@ def main():
         with open(os.path.join(mdir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
             json.dump(tokens, f)
         cases.append((base, plain_tokenizer(src, tokens), ["--model", mdir]))
+    # small templates for what the real ones touch lightly, through --template FILE
+    extras = {
+        "dates": "{{ strftime_now('%d %B %Y (%a) %H:%M') }}|{% if date_string is defined %}{{ date_string }}{% endif %}"
+                 "{% for m in messages %}|{{ m.role }}{% endfor %}",
+        "case": "{% for m in messages %}{{ m.content.upper() }}|{{ m.content.lower() }}|{{ m.content.title() }}|"
+                "{{ m.content | title }}|{{ m.content | capitalize }}|{{ m.content.split() }}|{{ m.content.strip() }}|{% endfor %}",
+        "json": "{{ messages | tojson }}\n{{ messages | tojson(indent=2) }}\n{{ messages[-1] }}\n{{ messages | length }}"
+                "{{ messages | map(attribute='content') | map('length') | list }}",
+    }
+    for base, src in extras.items():
+        path = os.path.join(tmp, base + ".jinja")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(src)
+        cases.append(("extra-" + base, plain_tokenizer(src, {"bos_token": "<s>"}), ["--template", path]))
     if not cases:
         print("SKIP: no templates found")
         return 77
