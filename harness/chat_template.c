@@ -67,7 +67,8 @@ static int pick_template(const cJSON *v, const char *path, const char **out, str
 static int compile_into(struct scb_chat_template *t, const char *src, const char *origin, struct scb_ctx *ctx)
 {
     int rc = scb_jinja_compile(&t->tmpl, src, strlen(src), ctx);
-    if (rc < 0) return scb_err_prefix(ctx, "%s: chat template ", origin);
+    if (rc < 0) return origin ? scb_err_prefix(ctx, "%s: chat template ", origin) : scb_err_prefix(ctx, "template ");
+    if (!origin) return SCB_OK;
     t->origin = scb_strdup(origin);
     if (!t->origin) return scb_err(ctx, SCB_E_NOMEM, "out of memory");
     return SCB_OK;
@@ -149,7 +150,7 @@ int scb_chat_template_from_string(struct scb_chat_template **out, const char *so
         rc = scb_err(ctx, SCB_E_NOMEM, "out of memory");
         goto out;
     }
-    SCB_TRY(compile_into(t, source, "template", ctx));
+    SCB_TRY(compile_into(t, source, NULL, ctx));
     *out = t;
     t = NULL;
 out:
@@ -206,7 +207,10 @@ int scb_chat_template_render(const struct scb_chat_template *t, const struct scb
         if (!cJSON_AddStringToObject(vars, "date_string", ds)) { rc = scb_err(ctx, SCB_E_NOMEM, "out of memory"); goto out; }
     }
     rc = scb_jinja_render(t->tmpl, vars, t->now, out, NULL, ctx);
-    if (rc < 0) scb_err_prefix(ctx, "%s: chat template ", t->origin ? t->origin : "template");
+    if (rc < 0) {
+        if (t->origin) scb_err_prefix(ctx, "%s: chat template ", t->origin);
+        else scb_err_prefix(ctx, "template ");
+    }
 out:
     cJSON_Delete(vars);
     return rc;

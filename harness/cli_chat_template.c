@@ -171,7 +171,11 @@ int scb_cmd_chat_template(int argc, char **argv)
     }
     SCB_TRY(load_messages(messages, &json, &msgs, &n, &ctx));
     scb_chat_template_set_time(t, when);
-    SCB_TRY(scb_chat_template_render(t, msgs, n, gen, &out, &ctx));
+    rc = scb_chat_template_render(t, msgs, n, gen, &out, &ctx);
+    if (rc < 0) {
+        if (tpath) scb_err_prefix(&ctx, "%s: ", tpath);
+        goto out;
+    }
     if (fwrite(out, 1, strlen(out), stdout) != strlen(out) || fflush(stdout) != 0)
         rc = scb_err(&ctx, SCB_E_IO, "writing the rendered template to stdout failed");
 out:
