@@ -84,6 +84,8 @@ def conversations(rng, n):
          {"role": "user", "content": "Next question?"}],
         [{"role": "user", "content": "A long shared context...\n\n[SEPSEPSEP]"}],
         [{"role": "system", "content": ""}, {"role": "user", "content": "CTX[SEPSEPSEP]"}],
+        [{"role": "system", "content": ""}, {"role": "user", "content": "[SEPSEPSEP]问题：谁写的？\n答案："}],
+        [{"role": "user", "content": "阅读以下书籍然后回答问题。\n\n书的内容…[SEPSEPSEP]"}],
         [{"role": "user", "content": "hi"}],
         [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "hi"},
          {"role": "assistant", "content": "hello"}, {"role": "user", "content": "bye"}],
