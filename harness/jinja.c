@@ -240,7 +240,6 @@ static int lx_string(struct lexer *L, char q, struct tok *t)
     return SCB_OK;
 }
 
-static const char *const ops3[] = {NULL};
 static const char *const ops2[] = {"//", "**", "==", "!=", ">=", "<=", NULL};
 static const char ops1[] = "+-/*%~[](){}<>=.:|,;";
 
@@ -249,7 +248,6 @@ static int lx_tag(struct lexer *L, int is_block, int *line_starting)
 {
     int rc = SCB_OK, depth = 0;
     char endc = is_block ? '%' : '}';
-    (void)ops3;
     for (;;) {
         while (L->pos < L->n && is_ws(L->s[L->pos])) { if (L->s[L->pos] == '\n') L->line++; L->pos++; }
         if (L->pos >= L->n)
@@ -2096,10 +2094,9 @@ static int npos(const struct cargs *a)
 static int eval(struct rs *R, const struct expr *e, struct jv *out);
 static int exec_list(struct rs *R, const struct nlist *l);
 
-static int eval_args(struct rs *R, const struct expr *e, int skip_first_n, struct cargs *ca)
+static int eval_args(struct rs *R, const struct expr *e, struct cargs *ca)
 {
     int rc = SCB_OK;
-    (void)skip_first_n;
     ca->n = e->nargs; ca->kw = e->kw;
     ca->v = ar_alloc(&R->ar, (size_t)(e->nargs ? e->nargs : 1) * sizeof *ca->v);
     if (!ca->v) return NOMEM(R);
@@ -3039,16 +3036,16 @@ static int eval(struct rs *R, const struct expr *e, struct jv *out)
     }
     case E_CALL:
         SCB_TRY(eval(R, e->a, &a));
-        SCB_TRY(eval_args(R, e, 0, &ca));
+        SCB_TRY(eval_args(R, e, &ca));
         return call_value(R, e->line, &a, &ca, out);
     case E_FILTER:
         SCB_TRY(eval(R, e->a, &a));
-        SCB_TRY(eval_args(R, e, 0, &ca));
+        SCB_TRY(eval_args(R, e, &ca));
         return apply_filter(R, e->line, e->name, &a, &ca, out);
     case E_TEST: {
         int r;
         SCB_TRY(eval(R, e->a, &a));
-        SCB_TRY(eval_args(R, e, 0, &ca));
+        SCB_TRY(eval_args(R, e, &ca));
         SCB_TRY(apply_test(R, e->line, e->name, &a, &ca, &r));
         *out = V_BOOL(e->negate ? !r : r);
         return SCB_OK;
