@@ -25,6 +25,7 @@ static const struct scb_cli_command commands[] = {
     {"forward", "token ids -> float32 logits of every position (T×V) in a file", scb_cmd_forward},
     {"generate", "greedy continuation of token ids, with timings", scb_cmd_generate},
     {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
+    {"chat-template", "render messages through a model's own chat template", scb_cmd_chat_template},
 };
 
 static void print_help(FILE *f)
