@@ -19,6 +19,7 @@ static int cmd_version(int argc, char **argv)
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
+    {"tasks", "list the 12 SCBench tasks: category, max new tokens, scorer", scb_cmd_tasks},
 };
 
 static void print_help(FILE *f)
