@@ -50,6 +50,10 @@ def main():
     if not a.scbench or subprocess.run([a.scbench, "prompts", "--help"], capture_output=True).returncode != 0:
         print("SKIP: `scbench prompts` is not available yet")
         return 77
+    for folder, _ in ref.TEMPLATES.values():
+        if not a.shared or not os.path.exists(os.path.join(a.shared, "tokenizers", folder, "tokenizer.json")):
+            print(f"SKIP: {a.shared}/tokenizers/{folder} missing")
+            return 77
     root = os.path.join(a.fixtures, "prompts")
     bad = checked = 0
     with tempfile.TemporaryDirectory() as scratch:
@@ -60,7 +64,7 @@ def main():
                 if not fname.endswith(".jsonl"):
                     continue
                 stem = fname[:-len(".jsonl")]
-                task = next(t for t in ref.TASKS if stem.startswith(t + "_"))
+                task = max((t for t in ref.TASKS if stem.startswith(t + "_")), key=len)  # longest name
                 suffix = stem[len(task) + 1:]
                 with open(os.path.join(tdir, fname), encoding="utf-8") as f:
                     want = [json.loads(line) for line in f if line.strip()]

@@ -10,8 +10,9 @@ test (the default), regenerates them in memory and checks the committed files ar
 so the fixtures stay the reference's output and not hand edits.
 
 Templates: llama3 and qwen3 (tokenizer_config.json of ../shared/tokenizers/<name>/), and
-llama31_instruct / qwen25_instruct (tests/fixtures/templates/*.jinja) rendered over the
-llama3 / qwen3 tokenizer (same tokenizer families).
+llama31_instruct / qwen25_instruct (tests/fixtures/templates/llama-3.1-8b-instruct.jinja and
+qwen2.5-7b-instruct.jinja, the official Hub templates) rendered over the llama3 / qwen3
+tokenizer (same tokenizer families; Llama-3.1's BOS post-processor added, see model_dir).
 
 Modes (file suffix): multi-turn, multi-turn-nogolden, multi-request (chat template on, as the
 paper scripts run), and for llama3/qwen3 also multi-turn-nochat, multi-turn-nochat-nogolden,
@@ -249,8 +250,8 @@ def build(sessions, name, tok, mode, chat, golden, max_seq_length=131072, max_tu
 TEMPLATES = {  # fixture name -> (tokenizer folder under shared/tokenizers, jinja file or None)
     "llama3": ("llama3", None),
     "qwen3": ("qwen3", None),
-    "llama31_instruct": ("llama3", "llama31_instruct.jinja"),
-    "qwen25_instruct": ("qwen3", "qwen25_instruct.jinja"),
+    "llama31_instruct": ("llama3", "llama-3.1-8b-instruct.jinja"),
+    "qwen25_instruct": ("qwen3", "qwen2.5-7b-instruct.jinja"),
 }
 # Llama-3.1-Instruct's tokenizer.json adds a BOS in its post-processor (the shared llama3 file,
 # from an npm package, does not): this is what makes SCBench's first prompt start with two BOS.
