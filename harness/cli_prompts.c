@@ -222,7 +222,8 @@ int scb_cmd_prompts(int argc, char **argv)
         n_sessions = index + 1;
         if (session < 0 || index == session) {
             found = 1;
-            SCB_TRY(scb_prompt_plan_build(&plan, task, &s, &opts, opts.use_chat_template ? &rend : NULL, &enc, &ctx));
+            rc = scb_prompt_plan_build(&plan, task, &s, &opts, opts.use_chat_template ? &rend : NULL, &enc, &ctx);
+            if (rc < 0) { scb_err_prefix(&ctx, "%s: ", data); goto out; }
             rc = emit_plan(&plan, s.index, with_ids);
             if (rc < 0) { scb_err(&ctx, rc, "writing the output"); goto out; }
             scb_prompt_plan_fini(&plan);

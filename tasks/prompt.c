@@ -604,7 +604,7 @@ int scb_prompt_plan_build(struct scb_turn_plan *plan, const struct scb_task_ops 
 
     size_t nt = s->n_turns;
     if (opts->turn_cut && opts->turn_cut < nt) nt = opts->turn_cut;
-    if (nt == 0) { rc = scb_err(ctx, SCB_E_FORMAT, "session %ld has no turns", s->index); goto out; }
+    if (nt == 0) { rc = scb_err(ctx, SCB_E_FORMAT, "no turns"); goto out; }
     plan->max_turn_size = opts->max_turn_size ? opts->max_turn_size : nt;
     SCB_TRY(scb_task_input_budget(task, opts->max_seq_length, plan->max_turn_size,
                                   opts->mode == SCB_MODE_MULTI_REQUEST, &plan->input_budget, ctx));
@@ -612,11 +612,11 @@ int scb_prompt_plan_build(struct scb_turn_plan *plan, const struct scb_task_ops 
     const char *context = s->context;
     if (!context) {
         if (!s->context_ints && s->n_context_ints) {
-            rc = scb_err(ctx, SCB_E_FORMAT, "session %ld has no context", s->index);
+            rc = scb_err(ctx, SCB_E_FORMAT, "no context");
             goto out;
         }
         if (!s->context_ints && task->family != SCB_FAM_MF) {
-            rc = scb_err(ctx, SCB_E_FORMAT, "session %ld has no context", s->index);
+            rc = scb_err(ctx, SCB_E_FORMAT, "no context");
             goto out;
         }
         SCB_TRY(scb_prompt_int_list(s->context_ints, s->n_context_ints, &context_owned, ctx));
@@ -637,7 +637,7 @@ int scb_prompt_plan_build(struct scb_turn_plan *plan, const struct scb_task_ops 
         pt->subtask = st ? st->name : task->name;
         pt->scorer = st ? st->scorer : NULL;
         rc = scb_prompt_ground_truth(task, t, &pt->ground_truth, ctx);
-        if (rc < 0) { scb_err_prefix(ctx, "session %ld turn %zu: ", s->index, i); goto out; }
+        if (rc < 0) { scb_err_prefix(ctx, "turn %zu: ", i); goto out; }
     }
 
     if (task->family == SCB_FAM_MF) {
@@ -653,7 +653,7 @@ int scb_prompt_plan_build(struct scb_turn_plan *plan, const struct scb_task_ops 
         rc = build_multi_request(plan, task, s, nt, context, prefixes, renderer, ctx);
     else
         rc = build_multi_turn(plan, task, s, nt, context, prefixes, renderer, ctx);
-    if (rc < 0) { scb_err_prefix(ctx, "%s session %ld: ", task->name, s->index); goto out; }
+    if (rc < 0) goto out;
 
     /* token ids: the first prompt with specials + truncation, the rest without */
     if (opts->mode == SCB_MODE_MULTI_REQUEST) {
@@ -672,7 +672,10 @@ out:
         for (size_t i = 0; i < nt; i++) scb_free(prefixes[i]);
     scb_free(prefixes);
     scb_free(context_owned);
-    if (rc < 0) scb_prompt_plan_fini(plan);
+    if (rc < 0) {
+        if (rc != SCB_E_NOMEM) scb_err_prefix(ctx, "%s session %ld: ", task->name, s->index);
+        scb_prompt_plan_fini(plan);
+    }
     return rc;
 }
 

@@ -671,6 +671,7 @@ static void test_plan_errors(void **st)
     ss[0].turns[1].input = scb_strdup("what is the largest number?");
     assert_int_equal(scb_prompt_plan_build(&p, scb_task_find("mf"), &ss[0], &o, &rend, NULL, &c), SCB_E_FORMAT);
     assert_non_null(strstr(scb_errmsg(&c), "The ... is"));
+    assert_non_null(strstr(scb_errmsg(&c), "scbench_mf session 0: "));
     assert_null(p.turns);
     free_sessions(ss, ns);
 
@@ -679,7 +680,7 @@ static void test_plan_errors(void **st)
     cJSON_Delete(ss[0].turns[1].answer);
     ss[0].turns[1].answer = cJSON_CreateString("Fifty");
     assert_int_equal(scb_prompt_plan_build(&p, scb_task_find("choice_eng"), &ss[0], &o, &rend, NULL, &c), SCB_E_FORMAT);
-    assert_non_null(strstr(scb_errmsg(&c), "turn 1"));
+    assert_non_null(strstr(scb_errmsg(&c), "scbench_choice_eng session 0: turn 1: "));
     cJSON_Delete(ss[0].turns[1].answer);
     ss[0].turns[1].answer = cJSON_CreateString("Forty");
     cJSON_Delete(ss[0].turns[2].options);
