@@ -94,7 +94,34 @@ def main():
                         print(f"FAIL {tname}/{fname} record {i + 1}: {k} differs\n  have {json.dumps(h.get(k), ensure_ascii=False)[:400]}\n  want {json.dumps(w[k], ensure_ascii=False)[:400]}")
                         break
     print(f"{checked - bad}/{checked} fixture files reproduced by scbench prompts")
+    bad += check_errors(a)
     return 1 if bad else 0
+
+
+def check_errors(a):
+    """Bad input: a non-zero exit and a message naming the file / what is wrong."""
+    llama3 = os.path.join(a.shared, "tokenizers", "llama3")
+    sessions = os.path.join(a.fixtures, "prompts", "sessions")
+    bad = 0
+    with tempfile.TemporaryDirectory() as d:
+        badmf = os.path.join(d, "scbench_mf.jsonl")
+        with open(badmf, "w") as f:
+            f.write('{"id": 0, "context": [1, 2], "multi_turns": [{"input": "what is max?", "answer": 2}]}\n')
+        cases = [
+            (["--data", os.path.join(d, "missing.jsonl"), "--task", "mf"], 1, "missing.jsonl"),
+            (["--data", badmf, "--task", "mf"], 1, "scbench_mf session 0"),
+            (["--data", os.path.join(sessions, "scbench_mf.jsonl"), "--task", "nope"], 2, "nope"),
+            (["--data", os.path.join(sessions, "scbench_mf.jsonl"), "--task", "mf", "--session", "9"], 1, "no session 9"),
+            (["--data", os.path.join(sessions, "scbench_mf.jsonl"), "--task", "mf", "--mode", "both"], 2, "both"),
+        ]
+        for args, code, text in cases:
+            p = subprocess.run([a.scbench, "prompts", "--model", llama3] + args, capture_output=True)
+            err = p.stderr.decode(errors="replace")
+            if p.returncode != code or text not in err:
+                bad += 1
+                print(f"FAIL error case {args}: exit {p.returncode} (want {code}), stderr {err.strip()[:300]!r}")
+    print("error cases checked")
+    return bad
 
 
 if __name__ == "__main__":
