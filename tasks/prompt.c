@@ -4,17 +4,16 @@
  * spec sections are cited where the quirk lives. */
 #include "tasks/prompt.h"
 
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <wctype.h>
 
 #include <cjson/cJSON.h>
 
 #include "kernels/alloc.h"
 #include "kernels/util.h"
+#include "tasks/pystr.h"
 
 /* ---- options --------------------------------------------------------------------------------- */
 
@@ -185,31 +184,6 @@ out:
     return rc;
 }
 
-/* Python str.lower() code point by code point (the simple case mapping; ASCII exact). */
-static int py_lower(struct scb_buf *b, const char *s, size_t n)
-{
-    static locale_t loc = (locale_t)0;
-    static int tried = 0;
-    int rc = SCB_OK;
-    for (size_t i = 0; i < n;) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x80) {
-            SCB_TRY(scb_buf_putc(b, (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch)));
-            i++;
-            continue;
-        }
-        uint32_t c;
-        int k = scb_utf8_decode((const unsigned char *)s + i, n - i, &c);
-        if (!tried) { tried = 1; loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0); }
-        uint32_t l = loc ? (uint32_t)towlower_l((wint_t)c, loc) : c;
-        if (l == c) SCB_TRY(scb_buf_append(b, s + i, (size_t)k));
-        else { char u[4]; int m = scb_utf8_encode(l, u); SCB_TRY(scb_buf_append(b, u, (size_t)m)); }
-        i += (size_t)k;
-    }
-out:
-    return rc;
-}
-
 int scb_prompt_mf_prefix(const char *input, char **out, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
@@ -226,7 +200,11 @@ int scb_prompt_mf_prefix(const char *input, char **out, struct scb_ctx *ctx)
         for (size_t q = line_end - 3; q >= p + 5; q--) {
             if (!memcmp(input + q, " is", 3)) {
                 SCB_TRY(scb_buf_puts(&b, "What is "));
-                SCB_TRY(py_lower(&b, input + p, q - p));   /* match.lower()[:-3] */
+                /* match.lower()[:-3]: lower the whole match (Python's full case mapping, whose
+                 * Final_Sigma rule sees the " is"), then drop " is" (3 bytes) */
+                SCB_TRY(scb_pystr_lower_utf8(input + p, q + 3 - p, &b));
+                b.len -= 3;
+                b.data[b.len] = 0;
                 SCB_TRY(scb_buf_putc(&b, '?'));
                 *out = scb_buf_steal(&b);
                 goto out;

@@ -386,6 +386,7 @@ static void test_mf_prefix(void **st)
     mf_case("the largest is", NULL);    /* case-sensitive "The" */
     mf_case("The largest\nis", NULL);
     mf_case("The ÄRGER is", "What is the ärger?");  /* Unicode lower() */
+    mf_case("The İ and ΟΔΟΣ is", "What is the i\xcc\x87 and οδος?");  /* full mapping, Final_Sigma */
 }
 
 static void test_replace_split(void **st)
