@@ -2,7 +2,8 @@
  * from spec/scbench.md §4 (SCBench's eval_utils.py: multiturn_templates,
  * multiturn_follow_up_templates_in_chat_tempate, multiturn_follow_up_templates,
  * multiturn_templates_scdq), typos included ("The the correct answer is"). Max new tokens are
- * DATA_NAME_TO_MAX_NEW_TOKENS (§2.1); scorers follow compute_scores.py's mapping (§8.2). */
+ * DATA_NAME_TO_MAX_NEW_TOKENS (§2.1); scorers follow compute_scores.py's mapping (§8.2), named as
+ * tasks/scorers.h's enum scb_scorer_kind. */
 #include "tasks/task.h"
 
 #include <string.h>
@@ -25,24 +26,24 @@
 #define T_QACHN_HEAD "阅读以下书籍然后回答问题。\n\n"
 #define T_QACHN_Q "问题：{question}\n答案："
 
-static const struct scb_subtask sub_kv[] = {{"scbench_kv", 150, "kv_retrieval"}};
-static const struct scb_subtask sub_prefix_suffix[] = {{"scbench_prefix_suffix", 150, "kv_retrieval"}};
-static const struct scb_subtask sub_vt[] = {{"scbench_vt", 30, "string_match_all"}};
-static const struct scb_subtask sub_repoqa[] = {{"scbench_repoqa", 1024, "repoqa"}};
-static const struct scb_subtask sub_qa_eng[] = {{"scbench_qa_eng", 40, "longdialogue_qa_eng"}};
-static const struct scb_subtask sub_qa_chn[] = {{"scbench_qa_chn", 40, "longbook_qa_chn"}};
-static const struct scb_subtask sub_choice[] = {{"scbench_choice_eng", 40, "longbook_choice_eng"}};
-static const struct scb_subtask sub_mf[] = {{"scbench_mf", 5, "math_find"}};
-static const struct scb_subtask sub_many_shot[] = {{"scbench_many_shot", 10, "longdialogue_qa_eng"}};
-static const struct scb_subtask sub_summary[] = {{"scbench_summary", 200, "summary"}};
+static const struct scb_subtask sub_kv[] = {{"scbench_kv", 150, "kv_retrieval", SCB_SCORER_KV_RETRIEVAL}};
+static const struct scb_subtask sub_prefix_suffix[] = {{"scbench_prefix_suffix", 150, "kv_retrieval", SCB_SCORER_KV_RETRIEVAL}};
+static const struct scb_subtask sub_vt[] = {{"scbench_vt", 30, "string_match_all", SCB_SCORER_STRING_MATCH_ALL}};
+static const struct scb_subtask sub_repoqa[] = {{"scbench_repoqa", 1024, "repoqa", SCB_SCORER_REPOQA}};
+static const struct scb_subtask sub_qa_eng[] = {{"scbench_qa_eng", 40, "longdialogue_qa", SCB_SCORER_LONGDIALOGUE_QA}};
+static const struct scb_subtask sub_qa_chn[] = {{"scbench_qa_chn", 40, "qa_f1_zh", SCB_SCORER_QA_F1_ZH}};
+static const struct scb_subtask sub_choice[] = {{"scbench_choice_eng", 40, "choice_eng", SCB_SCORER_CHOICE_ENG}};
+static const struct scb_subtask sub_mf[] = {{"scbench_mf", 5, "math_find", SCB_SCORER_MATH_FIND}};
+static const struct scb_subtask sub_many_shot[] = {{"scbench_many_shot", 10, "many_shot", SCB_SCORER_MANY_SHOT}};
+static const struct scb_subtask sub_summary[] = {{"scbench_summary", 200, "rouge_lsum", SCB_SCORER_ROUGE_LSUM}};
 /* Mix tasks: DATA_NAME_TO_MAX_NEW_TOKENS dicts, in the dicts' order (the sum is what counts). */
 static const struct scb_subtask sub_sum_needles[] = {
-    {"scbench_summary", 800, "summary"},
-    {"scbench_passkey", 15, "passkey"},
+    {"scbench_summary", 800, "rouge_lsum", SCB_SCORER_ROUGE_LSUM},
+    {"scbench_passkey", 15, "passkey", SCB_SCORER_PASSKEY},
 };
 static const struct scb_subtask sub_repoqa_kv[] = {
-    {"scbench_repoqa", 1024, "repoqa"},
-    {"scbench_kv", 80, "kv_retrieval"},
+    {"scbench_repoqa", 1024, "repoqa", SCB_SCORER_REPOQA},
+    {"scbench_kv", 80, "kv_retrieval", SCB_SCORER_KV_RETRIEVAL},
 };
 
 #define PLAIN_TEMPLATES(head)                                                        \
@@ -65,19 +66,19 @@ static const struct scb_task_ops tasks[] = {
      .scorer = "repoqa", .subtasks = sub_repoqa, .n_subtasks = 1, PLAIN_TEMPLATES(T_REPOQA_HEAD)},
     {.abi = SCB_TASK_ABI, .name = "scbench_qa_eng", .paper_name = "En.QA",
      .category = SCB_CAT_SEMANTIC_RETRIEVAL, .family = SCB_FAM_QA, .max_new_tokens = 40,
-     .scorer = "longdialogue_qa_eng", .subtasks = sub_qa_eng, .n_subtasks = 1,
+     .scorer = "longdialogue_qa", .subtasks = sub_qa_eng, .n_subtasks = 1,
      .first_template = T_QAENG_HEAD "{context}\n\n" T_QAENG_Q, .follow_template = T_QAENG_Q,
      .follow_text_template = "{pre_ans}\n\n" T_QAENG_Q, .context_template = T_QAENG_HEAD "{context}",
      .query_template = T_QAENG_Q},
     {.abi = SCB_TASK_ABI, .name = "scbench_qa_chn", .paper_name = "Zh.QA",
      .category = SCB_CAT_SEMANTIC_RETRIEVAL, .family = SCB_FAM_QA, .max_new_tokens = 40,
-     .scorer = "longbook_qa_chn", .subtasks = sub_qa_chn, .n_subtasks = 1,
+     .scorer = "qa_f1_zh", .subtasks = sub_qa_chn, .n_subtasks = 1,
      .first_template = T_QACHN_HEAD "{context}\n\n" T_QACHN_Q, .follow_template = T_QACHN_Q,
      .follow_text_template = "{pre_ans}\n\n" T_QACHN_Q, .context_template = T_QACHN_HEAD "{context}",
      .query_template = T_QACHN_Q},
     {.abi = SCB_TASK_ABI, .name = "scbench_choice_eng", .paper_name = "En.MultiChoice",
      .category = SCB_CAT_SEMANTIC_RETRIEVAL, .family = SCB_FAM_CHOICE, .max_new_tokens = 40,
-     .scorer = "longbook_choice_eng", .subtasks = sub_choice, .n_subtasks = 1,
+     .scorer = "choice_eng", .subtasks = sub_choice, .n_subtasks = 1,
      .first_template = T_CHOICE_HEAD "{context}\n\n" T_CHOICE_Q, .follow_template = T_CHOICE_Q,
      .follow_text_template = "{pre_ans}\n\n" T_CHOICE_Q_TEXT,
      .context_template = T_CHOICE_HEAD "{context}", .query_template = T_CHOICE_Q},
@@ -89,11 +90,11 @@ static const struct scb_task_ops tasks[] = {
      .context_template = "{prefix}\n\n{context}", .query_template = "{prefix}\n\n{input}"},
     {.abi = SCB_TASK_ABI, .name = "scbench_many_shot", .paper_name = "ICL.ManyShot",
      .category = SCB_CAT_GLOBAL_INFO, .family = SCB_FAM_PLAIN, .max_new_tokens = 10,
-     .scorer = "longdialogue_qa_eng", .subtasks = sub_many_shot, .n_subtasks = 1,
+     .scorer = "many_shot", .subtasks = sub_many_shot, .n_subtasks = 1,
      PLAIN_TEMPLATES("")},
     {.abi = SCB_TASK_ABI, .name = "scbench_summary", .paper_name = "En.Sum",
      .category = SCB_CAT_GLOBAL_INFO, .family = SCB_FAM_SUMMARY, .max_new_tokens = 200,
-     .scorer = "summary", .subtasks = sub_summary, .n_subtasks = 1, PLAIN_TEMPLATES(""),
+     .scorer = "rouge_lsum", .subtasks = sub_summary, .n_subtasks = 1, PLAIN_TEMPLATES(""),
      .follow_prime = "This paper"},
     {.abi = SCB_TASK_ABI, .name = "scbench_summary_with_needles", .paper_name = "Mix.Sum+NIAH",
      .category = SCB_CAT_MULTI_TASKING, .family = SCB_FAM_PLAIN, .max_new_tokens = 0,

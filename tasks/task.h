@@ -15,6 +15,7 @@
 
 #include "kernels/chat_msg.h"
 #include "kernels/status.h"
+#include "tasks/scorers.h"
 
 #define SCB_TASK_ABI 1
 
@@ -60,6 +61,7 @@ struct scb_subtask {
     const char *name;          /* "scbench_summary", "scbench_passkey", "scbench_repoqa", "scbench_kv" */
     int         max_new_tokens;
     const char *scorer;        /* scorer name, see scb_task_ops.scorer */
+    enum scb_scorer_kind scorer_kind;  /* the same scorer as tasks/scorers.h dispatches it */
 };
 
 struct scb_task_ops {
@@ -69,10 +71,10 @@ struct scb_task_ops {
     enum scb_task_category category;
     enum scb_task_family   family;
     int         max_new_tokens;   /* single tasks (DATA_NAME_TO_MAX_NEW_TOKENS); 0 for Mix tasks */
-    /* Scorer of a single task: "kv_retrieval", "string_match_all", "repoqa",
-     * "longdialogue_qa_eng" (qa_eng and many_shot, as SCBench maps them), "longbook_qa_chn",
-     * "longbook_choice_eng", "math_find", "summary" (ROUGE-Lsum), "passkey" (spec §8.2/§8.3).
-     * NULL for Mix tasks. */
+    /* Scorer of a single task, named as tasks/scorers.h's enum scb_scorer_kind:
+     * "kv_retrieval", "passkey", "string_match_all", "longdialogue_qa" (qa_eng), "qa_f1_zh"
+     * (qa_chn), "choice_eng", "many_shot" (the longdialogue scorer on a string answer),
+     * "math_find", "rouge_lsum" (summary), "repoqa" (spec §8.2/§8.3). NULL for Mix tasks. */
     const char *scorer;
     const struct scb_subtask *subtasks;  /* Mix tasks: (n_subtasks,) by turn "task"; else NULL */
     size_t      n_subtasks;

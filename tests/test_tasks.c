@@ -191,19 +191,21 @@ static void free_sessions(struct scb_session *s, size_t n)
 static void test_table(void **st)
 {
     (void)st;
-    static const struct { const char *name; enum scb_task_category cat; int mnt; const char *scorer; } want[] = {
-        {"scbench_kv", SCB_CAT_STRING_RETRIEVAL, 150, "kv_retrieval"},
-        {"scbench_prefix_suffix", SCB_CAT_STRING_RETRIEVAL, 150, "kv_retrieval"},
-        {"scbench_vt", SCB_CAT_STRING_RETRIEVAL, 30, "string_match_all"},
-        {"scbench_repoqa", SCB_CAT_SEMANTIC_RETRIEVAL, 1024, "repoqa"},
-        {"scbench_qa_eng", SCB_CAT_SEMANTIC_RETRIEVAL, 40, "longdialogue_qa_eng"},
-        {"scbench_qa_chn", SCB_CAT_SEMANTIC_RETRIEVAL, 40, "longbook_qa_chn"},
-        {"scbench_choice_eng", SCB_CAT_SEMANTIC_RETRIEVAL, 40, "longbook_choice_eng"},
-        {"scbench_mf", SCB_CAT_GLOBAL_INFO, 5, "math_find"},
-        {"scbench_many_shot", SCB_CAT_GLOBAL_INFO, 10, "longdialogue_qa_eng"},
-        {"scbench_summary", SCB_CAT_GLOBAL_INFO, 200, "summary"},
-        {"scbench_summary_with_needles", SCB_CAT_MULTI_TASKING, 0, NULL},
-        {"scbench_repoqa_and_kv", SCB_CAT_MULTI_TASKING, 0, NULL},
+    static const struct {
+        const char *name; enum scb_task_category cat; int mnt; const char *scorer; enum scb_scorer_kind kind;
+    } want[] = {
+        {"scbench_kv", SCB_CAT_STRING_RETRIEVAL, 150, "kv_retrieval", SCB_SCORER_KV_RETRIEVAL},
+        {"scbench_prefix_suffix", SCB_CAT_STRING_RETRIEVAL, 150, "kv_retrieval", SCB_SCORER_KV_RETRIEVAL},
+        {"scbench_vt", SCB_CAT_STRING_RETRIEVAL, 30, "string_match_all", SCB_SCORER_STRING_MATCH_ALL},
+        {"scbench_repoqa", SCB_CAT_SEMANTIC_RETRIEVAL, 1024, "repoqa", SCB_SCORER_REPOQA},
+        {"scbench_qa_eng", SCB_CAT_SEMANTIC_RETRIEVAL, 40, "longdialogue_qa", SCB_SCORER_LONGDIALOGUE_QA},
+        {"scbench_qa_chn", SCB_CAT_SEMANTIC_RETRIEVAL, 40, "qa_f1_zh", SCB_SCORER_QA_F1_ZH},
+        {"scbench_choice_eng", SCB_CAT_SEMANTIC_RETRIEVAL, 40, "choice_eng", SCB_SCORER_CHOICE_ENG},
+        {"scbench_mf", SCB_CAT_GLOBAL_INFO, 5, "math_find", SCB_SCORER_MATH_FIND},
+        {"scbench_many_shot", SCB_CAT_GLOBAL_INFO, 10, "many_shot", SCB_SCORER_MANY_SHOT},
+        {"scbench_summary", SCB_CAT_GLOBAL_INFO, 200, "rouge_lsum", SCB_SCORER_ROUGE_LSUM},
+        {"scbench_summary_with_needles", SCB_CAT_MULTI_TASKING, 0, NULL, 0},
+        {"scbench_repoqa_and_kv", SCB_CAT_MULTI_TASKING, 0, NULL, 0},
     };
     assert_int_equal(scb_task_count(), 12);
     assert_null(scb_task_at(12));
@@ -220,6 +222,20 @@ static void test_table(void **st)
             assert_int_equal(scb_task_max_new_tokens(t, NULL, 131072, &mnt, &c), SCB_OK);
             assert_int_equal(mnt, want[i].mnt);
             assert_string_equal(scb_task_scorer(t, NULL), want[i].scorer);
+            assert_int_equal(t->subtasks[0].scorer_kind, want[i].kind);
+        }
+    }
+    /* agrees with the scorers' own task table (tasks/scorers.h) */
+    for (size_t i = 0; i < 12; i++) {
+        const struct scb_task_ops *t = scb_task_at(i);
+        const struct scb_score_task *sc = scb_score_task_find(t->name);
+        assert_non_null(sc);
+        assert_string_equal(scb_score_categories[sc->category], scb_task_category_name(t->category));
+        assert_int_equal(sc->mix, t->n_subtasks == 2);
+        if (!sc->mix) assert_int_equal(sc->scorer, t->subtasks[0].scorer_kind);
+        for (size_t k = 0; sc->mix && k < 2; k++) {
+            assert_string_equal(sc->sub[k], t->subtasks[k].name);
+            assert_int_equal(sc->sub_scorer[k], t->subtasks[k].scorer_kind);
         }
     }
     assert_null(scb_task_find("scbench_passkey"));
@@ -252,6 +268,10 @@ static void test_mix_max_new_tokens(void **st)
     assert_int_equal(v, 80);
     assert_string_equal(scb_task_scorer(rk, "scbench_kv"), "kv_retrieval");
     assert_string_equal(scb_task_scorer(sn, "scbench_passkey"), "passkey");
+    assert_int_equal(sn->subtasks[0].scorer_kind, SCB_SCORER_ROUGE_LSUM);
+    assert_int_equal(sn->subtasks[1].scorer_kind, SCB_SCORER_PASSKEY);
+    assert_int_equal(rk->subtasks[0].scorer_kind, SCB_SCORER_REPOQA);
+    assert_int_equal(rk->subtasks[1].scorer_kind, SCB_SCORER_KV_RETRIEVAL);
     assert_null(scb_task_scorer(sn, "scbench_kv"));
     assert_int_equal(scb_task_max_new_tokens(sn, "scbench_kv", 131072, &v, &c), SCB_E_FORMAT);
     assert_int_equal(scb_task_max_new_tokens(sn, NULL, 131072, &v, &c), SCB_E_FORMAT);
