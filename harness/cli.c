@@ -19,6 +19,7 @@ static int cmd_version(int argc, char **argv)
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
+    {"tasks", "list the 12 SCBench tasks: category, max new tokens, scorer", scb_cmd_tasks},
     {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
     {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
     {"score", "score an SCBench prediction JSONL file (ours or the Python original's)", scb_cmd_score},
