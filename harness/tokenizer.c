@@ -25,6 +25,7 @@
  * call, so several threads may use one tokenizer at once. There is no cache. */
 #include "harness/tokenizer.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,10 +227,11 @@ struct tok_bytemap {
 };
 
 static struct tok_bytemap g_bytemap;
-static int g_bytemap_ready;
+static pthread_once_t g_bytemap_once = PTHREAD_ONCE_INIT;
 
-static void bytemap_init(struct tok_bytemap *m)
+static void bytemap_init(void)
 {
+    struct tok_bytemap *m = &g_bytemap;
     for (int i = 0; i < 324; i++) m->cp_byte[i] = -1;
     for (unsigned b = 0; b < 256; b++) {
         uint32_t cp = byte_to_cp(b);
@@ -243,14 +245,7 @@ static void bytemap_init(struct tok_bytemap *m)
 
 static const struct tok_bytemap *bytemap(void)
 {
-    /* Computing the table is idempotent and writes the same bytes, so a race on first use
-     * between threads is benign in practice; load() calls it first anyway. */
-    if (!__atomic_load_n(&g_bytemap_ready, __ATOMIC_ACQUIRE)) {
-        static struct tok_bytemap tmp;
-        bytemap_init(&tmp);
-        memcpy(&g_bytemap, &tmp, sizeof tmp);
-        __atomic_store_n(&g_bytemap_ready, 1, __ATOMIC_RELEASE);
-    }
+    pthread_once(&g_bytemap_once, bytemap_init);
     return &g_bytemap;
 }
 
@@ -1210,13 +1205,18 @@ out:
     return rc;
 }
 
-/* Word characters for single_word (HF uses regex \w: alphanumeric, marks, connector punctuation). */
+/* Word characters for single_word: HF uses Rust regex \w, i.e. Alphabetic, marks, decimal digits,
+ * connector punctuation and Join_Control. Alphabetic is approximated by L*, Nl and the enclosed
+ * letters that are Other_Alphabetic. */
 static int is_word_cp(uint32_t cp)
 {
     if (cp == '_' || cp == 0x200C || cp == 0x200D) return 1;
+    if ((cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169)
+        || (cp >= 0x1F170 && cp <= 0x1F189))
+        return 1;
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
     return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_ME) || c == UTF8PROC_CATEGORY_ND
-        || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO || c == UTF8PROC_CATEGORY_PC;
+        || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_PC;
 }
 
 static int is_space_cp(uint32_t cp)
@@ -1237,9 +1237,13 @@ static uint32_t cp_before(const char *s, size_t end, size_t *start)
     return cp;
 }
 
-/* Split s[0..n) by the added tokens with normalized == want_norm; text pieces go through
- * `text_fn`, tokens are appended directly. */
-struct tok_seg { size_t start, end; int32_t id; };  /* id -1: text */
+/* A segment of text after splitting out added tokens: a token (id >= 0) or text (id -1). */
+struct tok_seg { size_t start, end; int32_t id; };
+
+/* Split s[0..n) into segments by the added tokens with normalized == want_norm, as HF's
+ * AddedVocabulary does: leftmost-longest non-overlapping matches; a special token's match is
+ * skipped (stays text) with no_special; single_word needs non-word characters around the match;
+ * lstrip/rstrip take the whitespace next to it into the token. *segs owned by the caller. */
 
 static int added_find(const struct scb_tokenizer *t, const char *s, size_t n, int want_norm, int no_special,
                       struct tok_seg **segs, size_t *nseg)

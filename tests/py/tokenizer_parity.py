@@ -124,6 +124,31 @@ def variants(shared, tmp):
     return out
 
 
+def cli_errors(scbench, model, tmp):
+    """Bad input to the command gives the documented exit status and a message naming the problem."""
+    bad_jsonl = os.path.join(tmp, "bad.jsonl")
+    with open(bad_jsonl, "w") as f:
+        f.write('"fine"\n"lone \\ud800 surrogate"\n')
+    cases = [
+        ([scbench, "tokenize", "x"], None, 2, "--model"),
+        ([scbench, "tokenize", "--model", model, "--jsonl", bad_jsonl], None, 1, "bad.jsonl:2"),
+        ([scbench, "tokenize", "--model", model, "--jsonl", os.path.join(tmp, "nope.jsonl")], None, 1, "nope.jsonl"),
+        ([scbench, "tokenize", "--model", tmp], None, 1, "tokenizer.json"),
+        ([scbench, "tokenize", "--model", model], b"ok \xff bad", 1, "UTF-8"),
+        ([scbench, "tokenize", "--model", model, "--decode", "12 x"], None, 1, "token id"),
+        ([scbench, "tokenize", "--help"], None, 0, "usage"),
+    ]
+    fails = 0
+    for cmd, stdin, code, needle in cases:
+        p = subprocess.run(cmd, input=stdin, capture_output=True)
+        text = (p.stdout + p.stderr).decode(errors="replace")
+        if p.returncode != code or needle not in text:
+            print("FAIL cli %s: exit %d (want %d), output %r lacks %r" % (cmd[2:], p.returncode, code, text, needle))
+            fails += 1
+    print("cli error cases: %d/%d" % (len(cases) - fails, len(cases)))
+    return fails
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scbench", default=os.environ.get("SCBENCH"))
@@ -214,6 +239,7 @@ def main():
             if n != len(default_ids[strings.index(s)]) or one != default_ids[strings.index(s)]:
                 print("FAIL %s: stdin mode/--count disagree for %r" % (name, s))
                 failures += 1
+        failures += cli_errors(a.scbench, os.path.join(a.shared, "tokenizers", "llama3"), tmp)
     if failures:
         print("FAIL: %d mismatches (seed %d)" % (failures, seed))
         return 1
