@@ -193,6 +193,8 @@ struct scb_tokenizer {
 
     struct tok_added *added;    /* (n_added) */
     size_t            n_added;
+    uint32_t         *by_byte;  /* (n_added) indices of added tokens ordered by first content byte */
+    uint32_t          bucket[257]; /* by_byte[bucket[b] .. bucket[b + 1]) start with byte b */
 
     int    norm[8];             /* enum tok_norm sequence */
     int    n_norm;
@@ -398,7 +400,7 @@ static int regex_compile(pcre2_code **out, const char *pat, int literal, const c
         SCB_TRY(pat_translate(pat, &b, file, ctx));
     }
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)(b.data ? b.data : ""), b.len,
-                                   PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0),
+                                   PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP),
                                    &errcode, &erroff, NULL);
     if (!re) {
         PCRE2_UCHAR msg[256];
@@ -712,6 +714,15 @@ static int load_added(struct scb_tokenizer *t, const cJSON *arr, const char *fil
         free(nb);
         if (rc) goto out;
     }
+    /* bucket the tokens by their first byte (counting sort) so matching looks only at candidates */
+    t->by_byte = scb_malloc((t->n_added ? t->n_added : 1) * sizeof *t->by_byte);
+    if (!t->by_byte) { rc = SCB_E_NOMEM; goto out; }
+    memset(t->bucket, 0, sizeof t->bucket);
+    for (i = 0; i < t->n_added; i++) t->bucket[(unsigned char)t->pool[t->added[i].off] + 1]++;
+    for (int b = 0; b < 256; b++) t->bucket[b + 1] += t->bucket[b];
+    uint32_t fill[256];
+    memcpy(fill, t->bucket, sizeof fill);
+    for (i = 0; i < t->n_added; i++) t->by_byte[fill[(unsigned char)t->pool[t->added[i].off]]++] = (uint32_t)i;
 out:
     return rc;
 }
@@ -928,6 +939,7 @@ void scb_tokenizer_destroy(struct scb_tokenizer *t)
     strmap_fini(&t->added_map);
     pairmap_fini(&t->merges);
     scb_free(t->added);
+    scb_free(t->by_byte);
     scb_free(t->id_off);
     scb_free(t->post_pre);
     scb_free(t->post_post);
@@ -1120,7 +1132,8 @@ static int pieces_add(struct tok_pieces *p, size_t off, size_t len)
     return SCB_OK;
 }
 
-/* Run re over s[0..n) and call back with (start, end, is_match) for matches and gaps in order. */
+/* Split s[0..n) (at offset base of the piece buffer) by the matches of re, appending the pieces
+ * the behavior keeps to out, in order. Empty matches split nothing. */
 static int regex_split(const pcre2_code *re, struct tok_work *w, const char *s, size_t n, size_t base,
                        int behavior, int invert, struct tok_pieces *out, struct scb_ctx *ctx)
 {
@@ -1130,6 +1143,9 @@ static int regex_split(const pcre2_code *re, struct tok_work *w, const char *s, 
         w->md = pcre2_match_data_create(32, NULL);
         if (!w->md) return SCB_E_NOMEM;
     }
+    /* Removed drops the delimiters: the matches, or with invert the text between them */
+    int keep_gap = (behavior == TOK_SPLIT_ISOLATED) || !invert;
+    int keep_match = (behavior == TOK_SPLIT_ISOLATED) || invert;
     size_t pos = 0, prev = 0;
     while (pos <= n) {
         int r = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, w->md, NULL);
@@ -1149,13 +1165,11 @@ static int regex_split(const pcre2_code *re, struct tok_work *w, const char *s, 
             if (ms >= n) break;
             continue;
         }
-        int keep_gap = (behavior == TOK_SPLIT_ISOLATED) || invert;
-        int keep_match = (behavior == TOK_SPLIT_ISOLATED) || !invert;
         if (ms > prev && keep_gap) SCB_TRY(pieces_add(out, base + prev, ms - prev));
         if (keep_match) SCB_TRY(pieces_add(out, base + ms, me - ms));
         prev = pos = me;
     }
-    if (prev < n && ((behavior == TOK_SPLIT_ISOLATED) || invert)) SCB_TRY(pieces_add(out, base + prev, n - prev));
+    if (prev < n && keep_gap) SCB_TRY(pieces_add(out, base + prev, n - prev));
 out:
     return rc;
 }
@@ -1257,11 +1271,11 @@ static int added_find(const struct scb_tokenizer *t, const char *s, size_t n, in
     while (any && pos < n) {
         /* leftmost-longest: the first position where some token matches, its longest token */
         const struct tok_added *best = NULL;
-        for (size_t k = 0; k < t->n_added; k++) {
-            const struct tok_added *a = &t->added[k];
-            const char *c = t->pool + a->off;
-            if (a->normalized != want_norm || a->len > n - pos || c[0] != s[pos]) continue;
-            if (memcmp(c, s + pos, a->len)) continue;
+        unsigned char b0 = (unsigned char)s[pos];
+        for (uint32_t k = t->bucket[b0]; k < t->bucket[b0 + 1]; k++) {
+            const struct tok_added *a = &t->added[t->by_byte[k]];
+            if (a->normalized != want_norm || a->len > n - pos) continue;
+            if (memcmp(t->pool + a->off, s + pos, a->len)) continue;
             if (!best || a->len > best->len) best = a;
         }
         if (!best) { pos++; continue; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """tokenizer_parity.py — `scbench tokenize` must give the ids of the Hugging Face `tokenizers`
 library, byte for byte, on the real Llama-3 and Qwen3 tokenizer.json files and on variants of
-them written here (a Llama-3.1-style TemplateProcessing BOS, the GPT-2 ByteLevel regex, added
-tokens with lstrip/rstrip/single_word/normalized, merges in "a b" form).
+them written here (a Llama-3.1-style TemplateProcessing BOS, the GPT-2 ByteLevel regex, a
+Mistral-style regex, String/inverted Removed splits, added tokens with
+lstrip/rstrip/single_word/normalized, merges in "a b" form).
 
 Inputs: tests/fixtures/tokenizer/corpus.jsonl plus seeded random strings mixing the corpus'
 character classes (the seed is printed; --seed replays it). Modes: default, --bos
@@ -107,6 +108,26 @@ def variants(shared, tmp):
     j["model"]["merges"] = [" ".join(m) for m in qwen["model"]["merges"]]
     write("gpt2-bytelevel", j)
 
+    # Mistral (Tekken)-style regex with letter subcategories, no normalizer.
+    j = dict(qwen)
+    j["normalizer"] = None
+    j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex":
+            "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"
+            "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|"
+            "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+         "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    write("mistral-regex", j)
+
+    # Split with a String pattern and behavior Removed, and an inverted Removed regex split.
+    j = dict(qwen)
+    j["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": "--"}, "behavior": "Removed", "invert": False},
+        {"type": "Split", "pattern": {"Regex": "\\S+|\\s"}, "behavior": "Removed", "invert": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True}]}
+    write("split-removed", j)
+
     # Added tokens with the flags HF honours, on Qwen's NFC pipeline.
     j = dict(qwen)
     added = list(qwen["added_tokens"])
@@ -201,7 +222,7 @@ def main():
             # strips spaces around added tokens or adds a prefix space)
             nfc = name.startswith("qwen3")
             idx = [i for i, s in enumerate(strings) if not nfc or unicodedata.normalize("NFC", s) == s]
-            if name in ("gpt2-bytelevel", "qwen3-added-flags"):
+            if name in ("gpt2-bytelevel", "qwen3-added-flags", "split-removed"):
                 idx = []
             ids_file = os.path.join(tmp, name + ".ids.jsonl")
             with open(ids_file, "w") as f:
