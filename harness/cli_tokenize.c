@@ -189,11 +189,10 @@ static int batch_line(const struct scb_tokenizer *t, const char *s, size_t n, in
     struct scb_buf b = {0};
     int32_t *ids = NULL;
     size_t nid = 0;
-    char *text = NULL, where[64];
+    char *text = NULL;
     if (decode) {
         SCB_TRY(scb_buf_append(&b, s, n));
-        snprintf(where, sizeof where, "line %zu", line);
-        SCB_TRY(parse_ids(b.data ? b.data : "", &ids, &nid, where, ctx));
+        SCB_TRY(parse_ids(b.data ? b.data : "", &ids, &nid, "ids", ctx));
         size_t tl;
         SCB_TRY(scb_tokenizer_decode(t, ids, nid, &text, &tl, ctx));
         print_json_string(stdout, text, tl);
@@ -204,7 +203,7 @@ static int batch_line(const struct scb_tokenizer *t, const char *s, size_t n, in
         print_ids(ids, nid, count);
     }
 out:
-    if (rc && !decode) scb_err_prefix(ctx, "%s:%zu: ", file, line);
+    if (rc) scb_err_prefix(ctx, "%s:%zu: ", file, line);
     scb_free(text);
     scb_free(ids);
     scb_buf_fini(&b);

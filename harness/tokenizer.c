@@ -632,18 +632,68 @@ static int set_id_str(struct scb_tokenizer *t, int32_t id, size_t off, int overw
     return SCB_OK;
 }
 
-/* Normalize s[0..n) into *out (owned by libc malloc through utf8proc, or NULL when unchanged). */
+/* HF's normalizers use the unicode-normalization-alignments crate, whose tables are of the
+ * Unicode 9 era. These code points, which utf8proc (Unicode 15) reorders, decomposes or composes,
+ * HF leaves alone (found by comparing HF's NFC with utf8proc's over every code point that has a
+ * combining class or takes part in a canonical decomposition, alone, decomposed, and next to
+ * marks of classes 1, 220, 230 and 240 in both orders), plus U+11930 and U+11935, the parts
+ * of the Dives Akuru composition U+11938 that HF does not know. Cutting the text at them and
+ * normalizing the runs in between gives HF's result: HF treats them as starters that combine
+ * with nothing, so nothing reorders or composes across them. */
+static const uint32_t HF_NORM_OPAQUE[][2] = {
+    {0x7FD, 0x7FD}, {0x898, 0x89F}, {0x8CA, 0x8D3}, {0x9FE, 0x9FE}, {0xC3C, 0xC3C}, {0xD3B, 0xD3C},
+    {0xEBA, 0xEBA}, {0x1715, 0x1715}, {0x1ABF, 0x1ACE}, {0x1DF6, 0x1DFA}, {0xA82C, 0xA82C},
+    {0x10D24, 0x10D27}, {0x10EAB, 0x10EAC}, {0x10EFD, 0x10EFF}, {0x10F46, 0x10F50}, {0x10F82, 0x10F85},
+    {0x11070, 0x11070}, {0x1133B, 0x1133B}, {0x1145E, 0x1145E}, {0x11839, 0x1183A}, {0x11930, 0x11930},
+    {0x11935, 0x11935}, {0x11938, 0x11938}, {0x1193D, 0x1193E}, {0x11943, 0x11943}, {0x119E0, 0x119E0},
+    {0x11A34, 0x11A34}, {0x11A47, 0x11A47}, {0x11A99, 0x11A99}, {0x11D42, 0x11D42}, {0x11D44, 0x11D45},
+    {0x11D97, 0x11D97}, {0x11F41, 0x11F42}, {0x16FF0, 0x16FF1}, {0x1E08F, 0x1E08F}, {0x1E130, 0x1E136},
+    {0x1E2AE, 0x1E2AE}, {0x1E2EC, 0x1E2EF}, {0x1E4EC, 0x1E4EF}};
+
+static int norm_opaque(uint32_t cp)
+{
+    size_t lo = 0, hi = sizeof HF_NORM_OPAQUE / sizeof HF_NORM_OPAQUE[0];
+    if (cp < HF_NORM_OPAQUE[0][0]) return 0;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < HF_NORM_OPAQUE[mid][0]) hi = mid;
+        else if (cp > HF_NORM_OPAQUE[mid][1]) lo = mid + 1;
+        else return 1;
+    }
+    return 0;
+}
+
+/* Append the normal form (utf8proc options opt) of s[0..n) to b. */
+static int norm_run(const char *s, size_t n, int opt, struct scb_buf *b, struct scb_ctx *ctx)
+{
+    if (!n) return SCB_OK;
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
+                                      (utf8proc_option_t)opt);
+    if (r < 0) {
+        free(dst);
+        return scb_err(ctx, r == UTF8PROC_ERROR_NOMEM ? SCB_E_NOMEM : SCB_E_INVAL, "normalizing text: %s",
+                       utf8proc_errmsg(r));
+    }
+    int rc = scb_buf_append(b, dst, (size_t)r);
+    free(dst);  /* utf8proc allocates with libc malloc */
+    return rc;
+}
+
+/* Normalize s[0..n) (valid UTF-8) with the tokenizer's normalizers into *out (scb_malloc, caller
+ * frees), or *out = NULL when the text is unchanged for sure (no normalizer, or ASCII). */
 static int normalize(const struct scb_tokenizer *t, const char *s, size_t n, char **out, size_t *out_len,
                      struct scb_ctx *ctx)
 {
+    int rc = SCB_OK;
+    struct scb_buf cur = {0}, next = {0};
     *out = NULL;
     *out_len = n;
     if (!t->n_norm) return SCB_OK;
     int ascii = 1;
     for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
     if (ascii) return SCB_OK;  /* ASCII is invariant under every Unicode normal form */
-    char *cur = NULL;
-    size_t cur_len = n;
+    SCB_TRY(scb_buf_append(&cur, s, n));
     for (int k = 0; k < t->n_norm; k++) {
         int opt = UTF8PROC_STABLE;
         switch (t->norm[k]) {
@@ -652,22 +702,28 @@ static int normalize(const struct scb_tokenizer *t, const char *s, size_t n, cha
         case TOK_NORM_NFKC: opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
         default: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
         }
-        utf8proc_uint8_t *dst = NULL;
-        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)(cur ? cur : s), (utf8proc_ssize_t)cur_len,
-                                          &dst, (utf8proc_option_t)opt);
-        free(cur);
-        cur = NULL;
-        if (r < 0) {
-            free(dst);
-            return scb_err(ctx, r == UTF8PROC_ERROR_NOMEM ? SCB_E_NOMEM : SCB_E_INVAL,
-                           "normalizing text: %s", utf8proc_errmsg(r));
+        next.len = 0;
+        size_t run = 0, i = 0;
+        while (i < cur.len) {
+            uint32_t cp;
+            int l = scb_utf8_decode((const unsigned char *)cur.data + i, cur.len - i, &cp);
+            if (norm_opaque(cp)) {
+                SCB_TRY(norm_run(cur.data + run, i - run, opt, &next, ctx));
+                SCB_TRY(scb_buf_append(&next, cur.data + i, (size_t)l));
+                run = i + (size_t)l;
+            }
+            i += (size_t)l;
         }
-        cur = (char *)dst;
-        cur_len = (size_t)r;
+        SCB_TRY(norm_run(cur.data + run, cur.len - run, opt, &next, ctx));
+        struct scb_buf tmp = cur; cur = next; next = tmp;
     }
-    *out = cur;
-    *out_len = cur_len;
-    return SCB_OK;
+    *out_len = cur.len;
+    *out = scb_buf_steal(&cur);
+    if (!*out) rc = SCB_E_NOMEM;
+out:
+    scb_buf_fini(&cur);
+    scb_buf_fini(&next);
+    return rc;
 }
 
 static int load_added(struct scb_tokenizer *t, const cJSON *arr, const char *file, struct scb_ctx *ctx)
@@ -711,7 +767,7 @@ static int load_added(struct scb_tokenizer *t, const cJSON *arr, const char *fil
             rc = pool_add(t, nb, nl, &off);
             if (!rc) { a->off = off; a->len = nl; }
         }
-        free(nb);
+        scb_free(nb);
         if (rc) goto out;
     }
     /* bucket the tokens by their first byte (counting sort) so matching looks only at candidates */
@@ -1362,7 +1418,7 @@ int scb_tokenizer_encode(const struct scb_tokenizer *t, const char *text, size_t
         }
         scb_free(inner);
         inner = NULL;
-        free(norm);
+        scb_free(norm);
         norm = NULL;
     }
     if (flags & SCB_TOK_ADD_SPECIAL)
@@ -1376,7 +1432,7 @@ int scb_tokenizer_encode(const struct scb_tokenizer *t, const char *text, size_t
     out.v = NULL;
 out:
     if (rc == SCB_E_NOMEM && ctx && ctx->code != SCB_E_NOMEM) scb_err(ctx, SCB_E_NOMEM, "out of memory encoding text");
-    free(norm);
+    scb_free(norm);
     scb_free(inner);
     scb_free(outer);
     scb_free(out.v);

@@ -45,7 +45,8 @@ def random_strings(rng, corpus, n):
         "other": ["مرحبا", "שלום", "Привет", "Ελληνικά", "नमस्ते", "สวัสดี", "ᠮᠣᠩᠭᠣᠯ", "Việt", "ᚠᚢᚦ", "𝐁𝐨𝐥𝐝"],
         "emoji": ["😀", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇺🇸", "1️⃣", "❤️", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "🎉", "🧑🏿‍💻"],
         "comb": ["e\u0301", "\u0301", "a\u0323\u0302", "\u1100\u1161\u11a8", "\u212b", "A\u030a", "n\u0303",
-                 "\u0915\u093c", "ﬁ", "Ａ", "\u0308"],
+                 "\u0915\u093c", "ﬁ", "Ａ", "\u0308", "\u08d0", "\u06e7", "\u1df6", "\u0316",
+                 "\U00011935\U00011930", "\u0334", "\u0651\u064e"],
         "edge": ["\u0000", "\x01", "\x1b", "\x7f", "\ufeff", "\u200d", "\u202e", "\ue000", "\ufffd", "\U0010ffff",
                  "\u0080", "\u07ff", "\u0800", "\U00010000", "\u00ad"],
         "special": ["<|begin_of_text|>", "<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>", "<|im_start|>",
@@ -202,9 +203,10 @@ def main():
                 f.write(json.dumps(s) + "\n")
         for name, d in variants(a.shared, tmp):
             hf = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
-            for mode, flags in [("default", []), ("--bos", ["--bos"]), ("--no-special", ["--no-special"])]:
-                hf.encode_special_tokens = mode == "--no-special"
-                want = [e.ids for e in hf.encode_batch(strings, add_special_tokens=(mode == "--bos"))]
+            for mode, flags in [("default", []), ("--bos", ["--bos"]), ("--no-special", ["--no-special"]),
+                                ("--bos --no-special", ["--bos", "--no-special"])]:
+                hf.encode_special_tokens = "--no-special" in flags
+                want = [e.ids for e in hf.encode_batch(strings, add_special_tokens="--bos" in flags)]
                 got = [[int(x) for x in line.split()] for line in
                        run([a.scbench, "tokenize", "--model", d, "--jsonl", inp] + flags).split("\n")[:-1]]
                 bad = [i for i in range(len(strings)) if i >= len(got) or got[i] != want[i]]
