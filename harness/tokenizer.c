@@ -182,7 +182,7 @@ struct scb_tokenizer {
 
     uint32_t *id_off;     /* (n_ids) pool offset + 1 of each id's string (added content wins); 0 = none */
     size_t    n_ids;      /* capacity of id_off (> max id) */
-    size_t       vocab_size;  /* distinct ids of model vocab + added tokens */
+    size_t    vocab_size; /* distinct ids of model vocab + added tokens */
 
     struct tok_strmap  vocab;   /* model vocab, byte-level strings */
     struct tok_strmap  added_map; /* added token content -> id */
