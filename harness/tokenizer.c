@@ -312,24 +312,63 @@ static int utf8_check(const char *text, size_t len, size_t *bad)
 static const char WS_ITEMS[] =
     "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
     "\\x{205F}\\x{3000}";
-/* Code points that are General_Category L or N in Unicode 16.0 (HF's regex engine) but were
- * unassigned in Unicode 14.0 (PCRE2 10.42's tables): the Unicode 15.0, 15.1 and 16.0 additions.
- * Listing them again is harmless where PCRE2 already knows them. */
-static const char L_EXTRA[] =
-    "\\x{1C89}-\\x{1C8A}\\x{A7CB}-\\x{A7CD}\\x{A7DA}-\\x{A7DC}\\x{105C0}-\\x{105F3}"
-    "\\x{10D4A}-\\x{10D65}\\x{10D6F}-\\x{10D85}\\x{10EC2}-\\x{10EC4}\\x{1123F}-\\x{11240}"
-    "\\x{11380}-\\x{11389}\\x{1138B}\\x{1138E}\\x{11390}-\\x{113B5}\\x{113B7}\\x{113D1}\\x{113D3}"
-    "\\x{11BC0}-\\x{11BE0}\\x{11F02}\\x{11F04}-\\x{11F10}\\x{11F12}-\\x{11F33}\\x{1342F}"
-    "\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}\\x{16100}-\\x{1611D}\\x{16D40}-\\x{16D6C}"
-    "\\x{18CFF}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}\\x{1E030}-\\x{1E06D}\\x{1E4D0}-\\x{1E4EB}"
-    "\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}";
-static const char N_EXTRA[] =
-    "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}"
-    "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1D2C0}-\\x{1D2D3}"
-    "\\x{1E4F0}-\\x{1E4F9}\\x{1E5F1}-\\x{1E5FA}";
+/* Code points that have general category X in Unicode 16.0 (HF's Oniguruma) but were unassigned
+ * in Unicode 14.0 (PCRE2 10.42's tables): the Unicode 15.0, 15.1 and 16.0 additions, found by
+ * comparing \p{X} of both engines over every code point. Listing them again is harmless where
+ * PCRE2 already knows them. (Lt, Me, Nl and Z gained nothing; \p{C} cannot be fixed by adding.) */
+static const struct { const char *cat, *extra; } UCD_EXTRA[] = {
+    {"L", "\\x{1C89}-\\x{1C8A}\\x{A7CB}-\\x{A7CD}\\x{A7DA}-\\x{A7DC}\\x{105C0}-\\x{105F3}"
+        "\\x{10D4A}-\\x{10D65}\\x{10D6F}-\\x{10D85}\\x{10EC2}-\\x{10EC4}\\x{1123F}-\\x{11240}"
+        "\\x{11380}-\\x{11389}\\x{1138B}\\x{1138E}\\x{11390}-\\x{113B5}\\x{113B7}\\x{113D1}"
+        "\\x{113D3}\\x{11BC0}-\\x{11BE0}\\x{11F02}\\x{11F04}-\\x{11F10}\\x{11F12}-\\x{11F33}"
+        "\\x{1342F}\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}\\x{16100}-\\x{1611D}"
+        "\\x{16D40}-\\x{16D6C}\\x{18CFF}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}"
+        "\\x{1E030}-\\x{1E06D}\\x{1E4D0}-\\x{1E4EB}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}"
+        "\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}"},
+    {"Lu", "\\x{1C89}\\x{A7CB}-\\x{A7CC}\\x{A7DA}\\x{A7DC}\\x{10D50}-\\x{10D65}"},
+    {"Ll", "\\x{1C8A}\\x{A7CD}\\x{A7DB}\\x{10D70}-\\x{10D85}\\x{1DF25}-\\x{1DF2A}"},
+    {"Lm", "\\x{10D4E}\\x{10D6F}\\x{16D40}-\\x{16D42}\\x{16D6B}-\\x{16D6C}\\x{1E030}-\\x{1E06D}"
+        "\\x{1E4EB}"},
+    {"Lo", "\\x{105C0}-\\x{105F3}\\x{10D4A}-\\x{10D4D}\\x{10D4F}\\x{10EC2}-\\x{10EC4}"
+        "\\x{1123F}-\\x{11240}\\x{11380}-\\x{11389}\\x{1138B}\\x{1138E}\\x{11390}-\\x{113B5}"
+        "\\x{113B7}\\x{113D1}\\x{113D3}\\x{11BC0}-\\x{11BE0}\\x{11F02}\\x{11F04}-\\x{11F10}"
+        "\\x{11F12}-\\x{11F33}\\x{1342F}\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}"
+        "\\x{16100}-\\x{1611D}\\x{16D43}-\\x{16D6A}\\x{18CFF}\\x{1B132}\\x{1B155}"
+        "\\x{1E4D0}-\\x{1E4EA}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}\\x{2EBF0}-\\x{2EE5D}"
+        "\\x{31350}-\\x{323AF}"},
+    {"M", "\\x{897}\\x{CF3}\\x{ECE}\\x{10D69}-\\x{10D6D}\\x{10EFC}-\\x{10EFF}\\x{11241}"
+        "\\x{113B8}-\\x{113C0}\\x{113C2}\\x{113C5}\\x{113C7}-\\x{113CA}\\x{113CC}-\\x{113D0}"
+        "\\x{113D2}\\x{113E1}-\\x{113E2}\\x{11F00}-\\x{11F01}\\x{11F03}\\x{11F34}-\\x{11F3A}"
+        "\\x{11F3E}-\\x{11F42}\\x{11F5A}\\x{13440}\\x{13447}-\\x{13455}\\x{1611E}-\\x{1612F}"
+        "\\x{1E08F}\\x{1E4EC}-\\x{1E4EF}\\x{1E5EE}-\\x{1E5EF}"},
+    {"Mn", "\\x{897}\\x{ECE}\\x{10D69}-\\x{10D6D}\\x{10EFC}-\\x{10EFF}\\x{11241}"
+        "\\x{113BB}-\\x{113C0}\\x{113CE}\\x{113D0}\\x{113D2}\\x{113E1}-\\x{113E2}"
+        "\\x{11F00}-\\x{11F01}\\x{11F36}-\\x{11F3A}\\x{11F40}\\x{11F42}\\x{11F5A}\\x{13440}"
+        "\\x{13447}-\\x{13455}\\x{1611E}-\\x{16129}\\x{1612D}-\\x{1612F}\\x{1E08F}"
+        "\\x{1E4EC}-\\x{1E4EF}\\x{1E5EE}-\\x{1E5EF}"},
+    {"Mc", "\\x{CF3}\\x{113B8}-\\x{113BA}\\x{113C2}\\x{113C5}\\x{113C7}-\\x{113CA}"
+        "\\x{113CC}-\\x{113CD}\\x{113CF}\\x{1171E}\\x{11F03}\\x{11F34}-\\x{11F35}"
+        "\\x{11F3E}-\\x{11F3F}\\x{11F41}\\x{1612A}-\\x{1612C}"},
+    {"N", "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}"
+        "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1D2C0}-\\x{1D2D3}"
+        "\\x{1E4F0}-\\x{1E4F9}\\x{1E5F1}-\\x{1E5FA}"},
+    {"Nd", "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}"
+        "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1E4F0}-\\x{1E4F9}"
+        "\\x{1E5F1}-\\x{1E5FA}"},
+    {"No", "\\x{1D2C0}-\\x{1D2D3}"},
+    {"P", "\\x{1B4E}-\\x{1B4F}\\x{1B7F}\\x{10D6E}\\x{113D4}-\\x{113D5}\\x{113D7}-\\x{113D8}"
+        "\\x{11B00}-\\x{11B09}\\x{11BE1}\\x{11F43}-\\x{11F4F}\\x{16D6D}-\\x{16D6F}\\x{1E5FF}"},
+    {"S", "\\x{2427}-\\x{2429}\\x{2FFC}-\\x{2FFF}\\x{31E4}-\\x{31E5}\\x{31EF}\\x{10D8E}-\\x{10D8F}"
+        "\\x{1CC00}-\\x{1CCEF}\\x{1CD00}-\\x{1CEB3}\\x{1F6DC}\\x{1F774}-\\x{1F776}"
+        "\\x{1F77B}-\\x{1F77F}\\x{1F7D9}\\x{1F8B2}-\\x{1F8BB}\\x{1F8C0}-\\x{1F8C1}"
+        "\\x{1FA75}-\\x{1FA77}\\x{1FA87}-\\x{1FA89}\\x{1FA8F}\\x{1FAAD}-\\x{1FAAF}"
+        "\\x{1FABB}-\\x{1FABF}\\x{1FAC6}\\x{1FACE}-\\x{1FACF}\\x{1FADA}-\\x{1FADC}\\x{1FADF}"
+        "\\x{1FAE8}-\\x{1FAE9}\\x{1FAF7}-\\x{1FAF8}\\x{1FBCB}-\\x{1FBEF}"},
+};
 
-/* Rewrite an Oniguruma pattern for PCRE2: \s, \S, \p{L}, \p{N} become explicit classes (see
- * above). \S inside a bracket class is not supported (returns SCB_E_UNSUPPORTED). */
+/* Rewrite an Oniguruma pattern for PCRE2: \s and \S become explicit White_Space classes, \p{X}
+ * and \P{X} get the newer code points of category X (UCD_EXTRA). \S inside a bracket class is
+ * refused (SCB_E_UNSUPPORTED); \P{X} inside a bracket class is passed on unchanged. */
 static int pat_translate(const char *pat, struct scb_buf *out, const char *file, struct scb_ctx *ctx)
 {
     int in_class = 0, rc = SCB_OK;
@@ -338,13 +377,23 @@ static int pat_translate(const char *pat, struct scb_buf *out, const char *file,
         char c = pat[i];
         if (c == '\\' && i + 1 < n) {
             char d = pat[i + 1];
-            const char *items = NULL;
+            const char *items = NULL, *extra = "";
             int neg = 0;
             size_t skip = 2;
             if (d == 's') items = WS_ITEMS;
             else if (d == 'S') { items = WS_ITEMS; neg = 1; }
-            else if (d == 'p' && !strncmp(pat + i, "\\p{L}", 5)) { skip = 5; items = "\\p{L}"; }
-            else if (d == 'p' && !strncmp(pat + i, "\\p{N}", 5)) { skip = 5; items = "\\p{N}"; }
+            else if ((d == 'p' || d == 'P') && i + 2 < n && pat[i + 2] == '{') {
+                const char *close = strchr(pat + i + 3, '}');
+                size_t cl = close ? (size_t)(close - (pat + i + 3)) : 0;
+                for (size_t k = 0; close && k < sizeof UCD_EXTRA / sizeof UCD_EXTRA[0]; k++)
+                    if (strlen(UCD_EXTRA[k].cat) == cl && !memcmp(UCD_EXTRA[k].cat, pat + i + 3, cl))
+                        extra = UCD_EXTRA[k].extra;
+                if (*extra && !(d == 'P' && in_class)) {
+                    skip = cl + 4;
+                    neg = d == 'P';
+                    items = "";
+                }
+            }
             if (!items) {
                 SCB_TRY(scb_buf_append(out, pat + i, 2));
                 i++;
@@ -354,8 +403,13 @@ static int pat_translate(const char *pat, struct scb_buf *out, const char *file,
                 return scb_err(ctx, SCB_E_UNSUPPORTED,
                                "%s: regex '%s': \\S inside a character class is not supported", file, pat);
             if (!in_class) SCB_TRY(scb_buf_puts(out, neg ? "[^" : "["));
-            SCB_TRY(scb_buf_puts(out, items));
-            if (skip == 5) SCB_TRY(scb_buf_puts(out, pat[i + 3] == 'L' ? L_EXTRA : N_EXTRA));
+            if (*extra) {
+                SCB_TRY(scb_buf_puts(out, "\\p"));
+                SCB_TRY(scb_buf_append(out, pat + i + 2, skip - 2));  /* {X} */
+                SCB_TRY(scb_buf_puts(out, extra));
+            } else {
+                SCB_TRY(scb_buf_puts(out, items));
+            }
             if (!in_class) SCB_TRY(scb_buf_puts(out, "]"));
             i += skip - 1;
             continue;
@@ -650,17 +704,23 @@ static const uint32_t HF_NORM_OPAQUE[][2] = {
     {0x11D97, 0x11D97}, {0x11F41, 0x11F42}, {0x16FF0, 0x16FF1}, {0x1E08F, 0x1E08F}, {0x1E130, 0x1E136},
     {0x1E2AE, 0x1E2AE}, {0x1E2EC, 0x1E2EF}, {0x1E4EC, 0x1E4EF}};
 
-static int norm_opaque(uint32_t cp)
+/* Whether cp lies in one of the n sorted, disjoint [lo, hi] ranges. */
+static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp)
 {
-    size_t lo = 0, hi = sizeof HF_NORM_OPAQUE / sizeof HF_NORM_OPAQUE[0];
-    if (cp < HF_NORM_OPAQUE[0][0]) return 0;
+    size_t lo = 0, hi = n;
+    if (!n || cp < r[0][0]) return 0;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (cp < HF_NORM_OPAQUE[mid][0]) hi = mid;
-        else if (cp > HF_NORM_OPAQUE[mid][1]) lo = mid + 1;
+        if (cp < r[mid][0]) hi = mid;
+        else if (cp > r[mid][1]) lo = mid + 1;
         else return 1;
     }
     return 0;
+}
+
+static int norm_opaque(uint32_t cp)
+{
+    return in_ranges(HF_NORM_OPAQUE, sizeof HF_NORM_OPAQUE / sizeof HF_NORM_OPAQUE[0], cp);
 }
 
 /* Append the normal form (utf8proc options opt) of s[0..n) to b. */
@@ -1275,6 +1335,20 @@ out:
     return rc;
 }
 
+/* Letters, marks and decimal digits of Unicode 15.0-16.0 (as UCD_EXTRA: L, M, Nd) for is_word_cp,
+ * since utf8proc 2.8 stops at Unicode 15.0 and HF's regex crate knows Unicode 16. */
+static const uint32_t WORD_EXTRA[][2] = {
+    {0x897, 0x897}, {0xCF3, 0xCF3}, {0xECE, 0xECE}, {0x1C89, 0x1C8A}, {0xA7CB, 0xA7CD},
+    {0xA7DA, 0xA7DC}, {0x105C0, 0x105F3}, {0x10D40, 0x10D65}, {0x10D69, 0x10D6D}, {0x10D6F, 0x10D85},
+    {0x10EC2, 0x10EC4}, {0x10EFC, 0x10EFF}, {0x1123F, 0x11241}, {0x11380, 0x11389}, {0x1138B, 0x1138B},
+    {0x1138E, 0x1138E}, {0x11390, 0x113B5}, {0x113B7, 0x113C0}, {0x113C2, 0x113C2}, {0x113C5, 0x113C5},
+    {0x113C7, 0x113CA}, {0x113CC, 0x113D3}, {0x113E1, 0x113E2}, {0x116D0, 0x116E3}, {0x11BC0, 0x11BE0},
+    {0x11BF0, 0x11BF9}, {0x11F00, 0x11F10}, {0x11F12, 0x11F3A}, {0x11F3E, 0x11F42}, {0x11F50, 0x11F5A},
+    {0x1342F, 0x1342F}, {0x13440, 0x13455}, {0x13460, 0x143FA}, {0x16100, 0x16139}, {0x16D40, 0x16D6C},
+    {0x16D70, 0x16D79}, {0x18CFF, 0x18CFF}, {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1CCF0, 0x1CCF9},
+    {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D}, {0x1E08F, 0x1E08F}, {0x1E4D0, 0x1E4F9}, {0x1E5D0, 0x1E5FA},
+    {0x2B739, 0x2B739}, {0x2EBF0, 0x2EE5D}, {0x31350, 0x323AF}};
+
 /* Word characters for single_word: HF uses Rust regex \w, i.e. Alphabetic, marks, decimal digits,
  * connector punctuation and Join_Control. Alphabetic is approximated by L*, Nl and the enclosed
  * letters that are Other_Alphabetic. */
@@ -1284,6 +1358,7 @@ static int is_word_cp(uint32_t cp)
     if ((cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169)
         || (cp >= 0x1F170 && cp <= 0x1F189))
         return 1;
+    if (in_ranges(WORD_EXTRA, sizeof WORD_EXTRA / sizeof WORD_EXTRA[0], cp)) return 1;
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
     return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_ME) || c == UTF8PROC_CATEGORY_ND
         || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_PC;

@@ -49,6 +49,10 @@ def random_strings(rng, corpus, n):
                  "\U00011935\U00011930", "\u0334", "\u0651\u064e"],
         "edge": ["\u0000", "\x01", "\x1b", "\x7f", "\ufeff", "\u200d", "\u202e", "\ue000", "\ufffd", "\U0010ffff",
                  "\u0080", "\u07ff", "\u0800", "\U00010000", "\u00ad"],
+        # Unicode 15.0-16.0 additions (PCRE2 10.42 has Unicode 14 tables, HF's regex Unicode 16)
+        "new": ["\U000105C0", "\U00010D50\U00010D70", "\U00011F02", "\U00011F50", "\U0001E4D0", "\U0001E4F0",
+                "\U0002EBF0", "\U00031350", "\u1C89\u1C8A", "\U0001CCF0", "\U00011F41", "\U0001E08F",
+                "\U0001CC00", "\U00016D40", "\U0001E5F1"],
         "special": ["<|begin_of_text|>", "<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>", "<|im_start|>",
                     "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>", "<|eot_id", "<|im_",
                     "<|", "|>", "<|reserved_special_token_7|>", "[MASK]", "<mask>", "Zqxsw", "Zqé",
