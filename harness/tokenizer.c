@@ -157,6 +157,9 @@ static int pairmap_get(const struct tok_pairmap *m, int32_t a, int32_t b, int32_
 
 /* ---- the tokenizer ------------------------------------------------------------------------ */
 
+/* Ids above this are refused as malformed (the id -> string table is dense). */
+#define TOK_MAX_ID (1 << 24)
+
 enum tok_norm { TOK_NORM_NFC = 1, TOK_NORM_NFD = 2, TOK_NORM_NFKC = 3, TOK_NORM_NFKD = 4 };
 enum tok_step_kind { TOK_STEP_SPLIT = 1, TOK_STEP_BYTELEVEL = 2 };
 enum tok_split_behavior { TOK_SPLIT_ISOLATED = 1, TOK_SPLIT_REMOVED = 2 };
@@ -798,7 +801,7 @@ static int load_added(struct scb_tokenizer *t, const cJSON *arr, const char *fil
     cJSON_ArrayForEach(e, arr) {
         const char *content = jstr(e, "content");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (!content || !*content || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX)
+        if (!content || !*content || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= TOK_MAX_ID)
             return scb_err(ctx, SCB_E_FORMAT, "%s: added_tokens[%zu] needs a non-empty \"content\" and a valid \"id\"",
                            file, i);
         struct tok_added *a = &t->added[i];
@@ -851,6 +854,8 @@ static int load_model(struct scb_tokenizer *t, const cJSON *m, const char *file,
     int32_t *vid = NULL;
     if (!cJSON_IsObject(m)) return scb_err(ctx, SCB_E_FORMAT, "%s: no \"model\" object", file);
     const char *type = jstr(m, "type");
+    const cJSON *tyv = cJSON_GetObjectItemCaseSensitive(m, "type");
+    if (tyv && !cJSON_IsString(tyv)) return scb_err(ctx, SCB_E_FORMAT, "%s: model \"type\" is not a string", file);
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(m, "merges");
     if (!type && cJSON_IsObject(vocab) && cJSON_IsArray(merges)) type = "BPE";  /* untyped older files */
@@ -877,8 +882,9 @@ static int load_model(struct scb_tokenizer *t, const cJSON *m, const char *file,
     if (!voff || !vid) { rc = SCB_E_NOMEM; goto out; }
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT32_MAX) {
-            rc = scb_err(ctx, SCB_E_FORMAT, "%s: vocab entry '%s' has no valid id", file, e->string);
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= TOK_MAX_ID) {
+            rc = scb_err(ctx, SCB_E_FORMAT, "%s: vocab entry '%s' has no valid id (0 <= id < %d)", file, e->string,
+                         TOK_MAX_ID);
             goto out;
         }
         vid[i] = (int32_t)e->valuedouble;

@@ -90,6 +90,51 @@ static void test_bad_files(void **st)
     assert_int_equal(scb_alloc_live_bytes(), live0);
 }
 
+/* Every truncation of a valid file, and files with wrongly typed fields, fail cleanly. */
+static void test_truncated_and_mistyped(void **st)
+{
+    (void)st;
+    static const char full[] = TINY_HEAD TINY_MODEL;
+    static const char *const mistyped[] = {
+        TINY_HEAD "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"0\"}, \"merges\": []}}",
+        TINY_HEAD "\"model\": {\"type\": \"BPE\", \"vocab\": [], \"merges\": []}}",
+        TINY_HEAD "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [7]}}",
+        TINY_HEAD "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"ab\"]}}",
+        TINY_HEAD "\"model\": {\"type\": 5, \"vocab\": {}, \"merges\": []}}",
+        "{\"added_tokens\": 3, " TINY_MODEL,
+        "{\"added_tokens\": [{\"content\": \"x\"}], " TINY_MODEL,
+        "{\"pre_tokenizer\": {\"type\": \"Split\"}, " TINY_MODEL,
+        "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": 1}, " TINY_MODEL,
+        TINY_HEAD "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 2000000000}, \"merges\": []}}",
+        "[1, 2, 3]",
+    };
+    size_t live0 = scb_alloc_live_bytes();
+    char *buf = scb_malloc(sizeof full);
+    assert_non_null(buf);
+    int checked = 0;
+    for (size_t cut = 0; cut + 1 < sizeof full; cut += 7) {
+        memcpy(buf, full, cut);
+        buf[cut] = 0;
+        struct scb_tokenizer *t = NULL;
+        struct scb_ctx c = {0};
+        int rc = scb_tokenizer_load(&t, tok_dir("cut", buf), &c);
+        if (rc == SCB_OK) fail_msg("truncated at %zu but loaded", cut);
+        assert_null(t);
+        assert_non_null(strstr(c.msg, "cut/tokenizer.json"));
+        checked++;
+    }
+    for (size_t k = 0; k < sizeof mistyped / sizeof mistyped[0]; k++) {
+        struct scb_tokenizer *t = NULL;
+        struct scb_ctx c = {0};
+        int rc = scb_tokenizer_load(&t, tok_dir("typed", mistyped[k]), &c);
+        if (rc == SCB_OK) fail_msg("mistyped file %zu loaded: %s", k, mistyped[k]);
+        if (!strstr(c.msg, "typed/tokenizer.json")) fail_msg("message '%s' does not name the file", c.msg);
+    }
+    print_message("%d truncations, %zu mistyped files rejected\n", checked, sizeof mistyped / sizeof mistyped[0]);
+    scb_free(buf);
+    assert_int_equal(scb_alloc_live_bytes(), live0);
+}
+
 static void test_tiny_bpe(void **st)
 {
     (void)st;
@@ -303,6 +348,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_truncated_and_mistyped),
         cmocka_unit_test(test_tiny_bpe),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_real_llama3),

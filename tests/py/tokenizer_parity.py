@@ -60,8 +60,18 @@ def random_strings(rng, corpus, n):
     }
     keys = sorted(pools)
     out = []
+    def any_char():
+        while True:  # any code point but surrogates, biased towards the BMP
+            cp = rng.randrange(0x110000) if rng.random() < 0.3 else rng.randrange(0x30000 if rng.random() < 0.3 else 0x3000)
+            if not 0xD800 <= cp < 0xE000:
+                return chr(cp)
+
     for i in range(n):
         parts = []
+        if i % 10 == 5:  # arbitrary code points (Unicode-version differences) among spaces and marks
+            out.append("".join(any_char() if rng.random() < 0.7 else rng.choice([" ", "a", "1", "\n", "'s", "\u0301", "\u0316"])
+                               for _ in range(rng.randint(1, 30))))
+            continue
         if i % 10 == 0:  # slices of corpus strings spliced together
             for _ in range(rng.randint(1, 3)):
                 s = rng.choice(corpus)
