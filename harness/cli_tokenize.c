@@ -27,6 +27,7 @@ static void usage(FILE *f)
         "\n"
         "Encode TEXT (or, when absent, all of standard input) with DIR/tokenizer.json and print the\n"
         "token ids space-separated on one line. Only the tokenizer files of DIR are read.\n"
+        "Put -- before a TEXT that starts with '-'.\n"
         "\n"
         "  --model DIR     model directory holding tokenizer.json (and tokenizer_config.json)\n"
         "  --bos           add what the post-processor adds (e.g. Llama-3.1's <|begin_of_text|>)\n"
@@ -227,7 +228,7 @@ int scb_cmd_tokenize(int argc, char **argv)
     FILE *f = NULL;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'b': flags |= SCB_TOK_ADD_SPECIAL; break;
