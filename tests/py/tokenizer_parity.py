@@ -281,6 +281,11 @@ def main():
             if n != len(default_ids[strings.index(s)]) or one != default_ids[strings.index(s)]:
                 print("FAIL %s: stdin mode/--count disagree for %r" % (name, s))
                 failures += 1
+            back = subprocess.run([a.scbench, "tokenize", "--model", d, "--decode", " ".join(map(str, one))],
+                                  capture_output=True).stdout
+            if back != hf.decode(one, skip_special_tokens=False).encode("utf-8"):
+                print("FAIL %s: --decode TEXT printed %r" % (name, back))
+                failures += 1
         failures += cli_errors(a.scbench, os.path.join(a.shared, "tokenizers", "llama3"), tmp)
     if failures:
         print("FAIL: %d mismatches (seed %d)" % (failures, seed))
