@@ -34,5 +34,6 @@ int scb_cmd_forward(int argc, char **argv);
 int scb_cmd_generate(int argc, char **argv);
 int scb_cmd_bench(int argc, char **argv);
 int scb_cmd_chat_template(int argc, char **argv);
+int scb_cmd_tokenize(int argc, char **argv);
 
 #endif
