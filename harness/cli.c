@@ -21,6 +21,9 @@ static const struct scb_cli_command commands[] = {
     {"version", "print the version and build options", cmd_version},
     {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
     {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
+    {"report", "tables of a run: accuracy per category/task/turn with confidence intervals, costs", scb_cmd_report},
+    {"plot", "gnuplot figures (PNG, SVG) of a run: accuracy by turn, budget, KV bytes, latency, bench", scb_cmd_plot},
+    {"compare", "regression verdict of a candidate run against a baseline run (exit 1 on regression)", scb_cmd_compare},
 };
 
 static void print_help(FILE *f)

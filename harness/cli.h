@@ -28,5 +28,8 @@ int scb_cli_parse_double(const char *cmd, const char *opt, const char *s, double
 /* Subcommands (harness/cli_*.c), one declaration per command. */
 int scb_cmd_export(int argc, char **argv);
 int scb_cmd_methods(int argc, char **argv);
+int scb_cmd_report(int argc, char **argv);
+int scb_cmd_plot(int argc, char **argv);
+int scb_cmd_compare(int argc, char **argv);
 
 #endif
