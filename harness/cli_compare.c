@@ -110,8 +110,9 @@ int scb_cmd_compare(int argc, char **argv)
     }
     fflush(stdout);
     if (res.regression) {
-        fprintf(stderr, "scbench compare: regression (worst accuracy drop %.2f points, worst slowdown %.3fx)\n",
-                res.worst_drop, res.worst_slowdown);
+        fprintf(stderr, "scbench compare: regression (worst accuracy drop %.2f points, worst slowdown %.3fx%s)\n",
+                res.worst_drop > 0 ? res.worst_drop : 0.0, res.worst_slowdown,
+                co.require_match && res.n_unmatched ? ", unmatched sessions" : "");
         status = 1;
     }
 out:

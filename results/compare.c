@@ -28,6 +28,8 @@ static void md_text(FILE *f, const char *s)
     }
 }
 
+static double nz(double v) { return fabs(v) < 0.05 ? 0.0 : v; }
+
 static void fmt_ratio(char *b, size_t n, double r) { if (isfinite(r)) snprintf(b, n, "%.3f×", r); else snprintf(b, n, "—"); }
 
 static void run_line(FILE *f, const char *what, const struct scb_rep_data *d)
@@ -182,8 +184,8 @@ int scb_cmp_runs(struct scb_db *base_db, int64_t base_run, struct scb_db *cand_d
         char a[32], bb[32], cc[32];
         fputs("| ", md); md_text(md, r->c->method);
         fprintf(md, " | %s | %zu | %.1f | %.1f | ", scb_rep_mode_name(r->c->mode), r->p.n, r->sb[ia], r->sc[ia]);
-        if (isfinite(r->diff[ia].lo)) fprintf(md, "%+.1f [%+.1f, %+.1f]", r->diff[ia].est, r->diff[ia].lo, r->diff[ia].hi);
-        else fprintf(md, "%+.1f", r->diff[ia].est);
+        if (isfinite(r->diff[ia].lo)) fprintf(md, "%+.1f [%+.1f, %+.1f]", nz(r->diff[ia].est), nz(r->diff[ia].lo), nz(r->diff[ia].hi));
+        else fprintf(md, "%+.1f", nz(r->diff[ia].est));
         fmt_ratio(a, sizeof a, r->r_prefill); fmt_ratio(bb, sizeof bb, r->r_ttft); fmt_ratio(cc, sizeof cc, r->r_decode);
         fprintf(md, " | %s | %s | %s | %s |\n", a, bb, cc,
                 r->acc_fail && r->speed_fail ? "❌ accuracy, speed" : r->acc_fail ? "❌ accuracy"
@@ -192,8 +194,15 @@ int scb_cmp_runs(struct scb_db *base_db, int64_t base_run, struct scb_db *cand_d
     fputs("\nΔ = candidate − baseline in points on the shared sessions; × = candidate / baseline time "
           "(> 1 is slower; — = not measured).\n\n", md);
 
-    fputs("<details><summary>Per task</summary>\n\n"
-          "| Method | Mode | Task | Sessions | Baseline | Candidate | Δ [95% CI] |\n|---|---|---|---:|---:|---:|---:|\n", md);
+    size_t n_changed = 0, n_same = 0;
+    for (size_t k = 0; k < nr; k++)
+        for (size_t t = 0; rows[k].p.n && t < rows[k].c->n_tasks; t++)
+            if (rows[k].p.task_map[t] >= 0 && isfinite(rows[k].diff[t].est)) {
+                if (fabs(rows[k].diff[t].est) >= 0.05) n_changed++; else n_same++;
+            }
+    fprintf(md, "<details><summary>Per task: %zu changed, %zu unchanged (|Δ| < 0.05)</summary>\n\n", n_changed, n_same);
+    if (n_changed)
+        fputs("| Method | Mode | Task | Sessions | Baseline | Candidate | Δ [95% CI] |\n|---|---|---|---:|---:|---:|---:|\n", md);
     for (size_t k = 0; k < nr; k++) {
         const struct cmp_row *r = &rows[k];
         if (!r->p.n) continue;
@@ -201,12 +210,12 @@ int scb_cmp_runs(struct scb_db *base_db, int64_t base_run, struct scb_db *cand_d
             if (r->p.task_map[t] < 0) continue;
             size_t np = 0;
             for (size_t q = 0; q < r->p.n; q++) if (r->p.stratum[q] == (int)t) np++;
-            if (!np) continue;
+            if (!np || !(fabs(r->diff[t].est) >= 0.05)) continue;
             fputs("| ", md); md_text(md, r->c->method);
             fprintf(md, " | %s | %s | %zu | %.1f | %.1f | ", scb_rep_mode_name(r->c->mode), r->c->tasks[t].paper, np,
                     r->sb[t], r->sc[t]);
-            if (isfinite(r->diff[t].lo)) fprintf(md, "%+.1f [%+.1f, %+.1f] |\n", r->diff[t].est, r->diff[t].lo, r->diff[t].hi);
-            else fprintf(md, "%+.1f |\n", r->diff[t].est);
+            if (isfinite(r->diff[t].lo)) fprintf(md, "%+.1f [%+.1f, %+.1f] |\n", nz(r->diff[t].est), nz(r->diff[t].lo), nz(r->diff[t].hi));
+            else fprintf(md, "%+.1f |\n", nz(r->diff[t].est));
         }
     }
     fputs("\n</details>\n\n", md);

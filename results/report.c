@@ -684,7 +684,7 @@ static void em_text(struct em *e, const char *s)
             else if (c < 0x20) fputc(' ', e->f);
             else fputc(c, e->f);
         } else {
-            if (c == '|' || c == '\\' || c == '*' || c == '_' || c == '`' || c == '<' || c == '[' || c == ']') {
+            if (c == '|' || c == '\\' || c == '*' || c == '`' || c == '<' || c == '>') {
                 fputc('\\', e->f);
                 fputc(c, e->f);
             } else if (c < 0x20) fputc(' ', e->f);
@@ -757,11 +757,14 @@ static int row_add(struct row *r, const char *fmt, ...)
 static void row_clear(struct row *r) { for (int i = 0; i < r->n; i++) scb_free(r->c[i]); r->n = 0; }
 static void row_fini(struct row *r) { row_clear(r); scb_free(r->c); memset(r, 0, sizeof *r); }
 
+/* No "-0.0": values that print as zero print without a sign. */
+static double nz(double v) { return fabs(v) < 0.05 ? 0.0 : v; }
+
 static int add_ci(struct row *r, const struct scb_ci *c, int sign)
 {
     if (!isfinite(c->est)) return row_add(r, "—");
-    if (!isfinite(c->lo)) return row_add(r, sign ? "%+.1f" : "%.1f", c->est);
-    return row_add(r, sign ? "%+.1f [%+.1f, %+.1f]" : "%.1f [%.1f, %.1f]", c->est, c->lo, c->hi);
+    if (!isfinite(c->lo)) return row_add(r, sign ? "%+.1f" : "%.1f", nz(c->est));
+    return row_add(r, sign ? "%+.1f [%+.1f, %+.1f]" : "%.1f [%.1f, %.1f]", nz(c->est), nz(c->lo), nz(c->hi));
 }
 static int add_num(struct row *r, double v, const char *fmt)
 {
