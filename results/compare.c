@@ -22,7 +22,7 @@ static void md_text(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (strchr("|\\*_`<>[]", c)) { fputc('\\', f); fputc(c, f); }
+        if (strchr("|\\*`<>", c)) { fputc('\\', f); fputc(c, f); }
         else if (c < 0x20) fputc(' ', f);
         else fputc(c, f);
     }
