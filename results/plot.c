@@ -272,11 +272,11 @@ static int fig_by_turn(struct plot_state *ps, struct fig *f)
 {
     int rc = SCB_OK, idx = 0, maxt = 0;
     const struct scb_rep_data *d = ps->d;
+    struct scb_buf pl = {0};
     SCB_TRY(scb_buf_puts(&f->body, common_style));
     SCB_TRY(gp_title(&f->body, "set title", "Accuracy by turn, multi-turn mode (mean over tasks, 95% bootstrap CI)"));
     SCB_TRY(scb_buf_puts(&f->body, "set xlabel 'Turn (follow-up query index)'\nset ylabel 'Accuracy (%)'\n"
                                    "set yrange [0:105]\n"));
-    struct scb_buf pl = {0};
     for (size_t i = 0; i < d->n_groups; i++) {
         const struct scb_rep_group *g = &d->groups[i];
         if (g->mode != SCB_REP_MULTI_TURN) continue;

@@ -92,7 +92,12 @@ static int load_run(struct scb_db *db, int64_t id, struct scb_rep_run *r, struct
     r->scorer = col_dup(st, 6); r->git_rev = col_dup(st, 7); r->config = col_dup(st, 8);
     r->max_seq_len = sqlite3_column_int64(st, 9);
     r->mixed_scorers = sqlite3_column_int64(st, 10) > 0;
-    if (!r->config) rc = scb_err(ctx, SCB_E_NOMEM, "out of memory");
+    {
+        char *const got[9] = {r->status, r->started_at, r->finished_at, r->model_path, r->device, r->backend,
+                              r->scorer, r->git_rev, r->config};
+        for (int i = 0; i < 9; i++)
+            if (!got[i] && sqlite3_column_type(st, i) != SQLITE_NULL) rc = scb_err(ctx, SCB_E_NOMEM, "out of memory");
+    }
 out:
     sqlite3_finalize(st);
     return rc;
@@ -302,7 +307,8 @@ static int load_bench(struct scb_db *db, struct scb_rep_data *d, struct scb_ctx 
         b->run = run;
         b->name = col_dup(st, 1); b->shape = col_dup(st, 2); b->dtype = col_dup(st, 3);
         b->device = col_dup(st, 4); b->backend = col_dup(st, 5);
-        if (!b->name) goto nomem;
+        char *const got[5] = {b->name, b->shape, b->dtype, b->device, b->backend};
+        for (int k = 0; k < 5; k++) if (!got[k] && sqlite3_column_type(st, k + 1) != SQLITE_NULL) goto nomem;
         b->median_ms = col_num(st, 6); b->p10_ms = col_num(st, 7); b->p90_ms = col_num(st, 8);
         b->tflops = col_num(st, 9); b->gbps = col_num(st, 10); b->peak_tflops = col_num(st, 11);
         b->peak_gbps = col_num(st, 12);
@@ -655,17 +661,18 @@ const struct scb_rep_group *scb_rep_find_baseline(const struct scb_rep_data *d, 
 char *scb_rep_scorer_text(const struct scb_rep_data *d)
 {
     struct scb_buf b = {0};
-    int same = 1, mixed = 0;
+    int same = 1, mixed = 0, rc = SCB_OK;
     for (size_t i = 0; i < d->n_runs; i++) {
         if (!str_eq(d->runs[i].scorer, d->runs[0].scorer)) same = 0;
         if (d->runs[i].mixed_scorers) mixed = 1;
     }
-    if (same) scb_buf_puts(&b, d->n_runs && d->runs[0].scorer ? d->runs[0].scorer : "not recorded");
+    if (same) rc = scb_buf_puts(&b, d->n_runs && d->runs[0].scorer ? d->runs[0].scorer : "not recorded");
     else
-        for (size_t i = 0; i < d->n_runs; i++)
-            scb_buf_printf(&b, "%s%s (run %lld)", i ? ", " : "", d->runs[i].scorer ? d->runs[i].scorer : "not recorded",
-                           (long long)d->runs[i].id);
-    if (mixed) scb_buf_puts(&b, "; some turns were scored with another variant (turns.scorer)");
+        for (size_t i = 0; i < d->n_runs && rc == SCB_OK; i++)
+            rc = scb_buf_printf(&b, "%s%s (run %lld)", i ? ", " : "", d->runs[i].scorer ? d->runs[i].scorer : "not recorded",
+                                (long long)d->runs[i].id);
+    if (mixed && rc == SCB_OK) rc = scb_buf_puts(&b, "; some turns were scored with another variant (turns.scorer)");
+    if (rc < 0) { scb_buf_fini(&b); return NULL; }
     return scb_buf_steal(&b);
 }
 
@@ -829,7 +836,7 @@ static size_t task_sessions(const struct scb_rep_group *g)
     return g->n_clusters;
 }
 
-static void write_csv(const struct scb_rep_data *d, const struct gstat *gs, FILE *f)
+static int write_csv(const struct scb_rep_data *d, const struct gstat *gs, FILE *f)
 {
     fputs("table,run,method,mode,key,value,ci_lo,ci_hi,n\r\n", f);
     for (size_t i = 0; i < d->n_groups; i++) {
@@ -879,14 +886,15 @@ static void write_csv(const struct scb_rep_data *d, const struct gstat *gs, FILE
     for (size_t i = 0; i < d->n_bench; i++) {
         const struct scb_rep_bench *b = &d->bench[i];
         struct scb_buf key = {0};
-        scb_buf_printf(&key, "%s %s", b->name, b->shape ? b->shape : "");
-        const char *k = key.data ? key.data : b->name;
+        if (scb_buf_printf(&key, "%s %s", b->name, b->shape ? b->shape : "") < 0) return SCB_E_NOMEM;
+        const char *k = key.data;
         csv_field(f, "bench"); fputc(',', f);
         if (b->run) fprintf(f, "%lld", (long long)b->run);
         fputs(",,,", f); csv_field(f, k); fputc(',', f); csv_num(f, b->median_ms); fputc(',', f);
         csv_num(f, b->p10_ms); fputc(',', f); csv_num(f, b->p90_ms); fputs(",\r\n", f);
         scb_buf_fini(&key);
     }
+    return SCB_OK;
 }
 
 static int write_tables(const struct scb_rep_data *d, const struct gstat *gs, const struct scb_rep_opts *o,
@@ -1186,7 +1194,9 @@ int scb_rep_write(const struct scb_rep_data *d, const struct scb_rep_opts *o, FI
             SCB_TRY(scb_rep_diff_ci(g, gs[i].base, &gs[i].pair, &o->boot, gs[i].diff, NULL, NULL, ctx));
         }
     }
-    if (o->format == SCB_REP_CSV) write_csv(d, gs, f);
+    if (o->format == SCB_REP_CSV) {
+        if (write_csv(d, gs, f) < 0) { rc = scb_err(ctx, SCB_E_NOMEM, "out of memory"); goto out; }
+    }
     else SCB_TRY(write_tables(d, gs, o, f, ctx));
     if (ferror(f)) rc = scb_err(ctx, SCB_E_IO, "writing the report failed");
 out:

@@ -579,6 +579,33 @@ static void test_report_cli(void **st)
     assert_non_null(strstr(html, "</html>"));
     free(html);
 
+    /* two runs in one report: the method both hold is labelled by run, and run 2's method is
+     * paired with run 1's dense (the only baseline selected) */
+    {
+        static struct trow r2[MAX_ROWS];
+        char db2[512];
+        make_path(db2, sizeof db2, "two_runs.db");
+        make_db(db2, cfg_a, "faithful", rows_a, n_rows_a);
+        size_t n2 = 0;
+        for (size_t i = 0; i < n_rows_a; i++)
+            if (!strcmp(rows_a[i].method, "snapkv:budget=1024")) r2[n2++] = rows_a[i];
+        make_db(db2, "{\"methods\":[\"snapkv:budget=1024\"],\"scorer\":\"intended\"}", "intended", r2, n2);
+        assert_int_equal(sh("'%s' report --db '%s' --run 1,2 --bootstrap 100 > '%s'", exe, db2, out), 0);
+        char *two = slurp(out);
+        assert_non_null(strstr(two, "| snapkv:budget=1024 (run 1) |"));
+        assert_non_null(strstr(two, "| snapkv:budget=1024 (run 2) |"));
+        assert_non_null(strstr(two, "faithful (run 1), intended (run 2)"));
+        free(two);
+        assert_int_equal(sh("'%s' report --db '%s' --run 2 --format csv --bootstrap 100 > '%s'", exe, db2, out), 0);
+        two = slurp(out);
+        assert_null(strstr(two, "diff_vs_baseline"));   /* run 2 alone has no dense */
+        free(two);
+        assert_int_equal(sh("'%s' report --db '%s' --run 1 --run 2 --format csv --bootstrap 100 > '%s'", exe, db2, out), 0);
+        two = slurp(out);
+        assert_non_null(strstr(two, "diff_vs_baseline,2,snapkv:budget=1024,multi_turn,avg_categories,"));
+        free(two);
+    }
+
     /* errors */
     assert_int_equal(sh("'%s' report --db '%s/missing.db' > /dev/null 2> '%s'", exe, tmp_root, err), 1);
     char *e = slurp(err);
@@ -588,6 +615,22 @@ static void test_report_cli(void **st)
     e = slurp(err);
     assert_non_null(strstr(e, "no run 99"));
     free(e);
+    {
+        char junk[512];
+        make_path(junk, sizeof junk, "junk.db");
+        FILE *f = fopen(junk, "w");
+        fputs("this is not an SQLite file, just text long enough to have a header......................\n", f);
+        fclose(f);
+        assert_int_equal(sh("'%s' report --db '%s' > /dev/null 2> '%s'", exe, junk, err), 1);
+        e = slurp(err);
+        assert_non_null(strstr(e, "junk.db"));
+        free(e);
+        assert_int_equal(sh("'%s' plot --db '%s' --out '%s/jf' > /dev/null 2> '%s'", exe, junk, tmp_root, err), 1);
+        assert_int_equal(sh("'%s' compare --db '%s' --baseline 1 --candidate 1 > /dev/null 2> '%s'", exe, junk, err), 1);
+        e = slurp(err);
+        assert_non_null(strstr(e, "junk.db"));
+        free(e);
+    }
     assert_int_equal(sh("'%s' report --db '%s' --format pdf > /dev/null 2>&1", exe, db_a), 2);
     assert_int_equal(sh("'%s' report > /dev/null 2>&1", exe), 2);
     assert_int_equal(sh("'%s' report --help > /dev/null", exe), 0);
@@ -867,6 +910,93 @@ static void test_plot(void **st)
     assert_int_equal(sh("'%s' plot --help > /dev/null", exe), 0);
 }
 
+/* Figures without rendering (data and scripts only). */
+static int plot_no_render(const struct scb_rep_data *d, struct scb_ctx *ctx)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/alloc_figs", tmp_root);
+    struct scb_plot_opts po;
+    struct scb_plot_result res;
+    scb_plot_opts_default(&po);
+    po.out_dir = dir;
+    po.no_render = 1;
+    po.boot.B = 3;
+    return scb_plot_write(d, &po, &res, ctx);
+}
+
+/* Every allocation of load + report (each format) + plot data + compare fails in turn: each
+ * run ends in a clean error or success, never a crash or a leak. */
+static void test_allocation_failures(void **st)
+{
+    (void)st;
+    static struct trow r[400];
+    const char *const ms[] = {"dense", "snapkv"};
+    static struct trow all[MAX_ROWS];
+    size_t n = gen_rows(all, ms, 2, SEED + 3);
+    /* a small database: the first tasks' rows only */
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < 400; i++)
+        if (!strcmp(all[i].task, "kv") || !strcmp(all[i].task, "summary_with_needles")) r[m++] = all[i];
+    char path[512];
+    make_path(path, sizeof path, "alloc.db");
+    make_db(path, "{\"methods\":[\"dense\",\"snapkv\"]}", "faithful", r, m);
+    struct scb_ctx ctx = {0};
+    struct scb_db *db = NULL;
+    assert_int_equal(scb_db_open(&db, path, SCB_DB_READONLY, &ctx), SCB_OK);
+    FILE *devnull = fopen("/dev/null", "w");
+    int fails = 0;
+    long done = 0;
+    for (long k = 1; k < 100000 && !done; k++) {
+        size_t live = scb_alloc_live_bytes();
+        struct scb_rep_data *d = NULL;
+        struct scb_rep_opts ro;
+        scb_rep_opts_default(&ro);
+        ro.boot.B = 3;
+        scb_alloc_fail_after(k, 0);
+        int rc = scb_rep_load(db, NULL, 0, &d, &ctx);
+        for (int f = 0; rc == SCB_OK && f < 3; f++) { ro.format = f; rc = scb_rep_write(d, &ro, devnull, &ctx); }
+        if (rc == SCB_OK) rc = plot_no_render(d, &ctx);
+        if (rc == SCB_OK) {
+            struct scb_cmp_opts co;
+            struct scb_cmp_result res;
+            scb_cmp_opts_default(&co);
+            co.boot.B = 3;
+            rc = scb_cmp_runs(db, 1, db, 1, &co, devnull, &res, &ctx);
+        }
+        scb_alloc_fail_after(0, 0);
+        scb_rep_data_free(d);
+        if (rc == SCB_OK) done = k;
+        else { assert_int_equal(rc, SCB_E_NOMEM); fails++; }
+        assert_int_equal(scb_alloc_live_bytes(), live);
+    }
+    /* the first success must be the first k past the last allocation, not a swallowed failure:
+     * with every allocation from k on failing (sticky), the same work still succeeds */
+    {
+        struct scb_rep_data *d = NULL;
+        struct scb_rep_opts ro;
+        struct scb_cmp_opts co;
+        struct scb_cmp_result res;
+        scb_rep_opts_default(&ro);
+        ro.boot.B = 3;
+        scb_cmp_opts_default(&co);
+        co.boot.B = 3;
+        scb_alloc_fail_after(done, 1);
+        int rc = scb_rep_load(db, NULL, 0, &d, &ctx);
+        for (int f = 0; rc == SCB_OK && f < 3; f++) { ro.format = f; rc = scb_rep_write(d, &ro, devnull, &ctx); }
+        if (rc == SCB_OK) rc = plot_no_render(d, &ctx);
+        if (rc == SCB_OK) rc = scb_cmp_runs(db, 1, db, 1, &co, devnull, &res, &ctx);
+        scb_alloc_fail_after(0, 0);
+        scb_rep_data_free(d);
+        if (rc != SCB_OK) printf("# sticky failure from allocation %ld: %s\n", done, scb_errmsg(&ctx));
+        assert_int_equal(rc, SCB_OK);
+    }
+    printf("# allocation failures survived: %d\n", fails);
+    assert_true(done);
+    assert_true(fails > 50);
+    fclose(devnull);
+    scb_db_close(db);
+}
+
 static void test_budget_parsing(void **st)
 {
     (void)st;
@@ -903,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_paired_constant_shift),
         cmocka_unit_test(test_report_cli),
         cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_budget_parsing),
         cmocka_unit_test(test_plot),
     };
