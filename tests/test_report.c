@@ -761,7 +761,7 @@ static void build_demo_db(const char *path, int hostile)
                                         "mf", "many_shot", "summary", "summary_with_needles", "repoqa_and_kv"};
     static const char *const methods[] = {"dense", "snapkv:budget=1024", "snapkv:budget=4096", "snapkv:budget=16384",
                                           "streamingllm:n_local=4032", "quest:budget=2048", "minference",
-                                          "x'`touch INJECTED`\"@q"};
+                                          "x'`touch INJECTED`\"@q<b>|"};
     static const double keep[] = {1.0, 1024.0 / 32768, 4096.0 / 32768, 16384.0 / 32768, 4096.0 / 32768, 1.0, 1.0, 0.5};
     static struct trow r[12000];
     struct scb_rng rng;
@@ -883,8 +883,19 @@ static void test_plot(void **st)
         char p[1024];
         snprintf(p, sizeof p, "%s/categories_multi_turn.svg", dir);
         char *svg = slurp(p);
-        assert_non_null(strstr(svg, "x'`touch INJECTED`\"@q"));
+        assert_non_null(strstr(svg, "x'`touch INJECTED`\"@q&lt;b>|"));   /* gnuplot escapes < only */
         free(svg);
+    }
+    if (hostile) {
+        /* the reports escape it too: HTML entities, Markdown table pipes */
+        assert_int_equal(sh("'%s' report --db '%s' --format html --bootstrap 20 > '%s'", exe, db, out), 0);
+        char *html = slurp(out);
+        assert_non_null(strstr(html, "<td>x'`touch INJECTED`&quot;@q&lt;b&gt;|</td>"));
+        free(html);
+        assert_int_equal(sh("'%s' report --db '%s' --bootstrap 20 > '%s'", exe, db, out), 0);
+        char *md = slurp(out);
+        assert_non_null(strstr(md, "| x'\\`touch INJECTED\\`\"@q\\<b\\>\\| |"));
+        free(md);
     }
     /* the budget figure holds the three SnapKV budgets */
     char p[1024];
