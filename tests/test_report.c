@@ -966,7 +966,6 @@ static void test_allocation_failures(void **st)
         scb_alloc_fail_after(k, 0);
         int rc = scb_rep_load(db, NULL, 0, &d, &ctx);
         for (int f = 0; rc == SCB_OK && f < 3; f++) { ro.format = f; rc = scb_rep_write(d, &ro, devnull, &ctx); }
-        if (rc == SCB_OK) rc = plot_no_render(d, &ctx);
         if (rc == SCB_OK) {
             struct scb_cmp_opts co;
             struct scb_cmp_result res;
@@ -974,6 +973,7 @@ static void test_allocation_failures(void **st)
             co.boot.B = 3;
             rc = scb_cmp_runs(db, 1, db, 1, &co, devnull, &res, &ctx);
         }
+        if (rc == SCB_OK) rc = plot_no_render(d, &ctx);   /* last: it writes files */
         scb_alloc_fail_after(0, 0);
         scb_rep_data_free(d);
         if (rc == SCB_OK) done = k;
@@ -994,8 +994,8 @@ static void test_allocation_failures(void **st)
         scb_alloc_fail_after(done, 1);
         int rc = scb_rep_load(db, NULL, 0, &d, &ctx);
         for (int f = 0; rc == SCB_OK && f < 3; f++) { ro.format = f; rc = scb_rep_write(d, &ro, devnull, &ctx); }
-        if (rc == SCB_OK) rc = plot_no_render(d, &ctx);
         if (rc == SCB_OK) rc = scb_cmp_runs(db, 1, db, 1, &co, devnull, &res, &ctx);
+        if (rc == SCB_OK) rc = plot_no_render(d, &ctx);
         scb_alloc_fail_after(0, 0);
         scb_rep_data_free(d);
         if (rc != SCB_OK) printf("# sticky failure from allocation %ld: %s\n", done, scb_errmsg(&ctx));
