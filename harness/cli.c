@@ -28,6 +28,9 @@ static const struct scb_cli_command commands[] = {
     {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
     {"chat-template", "render messages through a model's own chat template", scb_cmd_chat_template},
     {"tokenize", "text -> token ids with a model's tokenizer.json (or ids -> text)", scb_cmd_tokenize},
+    {"report", "tables of a run: accuracy per category/task/turn with confidence intervals, costs", scb_cmd_report},
+    {"plot", "gnuplot figures (PNG, SVG) of a run: accuracy by turn, budget, KV bytes, latency, bench", scb_cmd_plot},
+    {"compare", "regression verdict of a candidate run against a baseline run (exit 1 on regression)", scb_cmd_compare},
 };
 
 static void print_help(FILE *f)

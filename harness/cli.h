@@ -35,5 +35,8 @@ int scb_cmd_generate(int argc, char **argv);
 int scb_cmd_bench(int argc, char **argv);
 int scb_cmd_chat_template(int argc, char **argv);
 int scb_cmd_tokenize(int argc, char **argv);
+int scb_cmd_report(int argc, char **argv);
+int scb_cmd_plot(int argc, char **argv);
+int scb_cmd_compare(int argc, char **argv);
 
 #endif
