@@ -130,6 +130,15 @@ int scb_cuda_rmsnorm(struct scb_cuda_ctx *cc, uint16_t *y, const uint16_t *x, co
 int scb_cuda_rope(struct scb_cuda_ctx *cc, uint16_t *x, int T, int H, int D, size_t tok_stride,
                   const int32_t *pos, const float *inv_freq, struct scb_ctx *err);
 
+/* The two-step form of kernels/backend.h (rope_table + rope): cos, sin (T, D/2) fp32 device for
+ * positions pos0..pos0+T-1, angle = (float)pos * inv_freq[i] in fp32, cos/sin in fp32 times
+ * attn_scale; then x (T, H, D) bf16 rotated in place from the tables (same formula as
+ * scb_cuda_rope, which it equals bit for bit when attn_scale = 1). */
+int scb_cuda_rope_table(struct scb_cuda_ctx *cc, const float *inv_freq, int half, int64_t pos0,
+                        int T, float attn_scale, float *cos_t, float *sin_t, struct scb_ctx *err);
+int scb_cuda_rope_cs(struct scb_cuda_ctx *cc, uint16_t *x, int T, int H, int D, size_t tok_stride,
+                     const float *cos_t, const float *sin_t, struct scb_ctx *err);
+
 /* SwiGLU: out[t][f] = silu(gate[t][f]) * up[t][f], silu(g) = g / (1 + exp(-g)).
  * gate, up: row t at gate + t*ld_in (ld_in = 0 means F); out: (T, F) bf16 packed. */
 int scb_cuda_swiglu(struct scb_cuda_ctx *cc, uint16_t *out, const uint16_t *gate,
@@ -158,11 +167,14 @@ int scb_cuda_bf16_to_f32(struct scb_cuda_ctx *cc, float *dst, const uint16_t *sr
 
 /* ---- GEMM (cuBLAS) ---------------------------------------------------------------------- */
 
-/* Projection y = x W^T (+ y when accumulate) with the HF weight layout, bf16 inputs, fp32
- * compute: x: (T, in) bf16; W: (out, in) bf16; y: (T, out), bf16 (y_f32 = 0) or fp32
- * (y_f32 = 1, e.g. logits). cublasGemmEx with CUBLAS_COMPUTE_32F. */
+/* Projection y = x W^T (+ bias) (+ y when accumulate) with the HF weight layout, bf16 inputs,
+ * fp32 compute, one rounding of the result: x: (T, in) bf16; W: (out, in) bf16; bias: (out)
+ * bf16 or NULL (e.g. Qwen2's q/k/v biases); y: (T, out), bf16 (y_f32 = 0) or fp32 (y_f32 = 1,
+ * e.g. logits). cublasGemmEx with CUBLAS_COMPUTE_32F; a bias is broadcast into y first and
+ * added by beta = 1, so bias and accumulate cannot be combined (SCB_E_INVAL). */
 int scb_cuda_gemm(struct scb_cuda_ctx *cc, void *y, int y_f32, const uint16_t *x,
-                  const uint16_t *W, int T, int in, int out, int accumulate, struct scb_ctx *err);
+                  const uint16_t *W, const uint16_t *bias, int T, int in, int out, int accumulate,
+                  struct scb_ctx *err);
 
 #ifdef __cplusplus
 }

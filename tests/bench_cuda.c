@@ -127,7 +127,7 @@ static void gemm_fn(void *p, int rep)
 {
     struct gemm_arg *a = p;
     (void)rep;
-    CK(scb_cuda_gemm(g_cc, a->y, 0, a->x, a->w, a->n, a->n, a->n, 0, &g_err));
+    CK(scb_cuda_gemm(g_cc, a->y, 0, a->x, a->w, NULL, a->n, a->n, a->n, 0, &g_err));
 }
 
 struct copy_arg { void *dst, *src; size_t bytes; };

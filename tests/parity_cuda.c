@@ -421,6 +421,57 @@ static void test_rope(void)
         char name[96];
         snprintf(name, sizeof name, "rope T=%d H=%d D=%d theta=%g stride=%zu", T, H, D, theta, ts);
         compare(name, got, ref2, nn, ROPE_REL_TOL, -1);
+        /* two-step form (backend.h rope_table + rope): tables against double, then the same
+         * bits as the one-step kernel (attn_scale = 1) */
+        {
+            const int half = D / 2;
+            float *dcos = dev_alloc((size_t)T * half * 4), *dsin = dev_alloc((size_t)T * half * 4);
+            float *hcos = host_alloc((size_t)T * half * 4), *hsin = host_alloc((size_t)T * half * 4);
+            double *rcs = host_alloc((size_t)T * half * 2 * 8);
+            float *gcs = host_alloc((size_t)T * half * 2 * 4);
+            uint16_t *hy2 = host_alloc(N * 2);
+            const int64_t pos0 = s == 2 ? 100000 : 3;
+            const float asc = s == 1 ? 1.25f : 1.0f;
+            CK(scb_cuda_rope_table(g_cc, dinv, half, pos0, T, asc, dcos, dsin, &g_err));
+            CK(scb_cuda_sync(g_cc, &g_err));
+            CK(scb_cuda_download(g_cc, hcos, dcos, (size_t)T * half * 4, &g_err));
+            CK(scb_cuda_download(g_cc, hsin, dsin, (size_t)T * half * 4, &g_err));
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < half; i++) {
+                    float ang = (float)(pos0 + t) * inv[i];
+                    size_t e = (size_t)t * half + i;
+                    rcs[2 * e] = cos((double)ang) * asc;
+                    rcs[2 * e + 1] = sin((double)ang) * asc;
+                    gcs[2 * e] = hcos[e];
+                    gcs[2 * e + 1] = hsin[e];
+                }
+            /* ROPE_TABLE tolerance: fp32 sincosf, 2 ulp: abs 1e-6 */
+            snprintf(name, sizeof name, "rope_table half=%d T=%d pos0=%lld scale=%g", half, T,
+                     (long long)pos0, (double)asc);
+            compare(name, gcs, rcs, (size_t)T * half * 2, 1e-6, 1e-6);
+            if (asc == 1.0f) {
+                /* positions pos0 + t in the one-step kernel too */
+                int32_t *pos2 = host_alloc((size_t)T * 4);
+                uint16_t *dx2 = dev_alloc(N * 2);
+                uint16_t *hy1 = host_alloc(N * 2);
+                for (int t = 0; t < T; t++) pos2[t] = (int32_t)(pos0 + t);
+                CK(scb_cuda_upload(g_cc, dpos, pos2, (size_t)T * 4, &g_err));
+                CK(scb_cuda_upload(g_cc, dx, hx, N * 2, &g_err));
+                CK(scb_cuda_upload(g_cc, dx2, hx, N * 2, &g_err));
+                CK(scb_cuda_rope(g_cc, dx, T, H, D, ts, dpos, dinv, &g_err));
+                CK(scb_cuda_rope_cs(g_cc, dx2, T, H, D, ts, dcos, dsin, &g_err));
+                CK(scb_cuda_sync(g_cc, &g_err));
+                CK(scb_cuda_download(g_cc, hy1, dx, N * 2, &g_err));
+                CK(scb_cuda_download(g_cc, hy2, dx2, N * 2, &g_err));
+                snprintf(name, sizeof name, "rope_cs(tables) == rope(positions) T=%d H=%d D=%d", T,
+                         H, D);
+                check_exact_u16(name, hy2, hy1, N);
+                scb_cuda_free(g_cc, dx2);
+                scb_free(pos2); scb_free(hy1);
+            }
+            scb_cuda_free(g_cc, dcos); scb_cuda_free(g_cc, dsin);
+            scb_free(hcos); scb_free(hsin); scb_free(rcs); scb_free(gcs); scb_free(hy2);
+        }
         /* the padding between tokens is untouched */
         int pad_ok = 1;
         for (int t = 0; t < T; t++)
@@ -631,8 +682,8 @@ static void test_gemm(void)
         CK(scb_cuda_upload(g_cc, dw, hw, nw * 2, &g_err));
         CK(scb_cuda_fill16(g_cc, dy, BF16_NAN, ny, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)dyf, F32_NAN, ny, &g_err));
-        CK(scb_cuda_gemm(g_cc, dy, 0, dx, dw, T, in, outf, 0, &g_err));
-        CK(scb_cuda_gemm(g_cc, dyf, 1, dx, dw, T, in, outf, 0, &g_err));
+        CK(scb_cuda_gemm(g_cc, dy, 0, dx, dw, NULL, T, in, outf, 0, &g_err));
+        CK(scb_cuda_gemm(g_cc, dyf, 1, dx, dw, NULL, T, in, outf, 0, &g_err));
         CK(scb_cuda_sync(g_cc, &g_err));
         CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
         for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
@@ -644,12 +695,36 @@ static void test_gemm(void)
         compare(name, got, ref, ny, GEMM_REL_TOL_F32, -1);
         /* accumulate: y = x W^T + y (residual fused into the projection) */
         CK(scb_cuda_upload(g_cc, dy, hy0, ny * 2, &g_err));
-        CK(scb_cuda_gemm(g_cc, dy, 0, dx, dw, T, in, outf, 1, &g_err));
+        CK(scb_cuda_gemm(g_cc, dy, 0, dx, dw, NULL, T, in, outf, 1, &g_err));
         CK(scb_cuda_sync(g_cc, &g_err));
         CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
         for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
         snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y += x W^T", T, in, outf);
         compare(name, got, ref_acc, ny, GEMM_REL_TOL_BF16, -1);
+        /* bias: y = x W^T + b, bf16 and fp32 y */
+        {
+            uint16_t *hb = host_alloc((size_t)outf * 2);
+            float *fb = host_alloc((size_t)outf * 4);
+            double *ref_b = host_alloc(ny * 8);
+            uint16_t *db = dev_alloc((size_t)outf * 2);
+            rand_bf16(hb, fb, (size_t)outf, 0.5f);
+            for (size_t i = 0; i < ny; i++) ref_b[i] = ref[i] + fb[i % (size_t)outf];
+            CK(scb_cuda_upload(g_cc, db, hb, (size_t)outf * 2, &g_err));
+            CK(scb_cuda_fill16(g_cc, dy, BF16_NAN, ny, &g_err));
+            CK(scb_cuda_fill32(g_cc, (uint32_t *)dyf, F32_NAN, ny, &g_err));
+            CK(scb_cuda_gemm(g_cc, dy, 0, dx, dw, db, T, in, outf, 0, &g_err));
+            CK(scb_cuda_gemm(g_cc, dyf, 1, dx, dw, db, T, in, outf, 0, &g_err));
+            CK(scb_cuda_sync(g_cc, &g_err));
+            CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
+            for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
+            snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y = x W^T + b", T, in, outf);
+            compare(name, got, ref_b, ny, GEMM_REL_TOL_BF16, -1);
+            CK(scb_cuda_download(g_cc, got, dyf, ny * 4, &g_err));
+            snprintf(name, sizeof name, "gemm T=%d in=%d out=%d fp32 y = x W^T + b", T, in, outf);
+            compare(name, got, ref_b, ny, GEMM_REL_TOL_F32, -1);
+            scb_cuda_free(g_cc, db);
+            scb_free(hb); scb_free(fb); scb_free(ref_b);
+        }
         scb_cuda_free(g_cc, dx); scb_cuda_free(g_cc, dw); scb_cuda_free(g_cc, dy);
         scb_cuda_free(g_cc, dyf);
         scb_free(hx); scb_free(hw); scb_free(hy); scb_free(hy0); scb_free(fx); scb_free(fw);

@@ -310,19 +310,43 @@ extern "C" float scb_bf16_to_f32(uint16_t b)
 
 /* ---- GEMM -------------------------------------------------------------------------------- */
 
+/* y[t][o] = bias[o] for every row t (bf16 -> bf16 or fp32, exact). */
+template <bool F32>
+__global__ void scb_bias_rows_kernel(void *y, const uint16_t *bias, int T, int n)
+{
+    const size_t total = (size_t)T * n;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const uint16_t b = bias[e % n];
+        if (F32)
+            ((float *)y)[e] = __uint_as_float((uint32_t)b << 16);
+        else
+            ((uint16_t *)y)[e] = b;
+    }
+}
+
 extern "C" int scb_cuda_gemm(struct scb_cuda_ctx *cc, void *y, int y_f32, const uint16_t *x,
-                             const uint16_t *W, int T, int in, int out_f, int accumulate,
-                             struct scb_ctx *err)
+                             const uint16_t *W, const uint16_t *bias, int T, int in, int out_f,
+                             int accumulate, struct scb_ctx *err)
 {
     int rc = SCB_OK;
-    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    const float alpha = 1.0f, beta = (accumulate || bias) ? 1.0f : 0.0f;
     SCB_CHECK_ALIVE();
-    if (!y || !x || !W || T < 0 || in <= 0 || out_f <= 0) {
-        rc = scb_err(err, SCB_E_INVAL, "CUDA gemm: bad arguments (T=%d in=%d out=%d)", T, in,
-                     out_f);
+    if (!y || !x || !W || T < 0 || in <= 0 || out_f <= 0 || (bias && accumulate)) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA gemm: bad arguments (T=%d in=%d out=%d%s)", T, in,
+                     out_f, bias && accumulate ? ", bias with accumulate" : "");
         goto out;
     }
     if (T == 0) goto out;
+    if (bias) {
+        size_t total = (size_t)T * out_f;
+        unsigned blocks = (unsigned)((total + 255) / 256 < 65535 ? (total + 255) / 256 : 65535);
+        if (y_f32)
+            scb_bias_rows_kernel<true><<<blocks, 256, 0, cc->stream>>>(y, bias, T, out_f);
+        else
+            scb_bias_rows_kernel<false><<<blocks, 256, 0, cc->stream>>>(y, bias, T, out_f);
+        SCB_LAUNCH_CHECK("scb_bias_rows_kernel");
+    }
     /* Column-major view: y^T (out x T) = W (in x out, col-major = (out, in) row-major)^T
      * times x^T (in x T). */
     SCB_CUBLAS_TRY(cublasGemmEx(cc->blas, CUBLAS_OP_T, CUBLAS_OP_N, out_f, T, in, &alpha,

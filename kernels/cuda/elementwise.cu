@@ -105,6 +105,72 @@ out:
     return rc;
 }
 
+__global__ void scb_rope_table_kernel(const float *inv_freq, int half, long long pos0, int T,
+                                      float attn_scale, float *cos_t, float *sin_t)
+{
+    const size_t n = (size_t)T * half;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int t = (int)(e / half), i = (int)(e % half);
+        const float a = (float)(pos0 + t) * inv_freq[i];
+        float sn, cs;
+        sincosf(a, &sn, &cs);
+        cos_t[e] = cs * attn_scale;
+        sin_t[e] = sn * attn_scale;
+    }
+}
+
+__global__ void scb_rope_cs_kernel(uint16_t *x, int H, int D, long long tok_stride,
+                                   const float *cos_t, const float *sin_t)
+{
+    const int t = blockIdx.x, hd = D / 2;
+    for (int e = threadIdx.x; e < H * hd; e += blockDim.x) {
+        const int h = e / hd, i = e % hd;
+        uint16_t *xr = x + t * tok_stride + (long long)h * D;
+        const float cs = cos_t[(size_t)t * hd + i], sn = sin_t[(size_t)t * hd + i];
+        const float x1 = scb_bf2f(xr[i]), x2 = scb_bf2f(xr[i + hd]);
+        xr[i] = scb_f2bf(x1 * cs - x2 * sn);
+        xr[i + hd] = scb_f2bf(x2 * cs + x1 * sn);
+    }
+}
+
+extern "C" int scb_cuda_rope_table(struct scb_cuda_ctx *cc, const float *inv_freq, int half,
+                                   int64_t pos0, int T, float attn_scale, float *cos_t,
+                                   float *sin_t, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!inv_freq || !cos_t || !sin_t || half <= 0 || T < 0 || pos0 < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA rope_table: bad arguments (half=%d T=%d pos0=%lld)",
+                     half, T, (long long)pos0);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_rope_table_kernel<<<scb_ew_blocks_((size_t)T * half), EW_THREADS, 0, cc->stream>>>(
+        inv_freq, half, (long long)pos0, T, attn_scale, cos_t, sin_t);
+    SCB_LAUNCH_CHECK("scb_rope_table_kernel");
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_rope_cs(struct scb_cuda_ctx *cc, uint16_t *x, int T, int H, int D,
+                                size_t tok_stride, const float *cos_t, const float *sin_t,
+                                struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!x || !cos_t || !sin_t || T < 0 || H <= 0 || D <= 0 || D % 2) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA rope_cs: bad arguments (T=%d H=%d D=%d)", T, H, D);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_rope_cs_kernel<<<(unsigned)T, EW_THREADS, 0, cc->stream>>>(
+        x, H, D, (long long)(tok_stride ? tok_stride : (size_t)H * D), cos_t, sin_t);
+    SCB_LAUNCH_CHECK("scb_rope_cs_kernel");
+out:
+    return rc;
+}
+
 /* ---- SwiGLU ----------------------------------------------------------------------------- */
 
 __global__ void scb_swiglu_kernel(uint16_t *out, const uint16_t *gate, const uint16_t *up,
