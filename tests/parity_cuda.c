@@ -392,7 +392,8 @@ static void test_rope(void)
         double *ref2 = host_alloc(nn * 8);
         rand_bf16(hx, fx, N, 1.0f);
         for (int i = 0; i < D / 2; i++) inv[i] = (float)pow(theta, -2.0 * i / D);
-        for (int t = 0; t < T; t++) pos[t] = t == 0 ? 0 : (int32_t)(rng_next() % 131072);
+        for (int t = 0; t < T; t++)   /* position 0 once (identity), else up to 128K */
+            pos[t] = (t == 0 && s == 0) ? 0 : (int32_t)(rng_next() % 131072);
         for (size_t i = 0; i < N; i++) ref[i] = fx[i];
         for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++)

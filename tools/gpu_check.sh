@@ -64,6 +64,7 @@ build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in p
     local B=$1
     mkdir -p "$B/obj" || return 1
     local NVCC=${NVCC:-nvcc} CC=${CC:-cc}
+    command -v "$CC" >/dev/null || CC=gcc
     command -v "$NVCC" >/dev/null || { echo "nvcc not found on PATH"; return 1; }
     local arch="-gencode=arch=compute_${SM},code=sm_${SM}"
     [ "$SM" = 90 ] && arch="-gencode=arch=compute_90a,code=sm_90a"
