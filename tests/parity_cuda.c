@@ -156,6 +156,7 @@ static void check_exact_u16(const char *name, const uint16_t *got, const uint16_
  * products: absolute error <= 1e-3. */
 #define ATTN_REL_TOL 1e-2
 #define ATTN_LSE_ABS_TOL 1e-3
+#define ATTN_GUARD 64   /* elements (128 bytes of bf16: keeps out 16-byte aligned) */
 
 struct attn_case {
     int Tq, Tk, Hq, Hkv, D;
@@ -212,13 +213,14 @@ static void run_attn_case(const struct attn_case *c)
     for (size_t i = 0; i < rows; i++) rlse[i] = flse[i];
 
     uint16_t *dq = dev_alloc(nq * 2), *dk = dev_alloc(nkv * 2), *dv = dev_alloc(nkv * 2);
-    uint16_t *dout = dev_alloc(nq * 2);
-    float *dlse = dev_alloc(rows * 4);
+    /* guard regions of ATTN_GUARD elements before and after out and lse catch stray writes */
+    uint16_t *dout_g = dev_alloc((nq + 2 * ATTN_GUARD) * 2), *dout = dout_g + ATTN_GUARD;
+    float *dlse_g = dev_alloc((rows + 2 * ATTN_GUARD) * 4), *dlse = dlse_g + ATTN_GUARD;
     CK(scb_cuda_upload(g_cc, dq, hq, nq * 2, &g_err));
     CK(scb_cuda_upload(g_cc, dk, hk, nkv * 2, &g_err));
     CK(scb_cuda_upload(g_cc, dv, hv, nkv * 2, &g_err));
-    CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, nq, &g_err));
-    CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, rows, &g_err));
+    CK(scb_cuda_fill16(g_cc, dout_g, BF16_NAN, nq + 2 * ATTN_GUARD, &g_err));
+    CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse_g, F32_NAN, rows + 2 * ATTN_GUARD, &g_err));
 
     struct scb_attn_cuda_args a = {0};
     a.q = dq; a.k = dk; a.v = dv; a.out = dout; a.lse = dlse;
@@ -232,6 +234,22 @@ static void run_attn_case(const struct attn_case *c)
     CK(scb_cuda_download(g_cc, ho, dout, nq * 2, &g_err));
     CK(scb_cuda_download(g_cc, glse, dlse, rows * 4, &g_err));
     for (size_t i = 0; i < nq; i++) got[i] = scb_bf16_to_f32(ho[i]);
+    {
+        uint16_t g16[2 * ATTN_GUARD];
+        uint32_t g32[2 * ATTN_GUARD];
+        int stray = 0;
+        CK(scb_cuda_download(g_cc, g16, dout_g, ATTN_GUARD * 2, &g_err));
+        CK(scb_cuda_download(g_cc, g16 + ATTN_GUARD, dout + nq, ATTN_GUARD * 2, &g_err));
+        CK(scb_cuda_download(g_cc, g32, dlse_g, ATTN_GUARD * 4, &g_err));
+        CK(scb_cuda_download(g_cc, g32 + ATTN_GUARD, dlse + rows, ATTN_GUARD * 4, &g_err));
+        for (int i = 0; i < 2 * ATTN_GUARD; i++)
+            if (g16[i] != BF16_NAN || g32[i] != F32_NAN) stray = 1;
+        if (stray) {
+            printf("  attention Tq=%d Tk=%d Hq=%d Hkv=%d D=%d wrote outside out/lse  FAIL\n", Tq,
+                   Tk, Hq, Hkv, D);
+            g_fail++;
+        }
+    }
 
     char base[128], splits[24] = "";
     if (c->decode && c->n_splits) snprintf(splits, sizeof splits, " splits=%d", c->n_splits);
@@ -244,7 +262,7 @@ static void run_attn_case(const struct attn_case *c)
     compare(name, glse, rlse, rows, 1.0, ATTN_LSE_ABS_TOL);
 
     scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv);
-    scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dlse);
+    scb_cuda_free(g_cc, dout_g); scb_cuda_free(g_cc, dlse_g);
     scb_free(hq); scb_free(hk); scb_free(hv); scb_free(fq); scb_free(fk); scb_free(fv);
     scb_free(fo); scb_free(flse); scb_free(ho); scb_free(got); scb_free(glse);
     scb_free(ref); scb_free(rlse);

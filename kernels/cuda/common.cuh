@@ -1,5 +1,5 @@
-/* common.cuh — private to the .cu files of kernels/cuda: the layout of struct scb_cuda_ctx, the error
- * macros SCB_CUDA_TRY / SCB_CUBLAS_TRY / SCB_LAUNCH_CHECK, and small bf16 device helpers.
+/* common.cuh — private to the .cu files of kernels/cuda: the layout of struct scb_cuda_ctx,
+ * the macros SCB_CUDA_TRY / SCB_CUBLAS_TRY / SCB_LAUNCH_CHECK, and small bf16 device helpers.
  *
  * Error macros need `int rc`, a label `out`, the context `cc` and the error context `err` in
  * scope. They record the failing call's text, file:line and the CUDA (or cuBLAS) error string
