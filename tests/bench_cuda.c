@@ -6,7 +6,9 @@
  * Hkv=8 for T = 4K..32K (FLOPs = 4 T^2 D Hq / 2) and split-K decode attention (Tq=1) at
  * Tk = 32K and 128K (bytes = K + V read once, GQA-aware). Each measurement: warm-up, then
  * repeats timed one by one with CUDA events; median, p10, p90. Inputs are larger than L2 or
- * rotated among several copies. Inputs are seeded random bf16 (never zeros). Prints a table
+ * rotated among several copies. Inputs are seeded random bf16 (never zeros). Also: decode at
+ * several forced partition counts (tuning data), RMSNorm and a one-token cuBLAS projection
+ * (bandwidth-bound pieces of the forward pass). Prints a table
  * last and writes CSV (--csv PATH or SCB_BENCH_CSV). Exit 77 without a GPU. Depends only on
  * libc, libm and the CUDA launchers. */
 #include "kernels/kernels_cuda.h"
@@ -24,7 +26,7 @@
 #define MAX_REPS 200
 
 struct bench_row {
-    char name[48], shape[64];
+    char name[48], shape[64];     /* kernel (variant), shape */
     double med, p10, p90;      /* ms */
     double tflops, gbps;       /* achieved (0 = not applicable) */
     double pct;                /* % of the matching ceiling */
@@ -112,7 +114,7 @@ static struct bench_row *new_row(const char *name, const char *shape)
 
 static void print_row(const struct bench_row *r)
 {
-    printf("%-18s %-28s %9.3f %9.3f %9.3f", r->name, r->shape, r->med, r->p10, r->p90);
+    printf("%-18s %-32s %9.3f %9.3f %9.3f", r->name, r->shape, r->med, r->p10, r->p90);
     if (r->tflops > 0) printf(" %8.1f TFLOP/s", r->tflops);
     if (r->gbps > 0) printf(" %8.0f GB/s", r->gbps);
     if (r->pct > 0) printf(" %5.1f%%", r->pct);
@@ -177,14 +179,14 @@ static void bench_peaks(int quick)
 #define NSETS_MAX 4
 struct attn_arg {
     struct scb_attn_cuda_args a[NSETS_MAX];
-    int nsets, decode;
+    int nsets, decode, n_splits;
 };
 static void attn_fn(void *p, int rep)
 {
     struct attn_arg *x = p;
     const struct scb_attn_cuda_args *a = &x->a[rep % x->nsets];
     if (x->decode)
-        CK(scb_attn_decode_cuda(g_cc, a, 0, &g_err));
+        CK(scb_attn_decode_cuda(g_cc, a, x->n_splits, &g_err));
     else
         CK(scb_attn_prefill_cuda(g_cc, a, &g_err));
 }
@@ -257,6 +259,21 @@ static void bench_attention(int quick)
         r->gbps = bytes / (r->med * 1e-3) / 1e9;
         r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
         print_row(r);
+        /* partition counts around the automatic choice (tuning data; automatic = 0) */
+        if (s == 1 && !quick) {
+            static const int ns[] = {16, 64, 132, 264, 528};
+            for (size_t v = 0; v < sizeof ns / sizeof ns[0]; v++) {
+                char nm[48];
+                x.n_splits = ns[v];
+                snprintf(nm, sizeof nm, "decode_splits=%d", ns[v]);
+                r = new_row(nm, shape);
+                time_it(attn_fn, &x, 3, 30, r);
+                r->gbps = bytes / (r->med * 1e-3) / 1e9;
+                r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+                print_row(r);
+            }
+            x.n_splits = 0;
+        }
         for (int i = 0; i < x.nsets; i++) {
             scb_cuda_free(g_cc, (void *)x.a[i].q);
             scb_cuda_free(g_cc, (void *)x.a[i].k);
@@ -264,6 +281,62 @@ static void bench_attention(int quick)
         }
         scb_cuda_free(g_cc, out);
     }
+}
+
+/* ---- forward-pass pieces: RMSNorm and a one-token projection (both bandwidth-bound) ------ */
+
+struct norm_arg { uint16_t *x, *w, *y; int T, n; };
+static void norm_fn(void *p, int rep)
+{
+    struct norm_arg *a = p;
+    (void)rep;
+    CK(scb_cuda_rmsnorm(g_cc, a->y, a->x, a->w, a->T, a->n, 1e-6f, &g_err));
+}
+
+struct gemv_arg { uint16_t *x, *w[3], *y; int in, out, nsets; };
+static void gemv_fn(void *p, int rep)
+{
+    struct gemv_arg *a = p;
+    CK(scb_cuda_gemm(g_cc, a->y, 0, a->x, a->w[rep % a->nsets], NULL, 1, a->in, a->out, 0,
+                     &g_err));
+}
+
+static void bench_forward_pieces(int quick)
+{
+    char shape[64];
+    struct norm_arg na;
+    struct gemv_arg ga;
+    na.T = quick ? 1024 : 8192;
+    na.n = 4096;
+    printf("[bench] rmsnorm T=%d n=%d...\n", na.T, na.n);
+    fflush(stdout);
+    na.x = rand_dev_bf16((size_t)na.T * na.n, 2.0f);
+    na.w = rand_dev_bf16((size_t)na.n, 1.0f);
+    na.y = rand_dev_bf16((size_t)na.T * na.n, 1.0f);
+    snprintf(shape, sizeof shape, "T=%d n=%d", na.T, na.n);
+    struct bench_row *r = new_row("rmsnorm", shape);
+    time_it(norm_fn, &na, 3, 30, r);
+    r->gbps = 2.0 * na.T * (double)na.n * 2 / (r->med * 1e-3) / 1e9;
+    r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+    print_row(r);
+    scb_cuda_free(g_cc, na.x); scb_cuda_free(g_cc, na.w); scb_cuda_free(g_cc, na.y);
+
+    ga.in = 4096;
+    ga.out = 14336;     /* a Llama-3-8B MLP projection: 117 MB of bf16 weights */
+    ga.nsets = 3;
+    printf("[bench] one-token projection %dx%d (cuBLAS)...\n", ga.out, ga.in);
+    fflush(stdout);
+    ga.x = rand_dev_bf16((size_t)ga.in, 1.0f);
+    for (int i = 0; i < ga.nsets; i++) ga.w[i] = rand_dev_bf16((size_t)ga.in * ga.out, 0.05f);
+    ga.y = rand_dev_bf16((size_t)ga.out, 1.0f);
+    snprintf(shape, sizeof shape, "T=1 in=%d out=%d", ga.in, ga.out);
+    r = new_row("gemv_bf16", shape);
+    time_it(gemv_fn, &ga, 3, 30, r);
+    r->gbps = (double)ga.in * ga.out * 2 / (r->med * 1e-3) / 1e9;
+    r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+    print_row(r);
+    scb_cuda_free(g_cc, ga.x); scb_cuda_free(g_cc, ga.y);
+    for (int i = 0; i < ga.nsets; i++) scb_cuda_free(g_cc, ga.w[i]);
 }
 
 int main(int argc, char **argv)
@@ -295,8 +368,9 @@ int main(int argc, char **argv)
     printf("device: %s\n", desc);
     bench_peaks(quick);
     bench_attention(quick);
+    bench_forward_pieces(quick);
 
-    printf("\n%-18s %-28s %9s %9s %9s  achieved / %% of measured ceiling\n", "kernel", "shape",
+    printf("\n%-18s %-32s %9s %9s %9s  achieved / %% of measured ceiling\n", "kernel", "shape",
            "ms(med)", "ms(p10)", "ms(p90)");
     for (int i = 0; i < g_nrows; i++) print_row(&g_rows[i]);
     if (csv && *csv) {

@@ -54,7 +54,7 @@ def run(args):
         rows.append(dict(impl="torch", kernel=kernel, shape=shape, ms_median=t[0], ms_p10=t[1],
                          ms_p90=t[2], tflops=tflops, gbps=gbps, pct_of_peak=pct, device=desc))
         extra = f" {tflops:8.1f} TFLOP/s" if tflops else f" {gbps:8.0f} GB/s"
-        print(f"{kernel:30s} {shape:28s} {t[0]:9.3f} {t[1]:9.3f} {t[2]:9.3f}{extra}", flush=True)
+        print(f"{kernel:30s} {shape:32s} {t[0]:9.3f} {t[1]:9.3f} {t[2]:9.3f}{extra}", flush=True)
 
     n = 4096 if args.quick else 8192
     a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
@@ -146,7 +146,7 @@ def compare(ours_path, torch_path):
     tmap = {}
     for r in theirs:
         tmap[(r["kernel"].split("(")[0], r["shape"])] = r
-    print(f"{'kernel':16s} {'shape':28s} {'ours ms':>9s} {'torch ms':>9s} {'torch/ours':>10s} "
+    print(f"{'kernel':18s} {'shape':32s} {'ours ms':>9s} {'torch ms':>9s} {'torch/ours':>10s} "
           f"{'ours':>16s} {'torch':>16s}")
     for r in ours:
         t = tmap.get((r["kernel"], r["shape"]))
@@ -161,7 +161,7 @@ def compare(ours_path, torch_path):
         ratio = f"{tm / om:10.2f}" if tm else f"{'-':>10s}"
         pct = float(r["pct_of_peak"])
         extra = f" ({pct:.0f}% of peak)" if pct > 0 else ""
-        print(f"{r['kernel']:16s} {r['shape']:28s} {om:9.3f} "
+        print(f"{r['kernel']:18s} {r['shape']:32s} {om:9.3f} "
               f"{(f'{tm:9.3f}' if tm else '-'):>9s} {ratio} {rate(r):>16s} {rate(t):>16s}{extra}")
     return 0
 
