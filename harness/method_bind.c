@@ -177,6 +177,14 @@ static int decode_was_dense(const struct scb_method_binding *b, int layer, doubl
     return density == 1.0;
 }
 
+/* KV policies SCBench runs with dense_prefix=True (§6.5): follow-up prompts are fed one token at
+ * a time, so every token is inserted into the retrieval index / quantized store before the next
+ * one attends. */
+static int one_token_at_a_time(const struct scb_method_binding *b)
+{
+    return b->kvp.ops == &scb_method_kivi || b->kvp.ops == &scb_method_retr_attn;
+}
+
 static int hook_decode(struct scb_backend *be, void *user, const struct scb_backend_attn *a,
                        struct scb_ctx *ctx)
 {
@@ -185,8 +193,26 @@ static int hook_decode(struct scb_backend *be, void *user, const struct scb_back
     if (!b->kvp.ops->decode_attn) return be->ops->attn_decode(be, NULL, a, ctx);
     struct scb_attn_args args;
     SCB_TRY(to_args(b, a, &args, ctx));
-    SCB_TRY(scb_method_decode_attn(&b->kvp, &args, ctx));
-    if (decode_was_dense(b, args.layer, args.density)) SCB_TRY(be->ops->attn_decode(be, NULL, a, ctx));
+    int all_dense = 1;
+    if (a->T > 1 && one_token_at_a_time(b)) {
+        const size_t row = a->H * a->D;
+        const int Tk = args.Tk, Tg = args.Tk_global > 0 ? args.Tk_global : args.Tk;
+        for (int i = 0; i < args.Tq; i++) {        /* row i as a one-token step over its causal keys */
+            struct scb_attn_args r = args;
+            r.q = a->q + (size_t)i * row;
+            r.out = a->out + (size_t)i * row;
+            r.Tq = 1;
+            r.Tk = Tk - args.Tq + i + 1;
+            r.Tk_global = Tg < r.Tk ? Tg : r.Tk;
+            r.q_pos0 = args.q_pos0 + i;
+            SCB_TRY(scb_method_decode_attn(&b->kvp, &r, ctx));
+            all_dense = all_dense && decode_was_dense(b, r.layer, r.density);
+        }
+    } else {
+        SCB_TRY(scb_method_decode_attn(&b->kvp, &args, ctx));
+        all_dense = decode_was_dense(b, args.layer, args.density);
+    }
+    if (all_dense) SCB_TRY(be->ops->attn_decode(be, NULL, a, ctx));
 out:
     return rc;
 }
@@ -200,9 +226,7 @@ static int copy_method(struct scb_method *dst, const struct scb_method *src, con
     int rc = scb_method_create(dst, ops, ctx);
     if (rc) return rc;
     if (src->priv && ops->priv_size) memcpy(dst->priv, src->priv, ops->priv_size);
-    rc = scb_method_init(dst, mi, ctx);
-    if (rc) scb_err_prefix(ctx, "method %s: ", ops->name);
-    return rc;
+    return scb_method_init(dst, mi, ctx);   /* its messages name the method */
 }
 
 void scb_method_bind_destroy(struct scb_method_binding *b)
