@@ -714,6 +714,61 @@ static void test_follow_up_token_by_token(void **st)
     env_close(&e);
 }
 
+
+/* Every allocation of parse + bind + first prefill (with compression) + a decode step failing
+ * in turn: SCB_E_NOMEM, no leak. */
+static void test_allocation_failures(void **st)
+{
+    (void)st;
+    struct env e;
+    random_model(&e, "m1", &SH1, SEED);
+    struct scb_rng r;
+    scb_rng_seed(&r, SEED + 50);
+    int32_t A[40], tok = 5;
+    rand_ids(&r, A, 40, e.V);
+    float *lg = scb_malloc(40 * e.V * sizeof(float));
+    const char *specs[] = {"snapkv:budget=16,window=4", "kivi:group=16,residual=16", "minference:vertical=4,slash=4,last_q=8",
+                           "retr_attn:top_k=4,n_sink=2,n_recent=4,index=graph", "a_shape:n_init=2,n_local=8+quest:budget=8,page=4",
+                           "streamingllm:n_init=2,n_local=8"};
+    {   /* warm the model's workspace and the backend's scratch */
+        struct sess_out so = {0};
+        run_session(&e, NULL, A, 40, &tok, 1, 0, &so);
+        scb_free(so.logits);
+    }
+    for (size_t si = 0; si < sizeof specs / sizeof *specs; si++) {
+        int ok = 0;
+        long n;
+        for (n = 1; n < 2000 && !ok; n++) {
+            struct scb_ctx ctx = {0};
+            struct scb_method_spec spec = {0};
+            struct scb_method_binding *b = NULL;
+            struct scb_kv_cache *kv = NULL;
+            struct scb_turn_costs c;
+            size_t live0 = scb_alloc_live_bytes();
+            scb_alloc_fail_after(n, 0);
+            int rc = scb_method_spec_parse(specs[si], &spec, &ctx);
+            if (!rc) rc = scb_method_bind_create(&b, e.m, &spec, &ctx);
+            if (!rc) rc = scb_method_bind_kv_create(b, 64, &kv, &ctx);
+            if (!rc) rc = scb_method_bind_session_begin(b, kv, &ctx);
+            if (!rc) rc = scb_model_forward(e.m, kv, A, 40, lg, SCB_FWD_ALL_LOGITS, &ctx);
+            if (!rc) { scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP); rc = scb_model_forward(e.m, kv, &tok, 1, lg, 0, &ctx); }
+            if (!rc) rc = scb_model_forward(e.m, kv, &tok, 1, lg, 0, &ctx);
+            if (!rc) rc = scb_method_bind_costs(b, kv, &c, &ctx);
+            scb_alloc_fail_after(0, 0);
+            if (rc == SCB_OK) ok = 1;
+            else assert_int_equal(rc, SCB_E_NOMEM);
+            scb_kv_cache_destroy(kv);
+            scb_method_bind_destroy(b);
+            scb_method_spec_fini(&spec);
+            assert_int_equal(scb_alloc_live_bytes(), live0);
+        }
+        printf("# %s: each of %ld allocations failing in turn gives SCB_E_NOMEM without a leak\n", specs[si], n - 2);
+        assert_true(ok);
+    }
+    scb_free(lg);
+    env_close(&e);
+}
+
 static void test_refusals(void **st)
 {
     (void)st;
@@ -789,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_streamingllm_vs_manual),
         cmocka_unit_test(test_follow_up_token_by_token),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
