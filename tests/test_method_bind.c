@@ -769,6 +769,46 @@ static void test_allocation_failures(void **st)
     env_close(&e);
 }
 
+
+/* Measured costs after a two-turn session agree with the static cost model behind
+ * `scbench methods --cost` (the methods' cost hooks) at the same lengths. */
+static void test_costs_match_model(void **st)
+{
+    (void)st;
+    struct env e;
+    random_model(&e, "m1", &SH1, SEED);
+    struct scb_rng r;
+    scb_rng_seed(&r, SEED + 60);
+    int32_t A[90], B[9];
+    rand_ids(&r, A, 90, e.V);
+    rand_ids(&r, B, 9, e.V);
+    const char *specs[] = {"dense", "streamingllm:n_init=4,n_local=28", "streamingllm:n_init=4,n_local=28,gqa=true",
+                           "snapkv:budget=40,window=8", "snapkv:budget=40,window=8,gqa=true",
+                           "pyramidkv:budget=40,window=8", "kivi:group=16,residual=16", "kivi:bits=4,group=16,residual=32",
+                           "a_shape:n_init=4,n_local=300"};
+    struct scb_model_info mi = {SH1.nl, SH1.nh, SH1.nkv, SH1.hd, NULL};
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        struct sess_out so = {0};
+        run_session(&e, specs[i], A, 90, B, 9, 0, &so);
+        struct scb_ctx ctx = {0};
+        struct scb_method_spec spec = {0};
+        assert_int_equal(scb_method_spec_parse(specs[i], &spec, &ctx), SCB_OK);
+        assert_int_equal(scb_method_init(&spec.kv, &mi, &ctx), SCB_OK);
+        struct scb_cost_query cq = {&mi, 90, 99, 2};
+        struct scb_cost c;
+        scb_method_cost(&spec.kv, &cq, &c);
+        printf("# %s: measured entries %lld physical %lld, cost model %lld / %lld\n", specs[i],
+               (long long)so.c2.kv_entries, (long long)so.c2.kv_bytes_physical, (long long)c.kv_entries,
+               (long long)c.kv_bytes);
+        assert_int_equal(so.c2.kv_entries, c.kv_entries);
+        assert_int_equal(so.c2.kv_bytes_physical, c.kv_bytes);
+        assert_true(so.c2.decode_bytes_per_step == (double)c.read_bytes_step);
+        scb_method_spec_fini(&spec);
+        scb_free(so.logits);
+    }
+    env_close(&e);
+}
+
 static void test_refusals(void **st)
 {
     (void)st;
@@ -843,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_streamingllm_vs_manual),
         cmocka_unit_test(test_follow_up_token_by_token),
+        cmocka_unit_test(test_costs_match_model),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_allocation_failures),
     };
