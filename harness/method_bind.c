@@ -3,10 +3,12 @@
 #include "harness/method_bind.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/alloc.h"
 #include "methods/kivi.h"
+#include "methods/quest.h"
 #include "methods/retr_attn.h"
 
 enum { BIND_ELT_BYTES = 2 };    /* bf16: the dtype SCBench runs and its byte counts assume */
@@ -21,6 +23,9 @@ struct scb_method_binding {
     int64_t first_N;                /* its length, -1 before it */
     double dens_sum;                /* summed attention density of its layers */
     int dens_layers;
+    /* Quest: recall of its selected pages vs the exact top keys, over single-token steps */
+    double quest_recall_sum;
+    int64_t quest_recall_n;
     /* scratch for the after-prefill compression */
     float *kbuf, *vbuf;             /* (N, Hkv, D) packed keys / values of one layer */
     size_t buf_floats;
@@ -177,6 +182,58 @@ static int decode_was_dense(const struct scb_method_binding *b, int layer, doubl
     return density == 1.0;
 }
 
+/* Quest's recall on a single-token step: per query head, the fraction of the exact top-n keys by
+ * q.k (n = the keys of the pages Quest selects, ties to the smaller index) that lie in those
+ * pages. The selection is recomputed with Quest's own functions. */
+struct scored { double s; int32_t t; };
+static int by_score_desc(const void *x, const void *y)
+{
+    const struct scored *a = x, *b = y;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1;
+    return (a->t > b->t) - (a->t < b->t);
+}
+
+static int quest_recall(struct scb_method_binding *b, const struct scb_attn_args *a, struct scb_ctx *ctx)
+{
+    const int P = scb_method_opt_int(&b->kvp, "page"), budget = scb_method_opt_int(&b->kvp, "budget");
+    const int T = a->Tk, D = a->D, np = (T + P - 1) / P, kp = scb_quest_kpages(T, P, budget), G = a->Hq / a->Hkv;
+    int rc = SCB_OK;
+    double *ub = scb_malloc(sizeof(double) * (size_t)np);
+    float *w = scb_malloc(sizeof(float) * (size_t)D);
+    int32_t *sel = scb_malloc(sizeof(int32_t) * (size_t)(kp > 0 ? kp : 1));
+    unsigned char *mark = scb_malloc((size_t)np);
+    struct scored *sc = scb_malloc(sizeof(struct scored) * (size_t)T);
+    if (!ub || !w || !sel || !mark || !sc) { rc = scb_err(ctx, SCB_E_NOMEM, "quest recall: out of memory"); goto out; }
+    for (int h = 0; h < a->Hq; h++) {
+        const float *q = a->q + (size_t)h * D;
+        const float *k = a->k + (size_t)(h / G) * a->kv_head_stride;
+        scb_quest_signs(q, (size_t)a->Hq * D, 1, D, w);
+        scb_quest_bounds(q, w, k, a->kv_tok_stride, T, D, P, ub);
+        int ns = scb_quest_top_pages(ub, np, kp, sel);
+        if (ns < 0) { rc = scb_err(ctx, SCB_E_NOMEM, "quest recall: out of memory"); goto out; }
+        memset(mark, 0, (size_t)np);
+        int n = 0;
+        for (int i = 0; i < ns; i++) {
+            mark[sel[i]] = 1;
+            n += (sel[i] + 1) * P <= T ? P : T - sel[i] * P;
+        }
+        for (int t = 0; t < T; t++) {
+            const float *kt = k + (size_t)t * a->kv_tok_stride;
+            double dot = 0.0;
+            for (int d = 0; d < D; d++) dot += (double)q[d] * (double)kt[d];
+            sc[t].s = dot;
+            sc[t].t = t;
+        }
+        qsort(sc, (size_t)T, sizeof *sc, by_score_desc);
+        int hit = 0;
+        for (int i = 0; i < n; i++) hit += mark[sc[i].t / P];
+        if (n > 0) { b->quest_recall_sum += (double)hit / n; b->quest_recall_n++; }
+    }
+out:
+    scb_free(ub); scb_free(w); scb_free(sel); scb_free(mark); scb_free(sc);
+    return rc;
+}
+
 /* KV policies SCBench runs with dense_prefix=True (§6.5): follow-up prompts are fed one token at
  * a time, so every token is inserted into the retrieval index / quantized store before the next
  * one attends. */
@@ -211,6 +268,7 @@ static int hook_decode(struct scb_backend *be, void *user, const struct scb_back
     } else {
         SCB_TRY(scb_method_decode_attn(&b->kvp, &args, ctx));
         all_dense = decode_was_dense(b, args.layer, args.density);
+        if (b->kvp.ops == &scb_method_quest && args.Tq == 1) SCB_TRY(quest_recall(b, &args, ctx));
     }
     if (all_dense) SCB_TRY(be->ops->attn_decode(be, NULL, a, ctx));
 out:
@@ -292,6 +350,8 @@ int scb_method_bind_session_begin(struct scb_method_binding *b, struct scb_kv_ca
     b->first_N = -1;
     b->dens_sum = 0.0;
     b->dens_layers = 0;
+    b->quest_recall_sum = 0.0;
+    b->quest_recall_n = 0;
     scb_retr_attn_recall_reset(&b->kvp);
     return SCB_OK;
 }
@@ -343,6 +403,8 @@ int scb_method_bind_costs(struct scb_method_binding *b, const struct scb_kv_cach
     out->prefill_density = b->dens_layers ? b->dens_sum / b->dens_layers : 1.0;
     out->recall = -1.0;
     if (b->kvp.ops == &scb_method_retr_attn) scb_retr_attn_recall(&b->kvp, &out->recall);
+    if (b->kvp.ops == &scb_method_quest && b->quest_recall_n)
+        out->recall = b->quest_recall_sum / (double)b->quest_recall_n;
     return SCB_OK;
 }
 

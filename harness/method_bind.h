@@ -68,8 +68,10 @@ struct scb_turn_costs {
     double  prefill_density;     /* fraction of the causal mask computed in the first prefill
                                     (measured; 1 = dense) */
     double  recall;              /* retrieval methods: mean recall of the retrieved keys vs the exact
-                                    top-k (measured for index=graph; 1 for the exact flat index),
-                                    else -1 */
+                                    top-k (measured for index=graph; 1 for the exact flat index);
+                                    Quest: mean fraction of the exact top-n keys by q.k (n = keys
+                                    of the selected pages) inside the selected pages, over
+                                    single-token decode steps and query heads; else -1 */
 };
 /* Costs as of now (call after the turn). */
 int  scb_method_bind_costs(struct scb_method_binding *b, const struct scb_kv_cache *kv,

@@ -560,6 +560,11 @@ static void test_costs(void **st)
     run_session(&e, "quest:budget=64,page=16", A, 300, B, 4, 0, &so);
     printf("# quest 64/16: %.0f bytes per step vs dense %.0f\n", so.c1.decode_bytes_per_step, dn.c1.decode_bytes_per_step);
     assert_true(so.c1.decode_bytes_per_step < dn.c1.decode_bytes_per_step / 2);
+    printf("# quest 64/16: recall of the exact top keys inside the selected pages %.4f\n", so.c1.recall);
+    assert_true(so.c1.recall > 0.0 && so.c1.recall < 1.0);
+    scb_free(so.logits);
+    run_session(&e, "quest:budget=512,page=1", A, 300, B, 4, 0, &so);
+    assert_true(so.c1.recall == 1.0);   /* every key selected */
     assert_int_equal(dn.c1.kv_bytes_physical, (int64_t)mc->L * mc->Hkv * 300 * 2 * (int64_t)mc->D * 2);
     assert_true(dn.c1.recall == -1.0 && dn.c1.prefill_density == 1.0);
     scb_free(so.logits);

@@ -6,8 +6,8 @@ head dim 16), with scaled-down budgets and with the defaults:
   - every run exits 0, prints the resolved spec as JSON ("method: {...}", the names match) and
     a costs line per turn whose numbers are consistent (physical = G x logical for SCBench's
     per-query-head StreamingLLM/SnapKV/PyramidKV caches, = logical with gqa=true; density in (0, 1],
-    below 1 for A-shape at a small window; recall 1 for the exact flat retrieval index, -1 for
-    methods without retrieval);
+    below 1 for A-shape at a small window; recall 1 for the exact flat retrieval index, in (0, 1]
+    for Quest, -1 for methods without selection);
   - methods whose defaults cover a 120-token prompt (SCBench's budgets are 4096) generate exactly
     the tokens of the engine without --method;
   - bad specs are refused with the method framework's message (exit 2 for a spec that does not
@@ -123,7 +123,9 @@ def main():
                     fails.append(f"{tag}: per-query-head cache should store G={G} x logical bytes: {c1}")
                 if name == "retr_attn" and spec != name and c1["recall"] != 1.0:
                     fails.append(f"{tag}: flat index recall should be 1: {c1}")
-                if name not in ("retr_attn",) and c1["recall"] != -1:
+                if name == "quest" and not 0 < c1["recall"] <= 1:
+                    fails.append(f"{tag}: Quest recall should be in (0, 1]: {c1}")
+                if name not in ("retr_attn", "quest") and c1["recall"] != -1:
                     fails.append(f"{tag}: recall reported for a non-retrieval method: {c1}")
                 if name == "a_shape" and spec != name and not c1["prefill_density"] < 1:
                     fails.append(f"{tag}: a small A-shape window should be sparse: {c1}")
