@@ -39,7 +39,8 @@ struct scb_method_binding;
 
 /* Create the method instances of spec (prefill pattern + KV policy; options copied, spec stays
  * the caller's), init them with the model's shape, and install attention hooks on m
- * (scb_model_set_attn_hooks). */
+ * (scb_model_set_attn_hooks). One binding per model at a time (the hooks are the model's). A
+ * failure leaves m's hooks untouched. */
 int  scb_method_bind_create(struct scb_method_binding **out, struct scb_model *m,
                             const struct scb_method_spec *spec, struct scb_ctx *ctx);
 /* Remove the hooks (dense again) and free. NULL-safe. */

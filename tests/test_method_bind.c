@@ -49,7 +49,7 @@ static void write_model(const char *dir, const struct shape *s, uint64_t seed)
     fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": %d, \"intermediate_size\": %d,\n"
             "\"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"head_dim\": %d, \"num_hidden_layers\": %d,\n"
             "\"vocab_size\": %d, \"rms_norm_eps\": 1e-5, \"rope_theta\": 10000.0, \"hidden_act\": \"silu\",\n"
-            "\"max_position_embeddings\": 1024, \"eos_token_id\": null}\n",
+            "\"max_position_embeddings\": 8192, \"eos_token_id\": null}\n",
             s->dm, s->ff, s->nh, s->nkv, s->hd, s->nl, s->vocab);
     fclose(f);
     struct { char name[96]; int r, c; } t[96];
@@ -814,6 +814,51 @@ static void test_costs_match_model(void **st)
     env_close(&e);
 }
 
+
+/* SCBench's own StreamingLLM setting (128 + 3968) on a prompt longer than 4096 tokens. */
+static void test_streamingllm_defaults_long(void **st)
+{
+    (void)st;
+    struct env e;
+    random_model(&e, "m1", &SH1, SEED);
+    enum { N = 4150 };
+    int32_t *A = scb_malloc(N * sizeof(int32_t));
+    struct scb_rng r;
+    scb_rng_seed(&r, SEED + 70);
+    rand_ids(&r, A, N, e.V);
+    struct scb_method_binding *b = NULL;
+    struct scb_method_spec spec = {0};
+    struct scb_ctx ctx = {0};
+    struct scb_kv_cache *kv = NULL;
+    float *lg = scb_malloc(e.V * sizeof(float));
+    assert_int_equal(scb_method_spec_parse("streamingllm", &spec, &ctx), SCB_OK);
+    assert_int_equal(scb_method_bind_create(&b, e.m, &spec, &ctx), SCB_OK);
+    assert_int_equal(scb_method_bind_kv_create(b, N + 8, &kv, &ctx), SCB_OK);
+    assert_int_equal(scb_method_bind_session_begin(b, kv, &ctx), SCB_OK);
+    forward_ok(e.m, kv, A, N, lg, SCB_FWD_LAST_LOGITS);
+    int32_t t = argmax(lg, e.V);
+    forward_ok(e.m, kv, &t, 1, lg, SCB_FWD_LAST_LOGITS);
+    for (size_t l = 0; l < kv->L; l++)
+        for (size_t s = 0; s < kv->Hkv; s++) {
+            assert_int_equal(scb_kv_cache_len(kv, l, s), 4096 + 1);
+            const int64_t *p = scb_kv_cache_positions(kv, l, s);
+            for (int j = 0; j < 128; j++) assert_int_equal(p[j], j);
+            for (int j = 0; j < 3968; j++) assert_int_equal(p[128 + j], N - 3968 + j);
+            assert_int_equal(p[4096], N);
+        }
+    struct scb_turn_costs c;
+    assert_int_equal(scb_method_bind_costs(b, kv, &c, &ctx), SCB_OK);
+    assert_int_equal(c.kv_entries, (int64_t)SH1.nl * SH1.nkv * 4097);
+    printf("# streamingllm defaults, prompt %d: 128 + 3968 kept per head and layer, next token at %d; %lld entries\n",
+           N, N, (long long)c.kv_entries);
+    scb_kv_cache_destroy(kv);
+    scb_method_bind_destroy(b);
+    scb_method_spec_fini(&spec);
+    scb_free(lg);
+    scb_free(A);
+    env_close(&e);
+}
+
 static void test_refusals(void **st)
 {
     (void)st;
@@ -889,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_streamingllm_vs_manual),
         cmocka_unit_test(test_follow_up_token_by_token),
         cmocka_unit_test(test_costs_match_model),
+        cmocka_unit_test(test_streamingllm_defaults_long),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_allocation_failures),
     };
