@@ -162,9 +162,12 @@ static int32_t argmax(const float *x, size_t n)
 
 /* ---- one session ---------------------------------------------------------------------------
  * First prefill A (all logits), nd1 greedy decode steps into temp, drop temp (or commit), a
- * follow-up prefill B (all logits), nd2 decode steps, drop. Logits are appended to out:
+ * follow-up prefill B (all logits), nd2 decode steps, drop. mode: SESS_DROP (multi-turn),
+ * SESS_COMMIT (--disable_golden_context), SESS_REQUEST (multi-request: B is a query in the temp
+ * segment). Logits are appended to out:
  * (nA + nd1 + nB + nd2, V). spec NULL: the engine without any binding. */
 enum { ND1 = 6, ND2 = 4, CAP = 512 };
+enum { SESS_DROP = 0, SESS_COMMIT = 1, SESS_REQUEST = 2 };
 struct sess_out {
     float *logits;
     struct scb_turn_costs c1, c2;    /* costs after turn 1 / turn 2 (after drop) */
@@ -179,7 +182,7 @@ static void forward_ok(struct scb_model *m, struct scb_kv_cache *kv, const int32
 }
 
 static void run_session(struct env *e, const char *spec_text, const int32_t *A, size_t nA, const int32_t *B,
-                        size_t nB, int commit, struct sess_out *so)
+                        size_t nB, int mode, struct sess_out *so)
 {
     struct scb_ctx ctx = {0};
     struct scb_method_spec spec = {0};
@@ -202,7 +205,7 @@ static void run_session(struct env *e, const char *spec_text, const int32_t *A, 
     for (int turn = 0; turn < 2; turn++) {
         const int32_t *P = turn ? B : A;
         size_t nP = turn ? nB : nA, nd = turn ? ND2 : ND1;
-        scb_kv_cache_set_mode(kv, SCB_KV_APPEND_GLOBAL);
+        scb_kv_cache_set_mode(kv, turn && mode == SESS_REQUEST ? SCB_KV_APPEND_TEMP : SCB_KV_APPEND_GLOBAL);
         forward_ok(e->m, kv, P, nP, lg, SCB_FWD_ALL_LOGITS);
         lg += nP * V;
         scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
@@ -211,7 +214,7 @@ static void run_session(struct env *e, const char *spec_text, const int32_t *A, 
             forward_ok(e->m, kv, &tok, 1, lg, SCB_FWD_LAST_LOGITS);
             lg += V;
         }
-        if (commit) scb_kv_cache_commit_temp(kv);
+        if (mode == SESS_COMMIT) scb_kv_cache_commit_temp(kv);
         else scb_kv_cache_drop_temp(kv);
         if (b) {
             assert_int_equal(scb_method_bind_turn_end(b, kv, &ctx), SCB_OK);
@@ -225,7 +228,7 @@ static void run_session(struct env *e, const char *spec_text, const int32_t *A, 
 
 /* ---- bitwise identity with a covering budget ------------------------------------------------ */
 static void check_bitwise(struct env *e, const char *tag, const char *const *specs, size_t nspecs, uint64_t seed,
-                          size_t nA, size_t nB, int commit)
+                          size_t nA, size_t nB, int mode)
 {
     struct scb_rng r;
     scb_rng_seed(&r, seed);
@@ -233,11 +236,11 @@ static void check_bitwise(struct env *e, const char *tag, const char *const *spe
     rand_ids(&r, A, nA, e->V);
     rand_ids(&r, B, nB, e->V);
     struct sess_out ref = {0};
-    run_session(e, NULL, A, nA, B, nB, commit, &ref);
+    run_session(e, NULL, A, nA, B, nB, mode, &ref);
     size_t n = (nA + ND1 + nB + ND2) * e->V;
     for (size_t i = 0; i < nspecs; i++) {
         struct sess_out so = {0};
-        run_session(e, specs[i], A, nA, B, nB, commit, &so);
+        run_session(e, specs[i], A, nA, B, nB, mode, &so);
         if (memcmp(so.logits, ref.logits, n * sizeof(float))) {
             size_t j = 0;
             while (so.logits[j] == ref.logits[j]) j++;
@@ -246,7 +249,7 @@ static void check_bitwise(struct env *e, const char *tag, const char *const *spe
         }
         assert_memory_equal(so.logits, ref.logits, n * sizeof(float));
         printf("# %s: %s bitwise dense (%zu logits, first prefill %zu, follow-up %zu%s)\n", tag, specs[i], n, nA, nB,
-               commit ? ", committed" : "");
+               mode == SESS_COMMIT ? ", committed" : mode == SESS_REQUEST ? ", query in temp" : "");
         scb_free(so.logits);
     }
     scb_free(ref.logits);
@@ -280,13 +283,15 @@ static void test_bitwise_random(void **st)
     (void)st;
     struct env e;
     random_model(&e, "m1", &SH1, SEED);
-    check_bitwise(&e, "random G=2", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 1, 70, 5, 0);
+    check_bitwise(&e, "random G=2", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 1, 70, 5, SESS_DROP);
     env_close(&e);
     random_model(&e, "m2", &SH2, SEED + 7);
-    check_bitwise(&e, "random G=4", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 2, 45, 9, 0);
+    check_bitwise(&e, "random G=4", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 2, 45, 9, SESS_DROP);
     static const char *const commit_specs[] = {"kivi:group=16,residual=304", "snapkv:budget=300,window=8",
                                                "retr_attn:top_k=512,n_sink=4,n_recent=8"};
-    check_bitwise(&e, "random G=4 commit", commit_specs, 3, SEED + 3, 40, 6, 1);
+    check_bitwise(&e, "random G=4 commit", commit_specs, 3, SEED + 3, 40, 6, SESS_COMMIT);
+    check_bitwise(&e, "random G=4 multi-request", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 8, 50, 8,
+                  SESS_REQUEST);
     env_close(&e);
 }
 
@@ -295,7 +300,7 @@ static void test_bitwise_fixture(void **st)
     (void)st;
     struct env e;
     fixture_model(&e, "llama_gqa");
-    check_bitwise(&e, "fixture llama_gqa", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 4, 60, 7, 0);
+    check_bitwise(&e, "fixture llama_gqa", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 4, 60, 7, SESS_DROP);
     /* a per-head MInference config: every pattern type, one head left to the default */
     char path[512];
     snprintf(path, sizeof path, "%s/minf_cfg.json", tmpdir);
@@ -311,10 +316,10 @@ static void test_bitwise_fixture(void **st)
     char spec[700];
     snprintf(spec, sizeof spec, "minference:config=%s", path);
     const char *specs[] = {spec};
-    check_bitwise(&e, "fixture llama_gqa minference config", specs, 1, SEED + 5, 60, 7, 0);
+    check_bitwise(&e, "fixture llama_gqa minference config", specs, 1, SEED + 5, 60, 7, SESS_DROP);
     env_close(&e);
     fixture_model(&e, "qwen2_yarn");     /* q/k/v biases, YaRN RoPE, one KV head for 4 query heads */
-    check_bitwise(&e, "fixture qwen2_yarn", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 6, 50, 6, 0);
+    check_bitwise(&e, "fixture qwen2_yarn", COVERING, sizeof COVERING / sizeof *COVERING, SEED + 6, 50, 6, SESS_DROP);
     env_close(&e);
 }
 
@@ -502,12 +507,18 @@ static void test_snapkv_pyramid_kept(void **st)
 
 /* ---- costs ---------------------------------------------------------------------------------- */
 /* KIVI bytes per (layer, KV head) after a first prefill of N tokens, from spec/methods.md §6:
- * keys quantize N - N % R tokens, values N - R; 16-bit scale and min per group; fp16 residuals. */
-static int64_t kivi_bytes_spec(int64_t N, int D, int bits, int g, int R)
+ * keys quantize N - N % R tokens, values N - R; 16-bit scale and min per group; fp16 residuals;
+ * T - N later global tokens each go to the residuals, a residual longer than R quantizes R. */
+static int64_t kivi_bytes_spec_T(int64_t N, int64_t T, int D, int bits, int g, int R)
 {
-    int64_t kq = N - N % R, vq = N > R ? N - R : 0;
-    return (kq + vq) * D * bits / 8 + 2 * 2 * (kq * D / g + vq * D / g) + ((N - kq) + (N - vq)) * D * 2;
+    int64_t kq = N - N % R, vq = N > R ? N - R : 0, nk = N - kq, nv = N - vq;
+    for (int64_t t = N; t < T; t++) {      /* each later token: residual > R quantizes R, keeps 1 */
+        if (++nk > R) { kq += R; nk = 1; }
+        if (++nv > R) { vq += R; nv = 1; }
+    }
+    return (kq + vq) * D * bits / 8 + 2 * 2 * (kq * D / g + vq * D / g) + (nk + nv) * D * 2;
 }
+static int64_t kivi_bytes_spec(int64_t N, int D, int bits, int g, int R) { return kivi_bytes_spec_T(N, N, D, bits, g, R); }
 
 static void test_costs(void **st)
 {
@@ -522,7 +533,7 @@ static void test_costs(void **st)
     rand_ids(&r, B, 4, e.V);
     struct sess_out so = {0};
     /* KIVI-2 at the defaults (group 32, residual 32) */
-    run_session(&e, "kivi", A, 300, B, 4, 0, &so);
+    run_session(&e, "kivi", A, 300, B, 4, SESS_DROP, &so);
     int64_t want = (int64_t)mc->L * mc->Hkv * kivi_bytes_spec(300, (int)mc->D, 2, 32, 32);
     assert_int_equal(so.c1.kv_bytes_physical, want);
     assert_int_equal(so.c1.kv_entries, (int64_t)mc->L * mc->Hkv * 300);
@@ -532,13 +543,20 @@ static void test_costs(void **st)
     assert_true(ratio > 1.0 / 8 + 1.0 / 16 && ratio < 1.0 / 8 + 1.0 / 16 + 0.1);
     /* after the follow-up (4 tokens fed one at a time): the residuals absorbed them */
     assert_int_equal(so.c2.kv_entries, (int64_t)mc->L * mc->Hkv * 304);
+    /* multi-request: the query and answer stay in temp, full precision, never quantized */
+    int64_t after_follow_up = so.c2.kv_bytes_physical;
+    scb_free(so.logits);
+    run_session(&e, "kivi", A, 300, B, 4, SESS_REQUEST, &so);
+    assert_int_equal(so.c2.kv_bytes_physical, so.c1.kv_bytes_physical);
+    assert_int_equal(so.c1.kv_bytes_physical, want);
+    assert_int_equal(after_follow_up, (int64_t)mc->L * mc->Hkv * kivi_bytes_spec_T(300, 304, (int)mc->D, 2, 32, 32));
     scb_free(so.logits);
     /* KIVI-4 */
-    run_session(&e, "kivi:bits=4", A, 300, B, 4, 0, &so);
+    run_session(&e, "kivi:bits=4", A, 300, B, 4, SESS_DROP, &so);
     assert_int_equal(so.c1.kv_bytes_physical, (int64_t)mc->L * mc->Hkv * kivi_bytes_spec(300, (int)mc->D, 4, 32, 32));
     scb_free(so.logits);
     /* A-shape density: exact count of the mask */
-    run_session(&e, "a_shape:n_init=8,n_local=40", A, 300, B, 4, 0, &so);
+    run_session(&e, "a_shape:n_init=8,n_local=40", A, 300, B, 4, SESS_DROP, &so);
     double got = 0, tot = 0;
     for (int p = 0; p < 300; p++) { got += p + 1 < 48 ? p + 1 : 48; tot += p + 1; }
     printf("# a_shape 8+40 over 300: density %.6f (expected %.6f)\n", so.c1.prefill_density, got / tot);
@@ -546,24 +564,24 @@ static void test_costs(void **st)
     assert_true(so.c1.recall == -1.0);
     scb_free(so.logits);
     /* retrieval recall: exact flat index = 1; graph index measured in [0, 1] */
-    run_session(&e, "retr_attn:top_k=16,n_sink=4,n_recent=16", A, 300, B, 4, 0, &so);
+    run_session(&e, "retr_attn:top_k=16,n_sink=4,n_recent=16", A, 300, B, 4, SESS_DROP, &so);
     assert_true(so.c1.recall == 1.0);
     struct sess_out dn = {0};
-    run_session(&e, "dense", A, 300, B, 4, 0, &dn);
+    run_session(&e, "dense", A, 300, B, 4, SESS_DROP, &dn);
     assert_true(so.c1.kv_bytes_physical > dn.c1.kv_bytes_physical);   /* fp32 index keys */
     scb_free(so.logits);
-    run_session(&e, "retr_attn:top_k=16,n_sink=4,n_recent=16,index=graph,ef=32", A, 300, B, 4, 0, &so);
+    run_session(&e, "retr_attn:top_k=16,n_sink=4,n_recent=16,index=graph,ef=32", A, 300, B, 4, SESS_DROP, &so);
     printf("# retr_attn graph: recall %.4f vs exact top-16\n", so.c1.recall);
     assert_true(so.c1.recall > 0.0 && so.c1.recall <= 1.0);
     scb_free(so.logits);
     /* Quest reads fewer bytes per step than dense */
-    run_session(&e, "quest:budget=64,page=16", A, 300, B, 4, 0, &so);
+    run_session(&e, "quest:budget=64,page=16", A, 300, B, 4, SESS_DROP, &so);
     printf("# quest 64/16: %.0f bytes per step vs dense %.0f\n", so.c1.decode_bytes_per_step, dn.c1.decode_bytes_per_step);
     assert_true(so.c1.decode_bytes_per_step < dn.c1.decode_bytes_per_step / 2);
     printf("# quest 64/16: recall of the exact top keys inside the selected pages %.4f\n", so.c1.recall);
     assert_true(so.c1.recall > 0.0 && so.c1.recall < 1.0);
     scb_free(so.logits);
-    run_session(&e, "quest:budget=512,page=1", A, 300, B, 4, 0, &so);
+    run_session(&e, "quest:budget=512,page=1", A, 300, B, 4, SESS_DROP, &so);
     assert_true(so.c1.recall == 1.0);   /* every key selected */
     assert_int_equal(dn.c1.kv_bytes_physical, (int64_t)mc->L * mc->Hkv * 300 * 2 * (int64_t)mc->D * 2);
     assert_true(dn.c1.recall == -1.0 && dn.c1.prefill_density == 1.0);
@@ -594,11 +612,11 @@ static void test_lifecycle(void **st)
     rand_ids(&r, A, nA, e.V);
     rand_ids(&r, B, nB, e.V);
     struct sess_out ref = {0};
-    run_session(&e, NULL, A, nA, B, nB, 0, &ref);
+    run_session(&e, NULL, A, nA, B, nB, SESS_DROP, &ref);
     size_t first = nA * e.V, all = (nA + ND1 + nB + ND2) * e.V;
     for (size_t i = 0; i < sizeof KV_SMALL / sizeof *KV_SMALL; i++) {
         struct sess_out so = {0};
-        run_session(&e, KV_SMALL[i], A, nA, B, nB, 0, &so);
+        run_session(&e, KV_SMALL[i], A, nA, B, nB, SESS_DROP, &so);
         /* the first prefill's own attention is dense: its logits are exactly dense */
         assert_memory_equal(so.logits, ref.logits, first * sizeof(float));
         /* and the policy acts on every later step */
@@ -609,7 +627,7 @@ static void test_lifecycle(void **st)
     }
     for (size_t i = 0; i < sizeof PREFILL_SMALL / sizeof *PREFILL_SMALL; i++) {
         struct sess_out so = {0};
-        run_session(&e, PREFILL_SMALL[i], A, nA, B, nB, 0, &so);
+        run_session(&e, PREFILL_SMALL[i], A, nA, B, nB, SESS_DROP, &so);
         int differs = memcmp(so.logits, ref.logits, first * sizeof(float)) != 0;
         printf("# %s: first prefill %s dense, density %.4f\n", PREFILL_SMALL[i], differs ? "differs from" : "EQUALS",
                so.c1.prefill_density);
@@ -654,10 +672,10 @@ static void test_streamingllm_vs_manual(void **st)
     struct scb_attn_hooks h = {NULL, NULL, manual_keep, &p};
     scb_model_set_attn_hooks(e.m, &h);
     struct sess_out ref = {0}, so = {0}, sg = {0};
-    run_session(&e, NULL, A, 90, B, 7, 0, &ref);
+    run_session(&e, NULL, A, 90, B, 7, SESS_DROP, &ref);
     scb_model_set_attn_hooks(e.m, NULL);
-    run_session(&e, "streamingllm:n_init=4,n_local=28", A, 90, B, 7, 0, &so);
-    run_session(&e, "streamingllm:n_init=4,n_local=28,gqa=true", A, 90, B, 7, 0, &sg);
+    run_session(&e, "streamingllm:n_init=4,n_local=28", A, 90, B, 7, SESS_DROP, &so);
+    run_session(&e, "streamingllm:n_init=4,n_local=28,gqa=true", A, 90, B, 7, SESS_DROP, &sg);
     size_t all = (90 + ND1 + 7 + ND2) * e.V;
     assert_memory_equal(so.logits, ref.logits, all * sizeof(float));
     assert_memory_equal(sg.logits, ref.logits, all * sizeof(float));
@@ -737,7 +755,7 @@ static void test_allocation_failures(void **st)
                            "streamingllm:n_init=2,n_local=8"};
     {   /* warm the model's workspace and the backend's scratch */
         struct sess_out so = {0};
-        run_session(&e, NULL, A, 40, &tok, 1, 0, &so);
+        run_session(&e, NULL, A, 40, &tok, 1, SESS_DROP, &so);
         scb_free(so.logits);
     }
     for (size_t si = 0; si < sizeof specs / sizeof *specs; si++) {
@@ -794,7 +812,7 @@ static void test_costs_match_model(void **st)
     struct scb_model_info mi = {SH1.nl, SH1.nh, SH1.nkv, SH1.hd, NULL};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
         struct sess_out so = {0};
-        run_session(&e, specs[i], A, 90, B, 9, 0, &so);
+        run_session(&e, specs[i], A, 90, B, 9, SESS_DROP, &so);
         struct scb_ctx ctx = {0};
         struct scb_method_spec spec = {0};
         assert_int_equal(scb_method_spec_parse(specs[i], &spec, &ctx), SCB_OK);
