@@ -8,15 +8,17 @@
 #include "harness/cli.h"
 #include "harness/generate.h"
 #include "harness/ids.h"
+#include "harness/method_bind.h"
 #include "harness/model.h"
 #include "kernels/alloc.h"
 #include "kernels/util.h"
+#include "methods/method.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: scbench generate --model DIR --ids 1,2,3 [--max-new N] [--then-ids 4,5,6 [--commit]\n"
-        "                        [--then-logits FILE]] [--threads N]\n"
+        "                        [--then-logits FILE]] [--method SPEC] [--threads N]\n"
         "\n"
         "Greedy decoding (CPU backend, fp32). The prompt ids are prefilled into the global part of\n"
         "the KV cache, up to N tokens are generated into the temp part, stopping at any stop id of\n"
@@ -32,6 +34,10 @@ static void usage(FILE *f)
         "                    instead of dropping them (SCBench's --disable_golden_context)\n"
         "  --then-logits F   with --then-ids: write the float32 logits of every position of the\n"
         "                    second prefill to F (T×V row-major, little-endian)\n"
+        "  --method SPEC     long-context method, e.g. snapkv:budget=64 or minference+kivi (see\n"
+        "                    `scbench methods`); prints the resolved spec and each turn's costs\n"
+        "                    (KV entries, logical/physical bytes, bytes read per decode step,\n"
+        "                    first-prefill density, retrieval recall) on stderr\n"
         "  --threads N       CPU threads (default: all cores)\n");
 }
 
@@ -49,15 +55,29 @@ static void print_timing(const char *what, size_t n_prompt, const struct scb_gen
             r->decode_ms > 0 ? (double)r->n / (r->decode_ms / 1000.0) : 0.0);
 }
 
+/* Costs of the turn just generated (its temp tokens included). */
+static int print_costs(struct scb_method_binding *b, const struct scb_kv_cache *kv, const char *what,
+                       struct scb_ctx *ctx)
+{
+    struct scb_turn_costs c;
+    char line[512];
+    int rc = scb_method_bind_costs(b, kv, &c, ctx);
+    if (rc) return rc;
+    scb_method_bind_costs_format(&c, line, sizeof line);
+    fprintf(stderr, "%s costs: %s\n", what, line);
+    return SCB_OK;
+}
+
 int scb_cmd_generate(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"ids", required_argument, 0, 'i'},
         {"max-new", required_argument, 0, 'n'}, {"then-ids", required_argument, 0, 'T'},
         {"commit", no_argument, 0, 'c'}, {"threads", required_argument, 0, 't'},
-        {"then-logits", required_argument, 0, 'L'},
+        {"then-logits", required_argument, 0, 'L'}, {"method", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *cmd = "generate", *model_dir = NULL, *ids_s = NULL, *then_s = NULL, *then_logits = NULL;
+    const char *cmd = "generate", *model_dir = NULL, *ids_s = NULL, *then_s = NULL, *then_logits = NULL,
+               *method_s = NULL;
     long threads = 0, max_new = 32;
     int opt, status = 0, commit = 0;
     optind = 1;
@@ -68,6 +88,7 @@ int scb_cmd_generate(int argc, char **argv)
         case 'T': then_s = optarg; break;
         case 'c': commit = 1; break;
         case 'L': then_logits = optarg; break;
+        case 'M': method_s = optarg; break;
         case 'n': if (scb_cli_parse_long(cmd, "--max-new", optarg, 0, 1 << 20, &max_new)) return 2; break;
         case 't': if (scb_cli_parse_long(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'h': usage(stdout); return 0;
@@ -86,7 +107,18 @@ int scb_cmd_generate(int argc, char **argv)
     float *tl = NULL;
     size_t n = 0, n_then = 0;
     struct scb_gen_result r1 = {0}, r2 = {0};
+    struct scb_method_spec spec = {0};
+    struct scb_method_binding *bind = NULL;
+    char *spec_json = NULL;
     int rc = SCB_OK;
+    if (method_s) {
+        if (scb_method_spec_parse(method_s, &spec, &ctx) < 0) {
+            status = scb_cli_usage_error(cmd, "--method: %s", scb_errmsg(&ctx));
+            goto done;
+        }
+        SCB_TRY(scb_method_spec_json(&spec, &spec_json, &ctx));
+        fprintf(stderr, "method: %s\n", spec_json);
+    }
     if (scb_ids_parse(ids_s, &ids, &n, &ctx) < 0) { status = scb_cli_usage_error(cmd, "--ids: %s", scb_errmsg(&ctx)); goto done; }
     if (then_s && scb_ids_parse(then_s, &then, &n_then, &ctx) < 0) {
         status = scb_cli_usage_error(cmd, "--then-ids: %s", scb_errmsg(&ctx));
@@ -95,15 +127,24 @@ int scb_cmd_generate(int argc, char **argv)
     SCB_TRY(scb_backend_cpu_create(&be, (int)threads, &ctx));
     SCB_TRY(scb_model_load(&m, model_dir, be, &ctx));
     const struct scb_model_config *c = scb_model_get_config(m);
-    SCB_TRY(scb_model_kv_create(m, n + n_then + 2 * (size_t)max_new + 2, &kv, &ctx));
+    size_t cap = n + n_then + 2 * (size_t)max_new + 2;
+    if (method_s) {
+        SCB_TRY(scb_method_bind_create(&bind, m, &spec, &ctx));
+        SCB_TRY(scb_method_bind_kv_create(bind, cap, &kv, &ctx));
+        SCB_TRY(scb_method_bind_session_begin(bind, kv, &ctx));
+    } else {
+        SCB_TRY(scb_model_kv_create(m, cap, &kv, &ctx));
+    }
     struct scb_gen_opts go = {(size_t)max_new, c->stop_ids, c->n_stop};
     scb_kv_cache_set_mode(kv, SCB_KV_APPEND_GLOBAL);
     SCB_TRY(scb_generate_greedy(m, kv, ids, n, NULL, &go, &r1, &ctx));
     print_ids(&r1);
     print_timing("turn 1", n, &r1);
+    if (bind) SCB_TRY(print_costs(bind, kv, "turn 1", &ctx));
     if (then) {
         if (commit) scb_kv_cache_commit_temp(kv);
         else scb_kv_cache_drop_temp(kv);
+        if (bind) SCB_TRY(scb_method_bind_turn_end(bind, kv, &ctx));
         if (then_logits) {
             tl = scb_malloc(n_then * c->V * sizeof(float));   /* (T, V) */
             if (!tl) { rc = scb_err(&ctx, SCB_E_NOMEM, "out of memory"); goto out; }
@@ -119,6 +160,7 @@ int scb_cmd_generate(int argc, char **argv)
         }
         print_ids(&r2);
         print_timing("turn 2", n_then, &r2);
+        if (bind) SCB_TRY(print_costs(bind, kv, "turn 2", &ctx));
     }
     size_t entries, logical, physical;
     scb_kv_cache_bytes(kv, &entries, &logical, &physical);
@@ -134,6 +176,9 @@ done:
     scb_free(then);
     scb_free(tl);
     scb_kv_cache_destroy(kv);
+    scb_method_bind_destroy(bind);
+    scb_method_spec_fini(&spec);
+    scb_free(spec_json);
     scb_model_destroy(m);
     scb_backend_destroy(be);
     return status;
