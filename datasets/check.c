@@ -182,8 +182,11 @@ int scb_check_file(const char *path, const char *task, scb_dataset_issue_fn fn, 
         if (got < 0) {
             if (got == SCB_E_NOMEM) { rc = scb_err(ctx, got, "%s", scb_errmsg(&lc)); goto out; }
             if (scb_dataset_failed(r)) {
-                /* stream-level: name the file, no line */
-                count_issue(&sink, path, -1, "", scb_errmsg(&lc));
+                /* stream-level: name the file, no line (the message starts with "path: ") */
+                const char *m = scb_errmsg(&lc);
+                size_t pl = strlen(path);
+                if (!strncmp(m, path, pl) && m[pl] == ':' && m[pl + 1] == ' ') m += pl + 2;
+                count_issue(&sink, path, -1, "", m);
                 break;
             }
             sum->lines_bad++;

@@ -368,6 +368,10 @@ int scb_dataset_next(struct scb_dataset *r, struct scb_session *s, struct scb_ct
                 return set_fatal(r, ctx, SCB_E_FORMAT, "%s: empty file (no sessions)", r->path);
             return 0;
         }
+        if (r->line_no == 1 && r->line.len >= 3 && !memcmp(r->line.data, "\xEF\xBB\xBF", 3)) {
+            memmove(r->line.data, r->line.data + 3, r->line.len - 2);   /* UTF-8 BOM */
+            r->line.len -= 3;
+        }
         if (is_blank(r->line.data, r->line.len)) continue;
         break;
     }

@@ -272,6 +272,28 @@ static void test_long_line(void **st)
     scb_free(ctxt);
 }
 
+/* A UTF-8 byte-order mark, CRLF line ends and blank lines are tolerated. */
+static void test_bom_crlf_blank(void **st)
+{
+    (void)st;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/scb_test_bom_%d.jsonl", (int)getpid());
+    const char *body = "\xEF\xBB\xBF{\"id\": 4, \"context\": \"c\", \"multi_turns\": [{\"input\": \"q\", "
+                       "\"answer\": \"a\"}]}\r\n\n   \n{\"input\": \"fallback\", \"multi_turns\": "
+                       "[{\"input\": \"q\", \"answer\": [\"x\", 2]}]}\r\n";
+    assert_int_equal(scb_file_write(path, body, strlen(body), NULL), SCB_OK);
+    struct scb_session s[4];
+    size_t n = read_all(path, s, 4);
+    assert_int_equal(n, 2);
+    assert_int_equal(s[0].id, 4);
+    assert_string_equal(s[0].context, "c");
+    assert_int_equal(s[1].id, -1);
+    assert_string_equal(s[1].context, "fallback");     /* the 'input' fallback of §3.2 */
+    assert_int_equal(cJSON_GetArraySize(s[1].turns[0].answer), 2);
+    free_all(s, n);
+    unlink(path);
+}
+
 /* Read until the first error; return it, with the message in ctx. */
 static int first_error(const char *path, struct scb_ctx *ctx, long *n_ok)
 {
@@ -560,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_gzip_equals_plain),
         cmocka_unit_test(test_json_roundtrip),
         cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_bom_crlf_blank),
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_missing_turns),
         cmocka_unit_test(test_wrong_types_all_reported),
