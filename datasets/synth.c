@@ -242,7 +242,7 @@ static int size_context(struct gen *g, size_t min_k, int parity, size_t *k_out, 
 {
     int rc = SCB_OK;
     size_t target = g->o->target_tokens, fixed = 0, tok = 0;
-    qsort(g->spec, g->n_spec, sizeof *g->spec, cmp_special);
+    if (g->n_spec) qsort(g->spec, g->n_spec, sizeof *g->spec, cmp_special);
     SCB_TRY(count_built(g, 0, &fixed));
     while ((double)fixed + g->item_tok_sum < (double)target || g->n_items < min_k)
         SCB_TRY(push_item(g));
