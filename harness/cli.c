@@ -19,6 +19,7 @@ static int cmd_version(int argc, char **argv)
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
+    {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
 };
 
 static void print_help(FILE *f)

@@ -26,5 +26,6 @@ int scb_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo,
 int scb_cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 
 /* Subcommands (harness/cli_*.c), one declaration per command. */
+int scb_cmd_export(int argc, char **argv);
 
 #endif
