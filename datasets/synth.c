@@ -15,8 +15,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <zlib.h>
 
 #include "datasets/dataset.h"
 #include "kernels/alloc.h"
@@ -661,6 +663,38 @@ int scb_synth_write(const struct scb_synth_opts *o, long n_sessions, const struc
         scb_session_fini(&s);
     }
 out:
+    scb_session_fini(&s);
+    scb_buf_fini(&line);
+    return rc;
+}
+
+int scb_synth_write_file(const struct scb_synth_opts *o, long n_sessions,
+                         const struct scb_token_counter *tc, const char *path, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    struct scb_session s = {0};
+    struct scb_buf line = {0};
+    size_t pl = strlen(path);
+    int gz = pl > 3 && !strcmp(path + pl - 3, ".gz");
+    FILE *f = NULL;
+    gzFile g = NULL;
+    if (gz) g = gzopen(path, "wb");
+    else f = fopen(path, "wb");
+    if (!f && !g) return scb_err(ctx, SCB_E_IO, "%s: cannot open for writing", path);
+    for (long i = 0; i < n_sessions; i++) {
+        SCB_TRY(scb_synth_session(o, i, tc, &s, NULL, ctx));
+        line.len = 0;
+        SCB_TRY(scb_session_to_json(&s, &line, ctx));
+        if (scb_buf_putc(&line, '\n')) { rc = scb_err(ctx, SCB_E_NOMEM, "out of memory"); goto out; }
+        int ok = gz ? gzwrite(g, line.data, (unsigned)line.len) == (int)line.len
+                    : fwrite(line.data, 1, line.len, f) == line.len;
+        if (!ok) { rc = scb_err(ctx, SCB_E_IO, "%s: write failed", path); goto out; }
+        scb_session_fini(&s);
+    }
+out:
+    if (g && gzclose(g) != Z_OK && rc == SCB_OK) rc = scb_err(ctx, SCB_E_IO, "%s: write failed", path);
+    if (f && fclose(f) != 0 && rc == SCB_OK) rc = scb_err(ctx, SCB_E_IO, "%s: write failed", path);
+    if (rc) unlink(path);
     scb_session_fini(&s);
     scb_buf_fini(&line);
     return rc;

@@ -66,6 +66,11 @@ int scb_synth_session(const struct scb_synth_opts *o, long index, const struct s
 int scb_synth_write(const struct scb_synth_opts *o, long n_sessions, const struct scb_token_counter *tc,
                     FILE *f, struct scb_ctx *ctx);
 
+/* Write them to path: gzip-compressed when path ends in ".gz", else plain. A partly written
+ * file is removed on failure. */
+int scb_synth_write_file(const struct scb_synth_opts *o, long n_sessions,
+                         const struct scb_token_counter *tc, const char *path, struct scb_ctx *ctx);
+
 /* The approximate counter used without a model: number of whitespace-separated words. */
 int scb_synth_count_words(void *user, const char *text, size_t len, size_t *n_tokens);
 

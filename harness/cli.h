@@ -27,5 +27,6 @@ int scb_cli_parse_double(const char *cmd, const char *opt, const char *s, double
 
 /* Subcommands (harness/cli_*.c), one declaration per command. */
 int scb_cmd_export(int argc, char **argv);
+int scb_cmd_data(int argc, char **argv);
 
 #endif

@@ -29,7 +29,7 @@ static void usage(FILE *f)
         "        has at most N tokens of --model DIR's tokenizer (and about N: within one filler item).\n"
         "        --model none (the default) counts whitespace-separated words instead (approximate).\n"
         "        Same options and seed -> same bytes. --turns: turns per session (default 5; mf <= 5).\n"
-        "        --out: output file (default stdout).\n");
+        "        --out: output file (default stdout); a name ending in .gz is written gzip-compressed.\n");
 }
 
 static void print_issue(void *user, const char *file, long line, const char *field, const char *msg)
@@ -117,7 +117,6 @@ static int cmd_synth(int argc, char **argv)
     struct scb_tokenizer *tok = NULL;
     struct scb_token_counter tc = {scb_synth_count_words, NULL};
     struct tok_counter tcu = {NULL, &ctx};
-    FILE *f = stdout;
     int status = 0;
     if (scb_synth_task_parse(task, &o.task, &ctx) < 0)
         return scb_cli_usage_error("data synth", "%s", scb_errmsg(&ctx));
@@ -132,25 +131,17 @@ static int cmd_synth(int argc, char **argv)
     } else {
         fprintf(stderr, "scbench data synth: no --model: lengths are whitespace-separated words (approximate)\n");
     }
-    if (out_path && !(f = fopen(out_path, "wb"))) {
-        scb_err(&ctx, SCB_E_IO, "%s: cannot open for writing", out_path);
-        status = scb_cli_fail("data synth", &ctx);
-        goto out;
-    }
-    if (scb_synth_write(&o, sessions, &tc, f, &ctx) < 0) { status = scb_cli_fail("data synth", &ctx); goto out; }
-    if (f != stdout && fclose(f) != 0) {
-        f = stdout;
-        scb_err(&ctx, SCB_E_IO, "%s: write failed", out_path);
-        status = scb_cli_fail("data synth", &ctx);
-        goto out;
-    }
-    if (f != stdout) {
-        f = stdout;
+    if (out_path) {
+        if (scb_synth_write_file(&o, sessions, &tc, out_path, &ctx) < 0) {
+            status = scb_cli_fail("data synth", &ctx);
+            goto out;
+        }
         fprintf(stderr, "scbench data synth: wrote %ld %s sessions (seed %ld, <= %ld tokens each) to %s\n",
                 sessions, scb_synth_task_name(o.task), seed, tokens, out_path);
+    } else if (scb_synth_write(&o, sessions, &tc, stdout, &ctx) < 0) {
+        status = scb_cli_fail("data synth", &ctx);
     }
 out:
-    if (f && f != stdout) fclose(f);
     scb_tokenizer_destroy(tok);
     return status;
 }

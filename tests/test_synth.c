@@ -381,6 +381,46 @@ static void test_word_counter_and_files(void **st)
     rmdir(dir);
 }
 
+/* .gz output reads back as the same sessions as plain output; a failed write leaves no file. */
+static void test_write_file_gz(void **st)
+{
+    (void)st;
+    char plain[64], gz[64];
+    snprintf(plain, sizeof plain, "/tmp/scb_test_sw_%d.jsonl", (int)getpid());
+    snprintf(gz, sizeof gz, "/tmp/scb_test_sw_%d.jsonl.gz", (int)getpid());
+    struct scb_synth_opts o = {SCB_SYNTH_PASSKEY, 1500, 4, SEED};
+    struct scb_ctx ctx = {0};
+    assert_int_equal(scb_synth_write_file(&o, 3, &mock, plain, &ctx), SCB_OK);
+    assert_int_equal(scb_synth_write_file(&o, 3, &mock, gz, &ctx), SCB_OK);
+    char *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    assert_int_equal(scb_file_read(plain, &a, &la, NULL), SCB_OK);
+    assert_int_equal(scb_file_read(gz, &b, &lb, NULL), SCB_OK);
+    assert_true(lb > 2 && (unsigned char)b[0] == 0x1f && (unsigned char)b[1] == 0x8b);   /* gzip magic */
+    scb_free(b);
+    struct scb_dataset *r = NULL;
+    assert_int_equal(scb_dataset_open(&r, gz, &ctx), SCB_OK);
+    struct scb_buf all = {0};
+    struct scb_session s;
+    while (scb_dataset_next(r, &s, &ctx) == 1) {
+        scb_session_to_json(&s, &all, NULL);
+        scb_buf_putc(&all, '\n');
+        scb_session_fini(&s);
+    }
+    scb_dataset_close(r);
+    assert_int_equal(all.len, la);
+    assert_memory_equal(all.data, a, la);
+    scb_buf_fini(&all);
+    scb_free(a);
+    unlink(plain);
+    unlink(gz);
+    o.target_tokens = 5;   /* too small: error, and no file left behind */
+    assert_int_equal(scb_synth_write_file(&o, 1, &mock, plain, &ctx), SCB_E_INVAL);
+    assert_false(scb_file_exists(plain));
+    assert_int_equal(scb_synth_write_file(&o, 1, &mock, "/nonexistent/dir/x.jsonl", &ctx), SCB_E_IO);
+    assert_non_null(strstr(scb_errmsg(&ctx), "/nonexistent/dir/x.jsonl"));
+}
+
 static void test_errors(void **st)
 {
     (void)st;
@@ -429,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_answers_derivable_and_length),
         cmocka_unit_test(test_counting_is_incremental),
         cmocka_unit_test(test_word_counter_and_files),
+        cmocka_unit_test(test_write_file_gz),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_alloc_failures),
     };
