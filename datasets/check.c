@@ -154,12 +154,13 @@ long scb_check_session(const struct scb_session *s, const char *task, const char
     return n;
 }
 
-static size_t ctx_chars(const struct scb_session *s, struct scb_buf *tmp)
+static int ctx_chars(const struct scb_session *s, struct scb_buf *tmp, size_t *n)
 {
-    if (s->context) return scb_utf8_length(s->context, strlen(s->context));
+    if (s->context) { *n = scb_utf8_length(s->context, strlen(s->context)); return SCB_OK; }
     tmp->len = 0;
-    if (scb_format_int_list(s->context_ints, s->n_context_ints, tmp)) return 0;
-    return tmp->len;
+    int rc = scb_format_int_list(s->context_ints, s->n_context_ints, tmp);
+    *n = tmp->len;
+    return rc;
 }
 
 int scb_check_file(const char *path, const char *task, scb_dataset_issue_fn fn, void *user,
@@ -210,7 +211,8 @@ int scb_check_file(const char *path, const char *task, scb_dataset_issue_fn fn, 
             else if (cJSON_IsNumber(t->answer)) sum->answer_num++;
             else if (cJSON_IsArray(t->answer)) sum->answer_list++;
         }
-        size_t c = ctx_chars(&s, &tmp);
+        size_t c = 0;
+        if (ctx_chars(&s, &tmp, &c)) { rc = scb_err(ctx, SCB_E_NOMEM, "%s: out of memory", path); goto out; }
         if (sum->sessions == 1 || c < sum->ctx_chars_min) sum->ctx_chars_min = c;
         if (c > sum->ctx_chars_max) sum->ctx_chars_max = c;
         sum->ctx_chars_sum += (double)c;

@@ -574,6 +574,22 @@ static void test_alloc_failures(void **st)
     }
 }
 
+/* The checker under allocation failures: SCB_E_NOMEM or a full result, no leak. */
+static void test_check_alloc_failures(void **st)
+{
+    (void)st;
+    size_t live0 = scb_alloc_live_bytes();
+    for (long n = 1; n < 150; n++) {
+        struct scb_ctx ctx = {0};
+        struct scb_check_summary sum;
+        scb_alloc_fail_after(n, 0);
+        int rc = scb_check_file(fixture("scbench_mf.jsonl"), NULL, NULL, NULL, &sum, &ctx);
+        scb_alloc_fail_after(0, 0);
+        assert_true(rc == SCB_OK || rc == SCB_E_NOMEM);
+        assert_int_equal(scb_alloc_live_bytes(), live0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_int_list_format),
         cmocka_unit_test(test_resolve_and_task_names),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_check_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
