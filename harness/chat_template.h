@@ -8,12 +8,8 @@
 
 #include <stddef.h>
 
+#include "kernels/chat_msg.h"   /* struct scb_chat_msg {role, content} */
 #include "kernels/status.h"
-
-struct scb_chat_msg {
-    const char *role;     /* "system", "user", "assistant" (borrowed) */
-    const char *content;  /* borrowed, NUL-terminated UTF-8 */
-};
 
 struct scb_chat_template;
 

@@ -19,7 +19,14 @@ static int cmd_version(int argc, char **argv)
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
     {"version", "print the version and build options", cmd_version},
+    {"tasks", "list the 12 SCBench tasks: category, max new tokens, scorer", scb_cmd_tasks},
     {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
+    {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
+    {"score", "score an SCBench prediction JSONL file (ours or the Python original's)", scb_cmd_score},
+    {"forward", "token ids -> float32 logits of every position (T×V) in a file", scb_cmd_forward},
+    {"generate", "greedy continuation of token ids, with timings", scb_cmd_generate},
+    {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
+    {"chat-template", "render messages through a model's own chat template", scb_cmd_chat_template},
 };
 
 static void print_help(FILE *f)

@@ -26,7 +26,14 @@ int scb_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo,
 int scb_cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 
 /* Subcommands (harness/cli_*.c), one declaration per command. */
+int scb_cmd_tasks(int argc, char **argv);
 int scb_cmd_export(int argc, char **argv);
+int scb_cmd_methods(int argc, char **argv);
+int scb_cmd_score(int argc, char **argv);
+int scb_cmd_forward(int argc, char **argv);
+int scb_cmd_generate(int argc, char **argv);
+int scb_cmd_bench(int argc, char **argv);
+int scb_cmd_chat_template(int argc, char **argv);
 int scb_cmd_data(int argc, char **argv);
 
 #endif

@@ -1,0 +1,309 @@
+/* model.c — weights (one fp32 arena) and the forward pass of Llama / Qwen2 / Mistral
+ * (see model.h). */
+#include "harness/model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness/safetensors.h"
+#include "kernels/alloc.h"
+#include "kernels/util.h"
+
+struct layer_w {
+    float *attn_norm;              /* (d) */
+    float *wq, *wk, *wv, *wo;      /* (H*D, d) (Hkv*D, d) (Hkv*D, d) (d, H*D) */
+    float *bq, *bk, *bv, *bo;      /* (H*D) (Hkv*D) (Hkv*D) (d) or NULL */
+    float *mlp_norm;               /* (d) */
+    float *wg, *wu, *wd;           /* (ff, d) (ff, d) (d, ff) */
+    float *bg, *bu, *bd;           /* (ff) (ff) (d) or NULL */
+};
+
+struct scb_model {
+    struct scb_model_config cfg;
+    struct scb_backend *be;        /* borrowed */
+    float *arena;                  /* all weights, fp32 */
+    size_t arena_floats;
+    float *embed;                  /* (V, d) */
+    float *norm;                   /* (d) */
+    float *lm_head;                /* (V, d), = embed when tied */
+    struct layer_w *layers;        /* (L) */
+    struct scb_attn_hooks hooks;
+    /* workspace for up to ws_T tokens */
+    size_t ws_T;
+    float *x, *xn, *tmp;           /* (T, d) */
+    float *q, *att;                /* (T, H*D) */
+    float *k, *v;                  /* (T, Hkv*D) */
+    float *gate, *up;              /* (T, ff) */
+    float *cos, *sin;              /* (T, D/2) */
+    struct scb_model_stats stats;
+};
+
+/* ---- loading ------------------------------------------------------------------------------ */
+struct wspec { char name[128]; int64_t shape[2]; int ndim; float **dst; };
+
+static void shape_str(char *buf, size_t n, const int64_t *s, int nd)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, n - o, "[");
+    for (int i = 0; i < nd && o < n; i++) o += (size_t)snprintf(buf + o, n - o, i ? ", %lld" : "%lld", (long long)s[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+static int add_spec(struct wspec *sp, size_t *ns, float **dst, int64_t r, int64_t c, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static int add_spec(struct wspec *sp, size_t *ns, float **dst, int64_t r, int64_t c, const char *fmt, ...)
+{
+    struct wspec *w = &sp[(*ns)++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->name, sizeof w->name, fmt, ap);
+    va_end(ap);
+    w->shape[0] = r;
+    w->shape[1] = c;
+    w->ndim = c ? 2 : 1;
+    w->dst = dst;
+    return 0;
+}
+
+int scb_model_load(struct scb_model **out, const char *dir, struct scb_backend *be, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    struct scb_model *m = NULL;
+    struct scb_safetensors *st = NULL;
+    struct wspec *sp = NULL;
+    *out = NULL;
+    m = scb_calloc(1, sizeof *m);
+    if (!m) return scb_err(ctx, SCB_E_NOMEM, "out of memory");
+    m->be = be;
+    SCB_TRY(scb_model_config_load(&m->cfg, dir, ctx));
+    const struct scb_model_config *c = &m->cfg;
+    m->layers = scb_calloc(c->L, sizeof *m->layers);
+    sp = scb_calloc(3 + 16 * c->L, sizeof *sp);
+    if (!m->layers || !sp) { rc = scb_err(ctx, SCB_E_NOMEM, "out of memory"); goto out; }
+    SCB_TRY(scb_safetensors_open_dir(&st, dir, ctx));
+
+    const int64_t d = (int64_t)c->d_model, ff = (int64_t)c->d_ff, qd = (int64_t)(c->H * c->D),
+                  kvd = (int64_t)(c->Hkv * c->D), V = (int64_t)c->V;
+    size_t ns = 0;
+    add_spec(sp, &ns, &m->embed, V, d, "model.embed_tokens.weight");
+    add_spec(sp, &ns, &m->norm, d, 0, "model.norm.weight");
+    if (!c->tie_embeddings) add_spec(sp, &ns, &m->lm_head, V, d, "lm_head.weight");
+    for (size_t l = 0; l < c->L; l++) {
+        struct layer_w *w = &m->layers[l];
+        const char *p = "model.layers";
+        add_spec(sp, &ns, &w->attn_norm, d, 0, "%s.%zu.input_layernorm.weight", p, l);
+        add_spec(sp, &ns, &w->wq, qd, d, "%s.%zu.self_attn.q_proj.weight", p, l);
+        add_spec(sp, &ns, &w->wk, kvd, d, "%s.%zu.self_attn.k_proj.weight", p, l);
+        add_spec(sp, &ns, &w->wv, kvd, d, "%s.%zu.self_attn.v_proj.weight", p, l);
+        add_spec(sp, &ns, &w->wo, d, qd, "%s.%zu.self_attn.o_proj.weight", p, l);
+        if (c->attn_bias || c->qkv_bias) {
+            add_spec(sp, &ns, &w->bq, qd, 0, "%s.%zu.self_attn.q_proj.bias", p, l);
+            add_spec(sp, &ns, &w->bk, kvd, 0, "%s.%zu.self_attn.k_proj.bias", p, l);
+            add_spec(sp, &ns, &w->bv, kvd, 0, "%s.%zu.self_attn.v_proj.bias", p, l);
+        }
+        if (c->attn_bias) add_spec(sp, &ns, &w->bo, d, 0, "%s.%zu.self_attn.o_proj.bias", p, l);
+        add_spec(sp, &ns, &w->mlp_norm, d, 0, "%s.%zu.post_attention_layernorm.weight", p, l);
+        add_spec(sp, &ns, &w->wg, ff, d, "%s.%zu.mlp.gate_proj.weight", p, l);
+        add_spec(sp, &ns, &w->wu, ff, d, "%s.%zu.mlp.up_proj.weight", p, l);
+        add_spec(sp, &ns, &w->wd, d, ff, "%s.%zu.mlp.down_proj.weight", p, l);
+        if (c->mlp_bias) {
+            add_spec(sp, &ns, &w->bg, ff, 0, "%s.%zu.mlp.gate_proj.bias", p, l);
+            add_spec(sp, &ns, &w->bu, ff, 0, "%s.%zu.mlp.up_proj.bias", p, l);
+            add_spec(sp, &ns, &w->bd, d, 0, "%s.%zu.mlp.down_proj.bias", p, l);
+        }
+    }
+    /* validate every tensor before allocating */
+    size_t total = 0;
+    for (size_t i = 0; i < ns; i++) {
+        const struct scb_st_tensor *t = scb_safetensors_find(st, sp[i].name);
+        char want[64], got[64];
+        shape_str(want, sizeof want, sp[i].shape, sp[i].ndim);
+        if (!t) {
+            rc = scb_err(ctx, SCB_E_NOTFOUND, "%s: missing tensor '%s' (expected shape %s)",
+                         scb_safetensors_source(st), sp[i].name, want);
+            goto out;
+        }
+        int ok = t->ndim == sp[i].ndim;
+        for (int k = 0; ok && k < t->ndim; k++) ok = t->shape[k] == sp[i].shape[k];
+        if (!ok) {
+            shape_str(got, sizeof got, t->shape, t->ndim);
+            rc = scb_err(ctx, SCB_E_FORMAT, "%s: tensor '%s' has shape %s, expected %s", t->file,
+                         sp[i].name, got, want);
+            goto out;
+        }
+        total += t->numel;
+    }
+    m->arena = scb_malloc(total * sizeof(float));
+    if (!m->arena) {
+        rc = scb_err(ctx, SCB_E_NOMEM, "out of memory for %zu MiB of fp32 weights", total * 4 >> 20);
+        goto out;
+    }
+    m->arena_floats = total;
+    size_t off = 0;
+    for (size_t i = 0; i < ns; i++) {
+        const struct scb_st_tensor *t = scb_safetensors_find(st, sp[i].name);
+        *sp[i].dst = m->arena + off;
+        scb_dtype_to_f32(t->dtype, t->data, m->arena + off, t->numel);
+        off += t->numel;
+    }
+    if (c->tie_embeddings) m->lm_head = m->embed;
+    *out = m;
+    m = NULL;
+out:
+    if (rc < 0 && ctx && !strstr(ctx->msg, dir)) scb_err_prefix(ctx, "loading model %s: ", dir);
+    scb_safetensors_close(st);
+    scb_free(sp);
+    scb_model_destroy(m);
+    return rc;
+}
+
+static void free_ws(struct scb_model *m)
+{
+    float **bufs[] = {&m->x, &m->xn, &m->tmp, &m->q, &m->att, &m->k, &m->v, &m->gate, &m->up, &m->cos, &m->sin};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) { scb_free(*bufs[i]); *bufs[i] = NULL; }
+    m->ws_T = 0;
+}
+
+void scb_model_destroy(struct scb_model *m)
+{
+    if (!m) return;
+    free_ws(m);
+    scb_free(m->arena);
+    scb_free(m->layers);
+    scb_model_config_fini(&m->cfg);
+    scb_free(m);
+}
+
+const struct scb_model_config *scb_model_get_config(const struct scb_model *m) { return &m->cfg; }
+struct scb_backend *scb_model_backend(const struct scb_model *m) { return m->be; }
+size_t scb_model_weight_bytes(const struct scb_model *m) { return m->arena_floats * sizeof(float); }
+
+void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *h)
+{
+    if (h) m->hooks = *h;
+    else memset(&m->hooks, 0, sizeof m->hooks);
+}
+
+int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cache **out, struct scb_ctx *ctx)
+{
+    return scb_kv_cache_create(out, m->cfg.L, m->cfg.Hkv, m->cfg.D, cap, ctx);
+}
+
+void scb_model_stats(const struct scb_model *m, struct scb_model_stats *out) { *out = m->stats; }
+void scb_model_stats_reset(struct scb_model *m) { memset(&m->stats, 0, sizeof m->stats); }
+
+/* ---- forward ------------------------------------------------------------------------------ */
+static int ensure_ws(struct scb_model *m, size_t T, struct scb_ctx *ctx)
+{
+    if (T <= m->ws_T) return SCB_OK;
+    const struct scb_model_config *c = &m->cfg;
+    free_ws(m);
+    size_t d = c->d_model, qd = c->H * c->D, kvd = c->Hkv * c->D, ff = c->d_ff, half = c->D / 2;
+    m->x = scb_malloc(T * d * sizeof(float));
+    m->xn = scb_malloc(T * d * sizeof(float));
+    m->tmp = scb_malloc(T * d * sizeof(float));
+    m->q = scb_malloc(T * qd * sizeof(float));
+    m->att = scb_malloc(T * qd * sizeof(float));
+    m->k = scb_malloc(T * kvd * sizeof(float));
+    m->v = scb_malloc(T * kvd * sizeof(float));
+    m->gate = scb_malloc(T * ff * sizeof(float));
+    m->up = scb_malloc(T * ff * sizeof(float));
+    m->cos = scb_malloc(T * half * sizeof(float) + 1);
+    m->sin = scb_malloc(T * half * sizeof(float) + 1);
+    if (!m->x || !m->xn || !m->tmp || !m->q || !m->att || !m->k || !m->v || !m->gate || !m->up ||
+        !m->cos || !m->sin) {
+        free_ws(m);
+        return scb_err(ctx, SCB_E_NOMEM, "forward: out of memory for the activations of %zu tokens", T);
+    }
+    m->ws_T = T;
+    return SCB_OK;
+}
+
+static int mm(struct scb_model *m, const float *x, const float *w, const float *b, float *y, size_t T,
+              size_t K, size_t N, struct scb_ctx *ctx)
+{
+    double t0 = scb_now_ms();
+    int rc = m->be->ops->matmul(m->be, x, w, b, y, T, K, N, ctx);
+    m->stats.matmul_ms += scb_now_ms() - t0;
+    m->stats.matmul_flops += 2.0 * (double)T * (double)K * (double)N;
+    return rc;
+}
+
+int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
+                      float *logits, int flags, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = &m->cfg;
+    const struct scb_backend_ops *ops = m->be->ops;
+    struct scb_backend *be = m->be;
+    double t_start = scb_now_ms();
+    if (n == 0) return scb_err(ctx, SCB_E_INVAL, "forward: no tokens");
+    if (kv->L != c->L || kv->Hkv != c->Hkv || kv->D != c->D)
+        return scb_err(ctx, SCB_E_INVAL, "forward: KV cache shaped (L=%zu, Hkv=%zu, D=%zu) for a model with "
+                       "(%zu, %zu, %zu)", kv->L, kv->Hkv, kv->D, c->L, c->Hkv, c->D);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= c->V)
+            return scb_err(ctx, SCB_E_INVAL, "forward: token id %d at index %zu is outside the vocabulary "
+                           "(%zu)", ids[i], i, c->V);
+    SCB_TRY(scb_kv_cache_check_room(kv, n, ctx));
+    const int64_t pos0 = kv->seen;
+    if (c->sliding_window > 0 && pos0 + (int64_t)n > c->sliding_window)
+        return scb_err(ctx, SCB_E_UNSUPPORTED, "forward: the sequence reaches %lld tokens, past the model's "
+                       "sliding_window of %lld (sliding-window attention is not implemented)",
+                       (long long)(pos0 + (int64_t)n), (long long)c->sliding_window);
+    SCB_TRY(ensure_ws(m, n, ctx));
+    size_t before = 0;
+    for (size_t h = 0; h < c->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
+    const int first_prefill = before == 0;
+
+    const size_t d = c->d_model, qd = c->H * c->D, kvd = c->Hkv * c->D, ff = c->d_ff, half = c->D / 2;
+    const float eps = (float)c->rms_eps;
+    float *x = m->x;        /* (n, d) residual stream */
+    float *xn = m->xn;      /* (n, d) normed */
+    SCB_TRY(ops->embed(be, m->embed, ids, n, d, x, ctx));
+    SCB_TRY(ops->rope_table(be, c->inv_freq, half, pos0, n, c->attn_scaling, m->cos, m->sin, ctx));
+    for (size_t l = 0; l < c->L; l++) {
+        const struct layer_w *w = &m->layers[l];
+        SCB_TRY(ops->rmsnorm(be, x, w->attn_norm, xn, n, d, eps, ctx));
+        SCB_TRY(mm(m, xn, w->wq, w->bq, m->q, n, d, qd, ctx));    /* (n, H, D) */
+        SCB_TRY(mm(m, xn, w->wk, w->bk, m->k, n, d, kvd, ctx));   /* (n, Hkv, D) */
+        SCB_TRY(mm(m, xn, w->wv, w->bv, m->v, n, d, kvd, ctx));   /* (n, Hkv, D) */
+        SCB_TRY(ops->rope(be, m->q, m->cos, m->sin, n, c->H, c->D, ctx));
+        SCB_TRY(ops->rope(be, m->k, m->cos, m->sin, n, c->Hkv, c->D, ctx));
+        SCB_TRY(scb_kv_cache_append(kv, l, m->k, m->v, n, pos0, ctx));
+        struct scb_backend_attn a = {
+            .q = m->q, .out = m->att, .kv = kv, .layer = l, .T = n, .H = c->H, .Hkv = c->Hkv, .D = c->D,
+            .scale = (float)(1.0 / sqrt((double)c->D)),
+        };
+        if (first_prefill) {
+            if (m->hooks.prefill) SCB_TRY(m->hooks.prefill(be, m->hooks.user, &a, ctx));
+            else SCB_TRY(ops->attn_prefill(be, NULL, &a, ctx));
+            if (m->hooks.after_prefill) SCB_TRY(m->hooks.after_prefill(be, m->hooks.user, kv, &a, ctx));
+        } else {
+            if (m->hooks.decode) SCB_TRY(m->hooks.decode(be, m->hooks.user, &a, ctx));
+            else SCB_TRY(ops->attn_decode(be, NULL, &a, ctx));
+        }
+        SCB_TRY(mm(m, m->att, w->wo, w->bo, m->tmp, n, qd, d, ctx));
+        SCB_TRY(ops->add(be, x, m->tmp, n * d, ctx));
+        SCB_TRY(ops->rmsnorm(be, x, w->mlp_norm, xn, n, d, eps, ctx));
+        SCB_TRY(mm(m, xn, w->wg, w->bg, m->gate, n, d, ff, ctx));  /* (n, ff) */
+        SCB_TRY(mm(m, xn, w->wu, w->bu, m->up, n, d, ff, ctx));    /* (n, ff) */
+        SCB_TRY(ops->swiglu(be, m->gate, m->up, m->gate, n * ff, ctx));
+        SCB_TRY(mm(m, m->gate, w->wd, w->bd, m->tmp, n, ff, d, ctx));
+        SCB_TRY(ops->add(be, x, m->tmp, n * d, ctx));
+    }
+    scb_kv_cache_advance(kv, n);
+    if (flags & SCB_FWD_ALL_LOGITS) {
+        SCB_TRY(ops->rmsnorm(be, x, m->norm, xn, n, d, eps, ctx));
+        SCB_TRY(mm(m, xn, m->lm_head, NULL, logits, n, d, c->V, ctx));   /* (n, V) */
+    } else {
+        SCB_TRY(ops->rmsnorm(be, x + (n - 1) * d, m->norm, xn, 1, d, eps, ctx));
+        SCB_TRY(mm(m, xn, m->lm_head, NULL, logits, 1, d, c->V, ctx));   /* (V) */
+    }
+    m->stats.tokens += n;
+out:
+    m->stats.forward_ms += scb_now_ms() - t_start;
+    return rc;
+}

@@ -1,0 +1,84 @@
+/* model.h — a decoder-only transformer (Llama / Qwen2 / Mistral family) loaded from a Hugging
+ * Face model directory, and its forward pass over the KV cache.
+ *
+ * Loading: config.json (harness/model_config.h) + safetensors weights (harness/safetensors.h,
+ * single file or shards). The CPU backend converts every weight (bf16, f16 or f32 in the file)
+ * to fp32 into one arena at load; wrong shapes and missing tensors are reported with the tensor
+ * name, expected and found shape, and file.
+ *
+ * Forward: scb_model_forward() appends n tokens at RoPE positions seen..seen+n-1 to the cache
+ * (into the segment of its current mode), computes causal attention with bottom-right
+ * alignment over everything the cache holds, and returns logits. The computation follows HF
+ * transformers' modeling_llama / qwen2 / mistral in fp32 (RMSNorm with fp32 variance, RoPE
+ * rotate_half, SwiGLU, tied or separate LM head).
+ *
+ * Method seam (struct scb_attn_hooks): SCBench dispatches attention by cache state
+ * (spec/scbench.md §6.1): the chunk that starts on an empty cache (the session's first prefill)
+ * goes through `prefill` (sparse-prefill methods: A-shape, Tri-shape, MInference), every later
+ * chunk (decode steps and follow-up prefills) through `decode` (Quest, RetrievalAttention,
+ * attention over quantized entries). After the first prefill's attention of each layer,
+ * `after_prefill` may compress that layer's global entries (SnapKV, PyramidKV, StreamingLLM,
+ * KIVI) through scb_kv_cache_keep(). NULL hooks mean dense attention / keep everything. */
+#ifndef SCB_HARNESS_MODEL_H
+#define SCB_HARNESS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "harness/model_config.h"
+#include "kernels/backend.h"
+#include "kernels/kv_cache.h"
+#include "kernels/status.h"
+
+struct scb_model;
+
+struct scb_attn_hooks {
+    scb_attn_fn prefill;     /* first prefill on an empty cache; NULL = backend dense */
+    scb_attn_fn decode;      /* every later chunk; NULL = backend dense */
+    /* once per layer after the first prefill's attention (a->q are that chunk's queries);
+     * NULL = keep every entry */
+    int (*after_prefill)(struct scb_backend *be, void *user, struct scb_kv_cache *kv,
+                         const struct scb_backend_attn *a, struct scb_ctx *ctx);
+    void *user;              /* passed to every hook, borrowed */
+};
+
+enum scb_forward_flags {
+    SCB_FWD_LAST_LOGITS = 0,      /* logits (V) of the last position only */
+    SCB_FWD_ALL_LOGITS  = 1 << 0  /* logits (n, V) of every position */
+};
+
+/* Cumulative counters since load (or the last reset), for `scbench bench`. */
+struct scb_model_stats {
+    double matmul_flops;     /* 2·T·K·N summed over the projections and LM head */
+    double matmul_ms;        /* time inside the backend's matmul */
+    double forward_ms;       /* time inside scb_model_forward */
+    size_t tokens;           /* tokens forwarded */
+};
+
+/* Load the model in dir onto backend be (borrowed; must outlive the model). */
+int  scb_model_load(struct scb_model **out, const char *dir, struct scb_backend *be, struct scb_ctx *ctx);
+void scb_model_destroy(struct scb_model *m);   /* NULL is a no-op */
+
+const struct scb_model_config *scb_model_get_config(const struct scb_model *m);
+struct scb_backend *scb_model_backend(const struct scb_model *m);
+/* Bytes of the fp32 weight arena. */
+size_t scb_model_weight_bytes(const struct scb_model *m);
+
+/* Install attention hooks (copied; NULL restores dense). */
+void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *h);
+
+/* A KV cache shaped for this model (L, Hkv, D) holding at most cap tokens. */
+int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cache **out,
+                        struct scb_ctx *ctx);
+
+/* Forward n >= 1 tokens ids (each < V) through the model, appending them to kv at positions
+ * kv->seen.. (kv->seen advances by n). logits: (n, V) with SCB_FWD_ALL_LOGITS, else (V) for the
+ * last position. Errors before any computation (bad id, cache full, global append with a
+ * non-empty temp segment, sliding window needed) leave kv unchanged. */
+int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
+                      float *logits, int flags, struct scb_ctx *ctx);
+
+void scb_model_stats(const struct scb_model *m, struct scb_model_stats *out);
+void scb_model_stats_reset(struct scb_model *m);
+
+#endif

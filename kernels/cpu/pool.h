@@ -1,0 +1,24 @@
+/* pool.h — a small persistent pthread pool for the CPU kernels: run fn(arg, i) for i in
+ * [0, n) split into contiguous static ranges, one per thread (the caller is thread 0). Each
+ * index is processed by exactly one thread, so kernels that compute each output within one
+ * index are deterministic for any thread count. */
+#ifndef SCB_KERNELS_CPU_POOL_H
+#define SCB_KERNELS_CPU_POOL_H
+
+#include <stddef.h>
+
+#include "kernels/status.h"
+
+struct scb_pool;
+
+/* tid: the running thread's index in [0, n_threads) (for per-thread scratch). */
+typedef void (*scb_pool_fn)(void *arg, size_t begin, size_t end, int tid);
+
+/* n_threads >= 1 (1 = no worker threads). */
+int  scb_pool_create(struct scb_pool **out, int n_threads, struct scb_ctx *ctx);
+void scb_pool_destroy(struct scb_pool *p);   /* NULL is a no-op */
+/* Run fn over [0, n); returns when all ranges are done. Not reentrant. */
+void scb_pool_run(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n);
+int  scb_pool_threads(const struct scb_pool *p);
+
+#endif

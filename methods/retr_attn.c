@@ -1,0 +1,532 @@
+/* retr_attn.c — RetrievalAttention: flat and graph indexes, selection, merge (see retr_attn.h). */
+#include "methods/retr_attn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/alloc.h"
+#include "methods/dense.h"
+
+static double dotf(const float *a, const float *b, int D)
+{
+    double s = 0.0;
+    for (int d = 0; d < D; d++) s += (double)a[d] * (double)b[d];
+    return s;
+}
+
+struct cand { double s; int32_t id; int32_t node; };
+static int cand_desc(const void *x, const void *y)
+{
+    const struct cand *a = x, *b = y;
+    if (a->s > b->s) return -1;
+    if (a->s < b->s) return 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32_t *ids, int n,
+                       int D, int k, int32_t *out_id, float *out_ip)
+{
+    if (n <= 0 || k <= 0) return 0;
+    struct cand *c = scb_malloc(sizeof *c * (size_t)n);
+    if (!c) return SCB_E_NOMEM;
+    for (int t = 0; t < n; t++) {
+        c[t].s = dotf(q, keys + (size_t)t * ks, D);
+        c[t].id = ids ? ids[t] : t;
+        c[t].node = t;
+    }
+    qsort(c, (size_t)n, sizeof *c, cand_desc);
+    if (k > n) k = n;
+    for (int t = 0; t < k; t++) {
+        out_id[t] = c[t].id;
+        if (out_ip) out_ip[t] = (float)c[t].s;
+    }
+    scb_free(c);
+    return k;
+}
+
+double scb_retr_recall(const int32_t *a, int na, const int32_t *b, int nb)
+{
+    if (nb <= 0) return 1.0;
+    int hit = 0;
+    for (int j = 0; j < nb; j++)
+        for (int i = 0; i < na; i++)
+            if (a[i] == b[j]) { hit++; break; }
+    return (double)hit / nb;
+}
+
+/* ---- graph index --------------------------------------------------------------------------- */
+struct scb_retr_graph {
+    int D, n, cap, maxdeg, ef, n_entry;
+    float *keys;      /* (cap, D) */
+    int32_t *ids;     /* (cap) */
+    int32_t *adj;     /* (cap, maxdeg) node indices */
+    int *deg;         /* (cap) */
+    int32_t entry[16];
+    int last;         /* last inserted node, -1 if none */
+};
+
+static int g_reserve(struct scb_retr_graph *g, int need)
+{
+    if (need <= g->cap) return SCB_OK;
+    int nc = g->cap ? g->cap * 2 : 1024;
+    while (nc < need) nc *= 2;
+    float *k = scb_realloc(g->keys, sizeof(float) * (size_t)nc * g->D);
+    if (!k) return SCB_E_NOMEM;
+    g->keys = k;
+    int32_t *ids = scb_realloc(g->ids, sizeof(int32_t) * (size_t)nc);
+    if (!ids) return SCB_E_NOMEM;
+    g->ids = ids;
+    int32_t *adj = scb_realloc(g->adj, sizeof(int32_t) * (size_t)nc * g->maxdeg);
+    if (!adj) return SCB_E_NOMEM;
+    g->adj = adj;
+    int *deg = scb_realloc(g->deg, sizeof(int) * (size_t)nc);
+    if (!deg) return SCB_E_NOMEM;
+    g->deg = deg;
+    g->cap = nc;
+    return SCB_OK;
+}
+
+static void add_edge(struct scb_retr_graph *g, int u, int v)
+{
+    if (u == v) return;
+    int32_t *a = g->adj + (size_t)u * g->maxdeg;
+    for (int i = 0; i < g->deg[u]; i++) if (a[i] == v) return;
+    if (g->deg[u] < g->maxdeg) a[g->deg[u]++] = v;
+}
+
+void scb_retr_graph_destroy(struct scb_retr_graph *g)
+{
+    if (!g) return;
+    scb_free(g->keys); scb_free(g->ids); scb_free(g->adj); scb_free(g->deg);
+    scb_free(g);
+}
+
+int scb_retr_graph_size(const struct scb_retr_graph *g) { return g->n; }
+
+/* Binary heap of candidates; max = 1 for a max-heap on s, else min-heap. */
+struct heap { struct cand *a; int n, cap, max; };
+static int h_better(const struct heap *h, const struct cand *x, const struct cand *y)
+{
+    return h->max ? x->s > y->s : x->s < y->s;
+}
+static void h_push(struct heap *h, struct cand c)
+{
+    int i = h->n++;
+    h->a[i] = c;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!h_better(h, &h->a[i], &h->a[p])) break;
+        struct cand t = h->a[i]; h->a[i] = h->a[p]; h->a[p] = t;
+        i = p;
+    }
+}
+static struct cand h_pop(struct heap *h)
+{
+    struct cand top = h->a[0];
+    h->a[0] = h->a[--h->n];
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, b = i;
+        if (l < h->n && h_better(h, &h->a[l], &h->a[b])) b = l;
+        if (r < h->n && h_better(h, &h->a[r], &h->a[b])) b = r;
+        if (b == i) break;
+        struct cand t = h->a[i]; h->a[i] = h->a[b]; h->a[b] = t;
+        i = b;
+    }
+    return top;
+}
+
+/* Beam search; results (node, score) sorted desc into res (up to ef). */
+static int g_search(const struct scb_retr_graph *g, const float *q, int ef, int32_t id_limit,
+                    struct cand *res, int *n_res, int *visited)
+{
+    int rc = SCB_OK;
+    *n_res = 0; *visited = 0;
+    if (g->n == 0) return SCB_OK;
+    uint8_t *seen = scb_calloc((size_t)g->n, 1);
+    struct heap C = {scb_malloc(sizeof(struct cand) * ((size_t)g->n + 16)), 0, g->n + 16, 1};
+    struct heap R = {scb_malloc(sizeof(struct cand) * ((size_t)ef + 2)), 0, ef + 2, 0};
+    if (!seen || !C.a || !R.a) { rc = SCB_E_NOMEM; goto out; }
+    for (int e = 0; e < g->n_entry; e++) {
+        int u = g->entry[e];
+        if (u < 0 || u >= g->n || seen[u]) continue;
+        seen[u] = 1; (*visited)++;
+        struct cand c = {dotf(q, g->keys + (size_t)u * g->D, g->D), g->ids[u], u};
+        h_push(&C, c);
+        if (g->ids[u] < id_limit) { h_push(&R, c); if (R.n > ef) h_pop(&R); }
+    }
+    while (C.n) {
+        struct cand c = h_pop(&C);
+        if (R.n >= ef && c.s < R.a[0].s) break;
+        const int32_t *a = g->adj + (size_t)c.node * g->maxdeg;
+        for (int i = 0; i < g->deg[c.node]; i++) {
+            int u = a[i];
+            if (seen[u]) continue;
+            seen[u] = 1; (*visited)++;
+            struct cand x = {dotf(q, g->keys + (size_t)u * g->D, g->D), g->ids[u], u};
+            if (R.n < ef || x.s > R.a[0].s) {
+                h_push(&C, x);
+                if (g->ids[u] < id_limit) { h_push(&R, x); if (R.n > ef) h_pop(&R); }
+            }
+        }
+    }
+    memcpy(res, R.a, sizeof(struct cand) * (size_t)R.n);
+    *n_res = R.n;
+    qsort(res, (size_t)R.n, sizeof *res, cand_desc);
+out:
+    scb_free(seen); scb_free(C.a); scb_free(R.a);
+    return rc;
+}
+
+int scb_retr_graph_search(const struct scb_retr_graph *g, const float *q, int k, int32_t id_limit,
+                          int32_t *out_id, float *out_ip, int *visited, struct scb_ctx *ctx)
+{
+    int ef = g->ef > k ? g->ef : k, n = 0, vis = 0;
+    struct cand *res = scb_malloc(sizeof *res * ((size_t)ef + 2));
+    if (!res) return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    int rc = g_search(g, q, ef, id_limit, res, &n, &vis);
+    if (rc) { scb_free(res); return scb_err(ctx, rc, "retr_attn: out of memory"); }
+    if (k > n) k = n;
+    for (int t = 0; t < k; t++) { out_id[t] = res[t].id; if (out_ip) out_ip[t] = (float)res[t].s; }
+    if (visited) *visited = vis;
+    scb_free(res);
+    return k;
+}
+
+int scb_retr_graph_add(struct scb_retr_graph *g, const float *key, int32_t id, struct scb_ctx *ctx)
+{
+    if (g_reserve(g, g->n + 1)) return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    int u = g->n;
+    enum { NN = 8 };
+    struct cand res[64];
+    int nr = 0, vis = 0;
+    if (g->n > 0 && g_search(g, key, 32, INT32_MAX, res, &nr, &vis))
+        return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    memcpy(g->keys + (size_t)u * g->D, key, sizeof(float) * g->D);
+    g->ids[u] = id;
+    g->deg[u] = 0;
+    g->n++;
+    if (g->last >= 0) { add_edge(g, u, g->last); add_edge(g, g->last, u); }
+    for (int i = 0; i < nr && i < NN; i++) { add_edge(g, u, res[i].node); add_edge(g, res[i].node, u); }
+    if (g->n_entry == 0) { g->entry[0] = u; g->n_entry = 1; }
+    g->last = u;
+    return SCB_OK;
+}
+
+int scb_retr_graph_build(struct scb_retr_graph **out, const float *keys, size_t ks,
+                         const int32_t *ids, int n, int D, const float *queries, size_t qs, int nq,
+                         const struct scb_retr_graph_params *p, struct scb_ctx *ctx)
+{
+    *out = NULL;
+    int rc = SCB_OK;
+    struct scb_retr_graph *g = scb_calloc(1, sizeof *g);
+    int32_t *top = NULL;
+    int *pivots = NULL;
+    if (!g) return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    g->D = D;
+    g->maxdeg = p && p->max_degree > 0 ? p->max_degree : 32;
+    g->ef = p && p->ef > 0 ? p->ef : 64;
+    int M = p && p->M > 0 ? p->M : 16;
+    int ne = p && p->n_entry > 0 ? p->n_entry : 4;
+    if (ne > 16) ne = 16;
+    g->last = -1;
+    if (g_reserve(g, n > 0 ? n : 1)) { rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory"); goto out; }
+    for (int t = 0; t < n; t++) {
+        memcpy(g->keys + (size_t)t * D, keys + (size_t)t * ks, sizeof(float) * D);
+        g->ids[t] = ids ? ids[t] : t;
+        g->deg[t] = 0;
+    }
+    g->n = n;
+    for (int t = 1; t < n; t++) { add_edge(g, t, t - 1); add_edge(g, t - 1, t); }   /* sequence links */
+    top = scb_malloc(sizeof(int32_t) * (size_t)(M > 0 ? M : 1));
+    pivots = scb_calloc((size_t)(n > 0 ? n : 1), sizeof(int));
+    if (!top || !pivots) { rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory"); goto out; }
+    for (int i = 0; i < nq && n > 0; i++) {             /* query-side links (RoarGraph projection) */
+        int m = scb_retr_flat_topk(queries + (size_t)i * qs, g->keys, (size_t)D, NULL, n, D, M, top, NULL);
+        if (m < 0) { rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory"); goto out; }
+        if (m == 0) continue;
+        pivots[top[0]]++;
+        for (int j = 1; j < m; j++) { add_edge(g, top[0], top[j]); add_edge(g, top[j], top[0]); }
+    }
+    for (int e = 0; e < ne && e < n; e++) {            /* entries: most frequent pivots */
+        int best = -1;
+        for (int t = 0; t < n; t++) {
+            int taken = 0;
+            for (int f = 0; f < g->n_entry; f++) if (g->entry[f] == t) taken = 1;
+            if (!taken && (best < 0 || pivots[t] > pivots[best])) best = t;
+        }
+        g->entry[g->n_entry++] = best;
+    }
+    g->last = n - 1;
+    *out = g;
+    g = NULL;
+out:
+    scb_free(top); scb_free(pivots);
+    scb_retr_graph_destroy(g);
+    return rc;
+}
+
+/* ---- selection and attention ----------------------------------------------------------------- */
+int scb_retr_static_keys(int Tg, int n_sink, int n_recent, int32_t *idx)
+{
+    int n = 0;
+    if (Tg < n_sink + n_recent) { for (int j = 0; j < Tg; j++) idx[n++] = j; return n; }
+    for (int j = 0; j < n_sink; j++) idx[n++] = j;
+    for (int j = Tg - n_recent; j < Tg; j++) idx[n++] = j;
+    return n;
+}
+
+struct retr_u {
+    const struct scb_attn_args *a;
+    struct scb_attn_view vw;
+    int n_sink, n_recent, top_k;
+    struct scb_retr_graph **graphs;   /* (Hkv) or NULL = flat over args' keys */
+    int32_t *ids; float *ips;         /* scratch (Tk) */
+    struct scb_ctx *ctx;
+    double visited, cpu_total;        /* stats: keys scored / keys in the index */
+};
+
+static int asc(const void *x, const void *y) { int32_t a = *(const int32_t *)x, b = *(const int32_t *)y; return (a > b) - (a < b); }
+
+/* Retrieved ids of (row i, head h), sorted ascending; returns count. *cpu_end: index range end. */
+static int retrieve(struct retr_u *u, int h, int i, int32_t *out, int *g_i_out)
+{
+    const struct scb_attn_args *a = u->a;
+    int Tg = a->Tk_global > 0 ? a->Tk_global : a->Tk;
+    int nc = i + a->Tk - a->Tq + 1;
+    int g_i = nc < Tg ? nc : Tg;
+    *g_i_out = g_i;
+    if (g_i < u->n_sink + u->n_recent) return 0;
+    int lo = u->n_sink, hi = g_i - u->n_recent;          /* index holds [lo, hi) */
+    const float *q = a->q + ((size_t)i * a->Hq + h) * a->D;
+    int g = h / u->vw.G, n;
+    if (u->graphs) {
+        int vis = 0;
+        n = scb_retr_graph_search(u->graphs[g], q, u->top_k, hi, out, NULL, &vis, u->ctx);
+        u->visited += vis;
+    } else {
+        n = scb_retr_flat_topk(q, a->k + (size_t)g * u->vw.hs + (size_t)lo * u->vw.ts, u->vw.ts, NULL,
+                               hi - lo, a->D, u->top_k, out, NULL);
+        for (int t = 0; t < n; t++) out[t] += lo;
+        u->visited += hi - lo;
+    }
+    u->cpu_total += hi - lo;
+    if (n > 0) qsort(out, (size_t)n, sizeof *out, asc);
+    return n;
+}
+
+static int retr_keys(void *user, int h, int i, int32_t *idx, int cap)
+{
+    (void)cap;
+    struct retr_u *u = user;
+    const struct scb_attn_args *a = u->a;
+    int nc = i + a->Tk - a->Tq + 1, g_i;
+    int nr = retrieve(u, h, i, u->ids, &g_i);
+    if (nr < 0) return nr;
+    if (g_i < u->n_sink + u->n_recent) { for (int j = 0; j < nc; j++) idx[j] = j; return nc; }
+    int n = 0;
+    for (int j = 0; j < u->n_sink; j++) idx[n++] = j;
+    for (int t = 0; t < nr; t++) idx[n++] = u->ids[t];
+    for (int j = g_i - u->n_recent; j < nc; j++) idx[n++] = j;   /* recent window + temp */
+    return n;
+}
+
+static int retr_drive(struct scb_attn_args *a, int n_sink, int n_recent, int top_k,
+                      struct scb_retr_graph **graphs, struct scb_ctx *ctx)
+{
+    struct retr_u u = {0};
+    int rc = scb_attn_view(a, &u.vw, ctx);
+    if (rc) return rc;
+    if (n_sink < 0 || n_recent < 1 || top_k < 1)
+        return scb_err(ctx, SCB_E_INVAL, "retr_attn: need n_sink >= 0, n_recent >= 1, top_k >= 1");
+    u.a = a; u.n_sink = n_sink; u.n_recent = n_recent; u.top_k = top_k; u.graphs = graphs; u.ctx = ctx;
+    u.ids = scb_malloc(sizeof(int32_t) * ((size_t)a->Tk + 1));
+    if (!u.ids) return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    rc = scb_attn_list_ref(a, retr_keys, &u, ctx);
+    scb_free(u.ids);
+    return rc;
+}
+
+int scb_retr_attn(struct scb_attn_args *a, int n_sink, int n_recent, int top_k, struct scb_ctx *ctx)
+{
+    return retr_drive(a, n_sink, n_recent, top_k, NULL, ctx);
+}
+
+int scb_retr_attn_row_merged(const struct scb_attn_args *a, int i, int h, int n_sink, int n_recent,
+                             int top_k, float *out, float *lse, struct scb_ctx *ctx)
+{
+    struct retr_u u = {0};
+    int rc = scb_attn_view(a, &u.vw, ctx);
+    if (rc) return rc;
+    u.a = a; u.n_sink = n_sink; u.n_recent = n_recent; u.top_k = top_k; u.ctx = ctx;
+    int nc = i + a->Tk - a->Tq + 1, D = a->D, g_i;
+    int32_t *ret = scb_malloc(sizeof(int32_t) * ((size_t)a->Tk + 1));
+    int32_t *st = scb_malloc(sizeof(int32_t) * ((size_t)a->Tk + 1));
+    double *scr = scb_malloc(sizeof(double) * ((size_t)a->Tk + D + 1));
+    float *o1 = scb_malloc(sizeof(float) * (size_t)D), *o2 = scb_malloc(sizeof(float) * (size_t)D);
+    if (!ret || !st || !scr || !o1 || !o2) { rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory"); goto out; }
+    int nr = retrieve(&u, h, i, ret, &g_i);
+    if (nr < 0) { rc = nr; goto out; }
+    int ns = 0;
+    if (g_i < n_sink + n_recent) { for (int j = 0; j < nc; j++) st[ns++] = j; }
+    else {
+        for (int j = 0; j < n_sink; j++) st[ns++] = j;
+        for (int j = g_i - n_recent; j < nc; j++) st[ns++] = j;
+    }
+    const float *q = a->q + ((size_t)i * a->Hq + h) * D;
+    const float *k = a->k + (size_t)(h / u.vw.G) * u.vw.hs, *v = a->v + (size_t)(h / u.vw.G) * u.vw.hs;
+    float l1, l2;
+    scb_attn_row_ref(q, k, v, u.vw.ts, ret, nr, D, u.vw.scale, scr, o1, &l1);   /* "CPU" part */
+    scb_attn_row_ref(q, k, v, u.vw.ts, st, ns, D, u.vw.scale, scr, o2, &l2);    /* "GPU" part */
+    scb_attn_merge(o1, l1, o2, l2, D, out, lse);
+out:
+    scb_free(ret); scb_free(st); scb_free(scr); scb_free(o1); scb_free(o2);
+    return rc;
+}
+
+/* ---- method entry ----------------------------------------------------------------------------
+ * State (index=graph): per layer, Hkv graphs over the global tokens that left the resident set.
+ * decode_attn slides newly global tokens into the graphs, then searches them. index=flat needs
+ * no state: it scans args' keys, exactly SCBench's FlatIndex. */
+struct retr_priv { int top_k, n_sink, n_recent, M, ef; char index[SCB_OPT_STR_MAX]; };
+struct retr_state { struct scb_retr_graph **g; int *cpu_end; };   /* (L * Hkv), (L) */
+
+static const struct scb_option retr_opts[] = {
+    {"top_k", SCB_OPT_INT, offsetof(struct retr_priv, top_k), "4096", 1, 1e9, NULL,
+     "keys retrieved per query head per step"},
+    {"n_sink", SCB_OPT_INT, offsetof(struct retr_priv, n_sink), "128", 0, 1e9, NULL,
+     "first tokens always resident"},
+    {"n_recent", SCB_OPT_INT, offsetof(struct retr_priv, n_recent), "512", 1, 1e9, NULL,
+     "most recent global tokens always resident"},
+    {"index", SCB_OPT_STRING, offsetof(struct retr_priv, index), "flat", 1, 0, "flat|graph",
+     "flat: exact inner-product scan (SCBench); graph: query-guided graph index (paper, beyond SCBench)"},
+    {"M", SCB_OPT_INT, offsetof(struct retr_priv, M), "16", 1, 4096, NULL,
+     "graph: exact neighbours per training query used to link keys"},
+    {"ef", SCB_OPT_INT, offsetof(struct retr_priv, ef), "128", 1, 1e9, NULL,
+     "graph: search beam width (raised to top_k when smaller)"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, NULL}
+};
+
+static int retr_is_graph(const struct scb_method *m)
+{
+    return !strcmp(((const struct retr_priv *)m->priv)->index, "graph");
+}
+
+static void retr_free_layer(struct scb_method *m, struct retr_state *s, int l)
+{
+    for (int g = 0; g < m->mi.Hkv; g++) {
+        scb_retr_graph_destroy(s->g[(size_t)l * m->mi.Hkv + g]);
+        s->g[(size_t)l * m->mi.Hkv + g] = NULL;
+    }
+    s->cpu_end[l] = 0;
+}
+
+static int retr_init(struct scb_method *m, struct scb_ctx *ctx)
+{
+    if (!retr_is_graph(m)) return SCB_OK;
+    struct retr_state *s = scb_calloc(1, sizeof *s);
+    if (s) s->g = scb_calloc((size_t)m->mi.L * m->mi.Hkv, sizeof *s->g);
+    if (s && s->g) s->cpu_end = scb_calloc((size_t)m->mi.L, sizeof(int));
+    if (!s || !s->g || !s->cpu_end) {
+        if (s) { scb_free(s->g); scb_free(s); }
+        return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    }
+    m->state = s;
+    return SCB_OK;
+}
+
+static void retr_fini(struct scb_method *m)
+{
+    struct retr_state *s = m->state;
+    if (!s) return;
+    for (int l = 0; l < m->mi.L; l++) retr_free_layer(m, s, l);
+    scb_free(s->g); scb_free(s->cpu_end); scb_free(s);
+    m->state = NULL;
+}
+
+static int retr_after_prefill(struct scb_method *m, const struct scb_kv_compress_args *a,
+                              struct scb_kv_keep *keep, struct scb_ctx *ctx)
+{
+    const struct retr_priv *p = m->priv;
+    int rc = scb_kv_keep_init(keep, a->Hkv, 1, a->N, ctx);
+    if (rc) return rc;
+    scb_kv_keep_all(keep);              /* everything is kept, partly in the index */
+    struct retr_state *s = m->state;
+    if (!s) return SCB_OK;
+    if (a->layer < 0 || a->layer >= m->mi.L) return scb_err(ctx, SCB_E_INVAL, "retr_attn: bad layer %d", a->layer);
+    retr_free_layer(m, s, a->layer);
+    int lo = p->n_sink, hi = a->N - p->n_recent;
+    if (hi < lo) hi = lo;                /* too short: nothing in the index yet */
+    int G = a->Hq / a->Hkv;
+    struct scb_retr_graph_params gp = {p->M, 32, p->ef, 4};
+    for (int g = 0; g < a->Hkv; g++) {
+        /* training queries: the given prefill queries of the G heads of the group */
+        float *tq = scb_malloc(sizeof(float) * (size_t)(a->Nq > 0 ? a->Nq : 1) * G * a->D);
+        if (!tq) return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+        for (int r = 0; r < a->Nq; r++)
+            for (int j = 0; j < G; j++)
+                memcpy(tq + ((size_t)r * G + j) * a->D, a->q + ((size_t)r * a->Hq + g * G + j) * a->D,
+                       sizeof(float) * a->D);
+        int32_t *ids = scb_malloc(sizeof(int32_t) * (size_t)(hi - lo + 1));
+        if (!ids) { scb_free(tq); return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory"); }
+        for (int t = lo; t < hi; t++) ids[t - lo] = t;
+        rc = scb_retr_graph_build(&s->g[(size_t)a->layer * a->Hkv + g], a->k + ((size_t)lo * a->Hkv + g) * a->D,
+                                  (size_t)a->Hkv * a->D, ids, hi - lo, a->D, tq, (size_t)a->D, a->Nq * G, &gp, ctx);
+        scb_free(tq); scb_free(ids);
+        if (rc) return rc;
+    }
+    s->cpu_end[a->layer] = hi;
+    return SCB_OK;
+}
+
+static int retr_decode(struct scb_method *m, struct scb_attn_args *a, struct scb_ctx *ctx)
+{
+    const struct retr_priv *p = m->priv;
+    struct retr_state *s = m->state;
+    if (!s) return retr_drive(a, p->n_sink, p->n_recent, p->top_k, NULL, ctx);
+    struct scb_attn_view vw;
+    int rc = scb_attn_view(a, &vw, ctx);
+    if (rc) return rc;
+    if (a->layer < 0 || a->layer >= m->mi.L || a->Hkv != m->mi.Hkv)
+        return scb_err(ctx, SCB_E_INVAL, "retr_attn: layer %d / %d KV heads outside the model", a->layer, a->Hkv);
+    struct scb_retr_graph **gs = s->g + (size_t)a->layer * a->Hkv;
+    if (!gs[0]) return retr_drive(a, p->n_sink, p->n_recent, p->top_k, NULL, ctx);
+    int Tg = a->Tk_global > 0 ? a->Tk_global : a->Tk;
+    for (int t = s->cpu_end[a->layer]; t < Tg - p->n_recent; t++) {   /* slide into the index */
+        if (t < p->n_sink) continue;
+        for (int g = 0; g < a->Hkv; g++) {
+            rc = scb_retr_graph_add(gs[g], a->k + (size_t)t * vw.ts + (size_t)g * vw.hs, t, ctx);
+            if (rc) return rc;
+        }
+        s->cpu_end[a->layer] = t + 1;
+    }
+    return retr_drive(a, p->n_sink, p->n_recent, p->top_k, gs, ctx);
+}
+
+static void retr_cost(const struct scb_method *m, const struct scb_cost_query *cq, struct scb_cost *out)
+{
+    const struct retr_priv *p = m->priv;
+    const struct scb_model_info *mi = cq->mi;
+    scb_method_cost_dense(cq, out);
+    int64_t res = cq->N < p->n_sink + p->n_recent ? cq->T : p->n_sink + p->n_recent + (cq->T - cq->N);
+    int64_t cpu = cq->T - res;
+    int64_t row = (int64_t)mi->D * cq->elt_bytes;
+    out->kv_bytes_device = 2 * (int64_t)mi->L * mi->Hkv * res * row;
+    /* CPU keys are fp32 in the index (as papyfaiss), values in the model dtype */
+    out->kv_bytes = out->kv_bytes_device + (int64_t)mi->L * mi->Hkv * cpu * mi->D * (4 + cq->elt_bytes);
+    int64_t k = p->top_k < cpu ? p->top_k : cpu;
+    /* per step: resident K/V + (flat) every CPU key scanned once per query head + top_k values */
+    out->read_bytes_step = out->kv_bytes_device +
+        (int64_t)mi->L * mi->Hq * (cpu * mi->D * 4 + k * row);
+}
+
+const struct scb_method_ops scb_method_retr_attn = {
+    .abi = SCB_METHOD_ABI, .name = "retr_attn", .stage = SCB_STAGE_LOADING,
+    .axis = SCB_AXIS_KV, .caps = SCB_CAP_CPU | SCB_CAP_SPARSE_DECODE | SCB_CAP_RETRIEVAL,
+    .summary = "RetrievalAttention: 128 sink + 512 recent resident, top-4096 keys per step from a CPU index",
+    .scbench_name = "dense;retr_attn",
+    .priv_size = sizeof(struct retr_priv), .options = retr_opts,
+    .init = retr_init, .kv_after_prefill = retr_after_prefill, .decode_attn = retr_decode,
+    .cost = retr_cost, .fini = retr_fini,
+};
