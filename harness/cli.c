@@ -27,6 +27,8 @@ static const struct scb_cli_command commands[] = {
     {"generate", "greedy continuation of token ids, with timings", scb_cmd_generate},
     {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
     {"chat-template", "render messages through a model's own chat template", scb_cmd_chat_template},
+    {"tokenize", "text -> token ids with a model's tokenizer.json (or ids -> text)", scb_cmd_tokenize},
+    {"data", "check SCBench data files; make synthetic SCBench-format sessions (synth)", scb_cmd_data},
 };
 
 static void print_help(FILE *f)

@@ -34,6 +34,7 @@ int scb_cmd_forward(int argc, char **argv);
 int scb_cmd_generate(int argc, char **argv);
 int scb_cmd_bench(int argc, char **argv);
 int scb_cmd_chat_template(int argc, char **argv);
+int scb_cmd_tokenize(int argc, char **argv);
 int scb_cmd_data(int argc, char **argv);
 
 #endif
