@@ -31,6 +31,7 @@ static const struct scb_cli_command commands[] = {
     {"report", "tables of a run: accuracy per category/task/turn with confidence intervals, costs", scb_cmd_report},
     {"plot", "gnuplot figures (PNG, SVG) of a run: accuracy by turn, budget, KV bytes, latency, bench", scb_cmd_plot},
     {"compare", "regression verdict of a candidate run against a baseline run (exit 1 on regression)", scb_cmd_compare},
+    {"data", "check SCBench data files; make synthetic SCBench-format sessions (synth)", scb_cmd_data},
 };
 
 static void print_help(FILE *f)

@@ -38,5 +38,6 @@ int scb_cmd_tokenize(int argc, char **argv);
 int scb_cmd_report(int argc, char **argv);
 int scb_cmd_plot(int argc, char **argv);
 int scb_cmd_compare(int argc, char **argv);
+int scb_cmd_data(int argc, char **argv);
 
 #endif
