@@ -40,4 +40,7 @@ int scb_cmd_plot(int argc, char **argv);
 int scb_cmd_compare(int argc, char **argv);
 int scb_cmd_data(int argc, char **argv);
 
+int scb_cmd_prompts(int argc, char **argv);
+int scb_cmd_run(int argc, char **argv);
+
 #endif

@@ -296,7 +296,9 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
         SCB_TRY(ops->add(be, x, m->tmp, n * d, ctx));
     }
     scb_kv_cache_advance(kv, n);
-    if (flags & SCB_FWD_ALL_LOGITS) {
+    if (!logits) {
+        /* a prefill whose logits nobody reads (multi-request context part): no LM head */
+    } else if (flags & SCB_FWD_ALL_LOGITS) {
         SCB_TRY(ops->rmsnorm(be, x, m->norm, xn, n, d, eps, ctx));
         SCB_TRY(mm(m, xn, m->lm_head, NULL, logits, n, d, c->V, ctx));   /* (n, V) */
     } else {
