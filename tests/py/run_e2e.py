@@ -202,6 +202,18 @@ def main():
             con.close()
             if ok != "ok" or part != 0 or st != [("failed",)]:
                 fails.append(f"bad data left db: integrity {ok}, orphan turns {part}, status {st}")
+        # 4. generate --prompt equals tokenize + generate --ids + decode
+        text = "The value of key 42 is"
+        ids = subprocess.run([a.scbench, "tokenize", "--model", model, "--bos", text],
+                             capture_output=True, text=True).stdout.split()
+        gi = subprocess.run([a.scbench, "generate", "--model", model, "--ids", ",".join(ids),
+                             "--max-new", "12"], capture_output=True, text=True)
+        gp = subprocess.run([a.scbench, "generate", "--model", model, "--prompt", text, "--max-new", "12"],
+                            capture_output=True)
+        dec = subprocess.run([a.scbench, "tokenize", "--model", model, "--decode", gi.stdout.strip()],
+                             capture_output=True)
+        if gi.returncode or gp.returncode or dec.returncode or gp.stdout != dec.stdout + b"\n":
+            fails.append(f"generate --prompt {gp.stdout!r} != decoded --ids {dec.stdout!r}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for f in fails:
