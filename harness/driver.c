@@ -651,14 +651,16 @@ int scb_driver_run(const struct scb_run_opts *o, struct scb_run_summary *sum, st
     int64_t run_id = 0;
     int run_started = 0;
     static const char *const default_method = "dense";
-    const char *const *methods = o->n_methods ? o->methods : &default_method;
-    size_t n_methods = o->n_methods ? o->n_methods : 1;
+    char **methods = NULL;       /* the list with "all" expanded (scb_method_list_expand) */
+    size_t n_methods = 0;
     memset(&e, 0, sizeof e);
     memset(sum, 0, sizeof *sum);
 
     if (!o->model_dir) return scb_err(ctx, SCB_E_INVAL, "no model given (--model DIR)");
-    if (n_methods > 64) return scb_err(ctx, SCB_E_INVAL, "at most 64 method specs per run");
     if (!o->modes) return scb_err(ctx, SCB_E_INVAL, "no mode selected");
+    SCB_TRY(scb_method_list_expand(o->n_methods ? o->methods : &default_method, o->n_methods ? o->n_methods : 1,
+                                   &methods, &n_methods, ctx));
+    if (n_methods > 64) SCB_TRY(scb_err(ctx, SCB_E_INVAL, "at most 64 method specs per run"));
 
     /* methods: parse every spec before loading anything, so typos fail fast */
     specs = scb_calloc(n_methods, sizeof *specs);
@@ -779,6 +781,7 @@ out:
         for (size_t k = 0; k < n_methods; k++) scb_free(spec_names[k]);
     scb_free(specs);
     scb_free(spec_names);
+    scb_method_list_free(methods, n_methods);
     scb_free(config);
     scb_free(tasks);
     return rc;
