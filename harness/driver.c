@@ -398,6 +398,8 @@ static int run_plan(struct engine *e, struct scb_method_binding *b, const struct
             to->ttft_ms += ctx_prefill_ms;
             to->cached_tokens = 0;
         }
+        /* CacheBlend: the first prefill's tokens whose stored KV was reused (docs/run.md) */
+        if (i == 0 && to->costs.reused_tokens > 0) to->cached_tokens = (long)to->costs.reused_tokens;
         to->peak_host = scb_alloc_peak_bytes();
         pg->tokens += (double)(n_ids + to->gen.n);
     }

@@ -106,7 +106,12 @@ int scb_method_list_expand(const char *const *in, size_t n_in, char ***out, size
     size_t n_all = 0, n = 0;
     while (all[n_all]) n_all++;
     char **v = scb_calloc(n_in * n_all + 1, sizeof *v);
-    if (!v) return scb_err(ctx, SCB_E_NOMEM, "out of memory");
+    unsigned char *from_all = scb_calloc(n_in * n_all + 1, 1);   /* entry came from "all" */
+    if (!v || !from_all) {
+        scb_free(v);
+        scb_free(from_all);
+        return scb_err(ctx, SCB_E_NOMEM, "out of memory");
+    }
     for (size_t i = 0; i < n_in; i++) {
         const char *s = in[i];
         char name[64];
@@ -119,7 +124,7 @@ int scb_method_list_expand(const char *const *in, size_t n_in, char ***out, size
                 }
                 if (dup) continue;
                 if (!(v[n] = scb_strdup(all[k]->name))) SCB_TRY(scb_err(ctx, SCB_E_NOMEM, "out of memory"));
-                n++;
+                from_all[n++] = 1;
             }
             continue;
         }
@@ -127,13 +132,14 @@ int scb_method_list_expand(const char *const *in, size_t n_in, char ***out, size
         if (spec_name(s, name, sizeof name))
             for (size_t j = 0; j < n && at == n; j++) {
                 char other[64];
-                if (spec_name(v[j], other, sizeof other) && !strcmp(other, name)) at = j;
+                if (from_all[j] && spec_name(v[j], other, sizeof other) && !strcmp(other, name)) at = j;
             }
         char *copy = scb_strdup(s);
         if (!copy) SCB_TRY(scb_err(ctx, SCB_E_NOMEM, "out of memory"));
         if (at < n) {
             scb_free(v[at]);
             v[at] = copy;
+            from_all[at] = 0;
         } else {
             v[n++] = copy;
         }
@@ -143,5 +149,6 @@ int scb_method_list_expand(const char *const *in, size_t n_in, char ***out, size
     v = NULL;
 out:
     if (v) scb_method_list_free(v, n);
+    scb_free(from_all);
     return rc;
 }

@@ -12,10 +12,11 @@ budgets are scaled through overrides ("all;snapkv:budget=64;..."): a later spec 
      bytes are those of Hq repeated heads in bf16 (B * L * Hq * 2 * D * 2);
   3. KIVI-2 stores about 1/8 of the bf16 bytes plus scales/mins and its 32-token residual:
      logical / 8 < physical < logical / 3 on these lengths;
-  4. sparse prefill (A-shape, Tri-shape, MInference) has density < 1 on the long prompts, dense,
-     the KV policies and CacheBlend's first prefill have density 1; dense has physical == logical;
-  5. CacheBlend records reuse: in multi-request mode requests after the first report the context
-     as cached_tokens;
+  4. sparse prefill (A-shape, Tri-shape, MInference) and CacheBlend's blended prefill have
+     density < 1 on the long prompts, dense and the KV policies density 1; dense has
+     physical == logical;
+  5. CacheBlend records reuse in both modes: the first turn's cached_tokens are the tokens of the
+     prompt's full 256-token chunks less the 15% recomputed; other methods record 0 there;
   6. `generate --method all` prints one block per registered method.
 Exit 0 pass, 77 skip (tokenizers missing), 1 fail.
 """
@@ -114,17 +115,23 @@ def main():
                 if not (logical / 8 < phys < logical / 3):
                     fails.append(f"{where}: KIVI physical {phys} not in ({logical}/8, {logical}/3)")
             # 4. density
-            if m in ("a_shape", "tri_shape", "minference"):
+            if m in ("a_shape", "tri_shape", "minference", "cacheblend"):
                 if not (0 < r["prefill_density"] < 1):
                     fails.append(f"{where}: density {r['prefill_density']} not < 1")
             elif abs(r["prefill_density"] - 1.0) > 1e-12:
                 fails.append(f"{where}: density {r['prefill_density']} != 1")
             if m == "dense" and (phys != logical or r["kv_entries"] * 2 * D * 2 != logical):
                 fails.append(f"{where}: dense bytes {logical}/{phys} entries {r['kv_entries']}")
-        # 5. CacheBlend reuse in multi-request mode
-        cb = [r for r in rows if base(r["method"]) == "cacheblend" and r["mode"] == "multi_request" and r["turn"] > 0]
-        if not cb or any(r["cached_tokens"] <= 0 for r in cb):
-            fails.append(f"cacheblend multi_request: cached_tokens {[r['cached_tokens'] for r in cb]}")
+            # 5. reuse: CacheBlend's first prefill reuses k full 256-token chunks less the 15%
+            # recomputed (int(0.15 * k * 256)); multi-turn: k = (prompt - 1) // 256 exactly
+            if m == "cacheblend":
+                blend = lambda k: k * 256 - int(0.15 * k * 256)
+                ks = [k for k in range(1, 64) if blend(k) == r["cached_tokens"]]
+                if not ks or (r["mode"] == "multi_turn" and ks[0] != (r["prompt_tokens"] - 1) // 256):
+                    fails.append(f"{where}: cached_tokens {r['cached_tokens']} is not a 256-chunk blend "
+                                 f"of the {r['prompt_tokens']}-token prompt")
+            elif r["cached_tokens"] != 0:
+                fails.append(f"{where}: first turn cached_tokens {r['cached_tokens']} != 0")
         # 6. generate --method all
         p = subprocess.run([a.scbench, "generate", "--model", model, "--prompt", "Hello there. " * 40,
                             "--max-new", "4", "--threads", "1", "--method", ";".join(["all"] + OVERRIDES)],
