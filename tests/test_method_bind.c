@@ -752,7 +752,7 @@ static void test_allocation_failures(void **st)
     float *lg = scb_malloc(40 * e.V * sizeof(float));
     const char *specs[] = {"snapkv:budget=16,window=4", "kivi:group=16,residual=16", "minference:vertical=4,slash=4,last_q=8",
                            "retr_attn:top_k=4,n_sink=2,n_recent=4,index=graph", "a_shape:n_init=2,n_local=8+quest:budget=8,page=4",
-                           "streamingllm:n_init=2,n_local=8"};
+                           "streamingllm:n_init=2,n_local=8", "cacheblend:chunk=8,min_tokens=16"};
     {   /* warm the model's workspace and the backend's scratch */
         struct sess_out so = {0};
         run_session(&e, NULL, A, 40, &tok, 1, SESS_DROP, &so);
@@ -766,14 +766,20 @@ static void test_allocation_failures(void **st)
             struct scb_method_spec spec = {0};
             struct scb_method_binding *b = NULL;
             struct scb_kv_cache *kv = NULL;
-            struct scb_turn_costs c;
+            struct scb_turn_costs c = {0};
             size_t live0 = scb_alloc_live_bytes();
             scb_alloc_fail_after(n, 0);
             int rc = scb_method_spec_parse(specs[si], &spec, &ctx);
             if (!rc) rc = scb_method_bind_create(&b, e.m, &spec, &ctx);
             if (!rc) rc = scb_method_bind_kv_create(b, 64, &kv, &ctx);
             if (!rc) rc = scb_method_bind_session_begin(b, kv, &ctx);
-            if (!rc) rc = scb_model_forward(e.m, kv, A, 40, lg, SCB_FWD_ALL_LOGITS, &ctx);
+            /* the blended prefill gives the last position's logits only */
+            const int flags = strstr(specs[si], "cacheblend") ? SCB_FWD_LAST_LOGITS : SCB_FWD_ALL_LOGITS;
+            if (!rc) rc = scb_model_forward(e.m, kv, A, 40, lg, flags, &ctx);
+            if (!rc && flags == SCB_FWD_LAST_LOGITS) {   /* it did blend: 4 chunks of 8 stored */
+                rc = scb_method_bind_costs(b, kv, &c, &ctx);
+                if (!rc) assert_true(c.stored_tokens == 32 && c.recomputed_tokens > 0 && c.reused_tokens > 0);
+            }
             if (!rc) { scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP); rc = scb_model_forward(e.m, kv, &tok, 1, lg, 0, &ctx); }
             if (!rc) rc = scb_model_forward(e.m, kv, &tok, 1, lg, 0, &ctx);
             if (!rc) rc = scb_method_bind_costs(b, kv, &c, &ctx);
