@@ -21,9 +21,10 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: scbench generate --model DIR (--prompt TEXT [--chat] | --ids 1,2,3) [--max-new N]\n"
         "                        [--then-ids 4,5,6 [--commit]\n"
-        "                        [--then-logits FILE]] [--method SPEC] [--threads N]\n"
+        "                        [--then-logits FILE]] [--method SPEC] [--backend cpu|cuda] [--threads N]\n"
         "\n"
-        "Greedy decoding (CPU backend, fp32). The prompt ids are prefilled into the global part of\n"
+        "Greedy decoding (CPU backend: fp32; CUDA backend: bf16 weights, activations and KV cache,\n"
+        "fp32 accumulation, argmax on the GPU). The prompt ids are prefilled into the global part of\n"
         "the KV cache, up to N tokens are generated into the temp part, stopping at any stop id of\n"
         "the model (generation_config.json / config.json eos_token_id, and the tokenizer's eos;\n"
         "not printed). With --prompt prints the continuation as text; with --ids prints the\n"
@@ -46,6 +47,8 @@ static void usage(FILE *f)
         "                    `scbench methods`); prints the resolved spec and each turn's costs\n"
         "                    (KV entries, logical/physical bytes, bytes read per decode step,\n"
         "                    first-prefill density, retrieval recall) on stderr\n"
+        "  --backend B       cpu or cuda (default: cuda when this build has CUDA and a GPU is\n"
+        "                    present); the CUDA backend runs the dense method only\n"
         "  --threads N       CPU threads (default: all cores)\n");
 }
 
@@ -84,9 +87,9 @@ int scb_cmd_generate(int argc, char **argv)
         {"commit", no_argument, 0, 'c'}, {"threads", required_argument, 0, 't'},
         {"then-logits", required_argument, 0, 'L'}, {"method", required_argument, 0, 'M'},
         {"prompt", required_argument, 0, 'p'}, {"chat", no_argument, 0, 'C'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"backend", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *cmd = "generate", *model_dir = NULL, *ids_s = NULL, *then_s = NULL, *then_logits = NULL,
-               *method_s = NULL, *prompt = NULL;
+               *method_s = NULL, *prompt = NULL, *backend = NULL;
     long threads = 0, max_new = 32;
     int opt, status = 0, commit = 0, chat = 0;
     optind = 1;
@@ -100,6 +103,7 @@ int scb_cmd_generate(int argc, char **argv)
         case 'M': method_s = optarg; break;
         case 'p': prompt = optarg; break;
         case 'C': chat = 1; break;
+        case 'b': backend = optarg; break;
         case 'n': if (scb_cli_parse_long(cmd, "--max-new", optarg, 0, 1 << 20, &max_new)) return 2; break;
         case 't': if (scb_cli_parse_long(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'h': usage(stdout); return 0;
@@ -153,7 +157,7 @@ int scb_cmd_generate(int argc, char **argv)
         status = scb_cli_usage_error(cmd, "--then-ids: %s", scb_errmsg(&ctx));
         goto done;
     }
-    SCB_TRY(scb_backend_cpu_create(&be, (int)threads, &ctx));
+    SCB_TRY(scb_backend_open(&be, backend, (int)threads, &ctx));
     SCB_TRY(scb_model_load(&m, model_dir, be, &ctx));
     const struct scb_model_config *c = scb_model_get_config(m);
     size_t cap = n + n_then + 2 * (size_t)max_new + 2;
