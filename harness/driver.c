@@ -36,6 +36,9 @@
 #include "methods/method.h"
 #include "results/recorder.h"
 #include "scb_config.h"
+#if SCB_HAVE_CUDA
+#include "kernels/cuda/backend_cuda.h"
+#endif
 #include "tasks/prompt.h"
 #include "tasks/scorers.h"
 #include "tasks/task.h"
@@ -742,6 +745,9 @@ int scb_driver_run(const struct scb_run_opts *o, struct scb_run_summary *sum, st
     hex64(dh, data_hash);
     gethostname(host, sizeof host - 1);
     cpu_name(device, sizeof device);
+#if SCB_HAVE_CUDA
+    if (scb_backend_cuda_ctx(e.be)) scb_cuda_describe(scb_backend_cuda_ctx(e.be), device, sizeof device);
+#endif
 
     SCB_TRY(scb_recorder_open(&rec, o->db_path, ctx));
     struct scb_run_info info = {

@@ -3,6 +3,7 @@
 #include "kernels/backend.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "scb_config.h"
@@ -38,8 +39,11 @@ int scb_backend_cuda_available(char *why, size_t n_why)
 int scb_backend_open(struct scb_backend **out, const char *name, int n_threads, struct scb_ctx *ctx)
 {
     *out = NULL;
-    if (!name || !strcmp(name, "auto"))
-        name = scb_backend_cuda_available(NULL, 0) ? "cuda" : "cpu";
+    if (!name || !strcmp(name, "auto")) {
+        const char *env = getenv("SCB_BACKEND");
+        if (env && *env && strcmp(env, "auto")) name = env;
+        else name = scb_backend_cuda_available(NULL, 0) ? "cuda" : "cpu";
+    }
     if (!strcmp(name, "cpu")) return scb_backend_cpu_create(out, n_threads, ctx);
     if (!strcmp(name, "cuda")) return scb_backend_cuda_create(out, 0, ctx);
     return scb_err(ctx, SCB_E_INVAL, "unknown backend '%s' (expected cpu, cuda or auto)", name);

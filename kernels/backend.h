@@ -110,7 +110,8 @@ int  scb_backend_cuda_create(struct scb_backend **out, int device, struct scb_ct
 /* Whether this build has CUDA and a device is usable; why (may be NULL) gets the reason when not. */
 int  scb_backend_cuda_available(char *why, size_t n_why);
 /* Open a backend by name: "cpu" (n_threads as scb_backend_cpu_create), "cuda" (device 0), or
- * "auto" / NULL (cuda when scb_backend_cuda_available, else cpu). Anything else: SCB_E_INVAL. */
+ * "auto" / NULL: the environment variable SCB_BACKEND when set (cpu or cuda), else cuda when
+ * scb_backend_cuda_available, else cpu. Anything else: SCB_E_INVAL. */
 int  scb_backend_open(struct scb_backend **out, const char *name, int n_threads, struct scb_ctx *ctx);
 /* 1 when be runs op on dtype (a NULL supports query: fp32 host ops yes, SCB_OP_MODEL no). */
 int  scb_backend_supports(struct scb_backend *be, int op, int dtype);
