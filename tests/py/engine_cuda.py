@@ -15,6 +15,10 @@ fp32 accumulation) end to end, on a machine with a GPU (exit 77 without one):
    the CPU backend of the same binary;
 5. a long-context method on the CUDA backend is refused with a clear message.
 
+Run with --scbench pointing at `scbench_cuda_emul` (tests/cuda_host_emul.c: the kernels'
+semantics on the host) it checks the engine's host logic without a GPU (meson test
+engine_cuda_emul, suite parity); with the real scbench it needs a GPU (suite cuda).
+
 Why 3e-2: the CUDA engine rounds every activation to bf16 (8 significant bits, relative
 rounding error <= 2^-9 ~ 2e-3) as HF does in bf16: the residual stream after each of the 2L
 additions, the normed input of each projection, q/k/v after RoPE, the attention output, the
