@@ -127,7 +127,15 @@ if [ -n "$PREBUILT" ]; then
         BIN=$SCRATCH/bundle
     fi
     export LD_LIBRARY_PATH="$BIN/lib:$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # CUDA's own libraries (cudart, cuBLAS) come from this machine: its toolkit's lib folders
+    # go last, in case they are not on the loader's default path
+    CUDA_HOME_GUESS=$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")")
+    for d in "$CUDA_HOME_GUESS/lib64" "$CUDA_HOME_GUESS/lib" /usr/local/cuda/lib64; do
+        [ -d "$d" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+    done
+    export LD_LIBRARY_PATH
     log "using prebuilt $BIN"
+    [ -x "$BIN/scbench" ] && { ldd "$BIN/scbench" | grep -E "not found|cublas|cudart" | sed 's/^/  /'; }
 else
     BIN=$ROOT/build-gpu
     run_step build 300 bash -c 'build "$1"' _ "$BIN" || { log "build FAILED; see $RES/build.log"; tail -30 "$RES/build.log"; exit 1; }
