@@ -16,11 +16,12 @@
 
 struct dlayer {
     const uint16_t *attn_norm;             /* (d) */
-    const uint16_t *wq, *wk, *wv, *wo;     /* (H*D, d) (Hkv*D, d) (Hkv*D, d) (d, H*D) */
-    const uint16_t *bq, *bk, *bv, *bo;     /* (H*D) (Hkv*D) (Hkv*D) (d) or NULL */
+    const uint16_t *wq, *wk, *wv, *wo;     /* (H*D, d) (Hkv*D, d) (Hkv*D, d) (d, H*D); wq|wk|wv
+                                              back to back: one (H*D + 2*Hkv*D, d) */
+    const uint16_t *bq, *bk, *bv, *bo;     /* (H*D) (Hkv*D) (Hkv*D) (d) or NULL; bq|bk|bv too */
     const uint16_t *mlp_norm;              /* (d) */
-    const uint16_t *wg, *wu, *wd;          /* (ff, d) (ff, d) (d, ff) */
-    const uint16_t *bg, *bu, *bd;          /* (ff) (ff) (d) or NULL */
+    const uint16_t *wg, *wu, *wd;          /* (ff, d) (ff, d) (d, ff); wu = wg + ff*d: one (2ff, d) */
+    const uint16_t *bg, *bu, *bd;          /* (ff) (ff) (d) or NULL; bu = bg + ff */
 };
 
 struct scb_model_cuda {
@@ -37,9 +38,11 @@ struct scb_model_cuda {
     void *arena;
     size_t ws_T;
     uint16_t *x, *xn, *tmp;                /* (T, d) */
-    uint16_t *q, *att;                     /* (T, H*D) */
+    uint16_t *q;                           /* (T, H*D); for T = 1 (1, H*D + 2*Hkv*D): q|k|v */
+    uint16_t *att;                         /* (T, H*D) */
     uint16_t *k, *v;                       /* (T, Hkv*D) */
-    uint16_t *gate, *up;                   /* (T, ff) */
+    uint16_t *gate;                        /* (T, 2ff): the fused gate|up projection */
+    uint16_t *up;                          /* (T, ff): silu(gate) * up */
     float *cos, *sin;                      /* (T, D/2) */
     int32_t *ids;                          /* (T) */
     float *logits;                         /* (min(T, LM_ROWS), V) fp32 */
@@ -66,23 +69,12 @@ struct upload {
 
 enum { STAGE_ELEMS = 1 << 20 };
 
-static int put(struct upload *u, const uint16_t **dst, struct scb_ctx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int put(struct upload *u, const uint16_t **dst, struct scb_ctx *ctx, const char *fmt, ...)
+/* Upload tensor `name` to p (bf16). */
+static int upload_at(struct upload *u, uint16_t *p, const char *name, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     const struct scb_st_tensor *t = scb_safetensors_find(u->st, name);
     if (!t) return scb_err(ctx, SCB_E_NOTFOUND, "%s: missing tensor '%s'", scb_safetensors_source(u->st), name);
-    const size_t bytes = align_up(t->numel * sizeof(uint16_t));
-    if (u->pass == 1) { u->total += bytes; return SCB_OK; }
-    uint16_t *p = (uint16_t *)((char *)u->d->weights + u->off);
-    u->off += bytes;
-    *dst = p;
     if (t->dtype == SCB_DTYPE_BF16)
         return scb_cuda_upload(u->d->cc, p, t->data, t->numel * sizeof(uint16_t), ctx);
     const size_t esz = scb_dtype_size(t->dtype);
@@ -94,6 +86,46 @@ static int put(struct upload *u, const uint16_t **dst, struct scb_ctx *ctx, cons
     }
 out:
     return rc;
+}
+
+/* Place tensors names[0..n) back to back in the arena (pass 1 counts the bytes, pass 2
+ * uploads): dst[i] = start + the elements before it, so projections of the same input form one
+ * (sum of rows, in) matrix for a single GEMM (q|k|v, gate|up) and each is still its own. */
+static int putn(struct upload *u, const uint16_t **dst[], const char *const names[], size_t n,
+                struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    size_t elems = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct scb_st_tensor *t = scb_safetensors_find(u->st, names[i]);
+        if (!t) return scb_err(ctx, SCB_E_NOTFOUND, "%s: missing tensor '%s'", scb_safetensors_source(u->st), names[i]);
+        elems += t->numel;
+    }
+    const size_t bytes = align_up(elems * sizeof(uint16_t));
+    if (u->pass == 1) { u->total += bytes; return SCB_OK; }
+    uint16_t *p = (uint16_t *)((char *)u->d->weights + u->off);
+    u->off += bytes;
+    for (size_t i = 0; i < n; i++) {
+        *dst[i] = p;
+        SCB_TRY(upload_at(u, p, names[i], ctx));
+        p += scb_safetensors_find(u->st, names[i])->numel;
+    }
+out:
+    return rc;
+}
+
+static int put(struct upload *u, const uint16_t **dst, struct scb_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int put(struct upload *u, const uint16_t **dst, struct scb_ctx *ctx, const char *fmt, ...)
+{
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const uint16_t **dsts[1] = {dst};
+    const char *names[1] = {name};
+    return putn(u, dsts, names, 1, ctx);
 }
 
 static int walk(struct upload *u, struct scb_ctx *ctx)
@@ -108,23 +140,33 @@ static int walk(struct upload *u, struct scb_ctx *ctx)
         struct dlayer *w = &d->layers[l];
         const char *p = "model.layers";
         SCB_TRY(put(u, &w->attn_norm, ctx, "%s.%zu.input_layernorm.weight", p, l));
-        SCB_TRY(put(u, &w->wq, ctx, "%s.%zu.self_attn.q_proj.weight", p, l));
-        SCB_TRY(put(u, &w->wk, ctx, "%s.%zu.self_attn.k_proj.weight", p, l));
-        SCB_TRY(put(u, &w->wv, ctx, "%s.%zu.self_attn.v_proj.weight", p, l));
+        char n0[160], n1[160], n2[160];
+        const char *names[3] = {n0, n1, n2};
+        snprintf(n0, sizeof n0, "%s.%zu.self_attn.q_proj.weight", p, l);
+        snprintf(n1, sizeof n1, "%s.%zu.self_attn.k_proj.weight", p, l);
+        snprintf(n2, sizeof n2, "%s.%zu.self_attn.v_proj.weight", p, l);
+        const uint16_t **qkv[3] = {&w->wq, &w->wk, &w->wv};
+        SCB_TRY(putn(u, qkv, names, 3, ctx));                             /* (H*D + 2*Hkv*D, d) */
         SCB_TRY(put(u, &w->wo, ctx, "%s.%zu.self_attn.o_proj.weight", p, l));
         if (c->attn_bias || c->qkv_bias) {
-            SCB_TRY(put(u, &w->bq, ctx, "%s.%zu.self_attn.q_proj.bias", p, l));
-            SCB_TRY(put(u, &w->bk, ctx, "%s.%zu.self_attn.k_proj.bias", p, l));
-            SCB_TRY(put(u, &w->bv, ctx, "%s.%zu.self_attn.v_proj.bias", p, l));
+            snprintf(n0, sizeof n0, "%s.%zu.self_attn.q_proj.bias", p, l);
+            snprintf(n1, sizeof n1, "%s.%zu.self_attn.k_proj.bias", p, l);
+            snprintf(n2, sizeof n2, "%s.%zu.self_attn.v_proj.bias", p, l);
+            const uint16_t **bqkv[3] = {&w->bq, &w->bk, &w->bv};
+            SCB_TRY(putn(u, bqkv, names, 3, ctx));                        /* (H*D + 2*Hkv*D) */
         }
         if (c->attn_bias) SCB_TRY(put(u, &w->bo, ctx, "%s.%zu.self_attn.o_proj.bias", p, l));
         SCB_TRY(put(u, &w->mlp_norm, ctx, "%s.%zu.post_attention_layernorm.weight", p, l));
-        SCB_TRY(put(u, &w->wg, ctx, "%s.%zu.mlp.gate_proj.weight", p, l));
-        SCB_TRY(put(u, &w->wu, ctx, "%s.%zu.mlp.up_proj.weight", p, l));
+        snprintf(n0, sizeof n0, "%s.%zu.mlp.gate_proj.weight", p, l);
+        snprintf(n1, sizeof n1, "%s.%zu.mlp.up_proj.weight", p, l);
+        const uint16_t **gu[2] = {&w->wg, &w->wu};
+        SCB_TRY(putn(u, gu, names, 2, ctx));                              /* (2ff, d) */
         SCB_TRY(put(u, &w->wd, ctx, "%s.%zu.mlp.down_proj.weight", p, l));
         if (c->mlp_bias) {
-            SCB_TRY(put(u, &w->bg, ctx, "%s.%zu.mlp.gate_proj.bias", p, l));
-            SCB_TRY(put(u, &w->bu, ctx, "%s.%zu.mlp.up_proj.bias", p, l));
+            snprintf(n0, sizeof n0, "%s.%zu.mlp.gate_proj.bias", p, l);
+            snprintf(n1, sizeof n1, "%s.%zu.mlp.up_proj.bias", p, l);
+            const uint16_t **bgu[2] = {&w->bg, &w->bu};
+            SCB_TRY(putn(u, bgu, names, 2, ctx));                         /* (2ff) */
             SCB_TRY(put(u, &w->bd, ctx, "%s.%zu.mlp.down_proj.bias", p, l));
         }
     }
@@ -233,8 +275,8 @@ static int ensure_ws(struct scb_model_cuda *d, size_t T, struct scb_ctx *ctx)
     const size_t dm = c->d_model, qd = c->H * c->D, kvd = c->Hkv * c->D, ff = c->d_ff, half = c->D / 2;
     const size_t lm = T < LM_ROWS ? T : LM_ROWS;
     const size_t sz[] = {
-        T * dm * 2, T * dm * 2, T * dm * 2, T * qd * 2, T * qd * 2, T * kvd * 2, T * kvd * 2,
-        T * ff * 2, T * ff * 2, T * half * 4, T * half * 4, T * 4, lm * c->V * 4, 4,
+        T * dm * 2, T * dm * 2, T * dm * 2, (T * qd + 2 * kvd) * 2, T * qd * 2, T * kvd * 2, T * kvd * 2,
+        T * ff * 2 * 2, T * ff * 2, T * half * 4, T * half * 4, T * 4, lm * c->V * 4, 4,
     };
     size_t total = 0, off[sizeof sz / sizeof sz[0]];
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) { off[i] = total; total += align_up(sz[i]); }
@@ -305,22 +347,30 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
         const size_t len = scb_kv_cache_len(kv, l, 0);
         const size_t lay = l * kv->Hkv * kv->cap * kv->D;
         SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->attn_norm, T, dm, eps, ctx));
-        SCB_TRY(scb_cuda_gemm(cc, d->q, 0, d->xn, w->wq, w->bq, T, dm, qd, 0, ctx));    /* (T, H, D) */
-        SCB_TRY(scb_cuda_gemm(cc, d->k, 0, d->xn, w->wk, w->bk, T, dm, kvd, 0, ctx));   /* (T, Hkv, D) */
-        SCB_TRY(scb_cuda_gemm(cc, d->v, 0, d->xn, w->wv, w->bv, T, dm, kvd, 0, ctx));   /* (T, Hkv, D) */
+        uint16_t *kk = d->k, *vv = d->v;                                                  /* (T, Hkv, D) */
+        if (T == 1) {
+            /* one token: q|k|v in one GEMM, each part packed as it is a single row */
+            SCB_TRY(scb_cuda_gemm(cc, d->q, 0, d->xn, w->wq, w->bq, 1, dm, qd + 2 * kvd, 0, ctx));
+            kk = d->q + qd;
+            vv = d->q + qd + kvd;
+        } else {
+            SCB_TRY(scb_cuda_gemm(cc, d->q, 0, d->xn, w->wq, w->bq, T, dm, qd, 0, ctx));  /* (T, H, D) */
+            SCB_TRY(scb_cuda_gemm(cc, kk, 0, d->xn, w->wk, w->bk, T, dm, kvd, 0, ctx));
+            SCB_TRY(scb_cuda_gemm(cc, vv, 0, d->xn, w->wv, w->bv, T, dm, kvd, 0, ctx));
+        }
         SCB_TRY(scb_cuda_rope_cs(cc, d->q, T, H, D, 0, d->cos, d->sin, ctx));
-        SCB_TRY(scb_cuda_rope_cs(cc, d->k, T, Hkv, D, 0, d->cos, d->sin, ctx));
-        SCB_TRY(scb_cuda_kv_append(cc, s->k + lay, s->v + lay, d->k, d->v, T, Hkv, (int)kv->Hkv, D,
+        SCB_TRY(scb_cuda_rope_cs(cc, kk, T, Hkv, D, 0, d->cos, d->sin, ctx));
+        SCB_TRY(scb_cuda_kv_append(cc, s->k + lay, s->v + lay, kk, vv, T, Hkv, (int)kv->Hkv, D,
                                    kv->cap, len, ctx));
         SCB_TRY(scb_kv_cache_append_meta(kv, l, n, pos0, ctx));
         SCB_TRY(attention(d, s, kv, l, T, (int)(len + n), ctx));                         /* (T, H, D) */
         SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->att, w->wo, w->bo, T, qd, dm, 0, ctx));
         SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, n * (size_t)dm, ctx));
         SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->mlp_norm, T, dm, eps, ctx));
-        SCB_TRY(scb_cuda_gemm(cc, d->gate, 0, d->xn, w->wg, w->bg, T, dm, ff, 0, ctx));  /* (T, ff) */
-        SCB_TRY(scb_cuda_gemm(cc, d->up, 0, d->xn, w->wu, w->bu, T, dm, ff, 0, ctx));    /* (T, ff) */
-        SCB_TRY(scb_cuda_swiglu(cc, d->gate, d->gate, d->up, T, ff, 0, ctx));
-        SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->gate, w->wd, w->bd, T, ff, dm, 0, ctx));
+        /* gate|up in one GEMM: (T, 2ff), row t = [gate_t, up_t] */
+        SCB_TRY(scb_cuda_gemm(cc, d->gate, 0, d->xn, w->wg, w->bg, T, dm, 2 * ff, 0, ctx));
+        SCB_TRY(scb_cuda_swiglu(cc, d->up, d->gate, d->gate + ff, T, ff, 2 * (size_t)ff, ctx)); /* (T, ff) */
+        SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->up, w->wd, w->bd, T, ff, dm, 0, ctx));
         SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, n * (size_t)dm, ctx));
         fl += 2.0 * T * ((double)dm * qd + 2.0 * dm * kvd + (double)qd * dm + 3.0 * dm * ff);
     }
