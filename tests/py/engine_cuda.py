@@ -182,8 +182,11 @@ def main():
         m0 = os.path.join(root, man["models"][0]["name"])
         p = run([scb, "forward", "--backend", "cuda", "--model", m0, "--ids", "1", "--out", out])
         if p.returncode:
-            print(f"skip: the CUDA backend is not usable here: {p.stderr.strip()}")
-            return 77
+            if "no CUDA device" in p.stderr or "built without CUDA" in p.stderr:
+                print(f"skip: the CUDA backend is not usable here: {p.stderr.strip()}")
+                return 77
+            print(f"FAIL: scbench --backend cuda does not start: exit {p.returncode}: {p.stderr.strip()}")
+            return 1
         print(f"seed {a.seed}; tolerance {TOL} (max over positions of max|cuda-ref|/max|ref|)")
 
         # 1-3: fixtures
