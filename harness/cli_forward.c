@@ -49,6 +49,8 @@ int scb_cmd_forward(int argc, char **argv)
         }
     }
     if (optind < argc) return scb_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (backend && strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+        return scb_cli_usage_error(cmd, "--backend: expected cpu or cuda, got '%s'", backend);
     if (!model_dir || !ids_s || !out_path) return scb_cli_usage_error(cmd, "--model, --ids and --out are required");
 
     struct scb_ctx ctx = {0};

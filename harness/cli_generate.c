@@ -111,6 +111,8 @@ int scb_cmd_generate(int argc, char **argv)
         }
     }
     if (optind < argc) return scb_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (backend && strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+        return scb_cli_usage_error(cmd, "--backend: expected cpu or cuda, got '%s'", backend);
     if (!model_dir || (!ids_s == !prompt))
         return scb_cli_usage_error(cmd, "--model and one of --prompt or --ids are required");
     if (chat && !prompt) return scb_cli_usage_error(cmd, "--chat needs --prompt");

@@ -185,7 +185,13 @@ int scb_cmd_run(int argc, char **argv)
             else if (!strcmp(optarg, "intended")) o.variant = SCB_SCORE_INTENDED;
             else { status = scb_cli_usage_error("run", "--scorer must be faithful or intended, got '%s'", optarg); goto out; }
             break;
-        case 'B': o.backend = optarg; break;
+        case 'B':
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto")) {
+                status = scb_cli_usage_error("run", "--backend: expected cpu or cuda, got '%s'", optarg);
+                goto out;
+            }
+            o.backend = optarg;
+            break;
         case 'j': if ((status = scb_cli_parse_long("run", "--threads", optarg, 0, 1024, &v))) goto out; o.threads = (int)v; break;
         case 'N': o.force_new = 1; break;
         case 'q': o.progress = 0; break;

@@ -180,11 +180,19 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "logits.f32")
         m0 = os.path.join(root, man["models"][0]["name"])
+        # an unknown backend is a usage error (exit 2) naming the value, on every command
+        for cmd in (["forward", "--model", m0, "--ids", "1", "--out", out], ["generate", "--model", m0, "--ids", "1"],
+                    ["run", "--model", m0], ["bench", "--model", m0]):
+            p = run([scb, cmd[0], "--backend", "tpu"] + cmd[1:])
+            if p.returncode != 2 or "tpu" not in p.stderr:
+                fails.append(f"{cmd[0]} --backend tpu: exit {p.returncode}, stderr {p.stderr.strip()!r}")
         p = run([scb, "forward", "--backend", "cuda", "--model", m0, "--ids", "1", "--out", out])
         if p.returncode:
             if "no CUDA device" in p.stderr or "built without CUDA" in p.stderr:
                 print(f"skip: the CUDA backend is not usable here: {p.stderr.strip()}")
-                return 77
+                for f in fails:
+                    print("FAIL", f)
+                return 1 if fails else 77
             print(f"FAIL: scbench --backend cuda does not start: exit {p.returncode}: {p.stderr.strip()}")
             return 1
         print(f"seed {a.seed}; tolerance {TOL} (max over positions of max|cuda-ref|/max|ref|)")
