@@ -1,6 +1,7 @@
-/* cli_bench.c — `scbench bench cpu`: CPU prefill and decode speed of a model with the engine,
- * and the GFLOP/s its matrix products achieve against what cblas_sgemm reaches alone on a
- * large square product on this machine. Measures and prints; asserts nothing. */
+/* cli_bench.c — `scbench bench cpu|cuda`: prefill and decode speed of a model with the engine.
+ * On the CPU also the GFLOP/s its matrix products achieve against what cblas_sgemm reaches
+ * alone on a large square product on this machine; on CUDA the GEMM TFLOP/s over the forward
+ * time and the weight bytes streamed per decode step. Measures and prints; asserts nothing. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,14 +16,17 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: scbench bench cpu --model DIR [--tokens N] [--decode N] [--threads N] [--sgemm-size S]\n"
+        "usage: scbench bench cpu|cuda --model DIR [--tokens N] [--decode N] [--threads N] [--sgemm-size S]\n"
+        "       scbench bench --backend cpu|cuda --model DIR ...\n"
         "\n"
         "CPU speed of the engine: prefill of N prompt tokens (default 128, deterministic ids) and\n"
         "greedy-style decode of --decode tokens (default 16), in tokens/s; the GFLOP/s achieved by\n"
         "the model's matrix products (projections and LM head, 2·T·K·N per product) during\n"
         "prefill and decode, against cblas_sgemm alone on an S×S×S product (default 1024, best of\n"
         "3), and their ratio. Decode is bound by memory bandwidth rather than arithmetic, so the\n"
-        "weight bytes it streams per second are printed as well.\n");
+        "weight bytes it streams per second are printed as well.\n"
+        "cuda: the same prefill and decode on the GPU (bf16 weights and KV cache, argmax on the\n"
+        "device), after one warm-up turn; GFLOP/s are the GEMM FLOPs over the whole forward time.\n");
 }
 
 static double sgemm_gflops(size_t s, struct scb_ctx *ctx, int *rc)
@@ -47,19 +51,64 @@ out:
     return best;
 }
 
+/* Device engine: a warm-up turn (prefill + decode, which also sizes the activation arena), then
+ * the timed turn on a cleared cache; forward_next keeps the argmax on the device. */
+static int bench_device(struct scb_model *m, const char *model_dir, long tokens, long ndec,
+                        struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = scb_model_get_config(m);
+    struct scb_kv_cache *kv = NULL;
+    int32_t *ids = scb_malloc((size_t)tokens * sizeof *ids);
+    if (!ids) return scb_err(ctx, SCB_E_NOMEM, "out of memory");
+    SCB_TRY(scb_model_kv_create(m, (size_t)(tokens + ndec), &kv, ctx));
+    struct scb_rng r;
+    scb_rng_seed(&r, 1234);
+    for (long i = 0; i < tokens; i++) ids[i] = (int32_t)scb_rng_below(&r, c->V);
+    struct scb_model_stats sp, sd;
+    for (int rep = 0; rep < 2; rep++) {
+        int32_t tok;
+        scb_kv_cache_clear(kv);
+        scb_model_stats_reset(m);
+        SCB_TRY(scb_model_forward_next(m, kv, ids, (size_t)tokens, &tok, ctx));
+        scb_model_stats(m, &sp);
+        scb_model_stats_reset(m);
+        scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
+        for (long i = 0; i < ndec; i++) SCB_TRY(scb_model_forward_next(m, kv, &tok, 1, &tok, ctx));
+        scb_model_stats(m, &sd);
+    }
+    printf("model        %s  %s  L=%zu d=%zu ff=%zu H=%zu Hkv=%zu D=%zu V=%zu  weights %.1f MiB bf16 (GPU)\n",
+           model_dir, c->arch_name, c->L, c->d_model, c->d_ff, c->H, c->Hkv, c->D, c->V,
+           (double)scb_model_weight_bytes(m) / 1048576.0);
+    printf("prefill      %ld tokens  %.2f ms  %.1f tokens/s  gemm %.2f GFLOP/s over the forward time\n",
+           tokens, sp.forward_ms, (double)tokens / (sp.forward_ms / 1000.0),
+           sp.matmul_flops / (sp.forward_ms * 1e6));
+    printf("decode       %ld tokens  %.2f ms  %.1f tokens/s  %.3f ms/token  gemm %.2f GFLOP/s\n",
+           ndec, sd.forward_ms, (double)ndec / (sd.forward_ms / 1000.0), sd.forward_ms / (double)ndec,
+           sd.matmul_flops / (sd.forward_ms * 1e6));
+    printf("decode reads %.2f GB/s of weights (%.1f MiB per token)\n",
+           (double)scb_model_weight_bytes(m) * (double)ndec / (sd.forward_ms * 1e6),
+           (double)scb_model_weight_bytes(m) / 1048576.0);
+out:
+    scb_free(ids);
+    scb_kv_cache_destroy(kv);
+    return rc;
+}
+
 int scb_cmd_bench(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"tokens", required_argument, 0, 'n'},
         {"decode", required_argument, 0, 'd'}, {"threads", required_argument, 0, 't'},
-        {"sgemm-size", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *cmd = "bench", *model_dir = NULL;
+        {"sgemm-size", required_argument, 0, 's'}, {"backend", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *cmd = "bench", *model_dir = NULL, *target = NULL;
     long threads = 0, tokens = 128, ndec = 16, ssize = 1024;
     int opt, status = 0;
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { usage(stdout); return 0; }
-    if (argc < 2 || strcmp(argv[1], "cpu"))
-        return scb_cli_usage_error(cmd, "expected a target: 'cpu'");
-    argc--; argv++;
+    if (argc >= 2 && (!strcmp(argv[1], "cpu") || !strcmp(argv[1], "cuda"))) {
+        target = argv[1];
+        argc--; argv++;
+    }
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -68,11 +117,19 @@ int scb_cmd_bench(int argc, char **argv)
         case 'd': if (scb_cli_parse_long(cmd, "--decode", optarg, 1, 1 << 20, &ndec)) return 2; break;
         case 't': if (scb_cli_parse_long(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 's': if (scb_cli_parse_long(cmd, "--sgemm-size", optarg, 16, 16384, &ssize)) return 2; break;
+        case 'b':
+            if (target && strcmp(target, optarg))
+                return scb_cli_usage_error(cmd, "target '%s' and --backend %s disagree", target, optarg);
+            target = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: return scb_cli_usage_error(cmd, "unknown option");
         }
     }
     if (optind < argc) return scb_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!target) return scb_cli_usage_error(cmd, "expected a target: 'cpu' or 'cuda' (or --backend)");
+    if (strcmp(target, "cpu") && strcmp(target, "cuda"))
+        return scb_cli_usage_error(cmd, "unknown target '%s' (expected cpu or cuda)", target);
     if (!model_dir) return scb_cli_usage_error(cmd, "--model is required");
 
     struct scb_ctx ctx = {0};
@@ -82,8 +139,12 @@ int scb_cmd_bench(int argc, char **argv)
     int32_t *ids = NULL;
     float *logits = NULL;
     int rc = SCB_OK;
-    SCB_TRY(scb_backend_cpu_create(&be, (int)threads, &ctx));
+    SCB_TRY(scb_backend_open(&be, target, (int)threads, &ctx));
     SCB_TRY(scb_model_load(&m, model_dir, be, &ctx));
+    if (be->ops->device) {
+        rc = bench_device(m, model_dir, tokens, ndec, &ctx);
+        goto out;
+    }
     const struct scb_model_config *c = scb_model_get_config(m);
     SCB_TRY(scb_model_kv_create(m, (size_t)(tokens + ndec), &kv, &ctx));
     ids = scb_malloc((size_t)tokens * sizeof *ids);

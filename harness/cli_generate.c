@@ -21,9 +21,11 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: scbench generate --model DIR (--prompt TEXT [--chat] | --ids 1,2,3) [--max-new N]\n"
         "                        [--then-ids 4,5,6 [--commit]\n"
-        "                        [--then-logits FILE]] [--method SPEC|LIST|all] [--threads N]\n"
+        "                        [--then-logits FILE]] [--method SPEC|LIST|all] [--backend cpu|cuda]\n"
+        "                        [--threads N]\n"
         "\n"
-        "Greedy decoding (CPU backend, fp32). The prompt ids are prefilled into the global part of\n"
+        "Greedy decoding (CPU backend: fp32; CUDA backend: bf16 weights, activations and KV cache,\n"
+        "fp32 accumulation, argmax on the GPU). The prompt ids are prefilled into the global part of\n"
         "the KV cache, up to N tokens are generated into the temp part, stopping at any stop id of\n"
         "the model (generation_config.json / config.json eos_token_id, and the tokenizer's eos;\n"
         "not printed). With --prompt prints the continuation as text; with --ids prints the\n"
@@ -51,6 +53,8 @@ static void usage(FILE *f)
         "                    order), and a later spec of one of them overrides it: 'all;snapkv:budget=64'.\n"
         "                    Each method's output is preceded by a line '== method SPEC' on stdout\n"
         "  --methods LIST    same as --method\n"
+        "  --backend B       cpu or cuda (default: cuda when this build has CUDA and a GPU is\n"
+        "                    present); the CUDA backend runs the dense method only\n"
         "  --threads N       CPU threads (default: all cores)\n");
 }
 
@@ -90,9 +94,9 @@ int scb_cmd_generate(int argc, char **argv)
         {"then-logits", required_argument, 0, 'L'}, {"method", required_argument, 0, 'M'},
         {"methods", required_argument, 0, 'M'},
         {"prompt", required_argument, 0, 'p'}, {"chat", no_argument, 0, 'C'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"backend", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *cmd = "generate", *model_dir = NULL, *ids_s = NULL, *then_s = NULL, *then_logits = NULL,
-               *method_s = NULL, *prompt = NULL;
+               *method_s = NULL, *prompt = NULL, *backend = NULL;
     long threads = 0, max_new = 32;
     int opt, status = 0, commit = 0, chat = 0;
     optind = 1;
@@ -106,6 +110,7 @@ int scb_cmd_generate(int argc, char **argv)
         case 'M': method_s = optarg; break;
         case 'p': prompt = optarg; break;
         case 'C': chat = 1; break;
+        case 'b': backend = optarg; break;
         case 'n': if (scb_cli_parse_long(cmd, "--max-new", optarg, 0, 1 << 20, &max_new)) return 2; break;
         case 't': if (scb_cli_parse_long(cmd, "--threads", optarg, 0, 1024, &threads)) return 2; break;
         case 'h': usage(stdout); return 0;
@@ -113,6 +118,8 @@ int scb_cmd_generate(int argc, char **argv)
         }
     }
     if (optind < argc) return scb_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (backend && strcmp(backend, "cpu") && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+        return scb_cli_usage_error(cmd, "--backend: expected cpu or cuda, got '%s'", backend);
     if (!model_dir || (!ids_s == !prompt))
         return scb_cli_usage_error(cmd, "--model and one of --prompt or --ids are required");
     if (chat && !prompt) return scb_cli_usage_error(cmd, "--chat needs --prompt");
@@ -170,7 +177,7 @@ int scb_cmd_generate(int argc, char **argv)
         status = scb_cli_usage_error(cmd, "--then-ids: %s", scb_errmsg(&ctx));
         goto done;
     }
-    SCB_TRY(scb_backend_cpu_create(&be, (int)threads, &ctx));
+    SCB_TRY(scb_backend_open(&be, backend, (int)threads, &ctx));
     SCB_TRY(scb_model_load(&m, model_dir, be, &ctx));
     const struct scb_model_config *c = scb_model_get_config(m);
     size_t cap = n + n_then + 2 * (size_t)max_new + 2;

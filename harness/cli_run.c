@@ -55,6 +55,8 @@ static void usage(FILE *f)
         "  --no-chat-template   prompts without the chat template (SCBench without --use_chat_template)\n"
         "  --scorer V           faithful (SCBench's released code, default) | intended\n"
         "  --threads N          CPU threads (default: all cores)\n"
+        "  --backend B          cpu or cuda (default: cuda when this build has CUDA and a GPU is\n"
+        "                       present); the CUDA backend runs the dense method only\n"
         "  --new-run            start a new run even if the same configuration exists\n"
         "  --quiet              no progress line\n");
 }
@@ -141,6 +143,7 @@ int scb_cmd_run(int argc, char **argv)
         {"seed", required_argument, 0, 's'}, {"no-golden", no_argument, 0, 'G'},
         {"no-chat-template", no_argument, 0, 'C'}, {"scorer", required_argument, 0, 'S'},
         {"threads", required_argument, 0, 'j'}, {"new-run", no_argument, 0, 'N'},
+        {"backend", required_argument, 0, 'B'},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     struct scb_run_opts o;
     scb_run_opts_default(&o);
@@ -181,6 +184,13 @@ int scb_cmd_run(int argc, char **argv)
             if (!strcmp(optarg, "faithful")) o.variant = SCB_SCORE_FAITHFUL;
             else if (!strcmp(optarg, "intended")) o.variant = SCB_SCORE_INTENDED;
             else { status = scb_cli_usage_error("run", "--scorer must be faithful or intended, got '%s'", optarg); goto out; }
+            break;
+        case 'B':
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto")) {
+                status = scb_cli_usage_error("run", "--backend: expected cpu or cuda, got '%s'", optarg);
+                goto out;
+            }
+            o.backend = optarg;
             break;
         case 'j': if ((status = scb_cli_parse_long("run", "--threads", optarg, 0, 1024, &v))) goto out; o.threads = (int)v; break;
         case 'N': o.force_new = 1; break;

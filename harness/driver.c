@@ -37,6 +37,9 @@
 #include "methods/method.h"
 #include "results/recorder.h"
 #include "scb_config.h"
+#if SCB_HAVE_CUDA
+#include "kernels/cuda/backend_cuda.h"
+#endif
 #include "tasks/prompt.h"
 #include "tasks/scorers.h"
 #include "tasks/task.h"
@@ -88,7 +91,7 @@ static int engine_init(struct engine *e, const struct scb_run_opts *o, struct sc
 {
     int rc = SCB_OK;
     memset(e, 0, sizeof *e);
-    SCB_TRY(scb_backend_cpu_create(&e->be, o->threads, ctx));
+    SCB_TRY(scb_backend_open(&e->be, o->backend, o->threads, ctx));
     SCB_TRY(scb_model_load(&e->model, o->model_dir, e->be, ctx));
     SCB_TRY(scb_prompt_io_load(&e->pio, o->model_dir, o->chat_template, ctx));
     /* HF stop set (spec §5.2): [tokenizer.eos_token_id] + model.config.eos_token_id */
@@ -487,8 +490,8 @@ out:
 
 /* ---- configuration JSON ------------------------------------------------------------------ */
 
-static int build_config(const struct scb_run_opts *o, const char *const *tasks, size_t n_tasks,
-                        struct scb_method_spec *specs, size_t n_methods, char **out,
+static int build_config(const struct scb_run_opts *o, const char *backend, const char *const *tasks,
+                        size_t n_tasks, struct scb_method_spec *specs, size_t n_methods, char **out,
                         struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
@@ -496,6 +499,8 @@ static int build_config(const struct scb_run_opts *o, const char *const *tasks, 
     if (!j) return scb_err(ctx, SCB_E_NOMEM, "out of memory");
     cJSON_AddStringToObject(j, "model", o->model_dir);
     cJSON_AddStringToObject(j, "data", o->data);
+    /* recorded only off the CPU, so configurations (and resumes) of CPU runs are unchanged */
+    if (strcmp(backend, "cpu")) cJSON_AddStringToObject(j, "backend", backend);
     a = cJSON_AddArrayToObject(j, "tasks");
     for (size_t i = 0; i < n_tasks; i++) cJSON_AddItemToArray(a, cJSON_CreateString(tasks[i]));
     a = cJSON_AddArrayToObject(j, "modes");
@@ -696,7 +701,7 @@ int scb_driver_run(const struct scb_run_opts *o, struct scb_run_summary *sum, st
     }
 
     SCB_TRY(engine_init(&e, o, ctx));
-    SCB_TRY(build_config(o, tasks, n_tasks, specs, n_methods, &config, ctx));
+    SCB_TRY(build_config(o, e.be->ops->name, tasks, n_tasks, specs, n_methods, &config, ctx));
 
     /* provenance */
     char model_hash[17], tok_hash[17], data_hash[17], host[256] = "", device[256];
@@ -720,11 +725,14 @@ int scb_driver_run(const struct scb_run_opts *o, struct scb_run_summary *sum, st
     hex64(dh, data_hash);
     gethostname(host, sizeof host - 1);
     cpu_name(device, sizeof device);
+#if SCB_HAVE_CUDA
+    if (scb_backend_cuda_ctx(e.be)) scb_cuda_describe(scb_backend_cuda_ctx(e.be), device, sizeof device);
+#endif
 
     SCB_TRY(scb_recorder_open(&rec, o->db_path, ctx));
     struct scb_run_info info = {
         .config_json = config, .host = host, .device = device, .driver_version = "",
-        .cuda_version = "", .backend = "cpu", .model_path = o->model_dir,
+        .cuda_version = "", .backend = e.be->ops->name, .model_path = o->model_dir,
         .model_hash = model_hash, .tokenizer_hash = tok_hash, .dataset_path = o->data,
         .dataset_hash = data_hash,
         .scorer = scb_score_variant_name((enum scb_score_variant)o->variant),

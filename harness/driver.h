@@ -40,6 +40,7 @@ struct scb_run_opts {
     int          chat_template;    /* 1 = --use_chat_template (the paper's setting) */
     int          variant;          /* enum scb_score_variant */
     int          threads;          /* CPU threads, 0 = all cores */
+    const char  *backend;          /* "cpu", "cuda", NULL = auto (cuda when a GPU is usable) */
     int          progress;         /* 1 = progress line on stderr */
     int          force_new;        /* 1 = never resume, always a new run */
     volatile sig_atomic_t *stop;   /* set by a signal handler: stop after the current session */

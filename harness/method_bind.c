@@ -400,6 +400,20 @@ int scb_method_bind_create(struct scb_method_binding **out, struct scb_model *m,
     b->Hstore = b->per_query ? c->H : c->Hkv;
     b->first_N = -1;
     b->m = m;
+    if (scb_model_on_device(m)) {
+        /* the device engine runs dense attention only, with no hooks */
+        const char *bad = strcmp(b->pre.ops->name, "dense") ? b->pre.ops->name
+                        : strcmp(b->kvp.ops->name, "dense") ? b->kvp.ops->name : NULL;
+        if (bad) {
+            rc = scb_err(ctx, SCB_E_UNSUPPORTED, "method %s is not available on the CUDA backend yet "
+                         "(run it with --backend cpu)", bad);
+            goto out;
+        }
+        scb_model_set_attn_hooks(m, NULL);
+        *out = b;
+        b = NULL;
+        goto out;
+    }
     if (b->pre.ops == &scb_method_cacheblend) {
         if (b->kvp.ops->kv_after_prefill || b->kvp.ops->decode_attn) {
             rc = scb_err(ctx, SCB_E_UNSUPPORTED, "method binding: cacheblend runs with the dense KV policy only "
@@ -423,6 +437,7 @@ int scb_method_bind_kv_create(struct scb_method_binding *b, size_t cap, struct s
                               struct scb_ctx *ctx)
 {
     const struct scb_model_config *c = scb_model_get_config(b->m);
+    if (scb_model_on_device(b->m)) return scb_model_kv_create(b->m, cap, out, ctx);
     return scb_kv_cache_create_heads(out, c->L, c->Hkv, b->Hstore, c->D, cap, ctx);
 }
 

@@ -1,5 +1,6 @@
 /* model.c — weights (one fp32 arena) and the forward pass of Llama / Qwen2 / Mistral
- * (see model.h). */
+ * (see model.h); on a device backend the weights, KV cache and forward pass belong to the
+ * device engine (harness/model_cuda.h) and this file keeps the checks and bookkeeping. */
 #include "harness/model.h"
 
 #include <math.h>
@@ -11,6 +12,10 @@
 #include "kernels/alloc.h"
 #include "kernels/util.h"
 #include "methods/cacheblend.h"
+#include "scb_config.h"
+#if SCB_HAVE_CUDA
+#include "harness/model_cuda.h"
+#endif
 
 struct layer_w {
     float *attn_norm;              /* (d) */
@@ -39,6 +44,10 @@ struct scb_model {
     float *gate, *up;              /* (T, ff) */
     float *cos, *sin;              /* (T, D/2) */
     struct scb_model_stats stats;
+    float *next_logits;            /* (V) host logits of scb_model_forward_next (CPU backend) */
+#if SCB_HAVE_CUDA
+    struct scb_model_cuda *dev;    /* the device engine, when be->ops->device */
+#endif
 };
 
 /* ---- loading ------------------------------------------------------------------------------ */
@@ -115,6 +124,10 @@ int scb_model_load(struct scb_model **out, const char *dir, struct scb_backend *
             add_spec(sp, &ns, &w->bd, d, 0, "%s.%zu.mlp.down_proj.bias", p, l);
         }
     }
+    if (be->ops->device && !scb_backend_supports(be, SCB_OP_MODEL, SCB_BDT_BF16)) {
+        rc = scb_err(ctx, SCB_E_UNSUPPORTED, "backend %s cannot run the model", be->ops->name);
+        goto out;
+    }
     /* validate every tensor before allocating */
     size_t total = 0;
     for (size_t i = 0; i < ns; i++) {
@@ -135,6 +148,16 @@ int scb_model_load(struct scb_model **out, const char *dir, struct scb_backend *
             goto out;
         }
         total += t->numel;
+    }
+    if (be->ops->device) {
+#if SCB_HAVE_CUDA
+        SCB_TRY(scb_model_cuda_load(&m->dev, be, &m->cfg, st, ctx));
+        *out = m;
+        m = NULL;
+#else
+        rc = scb_err(ctx, SCB_E_UNSUPPORTED, "backend %s: this build has no device engine", be->ops->name);
+#endif
+        goto out;
     }
     m->arena = scb_malloc(total * sizeof(float));
     if (!m->arena) {
@@ -171,6 +194,10 @@ void scb_model_destroy(struct scb_model *m)
 {
     if (!m) return;
     free_ws(m);
+#if SCB_HAVE_CUDA
+    scb_model_cuda_destroy(m->dev);
+#endif
+    scb_free(m->next_logits);
     scb_free(m->arena);
     scb_free(m->layers);
     scb_model_config_fini(&m->cfg);
@@ -179,7 +206,15 @@ void scb_model_destroy(struct scb_model *m)
 
 const struct scb_model_config *scb_model_get_config(const struct scb_model *m) { return &m->cfg; }
 struct scb_backend *scb_model_backend(const struct scb_model *m) { return m->be; }
-size_t scb_model_weight_bytes(const struct scb_model *m) { return m->arena_floats * sizeof(float); }
+size_t scb_model_weight_bytes(const struct scb_model *m)
+{
+#if SCB_HAVE_CUDA
+    if (m->dev) return scb_model_cuda_weight_bytes(m->dev);
+#endif
+    return m->arena_floats * sizeof(float);
+}
+
+int scb_model_on_device(const struct scb_model *m) { return m->be->ops->device; }
 
 void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *h)
 {
@@ -189,6 +224,9 @@ void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *
 
 int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cache **out, struct scb_ctx *ctx)
 {
+#if SCB_HAVE_CUDA
+    if (m->dev) return scb_model_cuda_kv_create(m->dev, cap, out, ctx);
+#endif
     return scb_kv_cache_create(out, m->cfg.L, m->cfg.Hkv, m->cfg.D, cap, ctx);
 }
 
@@ -327,14 +365,12 @@ out:
     return rc;
 }
 
-int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
-                      float *logits, int flags, struct scb_ctx *ctx)
+/* Checks shared by both engines: nothing is computed or changed when one fails. */
+static int forward_check(const struct scb_model *m, const struct scb_kv_cache *kv, const int32_t *ids,
+                         size_t n, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     const struct scb_model_config *c = &m->cfg;
-    const struct scb_backend_ops *ops = m->be->ops;
-    struct scb_backend *be = m->be;
-    double t_start = scb_now_ms();
     if (n == 0) return scb_err(ctx, SCB_E_INVAL, "forward: no tokens");
     if (kv->L != c->L || kv->Hin != c->Hkv || kv->D != c->D || kv->Hkv % kv->Hin || c->H % kv->Hkv)
         return scb_err(ctx, SCB_E_INVAL, "forward: KV cache shaped (L=%zu, Hkv=%zu, D=%zu, %zu stored heads) "
@@ -350,6 +386,50 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
         return scb_err(ctx, SCB_E_UNSUPPORTED, "forward: the sequence reaches %lld tokens, past the model's "
                        "sliding_window of %lld (sliding-window attention is not implemented)",
                        (long long)(pos0 + (int64_t)n), (long long)c->sliding_window);
+    if (m->be->ops->device && !kv->ext)
+        return scb_err(ctx, SCB_E_INVAL, "forward: a host KV cache given to a model on the %s backend "
+                       "(create it with scb_model_kv_create)", m->be->ops->name);
+    if (!m->be->ops->device && !kv->k)
+        return scb_err(ctx, SCB_E_INVAL, "forward: a device KV cache given to a model on the %s backend",
+                       m->be->ops->name);
+    if (m->be->ops->device && (m->hooks.prefill || m->hooks.decode || m->hooks.after_prefill || m->hooks.blend))
+        return scb_err(ctx, SCB_E_UNSUPPORTED, "forward: attention hooks (long-context methods) are not "
+                       "available on the %s backend yet", m->be->ops->name);
+out:
+    return rc;
+}
+
+#if SCB_HAVE_CUDA
+static int forward_device(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
+                          float *logits, int flags, int32_t *next, struct scb_ctx *ctx)
+{
+    double t_start = scb_now_ms(), fl = 0;
+    int rc = forward_check(m, kv, ids, n, ctx);
+    if (rc == SCB_OK)
+        rc = scb_model_cuda_forward(m->dev, kv, ids, n, logits, (flags & SCB_FWD_ALL_LOGITS) != 0, next,
+                                    &fl, ctx);
+    if (rc == SCB_OK) {
+        m->stats.tokens += n;
+        m->stats.matmul_flops += fl;
+    }
+    m->stats.forward_ms += scb_now_ms() - t_start;
+    return rc;
+}
+#endif
+
+int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
+                      float *logits, int flags, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = &m->cfg;
+    const struct scb_backend_ops *ops = m->be->ops;
+    struct scb_backend *be = m->be;
+#if SCB_HAVE_CUDA
+    if (m->dev) return forward_device(m, kv, ids, n, logits, flags, NULL, ctx);
+#endif
+    double t_start = scb_now_ms();
+    SCB_TRY(forward_check(m, kv, ids, n, ctx));
+    const int64_t pos0 = kv->seen;
     size_t before = 0;
     for (size_t h = 0; h < kv->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
     const int first_prefill = before == 0;
@@ -413,5 +493,22 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
     m->stats.tokens += n;
 out:
     m->stats.forward_ms += scb_now_ms() - t_start;
+    return rc;
+}
+
+int scb_model_forward_next(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
+                           int32_t *next, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+#if SCB_HAVE_CUDA
+    if (m->dev) return forward_device(m, kv, ids, n, NULL, SCB_FWD_LAST_LOGITS, next, ctx);
+#endif
+    if (!m->next_logits) {
+        m->next_logits = scb_malloc(m->cfg.V * sizeof(float));     /* (V) */
+        if (!m->next_logits) return scb_err(ctx, SCB_E_NOMEM, "forward: out of memory for the logits");
+    }
+    SCB_TRY(scb_model_forward(m, kv, ids, n, m->next_logits, SCB_FWD_LAST_LOGITS, ctx));
+    SCB_TRY(m->be->ops->argmax(m->be, m->next_logits, m->cfg.V, next, ctx));
+out:
     return rc;
 }

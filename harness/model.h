@@ -95,13 +95,15 @@ void scb_model_destroy(struct scb_model *m);   /* NULL is a no-op */
 
 const struct scb_model_config *scb_model_get_config(const struct scb_model *m);
 struct scb_backend *scb_model_backend(const struct scb_model *m);
-/* Bytes of the fp32 weight arena. */
+/* Bytes of the weights: the fp32 host arena, or the device's bf16 copy. */
 size_t scb_model_weight_bytes(const struct scb_model *m);
 
-/* Install attention hooks (copied; NULL restores dense). */
+/* Install attention hooks (copied; NULL restores dense). A model on a device backend refuses
+ * to forward with hooks installed (SCB_E_UNSUPPORTED): methods run on the CPU backend. */
 void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *h);
 
-/* A KV cache shaped for this model (L, Hkv, D) holding at most cap tokens. */
+/* A KV cache shaped for this model (L, Hkv, D) holding at most cap tokens: host fp32 on the
+ * CPU backend, device bf16 (scb_kv_cache_create_external) on a device backend. */
 int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cache **out,
                         struct scb_ctx *ctx);
 
@@ -111,6 +113,15 @@ int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cac
  * non-empty temp segment, sliding window needed) leave kv unchanged. */
 int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
                       float *logits, int flags, struct scb_ctx *ctx);
+
+/* Forward as scb_model_forward and return the greedy next token: *next = argmax of the last
+ * position's logits (first index of the maximum). On a device backend the argmax runs on the
+ * device and only the id is copied back; on the CPU it is the backend's argmax of the fp32
+ * logits (the same ids as scb_model_forward + argmax, bit for bit). */
+int scb_model_forward_next(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
+                           int32_t *next, struct scb_ctx *ctx);
+/* 1 when the model runs on a device backend (weights and KV cache in device memory). */
+int scb_model_on_device(const struct scb_model *m);
 
 void scb_model_stats(const struct scb_model *m, struct scb_model_stats *out);
 void scb_model_stats_reset(struct scb_model *m);

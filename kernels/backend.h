@@ -27,6 +27,16 @@
 struct scb_kv_cache;
 struct scb_backend;
 
+/* Operations a backend may be asked about (scb_backend_supports). SCB_OP_MODEL is the whole
+ * forward pass run by the backend's own engine on device-resident weights and KV cache (the
+ * CUDA backend: harness/model_cuda.h); the others are the entries of the host ops table. */
+enum scb_backend_op {
+    SCB_OP_MATMUL = 0, SCB_OP_RMSNORM = 1, SCB_OP_ROPE = 2, SCB_OP_SWIGLU = 3, SCB_OP_ADD = 4,
+    SCB_OP_EMBED = 5, SCB_OP_ATTN = 6, SCB_OP_ARGMAX = 7, SCB_OP_MODEL = 8
+};
+/* Element types of a backend's tensors. */
+enum scb_backend_dtype { SCB_BDT_F32 = 0, SCB_BDT_BF16 = 1 };
+
 /* Arguments of one layer's attention over the KV cache (the chunk's K/V already appended). */
 struct scb_backend_attn {
     const float *q;                   /* (T, H, D) queries after RoPE */
@@ -45,7 +55,7 @@ typedef int (*scb_attn_fn)(struct scb_backend *be, void *user, const struct scb_
                            struct scb_ctx *ctx);
 
 struct scb_backend_ops {
-    const char *name;                 /* "cpu" */
+    const char *name;                 /* "cpu", "cuda" */
     void  (*destroy)(struct scb_backend *be);             /* frees be and its state */
     void *(*alloc)(struct scb_backend *be, size_t bytes);   /* NULL on failure */
     void  (*free)(struct scb_backend *be, void *p);
@@ -76,6 +86,13 @@ struct scb_backend_ops {
     scb_attn_fn attn_decode;          /* dense attention of T (usually 1) new tokens over the cache */
     /* *out = first index of the maximum of x (n) (as torch.argmax) */
     int (*argmax)(struct scb_backend *be, const float *x, size_t n, int32_t *out, struct scb_ctx *ctx);
+    /* Optional capability query: 1 when op (enum scb_backend_op) runs on dtype (enum
+     * scb_backend_dtype) tensors. NULL means the fp32 host table above is complete and there is
+     * no device engine (the CPU backend). */
+    int (*supports)(struct scb_backend *be, int op, int dtype);
+    /* 1 when weights, activations and the KV cache live in device memory (alloc/free return
+     * device pointers, the host ops above are NULL and the model runs through SCB_OP_MODEL). */
+    int device;
 };
 
 struct scb_backend {
@@ -86,6 +103,18 @@ struct scb_backend {
 
 /* The CPU reference backend with n_threads threads (0 = number of online cores). */
 int  scb_backend_cpu_create(struct scb_backend **out, int n_threads, struct scb_ctx *ctx);
+/* The CUDA backend on device `device` (bf16 weights and KV cache, fp32 accumulation; the
+ * forward pass runs in harness/model_cuda.c). SCB_E_UNSUPPORTED in a build without CUDA,
+ * SCB_E_CUDA when there is no usable device (the message says why). */
+int  scb_backend_cuda_create(struct scb_backend **out, int device, struct scb_ctx *ctx);
+/* Whether this build has CUDA and a device is usable; why (may be NULL) gets the reason when not. */
+int  scb_backend_cuda_available(char *why, size_t n_why);
+/* Open a backend by name: "cpu" (n_threads as scb_backend_cpu_create), "cuda" (device 0), or
+ * "auto" / NULL: the environment variable SCB_BACKEND when set (cpu or cuda), else cuda when
+ * scb_backend_cuda_available, else cpu. Anything else: SCB_E_INVAL. */
+int  scb_backend_open(struct scb_backend **out, const char *name, int n_threads, struct scb_ctx *ctx);
+/* 1 when be runs op on dtype (a NULL supports query: fp32 host ops yes, SCB_OP_MODEL no). */
+int  scb_backend_supports(struct scb_backend *be, int op, int dtype);
 /* Destroy any backend through its ops (kernels/backend.c). NULL is a no-op. */
 void scb_backend_destroy(struct scb_backend *be);
 

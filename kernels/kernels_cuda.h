@@ -116,6 +116,22 @@ int scb_attn_prefill_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_ar
 int scb_attn_decode_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
                          int n_splits, struct scb_ctx *err);
 
+/* Plain attention for any even D <= 256 (same semantics and arguments as above, no alignment
+ * or stride requirements beyond element granularity): one block per (query row, head), fp32
+ * scores, online softmax, fp32 probabilities in P·V. Slow (no tensor cores, no K/V reuse);
+ * the engine uses it only for head dims the two kernels above reject. */
+int scb_attn_generic_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
+                          struct scb_ctx *err);
+
+/* ---- KV cache ---------------------------------------------------------------------------- */
+
+/* Append a chunk to one layer of the device KV cache: kc, vc are that layer's (Hkv, cap, D)
+ * bf16 storage; rows len..len+T-1 of stored head h get head h / (Hkv / Hin) of k, v
+ * (T, Hin, D) bf16 packed. SCB_E_INVAL when len + T > cap. */
+int scb_cuda_kv_append(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, const uint16_t *k,
+                       const uint16_t *v, int T, int Hin, int Hkv, int D, size_t cap, size_t len,
+                       struct scb_ctx *err);
+
 /* ---- row and elementwise kernels (bf16 in/out, fp32 arithmetic, one rounding) ------------ */
 
 /* RMSNorm as HF Llama/Qwen2: r = rsqrt(mean(x^2) + eps) in fp32; y = bf16(w * bf16(x * r)).

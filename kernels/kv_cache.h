@@ -26,7 +26,14 @@
  * entries per stored head. By default Hkv == Hin.
  *
  * Capacity (max entries per layer and head, global + temp) is fixed at creation; appends never
- * allocate. Memory layout per layer: K and V each (Hkv, cap, D) row-major; positions (Hkv, cap). */
+ * allocate. Memory layout per layer: K and V each (Hkv, cap, D) row-major; positions (Hkv, cap).
+ *
+ * Device storage: a backend that keeps K/V in its own memory (the CUDA engine: bf16, same
+ * (L, Hkv, cap, D) layout) creates the cache with scb_kv_cache_create_external(). The segment
+ * bookkeeping (counts, seen, positions, drop/commit/clear, check_room) stays here on the host;
+ * k and v are NULL, the backend writes the entries itself and records them with
+ * scb_kv_cache_append_meta(). Host-data operations (append, keep, the k/v views) then fail or
+ * return NULL: KV policies that edit entries on the host do not run on such a cache. */
 #ifndef SCB_KERNELS_KV_CACHE_H
 #define SCB_KERNELS_KV_CACHE_H
 
@@ -52,6 +59,9 @@ struct scb_kv_cache {
     int64_t seen_temp;         /* tokens appended to the temp segment since the last drop/commit */
     int mode;                  /* enum scb_kv_append_mode */
     size_t Hin;                /* heads per appended token (the model's KV heads); Hkv % Hin == 0 */
+    size_t elem_bytes;         /* bytes of one stored K/V element: 4 (host fp32) or the device's (2, bf16) */
+    void *ext;                 /* external (device) K/V storage, owned through ext_free; NULL = host */
+    void (*ext_free)(void *ext);
 };
 
 /* Create an empty cache for L layers of Hkv heads of dimension D holding at most cap tokens. */
@@ -61,6 +71,12 @@ int  scb_kv_cache_create(struct scb_kv_cache **out, size_t L, size_t Hkv, size_t
  * multiple of Hin; stored head s holds input head s / (Hstore / Hin)). */
 int  scb_kv_cache_create_heads(struct scb_kv_cache **out, size_t L, size_t Hin, size_t Hstore,
                                size_t D, size_t cap, struct scb_ctx *ctx);
+/* Create an empty cache whose K/V entries live in external storage `ext` (e.g. device memory,
+ * elem_bytes per element), owned from then on: ext_free(ext) runs at destroy (also when the
+ * creation fails). Only the bookkeeping (counts, positions) is allocated here. */
+int  scb_kv_cache_create_external(struct scb_kv_cache **out, size_t L, size_t Hkv, size_t D,
+                                  size_t cap, size_t elem_bytes, void *ext,
+                                  void (*ext_free)(void *ext), struct scb_ctx *ctx);
 void scb_kv_cache_destroy(struct scb_kv_cache *kv);   /* NULL is a no-op */
 
 /* Where the following appends go. Switching to GLOBAL while temp entries exist is allowed, but
@@ -73,6 +89,10 @@ void scb_kv_cache_set_mode(struct scb_kv_cache *kv, int mode);
  * Call for every layer, then scb_kv_cache_advance(kv, T) once. */
 int scb_kv_cache_append(struct scb_kv_cache *kv, size_t layer, const float *k, const float *v,
                         size_t T, int64_t pos0, struct scb_ctx *ctx);
+/* External storage: record that T tokens (positions pos0..) were written to layer's segment of
+ * the current mode by the storage owner (same checks and counters as append, no data copy). */
+int scb_kv_cache_append_meta(struct scb_kv_cache *kv, size_t layer, size_t T, int64_t pos0,
+                             struct scb_ctx *ctx);
 /* Whether T more tokens fit in every (layer, head) (checked by the model before a forward). */
 int scb_kv_cache_check_room(const struct scb_kv_cache *kv, size_t T, struct scb_ctx *ctx);
 /* Account T appended tokens: seen += T (and seen_temp in TEMP mode). */
@@ -87,7 +107,8 @@ void scb_kv_cache_clear(struct scb_kv_cache *kv);
 
 /* Entries stored for (layer, head): global + temp. */
 size_t scb_kv_cache_len(const struct scb_kv_cache *kv, size_t layer, size_t head);
-/* Borrowed views of (layer, head): keys (n, D), values (n, D), n = scb_kv_cache_len. */
+/* Borrowed views of (layer, head): keys (n, D), values (n, D), n = scb_kv_cache_len; NULL when
+ * the entries live in external storage. */
 const float *scb_kv_cache_k(const struct scb_kv_cache *kv, size_t layer, size_t head);
 const float *scb_kv_cache_v(const struct scb_kv_cache *kv, size_t layer, size_t head);
 const int64_t *scb_kv_cache_positions(const struct scb_kv_cache *kv, size_t layer, size_t head);
@@ -98,7 +119,7 @@ int scb_kv_cache_keep(struct scb_kv_cache *kv, size_t layer, size_t head, const 
                       size_t n, struct scb_ctx *ctx);
 
 /* Byte accounting. logical: bytes of the K and V entries stored (sum over layers and heads of
- * entries × D × 2 × 4); physical: bytes allocated for K, V and positions. entries: total
+ * entries × D × 2 × elem_bytes); physical: bytes allocated for K, V and positions. entries: total
  * stored entries over all layers and heads. */
 void scb_kv_cache_bytes(const struct scb_kv_cache *kv, size_t *entries, size_t *logical,
                         size_t *physical);

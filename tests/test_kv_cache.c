@@ -2,8 +2,9 @@
  * rewinds `seen`; commit_temp keeps temp entries as global; capacity and segment-order errors
  * leave the cache unchanged; keep() compacts per head while positions continue from `seen`;
  * byte accounting; a cache storing more heads than it is fed (SCBench's GQA repetition) copies
- * input head s / rep into stored head s and keeps per stored head. Inputs are seeded random
- * values (seed printed). */
+ * input head s / rep into stored head s and keeps per stored head; a cache with external
+ * (device) storage keeps the same bookkeeping through append_meta, refuses host data
+ * operations and frees its storage exactly once. Inputs are seeded random values (seed printed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,62 @@ static void test_stored_heads(void **s)
     scb_kv_cache_destroy(kv);
 }
 
+/* external storage: a stand-in object whose free is counted */
+static int ext_frees;
+static void ext_free(void *p) { ext_frees++; scb_free(p); }
+
+static void test_external_storage(void **s)
+{
+    (void)s;
+    struct scb_ctx ctx = {0};
+    struct scb_kv_cache *kv = NULL;
+    ext_frees = 0;
+    void *ext = scb_malloc(8);
+    assert_int_equal(scb_kv_cache_create_external(&kv, L, HKV, D, CAP, 2, ext, ext_free, &ctx), SCB_OK);
+    assert_null(scb_kv_cache_k(kv, 0, 0));
+    assert_null(scb_kv_cache_v(kv, 0, 0));
+    /* prompt of 5 into global, 3 generated into temp, drop: seen and counts as on the host */
+    for (size_t l = 0; l < L; l++) assert_int_equal(scb_kv_cache_append_meta(kv, l, 5, kv->seen, &ctx), SCB_OK);
+    scb_kv_cache_advance(kv, 5);
+    scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
+    for (size_t l = 0; l < L; l++) assert_int_equal(scb_kv_cache_append_meta(kv, l, 3, kv->seen, &ctx), SCB_OK);
+    scb_kv_cache_advance(kv, 3);
+    assert_int_equal(scb_kv_cache_len(kv, 2, 1), 8);
+    assert_int_equal(scb_kv_cache_positions(kv, 2, 1)[7], 7);
+    size_t entries, logical, physical;
+    scb_kv_cache_bytes(kv, &entries, &logical, &physical);
+    assert_int_equal(entries, (size_t)(L * HKV * 8));
+    assert_int_equal(logical, (size_t)(L * HKV * 8 * D * 2 * 2));        /* bf16 elements */
+    assert_int_equal(physical, (size_t)L * HKV * CAP * (2 * D * 2 + sizeof(int64_t)));
+    scb_kv_cache_drop_temp(kv);
+    assert_int_equal(kv->seen, 5);
+    assert_int_equal(scb_kv_cache_len(kv, 0, 0), 5);
+    /* a global append while temp holds entries is refused, as is overflow */
+    scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
+    assert_int_equal(scb_kv_cache_append_meta(kv, 0, 1, kv->seen, &ctx), SCB_OK);
+    scb_kv_cache_set_mode(kv, SCB_KV_APPEND_GLOBAL);
+    assert_int_equal(scb_kv_cache_append_meta(kv, 0, 1, kv->seen, &ctx), SCB_E_INVAL);
+    assert_non_null(strstr(ctx.msg, "temp segment"));
+    scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
+    assert_int_equal(scb_kv_cache_append_meta(kv, 1, CAP, kv->seen, &ctx), SCB_E_INVAL);
+    assert_non_null(strstr(ctx.msg, "kv cache full"));
+    /* host data operations are refused */
+    float k[HKV * D] = {1}, v[HKV * D] = {2};
+    assert_int_equal(scb_kv_cache_append(kv, 0, k, v, 1, kv->seen, &ctx), SCB_E_UNSUPPORTED);
+    assert_non_null(strstr(ctx.msg, "device memory"));
+    scb_kv_cache_clear(kv);
+    size_t idx[1] = {0};
+    assert_int_equal(scb_kv_cache_keep(kv, 0, 0, idx, 0, &ctx), SCB_E_UNSUPPORTED);
+    assert_int_equal(ext_frees, 0);
+    scb_kv_cache_destroy(kv);
+    assert_int_equal(ext_frees, 1);
+    /* a failed creation frees the storage it was given */
+    ext = scb_malloc(8);
+    assert_int_equal(scb_kv_cache_create_external(&kv, L, HKV, D, 0, 2, ext, ext_free, &ctx), SCB_E_INVAL);
+    assert_null(kv);
+    assert_int_equal(ext_frees, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_capacity_and_order_errors),
         cmocka_unit_test(test_keep_per_head),
         cmocka_unit_test(test_stored_heads),
+        cmocka_unit_test(test_external_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,10 @@
  *   SCBench's drop-temp semantics at the logits level: prefill A, generate into temp, drop,
  *   forward B == forward(A+B) (max relative error 1e-5); out-of-vocabulary ids leave the cache
  *   unchanged; attention hooks: the prefill hook runs only for the first chunk, the decode hook
- *   for later ones, and a KV policy keeping every entry changes nothing. */
+ *   for later ones, and a KV policy keeping every entry changes nothing;
+ *   backends by name (cpu, cuda, unknown; cuda refused clearly without CUDA or a GPU), the
+ *   capability query, scb_model_forward_next == forward + argmax, a device-style cache refused
+ *   by the CPU engine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +25,7 @@
 #include "harness/model.h"
 #include "kernels/alloc.h"
 #include "kernels/util.h"
+#include "scb_config.h"
 
 static char tmpdir[256];
 static const uint64_t SEED = 99173;
@@ -319,6 +323,68 @@ static void test_allocation_failures(void **s)
     assert_true(loaded_ok);
 }
 
+static void ext_free(void *p) { scb_free(p); }
+
+static void test_backends(void **s)
+{
+    (void)s;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/good_be", tmpdir);
+    struct opts o = {0};
+    write_model(dir, &o);
+    struct scb_ctx ctx = {0};
+    struct scb_backend *be = NULL;
+    struct scb_model *m = NULL;
+    struct scb_kv_cache *kv = NULL, *dev = NULL;
+    assert_int_equal(scb_backend_open(&be, "tpu", 1, &ctx), SCB_E_INVAL);
+    assert_non_null(strstr(ctx.msg, "unknown backend 'tpu'"));
+    assert_null(be);
+    char why[256] = "";
+    int rc = scb_backend_open(&be, "cuda", 1, &ctx);
+    if (!SCB_HAVE_CUDA) {
+        assert_int_equal(rc, SCB_E_UNSUPPORTED);
+        assert_non_null(strstr(ctx.msg, "built without CUDA"));
+    } else if (!scb_backend_cuda_available(why, sizeof why)) {
+        assert_int_equal(rc, SCB_E_CUDA);
+        assert_non_null(strstr(ctx.msg, "no CUDA device"));
+    } else {
+        assert_int_equal(rc, SCB_OK);
+        assert_true(scb_backend_supports(be, SCB_OP_MODEL, SCB_BDT_BF16));
+        assert_false(scb_backend_supports(be, SCB_OP_MATMUL, SCB_BDT_F32));
+        scb_backend_destroy(be);
+        be = NULL;
+    }
+    assert_int_equal(scb_backend_open(&be, "cpu", 1, &ctx), SCB_OK);
+    assert_string_equal(be->ops->name, "cpu");
+    assert_true(scb_backend_supports(be, SCB_OP_MATMUL, SCB_BDT_F32));
+    assert_false(scb_backend_supports(be, SCB_OP_MODEL, SCB_BDT_BF16));
+    assert_int_equal(scb_model_load(&m, dir, be, &ctx), SCB_OK);
+    assert_false(scb_model_on_device(m));
+    const struct scb_model_config *c = scb_model_get_config(m);
+    /* forward_next == argmax of forward's last logits, on the same cache state */
+    int32_t ids[5] = {3, 17, 42, 5, 60}, next = -1, want = -1;
+    float *lg = scb_malloc(c->V * sizeof(float));
+    assert_int_equal(scb_model_kv_create(m, 16, &kv, &ctx), SCB_OK);
+    assert_int_equal(scb_model_forward(m, kv, ids, 5, lg, SCB_FWD_LAST_LOGITS, &ctx), SCB_OK);
+    for (size_t i = 1, b = 0; i < c->V; i++) if (lg[i] > lg[b]) want = (int32_t)(b = i);
+    if (want < 0) want = 0;
+    scb_kv_cache_clear(kv);
+    assert_int_equal(scb_model_forward_next(m, kv, ids, 5, &next, &ctx), SCB_OK);
+    assert_int_equal(next, want);
+    assert_int_equal(kv->seen, 5);
+    /* a cache whose entries live elsewhere is refused before anything changes */
+    assert_int_equal(scb_kv_cache_create_external(&dev, c->L, c->Hkv, c->D, 16, 2, scb_malloc(8), ext_free, &ctx),
+                     SCB_OK);
+    assert_int_equal(scb_model_forward(m, dev, ids, 5, lg, SCB_FWD_LAST_LOGITS, &ctx), SCB_E_INVAL);
+    assert_non_null(strstr(ctx.msg, "device KV cache"));
+    assert_int_equal(dev->seen, 0);
+    scb_free(lg);
+    scb_kv_cache_destroy(dev);
+    scb_kv_cache_destroy(kv);
+    scb_model_destroy(m);
+    scb_backend_destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_wrong_shape),
         cmocka_unit_test(test_forward_semantics),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_backends),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

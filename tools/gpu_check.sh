@@ -2,9 +2,18 @@
 # gpu_check.sh — the one script to run on a GPU machine (H100/H200): builds the CUDA parity
 # test and kernel benchmark (or takes prebuilt ones), runs the parity test, the benchmark and
 # PyTorch's scaled_dot_product_attention at the same shapes, and prints a side-by-side table.
+# With a bundle from tools/gpu_bundle.sh (scbench built with CUDA) it also runs the engine's
+# end-to-end test (tests/py/engine_cuda.py: `--backend cuda` against the fixtures and the CPU
+# engine) and times the engine (`scbench bench cuda`) on a random Llama-3-8B-shaped model.
 #
 #   tools/gpu_check.sh [--prebuilt DIR] [--out DIR] [--quick] [--no-torch] [--seed N]
+#                      [--engine-only] [--engine-layers N]
 #   tools/gpu_check.sh --build-only DIR      # build parity_cuda + bench_cuda into DIR and stop
+#
+# --prebuilt DIR: DIR holds the programs, or bundle.tar.xz from tools/gpu_bundle.sh (unpacked to
+# a temporary folder; its lib/ goes on LD_LIBRARY_PATH). --engine-only skips the kernel
+# benchmark and torch (parity and the engine steps only). --engine-layers N: layers of the
+# random model timed by `scbench bench cuda` (default 4; 0 skips the engine benchmark).
 #
 # Build: nvcc + the host C compiler only (no meson, cJSON, SQLite or CMocka needed): the two
 # programs link the CUDA kernels, kernels/status.c, kernels/alloc.c, methods/dense.c, libm,
@@ -12,7 +21,8 @@
 # (DIR is put on LD_LIBRARY_PATH, so libraries copied beside them are found).
 # Results (logs, CSV, nvidia-smi, resource usage) go to --out, else $OUT, else ./gpu-results.
 # Every step runs under `timeout`; the whole script stays within GPU_CHECK_BUDGET seconds
-# (default 560). Exit status: 0 when parity passed, 1 when it failed, 77 without a GPU.
+# (default 560). Exit status: 0 when parity (and the engine test, when run) passed, 1 when
+# one failed, 77 without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -26,7 +36,9 @@ TORCH=1
 SEED=${SCB_SEED:-$(date +%s)}
 SM=${SM_ARCH:-90}
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+ENGINE_ONLY=0
+ENGINE_LAYERS=4
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --prebuilt) PREBUILT=$2; shift 2 ;;
@@ -35,6 +47,8 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=--quick; shift ;;
         --no-torch) TORCH=0; shift ;;
         --seed) SEED=$2; shift 2 ;;
+        --engine-only) ENGINE_ONLY=1; TORCH=0; shift ;;
+        --engine-layers) ENGINE_LAYERS=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "gpu_check: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
@@ -69,7 +83,7 @@ build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in p
     local arch="-gencode=arch=compute_${SM},code=sm_${SM}"
     [ "$SM" = 90 ] && arch="-gencode=arch=compute_90a,code=sm_90a"
     local pids=() f
-    for f in ctx attn_prefill attn_decode elementwise; do
+    for f in ctx attn_prefill attn_decode elementwise engine; do
         "$NVCC" -std=c++17 -O3 -lineinfo $arch -I"$ROOT" --resource-usage \
             -c "$ROOT/kernels/cuda/$f.cu" -o "$B/obj/$f.o" > "$B/obj/$f.ptxas.txt" 2>&1 &
         pids+=($!)
@@ -83,7 +97,7 @@ build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in p
     for p in "${pids[@]}"; do wait "$p" || ok=1; done
     cat "$B"/obj/*.txt
     [ $ok -eq 0 ] || { echo "compilation failed"; return 1; }
-    local common="$B/obj/ctx.o $B/obj/attn_prefill.o $B/obj/attn_decode.o $B/obj/elementwise.o $B/obj/status.o $B/obj/alloc.o $B/obj/dense.o"
+    local common="$B/obj/ctx.o $B/obj/attn_prefill.o $B/obj/attn_decode.o $B/obj/elementwise.o $B/obj/engine.o $B/obj/status.o $B/obj/alloc.o $B/obj/dense.o"
     "$NVCC" $arch -o "$B/parity_cuda" "$B/obj/parity_cuda.o" $common -lcublas -lm || return 1
     "$NVCC" $arch -o "$B/bench_cuda" "$B/obj/bench_cuda.o" $common -lcublas -lm || return 1
     echo "built $B/parity_cuda $B/bench_cuda"
@@ -103,10 +117,25 @@ timeout 30 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.
     >> "$RES/nvidia-smi.txt" 2>&1
 FAILED=0
 
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX") || exit 1
+trap 'rm -rf "$SCRATCH"' EXIT
 if [ -n "$PREBUILT" ]; then
     BIN=$(cd "$PREBUILT" && pwd) || exit 1
-    export LD_LIBRARY_PATH="$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    if [ -f "$BIN/bundle.tar.xz" ]; then
+        tar -C "$SCRATCH" -xJf "$BIN/bundle.tar.xz" || { log "cannot unpack $BIN/bundle.tar.xz"; exit 1; }
+        cp "$SCRATCH/bundle/BUILD_INFO.txt" "$RES/bundle_info.txt" 2>/dev/null
+        BIN=$SCRATCH/bundle
+    fi
+    export LD_LIBRARY_PATH="$BIN/lib:$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # CUDA's own libraries (cudart, cuBLAS) come from this machine: its toolkit's lib folders
+    # go last, in case they are not on the loader's default path
+    CUDA_HOME_GUESS=$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")")
+    for d in "$CUDA_HOME_GUESS/lib64" "$CUDA_HOME_GUESS/lib" /usr/local/cuda/lib64; do
+        [ -d "$d" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+    done
+    export LD_LIBRARY_PATH
     log "using prebuilt $BIN"
+    [ -x "$BIN/scbench" ] && { ldd "$BIN/scbench" | grep -E "not found|cublas|cudart" | sed 's/^/  /'; }
 else
     BIN=$ROOT/build-gpu
     run_step build 300 bash -c 'build "$1"' _ "$BIN" || { log "build FAILED; see $RES/build.log"; tail -30 "$RES/build.log"; exit 1; }
@@ -119,8 +148,25 @@ grep -E "FAIL|passed|SKIP|device:" "$RES/parity.log" | tail -25
 if [ $PRC -eq 77 ]; then log "parity: SKIPPED (no CUDA device)"; FAILED=77
 elif [ $PRC -ne 0 ]; then log "parity: FAILED (exit $PRC)"; FAILED=1; fi
 
-run_step bench 240 "$BIN/bench_cuda" $QUICK --csv "$RES/bench_scbench.csv"
-[ $? -eq 0 ] || { log "bench: FAILED"; tail -5 "$RES/bench.log"; }
+if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
+    run_step engine_e2e 240 python3 "$ROOT/tests/py/engine_cuda.py" --scbench "$BIN/scbench" \
+        --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
+    ERC=$?
+    grep -E "FAIL|NOTE|max rel err|passed|skip" "$RES/engine_e2e.log" | tail -30
+    # parity found a GPU, so a skip here (scbench saw none) is a failure too
+    if [ $ERC -ne 0 ]; then log "engine_e2e: FAILED (exit $ERC)"; FAILED=1; fi
+    if [ "$ENGINE_LAYERS" -gt 0 ]; then
+        run_step engine_model 120 python3 "$ROOT/tools/make_random_model.py" --out "$SCRATCH/model" \
+            --layers "$ENGINE_LAYERS" \
+        && run_step engine_bench 120 "$BIN/scbench" bench cuda --model "$SCRATCH/model" --tokens 4096 --decode 128
+        cat "$RES/engine_bench.log" 2>/dev/null
+    fi
+fi
+
+if [ $ENGINE_ONLY -eq 0 ]; then
+    run_step bench 240 "$BIN/bench_cuda" $QUICK --csv "$RES/bench_scbench.csv"
+    [ $? -eq 0 ] || { log "bench: FAILED"; tail -5 "$RES/bench.log"; }
+fi
 
 if [ $TORCH -eq 1 ]; then
     run_step torch_sdpa 200 python3 "$ROOT/tools/bench_torch_sdpa.py" $QUICK --csv "$RES/bench_torch.csv"
@@ -128,9 +174,12 @@ if [ $TORCH -eq 1 ]; then
 fi
 
 echo
-log "summary (ours vs torch on this GPU; ms = median of repeats)"
-python3 "$ROOT/tools/bench_torch_sdpa.py" --compare "$RES/bench_scbench.csv" "$RES/bench_torch.csv" \
-    2>&1 | tee "$RES/summary.txt"
+if [ $ENGINE_ONLY -eq 0 ]; then
+    log "summary (ours vs torch on this GPU; ms = median of repeats)"
+    python3 "$ROOT/tools/bench_torch_sdpa.py" --compare "$RES/bench_scbench.csv" "$RES/bench_torch.csv" \
+        2>&1 | tee "$RES/summary.txt"
+fi
 echo "parity: $(grep -E 'passed, .* failed' "$RES/parity.log" | tail -1)"
+[ -f "$RES/engine_e2e.log" ] && echo "engine e2e: $(tail -1 "$RES/engine_e2e.log")"
 log "done; results in $RES"
 exit $FAILED

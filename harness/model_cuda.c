@@ -1,0 +1,401 @@
+/* model_cuda.c — the forward pass on the CUDA backend: device bf16 weights, device bf16 KV
+ * cache, one activation arena (see model_cuda.h). */
+#include "harness/model_cuda.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/alloc.h"
+#include "kernels/cuda/backend_cuda.h"
+#include "kernels/kernels_cuda.h"
+
+#define ALIGN_BYTES 256
+#define LM_ROWS 64            /* rows of the LM head computed (and downloaded) at a time */
+
+struct dlayer {
+    const uint16_t *attn_norm;             /* (d) */
+    const uint16_t *wq, *wk, *wv, *wo;     /* (H*D, d) (Hkv*D, d) (Hkv*D, d) (d, H*D); wq|wk|wv
+                                              back to back: one (H*D + 2*Hkv*D, d) */
+    const uint16_t *bq, *bk, *bv, *bo;     /* (H*D) (Hkv*D) (Hkv*D) (d) or NULL; bq|bk|bv too */
+    const uint16_t *mlp_norm;              /* (d) */
+    const uint16_t *wg, *wu, *wd;          /* (ff, d) (ff, d) (d, ff); wu = wg + ff*d: one (2ff, d) */
+    const uint16_t *bg, *bu, *bd;          /* (ff) (ff) (d) or NULL; bu = bg + ff */
+};
+
+struct scb_model_cuda {
+    struct scb_cuda_ctx *cc;               /* borrowed from the backend */
+    const struct scb_model_config *c;      /* borrowed */
+    void *weights;                         /* device arena of every weight, bf16 */
+    size_t weight_bytes;
+    const uint16_t *embed;                 /* (V, d) */
+    const uint16_t *norm;                  /* (d) */
+    const uint16_t *lm_head;               /* (V, d), = embed when tied */
+    struct dlayer *layers;                 /* (L) host array of device pointers */
+    float *inv_freq;                       /* (D/2) device */
+    /* activation arena for up to ws_T tokens (device) */
+    void *arena;
+    size_t ws_T;
+    uint16_t *x, *xn, *tmp;                /* (T, d) */
+    uint16_t *q;                           /* (T, H*D); for T = 1 (1, H*D + 2*Hkv*D): q|k|v */
+    uint16_t *att;                         /* (T, H*D) */
+    uint16_t *k, *v;                       /* (T, Hkv*D) */
+    uint16_t *gate;                        /* (T, 2ff): the fused gate|up projection */
+    uint16_t *up;                          /* (T, ff): silu(gate) * up */
+    float *cos, *sin;                      /* (T, D/2) */
+    int32_t *ids;                          /* (T) */
+    float *logits;                         /* (min(T, LM_ROWS), V) fp32 */
+    int32_t *next;                         /* (1) */
+};
+
+struct kv_dev {
+    struct scb_cuda_ctx *cc;               /* borrowed: the backend outlives its caches */
+    uint16_t *k, *v;                       /* (L, Hkv, cap, D) bf16 each */
+};
+
+static size_t align_up(size_t b) { return (b + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES; }
+
+/* ---- weights ---------------------------------------------------------------------------- */
+struct upload {
+    struct scb_model_cuda *d;
+    const struct scb_safetensors *st;
+    size_t off;                            /* next free byte of the arena (pass 2) */
+    size_t total;                          /* bytes needed (pass 1) */
+    int pass;                              /* 1: size, 2: upload */
+    uint16_t *stage16;                     /* host staging for converted tensors */
+    float *stage32;
+};
+
+enum { STAGE_ELEMS = 1 << 20 };
+
+/* Upload tensor `name` to p (bf16). */
+static int upload_at(struct upload *u, uint16_t *p, const char *name, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_st_tensor *t = scb_safetensors_find(u->st, name);
+    if (!t) return scb_err(ctx, SCB_E_NOTFOUND, "%s: missing tensor '%s'", scb_safetensors_source(u->st), name);
+    if (t->dtype == SCB_DTYPE_BF16)
+        return scb_cuda_upload(u->d->cc, p, t->data, t->numel * sizeof(uint16_t), ctx);
+    const size_t esz = scb_dtype_size(t->dtype);
+    for (size_t o = 0; o < t->numel; o += STAGE_ELEMS) {
+        size_t cnt = t->numel - o < STAGE_ELEMS ? t->numel - o : STAGE_ELEMS;
+        scb_dtype_to_f32(t->dtype, (const char *)t->data + o * esz, u->stage32, cnt);
+        for (size_t i = 0; i < cnt; i++) u->stage16[i] = scb_bf16_from_f32(u->stage32[i]);
+        SCB_TRY(scb_cuda_upload(u->d->cc, p + o, u->stage16, cnt * sizeof(uint16_t), ctx));
+    }
+out:
+    return rc;
+}
+
+/* Place tensors names[0..n) back to back in the arena (pass 1 counts the bytes, pass 2
+ * uploads): dst[i] = start + the elements before it, so projections of the same input form one
+ * (sum of rows, in) matrix for a single GEMM (q|k|v, gate|up) and each is still its own. */
+static int putn(struct upload *u, const uint16_t **dst[], const char *const names[], size_t n,
+                struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    size_t elems = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct scb_st_tensor *t = scb_safetensors_find(u->st, names[i]);
+        if (!t) return scb_err(ctx, SCB_E_NOTFOUND, "%s: missing tensor '%s'", scb_safetensors_source(u->st), names[i]);
+        elems += t->numel;
+    }
+    const size_t bytes = align_up(elems * sizeof(uint16_t));
+    if (u->pass == 1) { u->total += bytes; return SCB_OK; }
+    uint16_t *p = (uint16_t *)((char *)u->d->weights + u->off);
+    u->off += bytes;
+    for (size_t i = 0; i < n; i++) {
+        *dst[i] = p;
+        SCB_TRY(upload_at(u, p, names[i], ctx));
+        p += scb_safetensors_find(u->st, names[i])->numel;
+    }
+out:
+    return rc;
+}
+
+static int put(struct upload *u, const uint16_t **dst, struct scb_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int put(struct upload *u, const uint16_t **dst, struct scb_ctx *ctx, const char *fmt, ...)
+{
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const uint16_t **dsts[1] = {dst};
+    const char *names[1] = {name};
+    return putn(u, dsts, names, 1, ctx);
+}
+
+static int walk(struct upload *u, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    struct scb_model_cuda *d = u->d;
+    const struct scb_model_config *c = d->c;
+    SCB_TRY(put(u, &d->embed, ctx, "model.embed_tokens.weight"));
+    SCB_TRY(put(u, &d->norm, ctx, "model.norm.weight"));
+    if (!c->tie_embeddings) SCB_TRY(put(u, &d->lm_head, ctx, "lm_head.weight"));
+    for (size_t l = 0; l < c->L; l++) {
+        struct dlayer *w = &d->layers[l];
+        const char *p = "model.layers";
+        SCB_TRY(put(u, &w->attn_norm, ctx, "%s.%zu.input_layernorm.weight", p, l));
+        char n0[160], n1[160], n2[160];
+        const char *names[3] = {n0, n1, n2};
+        snprintf(n0, sizeof n0, "%s.%zu.self_attn.q_proj.weight", p, l);
+        snprintf(n1, sizeof n1, "%s.%zu.self_attn.k_proj.weight", p, l);
+        snprintf(n2, sizeof n2, "%s.%zu.self_attn.v_proj.weight", p, l);
+        const uint16_t **qkv[3] = {&w->wq, &w->wk, &w->wv};
+        SCB_TRY(putn(u, qkv, names, 3, ctx));                             /* (H*D + 2*Hkv*D, d) */
+        SCB_TRY(put(u, &w->wo, ctx, "%s.%zu.self_attn.o_proj.weight", p, l));
+        if (c->attn_bias || c->qkv_bias) {
+            snprintf(n0, sizeof n0, "%s.%zu.self_attn.q_proj.bias", p, l);
+            snprintf(n1, sizeof n1, "%s.%zu.self_attn.k_proj.bias", p, l);
+            snprintf(n2, sizeof n2, "%s.%zu.self_attn.v_proj.bias", p, l);
+            const uint16_t **bqkv[3] = {&w->bq, &w->bk, &w->bv};
+            SCB_TRY(putn(u, bqkv, names, 3, ctx));                        /* (H*D + 2*Hkv*D) */
+        }
+        if (c->attn_bias) SCB_TRY(put(u, &w->bo, ctx, "%s.%zu.self_attn.o_proj.bias", p, l));
+        SCB_TRY(put(u, &w->mlp_norm, ctx, "%s.%zu.post_attention_layernorm.weight", p, l));
+        snprintf(n0, sizeof n0, "%s.%zu.mlp.gate_proj.weight", p, l);
+        snprintf(n1, sizeof n1, "%s.%zu.mlp.up_proj.weight", p, l);
+        const uint16_t **gu[2] = {&w->wg, &w->wu};
+        SCB_TRY(putn(u, gu, names, 2, ctx));                              /* (2ff, d) */
+        SCB_TRY(put(u, &w->wd, ctx, "%s.%zu.mlp.down_proj.weight", p, l));
+        if (c->mlp_bias) {
+            snprintf(n0, sizeof n0, "%s.%zu.mlp.gate_proj.bias", p, l);
+            snprintf(n1, sizeof n1, "%s.%zu.mlp.up_proj.bias", p, l);
+            const uint16_t **bgu[2] = {&w->bg, &w->bu};
+            SCB_TRY(putn(u, bgu, names, 2, ctx));                         /* (2ff) */
+            SCB_TRY(put(u, &w->bd, ctx, "%s.%zu.mlp.down_proj.bias", p, l));
+        }
+    }
+out:
+    return rc;
+}
+
+int scb_model_cuda_load(struct scb_model_cuda **out, struct scb_backend *be,
+                        const struct scb_model_config *c, const struct scb_safetensors *st,
+                        struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    struct scb_model_cuda *d = NULL;
+    struct upload u = {0};
+    *out = NULL;
+    struct scb_cuda_ctx *cc = scb_backend_cuda_ctx(be);
+    if (!cc) return scb_err(ctx, SCB_E_INVAL, "CUDA engine: backend '%s' is not the CUDA backend", be->ops->name);
+    if (c->D % 2 || c->D > 256)
+        return scb_err(ctx, SCB_E_UNSUPPORTED, "CUDA engine: head_dim %zu is not supported (even, at most 256)",
+                       c->D);
+    d = scb_calloc(1, sizeof *d);
+    if (!d) return scb_err(ctx, SCB_E_NOMEM, "CUDA engine: out of memory");
+    d->cc = cc;
+    d->c = c;
+    d->layers = scb_calloc(c->L, sizeof *d->layers);
+    if (!d->layers) { rc = scb_err(ctx, SCB_E_NOMEM, "CUDA engine: out of memory"); goto out; }
+    u.d = d;
+    u.st = st;
+    u.pass = 1;
+    SCB_TRY(walk(&u, ctx));
+    SCB_TRY(scb_cuda_malloc(cc, &d->weights, u.total, ctx));
+    d->weight_bytes = u.total;
+    u.stage16 = scb_malloc(STAGE_ELEMS * sizeof(uint16_t));
+    u.stage32 = scb_malloc(STAGE_ELEMS * sizeof(float));
+    if (!u.stage16 || !u.stage32) { rc = scb_err(ctx, SCB_E_NOMEM, "CUDA engine: out of memory"); goto out; }
+    u.pass = 2;
+    SCB_TRY(walk(&u, ctx));
+    if (c->tie_embeddings) d->lm_head = d->embed;
+    SCB_TRY(scb_cuda_malloc(cc, (void **)&d->inv_freq, c->D / 2 * sizeof(float), ctx));
+    SCB_TRY(scb_cuda_upload(cc, d->inv_freq, c->inv_freq, c->D / 2 * sizeof(float), ctx));
+    *out = d;
+    d = NULL;
+out:
+    if (rc < 0 && ctx && !strstr(ctx->msg, "CUDA")) scb_err_prefix(ctx, "CUDA engine: ");
+    scb_free(u.stage16);
+    scb_free(u.stage32);
+    scb_model_cuda_destroy(d);
+    return rc;
+}
+
+void scb_model_cuda_destroy(struct scb_model_cuda *d)
+{
+    if (!d) return;
+    scb_cuda_free(d->cc, d->arena);
+    scb_cuda_free(d->cc, d->inv_freq);
+    scb_cuda_free(d->cc, d->weights);
+    scb_free(d->layers);
+    scb_free(d);
+}
+
+size_t scb_model_cuda_weight_bytes(const struct scb_model_cuda *d) { return d->weight_bytes; }
+
+/* ---- KV cache ---------------------------------------------------------------------------- */
+static void kv_dev_free(void *p)
+{
+    struct kv_dev *s = p;
+    if (!s) return;
+    scb_cuda_free(s->cc, s->k);
+    scb_cuda_free(s->cc, s->v);
+    scb_free(s);
+}
+
+int scb_model_cuda_kv_is_device(const struct scb_kv_cache *kv) { return kv->ext_free == kv_dev_free; }
+
+int scb_model_cuda_kv_create(struct scb_model_cuda *d, size_t cap, struct scb_kv_cache **out,
+                             struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = d->c;
+    struct kv_dev *s = NULL;
+    *out = NULL;
+    if (!cap) return scb_err(ctx, SCB_E_INVAL, "kv cache: capacity must be > 0");
+    const size_t elems = c->L * c->Hkv * cap * c->D;             /* (L, Hkv, cap, D) */
+    if (elems / cap != c->L * c->Hkv * c->D)
+        return scb_err(ctx, SCB_E_INVAL, "kv cache: size overflow for %zu tokens", cap);
+    s = scb_calloc(1, sizeof *s);
+    if (!s) return scb_err(ctx, SCB_E_NOMEM, "kv cache: out of memory");
+    s->cc = d->cc;
+    rc = scb_cuda_malloc(d->cc, (void **)&s->k, elems * sizeof(uint16_t), ctx);
+    if (rc == SCB_OK) rc = scb_cuda_malloc(d->cc, (void **)&s->v, elems * sizeof(uint16_t), ctx);
+    if (rc < 0) {
+        scb_err_prefix(ctx, "device KV cache of %zu tokens (%zu MiB): ", cap,
+                       (size_t)(2 * elems * sizeof(uint16_t) >> 20));
+        kv_dev_free(s);
+        return rc;
+    }
+    rc = scb_kv_cache_create_external(out, c->L, c->Hkv, c->D, cap, sizeof(uint16_t), s, kv_dev_free, ctx);
+    return rc;
+}
+
+/* ---- forward ----------------------------------------------------------------------------- */
+static int ensure_ws(struct scb_model_cuda *d, size_t T, struct scb_ctx *ctx)
+{
+    if (T <= d->ws_T) return SCB_OK;
+    const struct scb_model_config *c = d->c;
+    const size_t dm = c->d_model, qd = c->H * c->D, kvd = c->Hkv * c->D, ff = c->d_ff, half = c->D / 2;
+    const size_t lm = T < LM_ROWS ? T : LM_ROWS;
+    const size_t sz[] = {
+        T * dm * 2, T * dm * 2, T * dm * 2, (T * qd + 2 * kvd) * 2, T * qd * 2, T * kvd * 2, T * kvd * 2,
+        T * ff * 2 * 2, T * ff * 2, T * half * 4, T * half * 4, T * 4, lm * c->V * 4, 4,
+    };
+    size_t total = 0, off[sizeof sz / sizeof sz[0]];
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) { off[i] = total; total += align_up(sz[i]); }
+    scb_cuda_free(d->cc, d->arena);
+    d->arena = NULL;
+    d->ws_T = 0;
+    int rc = scb_cuda_malloc(d->cc, &d->arena, total, ctx);
+    if (rc < 0) return scb_err_prefix(ctx, "CUDA engine: activations of %zu tokens (%zu MiB): ", T, total >> 20), rc;
+    char *a = d->arena;
+    d->x = (uint16_t *)(a + off[0]);
+    d->xn = (uint16_t *)(a + off[1]);
+    d->tmp = (uint16_t *)(a + off[2]);
+    d->q = (uint16_t *)(a + off[3]);
+    d->att = (uint16_t *)(a + off[4]);
+    d->k = (uint16_t *)(a + off[5]);
+    d->v = (uint16_t *)(a + off[6]);
+    d->gate = (uint16_t *)(a + off[7]);
+    d->up = (uint16_t *)(a + off[8]);
+    d->cos = (float *)(a + off[9]);
+    d->sin = (float *)(a + off[10]);
+    d->ids = (int32_t *)(a + off[11]);
+    d->logits = (float *)(a + off[12]);
+    d->next = (int32_t *)(a + off[13]);
+    d->ws_T = T;
+    return SCB_OK;
+}
+
+/* Dense attention of one layer over the device cache: the tensor-core kernels for D 64/128
+ * (split-K decode when the query block is small), the plain kernel otherwise. */
+static int attention(struct scb_model_cuda *d, const struct kv_dev *s, const struct scb_kv_cache *kv,
+                     size_t layer, int T, int Tk, struct scb_ctx *ctx)
+{
+    const struct scb_model_config *c = d->c;
+    const size_t lay = layer * kv->Hkv * kv->cap * kv->D;
+    struct scb_attn_cuda_args a = {
+        .q = d->q, .k = s->k + lay, .v = s->v + lay, .out = d->att, .lse = NULL,
+        .Tq = T, .Tk = Tk, .Hq = (int)c->H, .Hkv = (int)kv->Hkv, .D = (int)c->D,
+        .kv_tok_stride = kv->D, .kv_head_stride = kv->cap * kv->D,
+        .scale = (float)(1.0 / sqrt((double)c->D)),
+    };
+    if (c->D != 64 && c->D != 128) return scb_attn_generic_cuda(d->cc, &a, ctx);
+    if ((size_t)T * (c->H / kv->Hkv) <= 64) return scb_attn_decode_cuda(d->cc, &a, 0, ctx);
+    return scb_attn_prefill_cuda(d->cc, &a, ctx);
+}
+
+int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, const int32_t *ids,
+                           size_t n, float *logits, int all_logits, int32_t *next, double *flops,
+                           struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = d->c;
+    struct scb_cuda_ctx *cc = d->cc;
+    const struct kv_dev *s = kv->ext;
+    if (!scb_model_cuda_kv_is_device(kv) || kv->Hkv != c->Hkv)
+        return scb_err(ctx, SCB_E_INVAL, "CUDA engine: the KV cache is not a device cache of this model "
+                       "(create it with scb_model_kv_create)");
+    SCB_TRY(ensure_ws(d, n, ctx));
+    const int T = (int)n, dm = (int)c->d_model, qd = (int)(c->H * c->D), kvd = (int)(c->Hkv * c->D),
+              ff = (int)c->d_ff, V = (int)c->V, H = (int)c->H, Hkv = (int)c->Hkv, D = (int)c->D;
+    const float eps = (float)c->rms_eps;
+    const int64_t pos0 = kv->seen;
+    double fl = 0;
+    SCB_TRY(scb_cuda_upload(cc, d->ids, ids, n * sizeof(int32_t), ctx));
+    SCB_TRY(scb_cuda_embed(cc, d->x, d->embed, V, dm, d->ids, T, ctx));               /* (T, d) */
+    SCB_TRY(scb_cuda_rope_table(cc, d->inv_freq, D / 2, pos0, T, c->attn_scaling, d->cos, d->sin, ctx));
+    for (size_t l = 0; l < c->L; l++) {
+        const struct dlayer *w = &d->layers[l];
+        const size_t len = scb_kv_cache_len(kv, l, 0);
+        const size_t lay = l * kv->Hkv * kv->cap * kv->D;
+        SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->attn_norm, T, dm, eps, ctx));
+        uint16_t *kk = d->k, *vv = d->v;                                                  /* (T, Hkv, D) */
+        if (T == 1) {
+            /* one token: q|k|v in one GEMM, each part packed as it is a single row */
+            SCB_TRY(scb_cuda_gemm(cc, d->q, 0, d->xn, w->wq, w->bq, 1, dm, qd + 2 * kvd, 0, ctx));
+            kk = d->q + qd;
+            vv = d->q + qd + kvd;
+        } else {
+            SCB_TRY(scb_cuda_gemm(cc, d->q, 0, d->xn, w->wq, w->bq, T, dm, qd, 0, ctx));  /* (T, H, D) */
+            SCB_TRY(scb_cuda_gemm(cc, kk, 0, d->xn, w->wk, w->bk, T, dm, kvd, 0, ctx));
+            SCB_TRY(scb_cuda_gemm(cc, vv, 0, d->xn, w->wv, w->bv, T, dm, kvd, 0, ctx));
+        }
+        SCB_TRY(scb_cuda_rope_cs(cc, d->q, T, H, D, 0, d->cos, d->sin, ctx));
+        SCB_TRY(scb_cuda_rope_cs(cc, kk, T, Hkv, D, 0, d->cos, d->sin, ctx));
+        SCB_TRY(scb_cuda_kv_append(cc, s->k + lay, s->v + lay, kk, vv, T, Hkv, (int)kv->Hkv, D,
+                                   kv->cap, len, ctx));
+        SCB_TRY(scb_kv_cache_append_meta(kv, l, n, pos0, ctx));
+        SCB_TRY(attention(d, s, kv, l, T, (int)(len + n), ctx));                         /* (T, H, D) */
+        SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->att, w->wo, w->bo, T, qd, dm, 0, ctx));
+        SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, n * (size_t)dm, ctx));
+        SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->mlp_norm, T, dm, eps, ctx));
+        /* gate|up in one GEMM: (T, 2ff), row t = [gate_t, up_t] */
+        SCB_TRY(scb_cuda_gemm(cc, d->gate, 0, d->xn, w->wg, w->bg, T, dm, 2 * ff, 0, ctx));
+        SCB_TRY(scb_cuda_swiglu(cc, d->up, d->gate, d->gate + ff, T, ff, 2 * (size_t)ff, ctx)); /* (T, ff) */
+        SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->up, w->wd, w->bd, T, ff, dm, 0, ctx));
+        SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, n * (size_t)dm, ctx));
+        fl += 2.0 * T * ((double)dm * qd + 2.0 * dm * kvd + (double)qd * dm + 3.0 * dm * ff);
+    }
+    scb_kv_cache_advance(kv, n);
+    if (logits || next) {
+        const size_t r_begin = logits && all_logits ? 0 : n - 1;
+        const size_t blk = n < LM_ROWS ? n : LM_ROWS;
+        size_t cnt = 0;
+        for (size_t r0 = r_begin; r0 < n; r0 += cnt) {
+            cnt = n - r0 < blk ? n - r0 : blk;
+            SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x + r0 * (size_t)dm, d->norm, (int)cnt, dm, eps, ctx));
+            SCB_TRY(scb_cuda_gemm(cc, d->logits, 1, d->xn, d->lm_head, NULL, (int)cnt, dm, V, 0, ctx));
+            fl += 2.0 * (double)cnt * dm * V;
+            if (logits) {
+                float *dst = all_logits ? logits + r0 * (size_t)V : logits;
+                SCB_TRY(scb_cuda_download(cc, dst, d->logits, cnt * (size_t)V * sizeof(float), ctx));
+            }
+        }
+        if (next) {
+            SCB_TRY(scb_cuda_argmax(cc, d->next, d->logits + (cnt - 1) * (size_t)V, 0, 1, V, ctx));
+            SCB_TRY(scb_cuda_download(cc, next, d->next, sizeof(int32_t), ctx));
+        }
+    }
+    SCB_TRY(scb_cuda_sync(cc, ctx));
+    if (flops) *flops = fl;
+out:
+    return rc;
+}

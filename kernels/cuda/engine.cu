@@ -1,0 +1,145 @@
+/* engine.cu — the two kernels the CUDA engine (harness/model_cuda.c) needs beyond the launchers
+ * of attn_*.cu and elementwise.cu: appending a chunk's K/V to the device KV cache (bf16,
+ * (Hkv, cap, D) per layer), and a plain attention kernel for head dims the tensor-core kernels
+ * do not take (anything even up to 256 other than 64/128: the small fixture models). */
+#include "kernels/cuda/common.cuh"
+
+#include <math.h>
+
+/* dst (Hkv, cap, D): rows len..len+T-1 of every stored head h get src (T, Hin, D) head
+ * h / (Hkv / Hin). One block per (t, h). */
+__global__ void scb_kv_append_kernel(uint16_t *kc, uint16_t *vc, const uint16_t *k,
+                                     const uint16_t *v, int Hin, int Hkv, int D, long long cap,
+                                     long long len)
+{
+    const int t = blockIdx.x / Hkv, h = blockIdx.x % Hkv, hi = h / (Hkv / Hin);
+    const long long dst = ((long long)h * cap + len + t) * D;
+    const long long src = ((long long)t * Hin + hi) * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        kc[dst + d] = k[src + d];
+        vc[dst + d] = v[src + d];
+    }
+}
+
+extern "C" int scb_cuda_kv_append(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc,
+                                  const uint16_t *k, const uint16_t *v, int T, int Hin, int Hkv,
+                                  int D, size_t cap, size_t len, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!kc || !vc || !k || !v || T < 0 || Hin <= 0 || Hkv <= 0 || Hkv % Hin || D <= 0 ||
+        len + (size_t)T > cap) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kv append: bad arguments (T=%d Hin=%d Hkv=%d D=%d "
+                     "len=%zu cap=%zu)", T, Hin, Hkv, D, len, cap);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_kv_append_kernel<<<(unsigned)(T * Hkv), D < 128 ? 64 : 128, 0, cc->stream>>>(
+        kc, vc, k, v, Hin, Hkv, D, (long long)cap, (long long)len);
+    SCB_LAUNCH_CHECK("scb_kv_append_kernel");
+out:
+    return rc;
+}
+
+enum { GEN_THREADS = 128 };
+
+static __device__ float scb_block_max_(float x, float *red)
+{
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();
+    if (lane == 0) red[w] = x;
+    __syncthreads();
+    float r = red[0];
+    for (int i = 1; i < GEN_THREADS / 32; i++) r = fmaxf(r, red[i]);
+    return r;
+}
+
+static __device__ float scb_block_sum_(float x, float *red)
+{
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads();
+    if (lane == 0) red[w] = x;
+    __syncthreads();
+    float r = red[0];
+    for (int i = 1; i < GEN_THREADS / 32; i++) r += red[i];
+    return r;
+}
+
+/* One block per (query row t, head h): keys in tiles of GEN_THREADS (one score per thread),
+ * online softmax in fp32, P·V with fp32 probabilities (not rounded), D <= 2 * GEN_THREADS. */
+__global__ void scb_attn_generic_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                        uint16_t *out, float *lse, int Tq, int Tk, int Hq,
+                                        int Hkv, int D, long long tok, long long head,
+                                        float scale)
+{
+    extern __shared__ float sm[];
+    float *qs = sm;                    /* (D) */
+    float *p = sm + D;                 /* (GEN_THREADS) */
+    float *red = p + GEN_THREADS;      /* (GEN_THREADS / 32) */
+    const int t = blockIdx.x / Hq, h = blockIdx.x % Hq, g = h / (Hq / Hkv);
+    const int tid = threadIdx.x;
+    const long long qrow = ((long long)t * Hq + h) * D;
+    for (int d = tid; d < D; d += GEN_THREADS) qs[d] = scb_bf2f(q[qrow + d]);
+    __syncthreads();
+    const long long last = (long long)t + Tk - Tq;          /* keys j <= last are visible */
+    const int nk = last < 0 ? 0 : (last + 1 < Tk ? (int)(last + 1) : Tk);
+    float m = -INFINITY, l = 0.f, acc0 = 0.f, acc1 = 0.f;
+    for (int j0 = 0; j0 < nk; j0 += GEN_THREADS) {
+        const int j = j0 + tid;
+        float s = -INFINITY;
+        if (j < nk) {
+            const uint16_t *kr = k + (long long)j * tok + (long long)g * head;
+            float dot = 0.f;
+            for (int d = 0; d < D; d++) dot += qs[d] * scb_bf2f(kr[d]);
+            s = dot * scale;
+        }
+        const float mnew = fmaxf(m, scb_block_max_(s, red));
+        const float pj = j < nk ? expf(s - mnew) : 0.f;
+        p[tid] = pj;
+        const float sum = scb_block_sum_(pj, red);   /* its barriers also publish p[] */
+        const float corr = expf(m - mnew);           /* 0 on the first tile (m = -inf) */
+        l = l * corr + sum;
+        acc0 *= corr;
+        acc1 *= corr;
+        m = mnew;
+        const int cnt = nk - j0 < GEN_THREADS ? nk - j0 : GEN_THREADS;
+        for (int jj = 0; jj < cnt; jj++) {
+            const uint16_t *vr = v + (long long)(j0 + jj) * tok + (long long)g * head;
+            const float pw = p[jj];
+            if (tid < D) acc0 += pw * scb_bf2f(vr[tid]);
+            if (tid + GEN_THREADS < D) acc1 += pw * scb_bf2f(vr[tid + GEN_THREADS]);
+        }
+        __syncthreads();                             /* p[] is rewritten by the next tile */
+    }
+    const float inv = nk > 0 ? 1.f / l : 0.f;
+    if (tid < D) out[qrow + tid] = scb_f2bf(acc0 * inv);
+    if (tid + GEN_THREADS < D) out[qrow + tid + GEN_THREADS] = scb_f2bf(acc1 * inv);
+    if (lse && tid == 0) lse[(long long)t * Hq + h] = nk > 0 ? m + logf(l) : -INFINITY;
+}
+
+extern "C" int scb_attn_generic_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
+                                     struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!a->q || !a->k || !a->v || !a->out || a->Tq < 1 || a->Tk < 0 || a->Hq <= 0 ||
+        a->Hkv <= 0 || a->Hq % a->Hkv || a->D <= 0 || a->D % 2 || a->D > 2 * GEN_THREADS) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA generic attention: bad arguments (Tq=%d Tk=%d Hq=%d "
+                     "Hkv=%d D=%d; D even and <= %d, Hq a multiple of Hkv)", a->Tq, a->Tk, a->Hq,
+                     a->Hkv, a->D, 2 * GEN_THREADS);
+        goto out;
+    }
+    {
+        const long long tok = (long long)(a->kv_tok_stride ? a->kv_tok_stride : (size_t)a->Hkv * a->D);
+        const long long head = (long long)(a->kv_head_stride ? a->kv_head_stride : (size_t)a->D);
+        const float scale = a->scale != 0.f ? a->scale : 1.0f / sqrtf((float)a->D);
+        const size_t smem = ((size_t)a->D + GEN_THREADS + GEN_THREADS / 32) * sizeof(float);
+        scb_attn_generic_kernel<<<(unsigned)(a->Tq * a->Hq), GEN_THREADS, smem, cc->stream>>>(
+            a->q, a->k, a->v, a->out, a->lse, a->Tq, a->Tk, a->Hq, a->Hkv, a->D, tok, head, scale);
+        SCB_LAUNCH_CHECK("scb_attn_generic_kernel");
+    }
+out:
+    return rc;
+}
