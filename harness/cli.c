@@ -18,15 +18,22 @@ static int cmd_version(int argc, char **argv)
 
 static const struct scb_cli_command commands[] = {
     /* {name, summary, function}: one line per command, in the order a user meets them. */
-    {"version", "print the version and build options", cmd_version},
-    {"tasks", "list the 12 SCBench tasks: category, max new tokens, scorer", scb_cmd_tasks},
+    {"run", "run the benchmark: tasks x modes x methods x sessions, recorded in SQLite", scb_cmd_run},
+    {"report", "tables of a run: accuracy per category/task/turn with confidence intervals, costs", scb_cmd_report},
+    {"plot", "gnuplot figures (PNG, SVG) of a run: accuracy by turn, budget, KV bytes, latency, bench", scb_cmd_plot},
+    {"compare", "regression verdict of a candidate run against a baseline run (exit 1 on regression)", scb_cmd_compare},
     {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
-    {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
-    {"score", "score an SCBench prediction JSONL file (ours or the Python original's)", scb_cmd_score},
-    {"forward", "token ids -> float32 logits of every position (T×V) in a file", scb_cmd_forward},
-    {"generate", "greedy continuation of token ids, with timings", scb_cmd_generate},
-    {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
+    {"generate", "greedy continuation of a prompt or token ids under a method, with timings and costs", scb_cmd_generate},
+    {"tokenize", "text -> token ids with a model's tokenizer.json (or ids -> text)", scb_cmd_tokenize},
     {"chat-template", "render messages through a model's own chat template", scb_cmd_chat_template},
+    {"forward", "token ids -> float32 logits of every position (T x V) in a file", scb_cmd_forward},
+    {"prompts", "the exact per-turn prompts and token counts of a task/session/mode as JSONL", scb_cmd_prompts},
+    {"score", "score an SCBench prediction JSONL file (ours or the Python original's)", scb_cmd_score},
+    {"data", "check SCBench data files; make synthetic SCBench-format sessions (synth)", scb_cmd_data},
+    {"tasks", "list the 12 SCBench tasks: category, max new tokens, scorer", scb_cmd_tasks},
+    {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
+    {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
+    {"version", "print the version and build options", cmd_version},
 };
 
 static void print_help(FILE *f)

@@ -34,5 +34,13 @@ int scb_cmd_forward(int argc, char **argv);
 int scb_cmd_generate(int argc, char **argv);
 int scb_cmd_bench(int argc, char **argv);
 int scb_cmd_chat_template(int argc, char **argv);
+int scb_cmd_tokenize(int argc, char **argv);
+int scb_cmd_report(int argc, char **argv);
+int scb_cmd_plot(int argc, char **argv);
+int scb_cmd_compare(int argc, char **argv);
+int scb_cmd_data(int argc, char **argv);
+
+int scb_cmd_prompts(int argc, char **argv);
+int scb_cmd_run(int argc, char **argv);
 
 #endif

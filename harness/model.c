@@ -240,9 +240,10 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
     struct scb_backend *be = m->be;
     double t_start = scb_now_ms();
     if (n == 0) return scb_err(ctx, SCB_E_INVAL, "forward: no tokens");
-    if (kv->L != c->L || kv->Hkv != c->Hkv || kv->D != c->D)
-        return scb_err(ctx, SCB_E_INVAL, "forward: KV cache shaped (L=%zu, Hkv=%zu, D=%zu) for a model with "
-                       "(%zu, %zu, %zu)", kv->L, kv->Hkv, kv->D, c->L, c->Hkv, c->D);
+    if (kv->L != c->L || kv->Hin != c->Hkv || kv->D != c->D || kv->Hkv % kv->Hin || c->H % kv->Hkv)
+        return scb_err(ctx, SCB_E_INVAL, "forward: KV cache shaped (L=%zu, Hkv=%zu, D=%zu, %zu stored heads) "
+                       "for a model with (%zu, %zu, %zu, %zu query heads)", kv->L, kv->Hin, kv->D, kv->Hkv,
+                       c->L, c->Hkv, c->D, c->H);
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (size_t)ids[i] >= c->V)
             return scb_err(ctx, SCB_E_INVAL, "forward: token id %d at index %zu is outside the vocabulary "
@@ -255,7 +256,7 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
                        (long long)(pos0 + (int64_t)n), (long long)c->sliding_window);
     SCB_TRY(ensure_ws(m, n, ctx));
     size_t before = 0;
-    for (size_t h = 0; h < c->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
+    for (size_t h = 0; h < kv->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
     const int first_prefill = before == 0;
 
     const size_t d = c->d_model, qd = c->H * c->D, kvd = c->Hkv * c->D, ff = c->d_ff, half = c->D / 2;
@@ -274,7 +275,7 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
         SCB_TRY(ops->rope(be, m->k, m->cos, m->sin, n, c->Hkv, c->D, ctx));
         SCB_TRY(scb_kv_cache_append(kv, l, m->k, m->v, n, pos0, ctx));
         struct scb_backend_attn a = {
-            .q = m->q, .out = m->att, .kv = kv, .layer = l, .T = n, .H = c->H, .Hkv = c->Hkv, .D = c->D,
+            .q = m->q, .out = m->att, .kv = kv, .layer = l, .T = n, .H = c->H, .Hkv = kv->Hkv, .D = c->D,
             .scale = (float)(1.0 / sqrt((double)c->D)),
         };
         if (first_prefill) {
@@ -295,7 +296,9 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
         SCB_TRY(ops->add(be, x, m->tmp, n * d, ctx));
     }
     scb_kv_cache_advance(kv, n);
-    if (flags & SCB_FWD_ALL_LOGITS) {
+    if (!logits) {
+        /* a prefill whose logits nobody reads (multi-request context part): no LM head */
+    } else if (flags & SCB_FWD_ALL_LOGITS) {
         SCB_TRY(ops->rmsnorm(be, x, m->norm, xn, n, d, eps, ctx));
         SCB_TRY(mm(m, xn, m->lm_head, NULL, logits, n, d, c->V, ctx));   /* (n, V) */
     } else {

@@ -73,7 +73,7 @@ int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cac
 
 /* Forward n >= 1 tokens ids (each < V) through the model, appending them to kv at positions
  * kv->seen.. (kv->seen advances by n). logits: (n, V) with SCB_FWD_ALL_LOGITS, else (V) for the
- * last position. Errors before any computation (bad id, cache full, global append with a
+ * last position; logits may be NULL (the LM head is skipped). Errors before any computation (bad id, cache full, global append with a
  * non-empty temp segment, sliding window needed) leave kv unchanged. */
 int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
                       float *logits, int flags, struct scb_ctx *ctx);

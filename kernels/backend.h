@@ -33,7 +33,9 @@ struct scb_backend_attn {
     float *out;                       /* (T, H, D) attention output */
     const struct scb_kv_cache *kv;    /* borrowed; keys/values of (layer, head) via kv_cache.h */
     size_t layer;
-    size_t T, H, Hkv, D;              /* query head h reads KV head h / (H / Hkv) */
+    size_t T, H, Hkv, D;              /* Hkv = heads STORED in kv (kv->Hkv, a multiple of the model's
+                                         KV heads when the cache repeats them): query head h reads
+                                         stored head h / (H / Hkv) */
     float scale;                      /* softmax scale, 1/sqrt(D) */
 };
 

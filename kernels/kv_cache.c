@@ -9,19 +9,28 @@
 int scb_kv_cache_create(struct scb_kv_cache **out, size_t L, size_t Hkv, size_t D, size_t cap,
                         struct scb_ctx *ctx)
 {
+    return scb_kv_cache_create_heads(out, L, Hkv, Hkv, D, cap, ctx);
+}
+
+int scb_kv_cache_create_heads(struct scb_kv_cache **out, size_t L, size_t Hin, size_t Hkv, size_t D,
+                              size_t cap, struct scb_ctx *ctx)
+{
     int rc = SCB_OK;
     struct scb_kv_cache *kv = NULL;
     *out = NULL;
     if (!L || !Hkv || !D || !cap)
         return scb_err(ctx, SCB_E_INVAL, "kv cache: layers, heads, head_dim and capacity must be > 0 "
                        "(got L=%zu Hkv=%zu D=%zu cap=%zu)", L, Hkv, D, cap);
+    if (!Hin || Hkv % Hin)
+        return scb_err(ctx, SCB_E_INVAL, "kv cache: %zu stored heads is not a multiple of %zu input heads",
+                       Hkv, Hin);
     size_t rows = L * Hkv * cap;
     if (rows / L / Hkv != cap || rows > SIZE_MAX / (D * sizeof(float)))
         return scb_err(ctx, SCB_E_INVAL, "kv cache: size overflow (L=%zu Hkv=%zu D=%zu cap=%zu)",
                        L, Hkv, D, cap);
     kv = scb_calloc(1, sizeof *kv);
     if (!kv) { rc = scb_err(ctx, SCB_E_NOMEM, "kv cache: out of memory"); goto out; }
-    kv->L = L; kv->Hkv = Hkv; kv->D = D; kv->cap = cap;
+    kv->L = L; kv->Hkv = Hkv; kv->D = D; kv->cap = cap; kv->Hin = Hin;
     kv->k = scb_malloc(rows * D * sizeof(float));        /* (L, Hkv, cap, D) */
     kv->v = scb_malloc(rows * D * sizeof(float));        /* (L, Hkv, cap, D) */
     kv->pos = scb_malloc(rows * sizeof(int64_t));        /* (L, Hkv, cap) */
@@ -110,12 +119,12 @@ int scb_kv_cache_append(struct scb_kv_cache *kv, size_t layer, const float *k, c
             return scb_err(ctx, SCB_E_INVAL, "kv cache full: layer %zu head %zu holds %zu entries, "
                            "%zu more would exceed the capacity of %zu tokens", layer, h,
                            scb_kv_cache_len(kv, layer, h), T, kv->cap);
-    const size_t D = kv->D, Hkv = kv->Hkv;
+    const size_t D = kv->D, Hkv = kv->Hkv, Hin = kv->Hin, rep = kv->Hkv / kv->Hin;
     for (size_t h = 0; h < Hkv; h++) {
-        size_t base = row_index(kv, layer, h) + scb_kv_cache_len(kv, layer, h);
+        size_t base = row_index(kv, layer, h) + scb_kv_cache_len(kv, layer, h), hi = h / rep;
         for (size_t t = 0; t < T; t++) {
-            memcpy(kv->k + (base + t) * D, k + (t * Hkv + h) * D, D * sizeof(float));
-            memcpy(kv->v + (base + t) * D, v + (t * Hkv + h) * D, D * sizeof(float));
+            memcpy(kv->k + (base + t) * D, k + (t * Hin + hi) * D, D * sizeof(float));
+            memcpy(kv->v + (base + t) * D, v + (t * Hin + hi) * D, D * sizeof(float));
             kv->pos[base + t] = pos0 + (int64_t)t;
         }
         if (kv->mode == SCB_KV_APPEND_GLOBAL) kv->n_global[layer * Hkv + h] += T;

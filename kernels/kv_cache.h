@@ -17,6 +17,14 @@
  * heads of a layer may keep different counts. Each entry also carries the RoPE position it was
  * appended at (scb_kv_cache_positions), for policies and page selectors that need it.
  *
+ * Stored heads vs input heads: a cache may store more heads than the model has KV heads
+ * (scb_kv_cache_create_heads): Hkv stored heads, Hin input heads per appended token, Hkv a
+ * multiple of Hin; stored head s receives input head s / (Hkv / Hin). This is SCBench's GQA
+ * repetition (its SnapKV/PyramidKV/StreamingLLM caches hold one head per QUERY head, so each
+ * can keep its own entries); attention reads stored head h / (Hq / Hkv) for query head h, which
+ * holds the same data as the model's KV head h / (Hq / Hin) until a policy keeps different
+ * entries per stored head. By default Hkv == Hin.
+ *
  * Capacity (max entries per layer and head, global + temp) is fixed at creation; appends never
  * allocate. Memory layout per layer: K and V each (Hkv, cap, D) row-major; positions (Hkv, cap). */
 #ifndef SCB_KERNELS_KV_CACHE_H
@@ -43,18 +51,23 @@ struct scb_kv_cache {
     int64_t seen;              /* positions used: all tokens appended, minus dropped temp tokens */
     int64_t seen_temp;         /* tokens appended to the temp segment since the last drop/commit */
     int mode;                  /* enum scb_kv_append_mode */
+    size_t Hin;                /* heads per appended token (the model's KV heads); Hkv % Hin == 0 */
 };
 
 /* Create an empty cache for L layers of Hkv heads of dimension D holding at most cap tokens. */
 int  scb_kv_cache_create(struct scb_kv_cache **out, size_t L, size_t Hkv, size_t D, size_t cap,
                          struct scb_ctx *ctx);
+/* Create an empty cache storing Hstore heads per layer for tokens of Hin heads (Hstore a
+ * multiple of Hin; stored head s holds input head s / (Hstore / Hin)). */
+int  scb_kv_cache_create_heads(struct scb_kv_cache **out, size_t L, size_t Hin, size_t Hstore,
+                               size_t D, size_t cap, struct scb_ctx *ctx);
 void scb_kv_cache_destroy(struct scb_kv_cache *kv);   /* NULL is a no-op */
 
 /* Where the following appends go. Switching to GLOBAL while temp entries exist is allowed, but
  * a global append with temp entries present fails (drop or commit the temp segment first). */
 void scb_kv_cache_set_mode(struct scb_kv_cache *kv, int mode);
 
-/* Append T tokens to one layer: k, v are (T, Hkv, D) (keys already rotated), positions start at
+/* Append T tokens to one layer: k, v are (T, Hin, D) (keys already rotated), positions start at
  * pos0 (= kv->seen for the model's forward). Goes to the segment of the current mode. Fails with
  * SCB_E_INVAL (message with counts) when the capacity would be exceeded; nothing is written then.
  * Call for every layer, then scb_kv_cache_advance(kv, T) once. */

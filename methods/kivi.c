@@ -403,3 +403,9 @@ const struct scb_method_ops scb_method_kivi = {
     .init = kivi_init, .kv_after_prefill = kivi_after_prefill, .decode_attn = kivi_decode,
     .cost = kivi_cost, .fini = kivi_fini,
 };
+
+const struct scb_kivi_cache *scb_kivi_method_cache(const struct scb_method *m, int layer)
+{
+    if (!m || m->ops != &scb_method_kivi || !m->state || layer < 0 || layer >= m->mi.L) return NULL;
+    return ((struct scb_kivi_cache *const *)m->state)[layer];
+}

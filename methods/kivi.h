@@ -65,4 +65,8 @@ int64_t scb_kivi_bytes(int64_t N, int64_t T, int Hkv, int D, int bits, int group
 
 extern const struct scb_method_ops scb_method_kivi;
 
+/* The quantized store of `layer` held by a kivi method instance (NULL before its first prefill,
+ * for another method, or a layer out of range). For the engine's cost accounting. */
+const struct scb_kivi_cache *scb_kivi_method_cache(const struct scb_method *m, int layer);
+
 #endif

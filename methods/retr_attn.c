@@ -277,6 +277,16 @@ int scb_retr_static_keys(int Tg, int n_sink, int n_recent, int32_t *idx)
     return n;
 }
 
+struct retr_state {
+    struct scb_retr_graph **g; int *cpu_end;   /* index=graph only: (L * Hkv), (L); NULL for flat */
+    double recall_sum; int64_t recall_n;       /* retrievals and their summed recall since reset */
+};
+static void retr_state_stats(struct retr_state *s, double **sum, int64_t **n)
+{
+    *sum = &s->recall_sum;
+    *n = &s->recall_n;
+}
+
 struct retr_u {
     const struct scb_attn_args *a;
     struct scb_attn_view vw;
@@ -285,6 +295,8 @@ struct retr_u {
     int32_t *ids; float *ips;         /* scratch (Tk) */
     struct scb_ctx *ctx;
     double visited, cpu_total;        /* stats: keys scored / keys in the index */
+    double *recall_sum; int64_t *recall_n; /* optional: recall vs the exact top-k, accumulated */
+    int32_t *exact;                   /* scratch (Tk) for the exact top-k (graph + recall) */
 };
 
 static int asc(const void *x, const void *y) { int32_t a = *(const int32_t *)x, b = *(const int32_t *)y; return (a > b) - (a < b); }
@@ -305,11 +317,18 @@ static int retrieve(struct retr_u *u, int h, int i, int32_t *out, int *g_i_out)
         int vis = 0;
         n = scb_retr_graph_search(u->graphs[g], q, u->top_k, hi, out, NULL, &vis, u->ctx);
         u->visited += vis;
+        if (n >= 0 && u->recall_sum && u->exact) {     /* exact top-k of the same index range */
+            int ne = scb_retr_flat_topk(q, a->k + (size_t)g * u->vw.hs + (size_t)lo * u->vw.ts, u->vw.ts, NULL,
+                                        hi - lo, a->D, u->top_k, u->exact, NULL);
+            for (int t = 0; t < ne; t++) u->exact[t] += lo;
+            if (ne > 0) { *u->recall_sum += scb_retr_recall(out, n, u->exact, ne); ++*u->recall_n; }
+        }
     } else {
         n = scb_retr_flat_topk(q, a->k + (size_t)g * u->vw.hs + (size_t)lo * u->vw.ts, u->vw.ts, NULL,
                                hi - lo, a->D, u->top_k, out, NULL);
         for (int t = 0; t < n; t++) out[t] += lo;
         u->visited += hi - lo;
+        if (n > 0 && u->recall_sum) { *u->recall_sum += 1.0; ++*u->recall_n; }   /* exact by construction */
     }
     u->cpu_total += hi - lo;
     if (n > 0) qsort(out, (size_t)n, sizeof *out, asc);
@@ -333,7 +352,7 @@ static int retr_keys(void *user, int h, int i, int32_t *idx, int cap)
 }
 
 static int retr_drive(struct scb_attn_args *a, int n_sink, int n_recent, int top_k,
-                      struct scb_retr_graph **graphs, struct scb_ctx *ctx)
+                      struct scb_retr_graph **graphs, struct retr_state *st, struct scb_ctx *ctx)
 {
     struct retr_u u = {0};
     int rc = scb_attn_view(a, &u.vw, ctx);
@@ -342,15 +361,20 @@ static int retr_drive(struct scb_attn_args *a, int n_sink, int n_recent, int top
         return scb_err(ctx, SCB_E_INVAL, "retr_attn: need n_sink >= 0, n_recent >= 1, top_k >= 1");
     u.a = a; u.n_sink = n_sink; u.n_recent = n_recent; u.top_k = top_k; u.graphs = graphs; u.ctx = ctx;
     u.ids = scb_malloc(sizeof(int32_t) * ((size_t)a->Tk + 1));
-    if (!u.ids) return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    if (st) retr_state_stats(st, &u.recall_sum, &u.recall_n);
+    if (st && graphs) u.exact = scb_malloc(sizeof(int32_t) * ((size_t)a->Tk + 1));
+    if (!u.ids || (st && graphs && !u.exact)) {
+        scb_free(u.ids); scb_free(u.exact);
+        return scb_err(ctx, SCB_E_NOMEM, "retr_attn: out of memory");
+    }
     rc = scb_attn_list_ref(a, retr_keys, &u, ctx);
-    scb_free(u.ids);
+    scb_free(u.ids); scb_free(u.exact);
     return rc;
 }
 
 int scb_retr_attn(struct scb_attn_args *a, int n_sink, int n_recent, int top_k, struct scb_ctx *ctx)
 {
-    return retr_drive(a, n_sink, n_recent, top_k, NULL, ctx);
+    return retr_drive(a, n_sink, n_recent, top_k, NULL, NULL, ctx);
 }
 
 int scb_retr_attn_row_merged(const struct scb_attn_args *a, int i, int h, int n_sink, int n_recent,
@@ -390,7 +414,6 @@ out:
  * decode_attn slides newly global tokens into the graphs, then searches them. index=flat needs
  * no state: it scans args' keys, exactly SCBench's FlatIndex. */
 struct retr_priv { int top_k, n_sink, n_recent, M, ef; char index[SCB_OPT_STR_MAX]; };
-struct retr_state { struct scb_retr_graph **g; int *cpu_end; };   /* (L * Hkv), (L) */
 
 static const struct scb_option retr_opts[] = {
     {"top_k", SCB_OPT_INT, offsetof(struct retr_priv, top_k), "4096", 1, 1e9, NULL,
@@ -424,8 +447,8 @@ static void retr_free_layer(struct scb_method *m, struct retr_state *s, int l)
 
 static int retr_init(struct scb_method *m, struct scb_ctx *ctx)
 {
-    if (!retr_is_graph(m)) return SCB_OK;
     struct retr_state *s = scb_calloc(1, sizeof *s);
+    if (s && !retr_is_graph(m)) { m->state = s; return SCB_OK; }
     if (s) s->g = scb_calloc((size_t)m->mi.L * m->mi.Hkv, sizeof *s->g);
     if (s && s->g) s->cpu_end = scb_calloc((size_t)m->mi.L, sizeof(int));
     if (!s || !s->g || !s->cpu_end) {
@@ -440,7 +463,7 @@ static void retr_fini(struct scb_method *m)
 {
     struct retr_state *s = m->state;
     if (!s) return;
-    for (int l = 0; l < m->mi.L; l++) retr_free_layer(m, s, l);
+    for (int l = 0; s->g && l < m->mi.L; l++) retr_free_layer(m, s, l);
     scb_free(s->g); scb_free(s->cpu_end); scb_free(s);
     m->state = NULL;
 }
@@ -453,7 +476,7 @@ static int retr_after_prefill(struct scb_method *m, const struct scb_kv_compress
     if (rc) return rc;
     scb_kv_keep_all(keep);              /* everything is kept, partly in the index */
     struct retr_state *s = m->state;
-    if (!s) return SCB_OK;
+    if (!s || !s->g) return SCB_OK;
     if (a->layer < 0 || a->layer >= m->mi.L) return scb_err(ctx, SCB_E_INVAL, "retr_attn: bad layer %d", a->layer);
     retr_free_layer(m, s, a->layer);
     int lo = p->n_sink, hi = a->N - p->n_recent;
@@ -484,14 +507,14 @@ static int retr_decode(struct scb_method *m, struct scb_attn_args *a, struct scb
 {
     const struct retr_priv *p = m->priv;
     struct retr_state *s = m->state;
-    if (!s) return retr_drive(a, p->n_sink, p->n_recent, p->top_k, NULL, ctx);
+    if (!s || !s->g) return retr_drive(a, p->n_sink, p->n_recent, p->top_k, NULL, s, ctx);
     struct scb_attn_view vw;
     int rc = scb_attn_view(a, &vw, ctx);
     if (rc) return rc;
     if (a->layer < 0 || a->layer >= m->mi.L || a->Hkv != m->mi.Hkv)
         return scb_err(ctx, SCB_E_INVAL, "retr_attn: layer %d / %d KV heads outside the model", a->layer, a->Hkv);
     struct scb_retr_graph **gs = s->g + (size_t)a->layer * a->Hkv;
-    if (!gs[0]) return retr_drive(a, p->n_sink, p->n_recent, p->top_k, NULL, ctx);
+    if (!gs[0]) return retr_drive(a, p->n_sink, p->n_recent, p->top_k, NULL, s, ctx);
     int Tg = a->Tk_global > 0 ? a->Tk_global : a->Tk;
     for (int t = s->cpu_end[a->layer]; t < Tg - p->n_recent; t++) {   /* slide into the index */
         if (t < p->n_sink) continue;
@@ -501,7 +524,7 @@ static int retr_decode(struct scb_method *m, struct scb_attn_args *a, struct scb
         }
         s->cpu_end[a->layer] = t + 1;
     }
-    return retr_drive(a, p->n_sink, p->n_recent, p->top_k, gs, ctx);
+    return retr_drive(a, p->n_sink, p->n_recent, p->top_k, gs, s, ctx);
 }
 
 static void retr_cost(const struct scb_method *m, const struct scb_cost_query *cq, struct scb_cost *out)
@@ -530,3 +553,17 @@ const struct scb_method_ops scb_method_retr_attn = {
     .init = retr_init, .kv_after_prefill = retr_after_prefill, .decode_attn = retr_decode,
     .cost = retr_cost, .fini = retr_fini,
 };
+
+int scb_retr_attn_recall(const struct scb_method *m, double *recall)
+{
+    const struct retr_state *s = m && m->ops == &scb_method_retr_attn ? m->state : NULL;
+    if (!s || !s->recall_n) { *recall = -1.0; return 0; }
+    *recall = s->recall_sum / (double)s->recall_n;
+    return 1;
+}
+
+void scb_retr_attn_recall_reset(struct scb_method *m)
+{
+    struct retr_state *s = m && m->ops == &scb_method_retr_attn ? m->state : NULL;
+    if (s) { s->recall_sum = 0.0; s->recall_n = 0; }
+}

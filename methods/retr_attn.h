@@ -73,4 +73,11 @@ int scb_retr_attn_row_merged(const struct scb_attn_args *a, int i, int h, int n_
 
 extern const struct scb_method_ops scb_method_retr_attn;
 
+/* Mean recall of the keys retrieved by a retr_attn instance's decode path against the exact
+ * top-k of the same index (flat: 1 by construction; graph: measured by an exact scan next to
+ * every search), over every retrieval since init or the last reset. Returns 1 and sets *recall,
+ * or returns 0 with *recall = -1 when nothing was retrieved (or m is another method). */
+int  scb_retr_attn_recall(const struct scb_method *m, double *recall);
+void scb_retr_attn_recall_reset(struct scb_method *m);
+
 #endif

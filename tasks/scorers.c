@@ -654,7 +654,8 @@ static int collect_needles(const struct scb_score_record *recs, size_t n, int mi
         if (!r->repo) return scb_err(ctx, SCB_E_FORMAT, "line %ld: repoqa record without \"repo\"", r->line);
         if (!cJSON_IsString(r->gt))
             return scb_err(ctx, SCB_E_FORMAT, "line %ld: repoqa ground_truth must be the function source (string)", r->line);
-        if (!cJSON_GetObjectItemCaseSensitive(r->raw, "func_name"))
+        /* from a file: the key must exist (SCBench indexes it); from the driver: a name */
+        if (r->raw ? !cJSON_GetObjectItemCaseSensitive(r->raw, "func_name") : !r->func_name)
             return scb_err(ctx, SCB_E_FORMAT, "line %ld: repoqa record without \"func_name\"", r->line);
         nd->v[nd->n].name = r->func_name;
         nd->v[nd->n].code = r->gt->valuestring;

@@ -1,7 +1,9 @@
 /* test_kv_cache.c — the two-segment KV cache: drop_temp restores the global part exactly and
  * rewinds `seen`; commit_temp keeps temp entries as global; capacity and segment-order errors
  * leave the cache unchanged; keep() compacts per head while positions continue from `seen`;
- * byte accounting. Inputs are seeded random values (seed printed). */
+ * byte accounting; a cache storing more heads than it is fed (SCBench's GQA repetition) copies
+ * input head s / rep into stored head s and keeps per stored head. Inputs are seeded random
+ * values (seed printed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,6 +180,51 @@ static void test_keep_per_head(void **s)
     scb_kv_cache_destroy(kv);
 }
 
+
+static void test_stored_heads(void **s)
+{
+    (void)s;
+    struct scb_ctx ctx = {0};
+    struct scb_kv_cache *kv = NULL;
+    struct scb_rng r;
+    scb_rng_seed(&r, SEED + 5);
+    assert_int_not_equal(scb_kv_cache_create_heads(&kv, L, HKV, 3, D, CAP, &ctx), SCB_OK);   /* 3 % 2 */
+    assert_non_null(strstr(ctx.msg, "multiple"));
+    assert_null(kv);
+    enum { REP = 3, HS = HKV * REP, T = 5 };
+    assert_int_equal(scb_kv_cache_create_heads(&kv, L, HKV, HS, D, CAP, &ctx), SCB_OK);
+    assert_int_equal(kv->Hkv, HS);
+    assert_int_equal(kv->Hin, HKV);
+    float k[T * HKV * D], v[T * HKV * D];   /* (T, Hin, D) */
+    for (size_t l = 0; l < L; l++) {
+        fill(&r, k, T * HKV * D);
+        fill(&r, v, T * HKV * D);
+        assert_int_equal(scb_kv_cache_append(kv, l, k, v, T, kv->seen, &ctx), SCB_OK);
+        for (size_t h = 0; h < HS; h++) {
+            assert_int_equal(scb_kv_cache_len(kv, l, h), T);
+            for (size_t t = 0; t < T; t++) {
+                assert_memory_equal(scb_kv_cache_k(kv, l, h) + t * D, k + (t * HKV + h / REP) * D, D * sizeof(float));
+                assert_memory_equal(scb_kv_cache_v(kv, l, h) + t * D, v + (t * HKV + h / REP) * D, D * sizeof(float));
+            }
+        }
+    }
+    scb_kv_cache_advance(kv, T);
+    /* replicas of one input head may keep different entries */
+    size_t keep0[2] = {0, 4}, keep1[3] = {1, 2, 3};
+    assert_int_equal(scb_kv_cache_keep(kv, 1, 0, keep0, 2, &ctx), SCB_OK);
+    assert_int_equal(scb_kv_cache_keep(kv, 1, 1, keep1, 3, &ctx), SCB_OK);
+    assert_int_equal(scb_kv_cache_len(kv, 1, 0), 2);
+    assert_int_equal(scb_kv_cache_len(kv, 1, 1), 3);
+    assert_int_equal(scb_kv_cache_len(kv, 1, 2), T);
+    assert_int_equal(scb_kv_cache_positions(kv, 1, 0)[1], 4);
+    assert_int_equal(scb_kv_cache_positions(kv, 1, 1)[0], 1);
+    size_t entries, logical, physical;
+    scb_kv_cache_bytes(kv, &entries, &logical, &physical);
+    assert_int_equal(entries, (size_t)(L * HS * T - (T - 2) - (T - 3)));
+    assert_int_equal(physical, (size_t)L * HS * CAP * (2 * D * sizeof(float) + sizeof(int64_t)));
+    scb_kv_cache_destroy(kv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_commit_temp),
         cmocka_unit_test(test_capacity_and_order_errors),
         cmocka_unit_test(test_keep_per_head),
+        cmocka_unit_test(test_stored_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PKGS="gcc meson ninja-build pkg-config libsqlite3-dev libcjson-dev zlib1g-dev libcmocka-dev
-      libopenblas-dev libpcre2-dev gnuplot-nox sqlite3"
+      libopenblas-dev libpcre2-dev libutf8proc-dev gnuplot-nox sqlite3"
 if [ "${1:-}" = "--tests" ]; then PKGS="$PKGS python3 python3-venv python3-pip"; fi
 
 missing=""

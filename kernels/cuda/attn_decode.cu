@@ -1,0 +1,279 @@
+/* attn_decode.cu — split-K decode attention (few query rows, long key range; bf16 in/out, fp32
+ * arithmetic) and the log-sum-exp merge of the partitions.
+ *
+ * Grid (n_splits, Hkv, row groups). A block of 4 warps owns one KV head, one partition of the
+ * keys and up to MQ query rows that read this KV head (rows r = i*G + gh: query i, head
+ * kvh*G + gh), so K and V are read once for all G query heads (GQA without repetition).
+ * Each warp takes 32-key sub-tiles in turn: lane l loads key l's row (16-byte loads) and
+ * scores it against the MQ queries held in shared memory; the online softmax is per warp
+ * (log2 domain); then the warp walks the 32 keys, each lane accumulating D/32 columns of V
+ * (coalesced rows). The 4 warps are combined in shared memory and the partition writes its
+ * normalised fp32 partial output and log2-sum-exp to the workspace. The merge kernel weighs
+ * partitions by exp(lse_s - max) and writes bf16 out and the natural-log lse. */
+#include "kernels/kernels_cuda.h"
+
+#include <math.h>
+
+#include "kernels/cuda/attn_common.cuh"
+#include "kernels/cuda/common.cuh"
+
+#define DEC_WARPS 4
+
+struct scb_dec_params {
+    const uint16_t *q, *k, *v;
+    int Tq, Tk, Hq, G, M;        /* M = Tq * G rows per KV head */
+    long long kv_tok, kv_head;   /* elements */
+    float scale_log2;
+    int chunk, n_splits;
+    float *part_o;               /* (n_splits, Tq*Hq, D) */
+    float *part_lse;             /* (n_splits, Tq*Hq), log2 domain */
+};
+
+template <int D, int MQ>
+__global__ void __launch_bounds__(DEC_WARPS * 32)
+scb_decode_split_kernel(const struct scb_dec_params p)
+{
+    constexpr int C = D / 32;                      /* V columns per lane */
+    __shared__ __align__(16) float qs[MQ][D];      /* scaled queries */
+    __shared__ float ps[DEC_WARPS][MQ][32];        /* probabilities of the current sub-tile */
+    __shared__ float wm[DEC_WARPS][MQ], wl[DEC_WARPS][MQ];
+    __shared__ float wacc[DEC_WARPS][MQ][D];
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int split = blockIdx.x, kvh = blockIdx.y, r0 = blockIdx.z * MQ;
+    const int kbeg = split * p.chunk;
+    int kend = kbeg + p.chunk;
+    if (kend > p.Tk) kend = p.Tk;
+    const int off = p.Tk - p.Tq;
+
+    /* query rows of this group (rows past M are zero and masked) */
+    int qi[MQ];
+#pragma unroll
+    for (int mm = 0; mm < MQ; mm++) qi[mm] = (r0 + mm) / p.G;
+    for (int e = tid; e < MQ * D; e += DEC_WARPS * 32) {
+        int mm = e / D, d = e % D, r = r0 + mm;
+        float x = 0.f;
+        if (r < p.M) {
+            int i = r / p.G, h = kvh * p.G + r % p.G;
+            x = scb_bf2f(p.q[((long long)i * p.Hq + h) * D + d]) * p.scale_log2;
+        }
+        qs[mm][d] = x;
+    }
+    __syncthreads();
+
+    float m[MQ], l[MQ], acc[MQ][C];
+#pragma unroll
+    for (int mm = 0; mm < MQ; mm++) {
+        m[mm] = -INFINITY;
+        l[mm] = 0.f;
+#pragma unroll
+        for (int c = 0; c < C; c++) acc[mm][c] = 0.f;
+    }
+    const uint16_t *kb = p.k + (long long)kvh * p.kv_head;
+    const uint16_t *vb = p.v + (long long)kvh * p.kv_head;
+
+    for (int base = kbeg + warp * 32; base < kend; base += DEC_WARPS * 32) {
+        const int j = base + lane;
+        const bool valid = j < kend;
+        float s[MQ];
+#pragma unroll
+        for (int mm = 0; mm < MQ; mm++) s[mm] = 0.f;
+        if (valid) {
+            const uint4 *krow = (const uint4 *)(kb + (long long)j * p.kv_tok);
+            uint4 kr[D / 8];
+#pragma unroll
+            for (int c = 0; c < D / 8; c++) kr[c] = __ldg(krow + c);
+#pragma unroll
+            for (int c = 0; c < D / 8; c++) {
+                const uint32_t w[4] = {kr[c].x, kr[c].y, kr[c].z, kr[c].w};
+                float kf[8];
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    kf[2 * u] = __uint_as_float(w[u] << 16);
+                    kf[2 * u + 1] = __uint_as_float(w[u] & 0xffff0000u);
+                }
+#pragma unroll
+                for (int mm = 0; mm < MQ; mm++) {
+                    const float4 qa = *(const float4 *)&qs[mm][c * 8];
+                    const float4 qb = *(const float4 *)&qs[mm][c * 8 + 4];
+                    s[mm] += qa.x * kf[0] + qa.y * kf[1] + qa.z * kf[2] + qa.w * kf[3] +
+                             qb.x * kf[4] + qb.y * kf[5] + qb.z * kf[6] + qb.w * kf[7];
+                }
+            }
+        }
+#pragma unroll
+        for (int mm = 0; mm < MQ; mm++) {
+            float x = s[mm];
+            if (!valid || r0 + mm >= p.M || j > qi[mm] + off) x = -INFINITY;
+            float tm = x;
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) tm = fmaxf(tm, __shfl_xor_sync(0xffffffffu, tm, o));
+            const float nm = fmaxf(m[mm], tm);
+            const float u = nm == -INFINITY ? 0.f : nm;
+            const float alpha = scb_exp2(m[mm] - u);
+            const float pr = scb_exp2(x - u);
+            m[mm] = nm;
+            l[mm] = l[mm] * alpha + pr;       /* lane-partial; alpha is warp-uniform */
+#pragma unroll
+            for (int c = 0; c < C; c++) acc[mm][c] *= alpha;
+            ps[warp][mm][lane] = pr;
+        }
+        __syncwarp();
+        const int nvalid = kend - base < 32 ? kend - base : 32;
+        for (int jj = 0; jj < nvalid; jj++) {
+            const uint16_t *vrow = vb + (long long)(base + jj) * p.kv_tok + lane * C;
+            float vf[C];
+            if (C == 4) {
+                const uint2 vv = __ldg((const uint2 *)vrow);
+                vf[0] = __uint_as_float(vv.x << 16);
+                vf[1] = __uint_as_float(vv.x & 0xffff0000u);
+                vf[2 % C] = __uint_as_float(vv.y << 16);
+                vf[3 % C] = __uint_as_float(vv.y & 0xffff0000u);
+            } else {
+                const uint32_t vv = __ldg((const uint32_t *)vrow);
+                vf[0] = __uint_as_float(vv << 16);
+                vf[1 % C] = __uint_as_float(vv & 0xffff0000u);
+            }
+#pragma unroll
+            for (int mm = 0; mm < MQ; mm++) {
+                const float pr = ps[warp][mm][jj];
+#pragma unroll
+                for (int c = 0; c < C; c++) acc[mm][c] += pr * vf[c];
+            }
+        }
+        __syncwarp();
+    }
+
+    /* combine the warps */
+#pragma unroll
+    for (int mm = 0; mm < MQ; mm++) {
+        float ls = l[mm];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) ls += __shfl_xor_sync(0xffffffffu, ls, o);
+        if (lane == 0) {
+            wm[warp][mm] = m[mm];
+            wl[warp][mm] = ls;
+        }
+#pragma unroll
+        for (int c = 0; c < C; c++) wacc[warp][mm][lane * C + c] = acc[mm][c];
+    }
+    __syncthreads();
+    for (int e = tid; e < MQ * D; e += DEC_WARPS * 32) {
+        const int mm = e / D, d = e % D, r = r0 + mm;
+        if (r >= p.M) continue;
+        float M_ = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++) M_ = fmaxf(M_, wm[w][mm]);
+        const float u = M_ == -INFINITY ? 0.f : M_;
+        float L = 0.f, o = 0.f;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++) {
+            const float f = scb_exp2(wm[w][mm] - u);
+            L += f * wl[w][mm];
+            o += f * wacc[w][mm][d];
+        }
+        const int i = r / p.G, h = kvh * p.G + r % p.G;
+        const long long row = (long long)split * p.Tq * p.Hq + (long long)i * p.Hq + h;
+        p.part_o[row * D + d] = L > 0.f ? o / L : 0.f;
+        if (d == 0) p.part_lse[row] = L > 0.f ? M_ + log2f(L) : -INFINITY;
+    }
+}
+
+/* One block per (query row, head): out = sum_s 2^(lse_s - max) o_s / sum_s 2^(lse_s - max). */
+__global__ void scb_decode_merge_kernel(const float *part_o, const float *part_lse, int n_splits,
+                                        int rows, int D, uint16_t *out, float *lse)
+{
+    const int row = blockIdx.x;
+    float M_ = -INFINITY;
+    for (int s = 0; s < n_splits; s++) M_ = fmaxf(M_, part_lse[(long long)s * rows + row]);
+    const float u = M_ == -INFINITY ? 0.f : M_;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float L = 0.f, o = 0.f;
+        for (int s = 0; s < n_splits; s++) {
+            const float f = exp2f(part_lse[(long long)s * rows + row] - u);
+            L += f;
+            o += f * part_o[((long long)s * rows + row) * D + d];
+        }
+        out[(long long)row * D + d] = scb_f2bf(L > 0.f ? o / L : 0.f);
+        if (lse && d == 0) lse[row] = L > 0.f ? (M_ + log2f(L)) * 0.69314718055994531f : -INFINITY;
+    }
+}
+
+template <int D, int MQ>
+static int scb_decode_launch_(struct scb_cuda_ctx *cc, const struct scb_dec_params *p,
+                              struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    dim3 grid((unsigned)p->n_splits, (unsigned)(p->Hq / p->G), (unsigned)((p->M + MQ - 1) / MQ));
+    scb_decode_split_kernel<D, MQ><<<grid, DEC_WARPS * 32, 0, cc->stream>>>(*p);
+    SCB_LAUNCH_CHECK("scb_decode_split_kernel");
+out:
+    return rc;
+}
+
+template <int D>
+static int scb_decode_dispatch_(struct scb_cuda_ctx *cc, const struct scb_dec_params *p,
+                                struct scb_ctx *err)
+{
+    if (p->M <= 1) return scb_decode_launch_<D, 1>(cc, p, err);
+    if (p->M <= 2) return scb_decode_launch_<D, 2>(cc, p, err);
+    if (p->M <= 4) return scb_decode_launch_<D, 4>(cc, p, err);
+    return scb_decode_launch_<D, 8>(cc, p, err);
+}
+
+extern "C" int scb_attn_decode_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
+                                    int n_splits, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    struct scb_dec_params p;
+    size_t per_split, rows;
+    int groups, max_splits;
+    SCB_CHECK_ALIVE();
+    SCB_TRY(scb_attn_cuda_check_(a, "decode", err));
+    p.q = a->q;
+    p.k = a->k;
+    p.v = a->v;
+    p.Tq = a->Tq;
+    p.Tk = a->Tk;
+    p.Hq = a->Hq;
+    p.G = a->Hq / a->Hkv;
+    p.M = a->Tq * p.G;
+    p.kv_tok = (long long)(a->kv_tok_stride ? a->kv_tok_stride : (size_t)a->Hkv * a->D);
+    p.kv_head = (long long)(a->kv_head_stride ? a->kv_head_stride : (size_t)a->D);
+    p.scale_log2 = (a->scale != 0.f ? a->scale : 1.0f / sqrtf((float)a->D)) * 1.4426950408889634f;
+    rows = (size_t)a->Tq * a->Hq;
+    per_split = rows * ((size_t)a->D + 1) * sizeof(float);
+    max_splits = (int)(cc->ws_bytes / per_split);
+    if (max_splits < 1) {
+        rc = scb_err(err, SCB_E_INVAL,
+                     "CUDA decode attention: Tq*Hq=%zu rows need %zu bytes of workspace, have "
+                     "%zu (use prefill attention for long query blocks)", rows, per_split,
+                     cc->ws_bytes);
+        goto out;
+    }
+    groups = (p.M + 7) / 8;
+    if (n_splits <= 0) {
+        /* about 4 blocks per SM, at least 128 keys per partition */
+        int want = (4 * cc->sm_count + a->Hkv * groups - 1) / (a->Hkv * groups);
+        int most = (a->Tk + 127) / 128;
+        n_splits = want < most ? want : most;
+    }
+    if (n_splits > max_splits) n_splits = max_splits;
+    if (n_splits > 65535) n_splits = 65535;
+    if (n_splits < 1) n_splits = 1;
+    p.chunk = (a->Tk + n_splits - 1) / n_splits;
+    if (p.chunk < 1) p.chunk = 1;
+    p.n_splits = (a->Tk + p.chunk - 1) / p.chunk;
+    if (p.n_splits < 1) p.n_splits = 1;
+    p.part_o = (float *)cc->workspace;
+    p.part_lse = p.part_o + (size_t)p.n_splits * rows * a->D;
+    if (a->D == 64)
+        SCB_TRY(scb_decode_dispatch_<64>(cc, &p, err));
+    else
+        SCB_TRY(scb_decode_dispatch_<128>(cc, &p, err));
+    scb_decode_merge_kernel<<<(unsigned)rows, a->D, 0, cc->stream>>>(
+        p.part_o, p.part_lse, p.n_splits, (int)rows, a->D, a->out, a->lse);
+    SCB_LAUNCH_CHECK("scb_decode_merge_kernel");
+out:
+    return rc;
+}

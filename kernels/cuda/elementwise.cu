@@ -1,0 +1,370 @@
+/* elementwise.cu — the row and elementwise kernels of the forward pass on bf16 tensors, each
+ * computing in fp32 and rounding once to bf16 (except RMSNorm, which rounds twice exactly as
+ * HF does): RMSNorm, RoPE (rotate_half), SwiGLU, embedding gather, residual add, greedy
+ * argmax, fp32<->bf16 conversion. */
+#include "kernels/kernels_cuda.h"
+
+#include <math.h>
+
+#include "kernels/cuda/common.cuh"
+
+#define EW_THREADS 256
+
+static unsigned scb_ew_blocks_(size_t n)
+{
+    size_t b = (n + EW_THREADS - 1) / EW_THREADS;
+    if (b > 65535u * 8u) b = 65535u * 8u;
+    return (unsigned)(b ? b : 1);
+}
+
+/* Block-wide sum of v over blockDim.x (a multiple of 32, <= 1024) threads. */
+static __device__ float scb_block_sum_(float v)
+{
+    __shared__ float part[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads();
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    float t = 0.f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += part[w];
+    return t;
+}
+
+/* ---- RMSNorm ---------------------------------------------------------------------------- */
+
+__global__ void scb_rmsnorm_kernel(uint16_t *y, const uint16_t *x, const uint16_t *w, int n,
+                                   float eps)
+{
+    const long long row = blockIdx.x;
+    const uint16_t *xr = x + row * n;
+    uint16_t *yr = y + row * n;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = scb_bf2f(xr[i]);
+        ss += v * v;
+    }
+    ss = scb_block_sum_(ss);
+    const float r = rsqrtf(ss / (float)n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float xn = scb_bf2f(scb_f2bf(scb_bf2f(xr[i]) * r));   /* hidden.to(input dtype) */
+        yr[i] = scb_f2bf(scb_bf2f(w[i]) * xn);
+    }
+}
+
+extern "C" int scb_cuda_rmsnorm(struct scb_cuda_ctx *cc, uint16_t *y, const uint16_t *x,
+                                const uint16_t *w, int T, int n, float eps, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!y || !x || !w || T < 0 || n <= 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA rmsnorm: bad arguments (T=%d n=%d)", T, n);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_rmsnorm_kernel<<<(unsigned)T, EW_THREADS, 0, cc->stream>>>(y, x, w, n, eps);
+    SCB_LAUNCH_CHECK("scb_rmsnorm_kernel");
+out:
+    return rc;
+}
+
+/* ---- RoPE ------------------------------------------------------------------------------- */
+
+__global__ void scb_rope_kernel(uint16_t *x, int T, int H, int D, long long tok_stride,
+                                const int32_t *pos, const float *inv_freq)
+{
+    const int t = blockIdx.x, hd = D / 2;
+    const float p = (float)pos[t];
+    for (int e = threadIdx.x; e < H * hd; e += blockDim.x) {
+        const int h = e / hd, i = e % hd;
+        uint16_t *xr = x + t * tok_stride + (long long)h * D;
+        const float a = p * inv_freq[i];
+        float sn, cs;
+        sincosf(a, &sn, &cs);
+        const float x1 = scb_bf2f(xr[i]), x2 = scb_bf2f(xr[i + hd]);
+        xr[i] = scb_f2bf(x1 * cs - x2 * sn);
+        xr[i + hd] = scb_f2bf(x2 * cs + x1 * sn);
+    }
+}
+
+extern "C" int scb_cuda_rope(struct scb_cuda_ctx *cc, uint16_t *x, int T, int H, int D,
+                             size_t tok_stride, const int32_t *pos, const float *inv_freq,
+                             struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!x || !pos || !inv_freq || T < 0 || H <= 0 || D <= 0 || D % 2 || D > 256) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA rope: bad arguments (T=%d H=%d D=%d)", T, H, D);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_rope_kernel<<<(unsigned)T, EW_THREADS, 0, cc->stream>>>(
+        x, T, H, D, (long long)(tok_stride ? tok_stride : (size_t)H * D), pos, inv_freq);
+    SCB_LAUNCH_CHECK("scb_rope_kernel");
+out:
+    return rc;
+}
+
+__global__ void scb_rope_table_kernel(const float *inv_freq, int half, long long pos0, int T,
+                                      float attn_scale, float *cos_t, float *sin_t)
+{
+    const size_t n = (size_t)T * half;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const int t = (int)(e / half), i = (int)(e % half);
+        const float a = (float)(pos0 + t) * inv_freq[i];
+        float sn, cs;
+        sincosf(a, &sn, &cs);
+        cos_t[e] = cs * attn_scale;
+        sin_t[e] = sn * attn_scale;
+    }
+}
+
+__global__ void scb_rope_cs_kernel(uint16_t *x, int H, int D, long long tok_stride,
+                                   const float *cos_t, const float *sin_t)
+{
+    const int t = blockIdx.x, hd = D / 2;
+    for (int e = threadIdx.x; e < H * hd; e += blockDim.x) {
+        const int h = e / hd, i = e % hd;
+        uint16_t *xr = x + t * tok_stride + (long long)h * D;
+        const float cs = cos_t[(size_t)t * hd + i], sn = sin_t[(size_t)t * hd + i];
+        const float x1 = scb_bf2f(xr[i]), x2 = scb_bf2f(xr[i + hd]);
+        xr[i] = scb_f2bf(x1 * cs - x2 * sn);
+        xr[i + hd] = scb_f2bf(x2 * cs + x1 * sn);
+    }
+}
+
+extern "C" int scb_cuda_rope_table(struct scb_cuda_ctx *cc, const float *inv_freq, int half,
+                                   int64_t pos0, int T, float attn_scale, float *cos_t,
+                                   float *sin_t, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!inv_freq || !cos_t || !sin_t || half <= 0 || T < 0 || pos0 < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA rope_table: bad arguments (half=%d T=%d pos0=%lld)",
+                     half, T, (long long)pos0);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_rope_table_kernel<<<scb_ew_blocks_((size_t)T * half), EW_THREADS, 0, cc->stream>>>(
+        inv_freq, half, (long long)pos0, T, attn_scale, cos_t, sin_t);
+    SCB_LAUNCH_CHECK("scb_rope_table_kernel");
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_rope_cs(struct scb_cuda_ctx *cc, uint16_t *x, int T, int H, int D,
+                                size_t tok_stride, const float *cos_t, const float *sin_t,
+                                struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!x || !cos_t || !sin_t || T < 0 || H <= 0 || D <= 0 || D % 2) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA rope_cs: bad arguments (T=%d H=%d D=%d)", T, H, D);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_rope_cs_kernel<<<(unsigned)T, EW_THREADS, 0, cc->stream>>>(
+        x, H, D, (long long)(tok_stride ? tok_stride : (size_t)H * D), cos_t, sin_t);
+    SCB_LAUNCH_CHECK("scb_rope_cs_kernel");
+out:
+    return rc;
+}
+
+/* ---- SwiGLU ----------------------------------------------------------------------------- */
+
+__global__ void scb_swiglu_kernel(uint16_t *out, const uint16_t *gate, const uint16_t *up,
+                                  int T, int F, long long ld)
+{
+    const size_t n = (size_t)T * F;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
+         e += (size_t)gridDim.x * blockDim.x) {
+        const size_t t = e / F, f = e % F;
+        const float g = scb_bf2f(gate[t * ld + f]), u = scb_bf2f(up[t * ld + f]);
+        out[e] = scb_f2bf(g / (1.0f + expf(-g)) * u);
+    }
+}
+
+extern "C" int scb_cuda_swiglu(struct scb_cuda_ctx *cc, uint16_t *out, const uint16_t *gate,
+                               const uint16_t *up, int T, int F, size_t ld_in,
+                               struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!out || !gate || !up || T < 0 || F <= 0 || (ld_in && ld_in < (size_t)F)) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA swiglu: bad arguments (T=%d F=%d ld=%zu)", T, F,
+                     ld_in);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_swiglu_kernel<<<scb_ew_blocks_((size_t)T * F), EW_THREADS, 0, cc->stream>>>(
+        out, gate, up, T, F, (long long)(ld_in ? ld_in : (size_t)F));
+    SCB_LAUNCH_CHECK("scb_swiglu_kernel");
+out:
+    return rc;
+}
+
+/* ---- embedding gather ------------------------------------------------------------------- */
+
+__global__ void scb_embed_kernel(uint16_t *out, const uint16_t *table, int V, int n,
+                                 const int32_t *ids, int *flag)
+{
+    const long long t = blockIdx.x;
+    const int id = ids[t];
+    const bool ok = id >= 0 && id < V;
+    if (!ok && threadIdx.x == 0) atomicOr(flag, SCB_CUDA_FLAG_EMBED_RANGE);
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        out[t * n + i] = ok ? table[(long long)id * n + i] : (uint16_t)0x7fc0;
+}
+
+extern "C" int scb_cuda_embed(struct scb_cuda_ctx *cc, uint16_t *out, const uint16_t *table,
+                              int V, int n, const int32_t *ids, int T, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!out || !table || !ids || V <= 0 || n <= 0 || T < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA embed: bad arguments (V=%d n=%d T=%d)", V, n, T);
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_embed_kernel<<<(unsigned)T, EW_THREADS, 0, cc->stream>>>(out, table, V, n, ids,
+                                                                  cc->d_flag);
+    SCB_LAUNCH_CHECK("scb_embed_kernel");
+out:
+    return rc;
+}
+
+/* ---- residual add ----------------------------------------------------------------------- */
+
+__global__ void scb_add_kernel(uint16_t *x, const uint16_t *y, size_t n)
+{
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
+         e += (size_t)gridDim.x * blockDim.x)
+        x[e] = scb_f2bf(scb_bf2f(x[e]) + scb_bf2f(y[e]));
+}
+
+extern "C" int scb_cuda_add(struct scb_cuda_ctx *cc, uint16_t *x, const uint16_t *y, size_t n,
+                            struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!x || !y) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA add: NULL pointer");
+        goto out;
+    }
+    if (n == 0) goto out;
+    scb_add_kernel<<<scb_ew_blocks_(n), EW_THREADS, 0, cc->stream>>>(x, y, n);
+    SCB_LAUNCH_CHECK("scb_add_kernel");
+out:
+    return rc;
+}
+
+/* ---- argmax ----------------------------------------------------------------------------- */
+
+/* (v, i) beats (bv, bi) when v is larger, or equal with a smaller index; NaN never wins. */
+static __device__ __forceinline__ void scb_argmax_take_(float &bv, int &bi, float v, int i)
+{
+    if (v != v) return;
+    if (bi < 0 || v > bv || (v == bv && i < bi)) {
+        bv = v;
+        bi = i;
+    }
+}
+
+template <bool BF16>
+__global__ void scb_argmax_kernel(int32_t *idx, const void *logits, int V)
+{
+    const long long row = blockIdx.x;
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        float v = BF16 ? scb_bf2f(((const uint16_t *)logits)[row * V + j])
+                       : ((const float *)logits)[row * V + j];
+        scb_argmax_take_(bv, bi, v, j);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (oi >= 0) scb_argmax_take_(bv, bi, ov, oi);
+    }
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        sv[warp] = bv;
+        si[warp] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (si[w] >= 0) scb_argmax_take_(bv, bi, sv[w], si[w]);
+        idx[row] = bi < 0 ? 0 : bi;
+    }
+}
+
+extern "C" int scb_cuda_argmax(struct scb_cuda_ctx *cc, int32_t *idx, const void *logits,
+                               int is_bf16, int T, int V, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!idx || !logits || T < 0 || V <= 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA argmax: bad arguments (T=%d V=%d)", T, V);
+        goto out;
+    }
+    if (T == 0) goto out;
+    if (is_bf16)
+        scb_argmax_kernel<true><<<(unsigned)T, 1024, 0, cc->stream>>>(idx, logits, V);
+    else
+        scb_argmax_kernel<false><<<(unsigned)T, 1024, 0, cc->stream>>>(idx, logits, V);
+    SCB_LAUNCH_CHECK("scb_argmax_kernel");
+out:
+    return rc;
+}
+
+/* ---- conversions ------------------------------------------------------------------------ */
+
+__global__ void scb_f2bf_kernel(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
+         e += (size_t)gridDim.x * blockDim.x)
+        dst[e] = scb_f2bf(src[e]);
+}
+
+__global__ void scb_bf2f_kernel(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
+         e += (size_t)gridDim.x * blockDim.x)
+        dst[e] = scb_bf2f(src[e]);
+}
+
+extern "C" int scb_cuda_f32_to_bf16(struct scb_cuda_ctx *cc, uint16_t *dst, const float *src,
+                                    size_t n, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!dst || !src) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA f32_to_bf16: NULL pointer");
+        goto out;
+    }
+    if (n == 0) goto out;
+    scb_f2bf_kernel<<<scb_ew_blocks_(n), EW_THREADS, 0, cc->stream>>>(dst, src, n);
+    SCB_LAUNCH_CHECK("scb_f2bf_kernel");
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_bf16_to_f32(struct scb_cuda_ctx *cc, float *dst, const uint16_t *src,
+                                    size_t n, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!dst || !src) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA bf16_to_f32: NULL pointer");
+        goto out;
+    }
+    if (n == 0) goto out;
+    scb_bf2f_kernel<<<scb_ew_blocks_(n), EW_THREADS, 0, cc->stream>>>(dst, src, n);
+    SCB_LAUNCH_CHECK("scb_bf2f_kernel");
+out:
+    return rc;
+}

@@ -1,0 +1,394 @@
+/* bench_cuda.c — speed of the CUDA kernels against the device's measured ceilings (meson
+ * benchmark 'cuda_kernels'; also run by tools/gpu_check.sh).
+ *
+ * Ceilings measured first: a large bf16 cuBLAS GEMM (TFLOP/s) and a large device-to-device
+ * copy (GB/s counting read + write). Then dense causal prefill attention at D=128, Hq=32,
+ * Hkv=8 for T = 4K..32K (FLOPs = 4 T^2 D Hq / 2) and split-K decode attention (Tq=1) at
+ * Tk = 32K and 128K (bytes = K + V read once, GQA-aware). Each measurement: warm-up, then
+ * repeats timed one by one with CUDA events; median, p10, p90. Inputs are larger than L2 or
+ * rotated among several copies. Inputs are seeded random bf16 (never zeros). Also: decode at
+ * several forced partition counts (tuning data), RMSNorm and a one-token cuBLAS projection
+ * (bandwidth-bound pieces of the forward pass). Prints a table
+ * last and writes CSV (--csv PATH or SCB_BENCH_CSV). Exit 77 without a GPU. Depends only on
+ * libc, libm and the CUDA launchers. */
+#include "kernels/kernels_cuda.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/alloc.h"
+#include "kernels/status.h"
+
+#define MAX_ROWS 32
+#define MAX_REPS 200
+
+struct bench_row {
+    char name[48], shape[64];     /* kernel (variant), shape */
+    double med, p10, p90;      /* ms */
+    double tflops, gbps;       /* achieved (0 = not applicable) */
+    double pct;                /* % of the matching ceiling */
+};
+
+static struct scb_cuda_ctx *g_cc;
+static struct scb_ctx g_err;
+static struct bench_row g_rows[MAX_ROWS];
+static int g_nrows;
+static double g_peak_tflops, g_peak_gbps;
+static uint64_t g_rng = 20261126;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "FATAL: %s: %s\n", what, scb_errmsg(&g_err));
+    exit(1);
+}
+#define CK(expr) do { if ((expr) < 0) die(#expr); } while (0)
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A device buffer of n random bf16 values in [-sigma, sigma) (uploaded in 16 MiB pieces). */
+static uint16_t *rand_dev_bf16(size_t n, float sigma)
+{
+    const size_t piece = (size_t)8 << 20;
+    uint16_t *d = NULL, *h = scb_malloc(piece * 2);
+    if (!h) { fprintf(stderr, "FATAL: host memory\n"); exit(1); }
+    CK(scb_cuda_malloc(g_cc, (void **)&d, n * 2, &g_err));
+    for (size_t o = 0; o < n; o += piece) {
+        size_t m = n - o < piece ? n - o : piece;
+        for (size_t i = 0; i < m; i++) {
+            float u = (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+            h[i] = scb_bf16_from_f32(u * sigma);
+        }
+        CK(scb_cuda_upload(g_cc, d + o, h, m * 2, &g_err));
+    }
+    scb_free(h);
+    return d;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Time fn(arg, rep) reps times after warm warm-ups; fills med/p10/p90 (ms). */
+typedef void (*bench_fn)(void *arg, int rep);
+static void time_it(bench_fn fn, void *arg, int warm, int reps, struct bench_row *r)
+{
+    double t[MAX_REPS];
+    if (reps > MAX_REPS) reps = MAX_REPS;
+    for (int i = 0; i < warm; i++) fn(arg, i);
+    CK(scb_cuda_sync(g_cc, &g_err));
+    for (int i = 0; i < reps; i++) {
+        float ms;
+        CK(scb_cuda_timer_start(g_cc, &g_err));
+        fn(arg, i);
+        CK(scb_cuda_timer_stop(g_cc, &g_err));
+        CK(scb_cuda_timer_ms(g_cc, &ms, &g_err));
+        t[i] = ms;
+    }
+    CK(scb_cuda_sync(g_cc, &g_err));
+    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+    r->med = t[reps / 2];
+    r->p10 = t[(reps * 10) / 100];
+    r->p90 = t[(reps * 90) / 100 < reps ? (reps * 90) / 100 : reps - 1];
+}
+
+static struct bench_row *new_row(const char *name, const char *shape)
+{
+    if (g_nrows >= MAX_ROWS) { fprintf(stderr, "FATAL: too many rows\n"); exit(1); }
+    struct bench_row *r = &g_rows[g_nrows++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->shape, sizeof r->shape, "%s", shape);
+    return r;
+}
+
+static void print_row(const struct bench_row *r)
+{
+    printf("%-18s %-32s %9.3f %9.3f %9.3f", r->name, r->shape, r->med, r->p10, r->p90);
+    if (r->tflops > 0) printf(" %8.1f TFLOP/s", r->tflops);
+    if (r->gbps > 0) printf(" %8.0f GB/s", r->gbps);
+    if (r->pct > 0) printf(" %5.1f%%", r->pct);
+    printf("\n");
+    fflush(stdout);
+}
+
+/* ---- ceilings ----------------------------------------------------------------------------- */
+
+struct gemm_arg { uint16_t *x, *w, *y; int n; };
+static void gemm_fn(void *p, int rep)
+{
+    struct gemm_arg *a = p;
+    (void)rep;
+    CK(scb_cuda_gemm(g_cc, a->y, 0, a->x, a->w, NULL, a->n, a->n, a->n, 0, &g_err));
+}
+
+struct copy_arg { void *dst, *src; size_t bytes; };
+static void copy_fn(void *p, int rep)
+{
+    struct copy_arg *a = p;
+    (void)rep;
+    CK(scb_cuda_copy(g_cc, a->dst, a->src, a->bytes, &g_err));
+}
+
+static void bench_peaks(int quick)
+{
+    const int n = quick ? 4096 : 8192;
+    char shape[64];
+    struct gemm_arg g;
+    struct copy_arg c;
+    printf("[bench] GEMM peak (cuBLAS bf16, %d^3)...\n", n);
+    fflush(stdout);
+    g.n = n;
+    g.x = rand_dev_bf16((size_t)n * n, 1.0f);
+    g.w = rand_dev_bf16((size_t)n * n, 1.0f);
+    g.y = rand_dev_bf16((size_t)n * n, 1.0f);
+    snprintf(shape, sizeof shape, "M=N=K=%d", n);
+    struct bench_row *r = new_row("gemm_bf16_peak", shape);
+    time_it(gemm_fn, &g, 5, quick ? 10 : 30, r);
+    r->tflops = 2.0 * n * (double)n * n / (r->med * 1e-3) / 1e12;
+    g_peak_tflops = r->tflops;
+    print_row(r);
+    scb_cuda_free(g_cc, g.x); scb_cuda_free(g_cc, g.w); scb_cuda_free(g_cc, g.y);
+
+    c.bytes = quick ? ((size_t)256 << 20) : ((size_t)1 << 30);
+    printf("[bench] copy peak (device to device, %zu MiB)...\n", c.bytes >> 20);
+    fflush(stdout);
+    c.src = rand_dev_bf16(c.bytes / 2, 1.0f);
+    CK(scb_cuda_malloc(g_cc, &c.dst, c.bytes, &g_err));
+    snprintf(shape, sizeof shape, "%zu MiB", c.bytes >> 20);
+    r = new_row("copy_peak", shape);
+    time_it(copy_fn, &c, 3, quick ? 10 : 30, r);
+    r->gbps = 2.0 * (double)c.bytes / (r->med * 1e-3) / 1e9;
+    g_peak_gbps = r->gbps;
+    print_row(r);
+    scb_cuda_free(g_cc, c.src); scb_cuda_free(g_cc, c.dst);
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+#define NSETS_MAX 4
+struct attn_arg {
+    struct scb_attn_cuda_args a[NSETS_MAX];
+    int nsets, decode, n_splits;
+};
+static void attn_fn(void *p, int rep)
+{
+    struct attn_arg *x = p;
+    const struct scb_attn_cuda_args *a = &x->a[rep % x->nsets];
+    if (x->decode)
+        CK(scb_attn_decode_cuda(g_cc, a, x->n_splits, &g_err));
+    else
+        CK(scb_attn_prefill_cuda(g_cc, a, &g_err));
+}
+
+static void bench_attention(int quick)
+{
+    const int Hq = 32, Hkv = 8, D = 128;
+    static const int Tp[] = {4096, 8192, 16384, 32768};
+    static const int Td[] = {32768, 131072};
+    const int np = quick ? 2 : 4;
+    char shape[64];
+    for (int s = 0; s < np; s++) {
+        const int T = Tp[s];
+        struct attn_arg x;
+        memset(&x, 0, sizeof x);
+        /* rotate input sets while Q+K+V of one set fits in L2 twice over */
+        size_t set_bytes = (size_t)T * (Hq + 2 * Hkv) * D * 2;
+        x.nsets = set_bytes < 2 * scb_cuda_l2_bytes(g_cc) ? 3 : 1;
+        printf("[bench] prefill attention T=%d (%d input set%s)...\n", T, x.nsets,
+               x.nsets > 1 ? "s" : "");
+        fflush(stdout);
+        uint16_t *out = NULL;
+        CK(scb_cuda_malloc(g_cc, (void **)&out, (size_t)T * Hq * D * 2, &g_err));
+        for (int i = 0; i < x.nsets; i++) {
+            struct scb_attn_cuda_args *a = &x.a[i];
+            a->q = rand_dev_bf16((size_t)T * Hq * D, 2.0f);
+            a->k = rand_dev_bf16((size_t)T * Hkv * D, 2.0f);
+            a->v = rand_dev_bf16((size_t)T * Hkv * D, 1.0f);
+            a->out = out;
+            a->Tq = a->Tk = T; a->Hq = Hq; a->Hkv = Hkv; a->D = D;
+        }
+        snprintf(shape, sizeof shape, "T=%d Hq=%d Hkv=%d D=%d", T, Hq, Hkv, D);
+        struct bench_row *r = new_row("prefill_causal", shape);
+        int reps = T >= 16384 ? 8 : 20;
+        time_it(attn_fn, &x, 2, quick ? 5 : reps, r);
+        r->tflops = 4.0 * (double)T * T * D * Hq / 2.0 / (r->med * 1e-3) / 1e12;
+        r->pct = g_peak_tflops > 0 ? 100.0 * r->tflops / g_peak_tflops : 0;
+        print_row(r);
+        for (int i = 0; i < x.nsets; i++) {
+            scb_cuda_free(g_cc, (void *)x.a[i].q);
+            scb_cuda_free(g_cc, (void *)x.a[i].k);
+            scb_cuda_free(g_cc, (void *)x.a[i].v);
+        }
+        scb_cuda_free(g_cc, out);
+    }
+    for (int s = 0; s < 2; s++) {
+        const int Tk = quick ? Td[s] / 4 : Td[s];
+        struct attn_arg x;
+        memset(&x, 0, sizeof x);
+        size_t kv_bytes = (size_t)Tk * Hkv * D * 2 * 2;
+        x.decode = 1;
+        x.nsets = kv_bytes < scb_cuda_l2_bytes(g_cc) * 2 ? 3 : 1;
+        printf("[bench] decode attention Tk=%d (%d input set%s)...\n", Tk, x.nsets,
+               x.nsets > 1 ? "s" : "");
+        fflush(stdout);
+        uint16_t *out = NULL;
+        CK(scb_cuda_malloc(g_cc, (void **)&out, (size_t)Hq * D * 2, &g_err));
+        for (int i = 0; i < x.nsets; i++) {
+            struct scb_attn_cuda_args *a = &x.a[i];
+            a->q = rand_dev_bf16((size_t)Hq * D, 2.0f);
+            a->k = rand_dev_bf16((size_t)Tk * Hkv * D, 2.0f);
+            a->v = rand_dev_bf16((size_t)Tk * Hkv * D, 1.0f);
+            a->out = out;
+            a->Tq = 1; a->Tk = Tk; a->Hq = Hq; a->Hkv = Hkv; a->D = D;
+        }
+        snprintf(shape, sizeof shape, "Tq=1 Tk=%d Hq=%d Hkv=%d D=%d", Tk, Hq, Hkv, D);
+        struct bench_row *r = new_row("decode_splitk", shape);
+        time_it(attn_fn, &x, 5, quick ? 10 : 50, r);
+        double bytes = (double)kv_bytes + 2.0 * Hq * D * 2;
+        r->gbps = bytes / (r->med * 1e-3) / 1e9;
+        r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+        print_row(r);
+        /* partition counts around the automatic choice (tuning data; automatic = 0) */
+        if (s == 1 && !quick) {
+            static const int ns[] = {16, 64, 132, 264, 528};
+            for (size_t v = 0; v < sizeof ns / sizeof ns[0]; v++) {
+                char nm[48];
+                x.n_splits = ns[v];
+                snprintf(nm, sizeof nm, "decode_splits=%d", ns[v]);
+                r = new_row(nm, shape);
+                time_it(attn_fn, &x, 3, 30, r);
+                r->gbps = bytes / (r->med * 1e-3) / 1e9;
+                r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+                print_row(r);
+            }
+            x.n_splits = 0;
+        }
+        for (int i = 0; i < x.nsets; i++) {
+            scb_cuda_free(g_cc, (void *)x.a[i].q);
+            scb_cuda_free(g_cc, (void *)x.a[i].k);
+            scb_cuda_free(g_cc, (void *)x.a[i].v);
+        }
+        scb_cuda_free(g_cc, out);
+    }
+}
+
+/* ---- forward-pass pieces: RMSNorm and a one-token projection (both bandwidth-bound) ------ */
+
+struct norm_arg { uint16_t *x, *w, *y; int T, n; };
+static void norm_fn(void *p, int rep)
+{
+    struct norm_arg *a = p;
+    (void)rep;
+    CK(scb_cuda_rmsnorm(g_cc, a->y, a->x, a->w, a->T, a->n, 1e-6f, &g_err));
+}
+
+struct gemv_arg { uint16_t *x, *w[3], *y; int in, out, nsets; };
+static void gemv_fn(void *p, int rep)
+{
+    struct gemv_arg *a = p;
+    CK(scb_cuda_gemm(g_cc, a->y, 0, a->x, a->w[rep % a->nsets], NULL, 1, a->in, a->out, 0,
+                     &g_err));
+}
+
+static void bench_forward_pieces(int quick)
+{
+    char shape[64];
+    struct norm_arg na;
+    struct gemv_arg ga;
+    na.T = quick ? 1024 : 8192;
+    na.n = 4096;
+    printf("[bench] rmsnorm T=%d n=%d...\n", na.T, na.n);
+    fflush(stdout);
+    na.x = rand_dev_bf16((size_t)na.T * na.n, 2.0f);
+    na.w = rand_dev_bf16((size_t)na.n, 1.0f);
+    na.y = rand_dev_bf16((size_t)na.T * na.n, 1.0f);
+    snprintf(shape, sizeof shape, "T=%d n=%d", na.T, na.n);
+    struct bench_row *r = new_row("rmsnorm", shape);
+    time_it(norm_fn, &na, 3, 30, r);
+    r->gbps = 2.0 * na.T * (double)na.n * 2 / (r->med * 1e-3) / 1e9;
+    r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+    print_row(r);
+    scb_cuda_free(g_cc, na.x); scb_cuda_free(g_cc, na.w); scb_cuda_free(g_cc, na.y);
+
+    ga.in = 4096;
+    ga.out = 14336;     /* a Llama-3-8B MLP projection: 117 MB of bf16 weights */
+    ga.nsets = 3;
+    printf("[bench] one-token projection %dx%d (cuBLAS)...\n", ga.out, ga.in);
+    fflush(stdout);
+    ga.x = rand_dev_bf16((size_t)ga.in, 1.0f);
+    for (int i = 0; i < ga.nsets; i++) ga.w[i] = rand_dev_bf16((size_t)ga.in * ga.out, 0.05f);
+    ga.y = rand_dev_bf16((size_t)ga.out, 1.0f);
+    snprintf(shape, sizeof shape, "T=1 in=%d out=%d", ga.in, ga.out);
+    r = new_row("gemv_bf16", shape);
+    time_it(gemv_fn, &ga, 3, 30, r);
+    r->gbps = (double)ga.in * ga.out * 2 / (r->med * 1e-3) / 1e9;
+    r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+    print_row(r);
+    scb_cuda_free(g_cc, ga.x); scb_cuda_free(g_cc, ga.y);
+    for (int i = 0; i < ga.nsets; i++) scb_cuda_free(g_cc, ga.w[i]);
+}
+
+int main(int argc, char **argv)
+{
+    const char *csv = getenv("SCB_BENCH_CSV");
+    int quick = 0, ndev = 0;
+    char why[256] = "", desc[512];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
+            csv = argv[++i];
+        } else if (!strcmp(argv[i], "--quick")) {
+            quick = 1;
+        } else if (!strcmp(argv[i], "--help")) {
+            printf("usage: bench_cuda [--csv PATH] [--quick]   (or SCB_BENCH_CSV=PATH)\n"
+                   "Times the CUDA kernels against the measured GEMM and copy ceilings.\n");
+            return 0;
+        } else {
+            fprintf(stderr, "bench_cuda: unknown argument '%s' (try --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    scb_cuda_device_count(&ndev, why, sizeof why);
+    if (ndev <= 0) {
+        printf("bench_cuda: SKIP: no CUDA device (%s)\n", why);
+        return 77;
+    }
+    CK(scb_cuda_ctx_create(&g_cc, 0, 0, &g_err));
+    scb_cuda_describe(g_cc, desc, sizeof desc);
+    printf("device: %s\n", desc);
+    bench_peaks(quick);
+    bench_attention(quick);
+    bench_forward_pieces(quick);
+
+    printf("\n%-18s %-32s %9s %9s %9s  achieved / %% of measured ceiling\n", "kernel", "shape",
+           "ms(med)", "ms(p10)", "ms(p90)");
+    for (int i = 0; i < g_nrows; i++) print_row(&g_rows[i]);
+    if (csv && *csv) {
+        FILE *f = fopen(csv, "w");
+        if (!f) {
+            fprintf(stderr, "bench_cuda: cannot write %s\n", csv);
+            scb_cuda_ctx_destroy(g_cc);
+            return 1;
+        }
+        fprintf(f, "impl,kernel,shape,ms_median,ms_p10,ms_p90,tflops,gbps,pct_of_peak,device\n");
+        for (int i = 0; i < g_nrows; i++) {
+            const struct bench_row *r = &g_rows[i];
+            fprintf(f, "scbench,%s,%s,%.4f,%.4f,%.4f,%.2f,%.1f,%.1f,\"%s\"\n", r->name, r->shape,
+                    r->med, r->p10, r->p90, r->tflops, r->gbps, r->pct, desc);
+        }
+        fclose(f);
+        printf("bench_cuda: wrote %s\n", csv);
+    }
+    scb_cuda_ctx_destroy(g_cc);
+    return 0;
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# gpu_check.sh — the one script to run on a GPU machine (H100/H200): builds the CUDA parity
+# test and kernel benchmark (or takes prebuilt ones), runs the parity test, the benchmark and
+# PyTorch's scaled_dot_product_attention at the same shapes, and prints a side-by-side table.
+#
+#   tools/gpu_check.sh [--prebuilt DIR] [--out DIR] [--quick] [--no-torch] [--seed N]
+#   tools/gpu_check.sh --build-only DIR      # build parity_cuda + bench_cuda into DIR and stop
+#
+# Build: nvcc + the host C compiler only (no meson, cJSON, SQLite or CMocka needed): the two
+# programs link the CUDA kernels, kernels/status.c, kernels/alloc.c, methods/dense.c, libm,
+# cudart (static) and cuBLAS. --prebuilt DIR uses DIR/parity_cuda and DIR/bench_cuda instead
+# (DIR is put on LD_LIBRARY_PATH, so libraries copied beside them are found).
+# Results (logs, CSV, nvidia-smi, resource usage) go to --out, else $OUT, else ./gpu-results.
+# Every step runs under `timeout`; the whole script stays within GPU_CHECK_BUDGET seconds
+# (default 560). Exit status: 0 when parity passed, 1 when it failed, 77 without a GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+T0=$(date +%s)
+BUDGET=${GPU_CHECK_BUDGET:-560}
+PREBUILT=""
+BUILD_ONLY=""
+RES=${OUT:-$ROOT/gpu-results}
+QUICK=""
+TORCH=1
+SEED=${SCB_SEED:-$(date +%s)}
+SM=${SM_ARCH:-90}
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prebuilt) PREBUILT=$2; shift 2 ;;
+        --build-only) BUILD_ONLY=$2; shift 2 ;;
+        --out) RES=$2; shift 2 ;;
+        --quick) QUICK=--quick; shift ;;
+        --no-torch) TORCH=0; shift ;;
+        --seed) SEED=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "gpu_check: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+mkdir -p "$RES" || exit 1
+RES=$(cd "$RES" && pwd)
+log() { echo "[gpu_check +$(( $(date +%s) - T0 ))s] $*"; }
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+# run_step NAME LIMIT CMD...: runs CMD under timeout min(LIMIT, time left - 10 s), logs to RES/NAME.log
+run_step() {
+    local name=$1 lim=$2; shift 2
+    local l; l=$(( $(left) - 10 ))
+    [ "$lim" -gt "$l" ] && lim=$l
+    if [ "$lim" -le 5 ]; then
+        log "$name: SKIPPED (time budget spent)"; echo "SKIPPED (budget)" > "$RES/$name.log"; return 124
+    fi
+    log "$name: start (limit ${lim}s) -> $RES/$name.log"
+    timeout --kill-after=10 "$lim" "$@" > "$RES/$name.log" 2>&1
+    local rc=$?
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && log "$name: TIMED OUT after ${lim}s"
+    log "$name: exit $rc"
+    return $rc
+}
+
+build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in parallel
+    local B=$1
+    mkdir -p "$B/obj" || return 1
+    local NVCC=${NVCC:-nvcc} CC=${CC:-cc}
+    command -v "$CC" >/dev/null || CC=gcc
+    command -v "$NVCC" >/dev/null || { echo "nvcc not found on PATH"; return 1; }
+    local arch="-gencode=arch=compute_${SM},code=sm_${SM}"
+    [ "$SM" = 90 ] && arch="-gencode=arch=compute_90a,code=sm_90a"
+    local pids=() f
+    for f in ctx attn_prefill attn_decode elementwise; do
+        "$NVCC" -std=c++17 -O3 -lineinfo $arch -I"$ROOT" --resource-usage \
+            -c "$ROOT/kernels/cuda/$f.cu" -o "$B/obj/$f.o" > "$B/obj/$f.ptxas.txt" 2>&1 &
+        pids+=($!)
+    done
+    for f in kernels/status.c kernels/alloc.c methods/dense.c tests/parity_cuda.c tests/bench_cuda.c; do
+        "$CC" -std=c11 -D_GNU_SOURCE -O2 -g -fno-fast-math -I"$ROOT" -c "$ROOT/$f" \
+            -o "$B/obj/$(basename "$f" .c).o" > "$B/obj/$(basename "$f" .c).cc.txt" 2>&1 &
+        pids+=($!)
+    done
+    local ok=0 p
+    for p in "${pids[@]}"; do wait "$p" || ok=1; done
+    cat "$B"/obj/*.txt
+    [ $ok -eq 0 ] || { echo "compilation failed"; return 1; }
+    local common="$B/obj/ctx.o $B/obj/attn_prefill.o $B/obj/attn_decode.o $B/obj/elementwise.o $B/obj/status.o $B/obj/alloc.o $B/obj/dense.o"
+    "$NVCC" $arch -o "$B/parity_cuda" "$B/obj/parity_cuda.o" $common -lcublas -lm || return 1
+    "$NVCC" $arch -o "$B/bench_cuda" "$B/obj/bench_cuda.o" $common -lcublas -lm || return 1
+    echo "built $B/parity_cuda $B/bench_cuda"
+}
+
+export ROOT SM
+export -f build
+
+if [ -n "$BUILD_ONLY" ]; then
+    build "$BUILD_ONLY"; exit $?
+fi
+
+log "results in $RES; seed $SEED; budget ${BUDGET}s"
+{ date -u; uname -a; } > "$RES/host.txt"
+timeout 30 nvidia-smi > "$RES/nvidia-smi.txt" 2>&1 && head -15 "$RES/nvidia-smi.txt"
+timeout 30 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu --format=csv \
+    >> "$RES/nvidia-smi.txt" 2>&1
+FAILED=0
+
+if [ -n "$PREBUILT" ]; then
+    BIN=$(cd "$PREBUILT" && pwd) || exit 1
+    export LD_LIBRARY_PATH="$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    log "using prebuilt $BIN"
+else
+    BIN=$ROOT/build-gpu
+    run_step build 300 bash -c 'build "$1"' _ "$BIN" || { log "build FAILED; see $RES/build.log"; tail -30 "$RES/build.log"; exit 1; }
+    grep -hE "Compiling entry|registers|spill" "$BIN"/obj/*.ptxas.txt > "$RES/resource-usage.txt" 2>/dev/null
+fi
+
+run_step parity 240 "$BIN/parity_cuda" --seed "$SEED"
+PRC=$?
+grep -E "FAIL|passed|SKIP|device:" "$RES/parity.log" | tail -25
+if [ $PRC -eq 77 ]; then log "parity: SKIPPED (no CUDA device)"; FAILED=77
+elif [ $PRC -ne 0 ]; then log "parity: FAILED (exit $PRC)"; FAILED=1; fi
+
+run_step bench 240 "$BIN/bench_cuda" $QUICK --csv "$RES/bench_scbench.csv"
+[ $? -eq 0 ] || { log "bench: FAILED"; tail -5 "$RES/bench.log"; }
+
+if [ $TORCH -eq 1 ]; then
+    run_step torch_sdpa 200 python3 "$ROOT/tools/bench_torch_sdpa.py" $QUICK --csv "$RES/bench_torch.csv"
+    [ $? -eq 0 ] || { log "torch: FAILED"; tail -5 "$RES/torch_sdpa.log"; }
+fi
+
+echo
+log "summary (ours vs torch on this GPU; ms = median of repeats)"
+python3 "$ROOT/tools/bench_torch_sdpa.py" --compare "$RES/bench_scbench.csv" "$RES/bench_torch.csv" \
+    2>&1 | tee "$RES/summary.txt"
+echo "parity: $(grep -E 'passed, .* failed' "$RES/parity.log" | tail -1)"
+log "done; results in $RES"
+exit $FAILED
