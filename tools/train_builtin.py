@@ -75,6 +75,9 @@ def parse_args():
     ap.add_argument("--attn", choices=["flex", "sdpa"], default="flex",
                     help="flex_attention with a block mask, or SDPA with a dense boolean mask")
     ap.add_argument("--time-limit", type=float, default=0, help="stop early after this many seconds (0: none)")
+    ap.add_argument("--stop-step", type=int, default=0,
+                    help="stop after this many steps of the --steps schedule (0: all); reproduces a run "
+                         "that --time-limit cut short (training_log.json: steps_done)")
     return ap.parse_args()
 
 
@@ -419,6 +422,9 @@ def main():
             r = evaluate(model, ev, a, device, use_flex)
             log["evals"].append({"step": step, "results": r})
             print("eval", step, {k: round(v["acc"], 3) for k, v in r.items()}, flush=True)
+        if a.stop_step and step + 1 >= a.stop_step:
+            print(f"stop step reached at step {step}", flush=True)
+            break
         if a.time_limit and time.time() - t_start > a.time_limit:
             print(f"time limit reached at step {step}", flush=True)
             break
