@@ -4,14 +4,16 @@
 A small Llama-architecture decoder (GQA, RoPE, SwiGLU, RMSNorm; the parameter names of
 transformers' LlamaForCausalLM) learns SCBench's synthetic tasks from data written by
 tools/make_builtin_data.py (sessions of `scbench data synth` turned into exact prompts by
-`scbench prompts`, both shared-context modes, 1K-8K tokens). Loss is on the answers only
-(each gold answer and its <|eot_id|>).
+`scbench prompts`, both shared-context modes, 350-8K tokens). The loss is the answers' (each
+gold answer and its <|eot_id|>) plus --ctx-loss times the next-token loss on the prompts.
 
 Batches are rows of --row tokens holding whole sessions back to back. The attention mask
 (flex_attention) keeps sessions apart and gives multi-request sessions their semantics: a
 request sees the shared context and itself, never another request, and its positions
-continue from the context's length, as in scbench's KV cache. A curriculum trains on the
-shorter sessions (<= --curriculum-max tokens) for the first --curriculum-frac of the steps.
+continue from the context's length, as in scbench's KV cache. A curriculum (--curriculum
+850:0.25,3000:0.5) trains on sessions of at most 850 synth tokens for the first quarter of the
+steps, at most 3000 until half, then on all: without the short stage the retrieval heads never
+formed (docs/builtin-model.md). --init and --task-weights continue training a model.
 
 Deterministic given --seed up to GPU reduction order (data order, packing and
 initialisation are seeded; the attention kernels' backward passes use atomics).
