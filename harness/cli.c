@@ -23,6 +23,7 @@ static const struct scb_cli_command commands[] = {
     {"plot", "gnuplot figures (PNG, SVG) of a run: accuracy by turn, budget, KV bytes, latency, bench", scb_cmd_plot},
     {"compare", "regression verdict of a candidate run against a baseline run (exit 1 on regression)", scb_cmd_compare},
     {"export", "export a run of the results database as SCBench prediction files or CSV", scb_cmd_export},
+    {"search-patterns", "MInference's offline per-head pattern search on SCBench sessions -> JSON config", scb_cmd_search_patterns},
     {"generate", "greedy continuation of a prompt or token ids under a method, with timings and costs", scb_cmd_generate},
     {"tokenize", "text -> token ids with a model's tokenizer.json (or ids -> text)", scb_cmd_tokenize},
     {"chat-template", "render messages through a model's own chat template", scb_cmd_chat_template},

@@ -42,5 +42,6 @@ int scb_cmd_data(int argc, char **argv);
 
 int scb_cmd_prompts(int argc, char **argv);
 int scb_cmd_run(int argc, char **argv);
+int scb_cmd_search_patterns(int argc, char **argv);
 
 #endif

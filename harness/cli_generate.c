@@ -21,7 +21,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: scbench generate --model DIR (--prompt TEXT [--chat] | --ids 1,2,3) [--max-new N]\n"
         "                        [--then-ids 4,5,6 [--commit]\n"
-        "                        [--then-logits FILE]] [--method SPEC] [--threads N]\n"
+        "                        [--then-logits FILE]] [--method SPEC|LIST|all] [--threads N]\n"
         "\n"
         "Greedy decoding (CPU backend, fp32). The prompt ids are prefilled into the global part of\n"
         "the KV cache, up to N tokens are generated into the temp part, stopping at any stop id of\n"
@@ -45,7 +45,12 @@ static void usage(FILE *f)
         "  --method SPEC     long-context method, e.g. snapkv:budget=64 or minference+kivi (see\n"
         "                    `scbench methods`); prints the resolved spec and each turn's costs\n"
         "                    (KV entries, logical/physical bytes, bytes read per decode step,\n"
-        "                    first-prefill density, retrieval recall) on stderr\n"
+        "                    first-prefill density, retrieval recall) on stderr. A list of specs\n"
+        "                    separated by ';' runs them one after the other on the same prompt;\n"
+        "                    'all' is every registered method with its defaults (`scbench methods`\n"
+        "                    order), and a later spec of one of them overrides it: 'all;snapkv:budget=64'.\n"
+        "                    Each method's output is preceded by a line '== method SPEC' on stdout\n"
+        "  --methods LIST    same as --method\n"
         "  --threads N       CPU threads (default: all cores)\n");
 }
 
@@ -83,6 +88,7 @@ int scb_cmd_generate(int argc, char **argv)
         {"max-new", required_argument, 0, 'n'}, {"then-ids", required_argument, 0, 'T'},
         {"commit", no_argument, 0, 'c'}, {"threads", required_argument, 0, 't'},
         {"then-logits", required_argument, 0, 'L'}, {"method", required_argument, 0, 'M'},
+        {"methods", required_argument, 0, 'M'},
         {"prompt", required_argument, 0, 'p'}, {"chat", no_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *cmd = "generate", *model_dir = NULL, *ids_s = NULL, *then_s = NULL, *then_logits = NULL,
@@ -122,6 +128,8 @@ int scb_cmd_generate(int argc, char **argv)
     struct scb_gen_result r1 = {0}, r2 = {0};
     struct scb_method_spec spec = {0};
     struct scb_method_binding *bind = NULL;
+    char **mlist = NULL, *mcopy = NULL;
+    size_t n_mlist = 0;
     struct scb_tokenizer *tok = NULL;
     struct scb_chat_template *tmpl = NULL;
     char *spec_json = NULL, *rendered = NULL, *text = NULL;
@@ -129,12 +137,21 @@ int scb_cmd_generate(int argc, char **argv)
     size_t n_stop = 0;
     int rc = SCB_OK;
     if (method_s) {
-        if (scb_method_spec_parse(method_s, &spec, &ctx) < 0) {
-            status = scb_cli_usage_error(cmd, "--method: %s", scb_errmsg(&ctx));
-            goto done;
+        /* a ';'-separated list, "all" expanded; every spec parsed before the model loads */
+        const char *pieces[64];
+        size_t n_pieces = 0;
+        if (!(mcopy = scb_strdup(method_s))) { rc = scb_err(&ctx, SCB_E_NOMEM, "out of memory"); goto out; }
+        for (char *t = strtok(mcopy, ";"); t && n_pieces < 64; t = strtok(NULL, ";")) pieces[n_pieces++] = t;
+        if (n_pieces == 0) { status = scb_cli_usage_error(cmd, "--method: empty"); goto done; }
+        SCB_TRY(scb_method_list_expand(pieces, n_pieces, &mlist, &n_mlist, &ctx));
+        for (size_t k = 0; k < n_mlist; k++) {
+            if (scb_method_spec_parse(mlist[k], &spec, &ctx) < 0) {
+                status = scb_cli_usage_error(cmd, "--method: %s", scb_errmsg(&ctx));
+                goto done;
+            }
+            scb_method_spec_fini(&spec);
+            memset(&spec, 0, sizeof spec);
         }
-        SCB_TRY(scb_method_spec_json(&spec, &spec_json, &ctx));
-        fprintf(stderr, "method: %s\n", spec_json);
     }
     if (ids_s && scb_ids_parse(ids_s, &ids, &n, &ctx) < 0) { status = scb_cli_usage_error(cmd, "--ids: %s", scb_errmsg(&ctx)); goto done; }
     if (prompt) {
@@ -157,17 +174,22 @@ int scb_cmd_generate(int argc, char **argv)
     SCB_TRY(scb_model_load(&m, model_dir, be, &ctx));
     const struct scb_model_config *c = scb_model_get_config(m);
     size_t cap = n + n_then + 2 * (size_t)max_new + 2;
+    /* HF stop set: the tokenizer's eos (with --prompt) + the model's eos ids */
+    if (tok && scb_tokenizer_eos_id(tok) >= 0) stop[n_stop++] = scb_tokenizer_eos_id(tok);
+    for (size_t i = 0; i < c->n_stop; i++)
+        if (!n_stop || c->stop_ids[i] != stop[0]) stop[n_stop++] = c->stop_ids[i];
+    for (size_t mi = 0; mi < (method_s ? n_mlist : 1); mi++) {
     if (method_s) {
+        SCB_TRY(scb_method_spec_parse(mlist[mi], &spec, &ctx));
+        SCB_TRY(scb_method_spec_json(&spec, &spec_json, &ctx));
+        fprintf(stderr, "method: %s\n", spec_json);
+        if (n_mlist > 1) printf("== method %s\n", mlist[mi]);
         SCB_TRY(scb_method_bind_create(&bind, m, &spec, &ctx));
         SCB_TRY(scb_method_bind_kv_create(bind, cap, &kv, &ctx));
         SCB_TRY(scb_method_bind_session_begin(bind, kv, &ctx));
     } else {
         SCB_TRY(scb_model_kv_create(m, cap, &kv, &ctx));
     }
-    /* HF stop set: the tokenizer's eos (with --prompt) + the model's eos ids */
-    if (tok && scb_tokenizer_eos_id(tok) >= 0) stop[n_stop++] = scb_tokenizer_eos_id(tok);
-    for (size_t i = 0; i < c->n_stop; i++)
-        if (!n_stop || c->stop_ids[i] != stop[0]) stop[n_stop++] = c->stop_ids[i];
     struct scb_gen_opts go = {(size_t)max_new, stop, n_stop};
     scb_kv_cache_set_mode(kv, SCB_KV_APPEND_GLOBAL);
     SCB_TRY(scb_generate_greedy(m, kv, ids, n, NULL, &go, &r1, &ctx));
@@ -207,6 +229,24 @@ int scb_cmd_generate(int argc, char **argv)
     fprintf(stderr, "kv cache: %lld positions, %zu entries, %.3f MiB logical, %.3f MiB physical\n",
             (long long)kv->seen, entries, (double)logical / 1048576.0, (double)physical / 1048576.0);
     fflush(stdout);
+    /* next method: a fresh cache and binding */
+    scb_gen_result_fini(&r1);
+    scb_gen_result_fini(&r2);
+    memset(&r1, 0, sizeof r1);
+    memset(&r2, 0, sizeof r2);
+    scb_free(tl);
+    tl = NULL;
+    scb_free(text);
+    text = NULL;
+    scb_free(spec_json);
+    spec_json = NULL;
+    scb_kv_cache_destroy(kv);
+    kv = NULL;
+    scb_method_bind_destroy(bind);
+    bind = NULL;
+    scb_method_spec_fini(&spec);
+    memset(&spec, 0, sizeof spec);
+    }
 out:
     if (rc < 0) status = scb_cli_fail(cmd, &ctx);
 done:
@@ -218,6 +258,8 @@ done:
     scb_kv_cache_destroy(kv);
     scb_method_bind_destroy(bind);
     scb_method_spec_fini(&spec);
+    scb_method_list_free(mlist, n_mlist);
+    scb_free(mcopy);
     scb_free(spec_json);
     scb_free(rendered);
     scb_free(text);

@@ -29,6 +29,7 @@
 #include "harness/generate.h"
 #include "harness/method_bind.h"
 #include "harness/model.h"
+#include "harness/prompt_io.h"
 #include "harness/tokenizer.h"
 #include "kernels/alloc.h"
 #include "kernels/backend.h"
@@ -63,37 +64,21 @@ void scb_run_opts_default(struct scb_run_opts *o)
 struct engine {
     struct scb_backend       *be;
     struct scb_model         *model;
-    struct scb_tokenizer     *tok;
-    struct scb_chat_template *tmpl;
+    struct scb_prompt_io      pio;     /* tokenizer + chat template (harness/prompt_io.h) */
     int32_t stop[SCB_MAX_STOP_IDS + 1];    /* tokenizer eos + model stop ids */
     size_t  n_stop;
 };
-
-static int render_cb(void *user, const struct scb_chat_msg *msgs, size_t n, int add_gen,
-                     char **out, struct scb_ctx *ctx)
-{
-    const struct engine *e = user;
-    return scb_chat_template_render(e->tmpl, msgs, n, add_gen, out, ctx);
-}
-
-static int encode_cb(void *user, const char *text, size_t len, int add_special, int32_t **ids,
-                     size_t *n, struct scb_ctx *ctx)
-{
-    const struct engine *e = user;
-    return scb_tokenizer_encode(e->tok, text, len, add_special ? SCB_TOK_ADD_SPECIAL : 0, ids, n, ctx);
-}
 
 static int count_cb(void *user, const char *text, size_t len, size_t *n)
 {
     const struct engine *e = user;
     struct scb_ctx c = {0};
-    return scb_tokenizer_count(e->tok, text, len, 0, n, &c);
+    return scb_tokenizer_count(e->pio.tok, text, len, 0, n, &c);
 }
 
 static void engine_fini(struct engine *e)
 {
-    scb_chat_template_destroy(e->tmpl);
-    scb_tokenizer_destroy(e->tok);
+    scb_prompt_io_fini(&e->pio);
     scb_model_destroy(e->model);
     scb_backend_destroy(e->be);
     memset(e, 0, sizeof *e);
@@ -105,10 +90,9 @@ static int engine_init(struct engine *e, const struct scb_run_opts *o, struct sc
     memset(e, 0, sizeof *e);
     SCB_TRY(scb_backend_cpu_create(&e->be, o->threads, ctx));
     SCB_TRY(scb_model_load(&e->model, o->model_dir, e->be, ctx));
-    SCB_TRY(scb_tokenizer_load(&e->tok, o->model_dir, ctx));
-    if (o->chat_template) SCB_TRY(scb_chat_template_load(&e->tmpl, o->model_dir, ctx));
+    SCB_TRY(scb_prompt_io_load(&e->pio, o->model_dir, o->chat_template, ctx));
     /* HF stop set (spec §5.2): [tokenizer.eos_token_id] + model.config.eos_token_id */
-    int32_t eos = scb_tokenizer_eos_id(e->tok);
+    int32_t eos = scb_tokenizer_eos_id(e->pio.tok);
     if (eos >= 0) e->stop[e->n_stop++] = eos;
     const struct scb_model_config *cfg = scb_model_get_config(e->model);
     for (size_t i = 0; i < cfg->n_stop; i++) {
@@ -383,7 +367,7 @@ static int run_plan(struct engine *e, struct scb_method_binding *b, const struct
         if (rc < 0) goto out;
         prev_stopped = to->gen.stopped;
         size_t len = 0;
-        SCB_TRY(scb_tokenizer_decode(e->tok, to->gen.ids, to->gen.n, &to->prediction, &len, ctx));
+        SCB_TRY(scb_tokenizer_decode(e->pio.tok, to->gen.ids, to->gen.n, &to->prediction, &len, ctx));
         if (!multi_request && !golden) scb_kv_cache_commit_temp(kv);
         else scb_kv_cache_drop_temp(kv);
         SCB_TRY(scb_method_bind_turn_end(b, kv, ctx));
@@ -398,6 +382,8 @@ static int run_plan(struct engine *e, struct scb_method_binding *b, const struct
             to->ttft_ms += ctx_prefill_ms;
             to->cached_tokens = 0;
         }
+        /* CacheBlend: the first prefill's tokens whose stored KV was reused (docs/run.md) */
+        if (i == 0 && to->costs.reused_tokens > 0) to->cached_tokens = (long)to->costs.reused_tokens;
         to->peak_host = scb_alloc_peak_bytes();
         pg->tokens += (double)(n_ids + to->gen.n);
     }
@@ -573,14 +559,9 @@ static int run_task(const struct scb_run_opts *o, struct engine *e, struct scb_r
         if (rc < 0) { scb_err_prefix(ctx, "%s: ", task); goto out; }
         rc = SCB_OK;
         if (!have_turns) {
-            for (int m = 0; m < 2; m++) {
-                scb_prompt_opts_default(&popts[m]);
-                popts[m].mode = m ? SCB_MODE_MULTI_REQUEST : SCB_MODE_MULTI_TURN;
-                popts[m].use_chat_template = o->chat_template;
-                popts[m].golden_context = o->golden;
-                popts[m].max_seq_length = o->max_seq_len;
-                scb_prompt_opts_set_turns(&popts[m], s.n_turns, o->max_turns);
-            }
+            for (int m = 0; m < 2; m++)
+                scb_prompt_io_opts(&popts[m], m, o->chat_template, o->golden, o->max_seq_len, s.n_turns,
+                                   o->max_turns);
             have_turns = 1;
         }
         for (int m = 0; m < 2; m++) {
@@ -596,11 +577,8 @@ static int run_task(const struct scb_run_opts *o, struct engine *e, struct scb_r
                 else { sum->sessions_skipped++; pg->done++; }
             }
             if (!need) continue;
-            struct scb_chat_renderer rr = {render_cb, e};
-            struct scb_token_encoder enc = {encode_cb, e};
             struct scb_turn_plan plan;
-            memset(&plan, 0, sizeof plan);
-            rc = scb_prompt_plan_build(&plan, tops, &s, &popts[m], o->chat_template ? &rr : NULL, &enc, ctx);
+            rc = scb_prompt_io_plan(&e->pio, &plan, tops, &s, &popts[m], ctx);
             if (rc < 0) { scb_prompt_plan_fini(&plan); scb_err_prefix(ctx, "%s session %ld: ", task, s.index); goto out; }
             for (size_t k = 0; k < n_methods && rc == SCB_OK; k++) {
                 if (done[k]) continue;
@@ -651,14 +629,16 @@ int scb_driver_run(const struct scb_run_opts *o, struct scb_run_summary *sum, st
     int64_t run_id = 0;
     int run_started = 0;
     static const char *const default_method = "dense";
-    const char *const *methods = o->n_methods ? o->methods : &default_method;
-    size_t n_methods = o->n_methods ? o->n_methods : 1;
+    char **methods = NULL;       /* the list with "all" expanded (scb_method_list_expand) */
+    size_t n_methods = 0;
     memset(&e, 0, sizeof e);
     memset(sum, 0, sizeof *sum);
 
     if (!o->model_dir) return scb_err(ctx, SCB_E_INVAL, "no model given (--model DIR)");
-    if (n_methods > 64) return scb_err(ctx, SCB_E_INVAL, "at most 64 method specs per run");
     if (!o->modes) return scb_err(ctx, SCB_E_INVAL, "no mode selected");
+    SCB_TRY(scb_method_list_expand(o->n_methods ? o->methods : &default_method, o->n_methods ? o->n_methods : 1,
+                                   &methods, &n_methods, ctx));
+    if (n_methods > 64) SCB_TRY(scb_err(ctx, SCB_E_INVAL, "at most 64 method specs per run"));
 
     /* methods: parse every spec before loading anything, so typos fail fast */
     specs = scb_calloc(n_methods, sizeof *specs);
@@ -721,7 +701,7 @@ int scb_driver_run(const struct scb_run_opts *o, struct scb_run_summary *sum, st
     /* provenance */
     char model_hash[17], tok_hash[17], data_hash[17], host[256] = "", device[256];
     hex64(hash_model_dir(o->model_dir), model_hash);
-    hex64(scb_tokenizer_hash(e.tok), tok_hash);
+    hex64(scb_tokenizer_hash(e.pio.tok), tok_hash);
     uint64_t dh = SCB_HASH64_INIT;
     for (size_t i = 0; i < n_tasks; i++) {
         if (is_synthetic(o)) {
@@ -779,6 +759,7 @@ out:
         for (size_t k = 0; k < n_methods; k++) scb_free(spec_names[k]);
     scb_free(specs);
     scb_free(spec_names);
+    scb_method_list_free(methods, n_methods);
     scb_free(config);
     scb_free(tasks);
     return rc;

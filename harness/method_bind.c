@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/kv_chunks.h"
 #include "kernels/alloc.h"
+#include "methods/cacheblend.h"
 #include "methods/kivi.h"
 #include "methods/quest.h"
 #include "methods/retr_attn.h"
@@ -31,6 +33,14 @@ struct scb_method_binding {
     size_t buf_floats;
     size_t *idx;                    /* (N) kept entry indices */
     size_t idx_cap;
+    /* CacheBlend: the chunk store and the plan of the session's blended first prefill */
+    struct scb_kv_chunks *chunks;   /* NULL unless the prefill pattern is cacheblend */
+    int storing;                    /* inside scb_kv_chunks_put: answer the blend hook with NULL */
+    struct scb_blend_plan plan;
+    uint8_t *valid;                 /* (blend_n) */
+    long *chunk_of;                 /* (n_chunks) store index of each prompt chunk */
+    size_t n_chunks, blend_n;       /* blend_n 0 = no blended prefill this session */
+    int64_t stored_tokens;          /* tokens whose chunk KV this session computed and stored */
 };
 
 /* ---- argument translation ------------------------------------------------------------------- */
@@ -76,6 +86,7 @@ static int hook_prefill(struct scb_backend *be, void *user, const struct scb_bac
     struct scb_method_binding *b = user;
     int rc = SCB_OK;
     double density = 1.0;
+    if (b->storing) return be->ops->attn_prefill(be, NULL, a, ctx);   /* a chunk computed for the store */
     if (!b->pre.ops->prefill_attn) {
         SCB_TRY(be->ops->attn_prefill(be, NULL, a, ctx));
     } else {
@@ -275,6 +286,69 @@ out:
     return rc;
 }
 
+/* ---- CacheBlend --------------------------------------------------------------------------- */
+/* The retrieved K/V of one layer for the prompt being blended: chunk c at offset c * chunk. */
+static int blend_fetch(void *user, size_t layer, float *k, float *v, struct scb_ctx *ctx)
+{
+    struct scb_method_binding *b = user;
+    const size_t C = scb_kv_chunks_size(b->chunks), row = (size_t)b->mi.Hkv * (size_t)b->mi.D;
+    for (size_t c = 0; c < b->n_chunks; c++) {
+        int rc = scb_kv_chunks_get(b->chunks, b->chunk_of[c], layer, (int64_t)(c * C), k + c * C * row,
+                                   v + c * C * row, row, ctx);
+        if (rc) return rc;
+    }
+    return SCB_OK;
+}
+
+/* First prefill of a session under cacheblend: the prompt's full chunks before its last token
+ * are looked up in the store (computed independently and stored when missing: the session's
+ * context is stored chunk by chunk the first time it is prefilled) and blended; the rest (the
+ * trailing partial chunk, which holds the last token) is computed. */
+static int hook_blend(struct scb_model *m, void *user, const int32_t *ids, size_t n,
+                      struct scb_blend_plan **plan, struct scb_ctx *ctx)
+{
+    (void)m;
+    struct scb_method_binding *b = user;
+    int rc = SCB_OK;
+    *plan = NULL;
+    if (!b->chunks || b->storing) return SCB_OK;
+    const size_t C = scb_kv_chunks_size(b->chunks);
+    const int check = scb_method_opt_int(&b->pre, "check_layer");
+    if (n < (size_t)scb_method_opt_int(&b->pre, "min_tokens") || check >= b->mi.L || (n - 1) / C == 0)
+        return SCB_OK;
+    scb_free(b->valid);
+    scb_free(b->chunk_of);
+    scb_free(b->plan.sel);
+    memset(&b->plan, 0, sizeof b->plan);
+    b->n_chunks = (n - 1) / C;
+    b->blend_n = 0;
+    b->valid = scb_calloc(n, 1);
+    b->chunk_of = scb_calloc(b->n_chunks, sizeof *b->chunk_of);
+    b->plan.sel = scb_malloc(n * sizeof *b->plan.sel);
+    if (!b->valid || !b->chunk_of || !b->plan.sel) return scb_err(ctx, SCB_E_NOMEM, "cacheblend: out of memory");
+    b->storing = 1;
+    for (size_t c = 0; c < b->n_chunks; c++) {
+        b->chunk_of[c] = scb_kv_chunks_find(b->chunks, ids + c * C);
+        if (b->chunk_of[c] < 0) {
+            rc = scb_kv_chunks_put(b->chunks, ids + c * C, &b->chunk_of[c], ctx);
+            if (rc) break;
+            b->stored_tokens += (int64_t)C;
+        }
+    }
+    b->storing = 0;
+    if (rc) return rc;
+    memset(b->valid, 1, b->n_chunks * C);
+    b->plan.valid = b->valid;
+    b->plan.check_layer = check;
+    b->plan.ratio = scb_method_opt_float(&b->pre, "ratio");
+    b->plan.fetch = blend_fetch;
+    b->plan.user = b;
+    b->blend_n = n;
+    b->first_N = (int64_t)n;
+    *plan = &b->plan;
+    return SCB_OK;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 static int copy_method(struct scb_method *dst, const struct scb_method *src, const struct scb_model_info *mi,
                        struct scb_ctx *ctx)
@@ -296,6 +370,10 @@ void scb_method_bind_destroy(struct scb_method_binding *b)
     scb_free(b->kbuf);
     scb_free(b->vbuf);
     scb_free(b->idx);
+    scb_kv_chunks_destroy(b->chunks);
+    scb_free(b->valid);
+    scb_free(b->chunk_of);
+    scb_free(b->plan.sel);
     scb_free(b);
 }
 
@@ -322,7 +400,15 @@ int scb_method_bind_create(struct scb_method_binding **out, struct scb_model *m,
     b->Hstore = b->per_query ? c->H : c->Hkv;
     b->first_N = -1;
     b->m = m;
-    struct scb_attn_hooks h = {hook_prefill, hook_decode, hook_after_prefill, b};
+    if (b->pre.ops == &scb_method_cacheblend) {
+        if (b->kvp.ops->kv_after_prefill || b->kvp.ops->decode_attn) {
+            rc = scb_err(ctx, SCB_E_UNSUPPORTED, "method binding: cacheblend runs with the dense KV policy only "
+                         "(SCBench's vllm_blend;dense), not with %s", b->kvp.ops->name);
+            goto out;
+        }
+        SCB_TRY(scb_kv_chunks_create(&b->chunks, m, (size_t)scb_method_opt_int(&b->pre, "chunk"), ctx));
+    }
+    struct scb_attn_hooks h = {hook_prefill, hook_decode, hook_after_prefill, b, hook_blend};
     scb_model_set_attn_hooks(m, &h);
     *out = b;
     b = NULL;
@@ -352,6 +438,8 @@ int scb_method_bind_session_begin(struct scb_method_binding *b, struct scb_kv_ca
     b->dens_layers = 0;
     b->quest_recall_sum = 0.0;
     b->quest_recall_n = 0;
+    b->blend_n = 0;
+    b->stored_tokens = 0;
     scb_retr_attn_recall_reset(&b->kvp);
     return SCB_OK;
 }
@@ -401,6 +489,20 @@ int scb_method_bind_costs(struct scb_method_binding *b, const struct scb_kv_cach
         out->decode_bytes_per_step = (double)out->kv_bytes_physical;
     }
     out->prefill_density = b->dens_layers ? b->dens_sum / b->dens_layers : 1.0;
+    if (b->blend_n) {
+        /* blended first prefill: layers below the check layer are full; from it on, |sel| queries
+         * over n keys bottom-right aligned (query i sees n - |sel| + i + 1 keys) */
+        const double n = (double)b->blend_n, ns = (double)b->plan.n_sel;
+        const double frac = (ns * (n - ns) + ns * (ns + 1) / 2) / (n * (n + 1) / 2);
+        const int L = b->mi.L, check = b->plan.check_layer;
+        out->prefill_density = ((double)check + (double)(L - check) * frac) / (double)L;
+        int64_t reused = 0;
+        for (size_t t = 0; t < b->blend_n; t++) reused += b->valid[t];
+        for (size_t i = 0; i < b->plan.n_sel; i++) reused -= b->valid[b->plan.sel[i]];
+        out->reused_tokens = reused;
+        out->recomputed_tokens = (int64_t)b->blend_n - reused;
+    }
+    out->stored_tokens = b->stored_tokens;
     out->recall = -1.0;
     if (b->kvp.ops == &scb_method_retr_attn) scb_retr_attn_recall(&b->kvp, &out->recall);
     if (b->kvp.ops == &scb_method_quest && b->quest_recall_n)
@@ -411,6 +513,8 @@ int scb_method_bind_costs(struct scb_method_binding *b, const struct scb_kv_cach
 void scb_method_bind_costs_format(const struct scb_turn_costs *c, char *buf, size_t n)
 {
     snprintf(buf, n, "entries=%lld logical_bytes=%lld physical_bytes=%lld read_bytes_step=%.0f "
-             "prefill_density=%.6f recall=%.4f", (long long)c->kv_entries, (long long)c->kv_bytes_logical,
-             (long long)c->kv_bytes_physical, c->decode_bytes_per_step, c->prefill_density, c->recall);
+             "prefill_density=%.6f recall=%.4f reused=%lld recomputed=%lld stored=%lld",
+             (long long)c->kv_entries, (long long)c->kv_bytes_logical,
+             (long long)c->kv_bytes_physical, c->decode_bytes_per_step, c->prefill_density, c->recall,
+             (long long)c->reused_tokens, (long long)c->recomputed_tokens, (long long)c->stored_tokens);
 }

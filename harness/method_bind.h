@@ -73,6 +73,12 @@ struct scb_turn_costs {
                                     Quest: mean fraction of the exact top-n keys by q.k (n = keys
                                     of the selected pages) inside the selected pages, over
                                     single-token decode steps and query heads; else -1 */
+    /* CacheBlend (0 for every other method): tokens of the session's first prefill whose stored
+     * KV was reused as is, tokens recomputed (selected + never retrieved; reused + recomputed =
+     * the prefill's length), and tokens whose chunk KV this session computed into the store */
+    int64_t reused_tokens;
+    int64_t recomputed_tokens;
+    int64_t stored_tokens;
 };
 /* Costs as of now (call after the turn). */
 int  scb_method_bind_costs(struct scb_method_binding *b, const struct scb_kv_cache *kv,

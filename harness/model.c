@@ -10,6 +10,7 @@
 #include "harness/safetensors.h"
 #include "kernels/alloc.h"
 #include "kernels/util.h"
+#include "methods/cacheblend.h"
 
 struct layer_w {
     float *attn_norm;              /* (d) */
@@ -231,6 +232,101 @@ static int mm(struct scb_model *m, const float *x, const float *w, const float *
     return rc;
 }
 
+/* Rows sel of src (rows of `w` floats) into dst, in order (dst may not alias src). */
+static void gather_rows(float *dst, const float *src, const int32_t *sel, size_t n_sel, size_t w)
+{
+    for (size_t i = 0; i < n_sel; i++) memcpy(dst + i * w, src + (size_t)sel[i] * w, w * sizeof(float));
+}
+
+/* The first prefill of n tokens with CacheBlend's selective recompute (struct scb_blend_plan in
+ * model.h). The workspace holds n rows; from the check layer on only the first |sel| are live. */
+static int forward_blend(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
+                         struct scb_blend_plan *p, float *logits, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = &m->cfg;
+    const struct scb_backend_ops *ops = m->be->ops;
+    struct scb_backend *be = m->be;
+    const size_t d = c->d_model, qd = c->H * c->D, kvd = c->Hkv * c->D, ff = c->d_ff, half = c->D / 2;
+    const float eps = (float)c->rms_eps;
+    const int64_t pos0 = kv->seen;
+    float *rk = scb_malloc(n * kvd * sizeof(float));     /* (n, Hkv, D) retrieved keys of a layer */
+    float *rv = scb_malloc(n * kvd * sizeof(float));     /* (n, Hkv, D) retrieved values */
+    float *cs = scb_malloc(n * half * sizeof(float) + 1);   /* (n_sel, D/2) rope tables of sel */
+    float *sn = scb_malloc(n * half * sizeof(float) + 1);
+    float *gq = scb_malloc(n * qd * sizeof(float));      /* (n_sel, H, D) gathered queries */
+    float *gx = scb_malloc(n * d * sizeof(float));       /* (n_sel, d) gathered residual */
+    if (!rk || !rv || !cs || !sn || !gq || !gx) SCB_TRY(scb_err(ctx, SCB_E_NOMEM, "blend: out of memory for %zu tokens", n));
+    if (p->check_layer < 0 || (size_t)p->check_layer >= c->L || !(p->ratio >= 0.0 && p->ratio <= 1.0) ||
+        !p->valid || !p->fetch || !p->sel || p->valid[n - 1])
+        SCB_TRY(scb_err(ctx, SCB_E_INVAL, "blend: bad plan (check layer %d of %zu, ratio %g, last token %s)",
+                        p->check_layer, c->L, p->ratio, p->valid && p->valid[n - 1] ? "retrieved" : "computed"));
+    SCB_TRY(ops->embed(be, m->embed, ids, n, d, m->x, ctx));
+    SCB_TRY(ops->rope_table(be, c->inv_freq, half, pos0, n, c->attn_scaling, m->cos, m->sin, ctx));
+    size_t T = n;                 /* live rows of the workspace */
+    const size_t check = (size_t)p->check_layer;
+    for (size_t l = 0; l < c->L; l++) {
+        const struct layer_w *w = &m->layers[l];
+        const float *cosl = l > check ? cs : m->cos, *sinl = l > check ? sn : m->sin;
+        SCB_TRY(ops->rmsnorm(be, m->x, w->attn_norm, m->xn, T, d, eps, ctx));
+        SCB_TRY(mm(m, m->xn, w->wq, w->bq, m->q, T, d, qd, ctx));    /* (T, H, D) */
+        SCB_TRY(mm(m, m->xn, w->wk, w->bk, m->k, T, d, kvd, ctx));   /* (T, Hkv, D) */
+        SCB_TRY(mm(m, m->xn, w->wv, w->bv, m->v, T, d, kvd, ctx));   /* (T, Hkv, D) */
+        SCB_TRY(ops->rope(be, m->q, cosl, sinl, T, c->H, c->D, ctx));
+        SCB_TRY(ops->rope(be, m->k, cosl, sinl, T, c->Hkv, c->D, ctx));
+        const float *q = m->q;
+        if (l < check) {
+            SCB_TRY(scb_kv_cache_append(kv, l, m->k, m->v, n, pos0, ctx));
+        } else if (l == check) {
+            memcpy(rv, m->v, n * kvd * sizeof(float));          /* rows without retrieved KV: no deviation */
+            SCB_TRY(p->fetch(p->user, l, rk, rv, ctx));
+            int n_sel = 0;
+            SCB_TRY(scb_cacheblend_select(m->v, rv, p->valid, (int)n, (int)c->Hkv, (int)c->D, p->ratio,
+                                          p->sel, &n_sel, NULL, ctx));
+            p->n_sel = (size_t)n_sel;
+            SCB_TRY(scb_kv_cache_append(kv, l, m->k, m->v, n, pos0, ctx));
+            if (p->n_sel < n) {
+                gather_rows(gq, m->q, p->sel, p->n_sel, qd);
+                q = gq;
+                gather_rows(gx, m->x, p->sel, p->n_sel, d);
+                memcpy(m->x, gx, p->n_sel * d * sizeof(float));
+            }
+            gather_rows(cs, m->cos, p->sel, p->n_sel, half);
+            gather_rows(sn, m->sin, p->sel, p->n_sel, half);
+            T = p->n_sel;
+        } else {
+            SCB_TRY(p->fetch(p->user, l, rk, rv, ctx));
+            for (size_t i = 0; i < T; i++) {
+                memcpy(rk + (size_t)p->sel[i] * kvd, m->k + i * kvd, kvd * sizeof(float));
+                memcpy(rv + (size_t)p->sel[i] * kvd, m->v + i * kvd, kvd * sizeof(float));
+            }
+            SCB_TRY(scb_kv_cache_append(kv, l, rk, rv, n, pos0, ctx));
+        }
+        struct scb_backend_attn a = {
+            .q = q, .out = m->att, .kv = kv, .layer = l, .T = T, .H = c->H, .Hkv = kv->Hkv, .D = c->D,
+            .scale = (float)(1.0 / sqrt((double)c->D)),
+        };
+        SCB_TRY(ops->attn_prefill(be, NULL, &a, ctx));
+        SCB_TRY(mm(m, m->att, w->wo, w->bo, m->tmp, T, qd, d, ctx));
+        SCB_TRY(ops->add(be, m->x, m->tmp, T * d, ctx));
+        SCB_TRY(ops->rmsnorm(be, m->x, w->mlp_norm, m->xn, T, d, eps, ctx));
+        SCB_TRY(mm(m, m->xn, w->wg, w->bg, m->gate, T, d, ff, ctx));  /* (T, ff) */
+        SCB_TRY(mm(m, m->xn, w->wu, w->bu, m->up, T, d, ff, ctx));    /* (T, ff) */
+        SCB_TRY(ops->swiglu(be, m->gate, m->up, m->gate, T * ff, ctx));
+        SCB_TRY(mm(m, m->gate, w->wd, w->bd, m->tmp, T, ff, d, ctx));
+        SCB_TRY(ops->add(be, m->x, m->tmp, T * d, ctx));
+    }
+    scb_kv_cache_advance(kv, n);
+    if (logits) {
+        SCB_TRY(ops->rmsnorm(be, m->x + (T - 1) * d, m->norm, m->xn, 1, d, eps, ctx));
+        SCB_TRY(mm(m, m->xn, m->lm_head, NULL, logits, 1, d, c->V, ctx));   /* (V) */
+    }
+    m->stats.tokens += n;
+out:
+    scb_free(rk); scb_free(rv); scb_free(cs); scb_free(sn); scb_free(gq); scb_free(gx);
+    return rc;
+}
+
 int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_t *ids, size_t n,
                       float *logits, int flags, struct scb_ctx *ctx)
 {
@@ -254,10 +350,19 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
         return scb_err(ctx, SCB_E_UNSUPPORTED, "forward: the sequence reaches %lld tokens, past the model's "
                        "sliding_window of %lld (sliding-window attention is not implemented)",
                        (long long)(pos0 + (int64_t)n), (long long)c->sliding_window);
-    SCB_TRY(ensure_ws(m, n, ctx));
     size_t before = 0;
     for (size_t h = 0; h < kv->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
     const int first_prefill = before == 0;
+    if (first_prefill && m->hooks.blend && !(flags & SCB_FWD_ALL_LOGITS)) {
+        struct scb_blend_plan *plan = NULL;
+        SCB_TRY(m->hooks.blend(m, m->hooks.user, ids, n, &plan, ctx));
+        if (plan) {
+            SCB_TRY(ensure_ws(m, n, ctx));
+            rc = forward_blend(m, kv, ids, n, plan, logits, ctx);
+            goto out;
+        }
+    }
+    SCB_TRY(ensure_ws(m, n, ctx));
 
     const size_t d = c->d_model, qd = c->H * c->D, kvd = c->Hkv * c->D, ff = c->d_ff, half = c->D / 2;
     const float eps = (float)c->rms_eps;

@@ -32,6 +32,33 @@
 
 struct scb_model;
 
+/* CacheBlend's selective-recompute prefill (spec/methods.md §9.2), offered by the `blend` hook
+ * for the first prefill of n tokens on an empty cache when some of them have retrieved KV:
+ *   layers < check_layer: an ordinary full prefill of all n tokens;
+ *   layer check_layer: fresh Q/K/V of all n tokens; the recomputed set sel =
+ *     scb_cacheblend_select(V_fresh, V_retrieved, valid, ratio) (methods/cacheblend.h: the
+ *     ratio x |valid| tokens whose values deviate most, plus every token without retrieved KV);
+ *     this layer stores the fresh K/V of every token;
+ *   layers > check_layer: Q/K/V of the sel tokens only; the layer stores the retrieved K/V with
+ *     the sel rows overwritten by the fresh ones;
+ *   from the check layer on, the hidden states are those of sel only and the attention is sel's
+ *   queries over all n keys, causal BOTTOM-RIGHT aligned (selected query i sees keys
+ *   [0, n - |sel| + i]), as LMCache's flash_attn_varlen_func(causal=True) and the original's
+ *   LowerTriangularFromBottomRightMask do (inexact for selected rows that are not a suffix).
+ * The last token must not be retrieved (valid[n-1] == 0), so it is in sel and its logits exist.
+ * With ratio 1 every token is recomputed and the result is bitwise a dense prefill. */
+struct scb_blend_plan {
+    const uint8_t *valid;    /* (n) 1 = KV retrieved, 0 = computed; valid[n-1] == 0 */
+    int check_layer;         /* 0 <= check_layer < L */
+    double ratio;            /* in [0, 1] */
+    /* fill the valid rows of k, v (n, Hkv, D) with the retrieved K/V of `layer` (keys post-RoPE
+     * at their positions in THIS prompt); other rows are left as they are */
+    int (*fetch)(void *user, size_t layer, float *k, float *v, struct scb_ctx *ctx);
+    void *user;
+    int32_t *sel;            /* (n) out: recomputed token indices, ascending */
+    size_t n_sel;            /* out */
+};
+
 struct scb_attn_hooks {
     scb_attn_fn prefill;     /* first prefill on an empty cache; NULL = backend dense */
     scb_attn_fn decode;      /* every later chunk; NULL = backend dense */
@@ -40,6 +67,13 @@ struct scb_attn_hooks {
     int (*after_prefill)(struct scb_backend *be, void *user, struct scb_kv_cache *kv,
                          const struct scb_backend_attn *a, struct scb_ctx *ctx);
     void *user;              /* passed to every hook, borrowed */
+    /* called at the start of a first prefill on an empty cache (only when the caller wants the
+     * last position's logits or none): set *plan to blend retrieved KV into it
+     * (struct scb_blend_plan, owned by the hook's owner), or leave it NULL for an ordinary
+     * prefill. It may itself run scb_model_forward on other caches (to compute KV to store);
+     * those calls see this hook again and must be answered with NULL. NULL hook = never. */
+    int (*blend)(struct scb_model *m, void *user, const int32_t *ids, size_t n,
+                 struct scb_blend_plan **plan, struct scb_ctx *ctx);
 };
 
 enum scb_forward_flags {

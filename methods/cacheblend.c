@@ -62,7 +62,7 @@ static const struct scb_option blend_opts[] = {
     {"min_tokens", SCB_OPT_INT, offsetof(struct blend_priv, min_tokens), "256", 0, 1e9, NULL,
      "blending only for prefills of at least this many tokens"},
     {"chunk", SCB_OPT_INT, offsetof(struct blend_priv, chunk), "256", 1, 1e9, NULL,
-     "KV store chunk size in tokens (prefix-hash keyed)"},
+     "KV store chunk size in tokens (chunks keyed by content, each computed alone)"},
     {"check_layer", SCB_OPT_INT, offsetof(struct blend_priv, check_layer), "1", 0, 1e6, NULL,
      "layer whose value deviation selects the recomputed tokens"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL}

@@ -6,9 +6,10 @@
  * (ties: smaller index). Later layers recompute only the selected rows; their attention is the
  * standard causal kernel called with q_len = |sel| < k_len = n, i.e. bottom-right aligned
  * (scb_attn_dense_ref with Tq = |sel|, Tk = n reproduces it, including its inexactness for
- * non-suffix rows). The retrieval store (LMCache chunks of 256, CPU) and the engine-side
- * layer-by-layer restriction are the integrator's part; this method's registry entry has no
- * hooks yet (dense prefill), see docs/methods.md. */
+ * non-suffix rows). The rest lives in the engine: the chunk store (harness/kv_chunks.h), the
+ * blended prefill (harness/model.h, struct scb_blend_plan) and its wiring and costs
+ * (harness/method_bind.c, the `blend` hook); this registry entry carries the options. See
+ * docs/methods.md, "CacheBlend in the engine". */
 #ifndef SCB_METHODS_CACHEBLEND_H
 #define SCB_METHODS_CACHEBLEND_H
 

@@ -231,6 +231,15 @@ struct scb_method_spec {
  * part and list what exists. On failure *out is left zeroed. Caller: scb_method_spec_fini. */
 int  scb_method_spec_parse(const char *text, struct scb_method_spec *out, struct scb_ctx *ctx);
 void scb_method_spec_fini(struct scb_method_spec *s);
+/* Expand a list of method specs for a run: the word "all" stands for every registered method
+ * (scb_method_all order, dense first) with its defaults, skipping methods the list already
+ * names; a later single-method spec (no '+') naming a method that "all" put in replaces that
+ * entry in place (once), so "all;snapkv:budget=64" runs every method with SnapKV at budget 64.
+ * Other specs are appended in order (a list without "all" is returned as given). *out: owned
+ * array of n_out owned strings (scb_method_list_free). */
+int  scb_method_list_expand(const char *const *in, size_t n_in, char ***out, size_t *n_out,
+                            struct scb_ctx *ctx);
+void scb_method_list_free(char **v, size_t n);
 /* Canonical JSON with every option (stored with runs), e.g.
  * {"spec":"minference+snapkv:budget=2048","prefill":{"name":"minference","stage":"generation",
  *  "options":{...}},"kv":{...}}. *out owned (scb_free). */

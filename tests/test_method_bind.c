@@ -752,7 +752,7 @@ static void test_allocation_failures(void **st)
     float *lg = scb_malloc(40 * e.V * sizeof(float));
     const char *specs[] = {"snapkv:budget=16,window=4", "kivi:group=16,residual=16", "minference:vertical=4,slash=4,last_q=8",
                            "retr_attn:top_k=4,n_sink=2,n_recent=4,index=graph", "a_shape:n_init=2,n_local=8+quest:budget=8,page=4",
-                           "streamingllm:n_init=2,n_local=8"};
+                           "streamingllm:n_init=2,n_local=8", "cacheblend:chunk=8,min_tokens=16"};
     {   /* warm the model's workspace and the backend's scratch */
         struct sess_out so = {0};
         run_session(&e, NULL, A, 40, &tok, 1, SESS_DROP, &so);
@@ -766,14 +766,20 @@ static void test_allocation_failures(void **st)
             struct scb_method_spec spec = {0};
             struct scb_method_binding *b = NULL;
             struct scb_kv_cache *kv = NULL;
-            struct scb_turn_costs c;
+            struct scb_turn_costs c = {0};
             size_t live0 = scb_alloc_live_bytes();
             scb_alloc_fail_after(n, 0);
             int rc = scb_method_spec_parse(specs[si], &spec, &ctx);
             if (!rc) rc = scb_method_bind_create(&b, e.m, &spec, &ctx);
             if (!rc) rc = scb_method_bind_kv_create(b, 64, &kv, &ctx);
             if (!rc) rc = scb_method_bind_session_begin(b, kv, &ctx);
-            if (!rc) rc = scb_model_forward(e.m, kv, A, 40, lg, SCB_FWD_ALL_LOGITS, &ctx);
+            /* the blended prefill gives the last position's logits only */
+            const int flags = strstr(specs[si], "cacheblend") ? SCB_FWD_LAST_LOGITS : SCB_FWD_ALL_LOGITS;
+            if (!rc) rc = scb_model_forward(e.m, kv, A, 40, lg, flags, &ctx);
+            if (!rc && flags == SCB_FWD_LAST_LOGITS) {   /* it did blend: 4 chunks of 8 stored */
+                rc = scb_method_bind_costs(b, kv, &c, &ctx);
+                if (!rc) assert_true(c.stored_tokens == 32 && c.recomputed_tokens > 0 && c.reused_tokens > 0);
+            }
             if (!rc) { scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP); rc = scb_model_forward(e.m, kv, &tok, 1, lg, 0, &ctx); }
             if (!rc) rc = scb_model_forward(e.m, kv, &tok, 1, lg, 0, &ctx);
             if (!rc) rc = scb_method_bind_costs(b, kv, &c, &ctx);
@@ -922,6 +928,185 @@ static void test_refusals(void **st)
     env_close(&e);
 }
 
+/* ---- CacheBlend through the engine ------------------------------------------------------------ */
+struct blend_run {
+    struct scb_method_spec spec;
+    struct scb_method_binding *b;
+    struct scb_kv_cache *kv;
+    float *logits;                 /* (V) of the last prompt token */
+    struct scb_turn_costs costs;
+};
+
+static void blend_prefill(struct env *e, const char *spec, const int32_t *ids, size_t n, struct blend_run *r)
+{
+    struct scb_ctx ctx = {0};
+    memset(r, 0, sizeof *r);
+    r->logits = scb_malloc(e->V * sizeof(float));
+    assert_non_null(r->logits);
+    if (spec) {
+        assert_int_equal(scb_method_spec_parse(spec, &r->spec, &ctx), SCB_OK);
+        assert_int_equal(scb_method_bind_create(&r->b, e->m, &r->spec, &ctx), SCB_OK);
+        assert_int_equal(scb_method_bind_kv_create(r->b, n + 8, &r->kv, &ctx), SCB_OK);
+        assert_int_equal(scb_method_bind_session_begin(r->b, r->kv, &ctx), SCB_OK);
+    } else {
+        assert_int_equal(scb_model_kv_create(e->m, n + 8, &r->kv, &ctx), SCB_OK);
+    }
+    scb_kv_cache_set_mode(r->kv, SCB_KV_APPEND_GLOBAL);
+    int rc = scb_model_forward(e->m, r->kv, ids, n, r->logits, SCB_FWD_LAST_LOGITS, &ctx);
+    if (rc) fprintf(stderr, "%s\n", ctx.msg);
+    assert_int_equal(rc, SCB_OK);
+    if (r->b) assert_int_equal(scb_method_bind_costs(r->b, r->kv, &r->costs, &ctx), SCB_OK);
+}
+
+static void blend_run_fini(struct blend_run *r)
+{
+    scb_method_bind_destroy(r->b);
+    scb_method_spec_fini(&r->spec);
+    scb_kv_cache_destroy(r->kv);
+    scb_free(r->logits);
+}
+
+/* ratio 1 recomputes every token: bitwise the dense engine (logits, every K/V entry, a decode
+ * step after it), although the chunk store was filled and the blend path taken. */
+static void test_cacheblend_ratio1_dense(void **st)
+{
+    (void)st;
+    struct env e;
+    random_model(&e, "cb1", &SH1, SEED + 40);
+    struct scb_rng rng;
+    scb_rng_seed(&rng, SEED + 41);
+    const size_t n = 300, C = 64;
+    int32_t ids[300];
+    rand_ids(&rng, ids, n, e.V);
+    struct blend_run d, bl;
+    blend_prefill(&e, NULL, ids, n, &d);
+    blend_prefill(&e, "cacheblend:ratio=1,chunk=64,min_tokens=64", ids, n, &bl);
+    assert_int_equal(bl.costs.stored_tokens, (int64_t)((n - 1) / C * C));
+    assert_int_equal(bl.costs.reused_tokens, 0);
+    assert_int_equal(bl.costs.recomputed_tokens, (int64_t)n);
+    assert_true(bl.costs.prefill_density == 1.0);
+    assert_memory_equal(d.logits, bl.logits, e.V * sizeof(float));
+    const struct scb_model_config *c = scb_model_get_config(e.m);
+    for (size_t l = 0; l < c->L; l++)
+        for (size_t h = 0; h < c->Hkv; h++) {
+            assert_int_equal(scb_kv_cache_len(bl.kv, l, h), n);
+            assert_memory_equal(scb_kv_cache_k(d.kv, l, h), scb_kv_cache_k(bl.kv, l, h), n * c->D * sizeof(float));
+            assert_memory_equal(scb_kv_cache_v(d.kv, l, h), scb_kv_cache_v(bl.kv, l, h), n * c->D * sizeof(float));
+        }
+    /* a decode step over the blended cache (the binding's hooks are the model's now) */
+    struct scb_ctx ctx = {0};
+    int32_t nxt = ids[7];
+    float *l2 = scb_malloc(e.V * sizeof(float));
+    assert_int_equal(scb_model_forward(e.m, bl.kv, &nxt, 1, l2, SCB_FWD_LAST_LOGITS, &ctx), SCB_OK);
+    scb_method_bind_destroy(bl.b);
+    bl.b = NULL;
+    assert_int_equal(scb_model_forward(e.m, d.kv, &nxt, 1, d.logits, SCB_FWD_LAST_LOGITS, &ctx), SCB_OK);
+    assert_memory_equal(d.logits, l2, e.V * sizeof(float));
+    scb_free(l2);
+    blend_run_fini(&d);
+    blend_run_fini(&bl);
+    env_close(&e);
+}
+
+/* ratio 0: past the check layer, every retrieved row of the cache is the KV of its chunk computed
+ * ALONE (a dense forward of the chunk at positions 0..63, run here without any hook), keys
+ * rotated to the chunk's offset (rotation recomputed here in double); layers up to the check
+ * layer and the trailing rows are the dense prefill's. The recomputed set is exactly the
+ * trailing partial chunk. */
+static void test_cacheblend_ratio0_reuse(void **st)
+{
+    (void)st;
+    struct env e;
+    random_model(&e, "cb0", &SH1, SEED + 42);
+    struct scb_rng rng;
+    scb_rng_seed(&rng, SEED + 43);
+    const size_t n = 300, C = 64, nc = (n - 1) / C;
+    int32_t ids[300];
+    rand_ids(&rng, ids, n, e.V);
+    memcpy(ids + 2 * C, ids, C * sizeof *ids);     /* chunk 2 repeats chunk 0: stored once */
+    struct blend_run d, bl;
+    blend_prefill(&e, NULL, ids, n, &d);
+    blend_prefill(&e, "cacheblend:ratio=0,chunk=64,min_tokens=64,check_layer=1", ids, n, &bl);
+    assert_int_equal(bl.costs.stored_tokens, (int64_t)((nc - 1) * C));
+    assert_int_equal(bl.costs.reused_tokens, (int64_t)(nc * C));
+    assert_int_equal(bl.costs.recomputed_tokens, (int64_t)(n - nc * C));
+    assert_true(bl.costs.prefill_density < 1.0);
+    scb_method_bind_destroy(bl.b);                  /* dense model again for the chunks alone */
+    bl.b = NULL;
+    const struct scb_model_config *c = scb_model_get_config(e.m);
+    const size_t D = c->D, half = D / 2;
+    struct scb_ctx ctx = {0};
+    double maxerr = 0.0;
+    for (size_t ch = 0; ch < nc; ch++) {
+        struct scb_kv_cache *one = NULL;
+        assert_int_equal(scb_model_kv_create(e.m, C, &one, &ctx), SCB_OK);
+        scb_kv_cache_set_mode(one, SCB_KV_APPEND_GLOBAL);
+        assert_int_equal(scb_model_forward(e.m, one, ids + ch * C, C, NULL, SCB_FWD_LAST_LOGITS, &ctx), SCB_OK);
+        const double off = (double)(ch * C);
+        for (size_t l = 0; l < c->L; l++)
+            for (size_t h = 0; h < c->Hkv; h++) {
+                const float *kb = scb_kv_cache_k(bl.kv, l, h) + ch * C * D, *vb = scb_kv_cache_v(bl.kv, l, h) + ch * C * D;
+                if (l <= 1) {   /* up to the check layer: the dense prefill's entries */
+                    assert_memory_equal(kb, scb_kv_cache_k(d.kv, l, h) + ch * C * D, C * D * sizeof(float));
+                    assert_memory_equal(vb, scb_kv_cache_v(d.kv, l, h) + ch * C * D, C * D * sizeof(float));
+                    continue;
+                }
+                assert_memory_equal(vb, scb_kv_cache_v(one, l, h), C * D * sizeof(float));
+                const float *k1 = scb_kv_cache_k(one, l, h);
+                for (size_t t = 0; t < C; t++)
+                    for (size_t i = 0; i < half; i++) {
+                        double th = off * pow(10000.0, -2.0 * (double)i / (double)D);
+                        double a = k1[t * D + i], b = k1[t * D + i + half];
+                        double r0 = a * cos(th) - b * sin(th), r1 = b * cos(th) + a * sin(th);
+                        double e0 = fabs(r0 - kb[t * D + i]), e1 = fabs(r1 - kb[t * D + i + half]);
+                        if (e0 > maxerr) maxerr = e0;
+                        if (e1 > maxerr) maxerr = e1;
+                    }
+                if (ch == 0) assert_memory_equal(kb, k1, C * D * sizeof(float));
+            }
+        scb_kv_cache_destroy(one);
+    }
+    printf("# cacheblend ratio 0: max |re-rotated key - double rotation| = %.3g\n", maxerr);
+    assert_true(maxerr < 1e-4);
+    /* the tail's own K/V are fresh at every layer (their inputs never saw reused KV before the
+     * layer after the check layer) and equal the dense prefill's; its logits read the reused,
+     * context-free KV of layer 2 and differ */
+    const size_t last = c->L - 1;
+    assert_memory_equal(scb_kv_cache_k(bl.kv, last, 0) + nc * C * D, scb_kv_cache_k(d.kv, last, 0) + nc * C * D,
+                        (n - nc * C) * D * sizeof(float));
+    assert_memory_not_equal(d.logits, bl.logits, e.V * sizeof(float));
+    blend_run_fini(&d);
+    blend_run_fini(&bl);
+    env_close(&e);
+}
+
+/* below min_tokens or with a KV policy: no blending / a clear refusal */
+static void test_cacheblend_refusals(void **st)
+{
+    (void)st;
+    struct env e;
+    random_model(&e, "cb2", &SH1, SEED + 44);
+    struct scb_ctx ctx = {0};
+    struct scb_method_spec spec = {0};
+    struct scb_method_binding *b = NULL;
+    assert_int_equal(scb_method_spec_parse("cacheblend+snapkv", &spec, &ctx), SCB_OK);
+    assert_int_equal(scb_method_bind_create(&b, e.m, &spec, &ctx), SCB_E_UNSUPPORTED);
+    assert_non_null(strstr(ctx.msg, "cacheblend"));
+    assert_null(b);
+    scb_method_spec_fini(&spec);
+    struct scb_rng rng;
+    scb_rng_seed(&rng, SEED + 45);
+    int32_t ids[100];
+    rand_ids(&rng, ids, 100, e.V);
+    struct blend_run r;
+    blend_prefill(&e, "cacheblend:chunk=64", ids, 100, &r);   /* min_tokens 256 > 100: dense */
+    assert_int_equal(r.costs.stored_tokens, 0);
+    assert_int_equal(r.costs.recomputed_tokens, 0);
+    assert_true(r.costs.prefill_density == 1.0);
+    blend_run_fini(&r);
+    env_close(&e);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -955,6 +1140,9 @@ int main(void)
         cmocka_unit_test(test_streamingllm_defaults_long),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_cacheblend_ratio1_dense),
+        cmocka_unit_test(test_cacheblend_ratio0_reuse),
+        cmocka_unit_test(test_cacheblend_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
