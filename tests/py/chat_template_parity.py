@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """chat_template_parity.py — `scbench chat-template` must print exactly what transformers'
 apply_chat_template(messages, tokenize=False, add_generation_prompt=...) returns, for real
-chat templates (Llama-3 and Qwen3 from the shared tokenizer folders; the official
+chat templates (Llama-3 and Qwen3 from the shared tokenizer folders; the built-in model's; the official
 Llama-3.1-8B-Instruct, Qwen2.5-7B-Instruct and Mistral-7B-Instruct-v0.3 templates committed
 under tests/fixtures/templates/) over many seeded conversations, with and without the
 generation prompt, with a fixed date and with none. Where transformers raises (a template's
@@ -127,6 +127,12 @@ def main():
             cases.append((d, AutoTokenizer.from_pretrained(mdir), ["--model", mdir]))
         else:
             print(f"note: {mdir} missing, skipped")
+    # the built-in model (datasets/builtin/, tools/make_builtin_tokenizer.py)
+    bdir = os.path.normpath(os.path.join(a.fixtures, "..", "..", "datasets", "builtin"))
+    if os.path.exists(os.path.join(bdir, "tokenizer_config.json")):
+        cases.append(("builtin", AutoTokenizer.from_pretrained(bdir), ["--model", bdir]))
+    else:
+        print(f"note: {bdir} missing, skipped")
     tmp = tempfile.mkdtemp(prefix="scb_chat_")
     tdir = os.path.join(a.fixtures, "templates")
     for name in sorted(os.listdir(tdir)):
