@@ -180,6 +180,10 @@ def main():
                     checked += 1
                     raised += not ok
                     good = (rc == 0 and out == ref) if ok else (rc != 0 and ref in err)
+                    if not good and not fixed and ok:
+                        # real clock: the minute may have turned between the two renders
+                        ok2, ref2 = reference(tok, msgs, gen, fixed)
+                        good = ok2 and rc == 0 and out == ref2
                     if not good:
                         fails += 1
                         if fails <= 10:
