@@ -26,6 +26,7 @@ struct cpu_priv {
     size_t scratch_per;    /* floats per thread */
     float *sblk;           /* (ATTN_QBLK, sblk_cols) score block of the BLAS prefill path */
     size_t sblk_cols;
+    int blas_threads;      /* threads OpenBLAS was last set to */
 };
 
 static struct cpu_priv *priv_of(struct scb_backend *be) { return be->priv; }
@@ -35,11 +36,28 @@ static void cpu_free(struct scb_backend *be, void *p) { (void)be; scb_free(p); }
 static int cpu_sync(struct scb_backend *be, struct scb_ctx *ctx) { (void)be; (void)ctx; return SCB_OK; }
 
 /* ---- matmul ------------------------------------------------------------------------------- */
+/* BLAS threads for one product: all of them for large products, one below ~4M multiply-adds,
+ * where OpenBLAS's thread hand-off costs more than it saves (a small model's decode step).
+ * OpenBLAS splits the output, never the K reduction, so results do not depend on it. */
+static void blas_threads_for(struct scb_backend *be, size_t macs)
+{
+#ifdef OPENBLAS_VERSION
+    struct cpu_priv *p = priv_of(be);
+    int want = macs < ((size_t)1 << 22) ? 1 : be->n_threads;
+    if (want != p->blas_threads) {
+        openblas_set_num_threads(want);
+        p->blas_threads = want;
+    }
+#else
+    (void)be; (void)macs;
+#endif
+}
+
 static int cpu_matmul(struct scb_backend *be, const float *x, const float *w, const float *b, float *y,
                       size_t T, size_t K, size_t N, struct scb_ctx *ctx)
 {
-    (void)be;
     if (T == 0) return SCB_OK;
+    blas_threads_for(be, T * K * N);
     if (T > INT32_MAX || K > INT32_MAX || N > INT32_MAX)
         return scb_err(ctx, SCB_E_INVAL, "matmul: dimension too large for CBLAS (T=%zu K=%zu N=%zu)", T, K, N);
     if (T == 1)   /* decode: a matrix-vector product streams w once, without packing it */
@@ -76,7 +94,7 @@ static int cpu_rmsnorm(struct scb_backend *be, const float *x, const float *w, f
 {
     (void)ctx;
     struct rms_job j = {x, w, y, D, eps};
-    scb_pool_run(priv_of(be)->pool, rms_rows, &j, T);
+    scb_pool_run_sized(priv_of(be)->pool, rms_rows, &j, T, 3 * D);
     return SCB_OK;
 }
 
@@ -122,7 +140,7 @@ static int cpu_rope(struct scb_backend *be, float *x, const float *cos_t, const 
 {
     (void)ctx;
     struct rope_job j = {x, cos_t, sin_t, H, D};
-    scb_pool_run(priv_of(be)->pool, rope_rows, &j, T * H);
+    scb_pool_run_sized(priv_of(be)->pool, rope_rows, &j, T * H, 3 * D);
     return SCB_OK;
 }
 
@@ -265,10 +283,11 @@ static int attn_prefill_blas(struct scb_backend *be, const struct scb_backend_at
             size_t b = T - i0 < ATTN_QBLK ? T - i0 : ATTN_QBLK;
             size_t kn = i0 + b + off;                            /* keys the block's last query sees */
             float *S = p->sblk;                                  /* (b, kn) */
+            blas_threads_for(be, b * kn * D);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)kn, (int)D, a->scale,
                         a->q + (i0 * H + h) * D, (int)(H * D), K, (int)D, 0.0f, S, (int)kn);
             struct softmax_job sj = {S, kn, i0, off};
-            scb_pool_run(p->pool, softmax_rows, &sj, b);
+            scb_pool_run_sized(p->pool, softmax_rows, &sj, b, 8 * kn);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)D, (int)kn, 1.0f, S, (int)kn,
                         V, (int)D, 0.0f, a->out + (i0 * H + h) * D, (int)(H * D));
         }
@@ -302,7 +321,7 @@ static int cpu_attn_dense(struct scb_backend *be, void *user, const struct scb_b
         p->scratch_per = per;
     }
     struct attn_job j = {a, p->scratch, p->scratch_per};
-    scb_pool_run(p->pool, attn_rows, &j, a->T * a->H);
+    scb_pool_run_sized(p->pool, attn_rows, &j, a->T * a->H, 4 * maxn * a->D);
     return SCB_OK;
 }
 
@@ -344,6 +363,7 @@ int scb_backend_cpu_create(struct scb_backend **out, int n_threads, struct scb_c
     SCB_TRY(scb_pool_create(&p->pool, n_threads, ctx));
 #ifdef OPENBLAS_VERSION
     openblas_set_num_threads(n_threads);
+    p->blas_threads = n_threads;
 #endif
     *out = be;
     be = NULL;

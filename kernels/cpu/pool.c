@@ -106,4 +106,10 @@ void scb_pool_run(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n)
     pthread_mutex_unlock(&p->mu);
 }
 
+void scb_pool_run_sized(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n, size_t work_per_item)
+{
+    if (n && n * work_per_item < SCB_POOL_MIN_WORK) { fn(arg, 0, n, 0); return; }
+    scb_pool_run(p, fn, arg, n);
+}
+
 int scb_pool_threads(const struct scb_pool *p) { return p->n_threads; }

@@ -19,6 +19,12 @@ int  scb_pool_create(struct scb_pool **out, int n_threads, struct scb_ctx *ctx);
 void scb_pool_destroy(struct scb_pool *p);   /* NULL is a no-op */
 /* Run fn over [0, n); returns when all ranges are done. Not reentrant. */
 void scb_pool_run(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n);
+/* As scb_pool_run, but runs fn inline on the calling thread when n * work_per_item (a rough
+ * count of floating-point operations) is below SCB_POOL_MIN_WORK: waking the workers costs more
+ * than such small jobs (a small model's decode step). Each item is computed by one thread either
+ * way, so results do not depend on the choice. */
+#define SCB_POOL_MIN_WORK ((size_t)1 << 17)
+void scb_pool_run_sized(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n, size_t work_per_item);
 int  scb_pool_threads(const struct scb_pool *p);
 
 #endif
