@@ -19,6 +19,8 @@
 # programs link the CUDA kernels, kernels/status.c, kernels/alloc.c, methods/dense.c, libm,
 # cudart (static) and cuBLAS. --prebuilt DIR uses DIR/parity_cuda and DIR/bench_cuda instead
 # (DIR is put on LD_LIBRARY_PATH, so libraries copied beside them are found).
+# SCB_BENCH_TOKENS="4096 32768" times the engine at each prompt length (default 4096), each
+# next to HF transformers (tools/bench_hf.py) on the same random model.
 # Results (logs, CSV, nvidia-smi, resource usage) go to --out, else $OUT, else ./gpu-results.
 # Every step runs under `timeout`; the whole script stays within GPU_CHECK_BUDGET seconds
 # (default 560). Exit status: 0 when parity (and the engine test, when run) passed, 1 when
@@ -33,6 +35,7 @@ BUILD_ONLY=""
 RES=${OUT:-$ROOT/gpu-results}
 QUICK=""
 TORCH=1
+HF=1          # HF transformers timing of the engine model next to ours (off with --no-torch)
 SEED=${SCB_SEED:-$(date +%s)}
 SM=${SM_ARCH:-90}
 
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
         --build-only) BUILD_ONLY=$2; shift 2 ;;
         --out) RES=$2; shift 2 ;;
         --quick) QUICK=--quick; shift ;;
-        --no-torch) TORCH=0; shift ;;
+        --no-torch) TORCH=0; HF=0; shift ;;
         --seed) SEED=$2; shift 2 ;;
         --engine-only) ENGINE_ONLY=1; TORCH=0; shift ;;
         --engine-layers) ENGINE_LAYERS=$2; shift 2 ;;
@@ -158,8 +161,14 @@ if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
     if [ "$ENGINE_LAYERS" -gt 0 ]; then
         run_step engine_model 120 python3 "$ROOT/tools/make_random_model.py" --out "$SCRATCH/model" \
             --layers "$ENGINE_LAYERS" \
-        && run_step engine_bench 120 "$BIN/scbench" bench cuda --model "$SCRATCH/model" --tokens 4096 --decode 128
-        cat "$RES/engine_bench.log" 2>/dev/null
+        && for T in ${SCB_BENCH_TOKENS:-4096}; do
+            run_step "engine_bench_$T" 150 "$BIN/scbench" bench cuda --model "$SCRATCH/model" --tokens "$T" --decode 128
+            cat "$RES/engine_bench_$T.log" 2>/dev/null
+            if [ $HF -eq 1 ]; then
+                run_step "hf_bench_$T" 200 python3 "$ROOT/tools/bench_hf.py" --model "$SCRATCH/model" --tokens "$T" --decode 128
+                grep "^hf " "$RES/hf_bench_$T.log" 2>/dev/null
+            fi
+        done
     fi
 fi
 
