@@ -70,7 +70,7 @@ def main():
         for n in names:
             kind = "norm" if n.endswith("norm.weight") else ("embed" if "embed" in n or "lm_head" in n else "proj")
             f.write(blob(shapes[n], kind))
-    cfg = {"architectures": ["LlamaForCausalLM"], "hidden_size": d, "intermediate_size": ff,
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": d, "intermediate_size": ff,
            "num_attention_heads": H, "num_key_value_heads": Hkv, "head_dim": D, "num_hidden_layers": a.layers,
            "vocab_size": V, "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "max_position_embeddings": 131072,
            "hidden_act": "silu", "eos_token_id": None, "bos_token_id": 1, "tie_word_embeddings": False}
