@@ -33,7 +33,7 @@ static const struct scb_cli_command commands[] = {
     {"data", "check SCBench data files; make synthetic SCBench-format sessions (synth)", scb_cmd_data},
     {"tasks", "list the 12 SCBench tasks: category, max new tokens, scorer", scb_cmd_tasks},
     {"methods", "list long-context methods, their stages and options; resolve a method spec", scb_cmd_methods},
-    {"bench", "speed: `bench cpu` prefill/decode tokens/s and matmul GFLOP/s", scb_cmd_bench},
+    {"bench", "speed: `bench cpu|cuda` prefill and decode tokens/s, matmul rate against the peak", scb_cmd_bench},
     {"version", "print the version and build options", cmd_version},
 };
 
@@ -43,7 +43,7 @@ static void print_help(FILE *f)
             SCB_VERSION, SCB_GIT_REV);
     fprintf(f, "usage: scbench <command> [options]   (scbench <command> --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
 }
 
 int scb_cli_main(int argc, char **argv)
