@@ -106,14 +106,20 @@ static void print_table(const char *db_path, int64_t run_id)
         return;
     }
     sqlite3_stmt *st = NULL;
+    int w = 6;   /* method column: as wide as the longest method spec of the run */
+    if (scb_db_prepare(db, "SELECT MAX(LENGTH(method)) FROM task_scores WHERE run_id = ?1", &st, &c) == SCB_OK) {
+        sqlite3_bind_int64(st, 1, run_id);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > w) w = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
     const char *sql =
         "SELECT method, mode, task, score, n FROM task_scores WHERE run_id = ?1 "
         "ORDER BY method, mode, task";
     if (scb_db_prepare(db, sql, &st, &c) == SCB_OK) {
         sqlite3_bind_int64(st, 1, run_id);
-        printf("\n%-28s %-14s %-30s %8s %6s\n", "method", "mode", "task", "score", "turns");
+        printf("\n%-*s %-14s %-30s %8s %6s\n", w, "method", "mode", "task", "score", "turns");
         while (sqlite3_step(st) == SQLITE_ROW) {
-            printf("%-28s %-14s %-30s %8.1f %6d\n", (const char *)sqlite3_column_text(st, 0),
+            printf("%-*s %-14s %-30s %8.1f %6d\n", w, (const char *)sqlite3_column_text(st, 0),
                    (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
                    sqlite3_column_double(st, 3), sqlite3_column_int(st, 4));
         }
@@ -122,9 +128,9 @@ static void print_table(const char *db_path, int64_t run_id)
     sql = "SELECT method, mode, score, avg_tasks FROM mode_scores WHERE run_id = ?1 ORDER BY method, mode";
     if (scb_db_prepare(db, sql, &st, &c) == SCB_OK) {
         sqlite3_bind_int64(st, 1, run_id);
-        printf("\n%-28s %-14s %14s %14s\n", "method", "mode", "avg(category)", "avg(tasks)");
+        printf("\n%-*s %-14s %14s %14s\n", w, "method", "mode", "avg(category)", "avg(tasks)");
         while (sqlite3_step(st) == SQLITE_ROW)
-            printf("%-28s %-14s %14.1f %14.1f\n", (const char *)sqlite3_column_text(st, 0),
+            printf("%-*s %-14s %14.1f %14.1f\n", w, (const char *)sqlite3_column_text(st, 0),
                    (const char *)sqlite3_column_text(st, 1), sqlite3_column_double(st, 2),
                    sqlite3_column_double(st, 3));
         sqlite3_finalize(st);
