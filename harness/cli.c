@@ -98,3 +98,16 @@ int scb_cli_parse_double(const char *cmd, const char *opt, const char *s, double
     *out = v;
     return 0;
 }
+
+int scb_cli_parse_runs(const char *cmd, const char *arg, int64_t *runs, size_t *n, size_t cap)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", arg);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long v;
+        if (*n >= cap) return scb_cli_usage_error(cmd, "too many --run values (at most %zu)", cap);
+        if (scb_cli_parse_long(cmd, "--run", tok, 1, 0x7fffffffL, &v)) return 2;
+        runs[(*n)++] = v;
+    }
+    return 0;
+}

@@ -5,6 +5,9 @@
 #ifndef SCB_HARNESS_CLI_H
 #define SCB_HARNESS_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "kernels/status.h"
 
 struct scb_cli_command {
@@ -23,6 +26,9 @@ int scb_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((fo
 
 /* Parse integers/floats from option arguments; on error prints a usage error naming opt. */
 int scb_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+/* Parse a --run value "3" or "3,4" (run ids >= 1), appending to runs[0..cap); *n counts them.
+ * Returns 0, or the usage exit status (2) after printing the error. */
+int scb_cli_parse_runs(const char *cmd, const char *arg, int64_t *runs, size_t *n, size_t cap);
 int scb_cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 
 /* Subcommands (harness/cli_*.c), one declaration per command. */

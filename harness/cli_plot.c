@@ -35,19 +35,6 @@ static void usage(FILE *f)
         "example: scbench plot --db results.db --out figures/\n", SCB_BOOT_DEFAULT_SEED);
 }
 
-static int parse_runs(const char *cmd, const char *arg, int64_t *runs, size_t *n, size_t cap)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", arg);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        long v;
-        if (*n >= cap) return scb_cli_usage_error(cmd, "too many --run values (at most %zu)", cap);
-        if (scb_cli_parse_long(cmd, "--run", tok, 1, 0x7fffffffL, &v)) return 2;
-        runs[(*n)++] = v;
-    }
-    return 0;
-}
-
 /* Budget of a spec with every default resolved by the method registry. */
 static int budget_from_registry(void *ud, const char *spec, char *family, size_t family_n, double *budget)
 {
@@ -96,7 +83,7 @@ int scb_cmd_plot(int argc, char **argv)
         switch (c) {
         case 'd': db_path = optarg; break;
         case 'o': po.out_dir = optarg; break;
-        case 'r': if (parse_runs("plot", optarg, runs, &n_runs, 64)) return 2; break;
+        case 'r': if (scb_cli_parse_runs("plot", optarg, runs, &n_runs, 64)) return 2; break;
         case 'g': po.gnuplot = optarg; break;
         case 'n': po.no_render = 1; break;
         case 'B':

@@ -32,20 +32,6 @@ static void usage(FILE *f)
         "example: scbench report --db results.db --format md > report.md\n", SCB_BOOT_DEFAULT_SEED);
 }
 
-/* Parse "3", "3,4" into runs[]; returns 0 or the usage exit status. */
-static int parse_runs(const char *cmd, const char *arg, int64_t *runs, size_t *n, size_t cap)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", arg);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        long v;
-        if (*n >= cap) return scb_cli_usage_error(cmd, "too many --run values (at most %zu)", cap);
-        if (scb_cli_parse_long(cmd, "--run", tok, 1, 0x7fffffffL, &v)) return 2;
-        runs[(*n)++] = v;
-    }
-    return 0;
-}
-
 int scb_cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -76,7 +62,7 @@ int scb_cmd_report(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': db_path = optarg; break;
-        case 'r': if (parse_runs("report", optarg, runs, &n_runs, 64)) return 2; break;
+        case 'r': if (scb_cli_parse_runs("report", optarg, runs, &n_runs, 64)) return 2; break;
         case 'f':
             if (!strcmp(optarg, "md")) ro.format = SCB_REP_MD;
             else if (!strcmp(optarg, "html")) ro.format = SCB_REP_HTML;
