@@ -12,6 +12,10 @@
 #include "methods/kivi.h"
 #include "methods/quest.h"
 #include "methods/retr_attn.h"
+#include "scb_config.h"
+#if SCB_HAVE_CUDA
+#include "harness/method_dev.h"
+#endif
 
 enum { BIND_ELT_BYTES = 2 };    /* bf16: the dtype SCBench runs and its byte counts assume */
 
@@ -41,6 +45,11 @@ struct scb_method_binding {
     long *chunk_of;                 /* (n_chunks) store index of each prompt chunk */
     size_t n_chunks, blend_n;       /* blend_n 0 = no blended prefill this session */
     int64_t stored_tokens;          /* tokens whose chunk KV this session computed and stored */
+#if SCB_HAVE_CUDA
+    /* device engine: the methods' device implementations (NULL = dense) and their states */
+    const struct scb_dev_method_ops *dpre, *dkvp;
+    void *spre, *skvp;
+#endif
 };
 
 /* ---- argument translation ------------------------------------------------------------------- */
@@ -349,6 +358,69 @@ static int hook_blend(struct scb_model *m, void *user, const int32_t *ids, size_
     return SCB_OK;
 }
 
+/* ---- the device engine (harness/method_dev.h) --------------------------------------------- */
+#if SCB_HAVE_CUDA
+static int dev_prefill(void *user, const struct scb_dev_attn *a, struct scb_ctx *ctx)
+{
+    struct scb_method_binding *b = user;
+    int rc = SCB_OK;
+    double density = 1.0;
+    if (b->dpre) SCB_TRY(b->dpre->prefill(b->spre, a, &density, ctx));
+    else SCB_TRY(scb_model_dev_dense(a, ctx));
+    if (a->layer == 0) b->first_N = (int64_t)a->T;
+    b->dens_sum += density;
+    b->dens_layers++;
+out:
+    return rc;
+}
+
+static int dev_after_prefill(void *user, const struct scb_dev_attn *a, struct scb_ctx *ctx)
+{
+    struct scb_method_binding *b = user;
+    return b->dkvp && b->dkvp->after_prefill ? b->dkvp->after_prefill(b->skvp, a, ctx) : SCB_OK;
+}
+
+static int dev_decode(void *user, const struct scb_dev_attn *a, struct scb_ctx *ctx)
+{
+    struct scb_method_binding *b = user;
+    return b->dkvp && b->dkvp->decode ? b->dkvp->decode(b->skvp, a, ctx) : scb_model_dev_dense(a, ctx);
+}
+
+/* Find the device implementation of one side (NULL ops for dense) and create its state. */
+static int dev_side(const struct scb_method *m, const struct scb_model_info *mi, void *cc,
+                    const struct scb_dev_method_ops **ops, void **state, struct scb_ctx *ctx)
+{
+    *ops = NULL;
+    *state = NULL;
+    if (!strcmp(m->ops->name, "dense")) return SCB_OK;
+    const struct scb_dev_method_ops *o = scb_dev_method_find(m->ops->name);
+    if (!o) return scb_err(ctx, SCB_E_UNSUPPORTED, "method %s is not available on the CUDA backend yet "
+                           "(run it with --backend cpu)", m->ops->name);
+    int rc = o->create(state, m, mi, cc, ctx);
+    if (rc == SCB_OK) *ops = o;
+    return rc;
+}
+
+static int dev_bind(struct scb_method_binding *b, struct scb_model *m, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    void *cc = scb_model_device_ctx(m);
+    if (b->pre.ops == &scb_method_cacheblend)
+        return scb_err(ctx, SCB_E_UNSUPPORTED, "method cacheblend is not available on the CUDA backend yet "
+                       "(run it with --backend cpu)");
+    SCB_TRY(dev_side(&b->pre, &b->mi, cc, &b->dpre, &b->spre, ctx));
+    SCB_TRY(dev_side(&b->kvp, &b->mi, cc, &b->dkvp, &b->skvp, ctx));
+    if (b->dpre && !b->dpre->prefill) {
+        rc = scb_err(ctx, SCB_E_INVAL, "method %s: its device implementation has no prefill", b->pre.ops->name);
+        goto out;
+    }
+    struct scb_dev_hooks h = {dev_prefill, dev_decode, dev_after_prefill, b};
+    scb_model_set_dev_hooks(m, &h);
+out:
+    return rc;
+}
+#endif
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 static int copy_method(struct scb_method *dst, const struct scb_method *src, const struct scb_model_info *mi,
                        struct scb_ctx *ctx)
@@ -365,6 +437,11 @@ void scb_method_bind_destroy(struct scb_method_binding *b)
 {
     if (!b) return;
     if (b->m) scb_model_set_attn_hooks(b->m, NULL);
+#if SCB_HAVE_CUDA
+    if (b->m && scb_model_on_device(b->m)) scb_model_set_dev_hooks(b->m, NULL);
+    if (b->dpre) b->dpre->destroy(b->spre);
+    if (b->dkvp) b->dkvp->destroy(b->skvp);
+#endif
     scb_method_fini(&b->pre);
     scb_method_fini(&b->kvp);
     scb_free(b->kbuf);
@@ -401,17 +478,17 @@ int scb_method_bind_create(struct scb_method_binding **out, struct scb_model *m,
     b->first_N = -1;
     b->m = m;
     if (scb_model_on_device(m)) {
-        /* the device engine runs dense attention only, with no hooks */
-        const char *bad = strcmp(b->pre.ops->name, "dense") ? b->pre.ops->name
-                        : strcmp(b->kvp.ops->name, "dense") ? b->kvp.ops->name : NULL;
-        if (bad) {
-            rc = scb_err(ctx, SCB_E_UNSUPPORTED, "method %s is not available on the CUDA backend yet "
-                         "(run it with --backend cpu)", bad);
-            goto out;
-        }
+        /* the device engine: the methods' device implementations behind struct scb_dev_hooks */
+#if SCB_HAVE_CUDA
+        b->m = NULL;                        /* a failure must leave m's hooks untouched */
+        SCB_TRY(dev_bind(b, m, ctx));
+        b->m = m;
         scb_model_set_attn_hooks(m, NULL);
         *out = b;
         b = NULL;
+#else
+        rc = scb_err(ctx, SCB_E_UNSUPPORTED, "method binding: no device engine in this build");
+#endif
         goto out;
     }
     if (b->pre.ops == &scb_method_cacheblend) {
@@ -436,9 +513,7 @@ size_t scb_method_bind_kv_heads(const struct scb_method_binding *b) { return b->
 int scb_method_bind_kv_create(struct scb_method_binding *b, size_t cap, struct scb_kv_cache **out,
                               struct scb_ctx *ctx)
 {
-    const struct scb_model_config *c = scb_model_get_config(b->m);
-    if (scb_model_on_device(b->m)) return scb_model_kv_create(b->m, cap, out, ctx);
-    return scb_kv_cache_create_heads(out, c->L, c->Hkv, b->Hstore, c->D, cap, ctx);
+    return scb_model_kv_create_heads(b->m, b->Hstore, cap, out, ctx);
 }
 
 int scb_method_bind_session_begin(struct scb_method_binding *b, struct scb_kv_cache *kv, struct scb_ctx *ctx)
@@ -456,14 +531,27 @@ int scb_method_bind_session_begin(struct scb_method_binding *b, struct scb_kv_ca
     b->blend_n = 0;
     b->stored_tokens = 0;
     scb_retr_attn_recall_reset(&b->kvp);
+#if SCB_HAVE_CUDA
+    int rc = SCB_OK;
+    if (b->dpre && b->dpre->session_begin) SCB_TRY(b->dpre->session_begin(b->spre, ctx));
+    if (b->dkvp && b->dkvp->session_begin) SCB_TRY(b->dkvp->session_begin(b->skvp, ctx));
+out:
+    return rc;
+#else
     return SCB_OK;
+#endif
 }
 
 int scb_method_bind_turn_end(struct scb_method_binding *b, struct scb_kv_cache *kv, struct scb_ctx *ctx)
 {
     (void)kv;
     int rc = scb_method_turn_end(&b->pre, ctx);
-    return rc ? rc : scb_method_turn_end(&b->kvp, ctx);
+    if (!rc) rc = scb_method_turn_end(&b->kvp, ctx);
+#if SCB_HAVE_CUDA
+    if (!rc && b->dpre && b->dpre->turn_end) rc = b->dpre->turn_end(b->spre, ctx);
+    if (!rc && b->dkvp && b->dkvp->turn_end) rc = b->dkvp->turn_end(b->skvp, ctx);
+#endif
+    return rc;
 }
 
 /* ---- costs -------------------------------------------------------------------------------- */
@@ -522,6 +610,9 @@ int scb_method_bind_costs(struct scb_method_binding *b, const struct scb_kv_cach
     if (b->kvp.ops == &scb_method_retr_attn) scb_retr_attn_recall(&b->kvp, &out->recall);
     if (b->kvp.ops == &scb_method_quest && b->quest_recall_n)
         out->recall = b->quest_recall_sum / (double)b->quest_recall_n;
+#if SCB_HAVE_CUDA
+    if (b->dkvp && b->dkvp->costs) return b->dkvp->costs(b->skvp, kv, out, ctx);
+#endif
     return SCB_OK;
 }
 

@@ -15,6 +15,7 @@
 #include "scb_config.h"
 #if SCB_HAVE_CUDA
 #include "harness/model_cuda.h"
+#include "kernels/cuda/backend_cuda.h"
 #endif
 
 struct layer_w {
@@ -36,6 +37,7 @@ struct scb_model {
     float *lm_head;                /* (V, d), = embed when tied */
     struct layer_w *layers;        /* (L) */
     struct scb_attn_hooks hooks;
+    struct scb_dev_hooks dev_hooks;  /* the device engine's method hooks */
     /* workspace for up to ws_T tokens */
     size_t ws_T;
     float *x, *xn, *tmp;           /* (T, d) */
@@ -216,6 +218,15 @@ size_t scb_model_weight_bytes(const struct scb_model *m)
 
 int scb_model_on_device(const struct scb_model *m) { return m->be->ops->device; }
 
+void *scb_model_device_ctx(const struct scb_model *m)
+{
+#if SCB_HAVE_CUDA
+    if (m->dev) return scb_backend_cuda_ctx(m->be);
+#endif
+    (void)m;
+    return NULL;
+}
+
 void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *h)
 {
     if (h) m->hooks = *h;
@@ -224,10 +235,36 @@ void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *
 
 int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cache **out, struct scb_ctx *ctx)
 {
+    return scb_model_kv_create_heads(m, m->cfg.Hkv, cap, out, ctx);
+}
+
+int scb_model_kv_create_heads(const struct scb_model *m, size_t Hs, size_t cap, struct scb_kv_cache **out,
+                              struct scb_ctx *ctx)
+{
+    *out = NULL;
+    if (!Hs || Hs % m->cfg.Hkv || m->cfg.H % Hs)
+        return scb_err(ctx, SCB_E_INVAL, "kv cache: %zu stored heads for a model with %zu KV heads and %zu "
+                       "query heads (a multiple of the first dividing the second)", Hs, m->cfg.Hkv, m->cfg.H);
 #if SCB_HAVE_CUDA
-    if (m->dev) return scb_model_cuda_kv_create(m->dev, cap, out, ctx);
+    if (m->dev) return scb_model_cuda_kv_create(m->dev, Hs, cap, out, ctx);
 #endif
-    return scb_kv_cache_create(out, m->cfg.L, m->cfg.Hkv, m->cfg.D, cap, ctx);
+    return scb_kv_cache_create_heads(out, m->cfg.L, m->cfg.Hkv, Hs, m->cfg.D, cap, ctx);
+}
+
+void scb_model_set_dev_hooks(struct scb_model *m, const struct scb_dev_hooks *h)
+{
+    if (h) m->dev_hooks = *h;
+    else memset(&m->dev_hooks, 0, sizeof m->dev_hooks);
+}
+
+int scb_model_dev_dense(const struct scb_dev_attn *a, struct scb_ctx *ctx)
+{
+#if SCB_HAVE_CUDA
+    return scb_model_cuda_dense(a, ctx);
+#else
+    (void)a;
+    return scb_err(ctx, SCB_E_UNSUPPORTED, "device attention: this scbench was built without CUDA");
+#endif
 }
 
 void scb_model_stats(const struct scb_model *m, struct scb_model_stats *out) { *out = m->stats; }
@@ -407,7 +444,7 @@ static int forward_device(struct scb_model *m, struct scb_kv_cache *kv, const in
     int rc = forward_check(m, kv, ids, n, ctx);
     if (rc == SCB_OK)
         rc = scb_model_cuda_forward(m->dev, kv, ids, n, logits, (flags & SCB_FWD_ALL_LOGITS) != 0, next,
-                                    &fl, ctx);
+                                    &m->dev_hooks, &fl, ctx);
     if (rc == SCB_OK) {
         m->stats.tokens += n;
         m->stats.matmul_flops += fl;

@@ -76,6 +76,33 @@ struct scb_attn_hooks {
                  struct scb_blend_plan **plan, struct scb_ctx *ctx);
 };
 
+/* The device engine's method seam (the CUDA backend): the same lifecycle as struct
+ * scb_attn_hooks (first prefill on an empty cache -> `prefill`, then `after_prefill` once per
+ * layer; every later chunk -> `decode`), on device tensors. One layer's attention: */
+struct scb_dev_attn {
+    void *cc;                 /* struct scb_cuda_ctx * (kernels/kernels_cuda.h), borrowed */
+    const uint16_t *q;        /* (T, H, D) bf16 device: the chunk's queries after RoPE */
+    uint16_t *out;            /* (T, H, D) bf16 device: the attention output to write */
+    uint16_t *k, *v;          /* (Hs, cap, D) bf16 device: this layer's cache storage; entry j of
+                                 stored head s at k + (s * cap + j) * D; the chunk already appended */
+    struct scb_kv_cache *kv;  /* the cache's host bookkeeping (lengths, positions, seen) */
+    size_t layer;
+    size_t T, H, Hs, D;       /* Hs = heads STORED (kv->Hkv): query head h reads s = h / (H / Hs) */
+    size_t cap;               /* entries per stored head allocated */
+    size_t Tk;                /* entries of stored head 0 after the append (the causal rule is
+                                 bottom-right: query i sees entry j iff j <= i + Tk - T) */
+    float scale;              /* 1/sqrt(D) */
+};
+typedef int (*scb_dev_attn_fn)(void *user, const struct scb_dev_attn *a, struct scb_ctx *ctx);
+struct scb_dev_hooks {
+    scb_dev_attn_fn prefill;        /* first prefill's attention; NULL = dense */
+    scb_dev_attn_fn decode;         /* every later chunk's attention; NULL = dense */
+    scb_dev_attn_fn after_prefill;  /* after the first prefill's attention (a->q: its queries);
+                                       may compact the layer (scb_kv_cache_keep + the device
+                                       gather); NULL = keep everything */
+    void *user;
+};
+
 enum scb_forward_flags {
     SCB_FWD_LAST_LOGITS = 0,      /* logits (V) of the last position only */
     SCB_FWD_ALL_LOGITS  = 1 << 0  /* logits (n, V) of every position */
@@ -99,13 +126,25 @@ struct scb_backend *scb_model_backend(const struct scb_model *m);
 size_t scb_model_weight_bytes(const struct scb_model *m);
 
 /* Install attention hooks (copied; NULL restores dense). A model on a device backend refuses
- * to forward with hooks installed (SCB_E_UNSUPPORTED): methods run on the CPU backend. */
+ * to forward with these host hooks installed (SCB_E_UNSUPPORTED): its methods come through
+ * struct scb_dev_hooks. */
 void scb_model_set_attn_hooks(struct scb_model *m, const struct scb_attn_hooks *h);
 
 /* A KV cache shaped for this model (L, Hkv, D) holding at most cap tokens: host fp32 on the
  * CPU backend, device bf16 (scb_kv_cache_create_external) on a device backend. */
 int scb_model_kv_create(const struct scb_model *m, size_t cap, struct scb_kv_cache **out,
                         struct scb_ctx *ctx);
+/* The same storing Hs heads (a multiple of the model's KV heads dividing its query heads:
+ * SCBench's per-query-head selection, kernels/kv_cache.h scb_kv_cache_create_heads). */
+int scb_model_kv_create_heads(const struct scb_model *m, size_t Hs, size_t cap, struct scb_kv_cache **out,
+                              struct scb_ctx *ctx);
+
+/* Install device attention hooks (copied; NULL restores dense). Only a model on a device
+ * backend runs them. */
+void scb_model_set_dev_hooks(struct scb_model *m, const struct scb_dev_hooks *h);
+/* The device engine's dense attention for a (what a NULL hook runs): over Tk entries of every
+ * stored head. Device builds only (SCB_E_UNSUPPORTED otherwise). */
+int scb_model_dev_dense(const struct scb_dev_attn *a, struct scb_ctx *ctx);
 
 /* Forward n >= 1 tokens ids (each < V) through the model, appending them to kv at positions
  * kv->seen.. (kv->seen advances by n). logits: (n, V) with SCB_FWD_ALL_LOGITS, else (V) for the
@@ -122,6 +161,9 @@ int scb_model_forward_next(struct scb_model *m, struct scb_kv_cache *kv, const i
                            int32_t *next, struct scb_ctx *ctx);
 /* 1 when the model runs on a device backend (weights and KV cache in device memory). */
 int scb_model_on_device(const struct scb_model *m);
+/* The device kernel context (struct scb_cuda_ctx *, kernels/kernels_cuda.h) of a model on the
+ * CUDA backend; NULL otherwise. */
+void *scb_model_device_ctx(const struct scb_model *m);
 
 void scb_model_stats(const struct scb_model *m, struct scb_model_stats *out);
 void scb_model_stats_reset(struct scb_model *m);

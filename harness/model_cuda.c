@@ -241,7 +241,7 @@ static void kv_dev_free(void *p)
 
 int scb_model_cuda_kv_is_device(const struct scb_kv_cache *kv) { return kv->ext_free == kv_dev_free; }
 
-int scb_model_cuda_kv_create(struct scb_model_cuda *d, size_t cap, struct scb_kv_cache **out,
+int scb_model_cuda_kv_create(struct scb_model_cuda *d, size_t Hs, size_t cap, struct scb_kv_cache **out,
                              struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
@@ -249,8 +249,11 @@ int scb_model_cuda_kv_create(struct scb_model_cuda *d, size_t cap, struct scb_kv
     struct kv_dev *s = NULL;
     *out = NULL;
     if (!cap) return scb_err(ctx, SCB_E_INVAL, "kv cache: capacity must be > 0");
-    const size_t elems = c->L * c->Hkv * cap * c->D;             /* (L, Hkv, cap, D) */
-    if (elems / cap != c->L * c->Hkv * c->D)
+    if (!Hs || Hs % c->Hkv || c->H % Hs)
+        return scb_err(ctx, SCB_E_INVAL, "kv cache: %zu stored heads for %zu KV heads and %zu query heads", Hs,
+                       c->Hkv, c->H);
+    const size_t elems = c->L * Hs * cap * c->D;                 /* (L, Hs, cap, D) */
+    if (elems / cap != c->L * Hs * c->D)
         return scb_err(ctx, SCB_E_INVAL, "kv cache: size overflow for %zu tokens", cap);
     s = scb_calloc(1, sizeof *s);
     if (!s) return scb_err(ctx, SCB_E_NOMEM, "kv cache: out of memory");
@@ -263,7 +266,8 @@ int scb_model_cuda_kv_create(struct scb_model_cuda *d, size_t cap, struct scb_kv
         kv_dev_free(s);
         return rc;
     }
-    rc = scb_kv_cache_create_external(out, c->L, c->Hkv, c->D, cap, sizeof(uint16_t), s, kv_dev_free, ctx);
+    rc = scb_kv_cache_create_external(out, c->L, Hs, c->D, cap, sizeof(uint16_t), s, kv_dev_free, ctx);
+    if (rc == SCB_OK) (*out)->Hin = c->Hkv;
     return rc;
 }
 
@@ -306,33 +310,35 @@ static int ensure_ws(struct scb_model_cuda *d, size_t T, struct scb_ctx *ctx)
 
 /* Dense attention of one layer over the device cache: the tensor-core kernels for D 64/128
  * (split-K decode when the query block is small), the plain kernel otherwise. */
-static int attention(struct scb_model_cuda *d, const struct kv_dev *s, const struct scb_kv_cache *kv,
-                     size_t layer, int T, int Tk, struct scb_ctx *ctx)
+int scb_model_cuda_dense(const struct scb_dev_attn *a, struct scb_ctx *ctx)
 {
-    const struct scb_model_config *c = d->c;
-    const size_t lay = layer * kv->Hkv * kv->cap * kv->D;
-    struct scb_attn_cuda_args a = {
-        .q = d->q, .k = s->k + lay, .v = s->v + lay, .out = d->att, .lse = NULL,
-        .Tq = T, .Tk = Tk, .Hq = (int)c->H, .Hkv = (int)kv->Hkv, .D = (int)c->D,
-        .kv_tok_stride = kv->D, .kv_head_stride = kv->cap * kv->D,
-        .scale = (float)(1.0 / sqrt((double)c->D)),
+    struct scb_cuda_ctx *cc = a->cc;
+    struct scb_attn_cuda_args x = {
+        .q = a->q, .k = a->k, .v = a->v, .out = a->out, .lse = NULL,
+        .Tq = (int)a->T, .Tk = (int)a->Tk, .Hq = (int)a->H, .Hkv = (int)a->Hs, .D = (int)a->D,
+        .kv_tok_stride = a->D, .kv_head_stride = a->cap * a->D, .scale = a->scale,
     };
-    if (c->D != 64 && c->D != 128) return scb_attn_generic_cuda(d->cc, &a, ctx);
-    if ((size_t)T * (c->H / kv->Hkv) <= 64) return scb_attn_decode_cuda(d->cc, &a, 0, ctx);
-    return scb_attn_prefill_cuda(d->cc, &a, ctx);
+    if (a->D != 64 && a->D != 128) return scb_attn_generic_cuda(cc, &x, ctx);
+    if (a->T * (a->H / a->Hs) <= 64) return scb_attn_decode_cuda(cc, &x, 0, ctx);
+    return scb_attn_prefill_cuda(cc, &x, ctx);
 }
 
 int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, const int32_t *ids,
-                           size_t n, float *logits, int all_logits, int32_t *next, double *flops,
-                           struct scb_ctx *ctx)
+                           size_t n, float *logits, int all_logits, int32_t *next,
+                           const struct scb_dev_hooks *hooks, double *flops, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     const struct scb_model_config *c = d->c;
     struct scb_cuda_ctx *cc = d->cc;
     const struct kv_dev *s = kv->ext;
-    if (!scb_model_cuda_kv_is_device(kv) || kv->Hkv != c->Hkv)
+    if (!scb_model_cuda_kv_is_device(kv) || kv->Hin != c->Hkv || kv->Hkv % c->Hkv || c->H % kv->Hkv)
         return scb_err(ctx, SCB_E_INVAL, "CUDA engine: the KV cache is not a device cache of this model "
                        "(create it with scb_model_kv_create)");
+    static const struct scb_dev_hooks no_hooks = {0};
+    if (!hooks) hooks = &no_hooks;
+    size_t before = 0;                       /* entries before this chunk: 0 = the first prefill */
+    for (size_t h = 0; h < kv->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
+    const int first_prefill = before == 0;
     SCB_TRY(ensure_ws(d, n, ctx));
     const int T = (int)n, dm = (int)c->d_model, qd = (int)(c->H * c->D), kvd = (int)(c->Hkv * c->D),
               ff = (int)c->d_ff, V = (int)c->V, H = (int)c->H, Hkv = (int)c->Hkv, D = (int)c->D;
@@ -363,7 +369,15 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
         SCB_TRY(scb_cuda_kv_append(cc, s->k + lay, s->v + lay, kk, vv, T, Hkv, (int)kv->Hkv, D,
                                    kv->cap, len, ctx));
         SCB_TRY(scb_kv_cache_append_meta(kv, l, n, pos0, ctx));
-        SCB_TRY(attention(d, s, kv, l, T, (int)(len + n), ctx));                         /* (T, H, D) */
+        const struct scb_dev_attn at = {
+            .cc = cc, .q = d->q, .out = d->att, .k = s->k + lay, .v = s->v + lay, .kv = kv, .layer = l,
+            .T = n, .H = c->H, .Hs = kv->Hkv, .D = c->D, .cap = kv->cap, .Tk = len + n,
+            .scale = (float)(1.0 / sqrt((double)c->D)),
+        };
+        scb_dev_attn_fn fn = first_prefill ? hooks->prefill : hooks->decode;
+        if (fn) SCB_TRY(fn(hooks->user, &at, ctx));                                      /* (T, H, D) */
+        else SCB_TRY(scb_model_cuda_dense(&at, ctx));
+        if (first_prefill && hooks->after_prefill) SCB_TRY(hooks->after_prefill(hooks->user, &at, ctx));
         SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->att, w->wo, w->bo, T, qd, dm, 0, ctx));
         SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, n * (size_t)dm, ctx));
         SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->mlp_norm, T, dm, eps, ctx));

@@ -8,14 +8,15 @@
  *
  * Numerics follow HF transformers running the model in bf16: the residual stream and every
  * activation are bf16, RMSNorm/RoPE/SwiGLU compute in fp32 and round once, GEMMs accumulate in
- * fp32; logits are fp32 (the LM head's accumulator, not rounded). Dense attention only: the
- * method hooks of model.h do not run here (model.c refuses them). */
+ * fp32; logits are fp32 (the LM head's accumulator, not rounded). Methods come in through the
+ * device hooks of model.h (struct scb_dev_hooks; harness/method_bind_dev.c installs them). */
 #ifndef SCB_HARNESS_MODEL_CUDA_H
 #define SCB_HARNESS_MODEL_CUDA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "harness/model.h"
 #include "harness/model_config.h"
 #include "harness/safetensors.h"
 #include "kernels/backend.h"
@@ -33,9 +34,12 @@ void scb_model_cuda_destroy(struct scb_model_cuda *d);    /* NULL is a no-op */
 /* Device bytes of the bf16 weights. */
 size_t scb_model_cuda_weight_bytes(const struct scb_model_cuda *d);
 
-/* A device KV cache (bf16, (L, Hkv, cap, D)) for this model. */
-int scb_model_cuda_kv_create(struct scb_model_cuda *d, size_t cap, struct scb_kv_cache **out,
+/* A device KV cache (bf16, (L, Hs, cap, D)) for this model, storing Hs heads (the model's KV
+ * heads, or more for per-query-head KV policies: kernels/kv_cache.h). */
+int scb_model_cuda_kv_create(struct scb_model_cuda *d, size_t Hs, size_t cap, struct scb_kv_cache **out,
                              struct scb_ctx *ctx);
+/* Dense attention of a (harness/model.h) over its Tk entries per stored head. */
+int scb_model_cuda_dense(const struct scb_dev_attn *a, struct scb_ctx *ctx);
 /* Whether kv was made by scb_model_cuda_kv_create (of any engine). */
 int scb_model_cuda_kv_is_device(const struct scb_kv_cache *kv);
 
@@ -43,9 +47,10 @@ int scb_model_cuda_kv_is_device(const struct scb_kv_cache *kv);
  * advance kv. logits (host): (n, V) when all_logits, else (V) of the last position; NULL skips
  * the download. next (host, may be NULL): the argmax of the last position's logits, computed
  * on the device (only the id is copied back). With logits and next both NULL the LM head is
- * skipped. *flops (may be NULL) gets the 2·T·K·N of the GEMMs run. */
+ * skipped. hooks (may be NULL = dense): the method seam of harness/model.h, run per layer as the
+ * CPU engine runs struct scb_attn_hooks. *flops (may be NULL) gets the 2·T·K·N of the GEMMs run. */
 int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, const int32_t *ids,
-                           size_t n, float *logits, int all_logits, int32_t *next, double *flops,
-                           struct scb_ctx *ctx);
+                           size_t n, float *logits, int all_logits, int32_t *next,
+                           const struct scb_dev_hooks *hooks, double *flops, struct scb_ctx *ctx);
 
 #endif

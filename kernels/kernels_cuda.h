@@ -132,6 +132,14 @@ int scb_cuda_kv_append(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, cons
                        const uint16_t *v, int T, int Hin, int Hkv, int D, size_t cap, size_t len,
                        struct scb_ctx *err);
 
+/* A KV policy's compaction of one layer (SnapKV, PyramidKV, StreamingLLM on the device):
+ * kc, vc are the layer's (Hs, cap, D) bf16 storage; stored head s keeps its rows
+ * idx[s*n + i], i < n (idx: (Hs, n) int32 device, strictly ascending per head, < the head's
+ * entries) as rows 0..n-1, in place. D a multiple of 8. Pair it with scb_kv_cache_keep() for
+ * the host bookkeeping. */
+int scb_cuda_kv_keep(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, int Hs, int D,
+                     size_t cap, const int32_t *idx, int n, struct scb_ctx *err);
+
 /* ---- row and elementwise kernels (bf16 in/out, fp32 arithmetic, one rounding) ------------ */
 
 /* RMSNorm as HF Llama/Qwen2: r = rsqrt(mean(x^2) + eps) in fp32; y = bf16(w * bf16(x * r)).

@@ -239,9 +239,6 @@ int scb_kv_cache_keep(struct scb_kv_cache *kv, size_t layer, size_t head, const 
 {
     if (layer >= kv->L || head >= kv->Hkv)
         return scb_err(ctx, SCB_E_INVAL, "kv cache keep: layer %zu head %zu out of range", layer, head);
-    if (!kv->k)
-        return scb_err(ctx, SCB_E_UNSUPPORTED, "kv cache keep: the entries live in device memory (KV "
-                       "policies run on host caches only)");
     if (kv->n_temp[layer])
         return scb_err(ctx, SCB_E_INVAL, "kv cache keep: temp segment of layer %zu is not empty", layer);
     size_t ng = kv->n_global[layer * kv->Hkv + head];
@@ -253,9 +250,10 @@ int scb_kv_cache_keep(struct scb_kv_cache *kv, size_t layer, size_t head, const 
     size_t base = row_index(kv, layer, head);
     for (size_t i = 0; i < n; i++) {
         if (idx[i] == i) continue;
+        kv->pos[base + i] = kv->pos[base + idx[i]];
+        if (!kv->k) continue;              /* external storage: its owner moves the entries */
         memmove(kv->k + (base + i) * D, kv->k + (base + idx[i]) * D, D * sizeof(float));
         memmove(kv->v + (base + i) * D, kv->v + (base + idx[i]) * D, D * sizeof(float));
-        kv->pos[base + i] = kv->pos[base + idx[i]];
     }
     kv->n_global[layer * kv->Hkv + head] = n;
     return SCB_OK;

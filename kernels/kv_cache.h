@@ -32,8 +32,8 @@
  * (L, Hkv, cap, D) layout) creates the cache with scb_kv_cache_create_external(). The segment
  * bookkeeping (counts, seen, positions, drop/commit/clear, check_room) stays here on the host;
  * k and v are NULL, the backend writes the entries itself and records them with
- * scb_kv_cache_append_meta(). Host-data operations (append, keep, the k/v views) then fail or
- * return NULL: KV policies that edit entries on the host do not run on such a cache. */
+ * scb_kv_cache_append_meta(). Host-data operations (append, the k/v views) then fail or
+ * return NULL; scb_kv_cache_keep() compacts only the bookkeeping, the owner moves the entries. */
 #ifndef SCB_KERNELS_KV_CACHE_H
 #define SCB_KERNELS_KV_CACHE_H
 
@@ -114,7 +114,9 @@ const float *scb_kv_cache_v(const struct scb_kv_cache *kv, size_t layer, size_t 
 const int64_t *scb_kv_cache_positions(const struct scb_kv_cache *kv, size_t layer, size_t head);
 
 /* KV-policy seam: keep only global entries idx[0..n) (strictly ascending, < n_global) of
- * (layer, head), compacting in place. Requires an empty temp segment. seen is unchanged. */
+ * (layer, head), compacting in place. Requires an empty temp segment. seen is unchanged.
+ * External storage: only the bookkeeping (count, positions) is compacted; the storage owner
+ * moves the K/V entries itself (the CUDA engine: scb_cuda_kv_keep). */
 int scb_kv_cache_keep(struct scb_kv_cache *kv, size_t layer, size_t head, const size_t *idx,
                       size_t n, struct scb_ctx *ctx);
 

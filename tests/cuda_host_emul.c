@@ -184,6 +184,23 @@ int scb_cuda_kv_append(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, cons
     return SCB_OK;
 }
 
+int scb_cuda_kv_keep(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, int Hs, int D, size_t cap,
+                     const int32_t *idx, int n, struct scb_ctx *err)
+{
+    (void)cc;
+    if (Hs <= 0 || D <= 0 || D % 8 || n < 0 || (size_t)n > cap)
+        return scb_err(err, SCB_E_INVAL, "emulated kv keep: Hs=%d D=%d n=%d cap=%zu", Hs, D, n, cap);
+    for (int s = 0; s < Hs; s++)                  /* kc, vc (Hs, cap, D): rows idx[s][i] -> i */
+        for (int i = 0; i < n; i++) {
+            const int32_t j = idx[(size_t)s * n + i];
+            if (j < i || (size_t)j >= cap || (i && j <= idx[(size_t)s * n + i - 1]))
+                return scb_err(err, SCB_E_INVAL, "emulated kv keep: head %d index %d = %d not ascending", s, i, j);
+            memmove(kc + ((size_t)s * cap + i) * D, kc + ((size_t)s * cap + j) * D, (size_t)D * 2);
+            memmove(vc + ((size_t)s * cap + i) * D, vc + ((size_t)s * cap + j) * D, (size_t)D * 2);
+        }
+    return SCB_OK;
+}
+
 /* Dense causal GQA attention, bottom-right aligned, fp32 softmax; out rounded to bf16. */
 static int attention(const struct scb_attn_cuda_args *a, struct scb_ctx *err)
 {

@@ -3,7 +3,7 @@
  * leave the cache unchanged; keep() compacts per head while positions continue from `seen`;
  * byte accounting; a cache storing more heads than it is fed (SCBench's GQA repetition) copies
  * input head s / rep into stored head s and keeps per stored head; a cache with external
- * (device) storage keeps the same bookkeeping through append_meta, refuses host data
+ * (device) storage keeps the same bookkeeping through append_meta and keep, refuses host data
  * operations and frees its storage exactly once. Inputs are seeded random values (seed printed). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -269,9 +269,19 @@ static void test_external_storage(void **s)
     float k[HKV * D] = {1}, v[HKV * D] = {2};
     assert_int_equal(scb_kv_cache_append(kv, 0, k, v, 1, kv->seen, &ctx), SCB_E_UNSUPPORTED);
     assert_non_null(strstr(ctx.msg, "device memory"));
+    /* keep compacts the bookkeeping only (the owner moves the entries) */
     scb_kv_cache_clear(kv);
-    size_t idx[1] = {0};
-    assert_int_equal(scb_kv_cache_keep(kv, 0, 0, idx, 0, &ctx), SCB_E_UNSUPPORTED);
+    for (size_t l = 0; l < L; l++) assert_int_equal(scb_kv_cache_append_meta(kv, l, 6, kv->seen, &ctx), SCB_OK);
+    scb_kv_cache_advance(kv, 6);
+    size_t idx[3] = {1, 4, 5};
+    assert_int_equal(scb_kv_cache_keep(kv, 1, 1, idx, 3, &ctx), SCB_OK);
+    assert_int_equal(scb_kv_cache_len(kv, 1, 1), 3);
+    assert_int_equal(scb_kv_cache_len(kv, 1, 0), 6);
+    assert_int_equal(scb_kv_cache_positions(kv, 1, 1)[1], 4);
+    assert_int_equal(scb_kv_cache_positions(kv, 1, 1)[2], 5);
+    assert_int_equal(kv->seen, 6);
+    size_t bad[2] = {3, 2};
+    assert_int_equal(scb_kv_cache_keep(kv, 1, 0, bad, 2, &ctx), SCB_E_INVAL);
     assert_int_equal(ext_frees, 0);
     scb_kv_cache_destroy(kv);
     assert_int_equal(ext_frees, 1);

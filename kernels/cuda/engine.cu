@@ -41,6 +41,56 @@ out:
     return rc;
 }
 
+/* In-place compaction of one layer: stored head s keeps rows idx[s*n + i] (strictly ascending)
+ * as its rows i = 0..n-1. One block per head walks the rows in tiles of KEEP_ROWS in order:
+ * a tile is read into shared memory before it is written, and later tiles read rows
+ * idx[i] >= i beyond every row written so far, so no row is overwritten before it is read. */
+enum { KEEP_ROWS = 16 };
+__global__ void scb_kv_keep_kernel(uint16_t *kc, uint16_t *vc, const int32_t *idx, int n, int D,
+                                   long long cap)
+{
+    extern __shared__ uint4 tile[];                  /* (2, KEEP_ROWS, D) bf16 as 16-byte words */
+    const int s = blockIdx.x, w = D / 8;             /* 16-byte words per row */
+    uint4 *kt = tile, *vt = tile + KEEP_ROWS * w;
+    uint4 *kh = (uint4 *)(kc + (long long)s * cap * D), *vh = (uint4 *)(vc + (long long)s * cap * D);
+    const int32_t *ix = idx + (long long)s * n;
+    for (int i0 = 0; i0 < n; i0 += KEEP_ROWS) {
+        const int cnt = n - i0 < KEEP_ROWS ? n - i0 : KEEP_ROWS;
+        for (int e = threadIdx.x; e < cnt * w; e += blockDim.x) {
+            const int r = e / w, c = e % w;
+            const long long src = (long long)ix[i0 + r] * w + c;
+            kt[e] = kh[src];
+            vt[e] = vh[src];
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < cnt * w; e += blockDim.x) {
+            const long long dst = (long long)(i0 + e / w) * w + e % w;
+            kh[dst] = kt[e];
+            vh[dst] = vt[e];
+        }
+        __syncthreads();
+    }
+}
+
+extern "C" int scb_cuda_kv_keep(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, int Hs, int D,
+                                size_t cap, const int32_t *idx, int n, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!kc || !vc || !idx || Hs <= 0 || D <= 0 || D % 8 || n < 0 || (size_t)n > cap ||
+        ((uintptr_t)kc | (uintptr_t)vc) % 16) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kv keep: bad arguments (Hs=%d D=%d n=%d cap=%zu; D a multiple "
+                     "of 8, 16-byte aligned storage)", Hs, D, n, cap);
+        goto out;
+    }
+    if (n == 0) goto out;
+    scb_kv_keep_kernel<<<(unsigned)Hs, 128, (size_t)2 * KEEP_ROWS * D * sizeof(uint16_t), cc->stream>>>(
+        kc, vc, idx, n, D, (long long)cap);
+    SCB_LAUNCH_CHECK("scb_kv_keep_kernel");
+out:
+    return rc;
+}
+
 enum { GEN_THREADS = 128 };
 
 static __device__ float scb_block_max_(float x, float *red)
