@@ -267,8 +267,30 @@ int scb_model_dev_dense(const struct scb_dev_attn *a, struct scb_ctx *ctx)
 #endif
 }
 
-void scb_model_stats(const struct scb_model *m, struct scb_model_stats *out) { *out = m->stats; }
-void scb_model_stats_reset(struct scb_model *m) { memset(&m->stats, 0, sizeof m->stats); }
+/* graph_steps: the device engine's counter minus its value at the last reset */
+static long graph_steps_now(const struct scb_model *m)
+{
+    long steps = 0, inst = 0;
+#if SCB_HAVE_CUDA
+    if (m->dev) scb_model_cuda_graph_stats(m->dev, &steps, &inst);
+#else
+    (void)m;
+#endif
+    (void)inst;
+    return steps;
+}
+
+void scb_model_stats(const struct scb_model *m, struct scb_model_stats *out)
+{
+    *out = m->stats;
+    out->graph_steps = graph_steps_now(m) - m->stats.graph_steps;
+}
+
+void scb_model_stats_reset(struct scb_model *m)
+{
+    memset(&m->stats, 0, sizeof m->stats);
+    m->stats.graph_steps = graph_steps_now(m);     /* the baseline, subtracted by scb_model_stats */
+}
 
 /* ---- forward ------------------------------------------------------------------------------ */
 static int ensure_ws(struct scb_model *m, size_t T, struct scb_ctx *ctx)

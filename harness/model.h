@@ -114,6 +114,7 @@ struct scb_model_stats {
     double matmul_ms;        /* time inside the backend's matmul */
     double forward_ms;       /* time inside scb_model_forward */
     size_t tokens;           /* tokens forwarded */
+    long graph_steps;        /* device engine: forwards run as one CUDA graph */
 };
 
 /* Load the model in dir onto backend be (borrowed; must outlive the model). */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/alloc.h"
@@ -47,6 +48,10 @@ struct scb_model_cuda {
     int32_t *ids;                          /* (T) */
     float *logits;                         /* (min(T, LM_ROWS), V) fp32 */
     int32_t *next;                         /* (1) */
+    /* decode steps as CUDA graphs (SCB_CUDA_GRAPHS=0 turns them off) */
+    int graphs;                            /* 1 = on */
+    struct scb_cuda_graph *graph;
+    int32_t *h_io;                         /* (2) pinned host: the step's input id, its argmax */
 };
 
 struct kv_dev {
@@ -205,6 +210,12 @@ int scb_model_cuda_load(struct scb_model_cuda **out, struct scb_backend *be,
     u.pass = 2;
     SCB_TRY(walk(&u, ctx));
     if (c->tie_embeddings) d->lm_head = d->embed;
+    const char *g = getenv("SCB_CUDA_GRAPHS");
+    d->graphs = !(g && !strcmp(g, "0"));
+    if (d->graphs) {
+        SCB_TRY(scb_cuda_graph_create(cc, &d->graph, ctx));
+        SCB_TRY(scb_cuda_host_alloc(cc, (void **)&d->h_io, 2 * sizeof(int32_t), ctx));
+    }
     SCB_TRY(scb_cuda_malloc(cc, (void **)&d->inv_freq, c->D / 2 * sizeof(float), ctx));
     SCB_TRY(scb_cuda_upload(cc, d->inv_freq, c->inv_freq, c->D / 2 * sizeof(float), ctx));
     *out = d;
@@ -221,6 +232,8 @@ void scb_model_cuda_destroy(struct scb_model_cuda *d)
 {
     if (!d) return;
     scb_cuda_free(d->cc, d->arena);
+    scb_cuda_graph_destroy(d->graph);
+    scb_cuda_host_free(d->cc, d->h_io);
     scb_cuda_free(d->cc, d->inv_freq);
     scb_cuda_free(d->cc, d->weights);
     scb_free(d->layers);
@@ -228,6 +241,11 @@ void scb_model_cuda_destroy(struct scb_model_cuda *d)
 }
 
 size_t scb_model_cuda_weight_bytes(const struct scb_model_cuda *d) { return d->weight_bytes; }
+
+void scb_model_cuda_graph_stats(const struct scb_model_cuda *d, long *steps, long *instantiations)
+{
+    scb_cuda_graph_stats(d->graph, steps, instantiations);
+}
 
 /* ---- KV cache ---------------------------------------------------------------------------- */
 static void kv_dev_free(void *p)
@@ -345,7 +363,17 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
     const float eps = (float)c->rms_eps;
     const int64_t pos0 = kv->seen;
     double fl = 0;
-    SCB_TRY(scb_cuda_upload(cc, d->ids, ids, n * sizeof(int32_t), ctx));
+    /* a dense single-token step that only wants the argmax runs as one CUDA graph */
+    const int graph = d->graphs && n == 1 && !logits && next && !first_prefill && !hooks->decode;
+    int capturing = 0;
+    if (graph) {
+        d->h_io[0] = ids[0];
+        SCB_TRY(scb_cuda_graph_begin(cc, d->graph, ctx));
+        capturing = 1;
+        SCB_TRY(scb_cuda_upload_async(cc, d->ids, d->h_io, sizeof(int32_t), ctx));
+    } else {
+        SCB_TRY(scb_cuda_upload(cc, d->ids, ids, n * sizeof(int32_t), ctx));
+    }
     SCB_TRY(scb_cuda_embed(cc, d->x, d->embed, V, dm, d->ids, T, ctx));               /* (T, d) */
     SCB_TRY(scb_cuda_rope_table(cc, d->inv_freq, D / 2, pos0, T, c->attn_scaling, d->cos, d->sin, ctx));
     for (size_t l = 0; l < c->L; l++) {
@@ -405,11 +433,24 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
         }
         if (next) {
             SCB_TRY(scb_cuda_argmax(cc, d->next, d->logits + (cnt - 1) * (size_t)V, 0, 1, V, ctx));
-            SCB_TRY(scb_cuda_download(cc, next, d->next, sizeof(int32_t), ctx));
+            if (capturing) {
+                SCB_TRY(scb_cuda_download_async(cc, d->h_io + 1, d->next, sizeof(int32_t), ctx));
+                capturing = 0;
+                SCB_TRY(scb_cuda_graph_launch(cc, d->graph, ctx));
+                SCB_TRY(scb_cuda_sync(cc, ctx));
+                *next = d->h_io[1];
+            } else {
+                SCB_TRY(scb_cuda_download(cc, next, d->next, sizeof(int32_t), ctx));
+            }
         }
     }
     SCB_TRY(scb_cuda_sync(cc, ctx));
     if (flops) *flops = fl;
 out:
+    if (capturing) {
+        scb_cuda_graph_abort(cc, d->graph);
+        scb_err_prefix(ctx, "CUDA engine: recording the decode step as a CUDA graph (SCB_CUDA_GRAPHS=0 "
+                       "turns graphs off): ");
+    }
     return rc;
 }

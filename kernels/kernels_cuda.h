@@ -74,6 +74,35 @@ int scb_cuda_fill16(struct scb_cuda_ctx *cc, uint16_t *dst, uint16_t bits, size_
 int scb_cuda_fill32(struct scb_cuda_ctx *cc, uint32_t *dst, uint32_t bits, size_t n,
                     struct scb_ctx *err);
 
+/* ---- pinned host memory and asynchronous copies ------------------------------------------ */
+/* Page-locked host memory (for copies inside a captured graph). */
+int  scb_cuda_host_alloc(struct scb_cuda_ctx *cc, void **out, size_t bytes, struct scb_ctx *err);
+void scb_cuda_host_free(struct scb_cuda_ctx *cc, void *p);          /* NULL is a no-op */
+/* Copies on the stream that do not wait: src (upload) / dst (download) must be pinned
+ * (scb_cuda_host_alloc) and stay valid until the next scb_cuda_sync. */
+int scb_cuda_upload_async(struct scb_cuda_ctx *cc, void *dst, const void *src, size_t bytes,
+                          struct scb_ctx *err);
+int scb_cuda_download_async(struct scb_cuda_ctx *cc, void *dst, const void *src, size_t bytes,
+                            struct scb_ctx *err);
+
+/* ---- CUDA graphs -------------------------------------------------------------------------- */
+/* A step recorded as a graph: every launcher between scb_cuda_graph_begin and
+ * scb_cuda_graph_launch is captured from the context's stream (nothing runs yet; synchronous
+ * calls — scb_cuda_upload/download/sync — are not allowed in between), then the executable
+ * graph kept in g is updated in place from the new capture (cudaGraphExecUpdate: kernel
+ * arguments and grid sizes may change from step to step; a new topology re-instantiates) and
+ * launched as one unit, so the GPU runs the step's kernels back to back without per-kernel
+ * launch gaps. scb_cuda_graph_abort ends a capture that failed half-way (the stream is usable
+ * again; the graph is discarded). */
+struct scb_cuda_graph;
+int  scb_cuda_graph_create(struct scb_cuda_ctx *cc, struct scb_cuda_graph **out, struct scb_ctx *err);
+void scb_cuda_graph_destroy(struct scb_cuda_graph *g);             /* NULL is a no-op */
+int  scb_cuda_graph_begin(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err);
+int  scb_cuda_graph_launch(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err);
+void scb_cuda_graph_abort(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g);
+/* Steps launched so far, and how many of them had to re-instantiate (topology changed). */
+void scb_cuda_graph_stats(const struct scb_cuda_graph *g, long *launches, long *instantiations);
+
 /* ---- timing (CUDA events on the context's stream) --------------------------------------- */
 /* Record the start / stop event; scb_cuda_timer_ms syncs on stop and returns the elapsed ms. */
 int scb_cuda_timer_start(struct scb_cuda_ctx *cc, struct scb_ctx *err);

@@ -201,6 +201,74 @@ int scb_cuda_kv_keep(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, int Hs
     return SCB_OK;
 }
 
+/* Pinned memory and asynchronous copies: host memory and plain copies here. */
+int scb_cuda_host_alloc(struct scb_cuda_ctx *cc, void **out, size_t bytes, struct scb_ctx *err)
+{
+    (void)cc;
+    *out = scb_malloc(bytes ? bytes : 1);
+    return *out ? SCB_OK : scb_err(err, SCB_E_NOMEM, "emulated pinned alloc: out of memory");
+}
+
+void scb_cuda_host_free(struct scb_cuda_ctx *cc, void *p)
+{
+    (void)cc;
+    scb_free(p);
+}
+
+int scb_cuda_upload_async(struct scb_cuda_ctx *cc, void *dst, const void *src, size_t bytes, struct scb_ctx *err)
+{
+    return scb_cuda_upload(cc, dst, src, bytes, err);
+}
+
+int scb_cuda_download_async(struct scb_cuda_ctx *cc, void *dst, const void *src, size_t bytes,
+                            struct scb_ctx *err)
+{
+    return scb_cuda_download(cc, dst, src, bytes, err);
+}
+
+/* Graphs: the emulated launchers run at once, so "capturing" runs the step eagerly and launching
+ * it has nothing left to do; the counters still count steps, so the engine's choice of graph
+ * steps is visible to tests. */
+struct scb_cuda_graph { long launches, begun; };
+
+int scb_cuda_graph_create(struct scb_cuda_ctx *cc, struct scb_cuda_graph **out, struct scb_ctx *err)
+{
+    (void)cc;
+    *out = scb_calloc(1, sizeof **out);
+    return *out ? SCB_OK : scb_err(err, SCB_E_NOMEM, "emulated graph: out of memory");
+}
+
+void scb_cuda_graph_destroy(struct scb_cuda_graph *g) { scb_free(g); }
+
+int scb_cuda_graph_begin(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err)
+{
+    (void)cc;
+    if (g->begun) return scb_err(err, SCB_E_INVAL, "emulated graph: capture already in progress");
+    g->begun = 1;
+    return SCB_OK;
+}
+
+int scb_cuda_graph_launch(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err)
+{
+    (void)cc;
+    if (!g->begun) return scb_err(err, SCB_E_INVAL, "emulated graph: launch without a capture");
+    g->begun = 0;
+    g->launches++;
+    return SCB_OK;
+}
+
+void scb_cuda_graph_abort(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g)
+{
+    (void)cc;
+    g->begun = 0;
+}
+
+void scb_cuda_graph_stats(const struct scb_cuda_graph *g, long *launches, long *instantiations)
+{
+    *launches = g ? g->launches : 0;
+    *instantiations = g && g->launches ? 1 : 0;
+}
+
 /* Dense causal GQA attention, bottom-right aligned, fp32 softmax; out rounded to bf16. */
 static int attention(const struct scb_attn_cuda_args *a, struct scb_ctx *err)
 {

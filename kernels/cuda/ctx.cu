@@ -12,6 +12,7 @@ extern "C" {
 #include "kernels/cuda/common.cuh"
 
 #define SCB_CUDA_DEFAULT_WS ((size_t)64 << 20)
+#define SCB_CUBLAS_WS ((size_t)32 << 20)
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -111,6 +112,8 @@ extern "C" int scb_cuda_ctx_create(struct scb_cuda_ctx **out, int device, size_t
     SCB_CUDA_TRY(cudaStreamCreateWithFlags(&cc->stream, cudaStreamNonBlocking));
     SCB_CUBLAS_TRY(cublasCreate(&cc->blas));
     SCB_CUBLAS_TRY(cublasSetStream(cc->blas, cc->stream));
+    SCB_CUDA_TRY(cudaMalloc(&cc->blas_ws, SCB_CUBLAS_WS));
+    SCB_CUBLAS_TRY(cublasSetWorkspace(cc->blas, cc->blas_ws, SCB_CUBLAS_WS));
     SCB_CUDA_TRY(cudaMalloc(&cc->workspace, cc->ws_bytes));
     SCB_CUDA_TRY(cudaMalloc((void **)&cc->d_flag, sizeof(int)));
     SCB_CUDA_TRY(cudaMemset(cc->d_flag, 0, sizeof(int)));
@@ -133,6 +136,7 @@ extern "C" void scb_cuda_ctx_destroy(struct scb_cuda_ctx *cc)
     if (cc->d_flag) (void)cudaFree(cc->d_flag);
     if (cc->workspace) (void)cudaFree(cc->workspace);
     if (cc->blas) (void)cublasDestroy(cc->blas);
+    if (cc->blas_ws) (void)cudaFree(cc->blas_ws);
     if (cc->stream) (void)cudaStreamDestroy(cc->stream);
     (void)cudaGetLastError();
     scb_free(cc);
@@ -222,6 +226,124 @@ extern "C" int scb_cuda_copy(struct scb_cuda_ctx *cc, void *dst, const void *src
     SCB_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cc->stream));
 out:
     return rc;
+}
+
+/* ---- pinned memory, asynchronous copies ------------------------------------------------- */
+
+extern "C" int scb_cuda_host_alloc(struct scb_cuda_ctx *cc, void **out, size_t bytes,
+                                   struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    *out = NULL;
+    SCB_CHECK_ALIVE();
+    SCB_CUDA_TRY(cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocDefault));
+out:
+    if (rc < 0) *out = NULL;
+    return rc;
+}
+
+extern "C" void scb_cuda_host_free(struct scb_cuda_ctx *cc, void *p)
+{
+    (void)cc;
+    if (p) (void)cudaFreeHost(p);
+}
+
+extern "C" int scb_cuda_upload_async(struct scb_cuda_ctx *cc, void *dst, const void *src,
+                                     size_t bytes, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    SCB_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cc->stream));
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_download_async(struct scb_cuda_ctx *cc, void *dst, const void *src,
+                                       size_t bytes, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    SCB_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cc->stream));
+out:
+    return rc;
+}
+
+/* ---- graphs -------------------------------------------------------------------------------- */
+
+struct scb_cuda_graph {
+    cudaGraphExec_t exec;        /* the executable graph, updated in place every step */
+    long launches, instantiations;
+};
+
+extern "C" int scb_cuda_graph_create(struct scb_cuda_ctx *cc, struct scb_cuda_graph **out,
+                                     struct scb_ctx *err)
+{
+    (void)cc;
+    *out = (struct scb_cuda_graph *)scb_calloc(1, sizeof **out);
+    return *out ? SCB_OK : scb_err(err, SCB_E_NOMEM, "CUDA graph: out of host memory");
+}
+
+extern "C" void scb_cuda_graph_destroy(struct scb_cuda_graph *g)
+{
+    if (!g) return;
+    if (g->exec) (void)cudaGraphExecDestroy(g->exec);
+    scb_free(g);
+}
+
+extern "C" int scb_cuda_graph_begin(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g,
+                                    struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    /* relaxed: the launchers may set kernel attributes while the stream records */
+    SCB_CUDA_TRY(cudaStreamBeginCapture(cc->stream, cudaStreamCaptureModeRelaxed));
+    (void)g;
+out:
+    return rc;
+}
+
+extern "C" void scb_cuda_graph_abort(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g)
+{
+    cudaGraph_t tmp = NULL;
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(cc->stream, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone)
+        (void)cudaStreamEndCapture(cc->stream, &tmp);
+    if (tmp) (void)cudaGraphDestroy(tmp);
+    (void)cudaGetLastError();
+    (void)g;
+}
+
+extern "C" int scb_cuda_graph_launch(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g,
+                                     struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    cudaGraph_t graph = NULL;
+    SCB_CHECK_ALIVE();
+    SCB_CUDA_TRY(cudaStreamEndCapture(cc->stream, &graph));
+    if (g->exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(g->exec, graph, &info) != cudaSuccess) {
+            (void)cudaGetLastError();          /* topology changed: instantiate anew */
+            (void)cudaGraphExecDestroy(g->exec);
+            g->exec = NULL;
+        }
+    }
+    if (!g->exec) {
+        SCB_CUDA_TRY(cudaGraphInstantiate(&g->exec, graph, 0));
+        g->instantiations++;
+    }
+    SCB_CUDA_TRY(cudaGraphLaunch(g->exec, cc->stream));
+    g->launches++;
+out:
+    if (graph) (void)cudaGraphDestroy(graph);
+    return rc;
+}
+
+extern "C" void scb_cuda_graph_stats(const struct scb_cuda_graph *g, long *launches,
+                                     long *instantiations)
+{
+    *launches = g ? g->launches : 0;
+    *instantiations = g ? g->instantiations : 0;
 }
 
 template <typename T>

@@ -261,7 +261,27 @@ def main():
                 fails.append(f"rand D={D}: {ex}")
             print(f"  rand D={D:<3d} H={H} Hkv={Hkv}      max rel err vs CPU engine {worst:.2e}")
 
-        # 5: methods are refused on the CUDA backend
+        # 5: decode steps as CUDA graphs: the same tokens with graphs off, and the bench counts them
+        mdir = os.path.join(tmp, "rand_d64")
+        prompt = [rng.randrange(512) for _ in range(40)]
+        try:
+            on = generate(scb, "cuda", mdir, prompt, 24)[0]
+            env = dict(os.environ, SCB_CUDA_GRAPHS="0")
+            p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", mdir, "--ids",
+                                ",".join(map(str, prompt)), "--max-new", "24"], capture_output=True, text=True, env=env)
+            off = [[int(x) for x in line.split()] for line in p.stdout.rstrip("\n").split("\n")] if not p.returncode else None
+            if off != on:
+                fails.append(f"CUDA graphs: greedy tokens {on} with graphs, {off} without ({p.stderr.strip()})")
+            p = run([scb, "bench", "cuda", "--model", mdir, "--tokens", "64", "--decode", "12"])
+            line = [x for x in p.stdout.split("\n") if x.startswith("decode graph")]
+            if p.returncode or not line or not line[0].startswith("decode graph 12 of 12 steps"):
+                fails.append(f"bench cuda: expected 'decode graph 12 of 12 steps', got exit {p.returncode} {line} "
+                             f"{p.stderr.strip()}")
+            print(f"  CUDA graphs: {len(on[0])} greedy tokens identical with SCB_CUDA_GRAPHS=0; bench: {line[:1]}")
+        except RuntimeError as ex:
+            fails.append(f"CUDA graphs: {ex}")
+
+        # 6: methods are refused on the CUDA backend
         p = run([scb, "generate", "--backend", "cuda", "--model", m0, "--ids", "1,2,3", "--method", "snapkv:budget=64"])
         if p.returncode == 0 or "method snapkv is not available on the CUDA backend yet" not in p.stderr:
             fails.append(f"--method snapkv on cuda: exit {p.returncode}, stderr {p.stderr.strip()!r}")
