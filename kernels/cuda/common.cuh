@@ -19,8 +19,6 @@ struct scb_cuda_ctx {
     cudaStream_t stream;
     cublasHandle_t blas;
     void *workspace;              /* device, ws_bytes: split-K partials */
-    void *blas_ws;                /* device, SCB_CUBLAS_WS bytes: cuBLAS's workspace (set once, so
-                                     a GEMM never allocates, also inside a captured graph) */
     size_t ws_bytes;
     int *d_flag;                  /* device int: kernel-raised error bits (SCB_CUDA_FLAG_*) */
     cudaEvent_t ev_start, ev_stop;
@@ -31,6 +29,8 @@ struct scb_cuda_ctx {
     size_t total_mem;
     int sticky;                   /* first error code once the backend is dead, else 0 */
     char sticky_msg[512];
+    void *blas_ws;                /* device, SCB_CUBLAS_WS bytes: cuBLAS's workspace (set once, so
+                                     a GEMM never allocates, also inside a captured graph) */
 };
 
 #define SCB_CUDA_FLAG_EMBED_RANGE 1
