@@ -89,7 +89,7 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
     printf("decode reads %.2f GB/s of weights (%.1f MiB per token)\n",
            (double)scb_model_weight_bytes(m) * (double)ndec / (sd.forward_ms * 1e6),
            (double)scb_model_weight_bytes(m) / 1048576.0);
-    printf("decode graph %ld of %ld steps ran as one CUDA graph each (SCB_CUDA_GRAPHS=0 turns them off)\n",
+    printf("decode graph %ld of %ld steps ran as one CUDA graph each (SCB_CUDA_GRAPHS=1 turns them on)\n",
            sd.graph_steps, ndec);
 out:
     scb_free(ids);

@@ -48,7 +48,7 @@ struct scb_model_cuda {
     int32_t *ids;                          /* (T) */
     float *logits;                         /* (min(T, LM_ROWS), V) fp32 */
     int32_t *next;                         /* (1) */
-    /* decode steps as CUDA graphs (SCB_CUDA_GRAPHS=0 turns them off) */
+    /* decode steps as CUDA graphs (SCB_CUDA_GRAPHS=1 turns them on) */
     int graphs;                            /* 1 = on */
     struct scb_cuda_graph *graph;
     int32_t *h_io;                         /* (2) pinned host: the step's input id, its argmax */
@@ -210,8 +210,10 @@ int scb_model_cuda_load(struct scb_model_cuda **out, struct scb_backend *be,
     u.pass = 2;
     SCB_TRY(walk(&u, ctx));
     if (c->tie_embeddings) d->lm_head = d->embed;
+    /* opt-in: re-recording the step every token costs more host time than the launch gaps it
+     * removes (docs/performance.md), so graphs are off unless SCB_CUDA_GRAPHS=1 */
     const char *g = getenv("SCB_CUDA_GRAPHS");
-    d->graphs = !(g && !strcmp(g, "0"));
+    d->graphs = g && !strcmp(g, "1");
     if (d->graphs) {
         SCB_TRY(scb_cuda_graph_create(cc, &d->graph, ctx));
         SCB_TRY(scb_cuda_host_alloc(cc, (void **)&d->h_io, 2 * sizeof(int32_t), ctx));
@@ -449,8 +451,8 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
 out:
     if (capturing) {
         scb_cuda_graph_abort(cc, d->graph);
-        scb_err_prefix(ctx, "CUDA engine: recording the decode step as a CUDA graph (SCB_CUDA_GRAPHS=0 "
-                       "turns graphs off): ");
+        scb_err_prefix(ctx, "CUDA engine: recording the decode step as a CUDA graph (unset "
+                       "SCB_CUDA_GRAPHS to turn graphs off): ");
     }
     return rc;
 }

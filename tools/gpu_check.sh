@@ -19,7 +19,7 @@
 # programs link the CUDA kernels, kernels/status.c, kernels/alloc.c, methods/dense.c, libm,
 # cudart (static) and cuBLAS. --prebuilt DIR uses DIR/parity_cuda and DIR/bench_cuda instead
 # (DIR is put on LD_LIBRARY_PATH, so libraries copied beside them are found).
-# SCB_BENCH_NO_GRAPHS=1 also times each length with SCB_CUDA_GRAPHS=0 (decode without CUDA graphs).
+# SCB_BENCH_GRAPHS=1 also times each length with SCB_CUDA_GRAPHS=1 (decode steps as CUDA graphs).
 # SCB_BENCH_TOKENS="4096 32768" times the engine at each prompt length (default 4096), each
 # next to HF transformers (tools/bench_hf.py) on the same random model.
 # Results (logs, CSV, nvidia-smi, resource usage) go to --out, else $OUT, else ./gpu-results.
@@ -165,10 +165,10 @@ if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
         && for T in ${SCB_BENCH_TOKENS:-4096}; do
             run_step "engine_bench_$T" 150 "$BIN/scbench" bench cuda --model "$SCRATCH/model" --tokens "$T" --decode 128
             cat "$RES/engine_bench_$T.log" 2>/dev/null
-            if [ "${SCB_BENCH_NO_GRAPHS:-0}" = 1 ]; then
-                SCB_CUDA_GRAPHS=0 run_step "engine_bench_nographs_$T" 150 "$BIN/scbench" bench cuda \
+            if [ "${SCB_BENCH_GRAPHS:-0}" = 1 ]; then
+                SCB_CUDA_GRAPHS=1 run_step "engine_bench_graphs_$T" 150 "$BIN/scbench" bench cuda \
                     --model "$SCRATCH/model" --tokens "$T" --decode 128
-                grep -E "^decode" "$RES/engine_bench_nographs_$T.log" 2>/dev/null | sed 's/^/[SCB_CUDA_GRAPHS=0] /'
+                grep -E "^decode" "$RES/engine_bench_graphs_$T.log" 2>/dev/null | sed 's/^/[SCB_CUDA_GRAPHS=1] /'
             fi
             if [ $HF -eq 1 ]; then
                 run_step "hf_bench_$T" 200 python3 "$ROOT/tools/bench_hf.py" --model "$SCRATCH/model" --tokens "$T" --decode 128
