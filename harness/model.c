@@ -1,4 +1,4 @@
-/* model.c — weights (one fp32 arena) and the forward pass of Llama / Qwen2 / Mistral
+/* model.c — weights (one fp32 arena) and the forward pass of Llama / Qwen2 / Qwen3 / Mistral
  * (see model.h); on a device backend the weights, KV cache and forward pass belong to the
  * device engine (harness/model_cuda.h) and this file keeps the checks and bookkeeping. */
 #include "harness/model.h"
@@ -22,6 +22,7 @@ struct layer_w {
     float *attn_norm;              /* (d) */
     float *wq, *wk, *wv, *wo;      /* (H*D, d) (Hkv*D, d) (Hkv*D, d) (d, H*D) */
     float *bq, *bk, *bv, *bo;      /* (H*D) (Hkv*D) (Hkv*D) (d) or NULL */
+    float *q_norm, *k_norm;        /* (D) (D): per-head RMSNorm before RoPE (Qwen3) or NULL */
     float *mlp_norm;               /* (d) */
     float *wg, *wu, *wd;           /* (ff, d) (ff, d) (d, ff) */
     float *bg, *bu, *bd;           /* (ff) (ff) (d) or NULL */
@@ -92,7 +93,7 @@ int scb_model_load(struct scb_model **out, const char *dir, struct scb_backend *
     SCB_TRY(scb_model_config_load(&m->cfg, dir, ctx));
     const struct scb_model_config *c = &m->cfg;
     m->layers = scb_calloc(c->L, sizeof *m->layers);
-    sp = scb_calloc(3 + 16 * c->L, sizeof *sp);
+    sp = scb_calloc(3 + 18 * c->L, sizeof *sp);
     if (!m->layers || !sp) { rc = scb_err(ctx, SCB_E_NOMEM, "out of memory"); goto out; }
     SCB_TRY(scb_safetensors_open_dir(&st, dir, ctx));
 
@@ -116,6 +117,10 @@ int scb_model_load(struct scb_model **out, const char *dir, struct scb_backend *
             add_spec(sp, &ns, &w->bv, kvd, 0, "%s.%zu.self_attn.v_proj.bias", p, l);
         }
         if (c->attn_bias) add_spec(sp, &ns, &w->bo, d, 0, "%s.%zu.self_attn.o_proj.bias", p, l);
+        if (c->qk_norm) {
+            add_spec(sp, &ns, &w->q_norm, (int64_t)c->D, 0, "%s.%zu.self_attn.q_norm.weight", p, l);
+            add_spec(sp, &ns, &w->k_norm, (int64_t)c->D, 0, "%s.%zu.self_attn.k_norm.weight", p, l);
+        }
         add_spec(sp, &ns, &w->mlp_norm, d, 0, "%s.%zu.post_attention_layernorm.weight", p, l);
         add_spec(sp, &ns, &w->wg, ff, d, "%s.%zu.mlp.gate_proj.weight", p, l);
         add_spec(sp, &ns, &w->wu, ff, d, "%s.%zu.mlp.up_proj.weight", p, l);
@@ -329,6 +334,20 @@ static int mm(struct scb_model *m, const float *x, const float *w, const float *
     return rc;
 }
 
+/* Qwen3's q_norm / k_norm: RMSNorm over each head's D values of q (T*H rows) and k (T*Hkv
+ * rows), in place, before RoPE; nothing for the other architectures. */
+static int qk_norm(struct scb_model *m, const struct layer_w *w, size_t T, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = &m->cfg;
+    if (!w->q_norm) return SCB_OK;
+    const float eps = (float)c->rms_eps;
+    SCB_TRY(m->be->ops->rmsnorm(m->be, m->q, w->q_norm, m->q, T * c->H, c->D, eps, ctx));    /* (T*H, D) */
+    SCB_TRY(m->be->ops->rmsnorm(m->be, m->k, w->k_norm, m->k, T * c->Hkv, c->D, eps, ctx));  /* (T*Hkv, D) */
+out:
+    return rc;
+}
+
 /* Rows sel of src (rows of `w` floats) into dst, in order (dst may not alias src). */
 static void gather_rows(float *dst, const float *src, const int32_t *sel, size_t n_sel, size_t w)
 {
@@ -369,6 +388,7 @@ static int forward_blend(struct scb_model *m, struct scb_kv_cache *kv, const int
         SCB_TRY(mm(m, m->xn, w->wq, w->bq, m->q, T, d, qd, ctx));    /* (T, H, D) */
         SCB_TRY(mm(m, m->xn, w->wk, w->bk, m->k, T, d, kvd, ctx));   /* (T, Hkv, D) */
         SCB_TRY(mm(m, m->xn, w->wv, w->bv, m->v, T, d, kvd, ctx));   /* (T, Hkv, D) */
+        SCB_TRY(qk_norm(m, w, T, ctx));
         SCB_TRY(ops->rope(be, m->q, cosl, sinl, T, c->H, c->D, ctx));
         SCB_TRY(ops->rope(be, m->k, cosl, sinl, T, c->Hkv, c->D, ctx));
         const float *q = m->q;
@@ -515,6 +535,7 @@ int scb_model_forward(struct scb_model *m, struct scb_kv_cache *kv, const int32_
         SCB_TRY(mm(m, xn, w->wq, w->bq, m->q, n, d, qd, ctx));    /* (n, H, D) */
         SCB_TRY(mm(m, xn, w->wk, w->bk, m->k, n, d, kvd, ctx));   /* (n, Hkv, D) */
         SCB_TRY(mm(m, xn, w->wv, w->bv, m->v, n, d, kvd, ctx));   /* (n, Hkv, D) */
+        SCB_TRY(qk_norm(m, w, n, ctx));
         SCB_TRY(ops->rope(be, m->q, m->cos, m->sin, n, c->H, c->D, ctx));
         SCB_TRY(ops->rope(be, m->k, m->cos, m->sin, n, c->Hkv, c->D, ctx));
         SCB_TRY(scb_kv_cache_append(kv, l, m->k, m->v, n, pos0, ctx));

@@ -1,5 +1,5 @@
-/* model.h — a decoder-only transformer (Llama / Qwen2 / Mistral family) loaded from a Hugging
- * Face model directory, and its forward pass over the KV cache.
+/* model.h — a decoder-only transformer (Llama / Qwen2 / Qwen3 / Mistral family) loaded from a
+ * Hugging Face model directory, and its forward pass over the KV cache.
  *
  * Loading: config.json (harness/model_config.h) + safetensors weights (harness/safetensors.h,
  * single file or shards). The CPU backend converts every weight (bf16, f16 or f32 in the file)
@@ -9,8 +9,9 @@
  * Forward: scb_model_forward() appends n tokens at RoPE positions seen..seen+n-1 to the cache
  * (into the segment of its current mode), computes causal attention with bottom-right
  * alignment over everything the cache holds, and returns logits. The computation follows HF
- * transformers' modeling_llama / qwen2 / mistral in fp32 (RMSNorm with fp32 variance, RoPE
- * rotate_half, SwiGLU, tied or separate LM head).
+ * transformers' modeling_llama / qwen2 / qwen3 / mistral in fp32 (RMSNorm with fp32 variance,
+ * Qwen3's per-head q_norm/k_norm before RoPE, RoPE rotate_half, SwiGLU, tied or separate LM
+ * head).
  *
  * Method seam (struct scb_attn_hooks): SCBench dispatches attention by cache state
  * (spec/scbench.md §6.1): the chunk that starts on an empty cache (the session's first prefill)

@@ -215,6 +215,47 @@ out:
     return rc;
 }
 
+/* Qwen3's sliding window as Qwen3Config / modeling_qwen3 apply it: the window is
+ * sliding_window (default 4096, null = none) only with use_sliding_window; layer i is a
+ * sliding_attention layer per layer_types, or, without layer_types, when a window is set and
+ * i >= max_window_layers (default 28). The window matters only when some layer uses it; a
+ * sliding_attention layer without a window is refused (transformers refuses it too). */
+static int qwen3_sliding(struct scb_model_config *c, const cJSON *root, const char *path, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK, use = 0, window_set = 0, any = 0;
+    size_t sw = 0, mwl = 0;
+    SCB_TRY(get_bool(root, "use_sliding_window", path, 0, &use, ctx));
+    const cJSON *jsw = get(root, "sliding_window");
+    if (!jsw) sw = 4096, window_set = 1;
+    else if (!cJSON_IsNull(jsw)) { SCB_TRY(get_size(root, "sliding_window", path, 0, 0, &sw, ctx)); window_set = 1; }
+    window_set = window_set && use;
+    SCB_TRY(get_size(root, "max_window_layers", path, 0, 28, &mwl, ctx));
+    const cJSON *lt = get(root, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        if (!cJSON_IsArray(lt) || (size_t)cJSON_GetArraySize(lt) != c->L)
+            return scb_err(ctx, SCB_E_FORMAT, "%s: \"layer_types\" must be a list of %zu entries (one per layer)",
+                           path, c->L);
+        size_t i = 0;
+        for (const cJSON *e = lt->child; e; e = e->next, i++) {
+            int sl = cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
+            if (!sl && !(cJSON_IsString(e) && !strcmp(e->valuestring, "full_attention")))
+                return scb_err(ctx, SCB_E_FORMAT, "%s: layer_types[%zu] must be \"full_attention\" or "
+                               "\"sliding_attention\"", path, i);
+            any |= sl;
+        }
+    } else {
+        any = window_set && mwl < c->L;
+    }
+    if (any && !window_set)
+        return scb_err(ctx, SCB_E_FORMAT, "%s: layer_types has sliding_attention layers but no window is set "
+                       "(use_sliding_window false or sliding_window null)", path);
+    if (any && sw == 0)
+        return scb_err(ctx, SCB_E_FORMAT, "%s: sliding_window must be > 0", path);
+    if (any) c->sliding_window = (int64_t)sw;
+out:
+    return rc;
+}
+
 int scb_model_config_load(struct scb_model_config *c, const char *dir, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
@@ -237,9 +278,10 @@ int scb_model_config_load(struct scb_model_config *c, const char *dir, struct sc
     if (!strcmp(a0->valuestring, "LlamaForCausalLM")) c->arch = SCB_ARCH_LLAMA;
     else if (!strcmp(a0->valuestring, "Qwen2ForCausalLM")) c->arch = SCB_ARCH_QWEN2;
     else if (!strcmp(a0->valuestring, "MistralForCausalLM")) c->arch = SCB_ARCH_MISTRAL;
+    else if (!strcmp(a0->valuestring, "Qwen3ForCausalLM")) c->arch = SCB_ARCH_QWEN3;
     else {
         rc = scb_err(ctx, SCB_E_UNSUPPORTED, "%s: architecture \"%s\" is not supported (LlamaForCausalLM, "
-                     "Qwen2ForCausalLM, MistralForCausalLM are)", path, a0->valuestring);
+                     "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM are)", path, a0->valuestring);
         goto out;
     }
     const cJSON *act = get(root, "hidden_act");
@@ -264,16 +306,19 @@ int scb_model_config_load(struct scb_model_config *c, const char *dir, struct sc
                      path, c->H, c->Hkv);
         goto out;
     }
-    SCB_TRY(get_size(root, "head_dim", path, 0, c->d_model / c->H, &c->D, ctx));
+    /* Qwen3Config's head_dim defaults to 128, not hidden_size / num_attention_heads */
+    SCB_TRY(get_size(root, "head_dim", path, 0, c->arch == SCB_ARCH_QWEN3 ? 128 : c->d_model / c->H, &c->D, ctx));
     if (!c->D) { rc = scb_err(ctx, SCB_E_FORMAT, "%s: head_dim must be > 0", path); goto out; }
     SCB_TRY(get_num(root, "rms_norm_eps", path, 1e-6, &c->rms_eps, ctx));
     SCB_TRY(get_size(root, "max_position_embeddings", path, 0, 2048, &c->max_pos, ctx));
     SCB_TRY(get_bool(root, "attention_bias", path, 0, &c->attn_bias, ctx));
     SCB_TRY(get_bool(root, "mlp_bias", path, 0, &c->mlp_bias, ctx));
     c->qkv_bias = c->arch == SCB_ARCH_QWEN2;
-    if (c->arch != SCB_ARCH_LLAMA) c->attn_bias = 0, c->mlp_bias = 0;
+    c->qk_norm = c->arch == SCB_ARCH_QWEN3;
+    if (c->arch != SCB_ARCH_LLAMA) c->mlp_bias = 0;
+    if (c->arch != SCB_ARCH_LLAMA && c->arch != SCB_ARCH_QWEN3) c->attn_bias = 0;
     SCB_TRY(get_bool(root, "tie_word_embeddings", path, c->arch == SCB_ARCH_QWEN2 ? 0 : 0, &c->tie_embeddings, ctx));
-    /* sliding window: Mistral always when set; Qwen2 only with use_sliding_window */
+    /* sliding window: Mistral always when set; Qwen2 only with use_sliding_window; Qwen3 below */
     size_t sw = 0;
     SCB_TRY(get_size(root, "sliding_window", path, 0, 0, &sw, ctx));
     if (c->arch == SCB_ARCH_MISTRAL) c->sliding_window = (int64_t)sw;
@@ -287,6 +332,7 @@ int scb_model_config_load(struct scb_model_config *c, const char *dir, struct sc
                 any |= cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
         if (use || any) c->sliding_window = (int64_t)sw;
     }
+    if (c->arch == SCB_ARCH_QWEN3) SCB_TRY(qwen3_sliding(c, root, path, ctx));
     SCB_TRY(parse_rope(c, root, path, ctx));
     /* special ids */
     const cJSON *bos = get(root, "bos_token_id");

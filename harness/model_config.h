@@ -5,7 +5,9 @@
  *
  * Supported: LlamaForCausalLM (Llama 2/3/3.1; rope_scaling "llama3", "linear"; attention_bias,
  * mlp_bias), Qwen2ForCausalLM (q/k/v bias, tied embeddings, rope "yarn"), MistralForCausalLM
- * (sliding_window null, or an error once a sequence would need it). Both the transformers 5
+ * (sliding_window null, or an error once a sequence would need it), Qwen3ForCausalLM (per-head
+ * RMSNorm q_norm/k_norm on q and k before RoPE, head_dim default 128, attention_bias = q/k/v/o
+ * biases, sliding-window layers only as for Mistral). Both the transformers 5
  * "rope_parameters" form and the older "rope_theta" + "rope_scaling" form are read. */
 #ifndef SCB_HARNESS_MODEL_CONFIG_H
 #define SCB_HARNESS_MODEL_CONFIG_H
@@ -18,7 +20,8 @@
 enum scb_arch {
     SCB_ARCH_LLAMA   = 0,
     SCB_ARCH_QWEN2   = 1,
-    SCB_ARCH_MISTRAL = 2
+    SCB_ARCH_MISTRAL = 2,
+    SCB_ARCH_QWEN3   = 3
 };
 
 enum scb_rope_type {
@@ -37,11 +40,12 @@ struct scb_model_config {
     size_t H, Hkv, D;              /* query heads, KV heads, head dim */
     double rms_eps;
     size_t max_pos;                /* max_position_embeddings */
-    int attn_bias;                 /* q, k, v, o biases (Llama attention_bias) */
+    int attn_bias;                 /* q, k, v, o biases (Llama / Qwen3 attention_bias) */
     int qkv_bias;                  /* q, k, v biases only (Qwen2) */
     int mlp_bias;
+    int qk_norm;                   /* per-head RMSNorm of q and k before RoPE, weights (D) (Qwen3) */
     int tie_embeddings;
-    int64_t sliding_window;        /* tokens; 0 = none */
+    int64_t sliding_window;        /* tokens, when some layer uses it; 0 = none */
     /* RoPE */
     int rope_type;                 /* enum scb_rope_type */
     double rope_theta;

@@ -20,6 +20,7 @@ struct dlayer {
     const uint16_t *wq, *wk, *wv, *wo;     /* (H*D, d) (Hkv*D, d) (Hkv*D, d) (d, H*D); wq|wk|wv
                                               back to back: one (H*D + 2*Hkv*D, d) */
     const uint16_t *bq, *bk, *bv, *bo;     /* (H*D) (Hkv*D) (Hkv*D) (d) or NULL; bq|bk|bv too */
+    const uint16_t *q_norm, *k_norm;       /* (D) (D): per-head RMSNorm before RoPE (Qwen3) or NULL */
     const uint16_t *mlp_norm;              /* (d) */
     const uint16_t *wg, *wu, *wd;          /* (ff, d) (ff, d) (d, ff); wu = wg + ff*d: one (2ff, d) */
     const uint16_t *bg, *bu, *bd;          /* (ff) (ff) (d) or NULL; bu = bg + ff */
@@ -161,6 +162,10 @@ static int walk(struct upload *u, struct scb_ctx *ctx)
             SCB_TRY(putn(u, bqkv, names, 3, ctx));                        /* (H*D + 2*Hkv*D) */
         }
         if (c->attn_bias) SCB_TRY(put(u, &w->bo, ctx, "%s.%zu.self_attn.o_proj.bias", p, l));
+        if (c->qk_norm) {
+            SCB_TRY(put(u, &w->q_norm, ctx, "%s.%zu.self_attn.q_norm.weight", p, l));     /* (D) */
+            SCB_TRY(put(u, &w->k_norm, ctx, "%s.%zu.self_attn.k_norm.weight", p, l));     /* (D) */
+        }
         SCB_TRY(put(u, &w->mlp_norm, ctx, "%s.%zu.post_attention_layernorm.weight", p, l));
         snprintf(n0, sizeof n0, "%s.%zu.mlp.gate_proj.weight", p, l);
         snprintf(n1, sizeof n1, "%s.%zu.mlp.up_proj.weight", p, l);
@@ -393,6 +398,12 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
             SCB_TRY(scb_cuda_gemm(cc, d->q, 0, d->xn, w->wq, w->bq, T, dm, qd, 0, ctx));  /* (T, H, D) */
             SCB_TRY(scb_cuda_gemm(cc, kk, 0, d->xn, w->wk, w->bk, T, dm, kvd, 0, ctx));
             SCB_TRY(scb_cuda_gemm(cc, vv, 0, d->xn, w->wv, w->bv, T, dm, kvd, 0, ctx));
+        }
+        if (w->q_norm) {
+            /* Qwen3: RMSNorm over each head's D values, in place; q is T*H packed rows of D and
+             * k T*Hkv (for T = 1 both sit in the q|k|v row) */
+            SCB_TRY(scb_cuda_rmsnorm(cc, d->q, d->q, w->q_norm, T * H, D, eps, ctx));       /* (T*H, D) */
+            SCB_TRY(scb_cuda_rmsnorm(cc, kk, kk, w->k_norm, T * Hkv, D, eps, ctx));         /* (T*Hkv, D) */
         }
         SCB_TRY(scb_cuda_rope_cs(cc, d->q, T, H, D, 0, d->cos, d->sin, ctx));
         SCB_TRY(scb_cuda_rope_cs(cc, kk, T, Hkv, D, 0, d->cos, d->sin, ctx));

@@ -1,7 +1,9 @@
 /* test_model_load.c — model loading errors and forward-pass invariants on a tiny random Llama
  * written by the test (config.json + F32 safetensors, seeded, seed printed):
  *   missing config.json, unsupported architecture, unsupported RoPE type, missing tensor,
- *   wrong shape (each error names the file and the problem);
+ *   wrong shape (each error names the file and the problem); Qwen3: a missing q_norm tensor,
+ *   head_dim 128 by default (not hidden / heads), bad layer_types, sliding_attention layers
+ *   without a window;
  *   SCBench's drop-temp semantics at the logits level: prefill A, generate into temp, drop,
  *   forward B == forward(A+B) (max relative error 1e-5); out-of-vocabulary ids leave the cache
  *   unchanged; attention hooks: the prefill hook runs only for the first chunk, the decode hook
@@ -37,6 +39,8 @@ struct opts {
     const char *omit;          /* tensor to leave out */
     const char *misshape;      /* tensor written with one row too many */
     int no_config;
+    const char *extra;         /* more config.json fields ("\"k\": v, ") or NULL */
+    int no_head_dim;           /* leave head_dim out of config.json */
 };
 
 static void write_model(const char *dir, const struct opts *o)
@@ -47,11 +51,14 @@ static void write_model(const char *dir, const struct opts *o)
         snprintf(path, sizeof path, "%s/config.json", dir);
         FILE *f = fopen(path, "w");
         assert_non_null(f);
-        fprintf(f, "{\"architectures\": [\"%s\"], \"hidden_size\": %d, \"intermediate_size\": %d,\n"
+        if (!o->no_head_dim) fprintf(f, "{\"head_dim\": %d, ", HD);
+        else fprintf(f, "{");
+        fprintf(f, "%s\"architectures\": [\"%s\"], \"hidden_size\": %d, \"intermediate_size\": %d,\n"
                 "\"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"num_hidden_layers\": %d,\n"
                 "\"vocab_size\": %d, \"rms_norm_eps\": 1e-5, \"rope_theta\": 10000.0, \"hidden_act\": \"silu\",\n"
                 "\"max_position_embeddings\": 512, \"eos_token_id\": 2, \"rope_scaling\": %s}\n",
-                o->arch ? o->arch : "LlamaForCausalLM", DM, FF, NH, NKV, NL, VOCAB, o->rope ? o->rope : "null");
+                o->extra ? o->extra : "", o->arch ? o->arch : "LlamaForCausalLM", DM, FF, NH, NKV, NL, VOCAB,
+                o->rope ? o->rope : "null");
         fclose(f);
     }
     struct { char name[96]; int r, c; } t[64];
@@ -72,6 +79,10 @@ static void write_model(const char *dir, const struct opts *o)
         LT("mlp.gate_proj.weight", FF, DM);
         LT("mlp.up_proj.weight", FF, DM);
         LT("mlp.down_proj.weight", DM, FF);
+        if (o->arch && !strcmp(o->arch, "Qwen3ForCausalLM")) {
+            LT("self_attn.q_norm.weight", HD, 0);
+            LT("self_attn.k_norm.weight", HD, 0);
+        }
     }
     struct scb_buf h = {0};
     size_t off = 0;
@@ -185,6 +196,48 @@ static void test_wrong_shape(void **s)
     snprintf(dir, sizeof dir, "%s/badshape", tmpdir);
     expect_load_error("badshape", &o, SCB_E_FORMAT, "model.layers.0.self_attn.k_proj.weight", "[17, 32]");
     expect_load_error("badshape", &o, SCB_E_FORMAT, "expected [16, 32]", "model.safetensors");
+}
+
+static void test_qwen3_config(void **s)
+{
+    (void)s;
+    struct opts o = {.arch = "Qwen3ForCausalLM", .omit = "model.layers.1.self_attn.q_norm.weight"};
+    expect_load_error("q3_noqnorm", &o, SCB_E_NOTFOUND, "model.layers.1.self_attn.q_norm.weight",
+                      "model.safetensors");
+    struct opts o2 = {.arch = "Qwen3ForCausalLM", .no_head_dim = 1};   /* Qwen3Config: head_dim 128 */
+    expect_load_error("q3_hd128", &o2, SCB_E_FORMAT, "self_attn.q_proj.weight", "expected [512, 32]");
+    struct opts o3 = {.arch = "Qwen3ForCausalLM", .extra = "\"layer_types\": [\"full_attention\"], "};
+    expect_load_error("q3_lt_len", &o3, SCB_E_FORMAT, "config.json", "layer_types");
+    struct opts o4 = {.arch = "Qwen3ForCausalLM",
+                      .extra = "\"layer_types\": [\"full_attention\", \"chunked_attention\"], "};
+    expect_load_error("q3_lt_val", &o4, SCB_E_FORMAT, "layer_types[1]", "config.json");
+    struct opts o5 = {.arch = "Qwen3ForCausalLM", .extra = "\"use_sliding_window\": false, \"sliding_window\": 8, "
+                      "\"layer_types\": [\"full_attention\", \"sliding_attention\"], "};
+    expect_load_error("q3_lt_nowin", &o5, SCB_E_FORMAT, "config.json", "no window");
+    /* a full model loads; with a window on layer 1 (max_window_layers 1) a forward past it is refused */
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/q3_sw", tmpdir);
+    struct opts o6 = {.arch = "Qwen3ForCausalLM", .extra = "\"use_sliding_window\": true, \"sliding_window\": 8, "
+                      "\"max_window_layers\": 1, "};
+    write_model(dir, &o6);
+    struct scb_ctx ctx = {0};
+    struct scb_backend *be = NULL;
+    struct scb_model *m = NULL;
+    struct scb_kv_cache *kv = NULL;
+    assert_int_equal(scb_backend_cpu_create(&be, 1, &ctx), SCB_OK);
+    assert_int_equal(scb_model_load(&m, dir, be, &ctx), SCB_OK);
+    assert_int_equal(scb_model_get_config(m)->D, HD);
+    assert_int_equal(scb_model_get_config(m)->sliding_window, 8);
+    assert_int_equal(scb_model_kv_create(m, 16, &kv, &ctx), SCB_OK);
+    int32_t ids[9] = {3, 5, 7, 9, 11, 13, 15, 17, 19};
+    float logits[VOCAB];
+    assert_int_equal(scb_model_forward(m, kv, ids, 8, logits, SCB_FWD_LAST_LOGITS, &ctx), SCB_OK);
+    assert_int_equal(scb_model_forward(m, kv, ids + 8, 1, logits, SCB_FWD_LAST_LOGITS, &ctx), SCB_E_UNSUPPORTED);
+    printf("  q3_sw -> %s\n", scb_errmsg(&ctx));
+    assert_non_null(strstr(scb_errmsg(&ctx), "sliding_window of 8"));
+    scb_kv_cache_destroy(kv);
+    scb_model_destroy(m);
+    scb_backend_destroy(be);
 }
 
 static double rel_err(const float *a, const float *b, size_t n)
@@ -393,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_unsupported_rope),
         cmocka_unit_test(test_missing_tensor),
         cmocka_unit_test(test_wrong_shape),
+        cmocka_unit_test(test_qwen3_config),
         cmocka_unit_test(test_forward_semantics),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_backends),

@@ -2,7 +2,11 @@
 """make_fixtures.py — reference fixtures of the engine from PyTorch + transformers.
 
 Run once on a machine with torch 2.x and transformers 5.x (CPU is enough):
-    python3 tools/make_fixtures.py [--out tests/fixtures/models] [--seed 1234]
+    python3 tools/make_fixtures.py [--out tests/fixtures/models] [--seed 1234] [--only NAME,...]
+--only writes just the named models (their directories and manifest entries, replaced or
+appended in the order below) and leaves every other fixture and rope_reference.json as they
+are; the random inputs of each model are the same as in a full run (the generator advances
+over the models skipped), so a model regenerated alone matches the full run's inputs.
 
 Writes small random-weight models (hidden 64, 2-3 layers, vocab 384, fp32 unless stated),
 each with save_pretrained (safetensors), under OUT/<name>/:
@@ -14,6 +18,9 @@ each with save_pretrained (safetensors), under OUT/<name>/:
   mistral           Mistral (sliding_window null)
   llama_gqa_bf16    llama_gqa's weights stored in bf16 (reference computed from the bf16 values)
   llama_sharded     Llama saved in several shards (model.safetensors.index.json)
+  qwen3_gqa         Qwen3 (q_norm/k_norm), 4 query heads, 2 KV heads, head_dim 32 != hidden/heads
+  qwen3_tied_bias   Qwen3 with attention_bias (q/k/v/o biases), tied embeddings, 1 KV head,
+                    rope_scaling yarn (factor 4, original 64)
 and for each: logits of every position of a few id sequences (1, 17 and 220 tokens; 220
 passes the scaling boundary) as float32 little-endian T×V files, greedy continuations from
 model.generate(do_sample=False, max_new_tokens=N) with an eos id taken from the model's own
@@ -34,7 +41,7 @@ import numpy as np
 import torch
 import transformers
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM)
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 COMMON = dict(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
               num_hidden_layers=2, vocab_size=384, rms_norm_eps=1e-5, max_position_embeddings=1024,
@@ -58,6 +65,11 @@ def specs():
         ("mistral", MistralConfig, MistralForCausalLM, dict(sliding_window=None, rope_theta=10000.0), {}),
         ("llama_gqa_bf16", LlamaConfig, LlamaForCausalLM, dict(head_dim=32, rope_theta=10000.0), {"bf16": True}),
         ("llama_sharded", LlamaConfig, LlamaForCausalLM, dict(rope_theta=10000.0), {"shard": "60KB"}),
+        ("qwen3_gqa", Qwen3Config, Qwen3ForCausalLM, dict(head_dim=32, rope_theta=1000000.0), {}),
+        ("qwen3_tied_bias", Qwen3Config, Qwen3ForCausalLM,
+         dict(num_key_value_heads=1, head_dim=16, attention_bias=True, tie_word_embeddings=True,
+              rope_theta=10000.0, max_position_embeddings=256,
+              rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}), {}),
     ]
 
 
@@ -165,17 +177,35 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "models"))
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--only", help="comma-separated model names: write only these, keep the rest")
     a = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     print(f"seed {a.seed}  torch {torch.__version__}  transformers {transformers.__version__}")
-    if os.path.isdir(a.out):
-        shutil.rmtree(a.out)
-    os.makedirs(a.out)
+    names = [sp[0] for sp in specs()]
+    only = set(a.only.split(",")) if a.only else None
+    if only and not only <= set(names):
+        ap.error(f"--only: unknown model(s) {sorted(only - set(names))} (known: {', '.join(names)})")
+    mpath = os.path.join(a.out, "manifest.json")
+    if only:
+        with open(mpath) as f:
+            manifest = json.load(f)
+        if manifest["seed"] != a.seed:
+            ap.error(f"--only: {mpath} was written with seed {manifest['seed']}, not {a.seed}")
+    else:
+        if os.path.isdir(a.out):
+            shutil.rmtree(a.out)
+        os.makedirs(a.out)
+        manifest = {"seed": a.seed, "torch": torch.__version__, "transformers": transformers.__version__,
+                    "rel_tol": 1e-4, "models": []}
     rng = np.random.default_rng(a.seed)
-    manifest = {"seed": a.seed, "torch": torch.__version__, "transformers": transformers.__version__,
-                "rel_tol": 1e-4, "models": []}
     for i, (name, ccls, mcls, extra, flags) in enumerate(specs()):
+        if only and name not in only:
+            # advance the input generator exactly as a full run does (the draws below; a scalar
+            # draw takes the same as a draw of size 1)
+            for n in (1, 17, 220, 40, 12):
+                rng.integers(2, COMMON["vocab_size"], n)
+            continue
         torch.manual_seed(a.seed + i)
         gen = torch.Generator().manual_seed(a.seed + i)
         cfg = make_config(ccls, extra)
@@ -185,6 +215,9 @@ def main():
             model = model.to(torch.bfloat16)
         d = os.path.join(a.out, name)
         V = cfg.vocab_size
+        assert V == COMMON["vocab_size"]
+        if os.path.isdir(d):
+            shutil.rmtree(d)
         save(model, d, flags.get("shard"))
         # the reference is the saved model loaded back in fp32, as a user would load it (bf16
         # weights widen exactly; buffers such as RoPE inv_freq are recomputed in fp32)
@@ -200,6 +233,8 @@ def main():
         ref.generation_config.save_pretrained(d)
         entry = {"name": name, "arch": cfg.architectures[0] if cfg.architectures else mcls.__name__,
                  "eos": eos, "cases": [], "drop_temp": []}
+        if only:
+            entry["torch"], entry["transformers"] = torch.__version__, transformers.__version__
         for cname, ids in seqs:
             lg = logits_of(ref, ids)
             fn = f"logits_{cname}.f32"
@@ -216,12 +251,18 @@ def main():
         entry["cases"].append({"name": "ab", "ids": A + B, "logits": "logits_ab.f32", "shape": list(lg.shape)})
         entry["drop_temp"].append({"a": A, "b": B, "k": 5, "logits_ab": "logits_ab.f32",
                                    "greedy_after_ab": greedy(ref, A + B, 5, eos)})
-        manifest["models"].append(entry)
+        old = [k for k, e in enumerate(manifest["models"]) if e["name"] == name]
+        if old:
+            manifest["models"][old[0]] = entry
+        else:
+            pos = [k for k, e in enumerate(manifest["models"]) if e["name"] in names[:i]]
+            manifest["models"].insert(pos[-1] + 1 if pos else 0, entry)
         size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
         print(f"  {name:20s} {entry['arch']:20s} eos {eos}  {size / 1024:.0f} KiB  greedy {entry['cases'][1]['greedy']}")
-    with open(os.path.join(a.out, "manifest.json"), "w") as f:
+    with open(mpath, "w") as f:
         json.dump(manifest, f, indent=1)
-    rope_reference(os.path.join(a.out, "rope_reference.json"))
+    if not only:
+        rope_reference(os.path.join(a.out, "rope_reference.json"))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ fp32 accumulation) end to end, on a machine with a GPU (exit 77 without one):
    the CPU logits at that step must be a near-tie (top-1 minus top-2 margin within the
    tolerance band, 2 * 3e-2 * max|logit|); the margin is printed either way;
 3. the drop-temp case (prefill A, generate into temp, drop, prefill B): logits of B against
-   the fixture's A+B forward, and turn 2's ids against the CPU engine;
+   the fixture's A+B forward, and turn 2's ids against the CPU engine; and the same with B cut
+   to its first token, so the engine's one-token path (q|k|v from one GEMM, the decode
+   kernel) is checked against the fixture at a position with a cache behind it (greedy
+   decoding alone would let a wrong decode step pass as a near-tie);
 4. random models with head_dim 64 and 128 (the tensor-core prefill and split-K decode kernels;
    the fixtures' head dims 16/32 take the plain kernel), bf16 storage so both backends hold
    the same weights: prompt logits, follow-up prefills after drop and after commit, against
@@ -224,6 +227,13 @@ def main():
                     worst = max(worst, e)
                     if not e <= TOL:
                         fails.append(f"{m['name']} drop temp: logits of B after A+temp+drop: rel err {e:.3e}")
+                    extra1 = ["--then-ids", str(dt["b"][0]), "--then-logits", tl]
+                    generate(scb, "cuda", mdir, dt["a"], dt["k"], extra1)
+                    e = rel_err(read_f32(tl, 1, V), ab[len(dt["a"]):len(dt["a"]) + 1])
+                    worst = max(worst, e)
+                    if not e <= TOL:
+                        fails.append(f"{m['name']} drop temp: logits of B's first token alone (one-token path): "
+                                     f"rel err {e:.3e}")
                     g_cpu = generate(scb, "cpu", mdir, dt["a"], dt["k"], extra)[0]
                     compare_greedy(scb, mdir, dt["a"], g_cuda[0], g_cpu[0], out, f"{m['name']} drop temp turn 1",
                                    fails)

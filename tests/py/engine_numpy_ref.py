@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """engine_numpy_ref.py — parity of the engine (`scbench forward` / `scbench generate`) with an
-independent NumPy implementation of the Llama / Qwen2 / Mistral forward pass.
+independent NumPy implementation of the Llama / Qwen2 / Qwen3 / Mistral forward pass.
 
 Random small models (seeded; the seed is printed) are written as Hugging Face model
 directories (config.json + safetensors via the `safetensors` package; bf16 and sharded
 variants written by hand) for each architecture and RoPE variant. The reference computes in
-float64 following transformers' modeling_llama / qwen2 / mistral and modeling_rope_utils.
+float64 following transformers' modeling_llama / qwen2 / qwen3 / mistral and modeling_rope_utils
+(Qwen3: RMSNorm of each q and k head before RoPE, head_dim 128 when config.json has none,
+attention_bias = q/k/v/o biases).
 
 Checks, per model:
   * logits of every position: rel err = max|engine - ref| / max|ref| over each position's
@@ -16,7 +18,9 @@ Checks, per model:
     the reference's own continuation (stop token not emitted);
   * drop temp (`--then-ids`): prefill A, generate into temp, drop, prefill B, generate ==
     reference greedy on A+B; commit (`--commit`): == reference greedy on A + generated + B;
-  * Mistral with a sliding window shorter than the sequence fails with a clear error.
+  * Mistral with a sliding window shorter than the sequence fails with a clear error, and so
+    does Qwen3 with use_sliding_window and a layer past max_window_layers; Qwen3 with a window
+    but every layer below max_window_layers runs (no layer slides).
 A near-tie (reference top-2 gap below 1e-4 of the logit scale) at the first differing greedy
 step is reported, not failed.
 """
@@ -34,9 +38,23 @@ REL_TOL = 1e-4
 
 
 # ---------------------------------------------------------------- reference implementation
+def head_dim(cfg):
+    """config head_dim; absent: 128 for Qwen3 (Qwen3Config's default), else hidden / heads"""
+    if cfg.get("head_dim"):
+        return cfg["head_dim"]
+    return 128 if cfg["architectures"][0] == "Qwen3ForCausalLM" else cfg["hidden_size"] // cfg["num_attention_heads"]
+
+
+def biases(cfg):
+    """(q/k/v bias, o bias, mlp bias) of the architecture"""
+    arch = cfg["architectures"][0]
+    ab = cfg.get("attention_bias", False) and arch in ("LlamaForCausalLM", "Qwen3ForCausalLM")
+    return ab or arch == "Qwen2ForCausalLM", ab, cfg.get("mlp_bias", False) and arch == "LlamaForCausalLM"
+
+
 def rope_inv_freq(cfg):
     """inverse frequencies and attention scaling, transformers' formulas (float64)."""
-    D = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    D = head_dim(cfg)
     rp = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
     theta = rp.get("rope_theta", cfg.get("rope_theta", 10000.0))
     rtype = rp.get("rope_type", rp.get("type", "default"))
@@ -91,9 +109,8 @@ def ref_forward(cfg, W, ids):
     """logits (T, V) in float64 for the full sequence ids (no cache)."""
     d, H = cfg["hidden_size"], cfg["num_attention_heads"]
     Hkv = cfg.get("num_key_value_heads", H)
-    D = cfg.get("head_dim") or d // H
+    D = head_dim(cfg)
     eps = cfg.get("rms_norm_eps", 1e-6)
-    arch = cfg["architectures"][0]
     T = len(ids)
     inv, ascale = rope_inv_freq(cfg)
     ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
@@ -106,15 +123,16 @@ def ref_forward(cfg, W, ids):
         if bias:
             y = y + W[name + ".bias"]
         return y
-    ab = cfg.get("attention_bias", False) and arch == "LlamaForCausalLM"
-    qkvb = ab or arch == "Qwen2ForCausalLM"
-    mb = cfg.get("mlp_bias", False) and arch == "LlamaForCausalLM"
+    qkvb, ab, mb = biases(cfg)
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         h = rmsnorm(x, W[p + "input_layernorm.weight"], eps)
         q = lin(h, p + "self_attn.q_proj", qkvb).reshape(T, H, D)
         k = lin(h, p + "self_attn.k_proj", qkvb).reshape(T, Hkv, D)
         v = lin(h, p + "self_attn.v_proj", qkvb).reshape(T, Hkv, D)
+        if p + "self_attn.q_norm.weight" in W:     # Qwen3: per-head RMSNorm before RoPE
+            q = rmsnorm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rmsnorm(k, W[p + "self_attn.k_norm.weight"], eps)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
         g = H // Hkv
         out = np.zeros((T, H, D))
@@ -179,11 +197,8 @@ def make_model(dirpath, cfg, rng, storage="f32", shards=1):
     os.makedirs(dirpath, exist_ok=True)
     d, H, ff, V = cfg["hidden_size"], cfg["num_attention_heads"], cfg["intermediate_size"], cfg["vocab_size"]
     Hkv = cfg.get("num_key_value_heads", H)
-    D = cfg.get("head_dim") or d // H
-    arch = cfg["architectures"][0]
-    ab = cfg.get("attention_bias", False) and arch == "LlamaForCausalLM"
-    qkvb = ab or arch == "Qwen2ForCausalLM"
-    mb = cfg.get("mlp_bias", False) and arch == "LlamaForCausalLM"
+    D = head_dim(cfg)
+    qkvb, ab, mb = biases(cfg)
     shapes = {"model.embed_tokens.weight": (V, d), "model.norm.weight": (d,)}
     if not cfg.get("tie_word_embeddings"):
         shapes["lm_head.weight"] = (V, d)
@@ -195,6 +210,9 @@ def make_model(dirpath, cfg, rng, storage="f32", shards=1):
             shapes[p + f"self_attn.{n}_proj.weight"] = (o, i)
             if (n != "o" and qkvb) or (n == "o" and ab):
                 shapes[p + f"self_attn.{n}_proj.bias"] = (o,)
+        if cfg["architectures"][0] == "Qwen3ForCausalLM":
+            shapes[p + "self_attn.q_norm.weight"] = (D,)
+            shapes[p + "self_attn.k_norm.weight"] = (D,)
         for n, o, i in (("gate", ff, d), ("up", ff, d), ("down", d, ff)):
             shapes[p + f"mlp.{n}_proj.weight"] = (o, i)
             if mb:
@@ -269,6 +287,13 @@ MODELS = [
     ("llama_gqa_bf16", base_cfg("LlamaForCausalLM", head_dim=32, rope_theta=10000.0), "bf16", 1),
     ("llama_sharded", base_cfg("LlamaForCausalLM", rope_theta=10000.0), "f32", 3),
     ("qwen2_f16", base_cfg("Qwen2ForCausalLM", rope_theta=1000000.0), "f16", 1),
+    ("qwen3_gqa_bias", base_cfg("Qwen3ForCausalLM", head_dim=32, attention_bias=True, rope_theta=1000000.0,
+                                use_sliding_window=False, sliding_window=None, max_window_layers=28,
+                                layer_types=["full_attention", "full_attention"]), "f32", 1),
+    # no head_dim in config.json: Qwen3's default 128 (not hidden / heads = 16); yarn; bf16
+    ("qwen3_d128_yarn_bf16", base_cfg("Qwen3ForCausalLM", tie_word_embeddings=True, num_key_value_heads=1,
+                                      rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                       "original_max_position_embeddings": 64}), "bf16", 1),
 ]
 
 
@@ -373,6 +398,29 @@ def main():
         p = run([a.scbench, "forward", "--model", mdir, "--ids", ",".join(["5"] * 16), "--out", out], check=False)
         if p.returncode != 0:
             fails.append(f"mistral sliding window 16 = 16 tokens should run: {p.stderr}")
+        # Qwen3: the window applies to layers >= max_window_layers (with use_sliding_window)
+        for mwl, layer_types, slides in ((1, None, True), (2, None, False),
+                                         (2, ["full_attention", "sliding_attention"], True)):
+            cfg = base_cfg("Qwen3ForCausalLM", head_dim=16, use_sliding_window=True, sliding_window=16,
+                           max_window_layers=mwl, rope_theta=10000.0)
+            if layer_types:
+                cfg["layer_types"] = layer_types
+            mdir = os.path.join(tmp, f"qwen3_sw{mwl}")
+            W = make_model(mdir, cfg, rng)
+            ids = [int(x) for x in rng.integers(0, cfg["vocab_size"], 20)]
+            p = run([a.scbench, "forward", "--model", mdir, "--ids", ",".join(map(str, ids)), "--out", out],
+                    check=False)
+            what = f"qwen3 sliding_window 16, max_window_layers {mwl}, layer_types {layer_types}, 20 tokens"
+            if slides and (p.returncode == 0 or "sliding_window" not in p.stderr):
+                fails.append(f"{what}: expected an error, got rc={p.returncode} stderr={p.stderr!r}")
+            if not slides:
+                if p.returncode != 0:
+                    fails.append(f"{what}: no layer slides, should run: {p.stderr}")
+                else:
+                    got, _ = engine_forward(a.scbench, mdir, ids, out)
+                    e = rel_err(got, ref_forward(cfg, W, ids))
+                    if not e <= REL_TOL:
+                        fails.append(f"{what}: rel err {e:.3e}")
     for f in fails:
         print("FAIL", f)
     print("ok" if not fails else f"{len(fails)} failures (seed {seed})")

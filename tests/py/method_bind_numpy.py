@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """method_bind_numpy.py — methods through the engine against an independent NumPy (float64)
 reference written from the specs (spec/scbench.md §6-7, spec/methods.md), on the committed
-transformers fixture llama_gqa (G = 2) and qwen2_yarn (G = 4, one KV head).
+transformers fixtures llama_gqa (G = 2), qwen2_yarn (G = 4, one KV head) and qwen3_gqa (G = 2,
+head_dim 32, q/k RMSNorm per head before RoPE: the methods see the normalised, rotated q and k).
 
 For each method, `scbench generate --ids A --max-new 0 --then-ids B --then-logits F --method SPEC`
 runs a first prefill A (N tokens) and a follow-up prefill B; F holds B's logits. The reference is
@@ -50,8 +51,8 @@ def forward_masked(cfg, W, ids, mask_fn):
     ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
     cos, sin = np.cos(ang) * ascale, np.sin(ang) * ascale
     x = W["model.embed_tokens.weight"][np.array(ids)]
-    qkvb = (cfg.get("attention_bias", False) and arch == "LlamaForCausalLM") or arch == "Qwen2ForCausalLM"
-    ob = cfg.get("attention_bias", False) and arch == "LlamaForCausalLM"
+    ob = cfg.get("attention_bias", False) and arch in ("LlamaForCausalLM", "Qwen3ForCausalLM")
+    qkvb = ob or arch == "Qwen2ForCausalLM"
 
     def lin(h, name, bias):
         y = h @ W[name + ".weight"].T
@@ -59,8 +60,12 @@ def forward_masked(cfg, W, ids, mask_fn):
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         h = rmsnorm(x, W[p + "input_layernorm.weight"], eps)
-        q = rope(lin(h, p + "self_attn.q_proj", qkvb).reshape(T, H, D), cos, sin)
-        k = rope(lin(h, p + "self_attn.k_proj", qkvb).reshape(T, Hkv, D), cos, sin)
+        q = lin(h, p + "self_attn.q_proj", qkvb).reshape(T, H, D)
+        k = lin(h, p + "self_attn.k_proj", qkvb).reshape(T, Hkv, D)
+        if arch == "Qwen3ForCausalLM":     # per-head RMSNorm before RoPE
+            q = rmsnorm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rmsnorm(k, W[p + "self_attn.k_norm.weight"], eps)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
         v = lin(h, p + "self_attn.v_proj", qkvb).reshape(T, Hkv, D)
         mask = mask_fn(l, q, k)
         g = H // Hkv
@@ -222,7 +227,7 @@ def main():
     root = os.path.join(a.fixtures or "", "models")
     fails = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model in ("llama_gqa", "qwen2_yarn"):
+        for model in ("llama_gqa", "qwen2_yarn", "qwen3_gqa"):
             mdir = os.path.join(root, model)
             if not os.path.exists(os.path.join(mdir, "model.safetensors")):
                 print(f"skip: fixture {mdir} missing")
@@ -258,7 +263,7 @@ def main():
     if fails:
         print("\n".join("FAIL " + f for f in fails))
         return 1
-    print(f"ok: {len(SPECS)} methods x 2 models match the NumPy reference")
+    print(f"ok: {len(SPECS)} methods x 3 models match the NumPy reference")
     return 0
 
 
