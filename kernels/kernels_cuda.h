@@ -133,10 +133,25 @@ struct scb_attn_cuda_args {
 /* Requirements (else SCB_E_INVAL): Tq >= 1, Tk >= 0, D in {64,128}, strides multiples of 8,
  * q/k/v/out 16-byte aligned. */
 
-/* FlashAttention-2 style prefill: 64-query tiles per block of 4 warps, 64-key tiles through
- * shared memory (cp.async double buffering), mma.sync m16n8k16 bf16 tensor-core products. */
+/* Prefill attention: picks the kernel below. D=128 on an sm_90 device with a binary built for
+ * sm_90a runs scb_attn_prefill_sm90_cuda, everything else scb_attn_prefill_fa2_cuda. The
+ * environment variable SCB_ATTN_PREFILL=fa2|sm90 forces one (sm90 where it cannot run is an
+ * error, SCB_E_UNSUPPORTED); it is read at every call. */
 int scb_attn_prefill_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
                           struct scb_ctx *err);
+
+/* FlashAttention-2 style prefill: 64-query tiles per block of 4 warps, 64-key tiles through
+ * shared memory (cp.async double buffering), mma.sync m16n8k16 bf16 tensor-core products.
+ * Any sm_80+ device, D 64 and 128. */
+int scb_attn_prefill_fa2_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
+                              struct scb_ctx *err);
+
+/* FlashAttention-3 style prefill for Hopper (kernels/cuda/attn_prefill_sm90.cu): TMA loads by
+ * a producer warpgroup, wgmma (warpgroup MMA) products in two consumer warpgroups, 128-query
+ * by 128-key tiles. Same arguments and semantics as above; D=128 only; needs compute
+ * capability 9.0 and a build with sm_arch=90 (sm_90a code), else SCB_E_UNSUPPORTED. */
+int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
+                               struct scb_ctx *err);
 
 /* Split-K decode attention for few query rows (Tq * Hq/Hkv <= 64) over many keys: the keys
  * are cut into partitions processed in parallel, each writing a partial output and its lse to

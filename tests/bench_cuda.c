@@ -3,7 +3,7 @@
  *
  * Ceilings measured first: a large bf16 cuBLAS GEMM (TFLOP/s) and a large device-to-device
  * copy (GB/s counting read + write). Then dense causal prefill attention at D=128, Hq=32,
- * Hkv=8 for T = 4K..32K (FLOPs = 4 T^2 D Hq / 2) and split-K decode attention (Tq=1) at
+ * Hkv=8 for T = 4K..128K, the FA2 and the sm90 kernel (FLOPs = 4 T^2 D Hq / 2) and split-K decode attention (Tq=1) at
  * Tk = 32K and 128K (bytes = K + V read once, GQA-aware). Each measurement: warm-up, then
  * repeats timed one by one with CUDA events; median, p10, p90. Inputs are larger than L2 or
  * rotated among several copies. Inputs are seeded random bf16 (never zeros). Also: decode at
@@ -22,7 +22,7 @@
 #include "kernels/alloc.h"
 #include "kernels/status.h"
 
-#define MAX_ROWS 32
+#define MAX_ROWS 48
 #define MAX_REPS 200
 
 struct bench_row {
@@ -180,6 +180,7 @@ static void bench_peaks(int quick)
 struct attn_arg {
     struct scb_attn_cuda_args a[NSETS_MAX];
     int nsets, decode, n_splits;
+    int kern;   /* prefill: 0 FA2 kernel, 1 sm90 (wgmma + TMA) kernel */
 };
 static void attn_fn(void *p, int rep)
 {
@@ -187,17 +188,36 @@ static void attn_fn(void *p, int rep)
     const struct scb_attn_cuda_args *a = &x->a[rep % x->nsets];
     if (x->decode)
         CK(scb_attn_decode_cuda(g_cc, a, x->n_splits, &g_err));
+    else if (x->kern)
+        CK(scb_attn_prefill_sm90_cuda(g_cc, a, &g_err));
     else
-        CK(scb_attn_prefill_cuda(g_cc, a, &g_err));
+        CK(scb_attn_prefill_fa2_cuda(g_cc, a, &g_err));
 }
 
 static void bench_attention(int quick)
 {
     const int Hq = 32, Hkv = 8, D = 128;
-    static const int Tp[] = {4096, 8192, 16384, 32768};
+    static const int Tp[] = {4096, 8192, 16384, 32768, 65536, 131072};
     static const int Td[] = {32768, 131072};
-    const int np = quick ? 2 : 4;
+    const int np = quick ? 2 : 6;
     char shape[64];
+    /* does the sm90 kernel run here? (one tiny call; SCB_E_UNSUPPORTED = no) */
+    int have_sm90 = 0;
+    {
+        struct scb_attn_cuda_args a = {0};
+        uint16_t *t = rand_dev_bf16((size_t)4 * 128, 1.0f), *o = NULL;
+        CK(scb_cuda_malloc(g_cc, (void **)&o, (size_t)4 * 128 * 2, &g_err));
+        a.q = a.k = a.v = t; a.out = o;
+        a.Tq = a.Tk = 4; a.Hq = a.Hkv = 1; a.D = 128;
+        int rc = scb_attn_prefill_sm90_cuda(g_cc, &a, &g_err);
+        if (rc == SCB_E_UNSUPPORTED)
+            printf("[bench] sm90 prefill kernel not run: %s\n", scb_errmsg(&g_err));
+        else
+            CK(rc);
+        have_sm90 = rc == SCB_OK;
+        CK(scb_cuda_sync(g_cc, &g_err));
+        scb_cuda_free(g_cc, t); scb_cuda_free(g_cc, o);
+    }
     for (int s = 0; s < np; s++) {
         const int T = Tp[s];
         struct attn_arg x;
@@ -219,12 +239,17 @@ static void bench_attention(int quick)
             a->Tq = a->Tk = T; a->Hq = Hq; a->Hkv = Hkv; a->D = D;
         }
         snprintf(shape, sizeof shape, "T=%d Hq=%d Hkv=%d D=%d", T, Hq, Hkv, D);
-        struct bench_row *r = new_row("prefill_causal", shape);
-        int reps = T >= 16384 ? 8 : 20;
-        time_it(attn_fn, &x, 2, quick ? 5 : reps, r);
-        r->tflops = 4.0 * (double)T * T * D * Hq / 2.0 / (r->med * 1e-3) / 1e12;
-        r->pct = g_peak_tflops > 0 ? 100.0 * r->tflops / g_peak_tflops : 0;
-        print_row(r);
+        for (int kern = 0; kern <= have_sm90; kern++) {
+            x.kern = kern;
+            struct bench_row *r = new_row(kern ? "prefill_causal_sm90" : "prefill_causal_fa2",
+                                          shape);
+            int reps = T >= 65536 ? 4 : T >= 16384 ? 8 : 20;
+            time_it(attn_fn, &x, T >= 65536 ? 1 : 2, quick ? 5 : reps, r);
+            /* causal FLOPs as the FlashAttention papers count them: half of 4 T^2 D per head */
+            r->tflops = 4.0 * (double)T * T * D * Hq / 2.0 / (r->med * 1e-3) / 1e12;
+            r->pct = g_peak_tflops > 0 ? 100.0 * r->tflops / g_peak_tflops : 0;
+            print_row(r);
+        }
         for (int i = 0; i < x.nsets; i++) {
             scb_cuda_free(g_cc, (void *)x.a[i].q);
             scb_cuda_free(g_cc, (void *)x.a[i].k);

@@ -161,7 +161,8 @@ static void check_exact_u16(const char *name, const uint16_t *got, const uint16_
 struct attn_case {
     int Tq, Tk, Hq, Hkv, D;
     int head_major;   /* KV laid out (Hkv, cap, D) with cap = Tk + 5 instead of (Tk, Hkv, D) */
-    int decode;       /* 0 prefill kernel, 1 split-K decode kernel, 2 plain kernel (any even D) */
+    int decode;       /* 0 prefill (automatic choice), 1 split-K decode kernel, 2 plain kernel
+                       * (any even D), 3 FA2 prefill kernel, 4 sm90 (wgmma + TMA) prefill kernel */
     int n_splits;     /* decode only: 0 = auto */
 };
 
@@ -226,7 +227,17 @@ static void run_attn_case(const struct attn_case *c)
     a.q = dq; a.k = dk; a.v = dv; a.out = dout; a.lse = dlse;
     a.Tq = Tq; a.Tk = Tk; a.Hq = Hq; a.Hkv = Hkv; a.D = D;
     a.kv_tok_stride = ts; a.kv_head_stride = hs;
-    if (c->decode == 2)
+    if (c->decode == 4) {
+        int rc4 = scb_attn_prefill_sm90_cuda(g_cc, &a, &g_err);
+        if (rc4 == SCB_E_UNSUPPORTED) {   /* not a Hopper device, or not built for sm_90a */
+            printf("  sm90 prefill Tq=%d Tk=%d: SKIP (%s)\n", Tq, Tk, scb_errmsg(&g_err));
+            scb_ctx_clear(&g_err);
+            goto done;
+        }
+        CK(rc4);
+    } else if (c->decode == 3)
+        CK(scb_attn_prefill_fa2_cuda(g_cc, &a, &g_err));
+    else if (c->decode == 2)
         CK(scb_attn_generic_cuda(g_cc, &a, &g_err));
     else if (c->decode)
         CK(scb_attn_decode_cuda(g_cc, &a, c->n_splits, &g_err));
@@ -256,13 +267,15 @@ static void run_attn_case(const struct attn_case *c)
     char base[128], splits[24] = "";
     if (c->decode == 1 && c->n_splits) snprintf(splits, sizeof splits, " splits=%d", c->n_splits);
     snprintf(base, sizeof base, "%s Tq=%d Tk=%d Hq=%d Hkv=%d D=%d%s%s",
-             c->decode == 2 ? "generic" : c->decode ? "decode" : "prefill", Tq, Tk, Hq, Hkv, D,
+             c->decode == 4 ? "prefill-sm90" : c->decode == 3 ? "prefill-fa2"
+             : c->decode == 2 ? "generic" : c->decode ? "decode" : "prefill", Tq, Tk, Hq, Hkv, D,
              c->head_major ? " head-major" : "", splits);
     snprintf(name, sizeof name, "%s out", base);
     compare(name, got, ref, nq, ATTN_REL_TOL, -1);
     snprintf(name, sizeof name, "%s lse", base);
     compare(name, glse, rlse, rows, 1.0, ATTN_LSE_ABS_TOL);
 
+done:
     scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv);
     scb_cuda_free(g_cc, dout_g); scb_cuda_free(g_cc, dlse_g);
     scb_free(hq); scb_free(hk); scb_free(hv); scb_free(fq); scb_free(fk); scb_free(fv);
@@ -322,6 +335,33 @@ static void test_attention(void)
         {65, 65, 8, 2, 64, 0, 2, 0},
     };
     for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++) run_attn_case(&generic[i]);
+    /* both prefill kernels by name on one D=128 grid (the automatic choice above runs the sm90
+     * kernel for D=128 on Hopper): lengths of 1, odd, one under / at / over the 128-row and
+     * 128-key tiles of the sm90 kernel, GQA ratios 1, 4 and 8, Tq < Tk (bottom-right), Tq > Tk
+     * (rows without keys, out 0 and lse -inf), the head-major strided cache. Same tolerance as
+     * the FA2 kernel and for the same reason: both round P to bf16 before an fp32-accumulated
+     * PV product and round out to bf16; only the summation order differs. */
+    static const struct attn_case named[] = {
+        {1, 1, 4, 4, 128, 0, 0, 0},
+        {17, 17, 4, 1, 128, 0, 0, 0},
+        {127, 127, 8, 8, 128, 0, 0, 0},
+        {128, 128, 8, 2, 128, 0, 0, 0},
+        {129, 129, 8, 1, 128, 0, 0, 0},
+        {255, 257, 16, 4, 128, 1, 0, 0},
+        {100, 300, 8, 2, 128, 0, 0, 0},      /* Tq < Tk: bottom-right causal */
+        {77, 1000, 32, 4, 128, 1, 0, 0},     /* head-major strided cache, G = 8 */
+        {50, 20, 4, 2, 128, 0, 0, 0},        /* Tq > Tk: first 30 rows see no key */
+        {300, 131, 4, 4, 128, 1, 0, 0},      /* Tq > Tk over several query tiles */
+        {1, 5000, 32, 8, 128, 0, 0, 0},
+        {700, 1031, 8, 2, 128, 0, 0, 0},
+        {1000, 1000, 8, 1, 128, 1, 0, 0},
+    };
+    for (int kern = 3; kern <= 4; kern++)
+        for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+            struct attn_case c = named[i];
+            c.decode = kern;
+            run_attn_case(&c);
+        }
 }
 
 /* KV append into the engine's device cache layout: (Hkv, cap, D) per layer, rows len.. of each
@@ -397,6 +437,17 @@ static void test_attention_errors(void)
     rc = scb_attn_decode_cuda(g_cc, &a, 0, &e);
     printf("  %-62s %s (%s)\n", "D = 96 -> SCB_E_INVAL", rc == SCB_E_INVAL ? "ok" : "FAIL",
            scb_errmsg(&e));
+    if (rc == SCB_E_INVAL) g_pass++; else g_fail++;
+    a.D = 64;
+    rc = scb_attn_prefill_sm90_cuda(g_cc, &a, &e);
+    printf("  %-62s %s (%s)\n", "sm90 prefill, D = 64 -> SCB_E_UNSUPPORTED",
+           rc == SCB_E_UNSUPPORTED ? "ok" : "FAIL", scb_errmsg(&e));
+    if (rc == SCB_E_UNSUPPORTED) g_pass++; else g_fail++;
+    setenv("SCB_ATTN_PREFILL", "fa3", 1);
+    rc = scb_attn_prefill_cuda(g_cc, &a, &e);
+    unsetenv("SCB_ATTN_PREFILL");
+    printf("  %-62s %s (%s)\n", "SCB_ATTN_PREFILL=fa3 -> SCB_E_INVAL",
+           rc == SCB_E_INVAL ? "ok" : "FAIL", scb_errmsg(&e));
     if (rc == SCB_E_INVAL) g_pass++; else g_fail++;
 }
 

@@ -87,7 +87,7 @@ build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in p
     local arch="-gencode=arch=compute_${SM},code=sm_${SM}"
     [ "$SM" = 90 ] && arch="-gencode=arch=compute_90a,code=sm_90a"
     local pids=() f
-    for f in ctx attn_prefill attn_decode elementwise engine; do
+    for f in ctx attn_prefill attn_prefill_sm90 attn_decode elementwise engine; do
         "$NVCC" -std=c++17 -O3 -lineinfo $arch -I"$ROOT" --resource-usage \
             -c "$ROOT/kernels/cuda/$f.cu" -o "$B/obj/$f.o" > "$B/obj/$f.ptxas.txt" 2>&1 &
         pids+=($!)
@@ -101,7 +101,7 @@ build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in p
     for p in "${pids[@]}"; do wait "$p" || ok=1; done
     cat "$B"/obj/*.txt
     [ $ok -eq 0 ] || { echo "compilation failed"; return 1; }
-    local common="$B/obj/ctx.o $B/obj/attn_prefill.o $B/obj/attn_decode.o $B/obj/elementwise.o $B/obj/engine.o $B/obj/status.o $B/obj/alloc.o $B/obj/dense.o"
+    local common="$B/obj/ctx.o $B/obj/attn_prefill.o $B/obj/attn_prefill_sm90.o $B/obj/attn_decode.o $B/obj/elementwise.o $B/obj/engine.o $B/obj/status.o $B/obj/alloc.o $B/obj/dense.o"
     "$NVCC" $arch -o "$B/parity_cuda" "$B/obj/parity_cuda.o" $common -lcublas -lm || return 1
     "$NVCC" $arch -o "$B/bench_cuda" "$B/obj/bench_cuda.o" $common -lcublas -lm || return 1
     echo "built $B/parity_cuda $B/bench_cuda"

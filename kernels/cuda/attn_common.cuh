@@ -60,6 +60,10 @@ static __device__ __forceinline__ float scb_exp2(float x)
     return y;
 }
 
+/* 1 when scb_attn_prefill_sm90_cuda can run on cc's device (compute capability 9.x and the
+ * kernel built as sm_90a machine code), else 0 (attn_prefill_sm90.cu). */
+int scb_attn_sm90_usable_(struct scb_cuda_ctx *cc);
+
 static inline int scb_attn_cuda_check_(const struct scb_attn_cuda_args *a, const char *what,
                                        struct scb_ctx *err)
 {

@@ -11,6 +11,8 @@
 #include "kernels/kernels_cuda.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/attn_common.cuh"
 #include "kernels/cuda/common.cuh"
@@ -234,13 +236,13 @@ out:
     return rc;
 }
 
-extern "C" int scb_attn_prefill_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
-                                     struct scb_ctx *err)
+extern "C" int scb_attn_prefill_fa2_cuda(struct scb_cuda_ctx *cc,
+                                         const struct scb_attn_cuda_args *a, struct scb_ctx *err)
 {
     int rc = SCB_OK;
     struct scb_fa_params p;
     SCB_CHECK_ALIVE();
-    SCB_TRY(scb_attn_cuda_check_(a, "prefill", err));
+    SCB_TRY(scb_attn_cuda_check_(a, "prefill (fa2)", err));
     p.q = a->q;
     p.k = a->k;
     p.v = a->v;
@@ -259,4 +261,20 @@ extern "C" int scb_attn_prefill_cuda(struct scb_cuda_ctx *cc, const struct scb_a
         rc = scb_fa2_launch_<128>(cc, &p, err);
 out:
     return rc;
+}
+
+extern "C" int scb_attn_prefill_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
+                                     struct scb_ctx *err)
+{
+    const char *sel = getenv("SCB_ATTN_PREFILL");
+    if (sel && *sel) {
+        if (!strcmp(sel, "fa2")) return scb_attn_prefill_fa2_cuda(cc, a, err);
+        if (!strcmp(sel, "sm90")) return scb_attn_prefill_sm90_cuda(cc, a, err);
+        return scb_err(err, SCB_E_INVAL,
+                       "SCB_ATTN_PREFILL='%s': expected 'fa2' or 'sm90' (or unset: automatic)",
+                       sel);
+    }
+    if (a && a->D == 128 && scb_attn_sm90_usable_(cc))
+        return scb_attn_prefill_sm90_cuda(cc, a, err);
+    return scb_attn_prefill_fa2_cuda(cc, a, err);
 }

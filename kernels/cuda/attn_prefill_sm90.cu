@@ -1,0 +1,484 @@
+/* attn_prefill_sm90.cu — causal GQA prefill attention for Hopper (sm_90a) in the manner of
+ * FlashAttention-3: warpgroup MMA (wgmma.mma_async) and the bulk tensor copy engine (TMA),
+ * producer/consumer warp specialisation. bf16 in/out, fp32 scores and accumulation, D = 128.
+ * Same contract as scb_attn_prefill_cuda (kernels/kernels_cuda.h).
+ *
+ * One block of three warpgroups owns 128 query rows of one query head. Warpgroup 0 is the
+ * producer: one thread issues TMA loads of the Q tile and of 128-key K and V tiles into a
+ * two-stage ring, each stage guarded by "full" mbarriers (transaction bytes) and an "empty"
+ * mbarrier the consumers arrive on. Warpgroups 1 and 2 are consumers, 64 query rows each:
+ * S = Q K^T is one m64n128k16 wgmma per 16 of D with both operands in shared memory
+ * (K-major); the online softmax runs on the accumulator fragments in registers (log2
+ * domain); P is rounded to bf16 in registers and O += P V is a wgmma with A from registers
+ * and V from shared memory read N-major (the transpose bit). Tiles are laid out by TMA with
+ * the 128-byte swizzle, as 64-column halves of 128-byte rows, which is the canonical layout
+ * the shared-memory matrix descriptors name (swizzle mode 1). KV tiles are walked from the
+ * diagonal down, so only the first tile or two per block need the causal mask; tiles wholly
+ * above the diagonal are never loaded. Register budget: setmaxnreg gives the producer 40 and
+ * the consumers 232 registers per thread. Blocks are issued heaviest (last) query tile first,
+ * all heads of one query tile together (so the Hq/Hkv heads sharing a KV head share L2). */
+#include "kernels/kernels_cuda.h"
+
+#include <cuda.h> /* CUtensorMap and its enums only: the encoder comes from the runtime */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/attn_common.cuh"
+#include "kernels/cuda/common.cuh"
+
+#define H3_BM 128                          /* query rows per block (2 consumer warpgroups) */
+#define H3_BN 128                          /* keys per tile */
+#define H3_D 128
+#define H3_STAGES 2
+#define H3_THREADS 384
+#define H3_HALF_Q (H3_BM * 128)            /* bytes of one 64-column half of the Q tile */
+#define H3_HALF_KV (H3_BN * 128)           /* bytes of one 64-column half of a K or V tile */
+#define H3_TILE_KV (2 * H3_HALF_KV)
+#define H3_OFF_K (2 * H3_HALF_Q)
+#define H3_OFF_V (H3_OFF_K + H3_STAGES * H3_TILE_KV)
+#define H3_OFF_BAR (H3_OFF_V + H3_STAGES * H3_TILE_KV)
+#define H3_SMEM_BYTES (H3_OFF_BAR + 128 + 1024) /* + barriers + slack to align to 1024 */
+
+struct scb_h3_params {
+    uint16_t *out;   /* (Tq, Hq, 128) */
+    float *lse;      /* (Tq, Hq) or NULL */
+    int Tq, Tk, Hq, G;
+    int kv_swap;     /* 1: K/V tensor maps are (D, Hkv, Tk), 0: (D, Tk, Hkv) */
+    float scale_log2;
+};
+
+static __device__ __forceinline__ void h3_mbar_init(uint32_t a, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(a), "r"(count) : "memory");
+}
+static __device__ __forceinline__ void h3_mbar_expect_tx(uint32_t a, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(a), "r"(bytes)
+                 : "memory");
+}
+static __device__ __forceinline__ void h3_mbar_arrive(uint32_t a)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(a) : "memory");
+}
+static __device__ __forceinline__ void h3_mbar_wait(uint32_t a, unsigned parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(a), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* 3-D tiled TMA load of one box into shared memory, completing on mbarrier bar. */
+static __device__ __forceinline__ void h3_tma3(uint32_t dst, const CUtensorMap *map, uint32_t bar,
+                                               int c0, int c1, int c2)
+{
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%3, %4, %5}], [%2];\n"
+                 ::"r"(dst), "l"((uint64_t)map), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
+                 : "memory");
+}
+static __device__ __forceinline__ void h3_wgmma_fence(void)
+{
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+static __device__ __forceinline__ void h3_wgmma_commit(void)
+{
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+static __device__ __forceinline__ void h3_wgmma_wait(void)
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Ties the accumulator registers to the point after a wgmma wait, so that the compiler
+ * neither reads them before the asynchronous product has landed nor moves them across. */
+static __device__ __forceinline__ void h3_fence_acc(float d[64])
+{
+#pragma unroll
+    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+/* Shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride
+ * byte offsets (all in 16-byte units, 14 bits each), layout type 1 in bits 62-63. */
+static __device__ __forceinline__ uint64_t h3_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo)
+{
+    return (uint64_t)((saddr & 0x3FFFFu) >> 4) | ((uint64_t)((lbo >> 4) & 0x3FFFu) << 16) |
+           ((uint64_t)((sbo >> 4) & 0x3FFFu) << 32) | (1ull << 62);
+}
+
+/* d (64x128 fp32, the warpgroup's accumulator fragment) (+)= A (64x16, smem desc da, K-major)
+ * * B (16x128, smem desc db, K-major); accum = 0 overwrites d. */
+static __device__ __forceinline__ void h3_wgmma_ss(float d[64], uint64_t da, uint64_t db, int accum)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]),
+                   "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
+                   "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+                   "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]),
+                   "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]),
+                   "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
+                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(da), "l"(db), "r"(accum));
+}
+
+/* d (64x128 fp32) += A (64x16 bf16 from registers, the m16n8k16 A fragment per warp)
+ * * B (16x128, smem desc db, MN-major: the transpose bit is set). */
+static __device__ __forceinline__ void h3_wgmma_rs(float d[64], const uint32_t a[4], uint64_t db)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]),
+                   "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
+                   "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+                   "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]),
+                   "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]),
+                   "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
+                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+__global__ void __launch_bounds__(H3_THREADS, 1)
+scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
+                  const __grid_constant__ CUtensorMap tm_v, const struct scb_h3_params p)
+{
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ uint8_t h3_smem[];
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(h3_smem);
+    const uint32_t base = (raw + 1023u) & ~1023u;       /* swizzle atoms need 1024 alignment */
+    const uint32_t sQ = base, sK = base + H3_OFF_K, sV = base + H3_OFF_V;
+    const uint32_t bar = base + H3_OFF_BAR;
+    /* barriers (8 bytes each): Q, full K[2], full V[2], empty[2] */
+    const uint32_t barQ = bar;
+#define H3_BAR_FK(s) (bar + 8u + 8u * (s))
+#define H3_BAR_FV(s) (bar + 24u + 8u * (s))
+#define H3_BAR_E(s) (bar + 40u + 8u * (s))
+
+    const int tid = threadIdx.x, wgi = tid >> 7;
+    const int h = blockIdx.x, mblk = gridDim.y - 1 - blockIdx.y;   /* heaviest tiles first */
+    const int kvh = h / p.G, m0 = mblk * H3_BM, off = p.Tk - p.Tq;
+    int kmax = m0 + H3_BM + off;                   /* exclusive key bound of this block */
+    if (kmax > p.Tk) kmax = p.Tk;
+    const int ntiles = kmax > 0 ? (kmax + H3_BN - 1) / H3_BN : 0;
+
+    if (tid == 0) {
+        h3_mbar_init(barQ, 1);
+#pragma unroll
+        for (int s = 0; s < H3_STAGES; s++) {
+            h3_mbar_init(H3_BAR_FK(s), 1);
+            h3_mbar_init(H3_BAR_FV(s), 1);
+            h3_mbar_init(H3_BAR_E(s), 256);        /* every consumer thread arrives */
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wgi == 0) {
+        /* ---- producer warpgroup: one thread issues every TMA load ---- */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        if (tid == 0 && ntiles > 0) {
+            h3_mbar_expect_tx(barQ, 2 * H3_HALF_Q);
+            h3_tma3(sQ, &tm_q, barQ, 0, h, m0);
+            h3_tma3(sQ + H3_HALF_Q, &tm_q, barQ, 64, h, m0);
+            for (int it = 0; it < ntiles; it++) {
+                const int t = ntiles - 1 - it, s = it % H3_STAGES, j = t * H3_BN;
+                const int c1 = p.kv_swap ? kvh : j, c2 = p.kv_swap ? j : kvh;
+                if (it >= H3_STAGES) h3_mbar_wait(H3_BAR_E(s), ((it / H3_STAGES) - 1) & 1);
+                h3_mbar_expect_tx(H3_BAR_FK(s), H3_TILE_KV);
+                h3_tma3(sK + s * H3_TILE_KV, &tm_k, H3_BAR_FK(s), 0, c1, c2);
+                h3_tma3(sK + s * H3_TILE_KV + H3_HALF_KV, &tm_k, H3_BAR_FK(s), 64, c1, c2);
+                h3_mbar_expect_tx(H3_BAR_FV(s), H3_TILE_KV);
+                h3_tma3(sV + s * H3_TILE_KV, &tm_v, H3_BAR_FV(s), 0, c1, c2);
+                h3_tma3(sV + s * H3_TILE_KV + H3_HALF_KV, &tm_v, H3_BAR_FV(s), 64, c1, c2);
+            }
+        }
+    } else {
+        /* ---- consumer warpgroups: 64 query rows each ---- */
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+        const int cw = wgi - 1;
+        const int ltid = tid & 127, warp = ltid >> 5, lane = tid & 31;
+        const int g8 = lane >> 2, tq = lane & 3;
+        const int r_lo = m0 + 64 * cw;               /* first query row of this warpgroup */
+        const int rowA = r_lo + warp * 16 + g8, rowB = rowA + 8;
+        const uint32_t qa = sQ + (uint32_t)cw * 64u * 128u;
+        float o[64];
+#pragma unroll
+        for (int i = 0; i < 64; i++) o[i] = 0.f;
+        float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
+        if (ntiles > 0) h3_mbar_wait(barQ, 0);
+
+        for (int it = 0; it < ntiles; it++) {
+            const int t = ntiles - 1 - it, s = it % H3_STAGES;
+            const unsigned par = (unsigned)(it / H3_STAGES) & 1u;
+            const uint32_t kt = sK + (uint32_t)s * H3_TILE_KV, vt = sV + (uint32_t)s * H3_TILE_KV;
+            float sc[64];
+
+            /* S = Q K^T: 8 k-steps of 16 over D; K-major both, LBO unused, SBO = 8 rows */
+            h3_mbar_wait(H3_BAR_FK(s), par);
+            h3_wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < 8; ks++) {
+                const uint32_t ko = (uint32_t)(ks & 3) * 32u;
+                h3_wgmma_ss(sc, h3_desc(qa + (uint32_t)(ks >> 2) * H3_HALF_Q + ko, 16, 1024),
+                            h3_desc(kt + (uint32_t)(ks >> 2) * H3_HALF_KV + ko, 16, 1024), ks > 0);
+            }
+            h3_wgmma_commit();
+            h3_wgmma_wait<0>();
+            h3_fence_acc(sc);
+
+            /* scale, mask (diagonal and ragged tiles only), online softmax in log2 domain */
+            const int kb = t * H3_BN;
+            const bool need_mask = (kb + H3_BN > p.Tk) || (kb + H3_BN - 1 > r_lo + off);
+            float tmA = -INFINITY, tmB = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < 16; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float x = sc[nt * 4 + e] * p.scale_log2;
+                    if (need_mask) {
+                        const int jj = kb + nt * 8 + tq * 2 + (e & 1);
+                        const int i = (e < 2) ? rowA : rowB;
+                        if (jj >= p.Tk || jj > i + off) x = -INFINITY;
+                    }
+                    sc[nt * 4 + e] = x;
+                }
+                tmA = fmaxf(tmA, fmaxf(sc[nt * 4 + 0], sc[nt * 4 + 1]));
+                tmB = fmaxf(tmB, fmaxf(sc[nt * 4 + 2], sc[nt * 4 + 3]));
+            }
+            tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 1));
+            tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 2));
+            tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 1));
+            tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 2));
+            const float nmA = fmaxf(mA, tmA), nmB = fmaxf(mB, tmB);
+            const float uA = nmA == -INFINITY ? 0.f : nmA, uB = nmB == -INFINITY ? 0.f : nmB;
+            const float aA = scb_exp2(mA - uA), aB = scb_exp2(mB - uB);
+            mA = nmA;
+            mB = nmB;
+            float sA = 0.f, sB = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < 16; nt++) {
+                sc[nt * 4 + 0] = scb_exp2(sc[nt * 4 + 0] - uA);
+                sc[nt * 4 + 1] = scb_exp2(sc[nt * 4 + 1] - uA);
+                sc[nt * 4 + 2] = scb_exp2(sc[nt * 4 + 2] - uB);
+                sc[nt * 4 + 3] = scb_exp2(sc[nt * 4 + 3] - uB);
+                sA += sc[nt * 4 + 0] + sc[nt * 4 + 1];
+                sB += sc[nt * 4 + 2] + sc[nt * 4 + 3];
+            }
+            lA = lA * aA + sA;
+            lB = lB * aB + sB;
+#pragma unroll
+            for (int d = 0; d < 16; d++) {
+                o[d * 4 + 0] *= aA;
+                o[d * 4 + 1] *= aA;
+                o[d * 4 + 2] *= aB;
+                o[d * 4 + 3] *= aB;
+            }
+            /* P as bf16 A fragments: k-step kk covers keys 16kk..16kk+15 = n-tiles 2kk, 2kk+1 */
+            uint32_t pa[8][4];
+#pragma unroll
+            for (int kk = 0; kk < 8; kk++) {
+                pa[kk][0] = scb_pack_bf2(sc[(2 * kk) * 4 + 0], sc[(2 * kk) * 4 + 1]);
+                pa[kk][1] = scb_pack_bf2(sc[(2 * kk) * 4 + 2], sc[(2 * kk) * 4 + 3]);
+                pa[kk][2] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 0], sc[(2 * kk + 1) * 4 + 1]);
+                pa[kk][3] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 2], sc[(2 * kk + 1) * 4 + 3]);
+            }
+
+            /* O += P V: V tile read N-major (transpose bit); LBO = the other 64-column half,
+             * SBO = 8 key rows */
+            h3_mbar_wait(H3_BAR_FV(s), par);
+            h3_wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < 8; kk++)
+                h3_wgmma_rs(o, pa[kk], h3_desc(vt + (uint32_t)kk * 16u * 128u, H3_HALF_KV, 1024));
+            h3_wgmma_commit();
+            h3_wgmma_wait<0>();
+            h3_fence_acc(o);
+            h3_mbar_arrive(H3_BAR_E(s));
+        }
+
+        /* finish: full row sums across the quad, normalise, store */
+        lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+        lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+        lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+        lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+        const float iA = lA > 0.f ? 1.f / lA : 0.f, iB = lB > 0.f ? 1.f / lB : 0.f;
+        if (rowA < p.Tq) {
+            uint16_t *dst = p.out + ((long long)rowA * p.Hq + h) * H3_D + tq * 2;
+#pragma unroll
+            for (int d = 0; d < 16; d++)
+                *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d * 4 + 0] * iA, o[d * 4 + 1] * iA);
+            if (p.lse && tq == 0)
+                p.lse[(long long)rowA * p.Hq + h] =
+                    lA > 0.f ? (mA + log2f(lA)) * 0.69314718055994531f : -INFINITY;
+        }
+        if (rowB < p.Tq) {
+            uint16_t *dst = p.out + ((long long)rowB * p.Hq + h) * H3_D + tq * 2;
+#pragma unroll
+            for (int d = 0; d < 16; d++)
+                *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d * 4 + 2] * iB, o[d * 4 + 3] * iB);
+            if (p.lse && tq == 0)
+                p.lse[(long long)rowB * p.Hq + h] =
+                    lB > 0.f ? (mB + log2f(lB)) * 0.69314718055994531f : -INFINITY;
+        }
+    }
+#undef H3_BAR_FK
+#undef H3_BAR_FV
+#undef H3_BAR_E
+#endif
+}
+
+/* ---- host side ---------------------------------------------------------------------------- */
+
+typedef CUresult (*scb_h3_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+                                     const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
+                                     const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                     CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+/* A 3-D bf16 tensor map (128, d1, d2) with element strides s1, s2 and box (64, b1, b2),
+ * 128-byte swizzle, out-of-range elements read as zero. */
+static int scb_h3_map_(scb_h3_encode_fn enc, CUtensorMap *m, const void *ptr, uint64_t d1,
+                       uint64_t d2, uint64_t s1, uint64_t s2, uint32_t b1, uint32_t b2,
+                       const char *what, struct scb_ctx *err)
+{
+    cuuint64_t dims[3] = {H3_D, d1, d2};
+    cuuint64_t strides[2] = {s1 * 2, s2 * 2};
+    cuuint32_t box[3] = {64, b1, b2};
+    cuuint32_t es[3] = {1, 1, 1};
+    CUresult r = enc(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)ptr, dims, strides, box, es,
+                     CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return scb_err(err, SCB_E_CUDA,
+                       "sm90 prefill attention: cuTensorMapEncodeTiled(%s: dims 128x%llux%llu, "
+                       "strides %llu, %llu elements) failed with CUresult %d", what,
+                       (unsigned long long)d1, (unsigned long long)d2, (unsigned long long)s1,
+                       (unsigned long long)s2, (int)r);
+    return SCB_OK;
+}
+
+/* 1 when this binary holds sm_90a machine code for the kernel (cached). */
+static int scb_h3_built_(void)
+{
+    static int built = -1;
+    if (built < 0) {
+        struct cudaFuncAttributes fa;
+        if (cudaFuncGetAttributes(&fa, scb_h3_fwd_kernel) == cudaSuccess)
+            built = fa.binaryVersion == 90;
+        else {
+            (void)cudaGetLastError();
+            built = 0;
+        }
+    }
+    return built;
+}
+
+int scb_attn_sm90_usable_(struct scb_cuda_ctx *cc)
+{
+    return cc && cc->cc_major == 9 && scb_h3_built_();
+}
+
+extern "C" int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc,
+                                          const struct scb_attn_cuda_args *a, struct scb_ctx *err)
+{
+    static scb_h3_encode_fn enc = NULL;
+    int rc = SCB_OK;
+    struct scb_h3_params p;
+    CUtensorMap mq, mk, mv;
+    size_t ts, hs;
+    int Tk1;
+    SCB_CHECK_ALIVE();
+    SCB_TRY(scb_attn_cuda_check_(a, "sm90 prefill", err));
+    if (a->D != H3_D) {
+        rc = scb_err(err, SCB_E_UNSUPPORTED,
+                     "sm90 prefill attention: head dim D=%d (this kernel takes D=128 only)", a->D);
+        goto out;
+    }
+    if (cc->cc_major != 9) {
+        rc = scb_err(err, SCB_E_UNSUPPORTED,
+                     "sm90 prefill attention: needs compute capability 9.0 (this device is %d.%d)",
+                     cc->cc_major, cc->cc_minor);
+        goto out;
+    }
+    if (!scb_h3_built_()) {
+        rc = scb_err(err, SCB_E_UNSUPPORTED,
+                     "sm90 prefill attention: not compiled for sm_90a (build with sm_arch=90)");
+        goto out;
+    }
+    if (!enc) {
+        void *fn = NULL;
+        cudaDriverEntryPointQueryResult q;
+        SCB_CUDA_TRY(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                                      cudaEnableDefault, &q));
+        if (q != cudaDriverEntryPointSuccess || !fn) {
+            rc = scb_err(err, SCB_E_CUDA,
+                         "sm90 prefill attention: the driver has no cuTensorMapEncodeTiled");
+            goto out;
+        }
+        enc = (scb_h3_encode_fn)fn;
+    }
+    ts = a->kv_tok_stride ? a->kv_tok_stride : (size_t)a->Hkv * a->D;
+    hs = a->kv_head_stride ? a->kv_head_stride : (size_t)a->D;
+    p.out = a->out;
+    p.lse = a->lse;
+    p.Tq = a->Tq;
+    p.Tk = a->Tk;
+    p.Hq = a->Hq;
+    p.G = a->Hq / a->Hkv;
+    p.kv_swap = hs < ts;
+    p.scale_log2 = (a->scale != 0.f ? a->scale : 1.0f / sqrtf((float)a->D)) * 1.4426950408889634f;
+    /* Q (Tq, Hq, D) as (D, Hq, Tq); K/V with the smaller stride in the middle dimension */
+    SCB_TRY(scb_h3_map_(enc, &mq, a->q, (uint64_t)a->Hq, (uint64_t)a->Tq, (uint64_t)a->D,
+                        (uint64_t)a->Hq * a->D, 1, H3_BM, "Q", err));
+    if (a->Tk == 0) {
+        mk = mq;   /* never read: every row sees no key */
+        mv = mq;
+    } else {
+        Tk1 = a->Tk;
+        if (p.kv_swap) {
+            SCB_TRY(scb_h3_map_(enc, &mk, a->k, (uint64_t)a->Hkv, (uint64_t)Tk1, hs, ts, 1, H3_BN,
+                                "K", err));
+            SCB_TRY(scb_h3_map_(enc, &mv, a->v, (uint64_t)a->Hkv, (uint64_t)Tk1, hs, ts, 1, H3_BN,
+                                "V", err));
+        } else {
+            SCB_TRY(scb_h3_map_(enc, &mk, a->k, (uint64_t)Tk1, (uint64_t)a->Hkv, ts, hs, H3_BN, 1,
+                                "K", err));
+            SCB_TRY(scb_h3_map_(enc, &mv, a->v, (uint64_t)Tk1, (uint64_t)a->Hkv, ts, hs, H3_BN, 1,
+                                "V", err));
+        }
+    }
+    {
+        dim3 grid((unsigned)a->Hq, (unsigned)((a->Tq + H3_BM - 1) / H3_BM));
+        SCB_CUDA_TRY(cudaFuncSetAttribute(scb_h3_fwd_kernel,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)H3_SMEM_BYTES));
+        scb_h3_fwd_kernel<<<grid, H3_THREADS, H3_SMEM_BYTES, cc->stream>>>(mq, mk, mv, p);
+        SCB_LAUNCH_CHECK("scb_h3_fwd_kernel");
+    }
+out:
+    return rc;
+}
