@@ -147,9 +147,11 @@ int scb_attn_prefill_fa2_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cud
                               struct scb_ctx *err);
 
 /* FlashAttention-3 style prefill for Hopper (kernels/cuda/attn_prefill_sm90.cu): TMA loads by
- * a producer warpgroup, wgmma (warpgroup MMA) products in two consumer warpgroups, 128-query
- * by 128-key tiles. Same arguments and semantics as above; D=128 only; needs compute
- * capability 9.0 and a build with sm_arch=90 (sm_90a code), else SCB_E_UNSUPPORTED. */
+ * a producer warpgroup into a 3-stage ring, wgmma (warpgroup MMA) products in two consumer
+ * warpgroups that take turns on the tensor cores (ping-pong), 128-query by 128-key tiles.
+ * Same arguments and semantics as above; D=128 only; needs compute capability 9.0 and a build
+ * with sm_arch=90 (sm_90a code), else SCB_E_UNSUPPORTED. Measurement knobs (environment):
+ * SCB_ATTN_SM90_SCHEDULE=serial|overlap|pingpong, SCB_ATTN_SM90_STAGES=2|3. */
 int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
                                struct scb_ctx *err);
 

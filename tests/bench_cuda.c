@@ -194,7 +194,7 @@ static void attn_fn(void *p, int rep)
         CK(scb_attn_prefill_fa2_cuda(g_cc, a, &g_err));
 }
 
-static void bench_attention(int quick)
+static void bench_attention(int quick, int prefill_only)
 {
     const int Hq = 32, Hkv = 8, D = 128;
     static const int Tp[] = {4096, 8192, 16384, 32768, 65536, 131072};
@@ -257,7 +257,7 @@ static void bench_attention(int quick)
         }
         scb_cuda_free(g_cc, out);
     }
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < (prefill_only ? 0 : 2); s++) {
         const int Tk = quick ? Td[s] / 4 : Td[s];
         struct attn_arg x;
         memset(&x, 0, sizeof x);
@@ -367,16 +367,20 @@ static void bench_forward_pieces(int quick)
 int main(int argc, char **argv)
 {
     const char *csv = getenv("SCB_BENCH_CSV");
-    int quick = 0, ndev = 0;
+    int quick = 0, prefill_only = 0, ndev = 0;
     char why[256] = "", desc[512];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
             csv = argv[++i];
         } else if (!strcmp(argv[i], "--quick")) {
             quick = 1;
+        } else if (!strcmp(argv[i], "--prefill-only")) {
+            prefill_only = 1;
         } else if (!strcmp(argv[i], "--help")) {
-            printf("usage: bench_cuda [--csv PATH] [--quick]   (or SCB_BENCH_CSV=PATH)\n"
-                   "Times the CUDA kernels against the measured GEMM and copy ceilings.\n");
+            printf("usage: bench_cuda [--csv PATH] [--quick] [--prefill-only]   (or "
+                   "SCB_BENCH_CSV=PATH)\n"
+                   "Times the CUDA kernels against the measured GEMM and copy ceilings.\n"
+                   "--prefill-only: the prefill attention rows alone (no ceilings).\n");
             return 0;
         } else {
             fprintf(stderr, "bench_cuda: unknown argument '%s' (try --help)\n", argv[i]);
@@ -391,9 +395,9 @@ int main(int argc, char **argv)
     CK(scb_cuda_ctx_create(&g_cc, 0, 0, &g_err));
     scb_cuda_describe(g_cc, desc, sizeof desc);
     printf("device: %s\n", desc);
-    bench_peaks(quick);
-    bench_attention(quick);
-    bench_forward_pieces(quick);
+    if (!prefill_only) bench_peaks(quick);
+    bench_attention(quick, prefill_only);
+    if (!prefill_only) bench_forward_pieces(quick);
 
     printf("\n%-18s %-32s %9s %9s %9s  achieved / %% of measured ceiling\n", "kernel", "shape",
            "ms(med)", "ms(p10)", "ms(p90)");

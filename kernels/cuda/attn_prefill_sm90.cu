@@ -1,22 +1,31 @@
 /* attn_prefill_sm90.cu — causal GQA prefill attention for Hopper (sm_90a) in the manner of
  * FlashAttention-3: warpgroup MMA (wgmma.mma_async) and the bulk tensor copy engine (TMA),
- * producer/consumer warp specialisation. bf16 in/out, fp32 scores and accumulation, D = 128.
- * Same contract as scb_attn_prefill_cuda (kernels/kernels_cuda.h).
+ * producer/consumer warp specialisation, ping-pong between the consumers. bf16 in/out, fp32
+ * scores and accumulation, D = 128. Same contract as scb_attn_prefill_cuda (kernels_cuda.h).
  *
  * One block of three warpgroups owns 128 query rows of one query head. Warpgroup 0 is the
- * producer: one thread issues TMA loads of the Q tile and of 128-key K and V tiles into a
- * two-stage ring, each stage guarded by "full" mbarriers (transaction bytes) and an "empty"
- * mbarrier the consumers arrive on. Warpgroups 1 and 2 are consumers, 64 query rows each:
- * S = Q K^T is one m64n128k16 wgmma per 16 of D with both operands in shared memory
- * (K-major); the online softmax runs on the accumulator fragments in registers (log2
- * domain); P is rounded to bf16 in registers and O += P V is a wgmma with A from registers
- * and V from shared memory read N-major (the transpose bit). Tiles are laid out by TMA with
- * the 128-byte swizzle, as 64-column halves of 128-byte rows, which is the canonical layout
- * the shared-memory matrix descriptors name (swizzle mode 1). KV tiles are walked from the
- * diagonal down, so only the first tile or two per block need the causal mask; tiles wholly
- * above the diagonal are never loaded. Register budget: setmaxnreg gives the producer 40 and
- * the consumers 232 registers per thread. Blocks are issued heaviest (last) query tile first,
- * all heads of one query tile together (so the Hq/Hkv heads sharing a KV head share L2). */
+ * producer: one thread issues TMA loads of the Q tile and of 128-key K and V tiles into a ring
+ * of 2 or 3 stages; each stage has "full" mbarriers (transaction bytes) for K and for V and
+ * "empty" mbarriers for K and for V that the consumers arrive on as soon as they are done with
+ * that operand. Warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T is one
+ * m64n128k16 wgmma per 16 of D with both operands in shared memory (K-major); the online
+ * softmax runs on the accumulator fragments in registers (log2 domain); P is rounded to bf16
+ * in registers and O += P V is a wgmma with A from registers and V from shared memory read
+ * N-major (the transpose bit). Tiles are laid out by TMA with the 128-byte swizzle, as
+ * 64-column halves of 128-byte rows: the canonical layout the shared-memory matrix
+ * descriptors name with swizzle mode 1 (K-major: SBO = 1024 B between 8-row groups, k-steps
+ * advance the start address by 32 B; N-major V: LBO = the other 64-column half, SBO = 1024 B
+ * between 8-key groups). KV tiles are walked from the diagonal down, so only the first tile or
+ * two of a block need the causal mask; tiles wholly above the diagonal are never loaded.
+ *
+ * Three schedules of the consumer loop (template parameters; the launcher runs ping-pong with
+ * three stages, the fastest measured, docs/performance.md): serial (S, softmax, PV one after
+ * the other), overlap (FlashAttention-3's intra-warpgroup pipelining: S(t) and PV(t-1) are
+ * issued together and the softmax of S(t) runs while PV(t-1) is in flight) and ping-pong
+ * (overlap, plus named barriers that hand the tensor cores from one consumer warpgroup to the
+ * other, so that one's softmax runs under the other's products). setmaxnreg gives the producer
+ * 40 and the consumers 232 registers per thread. Blocks are issued heaviest (last) query tile
+ * first, all heads of one query tile together (heads sharing a KV head share L2). */
 #include "kernels/kernels_cuda.h"
 
 #include <cuda.h> /* CUtensorMap and its enums only: the encoder comes from the runtime */
@@ -30,15 +39,14 @@
 #define H3_BM 128                          /* query rows per block (2 consumer warpgroups) */
 #define H3_BN 128                          /* keys per tile */
 #define H3_D 128
-#define H3_STAGES 2
 #define H3_THREADS 384
 #define H3_HALF_Q (H3_BM * 128)            /* bytes of one 64-column half of the Q tile */
 #define H3_HALF_KV (H3_BN * 128)           /* bytes of one 64-column half of a K or V tile */
 #define H3_TILE_KV (2 * H3_HALF_KV)
 #define H3_OFF_K (2 * H3_HALF_Q)
-#define H3_OFF_V (H3_OFF_K + H3_STAGES * H3_TILE_KV)
-#define H3_OFF_BAR (H3_OFF_V + H3_STAGES * H3_TILE_KV)
-#define H3_SMEM_BYTES (H3_OFF_BAR + 128 + 1024) /* + barriers + slack to align to 1024 */
+#define H3_OFF_V(S) (H3_OFF_K + (S) * H3_TILE_KV)
+#define H3_OFF_BAR(S) (H3_OFF_V(S) + (S) * H3_TILE_KV)
+#define H3_SMEM_BYTES(S) (H3_OFF_BAR(S) + 128 + 1024) /* + barriers + slack to align to 1024 */
 
 struct scb_h3_params {
     uint16_t *out;   /* (Tq, Hq, 128) */
@@ -81,6 +89,16 @@ static __device__ __forceinline__ void h3_tma3(uint32_t dst, const CUtensorMap *
                  " [%0], [%1, {%3, %4, %5}], [%2];\n"
                  ::"r"(dst), "l"((uint64_t)map), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
                  : "memory");
+}
+/* Named barriers 1 and 2 (0 is __syncthreads) pass the turn to issue tensor-core work between
+ * the two consumer warpgroups (ping-pong): 128 threads sync, the other 128 arrive. */
+static __device__ __forceinline__ void h3_turn_wait(int id)
+{
+    asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory");
+}
+static __device__ __forceinline__ void h3_turn_pass(int id)
+{
+    asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
 }
 static __device__ __forceinline__ void h3_wgmma_fence(void)
 {
@@ -162,6 +180,107 @@ static __device__ __forceinline__ void h3_wgmma_rs(float d[64], const uint32_t a
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
+/* Online-softmax state of the two rows (g8 and g8 + 8 of the warp's 16) a thread holds. */
+struct h3_rowstate {
+    float mA, mB, lA, lB;   /* running max (log2 domain, scaled), running sum of this thread */
+};
+struct h3_mask {
+    int rowA, rowB, r_lo, off, Tk, tq;
+    float scale_log2;
+};
+
+static __device__ __forceinline__ void h3_issue_qk(float sc[64], uint32_t qa, uint32_t kt)
+{
+    /* S = Q K^T: 8 k-steps of 16 over D; K-major both, LBO unused, SBO = 8 rows of 128 B */
+#pragma unroll
+    for (int ks = 0; ks < 8; ks++) {
+        const uint32_t ko = (uint32_t)(ks & 3) * 32u;
+        h3_wgmma_ss(sc, h3_desc(qa + (uint32_t)(ks >> 2) * H3_HALF_Q + ko, 16, 1024),
+                    h3_desc(kt + (uint32_t)(ks >> 2) * H3_HALF_KV + ko, 16, 1024), ks > 0);
+    }
+}
+static __device__ __forceinline__ void h3_issue_pv(float o[64], uint32_t pa[8][4], uint32_t vt)
+{
+    /* O += P V: V tile read N-major (transpose bit); LBO = the other 64-column half,
+     * SBO = 8 key rows of 128 B; k-step kk covers keys 16kk..16kk+15 */
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+        h3_wgmma_rs(o, pa[kk], h3_desc(vt + (uint32_t)kk * 16u * 128u, H3_HALF_KV, 1024));
+}
+static __device__ __forceinline__ void h3_keep_p(uint32_t pa[8][4])
+{
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) asm volatile("" : "+r"(pa[kk][i])::"memory");
+}
+static __device__ __forceinline__ void h3_scale_o(float o[64], float aA, float aB)
+{
+#pragma unroll
+    for (int d = 0; d < 16; d++) {
+        o[d * 4 + 0] *= aA;
+        o[d * 4 + 1] *= aA;
+        o[d * 4 + 2] *= aB;
+        o[d * 4 + 3] *= aB;
+    }
+}
+/* Scale and mask the S fragment of the key tile starting at kb (the causal and the Tk mask
+ * only where the tile reaches past the warpgroup's first row or past Tk), update the row
+ * state, return the factors aA, aB that rescale O, and P rounded to bf16 as the A fragments
+ * of the PV product (k-step kk = n-tiles 2kk, 2kk+1 of S). */
+static __device__ __forceinline__ void h3_softmax(float sc[64], int kb, const struct h3_mask &mk,
+                                                  struct h3_rowstate &st, float &aA, float &aB,
+                                                  uint32_t pa[8][4])
+{
+    const bool need_mask = (kb + H3_BN > mk.Tk) || (kb + H3_BN - 1 > mk.r_lo + mk.off);
+    float tmA = -INFINITY, tmB = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 16; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float x = sc[nt * 4 + e] * mk.scale_log2;
+            if (need_mask) {
+                const int jj = kb + nt * 8 + mk.tq * 2 + (e & 1);
+                const int i = (e < 2) ? mk.rowA : mk.rowB;
+                if (jj >= mk.Tk || jj > i + mk.off) x = -INFINITY;
+            }
+            sc[nt * 4 + e] = x;
+        }
+        tmA = fmaxf(tmA, fmaxf(sc[nt * 4 + 0], sc[nt * 4 + 1]));
+        tmB = fmaxf(tmB, fmaxf(sc[nt * 4 + 2], sc[nt * 4 + 3]));
+    }
+    tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 1));
+    tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 2));
+    tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 1));
+    tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 2));
+    const float nmA = fmaxf(st.mA, tmA), nmB = fmaxf(st.mB, tmB);
+    const float uA = nmA == -INFINITY ? 0.f : nmA, uB = nmB == -INFINITY ? 0.f : nmB;
+    aA = scb_exp2(st.mA - uA);
+    aB = scb_exp2(st.mB - uB);
+    st.mA = nmA;
+    st.mB = nmB;
+    float sA = 0.f, sB = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < 16; nt++) {
+        sc[nt * 4 + 0] = scb_exp2(sc[nt * 4 + 0] - uA);
+        sc[nt * 4 + 1] = scb_exp2(sc[nt * 4 + 1] - uA);
+        sc[nt * 4 + 2] = scb_exp2(sc[nt * 4 + 2] - uB);
+        sc[nt * 4 + 3] = scb_exp2(sc[nt * 4 + 3] - uB);
+        sA += sc[nt * 4 + 0] + sc[nt * 4 + 1];
+        sB += sc[nt * 4 + 2] + sc[nt * 4 + 3];
+    }
+    st.lA = st.lA * aA + sA;
+    st.lB = st.lB * aB + sB;
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {
+        pa[kk][0] = scb_pack_bf2(sc[(2 * kk) * 4 + 0], sc[(2 * kk) * 4 + 1]);
+        pa[kk][1] = scb_pack_bf2(sc[(2 * kk) * 4 + 2], sc[(2 * kk) * 4 + 3]);
+        pa[kk][2] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 0], sc[(2 * kk + 1) * 4 + 1]);
+        pa[kk][3] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 2], sc[(2 * kk + 1) * 4 + 3]);
+    }
+}
+
+template <bool OVERLAP, int H3_STAGES, bool PINGPONG>
 __global__ void __launch_bounds__(H3_THREADS, 1)
 scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                   const __grid_constant__ CUtensorMap tm_v, const struct scb_h3_params p)
@@ -170,13 +289,14 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
     extern __shared__ uint8_t h3_smem[];
     const uint32_t raw = (uint32_t)__cvta_generic_to_shared(h3_smem);
     const uint32_t base = (raw + 1023u) & ~1023u;       /* swizzle atoms need 1024 alignment */
-    const uint32_t sQ = base, sK = base + H3_OFF_K, sV = base + H3_OFF_V;
-    const uint32_t bar = base + H3_OFF_BAR;
-    /* barriers (8 bytes each): Q, full K[2], full V[2], empty[2] */
+    const uint32_t sQ = base, sK = base + H3_OFF_K, sV = base + H3_OFF_V(H3_STAGES);
+    const uint32_t bar = base + H3_OFF_BAR(H3_STAGES);
+    /* barriers (8 bytes each): Q, then per stage full K, full V, empty K, empty V */
     const uint32_t barQ = bar;
-#define H3_BAR_FK(s) (bar + 8u + 8u * (s))
-#define H3_BAR_FV(s) (bar + 24u + 8u * (s))
-#define H3_BAR_E(s) (bar + 40u + 8u * (s))
+#define H3_BAR_FK(s) (bar + 8u + 32u * (s))
+#define H3_BAR_FV(s) (bar + 16u + 32u * (s))
+#define H3_BAR_EK(s) (bar + 24u + 32u * (s))
+#define H3_BAR_EV(s) (bar + 32u + 32u * (s))
 
     const int tid = threadIdx.x, wgi = tid >> 7;
     const int h = blockIdx.x, mblk = gridDim.y - 1 - blockIdx.y;   /* heaviest tiles first */
@@ -191,7 +311,8 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
         for (int s = 0; s < H3_STAGES; s++) {
             h3_mbar_init(H3_BAR_FK(s), 1);
             h3_mbar_init(H3_BAR_FV(s), 1);
-            h3_mbar_init(H3_BAR_E(s), 256);        /* every consumer thread arrives */
+            h3_mbar_init(H3_BAR_EK(s), 256);       /* every consumer thread arrives */
+            h3_mbar_init(H3_BAR_EV(s), 256);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -208,10 +329,11 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
             for (int it = 0; it < ntiles; it++) {
                 const int t = ntiles - 1 - it, s = it % H3_STAGES, j = t * H3_BN;
                 const int c1 = p.kv_swap ? kvh : j, c2 = p.kv_swap ? j : kvh;
-                if (it >= H3_STAGES) h3_mbar_wait(H3_BAR_E(s), ((it / H3_STAGES) - 1) & 1);
+                if (it >= H3_STAGES) h3_mbar_wait(H3_BAR_EK(s), ((it / H3_STAGES) - 1) & 1);
                 h3_mbar_expect_tx(H3_BAR_FK(s), H3_TILE_KV);
                 h3_tma3(sK + s * H3_TILE_KV, &tm_k, H3_BAR_FK(s), 0, c1, c2);
                 h3_tma3(sK + s * H3_TILE_KV + H3_HALF_KV, &tm_k, H3_BAR_FK(s), 64, c1, c2);
+                if (it >= H3_STAGES) h3_mbar_wait(H3_BAR_EV(s), ((it / H3_STAGES) - 1) & 1);
                 h3_mbar_expect_tx(H3_BAR_FV(s), H3_TILE_KV);
                 h3_tma3(sV + s * H3_TILE_KV, &tm_v, H3_BAR_FV(s), 0, c1, c2);
                 h3_tma3(sV + s * H3_TILE_KV + H3_HALF_KV, &tm_v, H3_BAR_FV(s), 64, c1, c2);
@@ -229,97 +351,97 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
         float o[64];
 #pragma unroll
         for (int i = 0; i < 64; i++) o[i] = 0.f;
-        float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
+        struct h3_rowstate st = {-INFINITY, -INFINITY, 0.f, 0.f};
+        uint32_t pa[8][4];
         if (ntiles > 0) h3_mbar_wait(barQ, 0);
+        const struct h3_mask mk = {rowA, rowB, r_lo, off, p.Tk, tq, p.scale_log2};
 
-        for (int it = 0; it < ntiles; it++) {
-            const int t = ntiles - 1 - it, s = it % H3_STAGES;
-            const unsigned par = (unsigned)(it / H3_STAGES) & 1u;
-            const uint32_t kt = sK + (uint32_t)s * H3_TILE_KV, vt = sV + (uint32_t)s * H3_TILE_KV;
-            float sc[64];
-
-            /* S = Q K^T: 8 k-steps of 16 over D; K-major both, LBO unused, SBO = 8 rows */
-            h3_mbar_wait(H3_BAR_FK(s), par);
+        if (!OVERLAP) {
+            for (int it = 0; it < ntiles; it++) {
+                const int s = it % H3_STAGES;
+                const unsigned par = (unsigned)(it / H3_STAGES) & 1u;
+                float sc[64];
+                h3_mbar_wait(H3_BAR_FK(s), par);
+                h3_wgmma_fence();
+                h3_issue_qk(sc, qa, sK + (uint32_t)s * H3_TILE_KV);
+                h3_wgmma_commit();
+                h3_wgmma_wait<0>();
+                h3_fence_acc(sc);
+                h3_mbar_arrive(H3_BAR_EK(s));
+                float aA, aB;
+                h3_softmax(sc, (ntiles - 1 - it) * H3_BN, mk, st, aA, aB, pa);
+                h3_scale_o(o, aA, aB);
+                h3_mbar_wait(H3_BAR_FV(s), par);
+                h3_wgmma_fence();
+                h3_issue_pv(o, pa, sV + (uint32_t)s * H3_TILE_KV);
+                h3_wgmma_commit();
+                h3_wgmma_wait<0>();
+                h3_fence_acc(o);
+                h3_mbar_arrive(H3_BAR_EV(s));
+            }
+        } else if (ntiles > 0) {
+            /* Software pipelined as FlashAttention-3's intra-warpgroup overlap: S(it) = Q K(it)
+             * and O += P(it-1) V(it-1) are issued back to back; the softmax of S(it) runs while
+             * the PV product is still in flight, and O is rescaled once it has landed. */
+            /* ping-pong: ntiles + 1 issue points per warpgroup; warpgroup 0 goes first */
+            const int my_turn = 1 + cw, their_turn = 2 - cw;
+            if (PINGPONG && cw == 1) h3_turn_pass(1);
+            {
+                float sc[64];
+                h3_mbar_wait(H3_BAR_FK(0), 0);
+                if (PINGPONG) h3_turn_wait(my_turn);
+                h3_wgmma_fence();
+                h3_issue_qk(sc, qa, sK);
+                h3_wgmma_commit();
+                if (PINGPONG) h3_turn_pass(their_turn);
+                h3_wgmma_wait<0>();
+                h3_fence_acc(sc);
+                h3_mbar_arrive(H3_BAR_EK(0));
+                float aA, aB;
+                h3_softmax(sc, (ntiles - 1) * H3_BN, mk, st, aA, aB, pa);
+            }
+            for (int it = 1; it < ntiles; it++) {
+                const int s = it % H3_STAGES, sp = (it - 1) % H3_STAGES;
+                const unsigned par = (unsigned)(it / H3_STAGES) & 1u;
+                const unsigned parp = (unsigned)((it - 1) / H3_STAGES) & 1u;
+                float sc[64];
+                uint32_t pn[8][4];
+                h3_mbar_wait(H3_BAR_FK(s), par);
+                h3_mbar_wait(H3_BAR_FV(sp), parp);
+                if (PINGPONG) h3_turn_wait(my_turn);
+                h3_wgmma_fence();
+                h3_issue_qk(sc, qa, sK + (uint32_t)s * H3_TILE_KV);
+                h3_wgmma_commit();
+                h3_issue_pv(o, pa, sV + (uint32_t)sp * H3_TILE_KV);
+                h3_wgmma_commit();
+                if (PINGPONG) h3_turn_pass(their_turn);
+                h3_wgmma_wait<1>();
+                h3_fence_acc(sc);
+                h3_mbar_arrive(H3_BAR_EK(s));
+                float aA, aB;
+                h3_softmax(sc, (ntiles - 1 - it) * H3_BN, mk, st, aA, aB, pn);
+                h3_wgmma_wait<0>();
+                h3_fence_acc(o);
+                h3_keep_p(pa);   /* the PV product read pa until here */
+                h3_mbar_arrive(H3_BAR_EV(sp));
+                h3_scale_o(o, aA, aB);
+#pragma unroll
+                for (int kk = 0; kk < 8; kk++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) pa[kk][i] = pn[kk][i];
+            }
+            const int sl = (ntiles - 1) % H3_STAGES;
+            h3_mbar_wait(H3_BAR_FV(sl), (unsigned)((ntiles - 1) / H3_STAGES) & 1u);
+            if (PINGPONG) h3_turn_wait(my_turn);
             h3_wgmma_fence();
-#pragma unroll
-            for (int ks = 0; ks < 8; ks++) {
-                const uint32_t ko = (uint32_t)(ks & 3) * 32u;
-                h3_wgmma_ss(sc, h3_desc(qa + (uint32_t)(ks >> 2) * H3_HALF_Q + ko, 16, 1024),
-                            h3_desc(kt + (uint32_t)(ks >> 2) * H3_HALF_KV + ko, 16, 1024), ks > 0);
-            }
+            h3_issue_pv(o, pa, sV + (uint32_t)sl * H3_TILE_KV);
             h3_wgmma_commit();
-            h3_wgmma_wait<0>();
-            h3_fence_acc(sc);
-
-            /* scale, mask (diagonal and ragged tiles only), online softmax in log2 domain */
-            const int kb = t * H3_BN;
-            const bool need_mask = (kb + H3_BN > p.Tk) || (kb + H3_BN - 1 > r_lo + off);
-            float tmA = -INFINITY, tmB = -INFINITY;
-#pragma unroll
-            for (int nt = 0; nt < 16; nt++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float x = sc[nt * 4 + e] * p.scale_log2;
-                    if (need_mask) {
-                        const int jj = kb + nt * 8 + tq * 2 + (e & 1);
-                        const int i = (e < 2) ? rowA : rowB;
-                        if (jj >= p.Tk || jj > i + off) x = -INFINITY;
-                    }
-                    sc[nt * 4 + e] = x;
-                }
-                tmA = fmaxf(tmA, fmaxf(sc[nt * 4 + 0], sc[nt * 4 + 1]));
-                tmB = fmaxf(tmB, fmaxf(sc[nt * 4 + 2], sc[nt * 4 + 3]));
-            }
-            tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 1));
-            tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 2));
-            tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 1));
-            tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 2));
-            const float nmA = fmaxf(mA, tmA), nmB = fmaxf(mB, tmB);
-            const float uA = nmA == -INFINITY ? 0.f : nmA, uB = nmB == -INFINITY ? 0.f : nmB;
-            const float aA = scb_exp2(mA - uA), aB = scb_exp2(mB - uB);
-            mA = nmA;
-            mB = nmB;
-            float sA = 0.f, sB = 0.f;
-#pragma unroll
-            for (int nt = 0; nt < 16; nt++) {
-                sc[nt * 4 + 0] = scb_exp2(sc[nt * 4 + 0] - uA);
-                sc[nt * 4 + 1] = scb_exp2(sc[nt * 4 + 1] - uA);
-                sc[nt * 4 + 2] = scb_exp2(sc[nt * 4 + 2] - uB);
-                sc[nt * 4 + 3] = scb_exp2(sc[nt * 4 + 3] - uB);
-                sA += sc[nt * 4 + 0] + sc[nt * 4 + 1];
-                sB += sc[nt * 4 + 2] + sc[nt * 4 + 3];
-            }
-            lA = lA * aA + sA;
-            lB = lB * aB + sB;
-#pragma unroll
-            for (int d = 0; d < 16; d++) {
-                o[d * 4 + 0] *= aA;
-                o[d * 4 + 1] *= aA;
-                o[d * 4 + 2] *= aB;
-                o[d * 4 + 3] *= aB;
-            }
-            /* P as bf16 A fragments: k-step kk covers keys 16kk..16kk+15 = n-tiles 2kk, 2kk+1 */
-            uint32_t pa[8][4];
-#pragma unroll
-            for (int kk = 0; kk < 8; kk++) {
-                pa[kk][0] = scb_pack_bf2(sc[(2 * kk) * 4 + 0], sc[(2 * kk) * 4 + 1]);
-                pa[kk][1] = scb_pack_bf2(sc[(2 * kk) * 4 + 2], sc[(2 * kk) * 4 + 3]);
-                pa[kk][2] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 0], sc[(2 * kk + 1) * 4 + 1]);
-                pa[kk][3] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 2], sc[(2 * kk + 1) * 4 + 3]);
-            }
-
-            /* O += P V: V tile read N-major (transpose bit); LBO = the other 64-column half,
-             * SBO = 8 key rows */
-            h3_mbar_wait(H3_BAR_FV(s), par);
-            h3_wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < 8; kk++)
-                h3_wgmma_rs(o, pa[kk], h3_desc(vt + (uint32_t)kk * 16u * 128u, H3_HALF_KV, 1024));
-            h3_wgmma_commit();
+            if (PINGPONG && cw == 0) h3_turn_pass(their_turn);   /* the last pass is 0's */
             h3_wgmma_wait<0>();
             h3_fence_acc(o);
-            h3_mbar_arrive(H3_BAR_E(s));
+            h3_mbar_arrive(H3_BAR_EV(sl));
         }
+        float mA = st.mA, mB = st.mB, lA = st.lA, lB = st.lB;
 
         /* finish: full row sums across the quad, normalise, store */
         lA += __shfl_xor_sync(0xffffffffu, lA, 1);
@@ -348,7 +470,8 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
     }
 #undef H3_BAR_FK
 #undef H3_BAR_FV
-#undef H3_BAR_E
+#undef H3_BAR_EK
+#undef H3_BAR_EV
 #endif
 }
 
@@ -387,7 +510,7 @@ static int scb_h3_built_(void)
     static int built = -1;
     if (built < 0) {
         struct cudaFuncAttributes fa;
-        if (cudaFuncGetAttributes(&fa, scb_h3_fwd_kernel) == cudaSuccess)
+        if (cudaFuncGetAttributes(&fa, scb_h3_fwd_kernel<false, 2, false>) == cudaSuccess)
             built = fa.binaryVersion == 90;
         else {
             (void)cudaGetLastError();
@@ -473,10 +596,28 @@ extern "C" int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc,
     }
     {
         dim3 grid((unsigned)a->Hq, (unsigned)((a->Tq + H3_BM - 1) / H3_BM));
-        SCB_CUDA_TRY(cudaFuncSetAttribute(scb_h3_fwd_kernel,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          (int)H3_SMEM_BYTES));
-        scb_h3_fwd_kernel<<<grid, H3_THREADS, H3_SMEM_BYTES, cc->stream>>>(mq, mk, mv, p);
+        /* schedule and ring depth: ping-pong with 3 stages unless the measurement knobs
+         * SCB_ATTN_SM90_SCHEDULE=serial|overlap|pingpong, SCB_ATTN_SM90_STAGES=2|3 say
+         * otherwise (docs/performance.md has the comparison) */
+        const char *v = getenv("SCB_ATTN_SM90_SCHEDULE"), *st = getenv("SCB_ATTN_SM90_STAGES");
+        const int pp = !v || !*v || !strcmp(v, "pingpong");
+        const int ov = pp || !strcmp(v, "overlap"), three = !st || !*st || strcmp(st, "2");
+        if ((v && *v && !ov && strcmp(v, "serial")) ||
+            (st && *st && strcmp(st, "2") && strcmp(st, "3"))) {
+            rc = scb_err(err, SCB_E_INVAL, "SCB_ATTN_SM90_SCHEDULE='%s' / SCB_ATTN_SM90_STAGES="
+                         "'%s': expected serial|overlap|pingpong and 2|3", v ? v : "",
+                         st ? st : "");
+            goto out;
+        }
+        void (*kern)(const CUtensorMap, const CUtensorMap, const CUtensorMap,
+                     const struct scb_h3_params) =
+            pp ? (three ? scb_h3_fwd_kernel<true, 3, true> : scb_h3_fwd_kernel<true, 2, true>)
+            : ov ? (three ? scb_h3_fwd_kernel<true, 3, false> : scb_h3_fwd_kernel<true, 2, false>)
+               : (three ? scb_h3_fwd_kernel<false, 3, false> : scb_h3_fwd_kernel<false, 2, false>);
+        const size_t smem = three ? H3_SMEM_BYTES(3) : H3_SMEM_BYTES(2);
+        SCB_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)smem));
+        kern<<<grid, H3_THREADS, smem, cc->stream>>>(mq, mk, mv, p);
         SCB_LAUNCH_CHECK("scb_h3_fwd_kernel");
     }
 out:
