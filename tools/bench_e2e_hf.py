@@ -4,7 +4,7 @@ and prints time per session side by side (run by tools/bench_e2e.sh; usable on i
 
   python3 tools/bench_e2e_hf.py --db FILE --model DIR [--out DIR] [--device cuda|cpu]
       [--dtype bfloat16|float16|float32] [--runs 1,2] [--compress auto|none] [--seed 1]
-      [--note TEXT ...] [--no-hf]
+      [--note TEXT ...] [--budget SECONDS] [--no-hf]
 
 What is replayed. For every recorded session (run, method, mode, session) the turns table of
 the database gives, per turn, prompt_tokens (tokens prefilled on top of the cache),
@@ -39,15 +39,31 @@ sampling and cache work; no tokenizing, scoring or database writes); the HF time
 same span (torch.cuda.synchronize at the boundaries, wall clock). speed-up = HF / scbench.
 The model has random weights: this compares the time of the same amount of work, not answers.
 
+HF decode on a few layers is slow (tens of ms per token, Python and launch overhead): --budget
+bounds this script's time; sessions are replayed round-robin (session 0 of every mode and
+method first) and those that would not fit are listed as not replayed.
+
 Writes e2e_sessions.csv and e2e_sessions.md to --out (default: $OUT, else .). --no-hf prints
-the scbench side only (no torch needed). Exit status: 0 done, 1 error, 2 usage."""
+the scbench side only (no torch needed). Exit status: 0 done, 1 error, 2 usage, 3 terminated
+(SIGTERM/SIGINT) during the replay (the sessions measured by then are written)."""
 import argparse
 import csv
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
+
+T_START = time.monotonic()
+
+
+class Stop(BaseException):
+    """SIGTERM (e.g. from `timeout`) or SIGINT: stop replaying, write what was measured."""
+
+
+def on_signal(signum, frame):
+    raise Stop()
 
 
 def fail(msg):
@@ -130,7 +146,7 @@ def read_sessions(db, runs):
     if not os.path.isfile(db):
         fail(f"{db}: no such file")
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con = sqlite3.connect(db)        # read-write open: the last close folds the WAL back in
         cur = con.cursor()
         run_rows = cur.execute("SELECT id, backend, config FROM runs ORDER BY id").fetchall()
         q = ("SELECT t.run_id, t.method, t.task, t.mode, t.session, t.turn, t.prompt_tokens, "
@@ -334,6 +350,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--note", action="append", default=[], help="line added to the markdown")
     ap.add_argument("--no-hf", action="store_true", help="scbench side only (no torch needed)")
+    ap.add_argument("--budget", type=float, default=0,
+                    help="seconds this script may take (0: no limit); sessions whose replay would "
+                         "not fit are left out (replay order: session 0 of every mode and method first)")
     a = ap.parse_args()
     try:
         runs = {int(x) for x in a.runs.split(",") if x.strip()}
@@ -341,48 +360,92 @@ def main():
         ap.error(f"--runs '{a.runs}': expected comma-separated run ids")
     if not a.no_hf and not a.model:
         ap.error("--model is required (or --no-hf)")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     sessions = read_sessions(a.db, runs)
     print(f"bench_e2e_hf: {len(sessions)} sessions from {a.db}; seed {a.seed}")
     hf = None
     if not a.no_hf:
-        hf = HF(a.model, a.device, a.dtype, a.seed)
+        try:
+            hf = HF(a.model, a.device, a.dtype, a.seed)
+            hf.warmup()
+        except Stop:
+            fail("terminated while loading the model")
         print(f"bench_e2e_hf: HF transformers on {hf.device_name} ({hf.versions}), {a.dtype}, sdpa, "
               f"DynamicCache, greedy; random token ids, same counts as the scbench run")
-        hf.warmup()
     header = ["mode", "method", "session", "turns", "prefilled", "decoded", "scbench_s", "hf_s",
               "speedup", "scb_prefill_s", "scb_decode_s", "hf_prefill_s", "hf_decode_s", "hf_cache",
               "backend", "run"]
     rows, notes = [], []
-    for s in sessions:
-        plan = s.plan()
-        hp = hd = ht = None
-        kept = hf and a.compress == "auto" and s.kept_per_head(hf.L, hf.Hkv)
-        cache_note = f"cut to {kept}/head" if kept else "dense"
+    # replay order: session 0 of every (run, mode, method), then session 1, ... so that a time
+    # budget that runs out still leaves every group measured
+    order = sorted(range(len(sessions)), key=lambda i: (sessions[i].session, sessions[i].run_id,
+                                                        sessions[i].mode, sessions[i].method))
+    res = {}
+    interrupted = False
+    group_ms, max_ms = {}, 0.0
+    skipped = 0
+    for k, i in enumerate(order):
+        s = sessions[i]
+        s.plan()
+        if hf and interrupted:
+            res[i] = None
+            skipped += 1
+            continue
         if hf:
-            hp, hd, ht = hf.session(s, a.compress)
+            g = (s.run_id, s.mode, s.method)
+            est = group_ms.get(g, max_ms)
+            if a.budget and time.monotonic() - T_START + est / 1e3 * 1.2 > a.budget:
+                res[i] = None
+                skipped += 1
+                print(f"  {s.mode:13s} {s.method:20s} session {s.session}: not replayed (--budget "
+                      f"{a.budget:.0f} s would be exceeded; last took {est / 1e3:.1f} s)", flush=True)
+                continue
+            try:
+                res[i] = hf.session(s, a.compress)
+            except Stop:
+                print(f"bench_e2e_hf: terminated during the replay of {s.mode} {s.method} session "
+                      f"{s.session}; writing what was measured", flush=True)
+                notes.append("the HF replay was terminated (SIGTERM/SIGINT) before it finished")
+                interrupted = True
+                res[i] = None
+                skipped += 1
+                continue
+            group_ms[g] = res[i][2]
+            max_ms = max(max_ms, res[i][2])
+            print(f"  {s.mode:13s} {s.method:20s} session {s.session}: scbench {s.scb_ms() / 1e3:.3f} s, "
+                  f"HF {res[i][2] / 1e3:.3f} s", flush=True)
+    if skipped:
+        notes.append(f"{skipped} of {len(sessions)} sessions not replayed through HF within --budget "
+                     f"{a.budget:.0f} s")
+    for i, s in enumerate(sessions):
+        r = res.get(i)
+        hp, hd, ht = r if r else (None, None, None)
+        kept = hf and a.compress == "auto" and s.kept_per_head(hf.L, hf.Hkv)
+        cache_note = "" if not hf else ("not replayed" if r is None else
+                                        (f"cut to {kept}/head" if kept else "dense"))
         for w in s.warnings:
             notes.append(f"run {s.run_id} {s.method} {s.mode} session {s.session}: {w}")
         scb = s.scb_ms()
         rows.append([s.mode, s.method, s.session, len(s.turns), s.prefilled(), s.decoded(),
-                     f"{scb / 1e3:.3f}", f"{ht / 1e3:.3f}" if hf else "",
-                     f"{ht / scb:.2f}" if hf and scb > 0 else "",
+                     f"{scb / 1e3:.3f}", f"{ht / 1e3:.3f}" if r else "",
+                     f"{ht / scb:.2f}" if r and scb > 0 else "",
                      f"{sum(t['prefill_ms'] for t in s.turns) / 1e3:.3f}",
                      f"{sum(t['decode_ms'] for t in s.turns) / 1e3:.3f}",
-                     f"{hp / 1e3:.3f}" if hf else "", f"{hd / 1e3:.3f}" if hf else "",
-                     cache_note if hf else "", s.backend, s.run_id])
-        print(f"  {s.mode:13s} {s.method:20s} session {s.session}: {s.prefilled()} prefilled, "
-              f"{s.decoded()} decoded in {len(plan)} steps; scbench {scb / 1e3:.3f} s"
-              + (f", HF {ht / 1e3:.3f} s ({cache_note})" if hf else ""), flush=True)
-    # totals per (mode, method)
+                     f"{hp / 1e3:.3f}" if r else "", f"{hd / 1e3:.3f}" if r else "",
+                     cache_note, s.backend, s.run_id])
+    # totals per (mode, method), over the sessions with both times (all of them with --no-hf)
     tot = {}
     for r in rows:
+        if hf and not r[7]:
+            continue
         t = tot.setdefault((r[0], r[1]), [0, 0, 0.0, 0.0, 0])
         t[4] += 1
         t[0] += r[4]
         t[1] += r[5]
         t[2] += float(r[6])
         t[3] += float(r[7]) if r[7] else 0.0
-    short = [r[:9] for r in rows] + [[m, meth, "all", "", t[0], t[1], f"{t[2]:.3f}",
+    short = [r[:9] for r in rows] + [[m, meth, f"all {t[4]}", "", t[0], t[1], f"{t[2]:.3f}",
                                       f"{t[3]:.3f}" if hf else "",
                                       f"{t[3] / t[2]:.2f}" if hf and t[2] > 0 else ""]
                                      for (m, meth), t in tot.items() if t[4] > 1]
@@ -412,7 +475,7 @@ def main():
     for n in notes:
         print(f"note: {n}")
     print(f"\nwrote {csv_path} and {md_path}")
-    return 0
+    return 3 if interrupted else 0
 
 
 if __name__ == "__main__":
