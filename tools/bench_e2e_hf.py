@@ -296,18 +296,22 @@ class HF:
             self.sync()
             t_all = time.perf_counter()
             turn = 0
+            dropped = 0                                # entries the compression removed
             for st, x in zip(steps, ids):
-                # the replay's cache holds what scbench's held before this turn (uncompressed)
-                if (st[0] == "turn" and kept is None and not (s.mode == "multi_request" and turn == 0)
-                        and cache.get_seq_length() != s.turns[turn]["cached"]):
+                # the replay's cache holds what scbench's held before this turn (less the
+                # entries the first prefill's compression dropped)
+                want = s.turns[turn]["cached"] - dropped
+                if (st[0] == "turn" and not (s.mode == "multi_request" and turn == 0)
+                        and cache.get_seq_length() != want):
                     fail(f"replay of run {s.run_id} {s.method} {s.mode} session {s.session} turn {turn}: "
-                         f"cache holds {cache.get_seq_length()} tokens, scbench's held "
-                         f"{s.turns[turn]['cached']}")
+                         f"cache holds {cache.get_seq_length()} entries, expected {want} "
+                         f"(scbench's cached_tokens {s.turns[turn]['cached']})")
                 t0 = time.perf_counter()
                 if x is not None:
                     tok = self.forward(x, cache)
                 if first and kept is not None:
                     self.compress(cache, kept, window, kernel)
+                    dropped = st[1] - kept
                 first = False
                 if st[0] == "context":
                     glob = cache.get_seq_length()
