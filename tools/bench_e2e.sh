@@ -12,7 +12,7 @@
 # --tokenizer DIR: tokenizer.json + tokenizer_config.json (with chat_template) of Llama-3, e.g.
 #   ../shared/tokenizers/llama3 (copied into the model folder). --bundle: bundle.tar.xz from
 #   tools/gpu_bundle.sh (or the folder holding it): unpacked, its scbench and lib/ used.
-#   --scbench PATH [--lib DIR]: a scbench binary and a folder put first on LD_LIBRARY_PATH.
+#   --scbench PATH [--lib DIR]: a scbench binary and a folder put first on its LD_LIBRARY_PATH.
 #   --model DIR: use this model (no random one made; tokenizer files copied in only if missing).
 #   --model-args: extra options for tools/make_random_model.py (e.g. a tiny shape to test).
 # Steps: (1) tools/make_random_model.py --layers N (Llama-3-8B shapes, vocab 128256) into a
@@ -111,24 +111,27 @@ fi
 [ -n "$SCB" ] || { [ -x "$ROOT/build/scbench" ] && SCB=$ROOT/build/scbench; }
 [ -n "$SCB" ] && [ -x "$SCB" ] || { echo "bench_e2e: no scbench binary: give --bundle or --scbench PATH" >&2; exit 2; }
 SCB=$(cd "$(dirname "$SCB")" && pwd)/$(basename "$SCB")
+# scbench's libraries go on LD_LIBRARY_PATH for scbench only (python3 and torch keep this
+# machine's own libz, libsqlite3, ...)
+SCB_LD=${LD_LIBRARY_PATH:-}
 if [ -n "$LIBDIR" ]; then
     [ -d "$LIBDIR" ] || { echo "bench_e2e: --lib $LIBDIR: not a folder" >&2; exit 2; }
-    LD_LIBRARY_PATH="$(cd "$LIBDIR" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    SCB_LD="$(cd "$LIBDIR" && pwd)${SCB_LD:+:$SCB_LD}"
 fi
 # CUDA's own libraries (cudart, cuBLAS) come from this machine's toolkit, last on the path
 CUDA_GUESS=$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")")
 for d in "$CUDA_GUESS/lib64" "$CUDA_GUESS/lib" /usr/local/cuda/lib64; do
-    [ -d "$d" ] && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+    [ -d "$d" ] && SCB_LD="${SCB_LD:+$SCB_LD:}$d"
 done
-export LD_LIBRARY_PATH
-if ldd "$SCB" 2>/dev/null | grep -q "not found"; then
+scb() { LD_LIBRARY_PATH="$SCB_LD" "$SCB" "$@"; }
+if LD_LIBRARY_PATH="$SCB_LD" ldd "$SCB" 2>/dev/null | grep -q "not found"; then
     echo "bench_e2e: $SCB: shared libraries not found (give --lib DIR or --bundle):" >&2
-    ldd "$SCB" | grep "not found" >&2
+    LD_LIBRARY_PATH="$SCB_LD" ldd "$SCB" | grep "not found" >&2
     exit 1
 fi
 
 log "results in $RES; scbench $SCB; budget ${BUDGET}s"
-{ date -u; uname -a; "$SCB" --version 2>&1 | head -1; } > "$RES/host.txt"
+{ date -u; uname -a; scb --version 2>&1 | head -1; } > "$RES/host.txt"
 command -v nvidia-smi >/dev/null && timeout 30 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit \
     --format=csv >> "$RES/host.txt" 2>&1
 
@@ -167,7 +170,7 @@ for m in "${MLIST[@]}"; do
     m=$(echo "$m" | tr -d '[:space:]')
     [ -n "$m" ] || continue
     name=scbench_$(echo "$m" | tr -c 'A-Za-z0-9_\n' '_')
-    run_step "$name" 300 "$SCB" run --backend "$BACKEND" --model "$MODEL" --data synthetic --tasks "$TASKS" \
+    run_step "$name" 300 env LD_LIBRARY_PATH="$SCB_LD" "$SCB" run --backend "$BACKEND" --model "$MODEL" --data synthetic --tasks "$TASKS" \
         --synth-tokens "$TOKENS" --sessions "$SESSIONS" --mode "$MODE" --max-turns "$TURNS" \
         --methods "$m" --seed "$SEED" --db "$DB" --new-run --quiet
     rc=$?
