@@ -394,7 +394,6 @@ def main():
         s.plan()
         if hf and interrupted:
             res[i] = None
-            skipped += 1
             continue
         if hf:
             g = (s.run_id, s.mode, s.method)
@@ -410,10 +409,10 @@ def main():
             except Stop:
                 print(f"bench_e2e_hf: terminated during the replay of {s.mode} {s.method} session "
                       f"{s.session}; writing what was measured", flush=True)
-                notes.append("the HF replay was terminated (SIGTERM/SIGINT) before it finished")
+                notes.append(f"the HF replay was terminated (SIGTERM/SIGINT) after {k} of "
+                             f"{len(sessions)} sessions")
                 interrupted = True
                 res[i] = None
-                skipped += 1
                 continue
             group_ms[g] = res[i][2]
             max_ms = max(max_ms, res[i][2])
