@@ -17,7 +17,13 @@
  *    bounds can swap such entries, nothing else);
  *  - Quest attention on the reference's page selection: |dev - ref| <= 1e-2 * max_row|ref|:
  *    bf16 output rounding (2^-9 relative) plus fp32 accumulation;
- *  - page metadata built incrementally equals the full rebuild bit for bit (min/max are exact). */
+ *  - page metadata built incrementally equals the full rebuild bit for bit (min/max are exact).
+ * Then the device bindings themselves (harness/method_dev_kvdrop.c, method_dev_quest.c) on a
+ * device KV cache: SnapKV/PyramidKV/StreamingLLM after_prefill keeps on the device exactly the
+ * rows its bookkeeping (positions) says, and those positions equal the CPU method's keep lists up
+ * to near-tie swaps (at most 2% of a head's list); Quest's decode over a growing cache (single
+ * steps, chunks larger than its 64-row batch, a dropped temp segment refilled with new keys)
+ * equals methods/quest.c's attention within the attention tolerance above. */
 #include "kernels/kvsel_cuda.h"
 
 #include <math.h>
@@ -28,8 +34,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "harness/method_dev.h"
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
+#include "kernels/kv_cache.h"
 #include "kernels/status.h"
 #include "methods/dense.h"
 #include "methods/quest.h"
@@ -361,6 +369,208 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     scb_free(rub); scb_free(w); scb_free(rout); scb_free(m1); scb_free(m2); scb_free(gsel); scb_free(gout);
 }
 
+/* ---- the bindings (harness/method_dev_*.c) on a device cache -------------------------------- */
+static void no_free(void *p) { (void)p; }
+static int g_dummy_ext;
+
+/* A device KV cache of L layers x Hs stored heads for tokens of Hin heads (bookkeeping only; the
+ * storage of the tested layer is passed to the binding directly). */
+static struct scb_kv_cache *fake_cache(size_t L, size_t Hin, size_t Hs, size_t D, size_t cap)
+{
+    struct scb_kv_cache *kv = NULL;
+    CK(scb_kv_cache_create_external(&kv, L, Hs, D, cap, sizeof(uint16_t), &g_dummy_ext, no_free, &g_err));
+    kv->Hin = Hin;
+    return kv;
+}
+
+static void test_binding_kvdrop(const char *spec, int N, int Hq, int Hkv, int D, int L, int layer)
+{
+    struct scb_method_spec sp;
+    CK(scb_method_spec_parse(spec, &sp, &g_err));
+    const struct scb_model_info mi = {L, Hq, Hkv, D, NULL};
+    CK(scb_method_init(&sp.kv, &mi, &g_err));
+    const struct scb_dev_method_ops *ops = scb_dev_method_find(sp.kv.ops->name);
+    if (!ops) { check(0, "binding %s: no device implementation", spec); scb_method_spec_fini(&sp); return; }
+    char gq[16] = "false";
+    scb_method_get(&sp.kv, "gqa", gq, sizeof gq);
+    const int gqa = !strcmp(gq, "true"), Hs = gqa ? Hkv : Hq, G = Hq / Hkv;
+    const size_t cap = (size_t)N + 4;
+    uint16_t *qb = halloc(sizeof(uint16_t) * (size_t)N * Hq * D), *kb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
+    uint16_t *vb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
+    float *qf = halloc(sizeof(float) * (size_t)N * Hq * D), *kf = halloc(sizeof(float) * (size_t)N * Hkv * D);
+    float *vf = halloc(sizeof(float) * (size_t)N * Hkv * D);
+    rand_bf16(qb, qf, (size_t)N * Hq * D, 1.0f);
+    rand_bf16(kb, kf, (size_t)N * Hkv * D, 1.0f);
+    rand_bf16(vb, vf, (size_t)N * Hkv * D, 1.0f);
+    uint16_t *ks = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D), *vs = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D);
+    memset(ks, 0xff, sizeof(uint16_t) * (size_t)Hs * cap * D);
+    memset(vs, 0xff, sizeof(uint16_t) * (size_t)Hs * cap * D);
+    for (int s = 0; s < Hs; s++) {
+        const int g = s / (Hs / Hkv);
+        for (int j = 0; j < N; j++) {
+            memcpy(ks + ((size_t)s * cap + j) * D, kb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D);
+            memcpy(vs + ((size_t)s * cap + j) * D, vb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D);
+        }
+    }
+    uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)N * Hq * D);
+    uint16_t *dk = dup_dev(ks, sizeof(uint16_t) * (size_t)Hs * cap * D), *dv = dup_dev(vs, sizeof(uint16_t) * (size_t)Hs * cap * D);
+    struct scb_kv_cache *kv = fake_cache((size_t)L, (size_t)Hkv, (size_t)Hs, (size_t)D, cap);
+    for (int l = 0; l < L; l++) CK(scb_kv_cache_append_meta(kv, (size_t)l, (size_t)N, 0, &g_err));
+    scb_kv_cache_advance(kv, (size_t)N);
+    void *st = NULL;
+    CK(ops->create(&st, &sp.kv, &mi, g_cc, &g_err));
+    if (ops->session_begin) CK(ops->session_begin(st, &g_err));
+    const struct scb_dev_attn at = {.cc = g_cc, .q = dq, .out = NULL, .k = dk, .v = dv, .kv = kv,
+                                    .layer = (size_t)layer, .T = (size_t)N, .H = (size_t)Hq, .Hs = (size_t)Hs,
+                                    .D = (size_t)D, .cap = cap, .Tk = (size_t)N, .scale = 1.0f / sqrtf((float)D)};
+    CK(ops->after_prefill(st, &at, &g_err));
+    /* the CPU method on the same inputs */
+    struct scb_kv_compress_args ca = {.k = kf, .v = vf, .q = qf, .N = N, .Nq = N, .Hq = Hq, .Hkv = Hkv, .D = D,
+                                      .scale = 0.f, .layer = layer, .L = L};
+    struct scb_kv_keep keep = {0};
+    CK(scb_method_kv_after_prefill(&sp.kv, &ca, &keep, &g_err));
+    CK(scb_cuda_download(g_cc, ks, dk, sizeof(uint16_t) * (size_t)Hs * cap * D, &g_err));
+    CK(scb_cuda_download(g_cc, vs, dv, sizeof(uint16_t) * (size_t)Hs * cap * D, &g_err));
+    int rows_ok = 1, lists_ok = 1, diffs = 0;
+    size_t kept = 0;
+    for (int s = 0; s < Hs; s++) {
+        const size_t n = scb_kv_cache_len(kv, (size_t)layer, (size_t)s);
+        const int64_t *pos = scb_kv_cache_positions(kv, (size_t)layer, (size_t)s);
+        const int list = keep.per_kv_head ? s / (Hs / Hkv) : (gqa ? s : s);
+        const int g = s / (Hs / Hkv);
+        kept += n;
+        if ((int)n != keep.n[list]) { lists_ok = 0; continue; }
+        for (size_t i = 0; i < n; i++) {
+            const int64_t j = pos[i];
+            if (j < 0 || j >= N || (i && j <= pos[i - 1])) { rows_ok = 0; break; }
+            if (memcmp(ks + ((size_t)s * cap + i) * D, kb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D) ||
+                memcmp(vs + ((size_t)s * cap + i) * D, vb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D))
+                rows_ok = 0;
+        }
+        /* positions vs the CPU list: count the entries in one and not the other */
+        const int32_t *r = keep.idx + (size_t)list * keep.cap;
+        size_t a = 0, b = 0;
+        int nd = 0;
+        while (a < n || b < (size_t)keep.n[list]) {
+            if (b >= (size_t)keep.n[list] || (a < n && pos[a] < r[b])) { nd++; a++; }
+            else if (a >= n || r[b] < pos[a]) { nd++; b++; }
+            else { a++; b++; }
+        }
+        if (nd > 2 + (int)n / 50) lists_ok = 0;
+        diffs += nd;
+    }
+    (void)G;
+    check(rows_ok && lists_ok, "binding %s N=%d Hq=%d Hkv=%d D=%d layer %d/%d: %zu entries kept over %d stored heads, "
+          "device rows = bookkeeping, %d list entries differ from the CPU (near-ties)", spec, N, Hq, Hkv, D, layer, L,
+          kept, Hs, diffs);
+    scb_kv_keep_fini(&keep);
+    ops->destroy(st);
+    scb_kv_cache_destroy(kv);
+    scb_method_spec_fini(&sp);
+    scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv);
+    scb_free(qb); scb_free(kb); scb_free(vb); scb_free(qf); scb_free(kf); scb_free(vf); scb_free(ks); scb_free(vs);
+}
+
+static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
+{
+    char spec[64];
+    snprintf(spec, sizeof spec, "quest:page=%d,budget=%d", P, budget);
+    struct scb_method_spec sp;
+    CK(scb_method_spec_parse(spec, &sp, &g_err));
+    const struct scb_model_info mi = {1, Hq, Hkv, D, NULL};
+    CK(scb_method_init(&sp.kv, &mi, &g_err));
+    const struct scb_dev_method_ops *ops = scb_dev_method_find("quest");
+    if (!ops) { check(0, "binding quest: no device implementation"); scb_method_spec_fini(&sp); return; }
+    static const int chunks[] = {1, 1, 7, 1, 70, 1, -1 /* drop temp */, 9, 1, 1};
+    const int nch = (int)(sizeof chunks / sizeof chunks[0]);
+    const size_t cap = (size_t)N + 100, nel = (size_t)Hkv * cap * D;
+    uint16_t *kb = halloc(sizeof(uint16_t) * nel), *vb = halloc(sizeof(uint16_t) * nel);
+    float *kf = halloc(sizeof(float) * nel), *vf = halloc(sizeof(float) * nel);
+    rand_bf16(kb, kf, nel, 1.0f);
+    rand_bf16(vb, vf, nel, 1.0f);
+    uint16_t *dk = dup_dev(kb, sizeof(uint16_t) * nel), *dv = dup_dev(vb, sizeof(uint16_t) * nel);
+    const size_t qmax = (size_t)70 * Hq * D;
+    uint16_t *qb = halloc(sizeof(uint16_t) * qmax), *ob = halloc(sizeof(uint16_t) * qmax);
+    float *qf = halloc(sizeof(float) * qmax), *rout = halloc(sizeof(float) * qmax);
+    uint16_t *dq = dalloc(sizeof(uint16_t) * qmax), *dout = dalloc(sizeof(uint16_t) * qmax);
+    struct scb_kv_cache *kv = fake_cache(1, (size_t)Hkv, (size_t)Hkv, (size_t)D, cap);
+    void *st = NULL;
+    CK(ops->create(&st, &sp.kv, &mi, g_cc, &g_err));
+    if (ops->session_begin) CK(ops->session_begin(st, &g_err));
+    CK(scb_kv_cache_append_meta(kv, 0, (size_t)N, 0, &g_err));
+    scb_kv_cache_advance(kv, (size_t)N);
+    struct scb_dev_attn at = {.cc = g_cc, .q = dq, .out = dout, .k = dk, .v = dv, .kv = kv, .layer = 0,
+                              .T = (size_t)N, .H = (size_t)Hq, .Hs = (size_t)Hkv, .D = (size_t)D, .cap = cap,
+                              .Tk = (size_t)N, .scale = 1.0f / sqrtf((float)D)};
+    if (ops->after_prefill) CK(ops->after_prefill(st, &at, &g_err));
+    scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
+    double worst = 0;
+    int finite = 1;
+    for (int c = 0; c < nch; c++) {
+        if (chunks[c] < 0) {
+            /* drop the temp segment and overwrite its rows with new keys, as a next turn would */
+            scb_kv_cache_drop_temp(kv);
+            scb_kv_cache_set_mode(kv, SCB_KV_APPEND_GLOBAL);
+            rand_bf16(kb, kf, nel, 1.0f);
+            rand_bf16(vb, vf, nel, 1.0f);
+            /* keep the global rows as they were on the device: re-upload only rows >= len */
+            const size_t len = scb_kv_cache_len(kv, 0, 0);
+            uint16_t *old = halloc(sizeof(uint16_t) * nel);
+            CK(scb_cuda_download(g_cc, old, dk, sizeof(uint16_t) * nel, &g_err));
+            for (int s = 0; s < Hkv; s++)
+                for (size_t j = 0; j < len; j++)
+                    for (int d = 0; d < D; d++) {
+                        const size_t o = ((size_t)s * cap + j) * D + d;
+                        kb[o] = old[o];
+                        kf[o] = scb_bf16_to_f32(old[o]);
+                    }
+            CK(scb_cuda_download(g_cc, old, dv, sizeof(uint16_t) * nel, &g_err));
+            for (int s = 0; s < Hkv; s++)
+                for (size_t j = 0; j < len; j++)
+                    for (int d = 0; d < D; d++) {
+                        const size_t o = ((size_t)s * cap + j) * D + d;
+                        vb[o] = old[o];
+                        vf[o] = scb_bf16_to_f32(old[o]);
+                    }
+            scb_free(old);
+            CK(scb_cuda_upload(g_cc, dk, kb, sizeof(uint16_t) * nel, &g_err));
+            CK(scb_cuda_upload(g_cc, dv, vb, sizeof(uint16_t) * nel, &g_err));
+            continue;
+        }
+        const int T = chunks[c];
+        CK(scb_kv_cache_append_meta(kv, 0, (size_t)T, kv->seen, &g_err));
+        scb_kv_cache_advance(kv, (size_t)T);
+        const int Tk = (int)scb_kv_cache_len(kv, 0, 0);
+        rand_bf16(qb, qf, (size_t)T * Hq * D, 1.0f);
+        CK(scb_cuda_upload(g_cc, dq, qb, sizeof(uint16_t) * (size_t)T * Hq * D, &g_err));
+        poison(dout, sizeof(uint16_t) * (size_t)T * Hq * D);
+        at.T = (size_t)T;
+        at.Tk = (size_t)Tk;
+        CK(ops->decode(st, &at, &g_err));
+        down(ob, dout, sizeof(uint16_t) * (size_t)T * Hq * D);
+        struct scb_attn_args a = {.q = qf, .k = kf, .v = vf, .out = rout, .Tq = T, .Tk = Tk, .Hq = Hq, .Hkv = Hkv,
+                                  .D = D, .kv_tok_stride = (size_t)D, .kv_head_stride = cap * D};
+        CK(scb_quest_attn(&a, P, budget, &g_err));
+        for (int r = 0; r < T * Hq; r++) {
+            double mx = 0;
+            for (int d = 0; d < D; d++) mx = fmax(mx, fabs(rout[(size_t)r * D + d]));
+            for (int d = 0; d < D; d++) {
+                const float g = scb_bf16_to_f32(ob[(size_t)r * D + d]);
+                if (!isfinite(g)) finite = 0;
+                const double e = fabs((double)g - rout[(size_t)r * D + d]) / (mx > 0 ? mx : 1.0);
+                if (e > worst) worst = e;
+            }
+        }
+    }
+    check(finite && worst <= 1e-2, "binding %s N=%d Hq=%d Hkv=%d D=%d: decode steps, chunks of 7/9/70 rows, a dropped "
+          "and refilled temp segment: max err %.2e of row max (tol 1e-2)", spec, N, Hq, Hkv, D, worst);
+    ops->destroy(st);
+    scb_kv_cache_destroy(kv);
+    scb_method_spec_fini(&sp);
+    scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv); scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dout);
+    scb_free(kb); scb_free(vb); scb_free(kf); scb_free(vf); scb_free(qb); scb_free(ob); scb_free(qf); scb_free(rout);
+}
+
 static void test_errors(void)
 {
     float *p = dalloc(64);
@@ -436,6 +646,17 @@ int main(int argc, char **argv)
         test_quest_case(8191, 70, 16, 2, 64, 16, 1024);
     }
     test_errors();
+    /* the bindings: (spec, N, Hq, Hkv, D, L, layer) */
+    test_binding_kvdrop("streamingllm:n_init=3,n_local=40", 101, 8, 2, 64, 2, 1);
+    test_binding_kvdrop("streamingllm:n_init=3,n_local=40,gqa=true", 101, 8, 2, 16, 2, 0);
+    test_binding_kvdrop("snapkv:budget=48,window=8", 203, 8, 2, 64, 2, 0);
+    test_binding_kvdrop("snapkv:budget=48,window=8,pooling=maxpool,gqa=true", 203, 8, 2, 128, 2, 1);
+    test_binding_kvdrop("pyramidkv:budget=48,window=8", 203, 4, 4, 32, 4, 3);
+    test_binding_kvdrop("pyramidkv:budget=48,window=8,gqa=true", 203, 8, 1, 64, 4, 0);
+    if (!quick) test_binding_kvdrop("snapkv:budget=1024,window=32", 4099, 32, 8, 128, 2, 1);
+    test_binding_quest(203, 8, 2, 64, 16, 64);
+    test_binding_quest(150, 4, 4, 32, 5, 30);
+    if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
     scb_cuda_ctx_destroy(g_cc);
     printf("parity_cuda_kvsel: %d passed, %d failed (seed %llu)\n", g_pass, g_fail, (unsigned long long)seed);
     return g_fail ? 1 : 0;
