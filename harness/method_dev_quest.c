@@ -27,6 +27,7 @@ struct questdev {
     float *w;                       /* device (H, D) sign weights */
     float *ub;                      /* device (QUEST_ROWS, H, mp) */
     int32_t *sel;                   /* device (QUEST_ROWS, H, mp) */
+    float *work;                    /* device: scb_cuda_quest_attn_work_floats(QUEST_ROWS, H, D, mp, P) */
 };
 
 static void release(struct questdev *s)
@@ -36,9 +37,10 @@ static void release(struct questdev *s)
     scb_cuda_free(s->cc, s->w);
     scb_cuda_free(s->cc, s->ub);
     scb_cuda_free(s->cc, s->sel);
+    scb_cuda_free(s->cc, s->work);
     scb_free(s->valid);
     s->kmin = s->kmax = NULL;
-    s->w = s->ub = NULL;
+    s->w = s->ub = s->work = NULL;
     s->sel = NULL;
     s->valid = NULL;
     s->kv = NULL;
@@ -104,6 +106,9 @@ static int ensure(struct questdev *s, const struct scb_dev_attn *a, struct scb_c
     SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->ub, (size_t)QUEST_ROWS * s->H * (size_t)s->mp * sizeof(float), ctx));
     SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->sel, (size_t)QUEST_ROWS * s->H * (size_t)s->mp * sizeof(int32_t),
                             ctx));
+    SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->work,
+                            scb_cuda_quest_attn_work_floats(QUEST_ROWS, (int)s->H, (int)s->D, s->mp, s->P) * sizeof(float),
+                            ctx));
     s->valid = scb_calloc(s->L, sizeof *s->valid);
     if (!s->valid) { rc = scb_err(ctx, SCB_E_NOMEM, "device quest: out of memory"); goto out; }
     s->kv = kv;
@@ -137,7 +142,7 @@ static int quest_decode(void *state, const struct scb_dev_attn *a, struct scb_ct
         SCB_TRY(scb_cuda_quest_select(s->cc, a->q, r0, nr, H, Hs, D, s->w, s->kmin + moff, s->kmax + moff, s->mp,
                                       Tk, P, kp, s->ub, s->sel, ctx));
         SCB_TRY(scb_cuda_quest_attn(s->cc, a->q, a->k, a->v, a->cap, a->out, r0, nr, T, Tk, H, Hs, D, P, kp,
-                                    s->sel, a->scale, ctx));
+                                    s->sel, a->scale, s->work, ctx));
     }
 out:
     return rc;

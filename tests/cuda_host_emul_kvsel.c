@@ -185,12 +185,17 @@ int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, in
     return SCB_OK;
 }
 
+size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
+{
+    return (size_t)nr * H * (((size_t)kp * P + 63) / 64) * (D + 2);
+}
+
 int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, const uint16_t *v, size_t cap,
                         uint16_t *out, int r0, int nr, int Tq, int Tk, int H, int Hs, int D, int P, int kp,
-                        const int32_t *sel, float scale, struct scb_ctx *err)
+                        const int32_t *sel, float scale, float *work, struct scb_ctx *err)
 {
     (void)cc;
-    if (!q || !k || !v || !out || !sel || r0 < 0 || nr < 1 || r0 + nr > Tq || Tq > Tk || (size_t)Tk > cap ||
+    if (!q || !k || !v || !out || !sel || !work || r0 < 0 || nr < 1 || r0 + nr > Tq || Tq > Tk || (size_t)Tk > cap ||
         H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 || D > 256 || P < 1 || kp < 1)
         return scb_err(err, SCB_E_INVAL, "emulated quest attention: bad arguments");
     if (scale == 0.f) scale = 1.0f / sqrtf((float)D);

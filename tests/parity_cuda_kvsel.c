@@ -298,6 +298,7 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     float *dub = dalloc(sizeof(float) * (size_t)Tq * Hq * np);
     int32_t *dsel = dalloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
     uint16_t *dout = dalloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    float *dwork = dalloc(sizeof(float) * scb_cuda_quest_attn_work_floats(Tq, Hq, D, kp, P));
     /* metadata: in one go, and incrementally (a prefix of T1 entries, then the rest from the
      * page holding entry T1) */
     const int T1 = Tk > 7 ? Tk - 7 : 1;
@@ -342,10 +343,10 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     /* attention on the reference's selection, split in two row batches */
     CK(scb_cuda_upload(g_cc, dsel, rsel, sizeof(int32_t) * (size_t)Tq * Hq * kp, &g_err));
     const int r1 = Tq > 1 ? Tq / 2 : Tq;
-    CK(scb_cuda_quest_attn(g_cc, dq, dk, dv, cap, dout, 0, r1, Tq, Tk, Hq, Hkv, D, P, kp, dsel, 0.f, &g_err));
+    CK(scb_cuda_quest_attn(g_cc, dq, dk, dv, cap, dout, 0, r1, Tq, Tk, Hq, Hkv, D, P, kp, dsel, 0.f, dwork, &g_err));
     if (r1 < Tq)
         CK(scb_cuda_quest_attn(g_cc, dq, dk, dv, cap, dout, r1, Tq - r1, Tq, Tk, Hq, Hkv, D, P, kp,
-                               dsel + (size_t)r1 * Hq * kp, 0.f, &g_err));
+                               dsel + (size_t)r1 * Hq * kp, 0.f, dwork, &g_err));
     uint16_t *gout = halloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
     down(gout, dout, sizeof(uint16_t) * (size_t)Tq * Hq * D);
     double worst = 0;
@@ -364,7 +365,7 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
           "max (tol 1e-2)", Tk, Tq, Hq, Hkv, D, P, budget, worst);
     scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv); scb_cuda_free(g_cc, kmin);
     scb_cuda_free(g_cc, kmax); scb_cuda_free(g_cc, kmin2); scb_cuda_free(g_cc, kmax2); scb_cuda_free(g_cc, dw);
-    scb_cuda_free(g_cc, dub); scb_cuda_free(g_cc, dsel); scb_cuda_free(g_cc, dout);
+    scb_cuda_free(g_cc, dub); scb_cuda_free(g_cc, dsel); scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dwork);
     scb_free(qb); scb_free(qf); scb_free(kb); scb_free(vb); scb_free(kf); scb_free(vf); scb_free(rsel);
     scb_free(rub); scb_free(w); scb_free(rout); scb_free(m1); scb_free(m2); scb_free(gsel); scb_free(gout);
 }
@@ -584,7 +585,7 @@ static void test_errors(void)
     check(scb_cuda_quest_select(g_cc, (uint16_t *)p, 0, 1, 2, 2, 16, p, (uint16_t *)p, (uint16_t *)p, 2, 40, 16, 3,
                                 p, ix, &e) == SCB_E_INVAL, "quest select with too few metadata pages refused");
     check(scb_cuda_quest_attn(g_cc, (uint16_t *)p, (uint16_t *)p, (uint16_t *)p, 8, (uint16_t *)p, 0, 1, 1, 8, 2, 2,
-                              258, 16, 1, ix, 0.f, &e) == SCB_E_INVAL, "quest attention D > 256 refused");
+                              258, 16, 1, ix, 0.f, p, &e) == SCB_E_INVAL, "quest attention D > 256 refused");
     scb_cuda_free(g_cc, p);
     scb_cuda_free(g_cc, ix);
 }

@@ -26,28 +26,32 @@ static __device__ void scb_block_topk(const float *s, int n, int k, int32_t *out
 {
     typedef cub::BlockScan<int, TOPK_THREADS> Scan;
     __shared__ typename Scan::TempStorage scan_tmp;
-    __shared__ int cnt;
-    __shared__ uint32_t thr_s;
-    /* radix select of the k-th largest key, one bit at a time from the top */
-    uint32_t prefix = 0, mask = 0;
-    int kk = k;
-    for (int bit = 31; bit >= 0; bit--) {
-        const uint32_t b = 1u << bit, cand = prefix | b, m2 = mask | b;
-        if (threadIdx.x == 0) cnt = 0;
+    /* radix select of the k-th largest key, 8 bits at a time from the top: a 256-bin histogram
+     * of the keys matching the prefix so far, then the bin holding the k-th largest */
+    __shared__ int hist[256];
+    __shared__ uint32_t pre_s;
+    __shared__ int kk_s;
+    if (threadIdx.x == 0) { pre_s = 0; kk_s = k; }
+    uint32_t mask = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
         __syncthreads();
-        int c = 0;
-        for (int j = threadIdx.x; j < n; j += blockDim.x) c += (scb_okey(s[j]) & m2) == cand;
-        if (c) atomicAdd(&cnt, c);
+        const uint32_t prefix = pre_s;
+        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+            const uint32_t key = scb_okey(s[j]);
+            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+        }
         __syncthreads();
-        const int total = cnt;
+        if (threadIdx.x == 0) {
+            int kk = kk_s, b = 255;
+            for (; b > 0 && hist[b] < kk; b--) kk -= hist[b];
+            kk_s = kk;
+            pre_s = prefix | ((uint32_t)b << shift);
+        }
+        mask |= 255u << shift;
         __syncthreads();
-        if (total >= kk) prefix = cand;
-        else kk -= total;
-        mask = m2;
     }
-    if (threadIdx.x == 0) thr_s = prefix;
-    __syncthreads();
-    const uint32_t thr = thr_s;
+    const uint32_t thr = pre_s;                    /* the k-th largest key */
     /* contiguous segments per thread, in index order */
     const int seg = (n + blockDim.x - 1) / blockDim.x, j0 = threadIdx.x * seg;
     const int j1 = j0 + seg < n ? j0 + seg : n;
@@ -227,6 +231,7 @@ out:
 }
 
 /* ---- Quest ------------------------------------------------------------------------------- */
+enum { QA_WARPS = 8, QA_DL = 8, QA_KEYS = 64 };   /* D <= 32 * QA_DL; entries per attention block */
 /* Grid (pages from p0, Hs), block D threads (<= 256). */
 __global__ void scb_quest_meta_kernel(const uint16_t *k, long long cap, int D, int P, int T, int p0,
                                       uint16_t *kmin, uint16_t *kmax, int mp)
@@ -292,24 +297,37 @@ out:
     return rc;
 }
 
-/* ub (nr, H, np): one warp per page. Grid (ceil(np/8), H, nr), block 256. */
+/* ub (nr, H, np): one warp per (page, stored head) reads the page's min/max once (lanes split D)
+ * and scores the G query heads of the group. Grid (ceil(np/8), Hs, nr), block 256. */
 __global__ void scb_quest_ub_kernel(const uint16_t *q, int r0, int H, int G, int D, const float *w,
                                     const uint16_t *kmin, const uint16_t *kmax, int mp, int np, float *ub)
 {
-    const int p = blockIdx.x * 8 + threadIdx.x / 32, lane = threadIdx.x % 32, h = blockIdx.y, i = blockIdx.z;
+    const int p = blockIdx.x * 8 + threadIdx.x / 32, lane = threadIdx.x % 32, s = blockIdx.y, i = blockIdx.z;
     if (p >= np) return;
-    const int s = h / G;
-    const uint16_t *qr = q + ((long long)(r0 + i) * H + h) * D;
-    const float *wh = w + (long long)h * D;
     const long long mo = ((long long)s * mp + p) * D;
-    float u = 0.f;
-    for (int d = lane; d < D; d += 32) {
-        const float wd = wh[d];
-        const float mx = wd > 0.f ? scb_bf2f(kmax[mo + d]) * wd : (wd < 0.f ? scb_bf2f(kmin[mo + d]) * wd : 0.f);
-        u += scb_bf2f(qr[d]) * wd * mx;
+    float lo[QA_DL], hi[QA_DL];
+#pragma unroll
+    for (int c = 0; c < QA_DL; c++) {
+        const int d = lane + 32 * c;
+        lo[c] = d < D ? scb_bf2f(kmin[mo + d]) : 0.f;
+        hi[c] = d < D ? scb_bf2f(kmax[mo + d]) : 0.f;
     }
-    for (int o = 16; o > 0; o >>= 1) u += __shfl_xor_sync(0xffffffffu, u, o);
-    if (lane == 0) ub[((long long)i * H + h) * np + p] = u;
+    for (int h = s * G; h < (s + 1) * G; h++) {
+        const uint16_t *qr = q + ((long long)(r0 + i) * H + h) * D;
+        const float *wh = w + (long long)h * D;
+        float u = 0.f;
+#pragma unroll
+        for (int c = 0; c < QA_DL; c++) {
+            const int d = lane + 32 * c;
+            if (d < D) {
+                const float wd = wh[d];
+                const float mx = wd > 0.f ? hi[c] * wd : (wd < 0.f ? lo[c] * wd : 0.f);
+                u += scb_bf2f(qr[d]) * wd * mx;
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) u += __shfl_xor_sync(0xffffffffu, u, o);
+        if (lane == 0) ub[((long long)i * H + h) * np + p] = u;
+    }
 }
 
 /* Grid (H, nr). */
@@ -333,7 +351,7 @@ extern "C" int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q,
                      "kp=%d mp=%d)", r0, nr, H, Hs, D, T, P, kp, mp);
         goto out;
     }
-    scb_quest_ub_kernel<<<dim3((unsigned)((np + 7) / 8), (unsigned)H, (unsigned)nr), 256, 0, cc->stream>>>(
+    scb_quest_ub_kernel<<<dim3((unsigned)((np + 7) / 8), (unsigned)Hs, (unsigned)nr), 256, 0, cc->stream>>>(
         q, r0, H, H / Hs, D, w, kmin, kmax, mp, np, ub);
     SCB_LAUNCH_CHECK("scb_quest_ub_kernel");
     scb_quest_topk_kernel<<<dim3((unsigned)H, (unsigned)nr), TOPK_THREADS, 0, cc->stream>>>(ub, H, np, kp, sel);
@@ -342,17 +360,24 @@ out:
     return rc;
 }
 
-enum { QA_WARPS = 8, QA_DL = 8 };   /* D <= 32 * QA_DL */
 
-/* Grid (H, nr), block 32 * QA_WARPS: each warp an online softmax over a strided share of the
- * selected entries (lanes split D), then the warps merge in shared memory. */
+extern "C" size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
+{
+    const long long S = ((long long)kp * P + QA_KEYS - 1) / QA_KEYS;
+    return (size_t)nr * H * S * (D + 2);
+}
+
+/* Grid (H, nr, S), block 32 * QA_WARPS: block z takes the selected entries z*QA_KEYS ..
+ * (z+1)*QA_KEYS-1 (in page order), each warp an online softmax over a strided share of them
+ * (lanes split D); the warps merge in shared memory and the block writes its partial
+ * (m, l, acc[D]) to work (nr, H, S, D + 2). */
 __global__ void __launch_bounds__(32 * QA_WARPS) scb_quest_attn_kernel(
-    const uint16_t *q, const uint16_t *k, const uint16_t *v, long long cap, uint16_t *out, int r0, int Tq, int Tk,
-    int H, int G, int D, int P, int kp, const int32_t *sel, float scale)
+    const uint16_t *q, const uint16_t *k, const uint16_t *v, long long cap, int r0, int Tq, int Tk,
+    int H, int G, int D, int P, int kp, const int32_t *sel, float scale, float *work)
 {
     __shared__ float wm[QA_WARPS], wl[QA_WARPS];
     __shared__ float wacc[QA_WARPS][32 * QA_DL];
-    const int h = blockIdx.x, i = blockIdx.y, gi = r0 + i, s = h / G;
+    const int h = blockIdx.x, i = blockIdx.y, z = blockIdx.z, S = gridDim.z, gi = r0 + i, s = h / G;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int nc = gi + Tk - Tq + 1;
     const int32_t *sl = sel + ((long long)i * H + h) * kp;
@@ -366,7 +391,8 @@ __global__ void __launch_bounds__(32 * QA_WARPS) scb_quest_attn_kernel(
     }
     const uint16_t *kh = k + (long long)s * cap * D, *vh = v + (long long)s * cap * D;
     float m = -INFINITY, l = 0.f;
-    for (int e = warp; e < kp * P; e += QA_WARPS) {
+    const int e1 = (z + 1) * QA_KEYS < kp * P ? (z + 1) * QA_KEYS : kp * P;
+    for (int e = z * QA_KEYS + warp; e < e1; e += QA_WARPS) {
         const int j = sl[e / P] * P + e % P;
         if (j >= nc) continue;
         const uint16_t *kr = kh + (long long)j * D;
@@ -393,13 +419,44 @@ __global__ void __launch_bounds__(32 * QA_WARPS) scb_quest_attn_kernel(
     __syncthreads();
     float M = -INFINITY;
     for (int w = 0; w < QA_WARPS; w++) M = fmaxf(M, wm[w]);
-    float L = 0.f;
-    for (int w = 0; w < QA_WARPS; w++) L += wm[w] == -INFINITY ? 0.f : wl[w] * expf(wm[w] - M);
-    uint16_t *orow = out + ((long long)gi * H + h) * D;
+    float *part = work + (((long long)i * H + h) * S + z) * (D + 2);
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float o = 0.f;
-        for (int w = 0; w < QA_WARPS; w++)
-            if (wm[w] != -INFINITY) o += wacc[w][d] * expf(wm[w] - M);
+        if (M != -INFINITY)
+            for (int w = 0; w < QA_WARPS; w++)
+                if (wm[w] != -INFINITY) o += wacc[w][d] * expf(wm[w] - M);
+        part[2 + d] = o;
+    }
+    if (threadIdx.x == 0) {
+        float L = 0.f;
+        if (M != -INFINITY)
+            for (int w = 0; w < QA_WARPS; w++) L += wm[w] == -INFINITY ? 0.f : wl[w] * expf(wm[w] - M);
+        part[0] = M;
+        part[1] = L;
+    }
+}
+
+/* Grid (H, nr), block 128: combine the S partials of a row into out (bf16). */
+__global__ void scb_quest_merge_kernel(const float *work, int S, int r0, int H, int D, uint16_t *out)
+{
+    const int h = blockIdx.x, i = blockIdx.y;
+    const float *base = work + ((long long)i * H + h) * S * (D + 2);
+    float M = -INFINITY;
+    for (int z = 0; z < S; z++) M = fmaxf(M, base[(long long)z * (D + 2)]);
+    float L = 0.f;
+    if (M != -INFINITY)
+        for (int z = 0; z < S; z++) {
+            const float mz = base[(long long)z * (D + 2)];
+            if (mz != -INFINITY) L += base[(long long)z * (D + 2) + 1] * expf(mz - M);
+        }
+    uint16_t *orow = out + ((long long)(r0 + i) * H + h) * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float o = 0.f;
+        if (M != -INFINITY)
+            for (int z = 0; z < S; z++) {
+                const float mz = base[(long long)z * (D + 2)];
+                if (mz != -INFINITY) o += base[(long long)z * (D + 2) + 2 + d] * expf(mz - M);
+            }
         orow[d] = scb_f2bf(L > 0.f ? o / L : 0.f);
     }
 }
@@ -407,20 +464,25 @@ __global__ void __launch_bounds__(32 * QA_WARPS) scb_quest_attn_kernel(
 extern "C" int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k,
                                    const uint16_t *v, size_t cap, uint16_t *out, int r0, int nr, int Tq, int Tk,
                                    int H, int Hs, int D, int P, int kp, const int32_t *sel, float scale,
-                                   struct scb_ctx *err)
+                                   float *work, struct scb_ctx *err)
 {
     int rc = SCB_OK;
     SCB_CHECK_ALIVE();
-    if (!q || !k || !v || !out || !sel || r0 < 0 || nr < 1 || r0 + nr > Tq || Tq > Tk || (size_t)Tk > cap ||
-        H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 || D > 32 * QA_DL || P < 1 || kp < 1) {
+    if (!q || !k || !v || !out || !sel || !work || r0 < 0 || nr < 1 || r0 + nr > Tq || Tq > Tk ||
+        (size_t)Tk > cap || H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 || D > 32 * QA_DL || P < 1 || kp < 1) {
         rc = scb_err(err, SCB_E_INVAL, "CUDA quest attention: bad arguments (r0=%d nr=%d Tq=%d Tk=%d cap=%zu H=%d "
                      "Hs=%d D=%d P=%d kp=%d)", r0, nr, Tq, Tk, cap, H, Hs, D, P, kp);
         goto out;
     }
-    scale = scale != 0.f ? scale : 1.0f / sqrtf((float)D);
-    scb_quest_attn_kernel<<<dim3((unsigned)H, (unsigned)nr), 32 * QA_WARPS, 0, cc->stream>>>(
-        q, k, v, (long long)cap, out, r0, Tq, Tk, H, H / Hs, D, P, kp, sel, scale);
-    SCB_LAUNCH_CHECK("scb_quest_attn_kernel");
+    {
+        scale = scale != 0.f ? scale : 1.0f / sqrtf((float)D);
+        const int S = (int)(((long long)kp * P + QA_KEYS - 1) / QA_KEYS);
+        scb_quest_attn_kernel<<<dim3((unsigned)H, (unsigned)nr, (unsigned)S), 32 * QA_WARPS, 0, cc->stream>>>(
+            q, k, v, (long long)cap, r0, Tq, Tk, H, H / Hs, D, P, kp, sel, scale, work);
+        SCB_LAUNCH_CHECK("scb_quest_attn_kernel");
+        scb_quest_merge_kernel<<<dim3((unsigned)H, (unsigned)nr), 128, 0, cc->stream>>>(work, S, r0, H, D, out);
+        SCB_LAUNCH_CHECK("scb_quest_merge_kernel");
+    }
 out:
     return rc;
 }
