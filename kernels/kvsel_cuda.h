@@ -63,12 +63,12 @@ int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, in
                           int T, int P, int kp, float *ub, int32_t *sel, struct scb_ctx *err);
 
 /* fp32 words of work space scb_cuda_quest_attn needs for nr rows: (nr, H, S, D + 2) partials,
- * S = ceil(kp * P / 64) blocks of selected entries per row and head. */
+ * S = ceil(kp * P / 32) blocks of selected entries per row and head. */
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P);
 
 /* Attention of query rows r0 .. r0+nr-1 of a chunk of Tq rows over Tk cached entries: row i sees
  * the entries j of its selected pages sel (nr, H, kp) with j <= i + Tk - Tq (fp32 scores and
- * probabilities, online softmax; the selected entries are split into blocks of 64 whose partial
+ * probabilities, online softmax; the selected entries are split into blocks of 32 whose partial
  * results are merged with log-sum-exp weights); out (Tq, H, D) bf16 rows r0.. written; a row
  * that sees no entry gets 0. k, v (Hs, cap, D). work: scb_cuda_quest_attn_work_floats. */
 int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, const uint16_t *v,

@@ -187,7 +187,7 @@ int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, in
 
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
 {
-    return (size_t)nr * H * (((size_t)kp * P + 63) / 64) * (D + 2);
+    return (size_t)nr * H * (((size_t)kp * P + 31) / 32) * (D + 2);
 }
 
 int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, const uint16_t *v, size_t cap,

@@ -11,7 +11,7 @@
 #include <math.h>
 
 /* ---- block top-k ------------------------------------------------------------------------- */
-enum { TOPK_THREADS = 1024 };
+enum { TOPK_THREADS = 1024, QTOPK_THREADS = 256 };
 
 /* Order-preserving key of a float: larger float -> larger unsigned key. */
 static __device__ __forceinline__ uint32_t scb_okey(float f)
@@ -21,39 +21,61 @@ static __device__ __forceinline__ uint32_t scb_okey(float f)
 }
 
 /* The k best of s (n) (larger first, ties to the smaller index) into out (k), ascending.
- * Called by all TOPK_THREADS threads of a block; 1 <= k <= n. */
+ * Called by all NT threads of a block; 1 <= k <= n. */
+template <int NT>
 static __device__ void scb_block_topk(const float *s, int n, int k, int32_t *out)
 {
-    typedef cub::BlockScan<int, TOPK_THREADS> Scan;
+    typedef cub::BlockScan<int, NT> Scan;
     __shared__ typename Scan::TempStorage scan_tmp;
     /* radix select of the k-th largest key, 8 bits at a time from the top: a 256-bin histogram
-     * of the keys matching the prefix so far, then the bin holding the k-th largest */
+     * of the keys matching the prefix so far (warp-aggregated shared atomics: the top bits of
+     * similar scores collide), then warp 0 finds the bin holding the k-th largest */
     __shared__ int hist[256];
     __shared__ uint32_t pre_s;
     __shared__ int kk_s;
+    const int lane = threadIdx.x % 32;
     if (threadIdx.x == 0) { pre_s = 0; kk_s = k; }
     uint32_t mask = 0;
     for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+        for (int b = threadIdx.x; b < 256; b += NT) hist[b] = 0;
         __syncthreads();
         const uint32_t prefix = pre_s;
-        for (int j = threadIdx.x; j < n; j += blockDim.x) {
-            const uint32_t key = scb_okey(s[j]);
-            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+        for (int base = 0; base < n; base += NT) {            /* uniform trip count: full warps */
+            const int j = base + threadIdx.x;
+            uint32_t bin = 256u;
+            if (j < n) {
+                const uint32_t key = scb_okey(s[j]);
+                if ((key & mask) == prefix) bin = (key >> shift) & 255u;
+            }
+            const unsigned peers = __match_any_sync(0xffffffffu, bin);
+            if (bin < 256u && lane == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
         }
         __syncthreads();
-        if (threadIdx.x == 0) {
-            int kk = kk_s, b = 255;
-            for (; b > 0 && hist[b] < kk; b--) kk -= hist[b];
-            kk_s = kk;
-            pre_s = prefix | ((uint32_t)b << shift);
+        if (threadIdx.x < 32) {
+            /* lane L holds bins 255-8L .. 248-8L (descending); prefix sums from the top */
+            int c[8], sum = 0;
+#pragma unroll
+            for (int t = 0; t < 8; t++) { c[t] = hist[255 - 8 * lane - t]; sum += c[t]; }
+            int incl = sum;
+            for (int o = 1; o < 32; o <<= 1) {
+                const int y = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += y;
+            }
+            const int excl = incl - sum, kk = kk_s;
+            __syncwarp();
+            if (excl < kk && kk <= incl) {
+                int r = kk - excl, t = 0;
+                for (; t < 7 && c[t] < r; t++) r -= c[t];
+                kk_s = r;
+                pre_s = prefix | ((uint32_t)(255 - 8 * lane - t) << shift);
+            }
         }
         mask |= 255u << shift;
         __syncthreads();
     }
     const uint32_t thr = pre_s;                    /* the k-th largest key */
     /* contiguous segments per thread, in index order */
-    const int seg = (n + blockDim.x - 1) / blockDim.x, j0 = threadIdx.x * seg;
+    const int seg = (n + NT - 1) / NT, j0 = threadIdx.x * seg;
     const int j1 = j0 + seg < n ? j0 + seg : n;
     int cgt = 0, ceq = 0;
     for (int j = j0; j < j1; j++) {
@@ -61,8 +83,8 @@ static __device__ void scb_block_topk(const float *s, int n, int k, int32_t *out
         cgt += key > thr;
         ceq += key == thr;
     }
-    int gt_total, eq_before;
-    Scan(scan_tmp).ExclusiveSum(cgt, eq_before, gt_total);   /* eq_before: scratch for now */
+    int gt_total, eq_before, dummy;
+    Scan(scan_tmp).ExclusiveSum(cgt, dummy, gt_total);
     __syncthreads();
     Scan(scan_tmp).ExclusiveSum(ceq, eq_before);
     __syncthreads();
@@ -210,7 +232,7 @@ __global__ void __launch_bounds__(TOPK_THREADS) scb_snap_select_kernel(const flo
 {
     const int r = blockIdx.x, n = ns + W;
     int32_t *o = idx + (long long)r * n;
-    if (ns > 0) scb_block_topk(pooled + (long long)r * P, P, ns, o);
+    if (ns > 0) scb_block_topk<TOPK_THREADS>(pooled + (long long)r * P, P, ns, o);
     for (int j = threadIdx.x; j < W; j += blockDim.x) o[ns + j] = P + j;
 }
 
@@ -231,7 +253,7 @@ out:
 }
 
 /* ---- Quest ------------------------------------------------------------------------------- */
-enum { QA_WARPS = 8, QA_DL = 8, QA_KEYS = 64 };   /* D <= 32 * QA_DL; entries per attention block */
+enum { QA_WARPS = 8, QA_DL = 8, QA_KEYS = 32 };   /* D <= 32 * QA_DL; entries per attention block */
 /* Grid (pages from p0, Hs), block D threads (<= 256). */
 __global__ void scb_quest_meta_kernel(const uint16_t *k, long long cap, int D, int P, int T, int p0,
                                       uint16_t *kmin, uint16_t *kmax, int mp)
@@ -331,11 +353,11 @@ __global__ void scb_quest_ub_kernel(const uint16_t *q, int r0, int H, int G, int
 }
 
 /* Grid (H, nr). */
-__global__ void __launch_bounds__(TOPK_THREADS) scb_quest_topk_kernel(const float *ub, int H, int np, int kp,
+__global__ void __launch_bounds__(QTOPK_THREADS) scb_quest_topk_kernel(const float *ub, int H, int np, int kp,
                                                                     int32_t *sel)
 {
     const long long row = (long long)blockIdx.y * H + blockIdx.x;
-    scb_block_topk(ub + row * np, np, kp, sel + row * kp);
+    scb_block_topk<QTOPK_THREADS>(ub + row * np, np, kp, sel + row * kp);
 }
 
 extern "C" int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, int nr, int H, int Hs,
@@ -354,7 +376,7 @@ extern "C" int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q,
     scb_quest_ub_kernel<<<dim3((unsigned)((np + 7) / 8), (unsigned)Hs, (unsigned)nr), 256, 0, cc->stream>>>(
         q, r0, H, H / Hs, D, w, kmin, kmax, mp, np, ub);
     SCB_LAUNCH_CHECK("scb_quest_ub_kernel");
-    scb_quest_topk_kernel<<<dim3((unsigned)H, (unsigned)nr), TOPK_THREADS, 0, cc->stream>>>(ub, H, np, kp, sel);
+    scb_quest_topk_kernel<<<dim3((unsigned)H, (unsigned)nr), QTOPK_THREADS, 0, cc->stream>>>(ub, H, np, kp, sel);
     SCB_LAUNCH_CHECK("scb_quest_topk_kernel");
 out:
     return rc;
