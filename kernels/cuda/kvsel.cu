@@ -11,7 +11,7 @@
 #include <math.h>
 
 /* ---- block top-k ------------------------------------------------------------------------- */
-enum { TOPK_THREADS = 1024, QTOPK_THREADS = 256 };
+enum { TOPK_THREADS = 1024, QTOPK_THREADS = 512, QTOPK_SMEM_MAX = 40 * 1024 };  /* + ~3 KiB static: within 48 KiB */
 
 /* Order-preserving key of a float: larger float -> larger unsigned key. */
 static __device__ __forceinline__ uint32_t scb_okey(float f)
@@ -352,12 +352,20 @@ __global__ void scb_quest_ub_kernel(const uint16_t *q, int r0, int H, int G, int
     }
 }
 
-/* Grid (H, nr). */
+/* Grid (H, nr). The row's bounds are staged in shared memory when they fit (np * 4 bytes of
+ * dynamic shared memory, use_smem = 1): the radix passes then read shared memory. */
 __global__ void __launch_bounds__(QTOPK_THREADS) scb_quest_topk_kernel(const float *ub, int H, int np, int kp,
-                                                                    int32_t *sel)
+                                                                     int use_smem, int32_t *sel)
 {
+    extern __shared__ float sub[];
     const long long row = (long long)blockIdx.y * H + blockIdx.x;
-    scb_block_topk<QTOPK_THREADS>(ub + row * np, np, kp, sel + row * kp);
+    const float *s = ub + row * np;
+    if (use_smem) {
+        for (int j = threadIdx.x; j < np; j += QTOPK_THREADS) sub[j] = s[j];
+        __syncthreads();
+        s = sub;
+    }
+    scb_block_topk<QTOPK_THREADS>(s, np, kp, sel + row * kp);
 }
 
 extern "C" int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, int nr, int H, int Hs,
@@ -376,7 +384,11 @@ extern "C" int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q,
     scb_quest_ub_kernel<<<dim3((unsigned)((np + 7) / 8), (unsigned)Hs, (unsigned)nr), 256, 0, cc->stream>>>(
         q, r0, H, H / Hs, D, w, kmin, kmax, mp, np, ub);
     SCB_LAUNCH_CHECK("scb_quest_ub_kernel");
-    scb_quest_topk_kernel<<<dim3((unsigned)H, (unsigned)nr), QTOPK_THREADS, 0, cc->stream>>>(ub, H, np, kp, sel);
+    {
+        const size_t smem = (size_t)np * sizeof(float) <= QTOPK_SMEM_MAX ? (size_t)np * sizeof(float) : 0;
+        scb_quest_topk_kernel<<<dim3((unsigned)H, (unsigned)nr), QTOPK_THREADS, smem, cc->stream>>>(
+            ub, H, np, kp, smem > 0, sel);
+    }
     SCB_LAUNCH_CHECK("scb_quest_topk_kernel");
 out:
     return rc;
