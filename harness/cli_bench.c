@@ -1,7 +1,10 @@
 /* cli_bench.c — `scbench bench cpu|cuda`: prefill and decode speed of a model with the engine.
  * On the CPU also the GFLOP/s its matrix products achieve against what cblas_sgemm reaches
  * alone on a large square product on this machine; on CUDA the GEMM TFLOP/s over the forward
- * time and the weight bytes streamed per decode step. Measures and prints; asserts nothing. */
+ * time, the weight bytes streamed per decode step, and (with or without a long-context method
+ * bound through --method) the bytes-moved floor of a decode step: weights + the KV bytes the
+ * policy reads per step, at the device-to-device copy bandwidth measured in the same run.
+ * Measures and prints; asserts nothing. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,14 +12,21 @@
 #include <cblas.h>
 
 #include "harness/cli.h"
+#include "harness/method_bind.h"
 #include "harness/model.h"
 #include "kernels/alloc.h"
 #include "kernels/util.h"
+#include "methods/method.h"
+#include "scb_config.h"
+#if SCB_HAVE_CUDA
+#include "kernels/kernels_cuda.h"
+#endif
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: scbench bench cpu|cuda --model DIR [--tokens N] [--decode N] [--threads N] [--sgemm-size S]\n"
+        "                                [--method SPEC]\n"
         "       scbench bench --backend cpu|cuda --model DIR ...\n"
         "\n"
         "CPU speed of the engine: prefill of N prompt tokens (default 128, deterministic ids) and\n"
@@ -26,7 +36,14 @@ static void usage(FILE *f)
         "3), and their ratio. Decode is bound by memory bandwidth rather than arithmetic, so the\n"
         "weight bytes it streams per second are printed as well.\n"
         "cuda: the same prefill and decode on the GPU (bf16 weights and KV cache, argmax on the\n"
-        "device), after one warm-up turn; GFLOP/s are the GEMM FLOPs over the whole forward time.\n");
+        "device), after one warm-up turn; GFLOP/s are the GEMM FLOPs over the whole forward time.\n"
+        "It also prints the bytes-moved floor of a decode step: the weights plus the KV bytes read\n"
+        "per step (what the cache holds at the end of the decode, or with a method what its policy\n"
+        "reads: the kept entries, or Quest's page metadata + selected pages) at the bandwidth of a\n"
+        "512 MiB device-to-device copy measured in the same run (bytes read + written), and the\n"
+        "measured time per token over that floor.\n"
+        "--method SPEC (cuda): bind a long-context method (e.g. snapkv, quest:budget=2048) for the\n"
+        "prefill and decode, as `scbench run` does; prints its per-turn costs.\n");
 }
 
 static double sgemm_gflops(size_t s, struct scb_ctx *ctx, int *rc)
@@ -53,15 +70,50 @@ out:
 
 /* Device engine: a warm-up turn (prefill + decode, which also sizes the activation arena), then
  * the timed turn on a cleared cache; forward_next keeps the argmax on the device. */
-static int bench_device(struct scb_model *m, const char *model_dir, long tokens, long ndec,
+/* Device-to-device copy bandwidth in GB/s (bytes read + written), best of 3 copies of 512 MiB
+ * after a warm-up; 0 when it cannot be measured. */
+static double copy_gbps(struct scb_model *m, struct scb_ctx *ctx)
+{
+    double best = 0;
+#if SCB_HAVE_CUDA
+    struct scb_cuda_ctx *cc = scb_model_device_ctx(m);
+    const size_t bytes = (size_t)1 << 29;
+    void *a = NULL, *b = NULL;
+    if (!cc || scb_cuda_malloc(cc, &a, bytes, ctx) || scb_cuda_malloc(cc, &b, bytes, ctx)) goto out;
+    for (int rep = 0; rep < 4; rep++) {
+        float ms = 0;
+        if (scb_cuda_timer_start(cc, ctx) || scb_cuda_copy(cc, b, a, bytes, ctx) || scb_cuda_timer_stop(cc, ctx) ||
+            scb_cuda_timer_ms(cc, &ms, ctx))
+            break;
+        const double g = 2.0 * (double)bytes / ((double)ms * 1e6);
+        if (rep && g > best) best = g;
+    }
+out:
+    if (cc) { scb_cuda_free(cc, a); scb_cuda_free(cc, b); }
+#else
+    (void)m; (void)ctx;
+#endif
+    return best;
+}
+
+static int bench_device(struct scb_model *m, const char *model_dir, long tokens, long ndec, const char *method,
                         struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     const struct scb_model_config *c = scb_model_get_config(m);
     struct scb_kv_cache *kv = NULL;
+    struct scb_method_spec spec = {0};
+    struct scb_method_binding *bind = NULL;
+    struct scb_turn_costs costs = {0};
     int32_t *ids = scb_malloc((size_t)tokens * sizeof *ids);
     if (!ids) return scb_err(ctx, SCB_E_NOMEM, "out of memory");
-    SCB_TRY(scb_model_kv_create(m, (size_t)(tokens + ndec), &kv, ctx));
+    if (method) {
+        SCB_TRY(scb_method_spec_parse(method, &spec, ctx));
+        SCB_TRY(scb_method_bind_create(&bind, m, &spec, ctx));
+        SCB_TRY(scb_method_bind_kv_create(bind, (size_t)(tokens + ndec), &kv, ctx));
+    } else {
+        SCB_TRY(scb_model_kv_create(m, (size_t)(tokens + ndec), &kv, ctx));
+    }
     struct scb_rng r;
     scb_rng_seed(&r, 1234);
     for (long i = 0; i < tokens; i++) ids[i] = (int32_t)scb_rng_below(&r, c->V);
@@ -69,6 +121,7 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
     for (int rep = 0; rep < 2; rep++) {
         int32_t tok;
         scb_kv_cache_clear(kv);
+        if (bind) SCB_TRY(scb_method_bind_session_begin(bind, kv, ctx));
         scb_model_stats_reset(m);
         SCB_TRY(scb_model_forward_next(m, kv, ids, (size_t)tokens, &tok, ctx));
         scb_model_stats(m, &sp);
@@ -76,7 +129,20 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
         scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
         for (long i = 0; i < ndec; i++) SCB_TRY(scb_model_forward_next(m, kv, &tok, 1, &tok, ctx));
         scb_model_stats(m, &sd);
+        if (bind) SCB_TRY(scb_method_bind_costs(bind, kv, &costs, ctx));
     }
+    /* KV bytes one decode step reads at the end of the decode: the policy's (method), or every
+     * stored entry's K and V (dense) */
+    double kv_read = 0;
+    if (bind) {
+        kv_read = costs.decode_bytes_per_step;
+    } else {
+        for (size_t l = 0; l < kv->L; l++)
+            for (size_t h = 0; h < kv->Hkv; h++) kv_read += (double)scb_kv_cache_len(kv, l, h) * 2.0 * kv->D * 2.0;
+    }
+    const double bw = copy_gbps(m, ctx);
+    const double wbytes = (double)scb_model_weight_bytes(m), ms_tok = sd.forward_ms / (double)ndec;
+    const double floor_ms = bw > 0 ? (wbytes + kv_read) / (bw * 1e6) : 0;
     printf("model        %s  %s  L=%zu d=%zu ff=%zu H=%zu Hkv=%zu D=%zu V=%zu  weights %.1f MiB bf16 (GPU)\n",
            model_dir, c->arch_name, c->L, c->d_model, c->d_ff, c->H, c->Hkv, c->D, c->V,
            (double)scb_model_weight_bytes(m) / 1048576.0);
@@ -89,10 +155,22 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
     printf("decode reads %.2f GB/s of weights (%.1f MiB per token)\n",
            (double)scb_model_weight_bytes(m) * (double)ndec / (sd.forward_ms * 1e6),
            (double)scb_model_weight_bytes(m) / 1048576.0);
+    if (bind) {
+        char line[512];
+        scb_method_bind_costs_format(&costs, line, sizeof line);
+        printf("method       %s  costs at the end of the decode: %s\n", method, line);
+    }
+    printf("copy         512 MiB device-to-device: %.0f GB/s (bytes read + written)\n", bw);
+    printf("floor        %.3f ms/token = (weights %.1f MiB + KV read %.1f MiB per token) / copy bandwidth;"
+           "  measured %.3f ms/token = %.2fx the floor  [%s, %ld + %ld tokens]\n",
+           floor_ms, wbytes / 1048576.0, kv_read / 1048576.0, ms_tok, floor_ms > 0 ? ms_tok / floor_ms : 0.0,
+           method ? method : "dense", tokens, ndec);
     printf("decode graph %ld of %ld steps ran as one CUDA graph each (SCB_CUDA_GRAPHS=1 turns them on)\n",
            sd.graph_steps, ndec);
 out:
     scb_free(ids);
+    scb_method_bind_destroy(bind);
+    scb_method_spec_fini(&spec);
     scb_kv_cache_destroy(kv);
     return rc;
 }
@@ -102,8 +180,9 @@ int scb_cmd_bench(int argc, char **argv)
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"tokens", required_argument, 0, 'n'},
         {"decode", required_argument, 0, 'd'}, {"threads", required_argument, 0, 't'},
-        {"sgemm-size", required_argument, 0, 's'}, {"backend", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *cmd = "bench", *model_dir = NULL, *target = NULL;
+        {"sgemm-size", required_argument, 0, 's'}, {"backend", required_argument, 0, 'b'},
+        {"method", required_argument, 0, 'M'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *cmd = "bench", *model_dir = NULL, *target = NULL, *method = NULL;
     long threads = 0, tokens = 128, ndec = 16, ssize = 1024;
     int opt, status = 0;
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { usage(stdout); return 0; }
@@ -124,6 +203,7 @@ int scb_cmd_bench(int argc, char **argv)
                 return scb_cli_usage_error(cmd, "target '%s' and --backend %s disagree", target, optarg);
             target = optarg;
             break;
+        case 'M': method = optarg; break;
         case 'h': usage(stdout); return 0;
         default: return scb_cli_usage_error(cmd, "unknown option");
         }
@@ -133,6 +213,8 @@ int scb_cmd_bench(int argc, char **argv)
     if (strcmp(target, "cpu") && strcmp(target, "cuda"))
         return scb_cli_usage_error(cmd, "unknown target '%s' (expected cpu or cuda)", target);
     if (!model_dir) return scb_cli_usage_error(cmd, "--model is required");
+    if (method && strcmp(target, "cuda"))
+        return scb_cli_usage_error(cmd, "--method is measured on the cuda target only (bench cuda --method SPEC)");
 
     struct scb_ctx ctx = {0};
     struct scb_backend *be = NULL;
@@ -144,7 +226,7 @@ int scb_cmd_bench(int argc, char **argv)
     SCB_TRY(scb_backend_open(&be, target, (int)threads, &ctx));
     SCB_TRY(scb_model_load(&m, model_dir, be, &ctx));
     if (be->ops->device) {
-        rc = bench_device(m, model_dir, tokens, ndec, &ctx);
+        rc = bench_device(m, model_dir, tokens, ndec, method, &ctx);
         goto out;
     }
     const struct scb_model_config *c = scb_model_get_config(m);

@@ -4,7 +4,16 @@
 
 #include <string.h>
 
+extern const struct scb_dev_method_ops scb_dev_pyramidkv;
+extern const struct scb_dev_method_ops scb_dev_quest;
+extern const struct scb_dev_method_ops scb_dev_snapkv;
+extern const struct scb_dev_method_ops scb_dev_streamingllm;
+
 static const struct scb_dev_method_ops *const methods[] = {
+    &scb_dev_pyramidkv,
+    &scb_dev_quest,
+    &scb_dev_snapkv,
+    &scb_dev_streamingllm,
     NULL
 };
 

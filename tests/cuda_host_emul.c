@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "kernels/alloc.h"
+#include "kernels/util.h"
 
 struct scb_cuda_ctx {
     int device;
@@ -372,5 +373,34 @@ int scb_cuda_argmax(struct scb_cuda_ctx *cc, int32_t *idx, const void *logits, i
             if (r[j] == r[j] && (b < 0 || r[j] > r[b])) b = j;
         idx[t] = b < 0 ? 0 : b;
     }
+    return SCB_OK;
+}
+
+/* Device-to-device copy and the event timer (`scbench bench cuda` measures the copy bandwidth):
+ * a memmove, and host wall time between start and stop. */
+int scb_cuda_copy(struct scb_cuda_ctx *cc, void *dst, const void *src, size_t bytes, struct scb_ctx *err)
+{
+    (void)cc; (void)err;
+    memmove(dst, src, bytes);
+    return SCB_OK;
+}
+
+static double g_timer_t0, g_timer_t1;
+int scb_cuda_timer_start(struct scb_cuda_ctx *cc, struct scb_ctx *err)
+{
+    (void)cc; (void)err;
+    g_timer_t0 = scb_now_ms();
+    return SCB_OK;
+}
+int scb_cuda_timer_stop(struct scb_cuda_ctx *cc, struct scb_ctx *err)
+{
+    (void)cc; (void)err;
+    g_timer_t1 = scb_now_ms();
+    return SCB_OK;
+}
+int scb_cuda_timer_ms(struct scb_cuda_ctx *cc, float *ms, struct scb_ctx *err)
+{
+    (void)cc; (void)err;
+    *ms = (float)(g_timer_t1 - g_timer_t0);
     return SCB_OK;
 }

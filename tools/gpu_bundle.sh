@@ -7,7 +7,7 @@
 #   tools/gpu_bundle.sh [--out DIR] [--build DIR]     # defaults: .gpu_bundle, build-gpu-bundle
 #
 # The folder holds bundle.tar.xz (xz keeps OpenBLAS's 35 MB small enough for the device tool's
-# 64 MiB carry) with: scbench, parity_cuda, bench_cuda and the shared libraries they need that
+# 64 MiB carry) with: scbench, parity_cuda, bench_cuda, parity_cuda_kvsel and the shared libraries they need that
 # are not part of glibc, libstdc++/libgcc or CUDA (libcjson, libsqlite3, libutf8proc, libpcre2-8,
 # libz, libopenblas, libgfortran, libquadmath), found with ldd. CUDA's own libraries (cudart,
 # cuBLAS) come from the GPU machine; glibc there (2.39) is newer than Debian 12's (2.36), so
@@ -29,14 +29,14 @@ command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
 if [ ! -f "$BUILD/build.ninja" ]; then
     meson setup "$BUILD" -Dcuda=enabled -Dsm_arch=90 -Dpython=python3
 fi
-ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda
+ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda tests/parity_cuda_kvsel
 
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bundle/lib"
-cp "$BUILD/scbench" "$BUILD/tests/parity_cuda" "$BUILD/tests/bench_cuda" "$STAGE/bundle/"
+cp "$BUILD/scbench" "$BUILD/tests/parity_cuda" "$BUILD/tests/bench_cuda" "$BUILD/tests/parity_cuda_kvsel" "$STAGE/bundle/"
 # the shared libraries outside glibc, the GCC runtime and CUDA
-for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda; do
+for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda "$STAGE"/bundle/parity_cuda_kvsel; do
     ldd "$exe" | awk '/=> \//{print $1, $3}'
 done | sort -u | while read -r name path; do
     case "$name" in
@@ -45,7 +45,8 @@ done | sort -u | while read -r name path; do
         *) cp -L "$path" "$STAGE/bundle/lib/$name" ;;
     esac
 done
-strip --strip-unneeded "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda 2>/dev/null || true
+strip --strip-unneeded "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda \
+    "$STAGE"/bundle/parity_cuda_kvsel 2>/dev/null || true
 {
     echo "built $(date -u +%FT%TZ) on $(uname -n) from $(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
     echo "glibc: $(ldd --version | head -1)"

@@ -21,7 +21,11 @@
 # (DIR is put on LD_LIBRARY_PATH, so libraries copied beside them are found).
 # SCB_BENCH_GRAPHS=1 also times each length with SCB_CUDA_GRAPHS=1 (decode steps as CUDA graphs).
 # SCB_BENCH_TOKENS="4096 32768" times the engine at each prompt length (default 4096), each
-# next to HF transformers (tools/bench_hf.py) on the same random model.
+# next to HF transformers (tools/bench_hf.py) on the same random model; SCB_BENCH_METHODS="snapkv
+# quest ..." also times `scbench bench cuda --method M` at each length (bytes floor printed).
+# A bundle's parity_cuda_kvsel (the KV-selection kernels and their bindings against methods/)
+# and tests/py/method_dev_kvsel.py (those methods end to end, --backend cuda vs cpu) run after
+# the engine test.
 # Results (logs, CSV, nvidia-smi, resource usage) go to --out, else $OUT, else ./gpu-results.
 # Every step runs under `timeout`; the whole script stays within GPU_CHECK_BUDGET seconds
 # (default 560). Exit status: 0 when parity (and the engine test, when run) passed, 1 when
@@ -159,6 +163,17 @@ if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
     grep -E "FAIL|NOTE|max rel err|passed|skip" "$RES/engine_e2e.log" | tail -30
     # parity found a GPU, so a skip here (scbench saw none) is a failure too
     if [ $ERC -ne 0 ]; then log "engine_e2e: FAILED (exit $ERC)"; FAILED=1; fi
+    if [ -x "$BIN/parity_cuda_kvsel" ]; then
+        run_step parity_kvsel 120 "$BIN/parity_cuda_kvsel" --seed "$SEED"
+        KRC=$?
+        grep -E "FAIL|passed" "$RES/parity_kvsel.log" | tail -10
+        [ $KRC -ne 0 ] && { log "parity_kvsel: FAILED (exit $KRC)"; FAILED=1; }
+        run_step method_dev_kvsel 200 python3 "$ROOT/tests/py/method_dev_kvsel.py" --scbench "$BIN/scbench" \
+            --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
+        KRC=$?
+        grep -E "FAIL|passed" "$RES/method_dev_kvsel.log" | tail -10
+        [ $KRC -ne 0 ] && { log "method_dev_kvsel: FAILED (exit $KRC)"; FAILED=1; }
+    fi
     if [ "$ENGINE_LAYERS" -gt 0 ]; then
         run_step engine_model 120 python3 "$ROOT/tools/make_random_model.py" --out "$SCRATCH/model" \
             --layers "$ENGINE_LAYERS" \
@@ -170,6 +185,11 @@ if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
                     --model "$SCRATCH/model" --tokens "$T" --decode 128
                 grep -E "^decode" "$RES/engine_bench_graphs_$T.log" 2>/dev/null | sed 's/^/[SCB_CUDA_GRAPHS=1] /'
             fi
+            for M in ${SCB_BENCH_METHODS:-}; do
+                run_step "engine_bench_${T}_${M%%:*}" 150 "$BIN/scbench" bench cuda --model "$SCRATCH/model" --tokens "$T" \
+                    --decode 128 --method "$M"
+                grep -E "^(decode|floor|method) " "$RES/engine_bench_${T}_${M%%:*}.log" 2>/dev/null
+            done
             if [ $HF -eq 1 ]; then
                 run_step "hf_bench_$T" 200 python3 "$ROOT/tools/bench_hf.py" --model "$SCRATCH/model" --tokens "$T" --decode 128
                 grep "^hf " "$RES/hf_bench_$T.log" 2>/dev/null

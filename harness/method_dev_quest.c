@@ -1,0 +1,154 @@
+/* method_dev_quest.c — Quest on the CUDA engine (method_dev.h): every decode step and follow-up
+ * chunk, per layer and query head, the pages of P cache entries with the largest query-aware
+ * upper bound are selected and attended (methods/quest.h semantics: sign weights summed over the
+ * chunk's rows, bounds over all the chunk's Tk entries, kpages = min(max(3, min(Tk, budget)/P),
+ * ceil(Tk/P)), ties to the smaller page, causal within the chosen pages). The page min/max
+ * metadata (bf16, exact) lives on the device per layer and is brought up to date at each call
+ * from the first page that changed since the last one (the partial last page is recomputed as it
+ * fills; a first prefill or a shrunk cache resets it). When kpages covers every page the engine's dense attention runs (as the CPU binding
+ * does when Quest's density is 1). Recall is not computed on the device (costs report -1). */
+#include "harness/method_dev.h"
+
+#include "kernels/alloc.h"
+#include "kernels/kernels_cuda.h"
+#include "kernels/kvsel_cuda.h"
+#include "methods/quest.h"
+
+enum { QUEST_ROWS = 64 };   /* query rows selected per batch (bounds the ub scratch) */
+
+struct questdev {
+    struct scb_cuda_ctx *cc;        /* borrowed */
+    int P, budget;
+    const struct scb_kv_cache *kv;  /* the cache the metadata describes */
+    size_t L, Hs, D, cap, H;
+    int mp;                         /* pages per head allocated: ceil(cap / P) */
+    uint16_t *kmin, *kmax;          /* device (L, Hs, mp, D) bf16 */
+    size_t *valid;                  /* host (L): entries whose pages are up to date */
+    float *w;                       /* device (H, D) sign weights */
+    float *ub;                      /* device (QUEST_ROWS, H, mp) */
+    int32_t *sel;                   /* device (QUEST_ROWS, H, mp) */
+    float *work;                    /* device: scb_cuda_quest_attn_work_floats(QUEST_ROWS, H, D, mp, P) */
+};
+
+static void release(struct questdev *s)
+{
+    scb_cuda_free(s->cc, s->kmin);
+    scb_cuda_free(s->cc, s->kmax);
+    scb_cuda_free(s->cc, s->w);
+    scb_cuda_free(s->cc, s->ub);
+    scb_cuda_free(s->cc, s->sel);
+    scb_cuda_free(s->cc, s->work);
+    scb_free(s->valid);
+    s->kmin = s->kmax = NULL;
+    s->w = s->ub = s->work = NULL;
+    s->sel = NULL;
+    s->valid = NULL;
+    s->kv = NULL;
+}
+
+static int quest_create(void **state, const struct scb_method *m, const struct scb_model_info *mi, void *cc,
+                        struct scb_ctx *ctx)
+{
+    (void)mi;
+    struct questdev *s = scb_calloc(1, sizeof *s);
+    if (!s) return scb_err(ctx, SCB_E_NOMEM, "device quest: out of memory");
+    s->cc = cc;
+    s->P = scb_method_opt_int(m, "page");
+    s->budget = scb_method_opt_int(m, "budget");
+    *state = s;
+    return SCB_OK;
+}
+
+static void quest_destroy(void *state)
+{
+    struct questdev *s = state;
+    if (!s) return;
+    release(s);
+    scb_free(s);
+}
+
+static int quest_session_begin(void *state, struct scb_ctx *ctx)
+{
+    (void)ctx;
+    struct questdev *s = state;
+    if (s->valid)
+        for (size_t l = 0; l < s->L; l++) s->valid[l] = 0;
+    return SCB_OK;
+}
+
+/* A first prefill of this layer (the cache was empty): its pages are all new. */
+static int quest_after_prefill(void *state, const struct scb_dev_attn *a, struct scb_ctx *ctx)
+{
+    (void)ctx;
+    struct questdev *s = state;
+    if (s->valid && s->kv == a->kv && a->layer < s->L) s->valid[a->layer] = 0;
+    return SCB_OK;
+}
+
+/* (Re)allocate the metadata and scratch for the cache and shape of a (once per cache). */
+static int ensure(struct questdev *s, const struct scb_dev_attn *a, struct scb_ctx *ctx)
+{
+    const struct scb_kv_cache *kv = a->kv;
+    if (s->kv == kv && s->L == kv->L && s->Hs == a->Hs && s->D == a->D && s->cap == a->cap && s->H == a->H)
+        return SCB_OK;
+    release(s);
+    int rc = SCB_OK;
+    s->L = kv->L;
+    s->Hs = a->Hs;
+    s->D = a->D;
+    s->cap = a->cap;
+    s->H = a->H;
+    s->mp = (int)((a->cap + (size_t)s->P - 1) / (size_t)s->P);
+    const size_t meta = s->L * s->Hs * (size_t)s->mp * s->D;
+    SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->kmin, meta * sizeof(uint16_t), ctx));
+    SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->kmax, meta * sizeof(uint16_t), ctx));
+    SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->w, s->H * s->D * sizeof(float), ctx));
+    SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->ub, (size_t)QUEST_ROWS * s->H * (size_t)s->mp * sizeof(float), ctx));
+    SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->sel, (size_t)QUEST_ROWS * s->H * (size_t)s->mp * sizeof(int32_t),
+                            ctx));
+    SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->work,
+                            scb_cuda_quest_attn_work_floats(QUEST_ROWS, (int)s->H, (int)s->D, s->mp, s->P) * sizeof(float),
+                            ctx));
+    s->valid = scb_calloc(s->L, sizeof *s->valid);
+    if (!s->valid) { rc = scb_err(ctx, SCB_E_NOMEM, "device quest: out of memory"); goto out; }
+    s->kv = kv;
+out:
+    if (rc) release(s);
+    return rc;
+}
+
+static int quest_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *ctx)
+{
+    struct questdev *s = state;
+    int rc = SCB_OK;
+    const size_t l = a->layer;
+    for (size_t h = 1; h < a->Hs; h++)
+        if (scb_kv_cache_len(a->kv, l, h) != a->Tk)
+            return scb_err(ctx, SCB_E_UNSUPPORTED, "quest: layer %zu stores %zu entries in head 0 but %zu in "
+                           "head %zu; Quest needs equal heads", l, a->Tk, scb_kv_cache_len(a->kv, l, h), h);
+    SCB_TRY(ensure(s, a, ctx));
+    const int Tk = (int)a->Tk, T = (int)a->T, P = s->P, H = (int)a->H, Hs = (int)a->Hs, D = (int)a->D;
+    /* entries before this chunk were there at the last call unless the cache shrank meanwhile */
+    if (s->valid[l] > a->Tk - a->T) s->valid[l] = a->Tk - a->T;
+    const int np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, s->budget);
+    if (kp >= np) return scb_model_dev_dense(a, ctx);            /* every page: dense */
+    const size_t moff = l * s->Hs * (size_t)s->mp * s->D;
+    SCB_TRY(scb_cuda_quest_meta(s->cc, a->k, a->cap, Hs, D, P, Tk, (int)(s->valid[l] / (size_t)P),
+                                s->kmin + moff, s->kmax + moff, s->mp, ctx));
+    s->valid[l] = a->Tk;
+    SCB_TRY(scb_cuda_quest_signs(s->cc, a->q, T, H, D, s->w, ctx));
+    for (int r0 = 0; r0 < T; r0 += QUEST_ROWS) {
+        const int nr = T - r0 < QUEST_ROWS ? T - r0 : QUEST_ROWS;
+        SCB_TRY(scb_cuda_quest_select(s->cc, a->q, r0, nr, H, Hs, D, s->w, s->kmin + moff, s->kmax + moff, s->mp,
+                                      Tk, P, kp, s->ub, s->sel, ctx));
+        SCB_TRY(scb_cuda_quest_attn(s->cc, a->q, a->k, a->v, a->cap, a->out, r0, nr, T, Tk, H, Hs, D, P, kp,
+                                    s->sel, a->scale, s->work, ctx));
+    }
+out:
+    return rc;
+}
+
+const struct scb_dev_method_ops scb_dev_quest = {
+    .name = "quest", .create = quest_create, .destroy = quest_destroy, .session_begin = quest_session_begin,
+    .after_prefill = quest_after_prefill, .decode = quest_decode, .per_query_heads = 0,
+};

@@ -1,0 +1,522 @@
+/* kvsel.cu — the KV-selection kernels of kernels/kvsel_cuda.h: SnapKV / PyramidKV window scores
+ * (scores tile -> per-row max/sum -> column sums -> pooling), a block-wide deterministic top-k
+ * (radix select on order-preserving float keys, ties to the smaller index, output ascending),
+ * and Quest's page min/max metadata, sign weights, page upper bounds + top-k and the attention
+ * over the selected pages. SIMT fp32 throughout; the selection kernels run once per layer after
+ * the prefill (SnapKV) or read O(pages) per step (Quest), so tensor cores would not pay here. */
+#include "kernels/cuda/common.cuh"
+#include "kernels/kvsel_cuda.h"
+
+#include <cub/block/block_scan.cuh>
+#include <math.h>
+
+/* ---- block top-k ------------------------------------------------------------------------- */
+enum { TOPK_THREADS = 1024, QTOPK_THREADS = 512, QTOPK_SMEM_MAX = 40 * 1024 };  /* + ~3 KiB static: within 48 KiB */
+
+/* Order-preserving key of a float: larger float -> larger unsigned key. */
+static __device__ __forceinline__ uint32_t scb_okey(float f)
+{
+    const uint32_t u = __float_as_uint(f + 0.0f);   /* -0 -> +0: equal scores tie */
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* The k best of s (n) (larger first, ties to the smaller index) into out (k), ascending.
+ * Called by all NT threads of a block; 1 <= k <= n. */
+template <int NT>
+static __device__ void scb_block_topk(const float *s, int n, int k, int32_t *out)
+{
+    typedef cub::BlockScan<int, NT> Scan;
+    __shared__ typename Scan::TempStorage scan_tmp;
+    /* radix select of the k-th largest key, 8 bits at a time from the top: a 256-bin histogram
+     * of the keys matching the prefix so far (warp-aggregated shared atomics: the top bits of
+     * similar scores collide), then warp 0 finds the bin holding the k-th largest */
+    __shared__ int hist[256];
+    __shared__ uint32_t pre_s;
+    __shared__ int kk_s;
+    const int lane = threadIdx.x % 32;
+    if (threadIdx.x == 0) { pre_s = 0; kk_s = k; }
+    uint32_t mask = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = threadIdx.x; b < 256; b += NT) hist[b] = 0;
+        __syncthreads();
+        const uint32_t prefix = pre_s;
+        for (int base = 0; base < n; base += NT) {            /* uniform trip count: full warps */
+            const int j = base + threadIdx.x;
+            uint32_t bin = 256u;
+            if (j < n) {
+                const uint32_t key = scb_okey(s[j]);
+                if ((key & mask) == prefix) bin = (key >> shift) & 255u;
+            }
+            const unsigned peers = __match_any_sync(0xffffffffu, bin);
+            if (bin < 256u && lane == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+        }
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            /* lane L holds bins 255-8L .. 248-8L (descending); prefix sums from the top */
+            int c[8], sum = 0;
+#pragma unroll
+            for (int t = 0; t < 8; t++) { c[t] = hist[255 - 8 * lane - t]; sum += c[t]; }
+            int incl = sum;
+            for (int o = 1; o < 32; o <<= 1) {
+                const int y = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += y;
+            }
+            const int excl = incl - sum, kk = kk_s;
+            __syncwarp();
+            if (excl < kk && kk <= incl) {
+                int r = kk - excl, t = 0;
+                for (; t < 7 && c[t] < r; t++) r -= c[t];
+                kk_s = r;
+                pre_s = prefix | ((uint32_t)(255 - 8 * lane - t) << shift);
+            }
+        }
+        mask |= 255u << shift;
+        __syncthreads();
+    }
+    const uint32_t thr = pre_s;                    /* the k-th largest key */
+    /* contiguous segments per thread, in index order */
+    const int seg = (n + NT - 1) / NT, j0 = threadIdx.x * seg;
+    const int j1 = j0 + seg < n ? j0 + seg : n;
+    int cgt = 0, ceq = 0;
+    for (int j = j0; j < j1; j++) {
+        const uint32_t key = scb_okey(s[j]);
+        cgt += key > thr;
+        ceq += key == thr;
+    }
+    int gt_total, eq_before, dummy;
+    Scan(scan_tmp).ExclusiveSum(cgt, dummy, gt_total);
+    __syncthreads();
+    Scan(scan_tmp).ExclusiveSum(ceq, eq_before);
+    __syncthreads();
+    const int need = k - gt_total;                 /* equal keys taken, smallest indices first */
+    int take_eq = need - eq_before;
+    take_eq = take_eq < 0 ? 0 : (take_eq > ceq ? ceq : take_eq);
+    int before;
+    Scan(scan_tmp).ExclusiveSum(cgt + take_eq, before);
+    __syncthreads();
+    int o = before, te = 0;
+    for (int j = j0; j < j1; j++) {
+        const uint32_t key = scb_okey(s[j]);
+        if (key > thr) out[o++] = j;
+        else if (key == thr && te < take_eq) { out[o++] = j; te++; }
+    }
+}
+
+/* ---- SnapKV ------------------------------------------------------------------------------ */
+enum { SNAP_KT = 32, SNAP_RY = 8, SNAP_DMAX = 256, SNAP_THREADS = 256 };
+
+extern "C" size_t scb_cuda_snapkv_work_floats(int H, int W, int N)
+{
+    return (size_t)H * W * N + (size_t)H * W * 2;
+}
+
+/* S (H, W, N): scale * q_{N-W+r} . k_j for j <= N-W+r, else -inf. Grid (ceil(N/32), H),
+ * block (32 keys, 8 rows). */
+__global__ void scb_snap_scores_kernel(const uint16_t *q, int Nq, const uint16_t *k, long long cap,
+                                       int N, int H, int G, int D, int W, float scale, float *S)
+{
+    __shared__ float kt[SNAP_KT][SNAP_DMAX + 1];
+    const int h = blockIdx.y, s = h / G, j0 = blockIdx.x * SNAP_KT;
+    const int tid = threadIdx.y * SNAP_KT + threadIdx.x;
+    for (int e = tid; e < SNAP_KT * D; e += SNAP_KT * SNAP_RY) {
+        const int r = e / D, d = e % D, j = j0 + r;
+        kt[r][d] = j < N ? scb_bf2f(k[((long long)s * cap + j) * D + d]) : 0.f;
+    }
+    __syncthreads();
+    const int j = j0 + threadIdx.x;
+    if (j >= N) return;
+    for (int r = threadIdx.y; r < W; r += SNAP_RY) {
+        const uint16_t *qr = q + ((long long)(Nq - W + r) * H + h) * D;
+        float acc = 0.f;
+        for (int d = 0; d < D; d++) acc += scb_bf2f(qr[d]) * kt[threadIdx.x][d];
+        S[((long long)h * W + r) * N + j] = j <= N - W + r ? acc * scale : -INFINITY;
+    }
+}
+
+/* Row max and sum of exp over the causal keys of each (h, r). Grid (W, H). */
+__global__ void scb_snap_lse_kernel(const float *S, int N, int W, float *ml)
+{
+    __shared__ float red[SNAP_THREADS / 32];
+    const int r = blockIdx.x, h = blockIdx.y, nk = N - W + r + 1;
+    const float *row = S + ((long long)h * W + r) * N;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) m = fmaxf(m, row[j]);
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = m;
+    __syncthreads();
+    m = red[0];
+    for (int i = 1; i < SNAP_THREADS / 32; i++) m = fmaxf(m, red[i]);
+    __syncthreads();
+    float l = 0.f;
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) l += __expf(row[j] - m);
+    for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = l;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float t = 0.f;
+        for (int i = 0; i < SNAP_THREADS / 32; i++) t += red[i];
+        ml[((long long)h * W + r) * 2] = m;
+        ml[((long long)h * W + r) * 2 + 1] = t;
+    }
+}
+
+/* score (Hout, P): mean over the heads of a list of sum_r exp(S - m) / l. Grid (ceil(P/256), Hout). */
+__global__ void scb_snap_colsum_kernel(const float *S, const float *ml, int N, int W, int P, int hpl,
+                                       float *score)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x, o = blockIdx.y;
+    if (j >= P) return;
+    float acc = 0.f;
+    for (int h = o * hpl; h < (o + 1) * hpl; h++)
+        for (int r = 0; r < W; r++) {
+            const long long hr = (long long)h * W + r;
+            acc += expf(S[hr * N + j] - ml[hr * 2]) / ml[hr * 2 + 1];
+        }
+    score[(long long)o * P + j] = acc / (float)hpl;
+}
+
+/* pooled (Hout, P) from score (Hout, P). */
+__global__ void scb_snap_pool_kernel(const float *x, int P, int kernel, int pool, float *y)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x, o = blockIdx.y, r = kernel / 2;
+    if (j >= P) return;
+    const float *xr = x + (long long)o * P;
+    float acc = pool ? -INFINITY : 0.f;
+    for (int t = j - r; t <= j + r; t++) {
+        if (t < 0 || t >= P) continue;
+        acc = pool ? fmaxf(acc, xr[t]) : acc + xr[t];
+    }
+    y[(long long)o * P + j] = pool ? acc : acc / (float)kernel;
+}
+
+extern "C" int scb_cuda_snapkv_scores(struct scb_cuda_ctx *cc, const uint16_t *q, int Nq, const uint16_t *k,
+                                      size_t cap, int N, int H, int Hs, int D, int W, float scale, int kernel,
+                                      int pool, int gqa, float *work, float *pooled, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!q || !k || !work || !pooled || W < 1 || W >= N || (size_t)N > cap || W > Nq || H < 1 || Hs < 1 ||
+        H % Hs || D < 2 || D % 2 || D > SNAP_DMAX || kernel < 1 || kernel % 2 == 0 || (pool != 0 && pool != 1) ||
+        (!gqa && Hs != H)) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA snapkv scores: bad arguments (N=%d Nq=%d W=%d cap=%zu H=%d Hs=%d "
+                     "D=%d kernel=%d pool=%d gqa=%d)", N, Nq, W, cap, H, Hs, D, kernel, pool, gqa);
+        goto out;
+    }
+    {
+        const int P = N - W, Hout = gqa ? Hs : H, hpl = H / Hout;
+        float *S = work, *ml = work + (size_t)H * W * N;
+        scale = scale != 0.f ? scale : 1.0f / sqrtf((float)D);
+        scb_snap_scores_kernel<<<dim3((unsigned)((N + SNAP_KT - 1) / SNAP_KT), (unsigned)H),
+                                 dim3(SNAP_KT, SNAP_RY), 0, cc->stream>>>(
+            q, Nq, k, (long long)cap, N, H, H / Hs, D, W, scale, S);
+        SCB_LAUNCH_CHECK("scb_snap_scores_kernel");
+        scb_snap_lse_kernel<<<dim3((unsigned)W, (unsigned)H), SNAP_THREADS, 0, cc->stream>>>(S, N, W, ml);
+        SCB_LAUNCH_CHECK("scb_snap_lse_kernel");
+        /* column sums into pooled; once they are taken S is dead, so its first Hout * P words
+         * hold a copy for the pooling to read (pooling cannot run in place) */
+        const dim3 g((unsigned)((P + 255) / 256), (unsigned)Hout);
+        scb_snap_colsum_kernel<<<g, 256, 0, cc->stream>>>(S, ml, N, W, P, hpl, pooled);
+        SCB_LAUNCH_CHECK("scb_snap_colsum_kernel");
+        SCB_CUDA_TRY(cudaMemcpyAsync(S, pooled, (size_t)Hout * P * sizeof(float), cudaMemcpyDeviceToDevice,
+                                     cc->stream));
+        scb_snap_pool_kernel<<<g, 256, 0, cc->stream>>>(S, P, kernel, pool, pooled);
+        SCB_LAUNCH_CHECK("scb_snap_pool_kernel");
+    }
+out:
+    return rc;
+}
+
+/* Grid R: row r's top n_select of pooled, then the window. */
+__global__ void __launch_bounds__(TOPK_THREADS) scb_snap_select_kernel(const float *pooled, int P, int ns, int W,
+                                                                     int32_t *idx)
+{
+    const int r = blockIdx.x, n = ns + W;
+    int32_t *o = idx + (long long)r * n;
+    if (ns > 0) scb_block_topk<TOPK_THREADS>(pooled + (long long)r * P, P, ns, o);
+    for (int j = threadIdx.x; j < W; j += blockDim.x) o[ns + j] = P + j;
+}
+
+extern "C" int scb_cuda_snapkv_select(struct scb_cuda_ctx *cc, const float *pooled, int R, int P, int n_select,
+                                      int W, int32_t *idx, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!pooled || !idx || R < 1 || P < 0 || n_select < 0 || n_select > P || W < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA snapkv select: bad arguments (R=%d P=%d n_select=%d W=%d)", R, P,
+                     n_select, W);
+        goto out;
+    }
+    scb_snap_select_kernel<<<(unsigned)R, TOPK_THREADS, 0, cc->stream>>>(pooled, P, n_select, W, idx);
+    SCB_LAUNCH_CHECK("scb_snap_select_kernel");
+out:
+    return rc;
+}
+
+/* ---- Quest ------------------------------------------------------------------------------- */
+enum { QA_WARPS = 8, QA_DL = 8, QA_KEYS = 32 };   /* D <= 32 * QA_DL; entries per attention block */
+/* Grid (pages from p0, Hs), block D threads (<= 256). */
+__global__ void scb_quest_meta_kernel(const uint16_t *k, long long cap, int D, int P, int T, int p0,
+                                      uint16_t *kmin, uint16_t *kmax, int mp)
+{
+    const int p = p0 + blockIdx.x, s = blockIdx.y;
+    const int t0 = p * P, t1 = (p + 1) * P < T ? (p + 1) * P : T;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float mn = INFINITY, mx = -INFINITY;
+        for (int t = t0; t < t1; t++) {
+            const float x = scb_bf2f(k[((long long)s * cap + t) * D + d]);
+            mn = fminf(mn, x);
+            mx = fmaxf(mx, x);
+        }
+        const long long o = ((long long)s * mp + p) * D + d;
+        kmin[o] = scb_f2bf(mn);      /* exact: a bf16 value */
+        kmax[o] = scb_f2bf(mx);
+    }
+}
+
+extern "C" int scb_cuda_quest_meta(struct scb_cuda_ctx *cc, const uint16_t *k, size_t cap, int Hs, int D, int P,
+                                   int T, int p0, uint16_t *kmin, uint16_t *kmax, int mp, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    const int np = P > 0 ? (T + P - 1) / P : 0;
+    SCB_CHECK_ALIVE();
+    if (!k || !kmin || !kmax || Hs < 1 || D < 2 || D % 2 || D > 256 || P < 1 || T < 0 || (size_t)T > cap ||
+        np > mp || p0 < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest meta: bad arguments (Hs=%d D=%d P=%d T=%d cap=%zu mp=%d p0=%d)",
+                     Hs, D, P, T, cap, mp, p0);
+        goto out;
+    }
+    if (p0 >= np) goto out;
+    scb_quest_meta_kernel<<<dim3((unsigned)(np - p0), (unsigned)Hs), D < 64 ? 64 : (D > 128 ? 256 : 128), 0,
+                            cc->stream>>>(k, (long long)cap, D, P, T, p0, kmin, kmax, mp);
+    SCB_LAUNCH_CHECK("scb_quest_meta_kernel");
+out:
+    return rc;
+}
+
+/* Grid H, block D threads. */
+__global__ void scb_quest_signs_kernel(const uint16_t *q, int Tq, int H, int D, float *w)
+{
+    const int h = blockIdx.x;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float s = 0.f;
+        for (int i = 0; i < Tq; i++) s += scb_bf2f(q[((long long)i * H + h) * D + d]) > 0.f ? 1.f : -1.f;
+        w[(long long)h * D + d] = s;
+    }
+}
+
+extern "C" int scb_cuda_quest_signs(struct scb_cuda_ctx *cc, const uint16_t *q, int Tq, int H, int D, float *w,
+                                    struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!q || !w || Tq < 1 || H < 1 || D < 2 || D % 2 || D > 256) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest signs: bad arguments (Tq=%d H=%d D=%d)", Tq, H, D);
+        goto out;
+    }
+    scb_quest_signs_kernel<<<(unsigned)H, D < 64 ? 64 : (D > 128 ? 256 : 128), 0, cc->stream>>>(q, Tq, H, D, w);
+    SCB_LAUNCH_CHECK("scb_quest_signs_kernel");
+out:
+    return rc;
+}
+
+/* ub (nr, H, np): one warp per (page, stored head) reads the page's min/max once (lanes split D)
+ * and scores the G query heads of the group. Grid (ceil(np/8), Hs, nr), block 256. */
+__global__ void scb_quest_ub_kernel(const uint16_t *q, int r0, int H, int G, int D, const float *w,
+                                    const uint16_t *kmin, const uint16_t *kmax, int mp, int np, float *ub)
+{
+    const int p = blockIdx.x * 8 + threadIdx.x / 32, lane = threadIdx.x % 32, s = blockIdx.y, i = blockIdx.z;
+    if (p >= np) return;
+    const long long mo = ((long long)s * mp + p) * D;
+    float lo[QA_DL], hi[QA_DL];
+#pragma unroll
+    for (int c = 0; c < QA_DL; c++) {
+        const int d = lane + 32 * c;
+        lo[c] = d < D ? scb_bf2f(kmin[mo + d]) : 0.f;
+        hi[c] = d < D ? scb_bf2f(kmax[mo + d]) : 0.f;
+    }
+    for (int h = s * G; h < (s + 1) * G; h++) {
+        const uint16_t *qr = q + ((long long)(r0 + i) * H + h) * D;
+        const float *wh = w + (long long)h * D;
+        float u = 0.f;
+#pragma unroll
+        for (int c = 0; c < QA_DL; c++) {
+            const int d = lane + 32 * c;
+            if (d < D) {
+                const float wd = wh[d];
+                const float mx = wd > 0.f ? hi[c] * wd : (wd < 0.f ? lo[c] * wd : 0.f);
+                u += scb_bf2f(qr[d]) * wd * mx;
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) u += __shfl_xor_sync(0xffffffffu, u, o);
+        if (lane == 0) ub[((long long)i * H + h) * np + p] = u;
+    }
+}
+
+/* Grid (H, nr). The row's bounds are staged in shared memory when they fit (np * 4 bytes of
+ * dynamic shared memory, use_smem = 1): the radix passes then read shared memory. */
+__global__ void __launch_bounds__(QTOPK_THREADS) scb_quest_topk_kernel(const float *ub, int H, int np, int kp,
+                                                                     int use_smem, int32_t *sel)
+{
+    extern __shared__ float sub[];
+    const long long row = (long long)blockIdx.y * H + blockIdx.x;
+    const float *s = ub + row * np;
+    if (use_smem) {
+        for (int j = threadIdx.x; j < np; j += QTOPK_THREADS) sub[j] = s[j];
+        __syncthreads();
+        s = sub;
+    }
+    scb_block_topk<QTOPK_THREADS>(s, np, kp, sel + row * kp);
+}
+
+extern "C" int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, int nr, int H, int Hs,
+                                     int D, const float *w, const uint16_t *kmin, const uint16_t *kmax, int mp,
+                                     int T, int P, int kp, float *ub, int32_t *sel, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    const int np = P > 0 ? (T + P - 1) / P : 0;
+    SCB_CHECK_ALIVE();
+    if (!q || !w || !kmin || !kmax || !ub || !sel || r0 < 0 || nr < 1 || H < 1 || Hs < 1 || H % Hs || D < 2 ||
+        D % 2 || D > 256 || P < 1 || T < 1 || np > mp || kp < 1 || kp > np) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest select: bad arguments (r0=%d nr=%d H=%d Hs=%d D=%d T=%d P=%d "
+                     "kp=%d mp=%d)", r0, nr, H, Hs, D, T, P, kp, mp);
+        goto out;
+    }
+    scb_quest_ub_kernel<<<dim3((unsigned)((np + 7) / 8), (unsigned)Hs, (unsigned)nr), 256, 0, cc->stream>>>(
+        q, r0, H, H / Hs, D, w, kmin, kmax, mp, np, ub);
+    SCB_LAUNCH_CHECK("scb_quest_ub_kernel");
+    {
+        const size_t smem = (size_t)np * sizeof(float) <= QTOPK_SMEM_MAX ? (size_t)np * sizeof(float) : 0;
+        scb_quest_topk_kernel<<<dim3((unsigned)H, (unsigned)nr), QTOPK_THREADS, smem, cc->stream>>>(
+            ub, H, np, kp, smem > 0, sel);
+    }
+    SCB_LAUNCH_CHECK("scb_quest_topk_kernel");
+out:
+    return rc;
+}
+
+
+extern "C" size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
+{
+    const long long S = ((long long)kp * P + QA_KEYS - 1) / QA_KEYS;
+    return (size_t)nr * H * S * (D + 2);
+}
+
+/* Grid (H, nr, S), block 32 * QA_WARPS: block z takes the selected entries z*QA_KEYS ..
+ * (z+1)*QA_KEYS-1 (in page order), each warp an online softmax over a strided share of them
+ * (lanes split D); the warps merge in shared memory and the block writes its partial
+ * (m, l, acc[D]) to work (nr, H, S, D + 2). */
+__global__ void __launch_bounds__(32 * QA_WARPS) scb_quest_attn_kernel(
+    const uint16_t *q, const uint16_t *k, const uint16_t *v, long long cap, int r0, int Tq, int Tk,
+    int H, int G, int D, int P, int kp, const int32_t *sel, float scale, float *work)
+{
+    __shared__ float wm[QA_WARPS], wl[QA_WARPS];
+    __shared__ float wacc[QA_WARPS][32 * QA_DL];
+    const int h = blockIdx.x, i = blockIdx.y, z = blockIdx.z, S = gridDim.z, gi = r0 + i, s = h / G;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int nc = gi + Tk - Tq + 1;
+    const int32_t *sl = sel + ((long long)i * H + h) * kp;
+    float qv[QA_DL], acc[QA_DL];
+    const uint16_t *qr = q + ((long long)gi * H + h) * D;
+#pragma unroll
+    for (int c = 0; c < QA_DL; c++) {
+        const int d = lane + 32 * c;
+        qv[c] = d < D ? scb_bf2f(qr[d]) * scale : 0.f;
+        acc[c] = 0.f;
+    }
+    const uint16_t *kh = k + (long long)s * cap * D, *vh = v + (long long)s * cap * D;
+    float m = -INFINITY, l = 0.f;
+    const int e1 = (z + 1) * QA_KEYS < kp * P ? (z + 1) * QA_KEYS : kp * P;
+    for (int e = z * QA_KEYS + warp; e < e1; e += QA_WARPS) {
+        const int j = sl[e / P] * P + e % P;
+        if (j >= nc) continue;
+        const uint16_t *kr = kh + (long long)j * D;
+        float dot = 0.f;
+#pragma unroll
+        for (int c = 0; c < QA_DL; c++) {
+            const int d = lane + 32 * c;
+            if (d < D) dot += qv[c] * scb_bf2f(kr[d]);
+        }
+        for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+        const float mn = fmaxf(m, dot), corr = expf(m - mn), pj = expf(dot - mn);
+        l = l * corr + pj;
+        const uint16_t *vr = vh + (long long)j * D;
+#pragma unroll
+        for (int c = 0; c < QA_DL; c++) {
+            const int d = lane + 32 * c;
+            acc[c] = acc[c] * corr + (d < D ? pj * scb_bf2f(vr[d]) : 0.f);
+        }
+        m = mn;
+    }
+    if (lane == 0) { wm[warp] = m; wl[warp] = l; }
+#pragma unroll
+    for (int c = 0; c < QA_DL; c++) wacc[warp][lane + 32 * c] = acc[c];
+    __syncthreads();
+    float M = -INFINITY;
+    for (int w = 0; w < QA_WARPS; w++) M = fmaxf(M, wm[w]);
+    float *part = work + (((long long)i * H + h) * S + z) * (D + 2);
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float o = 0.f;
+        if (M != -INFINITY)
+            for (int w = 0; w < QA_WARPS; w++)
+                if (wm[w] != -INFINITY) o += wacc[w][d] * expf(wm[w] - M);
+        part[2 + d] = o;
+    }
+    if (threadIdx.x == 0) {
+        float L = 0.f;
+        if (M != -INFINITY)
+            for (int w = 0; w < QA_WARPS; w++) L += wm[w] == -INFINITY ? 0.f : wl[w] * expf(wm[w] - M);
+        part[0] = M;
+        part[1] = L;
+    }
+}
+
+/* Grid (H, nr), block 128: combine the S partials of a row into out (bf16). */
+__global__ void scb_quest_merge_kernel(const float *work, int S, int r0, int H, int D, uint16_t *out)
+{
+    const int h = blockIdx.x, i = blockIdx.y;
+    const float *base = work + ((long long)i * H + h) * S * (D + 2);
+    float M = -INFINITY;
+    for (int z = 0; z < S; z++) M = fmaxf(M, base[(long long)z * (D + 2)]);
+    float L = 0.f;
+    if (M != -INFINITY)
+        for (int z = 0; z < S; z++) {
+            const float mz = base[(long long)z * (D + 2)];
+            if (mz != -INFINITY) L += base[(long long)z * (D + 2) + 1] * expf(mz - M);
+        }
+    uint16_t *orow = out + ((long long)(r0 + i) * H + h) * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float o = 0.f;
+        if (M != -INFINITY)
+            for (int z = 0; z < S; z++) {
+                const float mz = base[(long long)z * (D + 2)];
+                if (mz != -INFINITY) o += base[(long long)z * (D + 2) + 2 + d] * expf(mz - M);
+            }
+        orow[d] = scb_f2bf(L > 0.f ? o / L : 0.f);
+    }
+}
+
+extern "C" int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k,
+                                   const uint16_t *v, size_t cap, uint16_t *out, int r0, int nr, int Tq, int Tk,
+                                   int H, int Hs, int D, int P, int kp, const int32_t *sel, float scale,
+                                   float *work, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!q || !k || !v || !out || !sel || !work || r0 < 0 || nr < 1 || r0 + nr > Tq || Tq > Tk ||
+        (size_t)Tk > cap || H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 || D > 32 * QA_DL || P < 1 || kp < 1) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest attention: bad arguments (r0=%d nr=%d Tq=%d Tk=%d cap=%zu H=%d "
+                     "Hs=%d D=%d P=%d kp=%d)", r0, nr, Tq, Tk, cap, H, Hs, D, P, kp);
+        goto out;
+    }
+    {
+        scale = scale != 0.f ? scale : 1.0f / sqrtf((float)D);
+        const int S = (int)(((long long)kp * P + QA_KEYS - 1) / QA_KEYS);
+        scb_quest_attn_kernel<<<dim3((unsigned)H, (unsigned)nr, (unsigned)S), 32 * QA_WARPS, 0, cc->stream>>>(
+            q, k, v, (long long)cap, r0, Tq, Tk, H, H / Hs, D, P, kp, sel, scale, work);
+        SCB_LAUNCH_CHECK("scb_quest_attn_kernel");
+        scb_quest_merge_kernel<<<dim3((unsigned)H, (unsigned)nr), 128, 0, cc->stream>>>(work, S, r0, H, D, out);
+        SCB_LAUNCH_CHECK("scb_quest_merge_kernel");
+    }
+out:
+    return rc;
+}

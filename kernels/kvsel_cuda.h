@@ -1,0 +1,82 @@
+/* kvsel_cuda.h — device kernels of the KV-selection methods (kernels/cuda/kvsel.cu): SnapKV /
+ * PyramidKV window scoring, pooling and top-k selection (methods/snapkv.h), and Quest's page
+ * bounds, page top-k and attention over the selected pages (methods/quest.h). Plain C, device
+ * pointers, status return with detail on err; bad arguments -> SCB_E_INVAL. bf16 inputs, fp32
+ * arithmetic. Any even head dim D <= 256. Ties in every top-k: the larger score first, then the
+ * smaller index (as the CPU reference); selections come out in ascending index order.
+ *
+ * Caches: k, v are one layer's (Hs, cap, D) bf16 storage (entry j of stored head s at
+ * (s * cap + j) * D); query head h of H reads stored head h / (H / Hs). */
+#ifndef SCB_KERNELS_KVSEL_CUDA_H
+#define SCB_KERNELS_KVSEL_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels_cuda.h"
+#include "kernels/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- SnapKV / PyramidKV ------------------------------------------------------------------ */
+
+/* fp32 words of work space scb_cuda_snapkv_scores needs: (H, W, N) scores + (H, W, 2) max/sum. */
+size_t scb_cuda_snapkv_work_floats(int H, int W, int N);
+
+/* Pooled window scores (methods/snapkv.h scb_snapkv_scores): q (Nq, H, D) bf16 are the prefill
+ * queries (rows Nq-W .. Nq-1 are the window), k (Hs, cap, D) the layer's N cached keys. For query
+ * head h and window row r (position N-W+r, causal over keys 0..N-W+r): P = softmax_j(scale q.k_j)
+ * in fp32; score[h][j] = sum_r P[h][r][j] for j < N-W; gqa = 1 averages the scores of the H/Hkv
+ * heads of a group (Hkv = Hs then, one row per stored head), gqa = 0 keeps one row per query head
+ * (requires Hs = H). Then pooled (Hout, N-W) = avg (zero padding counted, / kernel) or max pool
+ * (pool = 1) with the odd `kernel`, Hout = gqa ? Hs : H. work: scb_cuda_snapkv_work_floats fp32.
+ * Requires 1 <= W < N <= cap, W <= Nq, H % Hs == 0. */
+int scb_cuda_snapkv_scores(struct scb_cuda_ctx *cc, const uint16_t *q, int Nq, const uint16_t *k,
+                           size_t cap, int N, int H, int Hs, int D, int W, float scale, int kernel,
+                           int pool, int gqa, float *work, float *pooled, struct scb_ctx *err);
+
+/* Keep lists from pooled (R, P) fp32 scores: row r of idx (R, n_select + W) int32 = the n_select
+ * best prefix entries ascending, then the window P .. P+W-1. 0 <= n_select <= P. */
+int scb_cuda_snapkv_select(struct scb_cuda_ctx *cc, const float *pooled, int R, int P, int n_select,
+                           int W, int32_t *idx, struct scb_ctx *err);
+
+/* ---- Quest ------------------------------------------------------------------------------- */
+
+/* Page metadata: for stored heads s < Hs and pages p in [p0, ceil(T / P)), kmin/kmax
+ * (Hs, mp, D) bf16 (exact: min/max of bf16 keys) over the entries p*P .. min((p+1)*P, T)-1 of k
+ * (Hs, cap, D). Requires T <= cap, ceil(T / P) <= mp. */
+int scb_cuda_quest_meta(struct scb_cuda_ctx *cc, const uint16_t *k, size_t cap, int Hs, int D, int P,
+                        int T, int p0, uint16_t *kmin, uint16_t *kmax, int mp, struct scb_ctx *err);
+
+/* Sign weights of a chunk: w (H, D) fp32 = sum over the Tq rows of q (Tq, H, D) of
+ * (q > 0 ? +1 : -1). */
+int scb_cuda_quest_signs(struct scb_cuda_ctx *cc, const uint16_t *q, int Tq, int H, int D, float *w,
+                         struct scb_ctx *err);
+
+/* Page selection of query rows r0 .. r0+nr-1 of q (Tq, H, D): ub (nr, H, np) fp32 with
+ * np = ceil(T / P), ub[p] = sum_d q[d] w[d] max_{t in p}(k[t][d] w[d]) from the metadata; sel
+ * (nr, H, kp) int32 = the kp pages of largest ub, ascending. 1 <= kp <= np. */
+int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, int nr, int H, int Hs,
+                          int D, const float *w, const uint16_t *kmin, const uint16_t *kmax, int mp,
+                          int T, int P, int kp, float *ub, int32_t *sel, struct scb_ctx *err);
+
+/* fp32 words of work space scb_cuda_quest_attn needs for nr rows: (nr, H, S, D + 2) partials,
+ * S = ceil(kp * P / 32) blocks of selected entries per row and head. */
+size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P);
+
+/* Attention of query rows r0 .. r0+nr-1 of a chunk of Tq rows over Tk cached entries: row i sees
+ * the entries j of its selected pages sel (nr, H, kp) with j <= i + Tk - Tq (fp32 scores and
+ * probabilities, online softmax; the selected entries are split into blocks of 32 whose partial
+ * results are merged with log-sum-exp weights); out (Tq, H, D) bf16 rows r0.. written; a row
+ * that sees no entry gets 0. k, v (Hs, cap, D). work: scb_cuda_quest_attn_work_floats. */
+int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                        size_t cap, uint16_t *out, int r0, int nr, int Tq, int Tk, int H, int Hs, int D,
+                        int P, int kp, const int32_t *sel, float scale, float *work, struct scb_ctx *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,664 @@
+/* parity_cuda_kvsel.c — the KV-selection kernels (kernels/kvsel_cuda.h) against the CPU
+ * reference of methods/snapkv.c and methods/quest.c on a grid of shapes: odd lengths, lengths
+ * not a multiple of the page or tile, window 1, GQA ratios 1/4/8, head dims 16/64/128, avg and
+ * max pooling, per-query-head and per-KV-head selection, single rows and multi-row chunks,
+ * incremental page metadata. Inputs are seeded random bf16 values (the seed is printed; --seed N
+ * or SCB_SEED=N reproduces); the reference runs in double on the same bf16-rounded inputs.
+ * Device outputs are NaN-poisoned (0xff bytes) before each launch. Suite 'cuda' (exit 77 without a GPU); the
+ * same source linked with the host emulation (tests/cuda_host_emul*.c) runs in CI as
+ * parity_kvsel_emul. Tolerances, each with its reason:
+ *  - pooled SnapKV scores: |dev - ref| <= 2e-5 * max_row|ref| + 1e-7: fp32 exp / sums over at
+ *    most W * N terms against double;
+ *  - top-k on identical scores (uploaded reference pooled scores, and quantized scores full of
+ *    exact ties): EXACT equality with the CPU order (larger first, smaller index on ties);
+ *  - SnapKV keep lists from device scores, and Quest page selections from device bounds: every
+ *    entry where device and reference differ must be a near-tie, i.e. its reference score
+ *    within 1e-4 * max|score| of the reference's k-th score (fp32 vs double rounding of the
+ *    bounds can swap such entries, nothing else);
+ *  - Quest attention on the reference's page selection: |dev - ref| <= 1e-2 * max_row|ref|:
+ *    bf16 output rounding (2^-9 relative) plus fp32 accumulation;
+ *  - page metadata built incrementally equals the full rebuild bit for bit (min/max are exact).
+ * Then the device bindings themselves (harness/method_dev_kvdrop.c, method_dev_quest.c) on a
+ * device KV cache: SnapKV/PyramidKV/StreamingLLM after_prefill keeps on the device exactly the
+ * rows its bookkeeping (positions) says, and those positions equal the CPU method's keep lists up
+ * to near-tie swaps (at most 2% of a head's list); Quest's decode over a growing cache (single
+ * steps, chunks larger than its 64-row batch, a dropped temp segment refilled with new keys)
+ * equals methods/quest.c's attention within the attention tolerance above. */
+#include "kernels/kvsel_cuda.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness/method_dev.h"
+#include "kernels/alloc.h"
+#include "kernels/kernels_cuda.h"
+#include "kernels/kv_cache.h"
+#include "kernels/status.h"
+#include "methods/dense.h"
+#include "methods/quest.h"
+#include "methods/snapkv.h"
+
+static struct scb_cuda_ctx *g_cc;
+static struct scb_ctx g_err;
+static int g_fail, g_pass;
+static uint64_t g_rng;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static float rng_normal(void)
+{
+    double u1 = rng_unit(), u2 = rng_unit();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "FATAL: %s: %s\n", what, scb_errmsg(&g_err));
+    exit(1);
+}
+#define CK(expr) do { if ((expr) < 0) die(#expr); } while (0)
+
+static void *halloc(size_t n)
+{
+    void *p = scb_malloc(n ? n : 1);
+    if (!p) { fprintf(stderr, "FATAL: out of host memory\n"); exit(1); }
+    return p;
+}
+/* Fill n bytes of device memory with 0xff (NaN as bf16 and fp32, -1 as int32). */
+static void poison(void *d, size_t n)
+{
+    unsigned char *h = halloc(n);
+    memset(h, 0xff, n);
+    CK(scb_cuda_upload(g_cc, d, h, n, &g_err));
+    scb_free(h);
+}
+static void *dalloc(size_t n)
+{
+    void *p = NULL;
+    CK(scb_cuda_malloc(g_cc, &p, n ? n : 1, &g_err));
+    poison(p, n);
+    return p;
+}
+static void *dup_dev(const void *h, size_t n)
+{
+    void *p = dalloc(n);
+    CK(scb_cuda_upload(g_cc, p, h, n, &g_err));
+    return p;
+}
+static void down(void *h, const void *d, size_t n)
+{
+    CK(scb_cuda_sync(g_cc, &g_err));
+    CK(scb_cuda_download(g_cc, h, d, n, &g_err));
+}
+static void rand_bf16(uint16_t *bits, float *f, size_t n, float sigma)
+{
+    for (size_t i = 0; i < n; i++) {
+        bits[i] = scb_bf16_from_f32(rng_normal() * sigma);
+        f[i] = scb_bf16_to_f32(bits[i]);
+    }
+}
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check(int ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s ", ok ? "ok  " : "FAIL");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (ok) g_pass++;
+    else g_fail++;
+}
+
+/* Reference top-k (larger first, ties to the smaller index, ascending out) of float scores. */
+static void ref_topk(const float *s, int n, int k, int32_t *out)
+{
+    double *d = halloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    for (int j = 0; j < n; j++) d[j] = s[j];
+    if (scb_quest_top_pages(d, n, k, out) < 0) { fprintf(stderr, "FATAL: out of memory\n"); exit(1); }
+    scb_free(d);
+}
+
+/* Entries in one ascending list and not the other must be near-ties of the k-th score. */
+static int near_tie_sets(const int32_t *a, const int32_t *b, int k, const double *score, int n, double tol,
+                         int *n_diff)
+{
+    unsigned char *in_a = halloc((size_t)n), *in_b = halloc((size_t)n);
+    memset(in_a, 0, (size_t)n);
+    memset(in_b, 0, (size_t)n);
+    for (int i = 0; i < k; i++) { in_a[a[i]] = 1; in_b[b[i]] = 1; }
+    double kth = INFINITY;
+    for (int i = 0; i < k; i++) if (score[b[i]] < kth) kth = score[b[i]];   /* b = reference */
+    int ok = 1;
+    *n_diff = 0;
+    for (int j = 0; j < n; j++)
+        if (in_a[j] != in_b[j]) {
+            (*n_diff)++;
+            if (fabs(score[j] - kth) > tol) ok = 0;
+        }
+    scb_free(in_a);
+    scb_free(in_b);
+    return ok;
+}
+
+/* ---- SnapKV ------------------------------------------------------------------------------ */
+static void test_snapkv_case(int N, int W, int Hq, int Hkv, int D, int kernel, int pool, int gqa, int n_select)
+{
+    const int P = N - W, G = Hq / Hkv, Hs = gqa ? Hkv : Hq, Hout = Hs;
+    const size_t cap = (size_t)N + 3;
+    uint16_t *qb = halloc(sizeof(uint16_t) * (size_t)N * Hq * D);        /* (N, Hq, D) */
+    float *qf = halloc(sizeof(float) * (size_t)N * Hq * D);
+    uint16_t *kb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);       /* (N, Hkv, D) */
+    float *kf = halloc(sizeof(float) * (size_t)N * Hkv * D);
+    float *vf = halloc(sizeof(float) * (size_t)N * Hkv * D);
+    uint16_t *ks = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D);     /* (Hs, cap, D) storage */
+    rand_bf16(qb, qf, (size_t)N * Hq * D, 1.0f);
+    rand_bf16(kb, kf, (size_t)N * Hkv * D, 1.0f);
+    for (size_t i = 0; i < (size_t)N * Hkv * D; i++) vf[i] = kf[i];
+    for (size_t i = 0; i < (size_t)Hs * cap * D; i++) ks[i] = 0x7fc0u;
+    for (int s = 0; s < Hs; s++) {
+        const int g = gqa ? s : s / G;                                    /* SCBench's repetition */
+        for (int j = 0; j < N; j++)
+            memcpy(ks + ((size_t)s * cap + j) * D, kb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D);
+    }
+    struct scb_kv_compress_args ca = {.k = kf, .v = vf, .q = qf, .N = N, .Nq = N, .Hq = Hq, .Hkv = Hkv, .D = D,
+                                      .scale = 0.f, .layer = 0, .L = 1};
+    float *ref = halloc(sizeof(float) * (size_t)Hout * P);
+    CK(scb_snapkv_scores(&ca, W, kernel, pool, gqa, ref, &g_err));
+    uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)N * Hq * D);
+    uint16_t *dk = dup_dev(ks, sizeof(uint16_t) * (size_t)Hs * cap * D);
+    float *work = dalloc(sizeof(float) * scb_cuda_snapkv_work_floats(Hq, W, N));
+    float *dpool = dalloc(sizeof(float) * (size_t)Hout * P);
+    CK(scb_cuda_snapkv_scores(g_cc, dq, N, dk, cap, N, Hq, Hs, D, W, 0.f, kernel, pool, gqa, work, dpool, &g_err));
+    float *got = halloc(sizeof(float) * (size_t)Hout * P);
+    down(got, dpool, sizeof(float) * (size_t)Hout * P);
+    double worst = 0;
+    int finite = 1;
+    for (int h = 0; h < Hout; h++) {
+        double mx = 0;
+        for (int j = 0; j < P; j++) mx = fmax(mx, fabs(ref[(size_t)h * P + j]));
+        for (int j = 0; j < P; j++) {
+            const double e = fabs((double)got[(size_t)h * P + j] - ref[(size_t)h * P + j]) / (mx + 1e-30);
+            if (!isfinite(got[(size_t)h * P + j])) finite = 0;
+            if (e > worst) worst = e;
+        }
+    }
+    check(finite && worst <= 2e-5, "snapkv scores N=%d W=%d Hq=%d Hkv=%d D=%d kernel=%d %s gqa=%d: max err %.2e "
+          "of row max (tol 2e-5)", N, W, Hq, Hkv, D, kernel, pool ? "maxpool" : "avgpool", gqa, worst);
+    /* keep lists: the CPU reference vs the device on its own scores (near-ties may differ) and
+     * on the reference's scores (exact) */
+    struct scb_kv_keep keep = {0};
+    CK(scb_snapkv_select(&ca, W, kernel, pool, gqa, n_select, &keep, &g_err));
+    const int n = n_select + W;
+    int32_t *didx = dalloc(sizeof(int32_t) * (size_t)Hout * n);
+    int32_t *gidx = halloc(sizeof(int32_t) * (size_t)Hout * n);
+    CK(scb_cuda_snapkv_select(g_cc, dpool, Hout, P, n_select, W, didx, &g_err));
+    down(gidx, didx, sizeof(int32_t) * (size_t)Hout * n);
+    double *sd = halloc(sizeof(double) * (size_t)P);
+    int ok = 1, diffs = 0;
+    for (int h = 0; h < Hout; h++) {
+        const int32_t *r = keep.idx + (size_t)h * keep.cap, *g = gidx + (size_t)h * n;
+        double mx = 0;
+        for (int j = 0; j < P; j++) { sd[j] = ref[(size_t)h * P + j]; mx = fmax(mx, fabs(sd[j])); }
+        int nd = 0;
+        if (keep.n[h] != n) ok = 0;
+        else if (!near_tie_sets(g, r, n_select, sd, P, 1e-4 * mx, &nd)) ok = 0;
+        for (int j = 0; j < W; j++) if (g[n_select + j] != P + j) ok = 0;
+        for (int i = 1; i < n; i++) if (g[i] <= g[i - 1]) ok = 0;
+        diffs += nd;
+    }
+    check(ok, "snapkv select n_select=%d (device scores): %d entries differ from the CPU, all near-ties", n_select,
+          diffs);
+    CK(scb_cuda_upload(g_cc, dpool, ref, sizeof(float) * (size_t)Hout * P, &g_err));
+    poison(didx, sizeof(int32_t) * (size_t)Hout * n);
+    CK(scb_cuda_snapkv_select(g_cc, dpool, Hout, P, n_select, W, didx, &g_err));
+    down(gidx, didx, sizeof(int32_t) * (size_t)Hout * n);
+    ok = 1;
+    for (int h = 0; h < Hout; h++)
+        if (memcmp(gidx + (size_t)h * n, keep.idx + (size_t)h * keep.cap, sizeof(int32_t) * (size_t)n)) ok = 0;
+    check(ok, "snapkv select n_select=%d on the reference scores: lists equal the CPU's exactly", n_select);
+    scb_kv_keep_fini(&keep);
+    scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, work); scb_cuda_free(g_cc, dpool);
+    scb_cuda_free(g_cc, didx);
+    scb_free(qb); scb_free(qf); scb_free(kb); scb_free(kf); scb_free(vf); scb_free(ks); scb_free(ref);
+    scb_free(got); scb_free(gidx); scb_free(sd);
+}
+
+/* Top-k on scores full of exact ties (values 0..4, some -0.0): order and ties exactly the CPU's. */
+static void test_topk_ties(int R, int P, int k)
+{
+    float *s = halloc(sizeof(float) * (size_t)R * P);
+    for (size_t i = 0; i < (size_t)R * P; i++) {
+        s[i] = (float)(rng_next() % 5) - 2.0f;
+        if (s[i] == 0.f && (rng_next() & 1)) s[i] = -0.0f;
+    }
+    float *ds = dup_dev(s, sizeof(float) * (size_t)R * P);
+    int32_t *di = dalloc(sizeof(int32_t) * (size_t)R * (k + 2));
+    int32_t *g = halloc(sizeof(int32_t) * (size_t)R * (k + 2)), *r = halloc(sizeof(int32_t) * (size_t)(k + 1));
+    CK(scb_cuda_snapkv_select(g_cc, ds, R, P, k, 2, di, &g_err));
+    down(g, di, sizeof(int32_t) * (size_t)R * (k + 2));
+    int ok = 1;
+    for (int h = 0; h < R; h++) {
+        ref_topk(s + (size_t)h * P, P, k, r);
+        if (memcmp(g + (size_t)h * (k + 2), r, sizeof(int32_t) * (size_t)k)) ok = 0;
+    }
+    check(ok, "top-k with exact ties R=%d P=%d k=%d: equal to the CPU order", R, P, k);
+    scb_cuda_free(g_cc, ds); scb_cuda_free(g_cc, di);
+    scb_free(s); scb_free(g); scb_free(r);
+}
+
+/* ---- Quest ------------------------------------------------------------------------------- */
+static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int budget)
+{
+    const int G = Hq / Hkv, np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, budget);
+    const size_t cap = (size_t)Tk + 5;
+    const int mp = (int)((cap + P - 1) / P);
+    uint16_t *qb = halloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    float *qf = halloc(sizeof(float) * (size_t)Tq * Hq * D);
+    uint16_t *kb = halloc(sizeof(uint16_t) * (size_t)Hkv * cap * D), *vb = halloc(sizeof(uint16_t) * (size_t)Hkv * cap * D);
+    float *kf = halloc(sizeof(float) * (size_t)Hkv * cap * D), *vf = halloc(sizeof(float) * (size_t)Hkv * cap * D);
+    rand_bf16(qb, qf, (size_t)Tq * Hq * D, 1.0f);
+    rand_bf16(kb, kf, (size_t)Hkv * cap * D, 1.0f);
+    rand_bf16(vb, vf, (size_t)Hkv * cap * D, 1.0f);
+    /* reference: selection per (row, head) and the attention */
+    int32_t *rsel = halloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
+    double *rub = halloc(sizeof(double) * (size_t)Tq * Hq * np);
+    float *w = halloc(sizeof(float) * (size_t)D);
+    for (int h = 0; h < Hq; h++) {
+        scb_quest_signs(qf + (size_t)h * D, (size_t)Hq * D, Tq, D, w);
+        for (int i = 0; i < Tq; i++) {
+            double *u = rub + ((size_t)i * Hq + h) * np;
+            scb_quest_bounds(qf + ((size_t)i * Hq + h) * D, w, kf + (size_t)(h / G) * cap * D, (size_t)D, Tk, D, P, u);
+            scb_quest_top_pages(u, np, kp, rsel + ((size_t)i * Hq + h) * kp);
+        }
+    }
+    float *rout = halloc(sizeof(float) * (size_t)Tq * Hq * D);
+    struct scb_attn_args a = {.q = qf, .k = kf, .v = vf, .out = rout, .Tq = Tq, .Tk = Tk, .Hq = Hq, .Hkv = Hkv,
+                              .D = D, .kv_tok_stride = (size_t)D, .kv_head_stride = cap * D};
+    CK(scb_quest_attn(&a, P, budget, &g_err));
+    /* device */
+    uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    uint16_t *dk = dup_dev(kb, sizeof(uint16_t) * (size_t)Hkv * cap * D);
+    uint16_t *dv = dup_dev(vb, sizeof(uint16_t) * (size_t)Hkv * cap * D);
+    uint16_t *kmin = dalloc(sizeof(uint16_t) * (size_t)Hkv * mp * D), *kmax = dalloc(sizeof(uint16_t) * (size_t)Hkv * mp * D);
+    uint16_t *kmin2 = dalloc(sizeof(uint16_t) * (size_t)Hkv * mp * D), *kmax2 = dalloc(sizeof(uint16_t) * (size_t)Hkv * mp * D);
+    float *dw = dalloc(sizeof(float) * (size_t)Hq * D);
+    float *dub = dalloc(sizeof(float) * (size_t)Tq * Hq * np);
+    int32_t *dsel = dalloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
+    uint16_t *dout = dalloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    float *dwork = dalloc(sizeof(float) * scb_cuda_quest_attn_work_floats(Tq, Hq, D, kp, P));
+    /* metadata: in one go, and incrementally (a prefix of T1 entries, then the rest from the
+     * page holding entry T1) */
+    const int T1 = Tk > 7 ? Tk - 7 : 1;
+    CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, Tk, 0, kmin, kmax, mp, &g_err));
+    CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, T1, 0, kmin2, kmax2, mp, &g_err));
+    CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, Tk, T1 / P, kmin2, kmax2, mp, &g_err));
+    const size_t mn = (size_t)Hkv * mp * D;
+    uint16_t *m1 = halloc(sizeof(uint16_t) * mn * 2), *m2 = halloc(sizeof(uint16_t) * mn * 2);
+    down(m1, kmin, sizeof(uint16_t) * mn); down(m1 + mn, kmax, sizeof(uint16_t) * mn);
+    down(m2, kmin2, sizeof(uint16_t) * mn); down(m2 + mn, kmax2, sizeof(uint16_t) * mn);
+    int ok = 1;
+    for (int s = 0; s < Hkv; s++)
+        for (int p = 0; p < np; p++)
+            for (int d = 0; d < D; d++) {
+                float lo = INFINITY, hi = -INFINITY;
+                for (int t = p * P; t < (p + 1) * P && t < Tk; t++) {
+                    lo = fminf(lo, kf[((size_t)s * cap + t) * D + d]);
+                    hi = fmaxf(hi, kf[((size_t)s * cap + t) * D + d]);
+                }
+                const size_t o = ((size_t)s * mp + p) * D + d;
+                if (scb_bf16_to_f32(m1[o]) != lo || scb_bf16_to_f32(m1[mn + o]) != hi || m1[o] != m2[o] ||
+                    m1[mn + o] != m2[mn + o]) ok = 0;
+            }
+    check(ok, "quest meta Tk=%d P=%d Hkv=%d D=%d: exact page min/max, incremental == full", Tk, P, Hkv, D);
+    CK(scb_cuda_quest_signs(g_cc, dq, Tq, Hq, D, dw, &g_err));
+    CK(scb_cuda_quest_select(g_cc, dq, 0, Tq, Hq, Hkv, D, dw, kmin, kmax, mp, Tk, P, kp, dub, dsel, &g_err));
+    int32_t *gsel = halloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
+    down(gsel, dsel, sizeof(int32_t) * (size_t)Tq * Hq * kp);
+    ok = 1;
+    int diffs = 0;
+    for (int r = 0; r < Tq * Hq; r++) {
+        const double *u = rub + (size_t)r * np;
+        double mx = 0;
+        for (int p = 0; p < np; p++) mx = fmax(mx, fabs(u[p]));
+        int nd = 0;
+        for (int i = 1; i < kp; i++) if (gsel[(size_t)r * kp + i] <= gsel[(size_t)r * kp + i - 1]) ok = 0;
+        if (ok && !near_tie_sets(gsel + (size_t)r * kp, rsel + (size_t)r * kp, kp, u, np, 1e-4 * mx, &nd)) ok = 0;
+        diffs += nd;
+    }
+    check(ok, "quest select Tk=%d Tq=%d Hq=%d Hkv=%d D=%d P=%d kp=%d: %d pages differ, all near-ties", Tk, Tq, Hq, Hkv,
+          D, P, kp, diffs);
+    /* attention on the reference's selection, split in two row batches */
+    CK(scb_cuda_upload(g_cc, dsel, rsel, sizeof(int32_t) * (size_t)Tq * Hq * kp, &g_err));
+    const int r1 = Tq > 1 ? Tq / 2 : Tq;
+    CK(scb_cuda_quest_attn(g_cc, dq, dk, dv, cap, dout, 0, r1, Tq, Tk, Hq, Hkv, D, P, kp, dsel, 0.f, dwork, &g_err));
+    if (r1 < Tq)
+        CK(scb_cuda_quest_attn(g_cc, dq, dk, dv, cap, dout, r1, Tq - r1, Tq, Tk, Hq, Hkv, D, P, kp,
+                               dsel + (size_t)r1 * Hq * kp, 0.f, dwork, &g_err));
+    uint16_t *gout = halloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    down(gout, dout, sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    double worst = 0;
+    int finite = 1;
+    for (int r = 0; r < Tq * Hq; r++) {
+        double mx = 0;
+        for (int d = 0; d < D; d++) mx = fmax(mx, fabs(rout[(size_t)r * D + d]));
+        for (int d = 0; d < D; d++) {
+            const float g = scb_bf16_to_f32(gout[(size_t)r * D + d]);
+            if (!isfinite(g)) finite = 0;
+            const double e = fabs((double)g - rout[(size_t)r * D + d]) / (mx > 0 ? mx : 1.0);
+            if (e > worst) worst = e;
+        }
+    }
+    check(finite && worst <= 1e-2, "quest attention Tk=%d Tq=%d Hq=%d Hkv=%d D=%d P=%d budget=%d: max err %.2e of row "
+          "max (tol 1e-2)", Tk, Tq, Hq, Hkv, D, P, budget, worst);
+    scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv); scb_cuda_free(g_cc, kmin);
+    scb_cuda_free(g_cc, kmax); scb_cuda_free(g_cc, kmin2); scb_cuda_free(g_cc, kmax2); scb_cuda_free(g_cc, dw);
+    scb_cuda_free(g_cc, dub); scb_cuda_free(g_cc, dsel); scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dwork);
+    scb_free(qb); scb_free(qf); scb_free(kb); scb_free(vb); scb_free(kf); scb_free(vf); scb_free(rsel);
+    scb_free(rub); scb_free(w); scb_free(rout); scb_free(m1); scb_free(m2); scb_free(gsel); scb_free(gout);
+}
+
+/* ---- the bindings (harness/method_dev_*.c) on a device cache -------------------------------- */
+static void no_free(void *p) { (void)p; }
+static int g_dummy_ext;
+
+/* A device KV cache of L layers x Hs stored heads for tokens of Hin heads (bookkeeping only; the
+ * storage of the tested layer is passed to the binding directly). */
+static struct scb_kv_cache *fake_cache(size_t L, size_t Hin, size_t Hs, size_t D, size_t cap)
+{
+    struct scb_kv_cache *kv = NULL;
+    CK(scb_kv_cache_create_external(&kv, L, Hs, D, cap, sizeof(uint16_t), &g_dummy_ext, no_free, &g_err));
+    kv->Hin = Hin;
+    return kv;
+}
+
+static void test_binding_kvdrop(const char *spec, int N, int Hq, int Hkv, int D, int L, int layer)
+{
+    struct scb_method_spec sp;
+    CK(scb_method_spec_parse(spec, &sp, &g_err));
+    const struct scb_model_info mi = {L, Hq, Hkv, D, NULL};
+    CK(scb_method_init(&sp.kv, &mi, &g_err));
+    const struct scb_dev_method_ops *ops = scb_dev_method_find(sp.kv.ops->name);
+    if (!ops) { check(0, "binding %s: no device implementation", spec); scb_method_spec_fini(&sp); return; }
+    char gq[16] = "false";
+    scb_method_get(&sp.kv, "gqa", gq, sizeof gq);
+    const int gqa = !strcmp(gq, "true"), Hs = gqa ? Hkv : Hq, G = Hq / Hkv;
+    const size_t cap = (size_t)N + 4;
+    uint16_t *qb = halloc(sizeof(uint16_t) * (size_t)N * Hq * D), *kb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
+    uint16_t *vb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
+    float *qf = halloc(sizeof(float) * (size_t)N * Hq * D), *kf = halloc(sizeof(float) * (size_t)N * Hkv * D);
+    float *vf = halloc(sizeof(float) * (size_t)N * Hkv * D);
+    rand_bf16(qb, qf, (size_t)N * Hq * D, 1.0f);
+    rand_bf16(kb, kf, (size_t)N * Hkv * D, 1.0f);
+    rand_bf16(vb, vf, (size_t)N * Hkv * D, 1.0f);
+    uint16_t *ks = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D), *vs = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D);
+    memset(ks, 0xff, sizeof(uint16_t) * (size_t)Hs * cap * D);
+    memset(vs, 0xff, sizeof(uint16_t) * (size_t)Hs * cap * D);
+    for (int s = 0; s < Hs; s++) {
+        const int g = s / (Hs / Hkv);
+        for (int j = 0; j < N; j++) {
+            memcpy(ks + ((size_t)s * cap + j) * D, kb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D);
+            memcpy(vs + ((size_t)s * cap + j) * D, vb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D);
+        }
+    }
+    uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)N * Hq * D);
+    uint16_t *dk = dup_dev(ks, sizeof(uint16_t) * (size_t)Hs * cap * D), *dv = dup_dev(vs, sizeof(uint16_t) * (size_t)Hs * cap * D);
+    struct scb_kv_cache *kv = fake_cache((size_t)L, (size_t)Hkv, (size_t)Hs, (size_t)D, cap);
+    for (int l = 0; l < L; l++) CK(scb_kv_cache_append_meta(kv, (size_t)l, (size_t)N, 0, &g_err));
+    scb_kv_cache_advance(kv, (size_t)N);
+    void *st = NULL;
+    CK(ops->create(&st, &sp.kv, &mi, g_cc, &g_err));
+    if (ops->session_begin) CK(ops->session_begin(st, &g_err));
+    const struct scb_dev_attn at = {.cc = g_cc, .q = dq, .out = NULL, .k = dk, .v = dv, .kv = kv,
+                                    .layer = (size_t)layer, .T = (size_t)N, .H = (size_t)Hq, .Hs = (size_t)Hs,
+                                    .D = (size_t)D, .cap = cap, .Tk = (size_t)N, .scale = 1.0f / sqrtf((float)D)};
+    CK(ops->after_prefill(st, &at, &g_err));
+    /* the CPU method on the same inputs */
+    struct scb_kv_compress_args ca = {.k = kf, .v = vf, .q = qf, .N = N, .Nq = N, .Hq = Hq, .Hkv = Hkv, .D = D,
+                                      .scale = 0.f, .layer = layer, .L = L};
+    struct scb_kv_keep keep = {0};
+    CK(scb_method_kv_after_prefill(&sp.kv, &ca, &keep, &g_err));
+    CK(scb_cuda_download(g_cc, ks, dk, sizeof(uint16_t) * (size_t)Hs * cap * D, &g_err));
+    CK(scb_cuda_download(g_cc, vs, dv, sizeof(uint16_t) * (size_t)Hs * cap * D, &g_err));
+    int rows_ok = 1, lists_ok = 1, diffs = 0;
+    size_t kept = 0;
+    for (int s = 0; s < Hs; s++) {
+        const size_t n = scb_kv_cache_len(kv, (size_t)layer, (size_t)s);
+        const int64_t *pos = scb_kv_cache_positions(kv, (size_t)layer, (size_t)s);
+        const int list = keep.per_kv_head ? s / (Hs / Hkv) : (gqa ? s : s);
+        const int g = s / (Hs / Hkv);
+        kept += n;
+        if ((int)n != keep.n[list]) { lists_ok = 0; continue; }
+        for (size_t i = 0; i < n; i++) {
+            const int64_t j = pos[i];
+            if (j < 0 || j >= N || (i && j <= pos[i - 1])) { rows_ok = 0; break; }
+            if (memcmp(ks + ((size_t)s * cap + i) * D, kb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D) ||
+                memcmp(vs + ((size_t)s * cap + i) * D, vb + ((size_t)j * Hkv + g) * D, sizeof(uint16_t) * D))
+                rows_ok = 0;
+        }
+        /* positions vs the CPU list: count the entries in one and not the other */
+        const int32_t *r = keep.idx + (size_t)list * keep.cap;
+        size_t a = 0, b = 0;
+        int nd = 0;
+        while (a < n || b < (size_t)keep.n[list]) {
+            if (b >= (size_t)keep.n[list] || (a < n && pos[a] < r[b])) { nd++; a++; }
+            else if (a >= n || r[b] < pos[a]) { nd++; b++; }
+            else { a++; b++; }
+        }
+        if (nd > 2 + (int)n / 50) lists_ok = 0;
+        diffs += nd;
+    }
+    (void)G;
+    check(rows_ok && lists_ok, "binding %s N=%d Hq=%d Hkv=%d D=%d layer %d/%d: %zu entries kept over %d stored heads, "
+          "device rows = bookkeeping, %d list entries differ from the CPU (near-ties)", spec, N, Hq, Hkv, D, layer, L,
+          kept, Hs, diffs);
+    scb_kv_keep_fini(&keep);
+    ops->destroy(st);
+    scb_kv_cache_destroy(kv);
+    scb_method_spec_fini(&sp);
+    scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv);
+    scb_free(qb); scb_free(kb); scb_free(vb); scb_free(qf); scb_free(kf); scb_free(vf); scb_free(ks); scb_free(vs);
+}
+
+static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
+{
+    char spec[64];
+    snprintf(spec, sizeof spec, "quest:page=%d,budget=%d", P, budget);
+    struct scb_method_spec sp;
+    CK(scb_method_spec_parse(spec, &sp, &g_err));
+    const struct scb_model_info mi = {1, Hq, Hkv, D, NULL};
+    CK(scb_method_init(&sp.kv, &mi, &g_err));
+    const struct scb_dev_method_ops *ops = scb_dev_method_find("quest");
+    if (!ops) { check(0, "binding quest: no device implementation"); scb_method_spec_fini(&sp); return; }
+    static const int chunks[] = {1, 1, 7, 1, 70, 1, -1 /* drop temp */, 9, 1, 1};
+    const int nch = (int)(sizeof chunks / sizeof chunks[0]);
+    const size_t cap = (size_t)N + 100, nel = (size_t)Hkv * cap * D;
+    uint16_t *kb = halloc(sizeof(uint16_t) * nel), *vb = halloc(sizeof(uint16_t) * nel);
+    float *kf = halloc(sizeof(float) * nel), *vf = halloc(sizeof(float) * nel);
+    rand_bf16(kb, kf, nel, 1.0f);
+    rand_bf16(vb, vf, nel, 1.0f);
+    uint16_t *dk = dup_dev(kb, sizeof(uint16_t) * nel), *dv = dup_dev(vb, sizeof(uint16_t) * nel);
+    const size_t qmax = (size_t)70 * Hq * D;
+    uint16_t *qb = halloc(sizeof(uint16_t) * qmax), *ob = halloc(sizeof(uint16_t) * qmax);
+    float *qf = halloc(sizeof(float) * qmax), *rout = halloc(sizeof(float) * qmax);
+    uint16_t *dq = dalloc(sizeof(uint16_t) * qmax), *dout = dalloc(sizeof(uint16_t) * qmax);
+    struct scb_kv_cache *kv = fake_cache(1, (size_t)Hkv, (size_t)Hkv, (size_t)D, cap);
+    void *st = NULL;
+    CK(ops->create(&st, &sp.kv, &mi, g_cc, &g_err));
+    if (ops->session_begin) CK(ops->session_begin(st, &g_err));
+    CK(scb_kv_cache_append_meta(kv, 0, (size_t)N, 0, &g_err));
+    scb_kv_cache_advance(kv, (size_t)N);
+    struct scb_dev_attn at = {.cc = g_cc, .q = dq, .out = dout, .k = dk, .v = dv, .kv = kv, .layer = 0,
+                              .T = (size_t)N, .H = (size_t)Hq, .Hs = (size_t)Hkv, .D = (size_t)D, .cap = cap,
+                              .Tk = (size_t)N, .scale = 1.0f / sqrtf((float)D)};
+    if (ops->after_prefill) CK(ops->after_prefill(st, &at, &g_err));
+    scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
+    double worst = 0;
+    int finite = 1;
+    for (int c = 0; c < nch; c++) {
+        if (chunks[c] < 0) {
+            /* drop the temp segment and overwrite its rows with new keys, as a next turn would */
+            scb_kv_cache_drop_temp(kv);
+            scb_kv_cache_set_mode(kv, SCB_KV_APPEND_GLOBAL);
+            rand_bf16(kb, kf, nel, 1.0f);
+            rand_bf16(vb, vf, nel, 1.0f);
+            /* keep the global rows as they were on the device: re-upload only rows >= len */
+            const size_t len = scb_kv_cache_len(kv, 0, 0);
+            uint16_t *old = halloc(sizeof(uint16_t) * nel);
+            CK(scb_cuda_download(g_cc, old, dk, sizeof(uint16_t) * nel, &g_err));
+            for (int s = 0; s < Hkv; s++)
+                for (size_t j = 0; j < len; j++)
+                    for (int d = 0; d < D; d++) {
+                        const size_t o = ((size_t)s * cap + j) * D + d;
+                        kb[o] = old[o];
+                        kf[o] = scb_bf16_to_f32(old[o]);
+                    }
+            CK(scb_cuda_download(g_cc, old, dv, sizeof(uint16_t) * nel, &g_err));
+            for (int s = 0; s < Hkv; s++)
+                for (size_t j = 0; j < len; j++)
+                    for (int d = 0; d < D; d++) {
+                        const size_t o = ((size_t)s * cap + j) * D + d;
+                        vb[o] = old[o];
+                        vf[o] = scb_bf16_to_f32(old[o]);
+                    }
+            scb_free(old);
+            CK(scb_cuda_upload(g_cc, dk, kb, sizeof(uint16_t) * nel, &g_err));
+            CK(scb_cuda_upload(g_cc, dv, vb, sizeof(uint16_t) * nel, &g_err));
+            continue;
+        }
+        const int T = chunks[c];
+        CK(scb_kv_cache_append_meta(kv, 0, (size_t)T, kv->seen, &g_err));
+        scb_kv_cache_advance(kv, (size_t)T);
+        const int Tk = (int)scb_kv_cache_len(kv, 0, 0);
+        rand_bf16(qb, qf, (size_t)T * Hq * D, 1.0f);
+        CK(scb_cuda_upload(g_cc, dq, qb, sizeof(uint16_t) * (size_t)T * Hq * D, &g_err));
+        poison(dout, sizeof(uint16_t) * (size_t)T * Hq * D);
+        at.T = (size_t)T;
+        at.Tk = (size_t)Tk;
+        CK(ops->decode(st, &at, &g_err));
+        down(ob, dout, sizeof(uint16_t) * (size_t)T * Hq * D);
+        struct scb_attn_args a = {.q = qf, .k = kf, .v = vf, .out = rout, .Tq = T, .Tk = Tk, .Hq = Hq, .Hkv = Hkv,
+                                  .D = D, .kv_tok_stride = (size_t)D, .kv_head_stride = cap * D};
+        CK(scb_quest_attn(&a, P, budget, &g_err));
+        for (int r = 0; r < T * Hq; r++) {
+            double mx = 0;
+            for (int d = 0; d < D; d++) mx = fmax(mx, fabs(rout[(size_t)r * D + d]));
+            for (int d = 0; d < D; d++) {
+                const float g = scb_bf16_to_f32(ob[(size_t)r * D + d]);
+                if (!isfinite(g)) finite = 0;
+                const double e = fabs((double)g - rout[(size_t)r * D + d]) / (mx > 0 ? mx : 1.0);
+                if (e > worst) worst = e;
+            }
+        }
+    }
+    check(finite && worst <= 1e-2, "binding %s N=%d Hq=%d Hkv=%d D=%d: decode steps, chunks of 7/9/70 rows, a dropped "
+          "and refilled temp segment: max err %.2e of row max (tol 1e-2)", spec, N, Hq, Hkv, D, worst);
+    ops->destroy(st);
+    scb_kv_cache_destroy(kv);
+    scb_method_spec_fini(&sp);
+    scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv); scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dout);
+    scb_free(kb); scb_free(vb); scb_free(kf); scb_free(vf); scb_free(qb); scb_free(ob); scb_free(qf); scb_free(rout);
+}
+
+static void test_errors(void)
+{
+    float *p = dalloc(64);
+    int32_t *ix = dalloc(64);
+    struct scb_ctx e = {0};
+    check(scb_cuda_snapkv_select(g_cc, p, 1, 4, 5, 1, ix, &e) == SCB_E_INVAL, "snapkv select n_select > P refused");
+    check(scb_cuda_snapkv_scores(g_cc, (uint16_t *)p, 4, (uint16_t *)p, 8, 4, 2, 2, 16, 4, 0.f, 5, 0, 0, p, p, &e) ==
+          SCB_E_INVAL, "snapkv scores W >= N refused");
+    check(scb_cuda_snapkv_scores(g_cc, (uint16_t *)p, 8, (uint16_t *)p, 8, 8, 4, 2, 16, 2, 0.f, 5, 0, 0, p, p, &e) ==
+          SCB_E_INVAL, "snapkv scores per-query-head lists over fewer stored heads refused");
+    check(scb_cuda_quest_select(g_cc, (uint16_t *)p, 0, 1, 2, 2, 16, p, (uint16_t *)p, (uint16_t *)p, 2, 40, 16, 3,
+                                p, ix, &e) == SCB_E_INVAL, "quest select with too few metadata pages refused");
+    check(scb_cuda_quest_attn(g_cc, (uint16_t *)p, (uint16_t *)p, (uint16_t *)p, 8, (uint16_t *)p, 0, 1, 1, 8, 2, 2,
+                              258, 16, 1, ix, 0.f, p, &e) == SCB_E_INVAL, "quest attention D > 256 refused");
+    scb_cuda_free(g_cc, p);
+    scb_cuda_free(g_cc, ix);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = (uint64_t)time(NULL);
+    const char *env = getenv("SCB_SEED");
+    char why[256] = "";
+    int ndev = 0, quick = 0;
+    if (env && *env) seed = strtoull(env, NULL, 10);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--help")) {
+            printf("usage: parity_cuda_kvsel [--seed N] [--quick]   (or SCB_SEED=N)\n"
+                   "Checks the SnapKV/PyramidKV and Quest kernels against the CPU reference; exit 77 without a GPU.\n"
+                   "--quick: the smaller shapes only (the host emulation in CI).\n");
+            return 0;
+        } else {
+            fprintf(stderr, "parity_cuda_kvsel: unknown argument '%s' (try --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    scb_cuda_device_count(&ndev, why, sizeof why);
+    if (ndev <= 0) {
+        printf("parity_cuda_kvsel: SKIP: no CUDA device (%s)\n", why);
+        return 77;
+    }
+    g_rng = seed;
+    printf("parity_cuda_kvsel: seed %llu (reproduce with --seed %llu)\n", (unsigned long long)seed,
+           (unsigned long long)seed);
+    if (scb_cuda_ctx_create(&g_cc, 0, 0, &g_err) < 0) die("scb_cuda_ctx_create");
+    char desc[512];
+    scb_cuda_describe(g_cc, desc, sizeof desc);
+    printf("device: %s\n", desc);
+    /* SnapKV: (N, W, Hq, Hkv, D, kernel, pool, gqa, n_select) */
+    test_snapkv_case(37, 1, 4, 4, 16, 1, 0, 0, 10);
+    test_snapkv_case(37, 8, 8, 2, 16, 5, 1, 0, 20);
+    test_snapkv_case(101, 8, 8, 2, 64, 5, 0, 1, 33);
+    test_snapkv_case(300, 32, 8, 1, 64, 7, 0, 0, 100);
+    test_snapkv_case(257, 16, 8, 8, 128, 5, 1, 1, 64);
+    if (!quick) {
+        test_snapkv_case(1000, 32, 32, 8, 128, 5, 0, 0, 500);
+        test_snapkv_case(2049, 32, 32, 4, 128, 5, 0, 1, 1000);
+        test_snapkv_case(4100, 32, 16, 2, 64, 5, 1, 0, 4000);
+    }
+    test_topk_ties(3, 50, 7);
+    test_topk_ties(2, 3000, 1000);
+    test_topk_ties(1, 5000, 4999);
+    /* Quest: (Tk, Tq, Hq, Hkv, D, P, budget) */
+    test_quest_case(40, 1, 4, 4, 16, 16, 16);
+    test_quest_case(333, 1, 8, 2, 64, 16, 64);
+    test_quest_case(333, 3, 8, 1, 64, 5, 40);
+    test_quest_case(301, 17, 8, 8, 128, 16, 100);
+    if (!quick) {
+        test_quest_case(4100, 1, 32, 8, 128, 16, 1024);
+        test_quest_case(4099, 9, 32, 4, 128, 16, 512);
+        test_quest_case(8191, 70, 16, 2, 64, 16, 1024);
+    }
+    test_errors();
+    /* the bindings: (spec, N, Hq, Hkv, D, L, layer) */
+    test_binding_kvdrop("streamingllm:n_init=3,n_local=40", 101, 8, 2, 64, 2, 1);
+    test_binding_kvdrop("streamingllm:n_init=3,n_local=40,gqa=true", 101, 8, 2, 16, 2, 0);
+    test_binding_kvdrop("snapkv:budget=48,window=8", 203, 8, 2, 64, 2, 0);
+    test_binding_kvdrop("snapkv:budget=48,window=8,pooling=maxpool,gqa=true", 203, 8, 2, 128, 2, 1);
+    test_binding_kvdrop("pyramidkv:budget=48,window=8", 203, 4, 4, 32, 4, 3);
+    test_binding_kvdrop("pyramidkv:budget=48,window=8,gqa=true", 203, 8, 1, 64, 4, 0);
+    if (!quick) test_binding_kvdrop("snapkv:budget=1024,window=32", 4099, 32, 8, 128, 2, 1);
+    test_binding_quest(203, 8, 2, 64, 16, 64);
+    test_binding_quest(150, 4, 4, 32, 5, 30);
+    if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
+    scb_cuda_ctx_destroy(g_cc);
+    printf("parity_cuda_kvsel: %d passed, %d failed (seed %llu)\n", g_pass, g_fail, (unsigned long long)seed);
+    return g_fail ? 1 : 0;
+}
