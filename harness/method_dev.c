@@ -4,7 +4,12 @@
 
 #include <string.h>
 
+extern const struct scb_dev_method_ops scb_dev_a_shape, scb_dev_tri_shape, scb_dev_minference;
+
 static const struct scb_dev_method_ops *const methods[] = {
+    &scb_dev_a_shape,
+    &scb_dev_minference,
+    &scb_dev_tri_shape,
     NULL
 };
 
