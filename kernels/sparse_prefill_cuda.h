@@ -41,8 +41,9 @@ enum scb_sparse_kind {
  *   LIST head:   j lies in one of the tiles [o, o + 64) of row block m = i / 64
  *                (block_offset[h][m][0 .. block_count[h][m])) or is one of the columns
  *                column_index[h][m][0 .. column_count[h][m])                       (§2.4-2.6)
- * For LIST heads the tiles of one row block must be disjoint and the columns disjoint from
- * them (what scb_cuda_minf_convert / scb_cuda_minf_block_select produce); offsets >= 0. */
+ * For LIST heads the tiles of one row block must be disjoint, the columns of row block m
+ * < 64 m and disjoint from the tiles (what scb_cuda_minf_convert / scb_cuda_minf_block_select
+ * produce); offsets >= 0. Tiles every row of the block fully sees skip the per-element mask. */
 struct scb_sparse_attn_cuda_args {
     const uint16_t *q;        /* (Tq, Hq, D) bf16, packed */
     const uint16_t *k, *v;    /* key j of KV head g at k + j*kv_tok_stride + g*kv_head_stride */

@@ -425,12 +425,13 @@ static void run_shape(int N, int Hq, int Hkv, int D, struct scb_cuda_minf_ws *ws
     test_shape(&in, 128, 3968, 100, 1);               /* the defaults: dense at these lengths */
     int tie = test_vs(&in, 40, 60, 64);
     tie |= test_vs(&in, 512, 2048, 64);
+    if (N >= 400) tie |= test_vs(&in, 100, 300, 64);       /* both selections partly by score */
     tie |= test_bs(&in, 3);
     /* mixed heads: vertical-slash (small and defaults), block-sparse, stream_llm */
     struct scb_minf_pattern *pat = hmalloc(sizeof *pat * Hq);
     for (int h = 0; h < Hq; h++) {
         switch (h % 4) {
-        case 0: pat[h] = (struct scb_minf_pattern){SCB_MINF_VERTICAL_SLASH, 40, 60}; break;
+        case 0: pat[h] = (struct scb_minf_pattern){SCB_MINF_VERTICAL_SLASH, 100, 300}; break;
         case 1: pat[h] = (struct scb_minf_pattern){SCB_MINF_BLOCK_SPARSE, 0, 0}; break;
         case 2: pat[h] = (struct scb_minf_pattern){SCB_MINF_STREAM_LLM, 8, 50}; break;
         default: pat[h] = (struct scb_minf_pattern){SCB_MINF_VERTICAL_SLASH, 512, 2048}; break;

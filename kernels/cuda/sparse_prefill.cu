@@ -123,6 +123,25 @@ static __device__ __forceinline__ bool sp_allowed(const sp_plan &t, int i, int j
     return i >= dense_from || (i + off) - j < t.n_local || j < t.n_init;
 }
 
+/* 1 when every slot of tile `tile` is a key that every row of the block (rows m0.., first
+ * position pf, last pl) may see: no per-element mask needed (uniform over the block). LIST
+ * columns are < 64 m by contract (the converter's), so a complete column chunk is full. */
+static __device__ __forceinline__ bool sp_tile_full(const sp_plan &t, int tile, int m0, int pf, int pl,
+                                                    int dense_from)
+{
+    if (t.kind == SCB_SPARSE_STREAM) {
+        if (tile < t.nsink) {
+            const int start = tile * SP_BN;
+            return start + SP_BN <= t.s_end && start + SP_BN - 1 <= pf;
+        }
+        const int start = t.w_lo + (tile - t.nsink) * SP_BN;
+        if (start + SP_BN > t.w_hi || start + SP_BN - 1 > pf) return false;
+        return m0 >= dense_from || pl - start < t.n_local || start + SP_BN <= t.n_init;
+    }
+    if (tile < t.nbo) return t.bo[tile] + SP_BN - 1 <= pf;
+    return (tile - t.nbo) * SP_BN + SP_BN <= t.ncol;
+}
+
 template <int D>
 __global__ void __launch_bounds__(SP_WARPS * 32)
 scb_sparse_fa_kernel(const sp_params p)
@@ -147,6 +166,7 @@ scb_sparse_fa_kernel(const sp_params p)
     sp_plan pl;
     sp_plan_init(p, h, mblk, pl);
     const int ntiles = pl.ntiles;
+    const int pf = m0 + off, plast = min(m0 + SP_BM, p.Tq) - 1 + off;   /* first / last row positions */
     const uint16_t *kbase = p.k + (long long)kvh * p.kv_head;
     const uint16_t *vbase = p.v + (long long)kvh * p.kv_head;
 
@@ -220,18 +240,29 @@ scb_sparse_fa_kernel(const sp_params p)
         }
 
         float tmA = -INFINITY, tmB = -INFINITY;
+        if (sp_tile_full(pl, t, m0, pf, plast, p.dense_from)) {
+            cnt += (rowA < p.Tq ? 2u * NT : 0u) + (rowB < p.Tq ? 2u * NT : 0u);
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
+            for (int nt = 0; nt < NT; nt++) {
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int j = keys_s[stage][nt * 8 + tq * 2 + (e & 1)];
-                const int i = (e < 2) ? rowA : rowB;
-                const bool ok = sp_allowed(pl, i, j, off, p.dense_from);
-                cnt += (ok && i < p.Tq) ? 1u : 0u;
-                s[nt][e] = ok ? s[nt][e] * p.scale_log2 : -INFINITY;
+                for (int e = 0; e < 4; e++) s[nt][e] *= p.scale_log2;
+                tmA = fmaxf(tmA, fmaxf(s[nt][0], s[nt][1]));
+                tmB = fmaxf(tmB, fmaxf(s[nt][2], s[nt][3]));
             }
-            tmA = fmaxf(tmA, fmaxf(s[nt][0], s[nt][1]));
-            tmB = fmaxf(tmB, fmaxf(s[nt][2], s[nt][3]));
+        } else {
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int j = keys_s[stage][nt * 8 + tq * 2 + (e & 1)];
+                    const int i = (e < 2) ? rowA : rowB;
+                    const bool ok = sp_allowed(pl, i, j, off, p.dense_from);
+                    cnt += (ok && i < p.Tq) ? 1u : 0u;
+                    s[nt][e] = ok ? s[nt][e] * p.scale_log2 : -INFINITY;
+                }
+                tmA = fmaxf(tmA, fmaxf(s[nt][0], s[nt][1]));
+                tmB = fmaxf(tmB, fmaxf(s[nt][2], s[nt][3]));
+            }
         }
         tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 1));
         tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 2));
