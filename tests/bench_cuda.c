@@ -10,7 +10,20 @@
  * several forced partition counts (tuning data), RMSNorm and a one-token cuBLAS projection
  * (bandwidth-bound pieces of the forward pass). Prints a table
  * last and writes CSV (--csv PATH or SCB_BENCH_CSV). Exit 77 without a GPU. Depends only on
- * libc, libm and the CUDA launchers. */
+ * libc, libm and the CUDA launchers.
+ *
+ * --sparse-prefill [--sparse-lengths 32768,65536,131072]: instead, one layer's prefill attention
+ * (Hq=32, Hkv=8, D=128, Llama-3-8B) at each length for dense (the FA2 kernel) vs A-shape
+ * (128 + 3968), Tri-shape (+ last 100 rows dense) and MInference vertical-slash with SCBench's
+ * default sizes for Llama-3-8B (v=512, s=2048 every head, last_q=64; the time includes the
+ * estimation, top-k, index conversion and the density read-back), on two seeded inputs:
+ * three seeded inputs: "iid" (q, k, v uniform, unit variance: no structure, the slash selection
+ * is random) and "rope.5" / "rope1" (q, k = alpha u_g + noise with alpha 0.5 / 1, u_g a random
+ * vector per KV head shared by its query heads, then RoPE with theta 500000 as Llama-3: scores
+ * depend on the query-key distance, as in real heads; alpha sets how strongly). Dense and the
+ * static patterns do not depend on the inputs and run on "iid" only; "minf-est" is MInference's
+ * estimation + top-k + index conversion alone (included in the "minference" time). Prints ms
+ * (median), density and the speed-up over dense at the same length. */
 #include "kernels/kernels_cuda.h"
 
 #include <math.h>
@@ -20,6 +33,7 @@
 #include <string.h>
 
 #include "kernels/alloc.h"
+#include "kernels/sparse_prefill_cuda.h"
 #include "kernels/status.h"
 
 #define MAX_ROWS 48
@@ -364,10 +378,164 @@ static void bench_forward_pieces(int quick)
     for (int i = 0; i < ga.nsets; i++) scb_cuda_free(g_cc, ga.w[i]);
 }
 
+/* ---- sparse prefill (A-shape, Tri-shape, MInference) --------------------------------------- */
+struct sp_arg {
+    int kind;                                  /* 0 dense, 1 a_shape, 2 tri_shape, 3 minference,
+                                                  4 minference estimation + conversion only */
+    int32_t *hinfo, *V, *S, *lists;            /* kind 4: heads/v/s (3, Hq), V, S (Hq, T), index lists */
+    void *work;
+    int hc;
+    struct scb_attn_cuda_args d;
+    struct scb_sparse_attn_cuda_args s;
+    struct scb_minf_cuda_pattern *pat;
+    struct scb_cuda_minf_ws *ws;
+    double density;
+};
+static void sp_fn(void *p, int rep)
+{
+    (void)rep;
+    struct sp_arg *x = p;
+    if (x->kind == 0) CK(scb_attn_prefill_cuda(g_cc, &x->d, &g_err));
+    else if (x->kind == 3) CK(scb_cuda_minf_prefill(g_cc, x->ws, &x->s, x->pat, 64, 100, &x->density, &g_err));
+    else if (x->kind == 4) {
+        const int T = x->s.Tq, H = x->s.Hq, nblk = (T + 63) / 64;
+        for (int g0 = 0; g0 < H; g0 += x->hc)
+            CK(scb_cuda_minf_vs_estimate(g_cc, x->s.q, x->s.k, 0, 0, T, H, x->s.Hkv, x->s.D, 0.f, 64, x->hinfo + g0,
+                                         H - g0 < x->hc ? H - g0 : x->hc, x->hinfo + H + g0, x->hinfo + 2 * H + g0,
+                                         x->V + (size_t)g0 * T, x->S + (size_t)g0 * T, T, NULL, NULL, x->work,
+                                         &g_err));
+        int32_t *bo = x->lists, *bc = bo + (size_t)H * nblk * 2048, *ci = bc + (size_t)H * nblk;
+        int32_t *cn = ci + (size_t)H * nblk * 512;
+        CK(scb_cuda_minf_convert(g_cc, T, x->V, x->S, T, x->hinfo + H, x->hinfo + 2 * H, x->hinfo, H, bo, bc, ci, cn,
+                                 2048, 512, &g_err));
+    }
+    else CK(scb_cuda_sparse_attn(g_cc, &x->s, &g_err));
+}
+
+/* (T, H, D) bf16 on the device: structured (alpha * u[h / G] + unit noise, then RoPE) or iid
+ * (alpha = 0). */
+static uint16_t *sp_inputs(int T, int H, int G, int D, float alpha, const uint16_t *u)
+{
+    const size_t n = (size_t)T * H * D, piece = (size_t)8 << 20;
+    uint16_t *d = NULL, *h = scb_malloc(piece * 2);
+    if (!h) { fprintf(stderr, "FATAL: host memory\n"); exit(1); }
+    CK(scb_cuda_malloc(g_cc, (void **)&d, n * 2, &g_err));
+    for (size_t o = 0; o < n; o += piece) {
+        size_t m = n - o < piece ? n - o : piece;
+        for (size_t i = 0; i < m; i++) {
+            const size_t e = o + i;
+            float x = ((float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f) * 1.7320508f;
+            if (alpha > 0) x += alpha * scb_bf16_to_f32(u[((e / D) % H) / G * D + e % D]);
+            h[i] = scb_bf16_from_f32(x);
+        }
+        CK(scb_cuda_upload(g_cc, d + o, h, m * 2, &g_err));
+    }
+    scb_free(h);
+    if (alpha > 0) {
+        int32_t *pos = NULL, *hp = scb_malloc(sizeof(int32_t) * (size_t)T);
+        float *inv = NULL, hinv[128];
+        for (int t = 0; t < T; t++) hp[t] = t;
+        for (int i = 0; i < D / 2; i++) hinv[i] = (float)pow(500000.0, -2.0 * i / D);
+        CK(scb_cuda_malloc(g_cc, (void **)&pos, sizeof(int32_t) * (size_t)T, &g_err));
+        CK(scb_cuda_malloc(g_cc, (void **)&inv, sizeof(float) * (size_t)D / 2, &g_err));
+        CK(scb_cuda_upload(g_cc, pos, hp, sizeof(int32_t) * (size_t)T, &g_err));
+        CK(scb_cuda_upload(g_cc, inv, hinv, sizeof(float) * (size_t)D / 2, &g_err));
+        CK(scb_cuda_rope(g_cc, d, T, H, D, 0, pos, inv, &g_err));
+        CK(scb_cuda_sync(g_cc, &g_err));
+        scb_cuda_free(g_cc, pos);
+        scb_cuda_free(g_cc, inv);
+        scb_free(hp);
+    }
+    return d;
+}
+
+static void bench_sparse_prefill(const int *lens, int nlen)
+{
+    const int Hq = 32, Hkv = 8, D = 128, G = Hq / Hkv;
+    int Tmax = 0;
+    for (int i = 0; i < nlen; i++) Tmax = lens[i] > Tmax ? lens[i] : Tmax;
+    printf("sparse prefill: one layer, Hq=%d Hkv=%d D=%d, seed %llu; A-shape 128+3968, Tri-shape +100 dense rows, "
+           "MInference vertical-slash v=512 s=2048 (SCBench's Llama-3-8B default), last_q 64\n", Hq, Hkv, D,
+           (unsigned long long)g_rng);
+    uint16_t u[8 * 128];
+    for (int i = 0; i < Hkv * D; i++)
+        u[i] = scb_bf16_from_f32(((float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f) * 1.7320508f);
+    struct scb_minf_cuda_pattern pat[32];
+    for (int h = 0; h < Hq; h++) { pat[h].type = 0; pat[h].v = 512; pat[h].s = 2048; }
+    struct scb_cuda_minf_ws *ws = NULL;
+    CK(scb_cuda_minf_ws_create(&ws, &g_err));
+    uint16_t *out = NULL;
+    CK(scb_cuda_malloc(g_cc, (void **)&out, (size_t)Tmax * Hq * D * 2, &g_err));
+    /* estimation-only buffers (kind 4) */
+    int32_t hinfo_h[3 * 32], *hinfo = NULL, *Vb = NULL, *Sb = NULL, *lists = NULL;
+    void *work = NULL;
+    const int hc = 16;
+    for (int h = 0; h < Hq; h++) { hinfo_h[h] = h; hinfo_h[Hq + h] = 0; hinfo_h[2 * Hq + h] = 0; }
+    CK(scb_cuda_malloc(g_cc, (void **)&hinfo, sizeof hinfo_h, &g_err));
+    CK(scb_cuda_malloc(g_cc, (void **)&Vb, sizeof(int32_t) * (size_t)Hq * Tmax, &g_err));
+    CK(scb_cuda_malloc(g_cc, (void **)&Sb, sizeof(int32_t) * (size_t)Hq * Tmax, &g_err));
+    CK(scb_cuda_malloc(g_cc, (void **)&lists, sizeof(int32_t) * (size_t)Hq * ((Tmax + 63) / 64) * (2048 + 512 + 2),
+                       &g_err));
+    CK(scb_cuda_malloc(g_cc, &work, scb_cuda_minf_vs_work_bytes(hc, 64, Tmax), &g_err));
+    double dense_ms[8] = {0};
+    static const float alphas[] = {0.0f, 0.5f, 1.0f};
+    static const char *in_names[] = {"iid", "rope.5", "rope1"};
+    static const char *names[] = {"dense", "a_shape", "tri_shape", "minference", "minf-est"};
+    printf("\n%-8s %-11s %-7s %10s %10s %10s %9s %9s\n", "T", "method", "inputs", "ms(med)", "ms(p10)", "ms(p90)",
+           "density", "speed-up");
+    for (int in = 0; in < 3; in++) {
+        uint16_t *q = sp_inputs(Tmax, Hq, G, D, alphas[in], u), *k = sp_inputs(Tmax, Hkv, 1, D, alphas[in], u);
+        uint16_t *v = sp_inputs(Tmax, Hkv, 1, D, 0.f, u);
+        for (int li = 0; li < nlen; li++) {
+            const int T = lens[li];
+            for (int h = 0; h < Hq; h++) { hinfo_h[Hq + h] = 512 < T ? 512 : T; hinfo_h[2 * Hq + h] = 2048 < T ? 2048 : T; }
+            CK(scb_cuda_upload(g_cc, hinfo, hinfo_h, sizeof hinfo_h, &g_err));
+            for (int kind = 0; kind < 5; kind++) {
+                if (in > 0 && kind < 3) continue;    /* dense and the static patterns: input-independent */
+                struct sp_arg x;
+                memset(&x, 0, sizeof x);
+                x.kind = kind;
+                x.d = (struct scb_attn_cuda_args){.q = q, .k = k, .v = v, .out = out, .lse = NULL, .Tq = T, .Tk = T,
+                                                  .Hq = Hq, .Hkv = Hkv, .D = D};
+                x.s.q = q; x.s.k = k; x.s.v = v; x.s.out = out;
+                x.s.Tq = x.s.Tk = T; x.s.Hq = Hq; x.s.Hkv = Hkv; x.s.D = D;
+                x.s.n_init = 128; x.s.n_local = 3968;
+                x.s.dense_from = kind == 2 ? T - 100 : T;
+                x.pat = pat;
+                x.ws = ws;
+                x.hinfo = hinfo; x.V = Vb; x.S = Sb; x.lists = lists; x.work = work; x.hc = hc;
+                double w = 128.0 + 3968.0, got = 0, tot = (double)T * (T + 1) / 2.0;
+                for (int r = 0; r < T; r++) got += (kind == 2 && r >= T - 100) || r + 1 < w ? r + 1 : w;
+                x.density = kind == 0 ? 1.0 : got / tot;
+                const int reps = T >= 100000 ? 3 : 5;
+                struct bench_row r;
+                memset(&r, 0, sizeof r);
+                time_it(sp_fn, &x, 1, reps, &r);
+                if (kind == 0) dense_ms[li] = r.med;
+                if (kind == 4) printf("%-8d %-11s %-7s %10.3f %10.3f %10.3f %9s %9s\n", T, names[kind], in_names[in],
+                                      r.med, r.p10, r.p90, "-", "-");
+                else printf("%-8d %-11s %-7s %10.3f %10.3f %10.3f %9.4f %8.2fx\n", T, names[kind], in_names[in],
+                            r.med, r.p10, r.p90, x.density, dense_ms[li] / r.med);
+                fflush(stdout);
+            }
+        }
+        scb_cuda_free(g_cc, q);
+        scb_cuda_free(g_cc, k);
+        scb_cuda_free(g_cc, v);
+    }
+    scb_cuda_free(g_cc, hinfo);
+    scb_cuda_free(g_cc, Vb);
+    scb_cuda_free(g_cc, Sb);
+    scb_cuda_free(g_cc, lists);
+    scb_cuda_free(g_cc, work);
+    scb_cuda_free(g_cc, out);
+    scb_cuda_minf_ws_destroy(g_cc, ws);
+}
+
 int main(int argc, char **argv)
 {
     const char *csv = getenv("SCB_BENCH_CSV");
-    int quick = 0, prefill_only = 0, ndev = 0;
+    int quick = 0, prefill_only = 0, ndev = 0, sparse = 0, lens[8] = {32768, 65536, 131072}, nlen = 3;
     char why[256] = "", desc[512];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
@@ -376,11 +544,25 @@ int main(int argc, char **argv)
             quick = 1;
         } else if (!strcmp(argv[i], "--prefill-only")) {
             prefill_only = 1;
+        } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+            g_rng = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--sparse-prefill")) {
+            sparse = 1;
+        } else if (!strcmp(argv[i], "--sparse-lengths") && i + 1 < argc) {
+            char *e = argv[++i];
+            nlen = 0;
+            while (*e && nlen < 8) {
+                long t = strtol(e, &e, 10);
+                if (t < 2 || t > (1 << 20)) { fprintf(stderr, "bench_cuda: bad --sparse-lengths\n"); return 2; }
+                lens[nlen++] = (int)t;
+                if (*e == ',') e++;
+            }
         } else if (!strcmp(argv[i], "--help")) {
-            printf("usage: bench_cuda [--csv PATH] [--quick] [--prefill-only]   (or "
-                   "SCB_BENCH_CSV=PATH)\n"
+            printf("usage: bench_cuda [--csv PATH] [--quick] [--prefill-only]   (or SCB_BENCH_CSV=PATH)\n"
+                   "       bench_cuda --sparse-prefill [--sparse-lengths 32768,65536,131072] [--seed N]\n"
                    "Times the CUDA kernels against the measured GEMM and copy ceilings.\n"
-                   "--prefill-only: the prefill attention rows alone (no ceilings).\n");
+                   "--prefill-only: the prefill attention rows alone (no ceilings).\n"
+                   "--sparse-prefill: one layer's prefill attention: dense vs A-shape, Tri-shape, MInference.\n");
             return 0;
         } else {
             fprintf(stderr, "bench_cuda: unknown argument '%s' (try --help)\n", argv[i]);
@@ -395,6 +577,11 @@ int main(int argc, char **argv)
     CK(scb_cuda_ctx_create(&g_cc, 0, 0, &g_err));
     scb_cuda_describe(g_cc, desc, sizeof desc);
     printf("device: %s\n", desc);
+    if (sparse) {
+        bench_sparse_prefill(lens, nlen);
+        scb_cuda_ctx_destroy(g_cc);
+        return 0;
+    }
     if (!prefill_only) bench_peaks(quick);
     bench_attention(quick, prefill_only);
     if (!prefill_only) bench_forward_pieces(quick);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpu_bundle.sh — build scbench with CUDA (sm_90) on THIS machine and pack what the GPU machine
-# needs to run it into one folder, so `tools/gpu_check.sh --prebuilt .gpu_bundle` can run the
+# needs to run it into one folder (also parity_cuda_prefill, the sparse prefill kernels' parity test), so `tools/gpu_check.sh --prebuilt .gpu_bundle` can run the
 # CUDA parity test, the engine's end-to-end test and the benchmarks there without building
 # (the GPU machine has nvcc and cuBLAS but no cJSON, SQLite headers, utf8proc, PCRE2 or OpenBLAS).
 #
@@ -29,14 +29,16 @@ command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
 if [ ! -f "$BUILD/build.ninja" ]; then
     meson setup "$BUILD" -Dcuda=enabled -Dsm_arch=90 -Dpython=python3
 fi
-ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda tests/parity_cuda_kvsel
+ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda tests/parity_cuda_kvsel tests/parity_cuda_prefill
 
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bundle/lib"
-cp "$BUILD/scbench" "$BUILD/tests/parity_cuda" "$BUILD/tests/bench_cuda" "$BUILD/tests/parity_cuda_kvsel" "$STAGE/bundle/"
+cp "$BUILD/scbench" "$BUILD/tests/parity_cuda" "$BUILD/tests/bench_cuda" "$BUILD/tests/parity_cuda_kvsel" \
+    "$BUILD/tests/parity_cuda_prefill" "$STAGE/bundle/"
 # the shared libraries outside glibc, the GCC runtime and CUDA
-for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda "$STAGE"/bundle/parity_cuda_kvsel; do
+for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda "$STAGE"/bundle/parity_cuda_kvsel \
+    "$STAGE"/bundle/parity_cuda_prefill; do
     ldd "$exe" | awk '/=> \//{print $1, $3}'
 done | sort -u | while read -r name path; do
     case "$name" in
@@ -46,7 +48,7 @@ done | sort -u | while read -r name path; do
     esac
 done
 strip --strip-unneeded "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda \
-    "$STAGE"/bundle/parity_cuda_kvsel 2>/dev/null || true
+    "$STAGE"/bundle/parity_cuda_kvsel "$STAGE"/bundle/parity_cuda_prefill 2>/dev/null || true
 {
     echo "built $(date -u +%FT%TZ) on $(uname -n) from $(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
     echo "glibc: $(ldd --version | head -1)"

@@ -20,6 +20,8 @@
 # cudart (static) and cuBLAS. --prebuilt DIR uses DIR/parity_cuda and DIR/bench_cuda instead
 # (DIR is put on LD_LIBRARY_PATH, so libraries copied beside them are found).
 # SCB_BENCH_GRAPHS=1 also times each length with SCB_CUDA_GRAPHS=1 (decode steps as CUDA graphs).
+# SCB_SPARSE_BENCH=1 also times one layer's sparse prefill (bench_cuda --sparse-prefill: dense vs
+# A-shape, Tri-shape, MInference at 32K/64K/128K).
 # SCB_BENCH_TOKENS="4096 32768" times the engine at each prompt length (default 4096), each
 # next to HF transformers (tools/bench_hf.py) on the same random model; SCB_BENCH_METHODS="snapkv
 # quest ..." also times `scbench bench cuda --method M` at each length (bytes floor printed).
@@ -91,7 +93,7 @@ build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in p
     local arch="-gencode=arch=compute_${SM},code=sm_${SM}"
     [ "$SM" = 90 ] && arch="-gencode=arch=compute_90a,code=sm_90a"
     local pids=() f
-    for f in ctx attn_prefill attn_prefill_sm90 attn_decode elementwise engine; do
+    for f in ctx attn_prefill attn_prefill_sm90 attn_decode elementwise engine sparse_prefill; do
         "$NVCC" -std=c++17 -O3 -lineinfo $arch -I"$ROOT" --resource-usage \
             -c "$ROOT/kernels/cuda/$f.cu" -o "$B/obj/$f.o" > "$B/obj/$f.ptxas.txt" 2>&1 &
         pids+=($!)
@@ -105,7 +107,7 @@ build() {   # build DIR: parity_cuda and bench_cuda with nvcc + cc, objects in p
     for p in "${pids[@]}"; do wait "$p" || ok=1; done
     cat "$B"/obj/*.txt
     [ $ok -eq 0 ] || { echo "compilation failed"; return 1; }
-    local common="$B/obj/ctx.o $B/obj/attn_prefill.o $B/obj/attn_prefill_sm90.o $B/obj/attn_decode.o $B/obj/elementwise.o $B/obj/engine.o $B/obj/status.o $B/obj/alloc.o $B/obj/dense.o"
+    local common="$B/obj/ctx.o $B/obj/attn_prefill.o $B/obj/attn_prefill_sm90.o $B/obj/attn_decode.o $B/obj/elementwise.o $B/obj/engine.o $B/obj/sparse_prefill.o $B/obj/status.o $B/obj/alloc.o $B/obj/dense.o"
     "$NVCC" $arch -o "$B/parity_cuda" "$B/obj/parity_cuda.o" $common -lcublas -lm || return 1
     "$NVCC" $arch -o "$B/bench_cuda" "$B/obj/bench_cuda.o" $common -lcublas -lm || return 1
     echo "built $B/parity_cuda $B/bench_cuda"
@@ -156,11 +158,23 @@ grep -E "FAIL|passed|SKIP|device:" "$RES/parity.log" | tail -25
 if [ $PRC -eq 77 ]; then log "parity: SKIPPED (no CUDA device)"; FAILED=77
 elif [ $PRC -ne 0 ]; then log "parity: FAILED (exit $PRC)"; FAILED=1; fi
 
+# the sparse prefill kernels (bundle only: the test links the CPU methods, which need cJSON)
+if [ -x "$BIN/parity_cuda_prefill" ] && [ $PRC -ne 77 ]; then
+    run_step parity_prefill 240 "$BIN/parity_cuda_prefill" --seed "$SEED"
+    grep -E "FAIL|NOTE|passed" "$RES/parity_prefill.log" | tail -25
+    grep -q " 0 failed" "$RES/parity_prefill.log" || { log "parity_prefill: FAILED"; FAILED=1; }
+fi
+
 if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
     run_step engine_e2e 240 python3 "$ROOT/tests/py/engine_cuda.py" --scbench "$BIN/scbench" \
         --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
     ERC=$?
     grep -E "FAIL|NOTE|max rel err|passed|skip" "$RES/engine_e2e.log" | tail -30
+    run_step method_dev_prefill 240 python3 "$ROOT/tests/py/method_dev_prefill.py" --scbench "$BIN/scbench" \
+        --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
+    MRC=$?
+    tail -8 "$RES/method_dev_prefill.log"
+    if [ $MRC -ne 0 ]; then log "method_dev_prefill: FAILED (exit $MRC)"; FAILED=1; fi
     # parity found a GPU, so a skip here (scbench saw none) is a failure too
     if [ $ERC -ne 0 ]; then log "engine_e2e: FAILED (exit $ERC)"; FAILED=1; fi
     if [ -x "$BIN/parity_cuda_kvsel" ]; then
@@ -201,6 +215,11 @@ fi
 if [ $ENGINE_ONLY -eq 0 ]; then
     run_step bench 240 "$BIN/bench_cuda" $QUICK --csv "$RES/bench_scbench.csv"
     [ $? -eq 0 ] || { log "bench: FAILED"; tail -5 "$RES/bench.log"; }
+fi
+
+if [ $ENGINE_ONLY -eq 0 ] && [ -n "${SCB_SPARSE_BENCH:-}" ]; then
+    run_step bench_sparse 240 "$BIN/bench_cuda" --sparse-prefill --seed "$SEED"
+    tail -16 "$RES/bench_sparse.log"
 fi
 
 if [ $TORCH -eq 1 ]; then
