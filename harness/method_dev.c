@@ -4,7 +4,10 @@
 
 #include <string.h>
 
+extern const struct scb_dev_method_ops scb_dev_kivi;
+
 static const struct scb_dev_method_ops *const methods[] = {
+    &scb_dev_kivi,
     NULL
 };
 

@@ -1,0 +1,399 @@
+/* kivi.cu — KIVI's quantized KV store on the device: the key (per channel) and value (per
+ * token) quantize kernels, a dequantize kernel for the parity test, and the split-K decode
+ * attention that reads the packed store, dequantizing on the fly, plus the full-precision bf16
+ * entries (residual and temp tokens), merged with log-sum-exp weights (see kivi_cuda.h). */
+#include "kernels/kivi_cuda.h"
+
+#include <math.h>
+
+#include "kernels/cuda/common.cuh"
+
+enum { KIVI_THREADS = 128, KIVI_MAXG = 16, KIVI_MAXDT = 2 };   /* D <= KIVI_THREADS * KIVI_MAXDT */
+
+extern "C" void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes,
+                                          size_t *meta)
+{
+    *codes = (size_t)Hkv * D * cap / (32 / bits) * sizeof(uint32_t);
+    *meta = (size_t)Hkv * D * (cap / group) * sizeof(float);
+}
+
+extern "C" size_t scb_kivi_attn_cuda_work_floats(int Hq, int D)
+{
+    return (size_t)SCB_KIVI_MAX_SPLITS * Hq * (D + 2);
+}
+
+static int check_store(const struct scb_kivi_cuda_store *s, const char *what, struct scb_ctx *err)
+{
+    if (!s || !s->k_codes || !s->k_scale || !s->k_min || !s->v_codes || !s->v_scale || !s->v_min ||
+        s->Hkv < 1 || s->D < 2 || s->D % 2 || s->D > KIVI_THREADS * KIVI_MAXDT ||
+        (s->bits != 2 && s->bits != 4 && s->bits != 8) || s->group < 1 || s->D % s->group ||
+        s->group % (32 / s->bits) || s->cap < 0 || s->cap % s->group)
+        return scb_err(err, SCB_E_INVAL, "CUDA kivi %s: bad store (Hkv=%d D=%d bits=%d group=%d cap=%d; D even "
+                       "<= %d, bits 2/4/8, group divides D and cap and is a multiple of 32/bits)", what,
+                       s ? s->Hkv : 0, s ? s->D : 0, s ? s->bits : 0, s ? s->group : 0, s ? s->cap : 0,
+                       KIVI_THREADS * KIVI_MAXDT);
+    return SCB_OK;
+}
+
+/* x_hat = code * s + mn, rounded after the multiply and after the add (the C reference). */
+static __device__ __forceinline__ float kivi_deq(uint32_t code, float s, float mn)
+{
+    return __fadd_rn(__fmul_rn((float)code, s), mn);
+}
+
+/* One group of n values x[i * stride] (bf16): codes packed into n / (32/BITS) words. */
+template <int BITS>
+static __device__ void kivi_quant_group(const uint16_t *x, size_t stride, int n, uint32_t *words,
+                                        float *scale, float *mn)
+{
+    constexpr int per = 32 / BITS;
+    const float qmax = (float)((1 << BITS) - 1);
+    float lo = scb_bf2f(x[0]), hi = lo;
+    for (int i = 1; i < n; i++) {
+        float t = scb_bf2f(x[(size_t)i * stride]);
+        lo = fminf(lo, t);
+        hi = fmaxf(hi, t);
+    }
+    const float s = __fdiv_rn(__fsub_rn(hi, lo), qmax);
+    for (int w = 0; w < n / per; w++) {
+        uint32_t word = 0;
+        for (int e = 0; e < per; e++) {
+            uint32_t code = 0;
+            if (s != 0.0f) {
+                float t = __fdiv_rn(__fsub_rn(scb_bf2f(x[(size_t)(w * per + e) * stride]), lo), s);
+                t = fminf(fmaxf(t, 0.0f), qmax);
+                code = (uint32_t)rintf(t);            /* half to even, as nearbyintf */
+            }
+            word |= code << (BITS * e);
+        }
+        words[w] = word;
+    }
+    *scale = s;
+    *mn = lo;
+}
+
+/* item = (h, group index, d), d fastest (coalesced bf16 reads across channels) */
+template <int BITS>
+__global__ void kivi_quant_keys_kernel(struct scb_kivi_cuda_store s, const uint16_t *k, long long kcap,
+                                       int g0, int ng)
+{
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int D = s.D;
+    if (idx >= (long long)s.Hkv * ng * D) return;
+    const int d = (int)(idx % D);
+    const long long r = idx / D;
+    const int gi = g0 + (int)(r % ng), h = (int)(r / ng);
+    const size_t row = (size_t)h * D + d, capw = (size_t)s.cap / (32 / BITS), capg = (size_t)s.cap / s.group;
+    kivi_quant_group<BITS>(k + ((size_t)h * kcap + (size_t)gi * s.group) * D + d, (size_t)D, s.group,
+                           s.k_codes + row * capw + (size_t)gi * s.group / (32 / BITS),
+                           s.k_scale + row * capg + gi, s.k_min + row * capg + gi);
+}
+
+/* item = (h, token, channel group), channel group fastest */
+template <int BITS>
+__global__ void kivi_quant_values_kernel(struct scb_kivi_cuda_store s, const uint16_t *v, long long kcap,
+                                         int t0, int n)
+{
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int D = s.D, vg = D / s.group;
+    if (idx >= (long long)s.Hkv * n * vg) return;
+    const int c = (int)(idx % vg);
+    const long long r = idx / vg;
+    const int t = t0 + (int)(r % n), h = (int)(r / n);
+    const size_t tok = (size_t)h * s.cap + t;
+    kivi_quant_group<BITS>(v + ((size_t)h * kcap + t) * D + (size_t)c * s.group, 1, s.group,
+                           s.v_codes + tok * (D / (32 / BITS)) + (size_t)c * s.group / (32 / BITS),
+                           s.v_scale + tok * vg + c, s.v_min + tok * vg + c);
+}
+
+template <int BITS>
+static int quant_launch(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, const uint16_t *x,
+                        size_t kcap, int t0, int n, int keys, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    long long items = keys ? (long long)s->Hkv * (n / s->group) * s->D : (long long)s->Hkv * n * (s->D / s->group);
+    unsigned blocks = (unsigned)((items + 127) / 128);
+    if (keys)
+        kivi_quant_keys_kernel<BITS><<<blocks, 128, 0, cc->stream>>>(*s, x, (long long)kcap, t0 / s->group,
+                                                                     n / s->group);
+    else
+        kivi_quant_values_kernel<BITS><<<blocks, 128, 0, cc->stream>>>(*s, x, (long long)kcap, t0, n);
+    SCB_LAUNCH_CHECK("kivi_quant_kernel");
+out:
+    return rc;
+}
+
+static int quant(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, const uint16_t *x, size_t kcap,
+                 int t0, int n, int keys, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    const char *what = keys ? "quant keys" : "quant values";
+    SCB_CHECK_ALIVE();
+    if ((rc = check_store(s, what, err)) < 0) goto out;
+    if (!x || t0 < 0 || n < 0 || (size_t)t0 + n > kcap || t0 + n > s->cap ||
+        (keys && (t0 % s->group || n % s->group))) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kivi %s: tokens %d..%d outside the store (cap %d) or the cache "
+                     "(cap %zu)%s", what, t0, t0 + n, s->cap, kcap, keys ? ", or not whole key groups" : "");
+        goto out;
+    }
+    if (n == 0) goto out;
+    switch (s->bits) {
+    case 2: rc = quant_launch<2>(cc, s, x, kcap, t0, n, keys, err); break;
+    case 4: rc = quant_launch<4>(cc, s, x, kcap, t0, n, keys, err); break;
+    default: rc = quant_launch<8>(cc, s, x, kcap, t0, n, keys, err); break;
+    }
+out:
+    return rc;
+}
+
+extern "C" int scb_kivi_cuda_quant_keys(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                                        const uint16_t *k, size_t kcap, int t0, int n, struct scb_ctx *err)
+{
+    return quant(cc, s, k, kcap, t0, n, 1, err);
+}
+
+extern "C" int scb_kivi_cuda_quant_values(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                                          const uint16_t *v, size_t kcap, int t0, int n, struct scb_ctx *err)
+{
+    return quant(cc, s, v, kcap, t0, n, 0, err);
+}
+
+__global__ void kivi_dequant_kernel(struct scb_kivi_cuda_store s, int nk, int nv, float *k, float *v)
+{
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int D = s.D, per = 32 / s.bits;
+    const uint32_t mask = (1u << s.bits) - 1u;
+    const int nmax = nk > nv ? nk : nv;
+    if (idx >= (long long)s.Hkv * nmax * D) return;
+    const int d = (int)(idx % D);
+    const long long r = idx / D;
+    const int t = (int)(r % nmax), h = (int)(r / nmax);
+    if (t < nk) {
+        const size_t row = (size_t)h * D + d, capg = (size_t)s.cap / s.group;
+        uint32_t w = s.k_codes[row * (s.cap / per) + t / per];
+        k[((size_t)h * nk + t) * D + d] = kivi_deq((w >> (s.bits * (t % per))) & mask,
+                                                   s.k_scale[row * capg + t / s.group], s.k_min[row * capg + t / s.group]);
+    }
+    if (t < nv) {
+        const size_t tok = (size_t)h * s.cap + t;
+        uint32_t w = s.v_codes[tok * (D / per) + d / per];
+        v[((size_t)h * nv + t) * D + d] = kivi_deq((w >> (s.bits * (d % per))) & mask,
+                                                   s.v_scale[tok * (D / s.group) + d / s.group],
+                                                   s.v_min[tok * (D / s.group) + d / s.group]);
+    }
+}
+
+extern "C" int scb_kivi_cuda_dequant(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int nk, int nv,
+                                     float *k, float *v, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if ((rc = check_store(s, "dequant", err)) < 0) goto out;
+    if (!k || !v || nk < 0 || nv < 0 || nk > s->cap || nv > s->cap) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kivi dequant: %d keys / %d values outside the store (cap %d)",
+                     nk, nv, s->cap);
+        goto out;
+    }
+    {
+        long long items = (long long)s->Hkv * (nk > nv ? nk : nv) * s->D;
+        if (items == 0) goto out;
+        kivi_dequant_kernel<<<(unsigned)((items + 127) / 128), 128, 0, cc->stream>>>(*s, nk, nv, k, v);
+        SCB_LAUNCH_CHECK("kivi_dequant_kernel");
+    }
+out:
+    return rc;
+}
+
+/* ---- attention ---------------------------------------------------------------------------
+ * Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
+ * in tiles of KIVI_THREADS: thread t scores key j0+t for the G query heads of g (key codes of
+ * a channel are consecutive words across tokens: coalesced), the tile's online-softmax update
+ * per head by one warp, then thread d accumulates channel d (and d + KIVI_THREADS) of P·V
+ * (value words of a token are consecutive across channels). Partials (unnormalized output, m,
+ * l) go to work (split, Hq, D + 2). */
+template <int BITS>
+__global__ void __launch_bounds__(KIVI_THREADS)
+kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
+{
+    extern __shared__ float sm[];
+    constexpr int per = 32 / BITS;
+    constexpr uint32_t mask = (1u << BITS) - 1u;
+    const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y;
+    float *q_s = sm;                          /* (G, D) */
+    float *p_s = q_s + G * D;                 /* (G, KIVI_THREADS) */
+    float *m_s = p_s + G * KIVI_THREADS;      /* (G) */
+    float *l_s = m_s + G;                     /* (G) */
+    float *al_s = l_s + G;                    /* (G) */
+    const int j_begin = split * chunk;
+    const int j_end = min(a.n, j_begin + chunk);
+    for (int i = tid; i < G * D; i += KIVI_THREADS) q_s[i] = scb_bf2f(a.q[(size_t)g * G * D + i]);
+    if (tid < G) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; }
+    float acc[KIVI_MAXDT][KIVI_MAXG];
+#pragma unroll
+    for (int c = 0; c < KIVI_MAXDT; c++)
+#pragma unroll
+        for (int h = 0; h < KIVI_MAXG; h++) acc[c][h] = 0.0f;
+    __syncthreads();
+    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / s.group;
+    const int vw = D / per, vg = D / s.group;
+    const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
+    const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
+    const uint32_t *vc = s.v_codes + (size_t)g * s.cap * vw;
+    const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
+    const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
+    const int warp = tid / 32, lane = tid % 32;
+    for (int j0 = j_begin; j0 < j_end; j0 += KIVI_THREADS) {
+        const int j = j0 + tid;
+        float dot[KIVI_MAXG];
+#pragma unroll
+        for (int h = 0; h < KIVI_MAXG; h++) dot[h] = 0.0f;
+        if (j < j_end) {
+            if (j < a.Tk_q) {
+                const uint32_t sh = BITS * (j % per);
+                const size_t wj = (size_t)j / per, gj = (size_t)j / s.group;
+                for (int d = 0; d < D; d++) {
+                    const float kx = kivi_deq((kc[d * capw + wj] >> sh) & mask, ks[d * capg + gj], km[d * capg + gj]);
+#pragma unroll
+                    for (int h = 0; h < KIVI_MAXG; h++)
+                        if (h < G) dot[h] = fmaf(q_s[h * D + d], kx, dot[h]);
+                }
+            } else {
+                const uint16_t *kr = kf + (size_t)j * D;
+                for (int d = 0; d < D; d += 2) {
+                    const uint32_t two = *reinterpret_cast<const uint32_t *>(kr + d);
+                    const float k0 = __uint_as_float(two << 16), k1 = __uint_as_float(two & 0xffff0000u);
+#pragma unroll
+                    for (int h = 0; h < KIVI_MAXG; h++)
+                        if (h < G) dot[h] = fmaf(q_s[h * D + d + 1], k1, fmaf(q_s[h * D + d], k0, dot[h]));
+                }
+            }
+        }
+#pragma unroll
+        for (int h = 0; h < KIVI_MAXG; h++)
+            if (h < G) p_s[h * KIVI_THREADS + tid] = j < j_end ? dot[h] * scale : -INFINITY;
+        __syncthreads();
+        for (int h = warp; h < G; h += KIVI_THREADS / 32) {
+            float mx = -INFINITY;
+            for (int i = lane; i < KIVI_THREADS; i += 32) mx = fmaxf(mx, p_s[h * KIVI_THREADS + i]);
+            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
+            float sum = 0.0f;
+            for (int i = lane; i < KIVI_THREADS; i += 32) {
+                const float sc = p_s[h * KIVI_THREADS + i];
+                const float e = sc == -INFINITY ? 0.0f : expf(sc - m_new);
+                p_s[h * KIVI_THREADS + i] = e;
+                sum += e;
+            }
+            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            __syncwarp();
+            if (lane == 0) {
+                const float al = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+                al_s[h] = al;
+                l_s[h] = l_s[h] * al + sum;
+                m_s[h] = m_new;
+            }
+        }
+        __syncthreads();
+        const int nt = min(KIVI_THREADS, j_end - j0);
+#pragma unroll
+        for (int c = 0; c < KIVI_MAXDT; c++) {
+            const int d = tid + c * KIVI_THREADS;
+            if (d < D) {
+#pragma unroll
+                for (int h = 0; h < KIVI_MAXG; h++)
+                    if (h < G) acc[c][h] *= al_s[h];
+                const uint32_t sh = BITS * (d % per);
+                for (int t = 0; t < nt; t++) {
+                    const int jj = j0 + t;
+                    float vx;
+                    if (jj < a.Tv_q) {
+                        const size_t tv = (size_t)jj;
+                        vx = kivi_deq((vc[tv * vw + d / per] >> sh) & mask, vs[tv * vg + d / s.group],
+                                      vm[tv * vg + d / s.group]);
+                    } else {
+                        vx = scb_bf2f(vf[(size_t)jj * D + d]);
+                    }
+#pragma unroll
+                    for (int h = 0; h < KIVI_MAXG; h++)
+                        if (h < G) acc[c][h] = fmaf(p_s[h * KIVI_THREADS + t], vx, acc[c][h]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    float *w = a.work + ((size_t)split * a.Hq + (size_t)g * G) * (D + 2);
+#pragma unroll
+    for (int c = 0; c < KIVI_MAXDT; c++) {
+        const int d = tid + c * KIVI_THREADS;
+        if (d < D) {
+#pragma unroll
+            for (int h = 0; h < KIVI_MAXG; h++)
+                if (h < G) w[(size_t)h * (D + 2) + d] = acc[c][h];
+        }
+    }
+    if (tid < G) {
+        w[(size_t)tid * (D + 2) + D] = m_s[tid];
+        w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
+    }
+}
+
+__global__ void kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t *out, float *lse)
+{
+    const int h = blockIdx.x;
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; s++) M = fmaxf(M, work[((size_t)s * Hq + h) * (D + 2) + D]);
+    float L = 0.0f;
+    for (int s = 0; s < n_splits; s++) {
+        const float m = work[((size_t)s * Hq + h) * (D + 2) + D];
+        if (m != -INFINITY) L += work[((size_t)s * Hq + h) * (D + 2) + D + 1] * expf(m - M);
+    }
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float o = 0.0f;
+        for (int s = 0; s < n_splits; s++) {
+            const float m = work[((size_t)s * Hq + h) * (D + 2) + D];
+            if (m != -INFINITY) o += work[((size_t)s * Hq + h) * (D + 2) + d] * expf(m - M);
+        }
+        out[(size_t)h * D + d] = scb_f2bf(L > 0.0f ? o / L : 0.0f);
+    }
+    if (threadIdx.x == 0 && lse) lse[h] = L > 0.0f ? M + logf(L) : -INFINITY;
+}
+
+extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                                  const struct scb_kivi_attn_cuda_args *a, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if ((rc = check_store(s, "attention", err)) < 0) goto out;
+    if (!a || !a->q || !a->k || !a->v || !a->out || !a->work || a->n < 0 || (size_t)a->n > a->kcap ||
+        a->Tk_q < 0 || a->Tv_q < 0 || a->Tk_q > a->n || a->Tv_q > a->n || a->Tk_q > s->cap || a->Tv_q > s->cap ||
+        a->Hq < 1 || a->Hq % s->Hkv || a->Hq / s->Hkv > KIVI_MAXG) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: bad arguments (n=%d Tk_q=%d Tv_q=%d kcap=%zu cap=%d "
+                     "Hq=%d Hkv=%d; Hq/Hkv <= %d)", a ? a->n : 0, a ? a->Tk_q : 0, a ? a->Tv_q : 0,
+                     a ? a->kcap : 0, s->cap, a ? a->Hq : 0, s->Hkv, KIVI_MAXG);
+        goto out;
+    }
+    {
+        const int G = a->Hq / s->Hkv, D = s->D;
+        int splits = a->n_splits;
+        if (splits <= 0) splits = (2 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
+        if (splits > SCB_KIVI_MAX_SPLITS) splits = SCB_KIVI_MAX_SPLITS;
+        if (splits < 1) splits = 1;
+        int chunk = (a->n + splits - 1) / splits;
+        chunk = (chunk + KIVI_THREADS - 1) / KIVI_THREADS * KIVI_THREADS;
+        if (chunk < KIVI_THREADS) chunk = KIVI_THREADS;
+        splits = a->n ? (a->n + chunk - 1) / chunk : 1;
+        const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
+        const size_t smem = sizeof(float) * ((size_t)G * D + (size_t)G * KIVI_THREADS + 3 * (size_t)G);
+        dim3 grid((unsigned)splits, (unsigned)s->Hkv);
+        switch (s->bits) {
+        case 2: kivi_attn_part_kernel<2><<<grid, KIVI_THREADS, smem, cc->stream>>>(*s, *a, G, chunk, scale); break;
+        case 4: kivi_attn_part_kernel<4><<<grid, KIVI_THREADS, smem, cc->stream>>>(*s, *a, G, chunk, scale); break;
+        default: kivi_attn_part_kernel<8><<<grid, KIVI_THREADS, smem, cc->stream>>>(*s, *a, G, chunk, scale); break;
+        }
+        SCB_LAUNCH_CHECK("kivi_attn_part_kernel");
+        kivi_attn_merge_kernel<<<(unsigned)a->Hq, 128, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
+        SCB_LAUNCH_CHECK("kivi_attn_merge_kernel");
+    }
+out:
+    return rc;
+}
