@@ -5,9 +5,11 @@
 #include <string.h>
 
 extern const struct scb_dev_method_ops scb_dev_kivi;
+extern const struct scb_dev_method_ops scb_dev_retr_attn;
 
 static const struct scb_dev_method_ops *const methods[] = {
     &scb_dev_kivi,
+    &scb_dev_retr_attn,
     NULL
 };
 

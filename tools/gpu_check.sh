@@ -151,7 +151,25 @@ grep -E "FAIL|passed|SKIP|device:" "$RES/parity.log" | tail -25
 if [ $PRC -eq 77 ]; then log "parity: SKIPPED (no CUDA device)"; FAILED=77
 elif [ $PRC -ne 0 ]; then log "parity: FAILED (exit $PRC)"; FAILED=1; fi
 
+# the device methods' kernel parity tests (prebuilt bundles only: they link the whole library)
+for P in "$BIN"/parity_cuda_*; do
+    [ -x "$P" ] && [ $PRC -ne 77 ] || continue
+    PN=$(basename "$P")
+    run_step "$PN" 240 "$P" --seed "$SEED"
+    R=$?
+    grep -E "FAIL|passed" "$RES/$PN.log" | tail -10
+    if [ $R -ne 0 ]; then log "$PN: FAILED (exit $R)"; FAILED=1; fi
+done
+
 if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
+    for M in "$ROOT"/tests/py/method_dev_*.py; do
+        [ -f "$M" ] || continue
+        MN=$(basename "$M" .py)
+        run_step "$MN" 240 python3 "$M" --scbench "$BIN/scbench" --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
+        R=$?
+        grep -E "FAIL|NOTE|ok$" "$RES/$MN.log" | tail -20
+        if [ $R -ne 0 ]; then log "$MN: FAILED (exit $R)"; FAILED=1; fi
+    done
     run_step engine_e2e 240 python3 "$ROOT/tests/py/engine_cuda.py" --scbench "$BIN/scbench" \
         --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
     ERC=$?

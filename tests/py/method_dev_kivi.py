@@ -49,12 +49,25 @@ def gen(scb, backend, mdir, ids, then, spec, logits, commit, max_new):
     return costs, toks
 
 
-def check(scb, mdir, V, ids, then, spec, tol, commit, tmp, fails):
+def strip_recall(costs):
+    return [" ".join(f for f in c.split() if not f.startswith("recall=")) for c in costs]
+
+
+def check(scb, mdir, V, ids, then, spec, tol, commit, tmp, fails, recall_tol=None):
+    """recall_tol: None = the recall must be equal like every other cost; else the largest
+    allowed difference (an approximate index searched with bf16 queries)"""
     max_new = 6 if commit else 24
     lc, lg = os.path.join(tmp, "cpu.f32"), os.path.join(tmp, "cuda.f32")
     cc, tc = gen(scb, "cpu", mdir, ids, then, spec, lc, commit, max_new)
     cg, tg = gen(scb, "cuda", mdir, ids, then, spec, lg, commit, max_new)
     what = f"{os.path.basename(mdir)} P={len(ids)} F={len(then)} {'commit' if commit else 'drop'} {spec}"
+    if recall_tol is not None and len(cc) == len(cg):
+        for a_, b_ in zip(cc, cg):
+            ra = float(a_.split("recall=")[1].split()[0])
+            rb = float(b_.split("recall=")[1].split()[0])
+            if abs(ra - rb) > recall_tol:
+                fails.append(f"{what}: recall {rb} on cuda vs {ra} on cpu (tolerance {recall_tol})")
+        cc, cg = strip_recall(cc), strip_recall(cg)
     if cc != cg or len(cc) != 2:
         fails.append(f"{what}: costs differ\n  cpu  {cc}\n  cuda {cg}")
     err = ec.rel_err(ec.read_f32(lg, len(then), V), ec.read_f32(lc, len(then), V))
@@ -69,6 +82,25 @@ def check(scb, mdir, V, ids, then, spec, tol, commit, tmp, fails):
         fails.append(f"{what}: then-logits relative error {err:.3e} > {tol:g}")
 
 
+def setup_models(scb, tmp, seed):
+    """random bf16 models (D, H, Hkv): (32, 4, 1), (64, 8, 2), (128, 8, 1), (128, 4, 4); returns
+    (models, None), or (None, exit status) when the CUDA backend cannot start (77: no GPU)"""
+    models = []
+    for D, H, Hkv in ((32, 4, 1), (64, 8, 2), (128, 8, 1), (128, 4, 4)):
+        d = os.path.join(tmp, f"rand_d{D}_h{H}_kv{Hkv}")
+        ec.write_model(d, ec.random_cfg(D, H, Hkv), seed + D + H + Hkv)
+        models.append((d, D))
+    p = ec.run([scb, "forward", "--backend", "cuda", "--model", models[0][0], "--ids", "1", "--out",
+                os.path.join(tmp, "x.f32")])
+    if p.returncode:
+        if "no CUDA device" in p.stderr or "built without CUDA" in p.stderr:
+            print(f"skip: the CUDA backend is not usable here: {p.stderr.strip()}")
+            return None, 77
+        print(f"FAIL: scbench --backend cuda does not start: exit {p.returncode}: {p.stderr.strip()}")
+        return None, 1
+    return models, None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scbench", default=os.environ.get("SCBENCH"))
@@ -81,19 +113,9 @@ def main():
     print(f"seed {a.seed}")
     fails = []
     with tempfile.TemporaryDirectory() as tmp:
-        models = []
-        for D, H, Hkv in ((32, 4, 1), (64, 8, 2), (128, 8, 1), (128, 4, 4)):
-            d = os.path.join(tmp, f"rand_d{D}_h{H}_kv{Hkv}")
-            ec.write_model(d, ec.random_cfg(D, H, Hkv), a.seed + D + H + Hkv)
-            models.append((d, D))
-        p = ec.run([scb, "forward", "--backend", "cuda", "--model", models[0][0], "--ids", "1", "--out",
-                    os.path.join(tmp, "x.f32")])
-        if p.returncode:
-            if "no CUDA device" in p.stderr or "built without CUDA" in p.stderr:
-                print(f"skip: the CUDA backend is not usable here: {p.stderr.strip()}")
-                return 77
-            print(f"FAIL: scbench --backend cuda does not start: exit {p.returncode}: {p.stderr.strip()}")
-            return 1
+        models, rc = setup_models(scb, tmp, a.seed)
+        if rc is not None:
+            return rc
         V = ec.random_cfg(64, 8, 2)["vocab_size"]
 
         def ids(n):
