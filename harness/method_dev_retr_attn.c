@@ -5,8 +5,9 @@
  * attended on the device, where the engine keeps every token; the RETRIEVAL runs on the host
  * with the CPU method's index code over a host copy of the keys (fp32 of the bf16 keys,
  * downloaded once per token: the first prefill's keys after it, each later global token when it
- * first appears): index=flat scans [n_sink, g_i - n_recent) exactly (scb_retr_flat_topk, ties
- * to the smaller token, query heads spread over a thread pool), index=graph builds the CPU's
+ * first appears): index=flat scans [n_sink, g_i - n_recent) exactly (the results of
+ * scb_retr_flat_topk: ties to the smaller token; the G query heads of a KV head scored in one
+ * pass over its keys, slices and heads spread over a thread pool), index=graph builds the CPU's
  * graph per KV head after the first prefill from its queries and inserts tokens as they leave
  * the recent window. Each query head's retrieved ids go up to the device, whose kernel gathers
  * their keys/values and merges the retrieved part with the resident part by log-sum-exp
@@ -49,6 +50,7 @@ struct ra_dev {
     int32_t *exact;                   /* (stride) graph recall */
     uint16_t *q16, *stage;            /* (Hq*D), (dcap*D) bf16 */
     float *qf;                        /* (Hq*D) */
+    double *scores;                   /* (Hq, dcap) flat: inner products of the step's index range */
     /* one retrieval step (pool arguments) */
     int step_lo, step_hi, step_g_layer;
     int step_fail;
@@ -77,7 +79,7 @@ static void ra_destroy(void *state)
     scb_pool_destroy(st->pool);
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
     scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact);
-    scb_free(st->q16); scb_free(st->stage); scb_free(st->qf);
+    scb_free(st->q16); scb_free(st->stage); scb_free(st->qf); scb_free(st->scores);
     scb_free(st);
 }
 
@@ -136,8 +138,9 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     if (cap <= st->dcap) return SCB_OK;
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
     scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact); scb_free(st->q16); scb_free(st->stage); scb_free(st->qf);
+    scb_free(st->scores);
     st->d_idx = st->d_n = NULL; st->work = NULL;
-    st->h_idx = st->h_n = st->exact = NULL; st->q16 = st->stage = NULL; st->qf = NULL;
+    st->h_idx = st->h_n = st->exact = NULL; st->q16 = st->stage = NULL; st->qf = NULL; st->scores = NULL;
     st->dcap = 0;
     int stride = st->top_k < (int64_t)cap ? st->top_k : (int)cap;
     size_t wf = scb_retr_attn_cuda_work_floats(st->Hq, st->D, (int)cap, stride);
@@ -150,7 +153,8 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     st->q16 = scb_malloc(sizeof(uint16_t) * (size_t)st->Hq * st->D);
     st->qf = scb_malloc(sizeof(float) * (size_t)st->Hq * st->D);
     st->stage = scb_malloc(sizeof(uint16_t) * cap * st->D);
-    if (!st->h_idx || !st->h_n || !st->exact || !st->q16 || !st->qf || !st->stage) {
+    st->scores = st->graph ? NULL : scb_malloc(sizeof(double) * cap * st->Hq);
+    if (!st->h_idx || !st->h_n || !st->exact || !st->q16 || !st->qf || !st->stage || (!st->graph && !st->scores)) {
         rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn (cuda): out of memory");
         goto out;
     }
@@ -238,19 +242,35 @@ out:
     return rc;
 }
 
-/* pool job: flat top-k of query heads [b, e) over the host keys [step_lo, step_hi) */
-static void flat_job(void *arg, size_t b, size_t e, int tid)
+/* Flat search of one step in two pool jobs: the inner products of the G query heads of a KV
+ * head in one pass over a slice of its keys (the keys are read once per KV head, not once per
+ * query head), then each query head's top-k — the ids scb_retr_flat_topk would return
+ * (methods/retr_attn.h: same double sums, same order and tie rule). */
+enum { RA_SLICES = 4 };
+
+static void score_job(void *arg, size_t b, size_t e, int tid)
 {
     (void)tid;
     struct ra_dev *st = arg;
     const struct ra_layer *l = &st->layers[st->step_g_layer];
     const int G = st->Hq / st->Hkv, lo = st->step_lo, n = st->step_hi - st->step_lo;
+    for (size_t it = b; it < e; it++) {
+        const int g = (int)(it / RA_SLICES), sl = (int)(it % RA_SLICES);
+        const int t0 = (int)((int64_t)n * sl / RA_SLICES), t1 = (int)((int64_t)n * (sl + 1) / RA_SLICES);
+        scb_retr_flat_scores(st->qf + (size_t)g * G * st->D, (size_t)st->D, G,
+                             l->hk + ((size_t)g * l->hcap + lo + t0) * st->D, (size_t)st->D, t1 - t0, st->D,
+                             st->scores + (size_t)g * G * st->dcap + t0, st->dcap);
+    }
+}
+
+static void select_job(void *arg, size_t b, size_t e, int tid)
+{
+    (void)tid;
+    struct ra_dev *st = arg;
     for (size_t h = b; h < e; h++) {
-        int32_t *out = st->h_idx + h * (size_t)st->stride;
-        int got = scb_retr_flat_topk(st->qf + h * (size_t)st->D, l->hk + ((size_t)(h / G) * l->hcap + lo) * st->D,
-                                     (size_t)st->D, NULL, n, st->D, st->top_k, out, NULL);
+        int got = scb_retr_topk_scores(st->scores + h * st->dcap, st->step_hi - st->step_lo, st->step_lo, st->top_k,
+                                       st->h_idx + h * (size_t)st->stride);
         if (got < 0) { st->step_fail = got; got = 0; }
-        for (int t = 0; t < got; t++) out[t] += lo;
         st->h_n[h] = got;
     }
 }
@@ -295,7 +315,8 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
         for (size_t e = 0; e < (size_t)st->Hq * D; e++) st->qf[e] = scb_bf16_to_f32(st->q16[e]);
         if (!use_graph) {
             st->step_lo = lo; st->step_hi = hi; st->step_g_layer = (int)a->layer; st->step_fail = 0;
-            scb_pool_run_sized(st->pool, flat_job, st, (size_t)st->Hq, (size_t)(hi - lo) * D);
+            scb_pool_run_sized(st->pool, score_job, st, (size_t)st->Hkv * RA_SLICES, (size_t)(hi - lo) * D * G / RA_SLICES);
+            scb_pool_run_sized(st->pool, select_job, st, (size_t)st->Hq, (size_t)(hi - lo) * 16);
             if (st->step_fail) { rc = scb_err(ctx, st->step_fail, "retr_attn (cuda): flat search failed"); goto out; }
             for (int h = 0; h < st->Hq; h++)
                 if (st->h_n[h] > 0) { st->recall_sum += 1.0; st->recall_n++; }   /* exact by construction */

@@ -319,6 +319,14 @@ static void bench(int Tk)
         printf("  kivi-%d   %8.1f us  reads %7.2f MB  %6.0f GB/s  (store by the CPU formula, 2-byte scales: %.2f MB); "
                "flush of R tokens %.1f us\n", bits, 1e3 * ms / reps, bytes / 1e6, bytes / (1e-3 * ms / reps) / 1e9,
                cpu_formula / 1e6, 1e3 * qms / reps);
+        for (int sp = 16; bits == 2 && sp <= 256; sp *= 2) {   /* key partitions per KV head */
+            a.n_splits = sp;
+            CK(scb_cuda_timer_start(g_cc, &g_err));
+            for (int r = 0; r < reps; r++) CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
+            CK(scb_cuda_timer_stop(g_cc, &g_err));
+            CK(scb_cuda_timer_ms(g_cc, &ms, &g_err));
+            printf("    kivi-2 with %3d partitions per KV head: %8.1f us\n", sp, 1e3 * ms / reps);
+        }
         store_free(&s);
     }
     scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv); scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dout);

@@ -206,33 +206,37 @@ out:
 
 /* ---- attention ---------------------------------------------------------------------------
  * Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
- * in tiles of KIVI_THREADS: thread t scores key j0+t for the G query heads of g (key codes of
- * a channel are consecutive words across tokens: coalesced), the tile's online-softmax update
- * per head by one warp, then thread d accumulates channel d (and d + KIVI_THREADS) of P·V
- * (value words of a token are consecutive across channels). Partials (unnormalized output, m,
- * l) go to work (split, Hq, D + 2). */
-template <int BITS>
-__global__ void __launch_bounds__(KIVI_THREADS)
+ * in tiles of KIVI_THREADS: thread t scores key j0+t for the G <= GM query heads of g (the key
+ * codes of a channel are consecutive words across tokens: a warp's loads are coalesced), the
+ * tile's online-softmax update per head by one warp, then thread d accumulates channel d (and
+ * d + KIVI_THREADS) of P·V (value words of a token are consecutive across channels). GM is a
+ * compile-time bound on G (1, 2, 4, 8 or 16) so the per-head loops unroll without waste.
+ * Partials (unnormalized output, m, l) go to work (split, Hq, D + 2). */
+template <int BITS, int GM>
+__global__ void __launch_bounds__(KIVI_THREADS, 4)
 kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
 {
     extern __shared__ float sm[];
     constexpr int per = 32 / BITS;
     constexpr uint32_t mask = (1u << BITS) - 1u;
     const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y;
-    float *q_s = sm;                          /* (G, D) */
-    float *p_s = q_s + G * D;                 /* (G, KIVI_THREADS) */
-    float *m_s = p_s + G * KIVI_THREADS;      /* (G) */
-    float *l_s = m_s + G;                     /* (G) */
-    float *al_s = l_s + G;                    /* (G) */
+    float *q_s = sm;                          /* (D, GM): channel-major, a thread reads GM in a row */
+    float *p_s = q_s + GM * D;                /* (GM, KIVI_THREADS) */
+    float *m_s = p_s + GM * KIVI_THREADS;     /* (GM) */
+    float *l_s = m_s + GM;                    /* (GM) */
+    float *al_s = l_s + GM;                   /* (GM) */
     const int j_begin = split * chunk;
     const int j_end = min(a.n, j_begin + chunk);
-    for (int i = tid; i < G * D; i += KIVI_THREADS) q_s[i] = scb_bf2f(a.q[(size_t)g * G * D + i]);
-    if (tid < G) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; }
-    float acc[KIVI_MAXDT][KIVI_MAXG];
+    for (int i = tid; i < GM * D; i += KIVI_THREADS) {
+        const int d = i / GM, h = i % GM;
+        q_s[i] = h < G ? scb_bf2f(a.q[((size_t)g * G + h) * D + d]) : 0.0f;
+    }
+    if (tid < GM) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; }
+    float acc[KIVI_MAXDT][GM];
 #pragma unroll
     for (int c = 0; c < KIVI_MAXDT; c++)
 #pragma unroll
-        for (int h = 0; h < KIVI_MAXG; h++) acc[c][h] = 0.0f;
+        for (int h = 0; h < GM; h++) acc[c][h] = 0.0f;
     __syncthreads();
     const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / s.group;
     const int vw = D / per, vg = D / s.group;
@@ -244,33 +248,34 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     const int warp = tid / 32, lane = tid % 32;
     for (int j0 = j_begin; j0 < j_end; j0 += KIVI_THREADS) {
         const int j = j0 + tid;
-        float dot[KIVI_MAXG];
+        float dot[GM];
 #pragma unroll
-        for (int h = 0; h < KIVI_MAXG; h++) dot[h] = 0.0f;
+        for (int h = 0; h < GM; h++) dot[h] = 0.0f;
         if (j < j_end) {
             if (j < a.Tk_q) {
                 const uint32_t sh = BITS * (j % per);
-                const size_t wj = (size_t)j / per, gj = (size_t)j / s.group;
+                const uint32_t *kcj = kc + (size_t)j / per;
+                const float *ksj = ks + (size_t)j / s.group, *kmj = km + (size_t)j / s.group;
+#pragma unroll 8
                 for (int d = 0; d < D; d++) {
-                    const float kx = kivi_deq((kc[d * capw + wj] >> sh) & mask, ks[d * capg + gj], km[d * capg + gj]);
+                    const float kx = kivi_deq((kcj[d * capw] >> sh) & mask, ksj[d * capg], kmj[d * capg]);
 #pragma unroll
-                    for (int h = 0; h < KIVI_MAXG; h++)
-                        if (h < G) dot[h] = fmaf(q_s[h * D + d], kx, dot[h]);
+                    for (int h = 0; h < GM; h++) dot[h] = fmaf(q_s[d * GM + h], kx, dot[h]);
                 }
             } else {
                 const uint16_t *kr = kf + (size_t)j * D;
+#pragma unroll 4
                 for (int d = 0; d < D; d += 2) {
                     const uint32_t two = *reinterpret_cast<const uint32_t *>(kr + d);
                     const float k0 = __uint_as_float(two << 16), k1 = __uint_as_float(two & 0xffff0000u);
 #pragma unroll
-                    for (int h = 0; h < KIVI_MAXG; h++)
-                        if (h < G) dot[h] = fmaf(q_s[h * D + d + 1], k1, fmaf(q_s[h * D + d], k0, dot[h]));
+                    for (int h = 0; h < GM; h++)
+                        dot[h] = fmaf(q_s[(d + 1) * GM + h], k1, fmaf(q_s[d * GM + h], k0, dot[h]));
                 }
             }
         }
 #pragma unroll
-        for (int h = 0; h < KIVI_MAXG; h++)
-            if (h < G) p_s[h * KIVI_THREADS + tid] = j < j_end ? dot[h] * scale : -INFINITY;
+        for (int h = 0; h < GM; h++) p_s[h * KIVI_THREADS + tid] = j < j_end ? dot[h] * scale : -INFINITY;
         __syncthreads();
         for (int h = warp; h < G; h += KIVI_THREADS / 32) {
             float mx = -INFINITY;
@@ -295,27 +300,26 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
         }
         __syncthreads();
         const int nt = min(KIVI_THREADS, j_end - j0);
+        const int nq = max(0, min(nt, a.Tv_q - j0));     /* quantized values of the tile */
 #pragma unroll
         for (int c = 0; c < KIVI_MAXDT; c++) {
             const int d = tid + c * KIVI_THREADS;
             if (d < D) {
 #pragma unroll
-                for (int h = 0; h < KIVI_MAXG; h++)
-                    if (h < G) acc[c][h] *= al_s[h];
+                for (int h = 0; h < GM; h++) acc[c][h] *= h < G ? al_s[h] : 0.0f;
                 const uint32_t sh = BITS * (d % per);
-                for (int t = 0; t < nt; t++) {
-                    const int jj = j0 + t;
-                    float vx;
-                    if (jj < a.Tv_q) {
-                        const size_t tv = (size_t)jj;
-                        vx = kivi_deq((vc[tv * vw + d / per] >> sh) & mask, vs[tv * vg + d / s.group],
-                                      vm[tv * vg + d / s.group]);
-                    } else {
-                        vx = scb_bf2f(vf[(size_t)jj * D + d]);
-                    }
+                const uint32_t *vcd = vc + (size_t)j0 * vw + d / per;
+                const float *vsd = vs + (size_t)j0 * vg + d / s.group, *vmd = vm + (size_t)j0 * vg + d / s.group;
+#pragma unroll 4
+                for (int t = 0; t < nq; t++) {
+                    const float vx = kivi_deq((vcd[(size_t)t * vw] >> sh) & mask, vsd[(size_t)t * vg], vmd[(size_t)t * vg]);
 #pragma unroll
-                    for (int h = 0; h < KIVI_MAXG; h++)
-                        if (h < G) acc[c][h] = fmaf(p_s[h * KIVI_THREADS + t], vx, acc[c][h]);
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * KIVI_THREADS + t], vx, acc[c][h]);
+                }
+                for (int t = nq; t < nt; t++) {
+                    const float vx = scb_bf2f(vf[(size_t)(j0 + t) * D + d]);
+#pragma unroll
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * KIVI_THREADS + t], vx, acc[c][h]);
                 }
             }
         }
@@ -327,7 +331,7 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
         const int d = tid + c * KIVI_THREADS;
         if (d < D) {
 #pragma unroll
-            for (int h = 0; h < KIVI_MAXG; h++)
+            for (int h = 0; h < GM; h++)
                 if (h < G) w[(size_t)h * (D + 2) + d] = acc[c][h];
         }
     }
@@ -335,6 +339,17 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
         w[(size_t)tid * (D + 2) + D] = m_s[tid];
         w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
     }
+}
+
+template <int BITS>
+static void part_launch(dim3 grid, size_t smem_per_gm, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                        const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
+{
+    if (G <= 1) kivi_attn_part_kernel<BITS, 1><<<grid, KIVI_THREADS, 1 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
+    else if (G <= 2) kivi_attn_part_kernel<BITS, 2><<<grid, KIVI_THREADS, 2 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
+    else if (G <= 4) kivi_attn_part_kernel<BITS, 4><<<grid, KIVI_THREADS, 4 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
+    else if (G <= 8) kivi_attn_part_kernel<BITS, 8><<<grid, KIVI_THREADS, 8 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
+    else kivi_attn_part_kernel<BITS, 16><<<grid, KIVI_THREADS, 16 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
 }
 
 __global__ void kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t *out, float *lse)
@@ -375,7 +390,7 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
     {
         const int G = a->Hq / s->Hkv, D = s->D;
         int splits = a->n_splits;
-        if (splits <= 0) splits = (2 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
+        if (splits <= 0) splits = (8 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;   /* ~8 blocks per SM */
         if (splits > SCB_KIVI_MAX_SPLITS) splits = SCB_KIVI_MAX_SPLITS;
         if (splits < 1) splits = 1;
         int chunk = (a->n + splits - 1) / splits;
@@ -383,12 +398,12 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
         if (chunk < KIVI_THREADS) chunk = KIVI_THREADS;
         splits = a->n ? (a->n + chunk - 1) / chunk : 1;
         const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
-        const size_t smem = sizeof(float) * ((size_t)G * D + (size_t)G * KIVI_THREADS + 3 * (size_t)G);
+        const size_t smem_per_gm = sizeof(float) * ((size_t)D + KIVI_THREADS + 3);
         dim3 grid((unsigned)splits, (unsigned)s->Hkv);
         switch (s->bits) {
-        case 2: kivi_attn_part_kernel<2><<<grid, KIVI_THREADS, smem, cc->stream>>>(*s, *a, G, chunk, scale); break;
-        case 4: kivi_attn_part_kernel<4><<<grid, KIVI_THREADS, smem, cc->stream>>>(*s, *a, G, chunk, scale); break;
-        default: kivi_attn_part_kernel<8><<<grid, KIVI_THREADS, smem, cc->stream>>>(*s, *a, G, chunk, scale); break;
+        case 2: part_launch<2>(grid, smem_per_gm, cc->stream, s, a, G, chunk, scale); break;
+        case 4: part_launch<4>(grid, smem_per_gm, cc->stream, s, a, G, chunk, scale); break;
+        default: part_launch<8>(grid, smem_per_gm, cc->stream, s, a, G, chunk, scale); break;
         }
         SCB_LAUNCH_CHECK("kivi_attn_part_kernel");
         kivi_attn_merge_kernel<<<(unsigned)a->Hq, 128, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
