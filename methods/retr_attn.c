@@ -80,10 +80,28 @@ int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32
 void scb_retr_flat_scores(const float *q, size_t qs, int nq, const float *keys, size_t ks, int n, int D,
                           double *scores, size_t ss)
 {
-    for (int t = 0; t < n; t++) {
-        const float *kt = keys + (size_t)t * ks;
-        for (int r = 0; r < nq; r++) scores[(size_t)r * ss + t] = dotf(q + (size_t)r * qs, kt, D);
+    int r0 = 0;
+    /* four queries per pass: four independent sums interleaved, each in dotf's order */
+    for (; r0 + 4 <= nq; r0 += 4) {
+        const float *q0 = q + (size_t)r0 * qs, *q1 = q0 + qs, *q2 = q1 + qs, *q3 = q2 + qs;
+        for (int t = 0; t < n; t++) {
+            const float *kt = keys + (size_t)t * ks;
+            double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+            for (int d = 0; d < D; d++) {
+                const double kd = (double)kt[d];
+                a0 += (double)q0[d] * kd;
+                a1 += (double)q1[d] * kd;
+                a2 += (double)q2[d] * kd;
+                a3 += (double)q3[d] * kd;
+            }
+            scores[(size_t)r0 * ss + t] = a0;
+            scores[(size_t)(r0 + 1) * ss + t] = a1;
+            scores[(size_t)(r0 + 2) * ss + t] = a2;
+            scores[(size_t)(r0 + 3) * ss + t] = a3;
+        }
     }
+    for (; r0 < nq; r0++)
+        for (int t = 0; t < n; t++) scores[(size_t)r0 * ss + t] = dotf(q + (size_t)r0 * qs, keys + (size_t)t * ks, D);
 }
 
 int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_t *out_id)

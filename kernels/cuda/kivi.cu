@@ -390,7 +390,7 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
     {
         const int G = a->Hq / s->Hkv, D = s->D;
         int splits = a->n_splits;
-        if (splits <= 0) splits = (8 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;   /* ~8 blocks per SM */
+        if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;   /* ~4 blocks per SM: best of 16..256 measured at 32K (docs/performance.md) */
         if (splits > SCB_KIVI_MAX_SPLITS) splits = SCB_KIVI_MAX_SPLITS;
         if (splits < 1) splits = 1;
         int chunk = (a->n + splits - 1) / splits;
