@@ -212,22 +212,49 @@ out:
  * d + KIVI_THREADS) of P·V (value words of a token are consecutive across channels). GM is a
  * compile-time bound on G (1, 2, 4, 8 or 16) so the per-head loops unroll without waste.
  * Partials (unnormalized output, m, l) go to work (split, Hq, D + 2). */
+/* Shared memory of the attention kernel for D, GM, BITS, group (floats; codes are 32-bit words):
+ * q (D, GM), p (GM, T), m/l/alpha (3 GM), then one tile's key codes (D, T/per), key scale/min
+ * (2, D, NTG), value codes (T, D/per), value scale/min (2, T, D/group), NTG = the key groups a
+ * tile of T tokens can touch. */
+static size_t attn_smem_floats(int D, int GM, int bits, int group)
+{
+    const int per = 32 / bits, ntg = KIVI_THREADS / group + 2;
+    return (size_t)GM * D + (size_t)GM * KIVI_THREADS + 3 * (size_t)GM + (size_t)D * (KIVI_THREADS / per) +
+           2 * (size_t)D * ntg + (size_t)KIVI_THREADS * (D / per) + 2 * (size_t)KIVI_THREADS * (D / group);
+}
+
+/* Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
+ * in tiles of T = KIVI_THREADS tokens (chunk and the tile starts are multiples of T). Per tile:
+ * the tile's packed key codes, key scale/min, value codes and value scale/min are staged into
+ * shared memory by all threads at once (independent coalesced loads: the value rows of a tile
+ * are one contiguous range), then thread t scores key j0+t for the G <= GM query heads of g,
+ * one warp per head updates the online softmax, and thread d accumulates channel d (and
+ * d + T) of P·V. Full-precision tokens (residual, temp) are read from the bf16 cache. GM is a
+ * compile-time bound on G (1, 2, 4, 8 or 16). Partials (unnormalized output, m, l) go to
+ * work (split, Hq, D + 2). */
 template <int BITS, int GM>
 __global__ void __launch_bounds__(KIVI_THREADS, 4)
 kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
 {
     extern __shared__ float sm[];
-    constexpr int per = 32 / BITS;
+    constexpr int per = 32 / BITS, T = KIVI_THREADS, KW = T / per;
     constexpr uint32_t mask = (1u << BITS) - 1u;
-    const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y;
-    float *q_s = sm;                          /* (D, GM): channel-major, a thread reads GM in a row */
-    float *p_s = q_s + GM * D;                /* (GM, KIVI_THREADS) */
-    float *m_s = p_s + GM * KIVI_THREADS;     /* (GM) */
-    float *l_s = m_s + GM;                    /* (GM) */
-    float *al_s = l_s + GM;                   /* (GM) */
+    const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y, grp = s.group;
+    const int ntg = T / grp + 2, vw = D / per, vg = D / grp;
+    float *q_s = sm;                               /* (D, GM) */
+    float *p_s = q_s + GM * D;                     /* (GM, T) */
+    float *m_s = p_s + GM * T;                     /* (GM) */
+    float *l_s = m_s + GM;                         /* (GM) */
+    float *al_s = l_s + GM;                        /* (GM) */
+    uint32_t *kc_s = reinterpret_cast<uint32_t *>(al_s + GM);   /* (D, KW) */
+    float *ks_s = reinterpret_cast<float *>(kc_s + (size_t)D * KW);   /* (D, ntg) */
+    float *km_s = ks_s + (size_t)D * ntg;          /* (D, ntg) */
+    uint32_t *vc_s = reinterpret_cast<uint32_t *>(km_s + (size_t)D * ntg);   /* (T, vw) */
+    float *vs_s = reinterpret_cast<float *>(vc_s + (size_t)T * vw);   /* (T, vg) */
+    float *vm_s = vs_s + (size_t)T * vg;           /* (T, vg) */
     const int j_begin = split * chunk;
     const int j_end = min(a.n, j_begin + chunk);
-    for (int i = tid; i < GM * D; i += KIVI_THREADS) {
+    for (int i = tid; i < GM * D; i += T) {
         const int d = i / GM, h = i % GM;
         q_s[i] = h < G ? scb_bf2f(a.q[((size_t)g * G + h) * D + d]) : 0.0f;
     }
@@ -237,28 +264,48 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     for (int c = 0; c < KIVI_MAXDT; c++)
 #pragma unroll
         for (int h = 0; h < GM; h++) acc[c][h] = 0.0f;
-    __syncthreads();
-    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / s.group;
-    const int vw = D / per, vg = D / s.group;
+    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / grp;
     const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
     const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
     const uint32_t *vc = s.v_codes + (size_t)g * s.cap * vw;
     const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
     const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
     const int warp = tid / 32, lane = tid % 32;
-    for (int j0 = j_begin; j0 < j_end; j0 += KIVI_THREADS) {
+    for (int j0 = j_begin; j0 < j_end; j0 += T) {
+        /* stage the tile's quantized keys and values */
+        const int nk_q = max(0, min(T, min(a.Tk_q, j_end) - j0));     /* quantized keys of the tile */
+        const int nv_q = max(0, min(T, min(a.Tv_q, j_end) - j0));     /* quantized values */
+        const int g_lo = j0 / grp;
+        if (nk_q > 0) {
+            const int kw = (nk_q + per - 1) / per, kg = (j0 + nk_q - 1) / grp - g_lo + 1;
+            for (int i = tid; i < D * kw; i += T) {
+                const int d = i / kw, w = i % kw;
+                kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
+            }
+            for (int i = tid; i < D * kg; i += T) {
+                const int d = i / kg, e = i % kg;
+                ks_s[d * ntg + e] = ks[(size_t)d * capg + g_lo + e];
+                km_s[d * ntg + e] = km[(size_t)d * capg + g_lo + e];
+            }
+        }
+        for (int i = tid; i < nv_q * vw; i += T) vc_s[i] = vc[(size_t)j0 * vw + i];
+        for (int i = tid; i < nv_q * vg; i += T) {
+            vs_s[i] = vs[(size_t)j0 * vg + i];
+            vm_s[i] = vm[(size_t)j0 * vg + i];
+        }
+        __syncthreads();
         const int j = j0 + tid;
         float dot[GM];
 #pragma unroll
         for (int h = 0; h < GM; h++) dot[h] = 0.0f;
         if (j < j_end) {
-            if (j < a.Tk_q) {
-                const uint32_t sh = BITS * (j % per);
-                const uint32_t *kcj = kc + (size_t)j / per;
-                const float *ksj = ks + (size_t)j / s.group, *kmj = km + (size_t)j / s.group;
+            if (tid < nk_q) {
+                const uint32_t sh = BITS * (tid % per);
+                const uint32_t *kcj = kc_s + tid / per;
+                const int e = j / grp - g_lo;
 #pragma unroll 8
                 for (int d = 0; d < D; d++) {
-                    const float kx = kivi_deq((kcj[d * capw] >> sh) & mask, ksj[d * capg], kmj[d * capg]);
+                    const float kx = kivi_deq((kcj[d * KW] >> sh) & mask, ks_s[d * ntg + e], km_s[d * ntg + e]);
 #pragma unroll
                     for (int h = 0; h < GM; h++) dot[h] = fmaf(q_s[d * GM + h], kx, dot[h]);
                 }
@@ -275,19 +322,19 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
             }
         }
 #pragma unroll
-        for (int h = 0; h < GM; h++) p_s[h * KIVI_THREADS + tid] = j < j_end ? dot[h] * scale : -INFINITY;
+        for (int h = 0; h < GM; h++) p_s[h * T + tid] = j < j_end ? dot[h] * scale : -INFINITY;
         __syncthreads();
-        for (int h = warp; h < G; h += KIVI_THREADS / 32) {
+        for (int h = warp; h < G; h += T / 32) {
             float mx = -INFINITY;
-            for (int i = lane; i < KIVI_THREADS; i += 32) mx = fmaxf(mx, p_s[h * KIVI_THREADS + i]);
+            for (int i = lane; i < T; i += 32) mx = fmaxf(mx, p_s[h * T + i]);
             for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
             const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
             float sum = 0.0f;
-            for (int i = lane; i < KIVI_THREADS; i += 32) {
-                const float sc = p_s[h * KIVI_THREADS + i];
-                const float e = sc == -INFINITY ? 0.0f : expf(sc - m_new);
-                p_s[h * KIVI_THREADS + i] = e;
-                sum += e;
+            for (int i = lane; i < T; i += 32) {
+                const float sc = p_s[h * T + i];
+                const float ex = sc == -INFINITY ? 0.0f : expf(sc - m_new);
+                p_s[h * T + i] = ex;
+                sum += ex;
             }
             for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
             __syncwarp();
@@ -299,27 +346,26 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
             }
         }
         __syncthreads();
-        const int nt = min(KIVI_THREADS, j_end - j0);
-        const int nq = max(0, min(nt, a.Tv_q - j0));     /* quantized values of the tile */
+        const int nt = min(T, j_end - j0);
 #pragma unroll
         for (int c = 0; c < KIVI_MAXDT; c++) {
-            const int d = tid + c * KIVI_THREADS;
+            const int d = tid + c * T;
             if (d < D) {
 #pragma unroll
                 for (int h = 0; h < GM; h++) acc[c][h] *= h < G ? al_s[h] : 0.0f;
                 const uint32_t sh = BITS * (d % per);
-                const uint32_t *vcd = vc + (size_t)j0 * vw + d / per;
-                const float *vsd = vs + (size_t)j0 * vg + d / s.group, *vmd = vm + (size_t)j0 * vg + d / s.group;
-#pragma unroll 4
-                for (int t = 0; t < nq; t++) {
-                    const float vx = kivi_deq((vcd[(size_t)t * vw] >> sh) & mask, vsd[(size_t)t * vg], vmd[(size_t)t * vg]);
+                const uint32_t *vcd = vc_s + d / per;
+                const float *vsd = vs_s + d / grp, *vmd = vm_s + d / grp;
+#pragma unroll 8
+                for (int t = 0; t < nv_q; t++) {
+                    const float vx = kivi_deq((vcd[t * vw] >> sh) & mask, vsd[t * vg], vmd[t * vg]);
 #pragma unroll
-                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * KIVI_THREADS + t], vx, acc[c][h]);
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
                 }
-                for (int t = nq; t < nt; t++) {
+                for (int t = nv_q; t < nt; t++) {
                     const float vx = scb_bf2f(vf[(size_t)(j0 + t) * D + d]);
 #pragma unroll
-                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * KIVI_THREADS + t], vx, acc[c][h]);
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
                 }
             }
         }
@@ -328,7 +374,7 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     float *w = a.work + ((size_t)split * a.Hq + (size_t)g * G) * (D + 2);
 #pragma unroll
     for (int c = 0; c < KIVI_MAXDT; c++) {
-        const int d = tid + c * KIVI_THREADS;
+        const int d = tid + c * T;
         if (d < D) {
 #pragma unroll
             for (int h = 0; h < GM; h++)
@@ -341,15 +387,29 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     }
 }
 
-template <int BITS>
-static void part_launch(dim3 grid, size_t smem_per_gm, cudaStream_t st, const struct scb_kivi_cuda_store *s,
-                        const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
+template <int BITS, int GM>
+static cudaError_t part_launch_gm(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                  const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
 {
-    if (G <= 1) kivi_attn_part_kernel<BITS, 1><<<grid, KIVI_THREADS, 1 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
-    else if (G <= 2) kivi_attn_part_kernel<BITS, 2><<<grid, KIVI_THREADS, 2 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
-    else if (G <= 4) kivi_attn_part_kernel<BITS, 4><<<grid, KIVI_THREADS, 4 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
-    else if (G <= 8) kivi_attn_part_kernel<BITS, 8><<<grid, KIVI_THREADS, 8 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
-    else kivi_attn_part_kernel<BITS, 16><<<grid, KIVI_THREADS, 16 * smem_per_gm, st>>>(*s, *a, G, chunk, scale);
+    const size_t smem = sizeof(float) * attn_smem_floats(s->D, GM, BITS, s->group);
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(kivi_attn_part_kernel<BITS, GM>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    kivi_attn_part_kernel<BITS, GM><<<grid, KIVI_THREADS, smem, st>>>(*s, *a, G, chunk, scale);
+    return cudaGetLastError();
+}
+
+template <int BITS>
+static cudaError_t part_launch(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                               const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
+{
+    if (G <= 1) return part_launch_gm<BITS, 1>(grid, st, s, a, G, chunk, scale);
+    if (G <= 2) return part_launch_gm<BITS, 2>(grid, st, s, a, G, chunk, scale);
+    if (G <= 4) return part_launch_gm<BITS, 4>(grid, st, s, a, G, chunk, scale);
+    if (G <= 8) return part_launch_gm<BITS, 8>(grid, st, s, a, G, chunk, scale);
+    return part_launch_gm<BITS, 16>(grid, st, s, a, G, chunk, scale);
 }
 
 __global__ void kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t *out, float *lse)
@@ -398,14 +458,14 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
         if (chunk < KIVI_THREADS) chunk = KIVI_THREADS;
         splits = a->n ? (a->n + chunk - 1) / chunk : 1;
         const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
-        const size_t smem_per_gm = sizeof(float) * ((size_t)D + KIVI_THREADS + 3);
         dim3 grid((unsigned)splits, (unsigned)s->Hkv);
+        cudaError_t e = cudaSuccess;
         switch (s->bits) {
-        case 2: part_launch<2>(grid, smem_per_gm, cc->stream, s, a, G, chunk, scale); break;
-        case 4: part_launch<4>(grid, smem_per_gm, cc->stream, s, a, G, chunk, scale); break;
-        default: part_launch<8>(grid, smem_per_gm, cc->stream, s, a, G, chunk, scale); break;
+        case 2: e = part_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
+        case 4: e = part_launch<4>(grid, cc->stream, s, a, G, chunk, scale); break;
+        default: e = part_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
         }
-        SCB_LAUNCH_CHECK("kivi_attn_part_kernel");
+        SCB_CUDA_TRY(e);
         kivi_attn_merge_kernel<<<(unsigned)a->Hq, 128, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
         SCB_LAUNCH_CHECK("kivi_attn_merge_kernel");
     }
