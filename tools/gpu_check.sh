@@ -4,7 +4,9 @@
 # PyTorch's scaled_dot_product_attention at the same shapes, and prints a side-by-side table.
 # With a bundle from tools/gpu_bundle.sh (scbench built with CUDA) it also runs the engine's
 # end-to-end test (tests/py/engine_cuda.py: `--backend cuda` against the fixtures and the CPU
-# engine) and times the engine (`scbench bench cuda`) on a random Llama-3-8B-shaped model.
+# engine) and times the engine (`scbench bench cuda`) on a random Llama-3-8B-shaped model; the
+# bundle's device-method parity tests (parity_cuda_<method>, e.g. KIVI and RetrievalAttention)
+# and tests/py/method_dev_*.py (`--backend cuda` methods against the CPU engine) run with it.
 #
 #   tools/gpu_check.sh [--prebuilt DIR] [--out DIR] [--quick] [--no-torch] [--seed N]
 #                      [--engine-only] [--engine-layers N]
