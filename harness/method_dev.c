@@ -5,8 +5,10 @@
 #include <string.h>
 
 extern const struct scb_dev_method_ops scb_dev_a_shape, scb_dev_tri_shape, scb_dev_minference;
+extern const struct scb_dev_method_ops scb_dev_kivi;
 extern const struct scb_dev_method_ops scb_dev_pyramidkv;
 extern const struct scb_dev_method_ops scb_dev_quest;
+extern const struct scb_dev_method_ops scb_dev_retr_attn;
 extern const struct scb_dev_method_ops scb_dev_snapkv;
 extern const struct scb_dev_method_ops scb_dev_streamingllm;
 
@@ -14,8 +16,10 @@ static const struct scb_dev_method_ops *const methods[] = {
     &scb_dev_a_shape,
     &scb_dev_minference,
     &scb_dev_tri_shape,
+    &scb_dev_kivi,
     &scb_dev_pyramidkv,
     &scb_dev_quest,
+    &scb_dev_retr_attn,
     &scb_dev_snapkv,
     &scb_dev_streamingllm,
     NULL

@@ -24,6 +24,38 @@ static int cand_desc(const void *x, const void *y)
     return (a->id > b->id) - (a->id < b->id);
 }
 
+static int cand_better(const struct cand *a, const struct cand *b)
+{
+    return a->s > b->s || (a->s == b->s && a->id < b->id);
+}
+
+/* Move the k best of c[0..n) (cand_desc order: a total order, ids are distinct) to c[0..k),
+ * then sort those k: the same first k as sorting all n (Hoare quickselect, median of three). */
+static void select_sorted(struct cand *c, int n, int k)
+{
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (cand_better(&c[mid], &c[lo])) { struct cand t = c[mid]; c[mid] = c[lo]; c[lo] = t; }
+        if (cand_better(&c[hi], &c[lo])) { struct cand t = c[hi]; c[hi] = c[lo]; c[lo] = t; }
+        if (cand_better(&c[mid], &c[hi])) { struct cand t = c[mid]; c[mid] = c[hi]; c[hi] = t; }
+        struct cand piv = c[hi];                     /* median of the three */
+        int i = lo, j = hi - 1;
+        for (;;) {
+            while (cand_better(&c[i], &piv)) i++;
+            while (j > lo && cand_better(&piv, &c[j])) j--;
+            if (i >= j) break;
+            struct cand t = c[i]; c[i] = c[j]; c[j] = t;
+            i++; j--;
+        }
+        struct cand t = c[i]; c[i] = c[hi]; c[hi] = t; /* pivot at its final rank i */
+        if (i == k - 1 || i == k) break;
+        if (i < k) lo = i + 1;
+        else hi = i - 1;
+    }
+    qsort(c, (size_t)k, sizeof *c, cand_desc);
+}
+
 int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32_t *ids, int n,
                        int D, int k, int32_t *out_id, float *out_ip)
 {
@@ -35,12 +67,56 @@ int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32
         c[t].id = ids ? ids[t] : t;
         c[t].node = t;
     }
-    qsort(c, (size_t)n, sizeof *c, cand_desc);
     if (k > n) k = n;
+    select_sorted(c, n, k);
     for (int t = 0; t < k; t++) {
         out_id[t] = c[t].id;
         if (out_ip) out_ip[t] = (float)c[t].s;
     }
+    scb_free(c);
+    return k;
+}
+
+void scb_retr_flat_scores(const float *q, size_t qs, int nq, const float *keys, size_t ks, int n, int D,
+                          double *scores, size_t ss)
+{
+    int r0 = 0;
+    /* four queries per pass: four independent sums interleaved, each in dotf's order */
+    for (; r0 + 4 <= nq; r0 += 4) {
+        const float *q0 = q + (size_t)r0 * qs, *q1 = q0 + qs, *q2 = q1 + qs, *q3 = q2 + qs;
+        for (int t = 0; t < n; t++) {
+            const float *kt = keys + (size_t)t * ks;
+            double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+            for (int d = 0; d < D; d++) {
+                const double kd = (double)kt[d];
+                a0 += (double)q0[d] * kd;
+                a1 += (double)q1[d] * kd;
+                a2 += (double)q2[d] * kd;
+                a3 += (double)q3[d] * kd;
+            }
+            scores[(size_t)r0 * ss + t] = a0;
+            scores[(size_t)(r0 + 1) * ss + t] = a1;
+            scores[(size_t)(r0 + 2) * ss + t] = a2;
+            scores[(size_t)(r0 + 3) * ss + t] = a3;
+        }
+    }
+    for (; r0 < nq; r0++)
+        for (int t = 0; t < n; t++) scores[(size_t)r0 * ss + t] = dotf(q + (size_t)r0 * qs, keys + (size_t)t * ks, D);
+}
+
+int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_t *out_id)
+{
+    if (n <= 0 || k <= 0) return 0;
+    struct cand *c = scb_malloc(sizeof *c * (size_t)n);
+    if (!c) return SCB_E_NOMEM;
+    for (int t = 0; t < n; t++) {
+        c[t].s = scores[t];
+        c[t].id = id0 + t;
+        c[t].node = t;
+    }
+    if (k > n) k = n;
+    select_sorted(c, n, k);
+    for (int t = 0; t < k; t++) out_id[t] = c[t].id;
     scb_free(c);
     return k;
 }

@@ -29,6 +29,16 @@
 int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32_t *ids, int n,
                        int D, int k, int32_t *out_id, float *out_ip);
 
+/* The flat search in two steps, for callers that scan several queries over the same keys (the
+ * device binding: the G query heads of a KV head in one pass over its keys). Scores: the inner
+ * products of nq queries (row r at q + r*qs) with n keys (key t at keys + t*ks), in double in
+ * the order scb_retr_flat_topk sums them: scores[r*ss + t]. Top-k of n scores of token ids
+ * id0.. : the ids scb_retr_flat_topk returns for the same keys (score descending, ties to the
+ * smaller id). Returns min(k, n) or a negative status. */
+void scb_retr_flat_scores(const float *q, size_t qs, int nq, const float *keys, size_t ks, int n, int D,
+                          double *scores, size_t ss);
+int  scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_t *out_id);
+
 struct scb_retr_graph_params {
     int M;            /* query-side neighbours per training query (default 16) */
     int max_degree;   /* edges kept per key (default 32) */

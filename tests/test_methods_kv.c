@@ -449,6 +449,57 @@ static void test_retr_flat_and_merge(void **st)
     tu_qkv_free(&t);
 }
 
+/* The flat search's selection (quickselect + sort of the k best) and its two-step form
+ * (scb_retr_flat_scores + scb_retr_topk_scores, used by the CUDA binding) against a brute-force
+ * full sort written here, on keys with many exact ties (integer values): same ids, same order
+ * (score descending, ties to the smaller id), the same double scores bit for bit. */
+struct bf_cand { double s; int32_t id; };
+static int bf_cmp(const void *x, const void *y)
+{
+    const struct bf_cand *a = x, *b = y;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static void test_retr_select_vs_sort(void **st)
+{
+    (void)st;
+    struct scb_rng rng;
+    scb_rng_seed(&rng, seed + 7);
+    for (int it = 0; it < 300; it++) {
+        const int n = 1 + (int)(scb_rng_next(&rng) % 400), D = 1 + (int)(scb_rng_next(&rng) % 9);
+        const int k = 1 + (int)(scb_rng_next(&rng) % 450), nq = 1 + (int)(scb_rng_next(&rng) % 9);
+        const int span = it % 2 ? 3 : 1000;                /* span 3: ties everywhere */
+        float *q = malloc(sizeof(float) * (size_t)nq * D), *keys = malloc(sizeof(float) * (size_t)n * D);
+        double *sc = malloc(sizeof(double) * (size_t)nq * n);
+        struct bf_cand *c = malloc(sizeof *c * (size_t)n);
+        int32_t *got = malloc(sizeof(int32_t) * (size_t)(k + 1)), *got2 = malloc(sizeof(int32_t) * (size_t)(k + 1));
+        assert_non_null(q); assert_non_null(keys); assert_non_null(sc); assert_non_null(c);
+        assert_non_null(got); assert_non_null(got2);
+        for (int i = 0; i < nq * D; i++) q[i] = (float)((int)(scb_rng_next(&rng) % 5) - 2);
+        for (int i = 0; i < n * D; i++) keys[i] = (float)((int)(scb_rng_next(&rng) % span) - span / 2);
+        scb_retr_flat_scores(q, (size_t)D, nq, keys, (size_t)D, n, D, sc, (size_t)n);
+        for (int r = 0; r < nq; r++) {
+            for (int t = 0; t < n; t++) {
+                double s = 0.0;
+                for (int d = 0; d < D; d++) s += (double)q[r * D + d] * (double)keys[t * D + d];
+                c[t].s = s;
+                c[t].id = 100 + t;
+                assert_memory_equal(&s, &sc[(size_t)r * n + t], sizeof s);
+            }
+            qsort(c, (size_t)n, sizeof *c, bf_cmp);
+            const int kk = k < n ? k : n;
+            assert_int_equal(scb_retr_flat_topk(q + r * D, keys, (size_t)D, NULL, n, D, k, got, NULL), kk);
+            assert_int_equal(scb_retr_topk_scores(sc + (size_t)r * n, n, 100, k, got2), kk);
+            for (int t = 0; t < kk; t++) {
+                assert_int_equal(got[t] + 100, c[t].id);
+                assert_int_equal(got2[t], c[t].id);
+            }
+        }
+        free(q); free(keys); free(sc); free(c); free(got); free(got2);
+    }
+}
+
 static void test_retr_graph(void **st)
 {
     (void)st;
@@ -578,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_kivi_method),
         cmocka_unit_test(test_quest),
         cmocka_unit_test(test_retr_flat_and_merge),
+        cmocka_unit_test(test_retr_select_vs_sort),
         cmocka_unit_test(test_retr_graph),
         cmocka_unit_test(test_cacheblend),
         cmocka_unit_test(test_unlimited_budget_bitwise),

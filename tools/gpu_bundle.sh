@@ -29,16 +29,20 @@ command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
 if [ ! -f "$BUILD/build.ninja" ]; then
     meson setup "$BUILD" -Dcuda=enabled -Dsm_arch=90 -Dpython=python3
 fi
-ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda tests/parity_cuda_kvsel tests/parity_cuda_prefill
+# the device methods' kernel parity tests (tests/parity_cuda_<method>.c), when this tree has them
+EXTRA=()
+for t in parity_cuda_kvsel parity_cuda_prefill parity_cuda_kivi parity_cuda_retr_attn; do
+    [ -f "tests/$t.c" ] && EXTRA+=("tests/$t")
+done
+ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda "${EXTRA[@]}"
 
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bundle/lib"
-cp "$BUILD/scbench" "$BUILD/tests/parity_cuda" "$BUILD/tests/bench_cuda" "$BUILD/tests/parity_cuda_kvsel" \
-    "$BUILD/tests/parity_cuda_prefill" "$STAGE/bundle/"
+cp "$BUILD/scbench" "$BUILD/tests/parity_cuda" "$BUILD/tests/bench_cuda" "$STAGE/bundle/"
+for t in "${EXTRA[@]}"; do cp "$BUILD/$t" "$STAGE/bundle/"; done
 # the shared libraries outside glibc, the GCC runtime and CUDA
-for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda "$STAGE"/bundle/parity_cuda_kvsel \
-    "$STAGE"/bundle/parity_cuda_prefill; do
+for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda "$STAGE"/bundle/parity_cuda_*; do
     ldd "$exe" | awk '/=> \//{print $1, $3}'
 done | sort -u | while read -r name path; do
     case "$name" in
@@ -48,7 +52,7 @@ done | sort -u | while read -r name path; do
     esac
 done
 strip --strip-unneeded "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda \
-    "$STAGE"/bundle/parity_cuda_kvsel "$STAGE"/bundle/parity_cuda_prefill 2>/dev/null || true
+    "$STAGE"/bundle/parity_cuda_* 2>/dev/null || true
 {
     echo "built $(date -u +%FT%TZ) on $(uname -n) from $(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
     echo "glibc: $(ldd --version | head -1)"

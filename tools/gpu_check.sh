@@ -4,7 +4,9 @@
 # PyTorch's scaled_dot_product_attention at the same shapes, and prints a side-by-side table.
 # With a bundle from tools/gpu_bundle.sh (scbench built with CUDA) it also runs the engine's
 # end-to-end test (tests/py/engine_cuda.py: `--backend cuda` against the fixtures and the CPU
-# engine) and times the engine (`scbench bench cuda`) on a random Llama-3-8B-shaped model.
+# engine) and times the engine (`scbench bench cuda`) on a random Llama-3-8B-shaped model; the
+# bundle's device-method parity tests (parity_cuda_<method>, e.g. KIVI and RetrievalAttention)
+# and tests/py/method_dev_*.py (`--backend cuda` methods against the CPU engine) run with it.
 #
 #   tools/gpu_check.sh [--prebuilt DIR] [--out DIR] [--quick] [--no-torch] [--seed N]
 #                      [--engine-only] [--engine-layers N]
@@ -158,36 +160,31 @@ grep -E "FAIL|passed|SKIP|device:" "$RES/parity.log" | tail -25
 if [ $PRC -eq 77 ]; then log "parity: SKIPPED (no CUDA device)"; FAILED=77
 elif [ $PRC -ne 0 ]; then log "parity: FAILED (exit $PRC)"; FAILED=1; fi
 
-# the sparse prefill kernels (bundle only: the test links the CPU methods, which need cJSON)
-if [ -x "$BIN/parity_cuda_prefill" ] && [ $PRC -ne 77 ]; then
-    run_step parity_prefill 240 "$BIN/parity_cuda_prefill" --seed "$SEED"
-    grep -E "FAIL|NOTE|passed" "$RES/parity_prefill.log" | tail -25
-    grep -q " 0 failed" "$RES/parity_prefill.log" || { log "parity_prefill: FAILED"; FAILED=1; }
-fi
+# the device methods' kernel parity tests (prebuilt bundles only: they link the whole library)
+for P in "$BIN"/parity_cuda_*; do
+    [ -x "$P" ] && [ $PRC -ne 77 ] || continue
+    PN=$(basename "$P")
+    run_step "$PN" 240 "$P" --seed "$SEED"
+    R=$?
+    grep -E "FAIL|passed" "$RES/$PN.log" | tail -10
+    if [ $R -ne 0 ]; then log "$PN: FAILED (exit $R)"; FAILED=1; fi
+done
 
 if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
+    for M in "$ROOT"/tests/py/method_dev_*.py; do
+        [ -f "$M" ] || continue
+        MN=$(basename "$M" .py)
+        run_step "$MN" 240 python3 "$M" --scbench "$BIN/scbench" --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
+        R=$?
+        grep -E "FAIL|NOTE|ok$" "$RES/$MN.log" | tail -20
+        if [ $R -ne 0 ]; then log "$MN: FAILED (exit $R)"; FAILED=1; fi
+    done
     run_step engine_e2e 240 python3 "$ROOT/tests/py/engine_cuda.py" --scbench "$BIN/scbench" \
         --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
     ERC=$?
     grep -E "FAIL|NOTE|max rel err|passed|skip" "$RES/engine_e2e.log" | tail -30
-    run_step method_dev_prefill 240 python3 "$ROOT/tests/py/method_dev_prefill.py" --scbench "$BIN/scbench" \
-        --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
-    MRC=$?
-    tail -8 "$RES/method_dev_prefill.log"
-    if [ $MRC -ne 0 ]; then log "method_dev_prefill: FAILED (exit $MRC)"; FAILED=1; fi
     # parity found a GPU, so a skip here (scbench saw none) is a failure too
     if [ $ERC -ne 0 ]; then log "engine_e2e: FAILED (exit $ERC)"; FAILED=1; fi
-    if [ -x "$BIN/parity_cuda_kvsel" ]; then
-        run_step parity_kvsel 120 "$BIN/parity_cuda_kvsel" --seed "$SEED"
-        KRC=$?
-        grep -E "FAIL|passed" "$RES/parity_kvsel.log" | tail -10
-        [ $KRC -ne 0 ] && { log "parity_kvsel: FAILED (exit $KRC)"; FAILED=1; }
-        run_step method_dev_kvsel 200 python3 "$ROOT/tests/py/method_dev_kvsel.py" --scbench "$BIN/scbench" \
-            --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
-        KRC=$?
-        grep -E "FAIL|passed" "$RES/method_dev_kvsel.log" | tail -10
-        [ $KRC -ne 0 ] && { log "method_dev_kvsel: FAILED (exit $KRC)"; FAILED=1; }
-    fi
     if [ "$ENGINE_LAYERS" -gt 0 ]; then
         run_step engine_model 120 python3 "$ROOT/tools/make_random_model.py" --out "$SCRATCH/model" \
             --layers "$ENGINE_LAYERS" \

@@ -1,0 +1,474 @@
+/* kivi.cu — KIVI's quantized KV store on the device: the key (per channel) and value (per
+ * token) quantize kernels, a dequantize kernel for the parity test, and the split-K decode
+ * attention that reads the packed store, dequantizing on the fly, plus the full-precision bf16
+ * entries (residual and temp tokens), merged with log-sum-exp weights (see kivi_cuda.h). */
+#include "kernels/kivi_cuda.h"
+
+#include <math.h>
+
+#include "kernels/cuda/common.cuh"
+
+enum { KIVI_THREADS = 128, KIVI_MAXG = 16, KIVI_MAXDT = 2 };   /* D <= KIVI_THREADS * KIVI_MAXDT */
+
+extern "C" void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes,
+                                          size_t *meta)
+{
+    *codes = (size_t)Hkv * D * cap / (32 / bits) * sizeof(uint32_t);
+    *meta = (size_t)Hkv * D * (cap / group) * sizeof(float);
+}
+
+extern "C" size_t scb_kivi_attn_cuda_work_floats(int Hq, int D)
+{
+    return (size_t)SCB_KIVI_MAX_SPLITS * Hq * (D + 2);
+}
+
+static int check_store(const struct scb_kivi_cuda_store *s, const char *what, struct scb_ctx *err)
+{
+    if (!s || !s->k_codes || !s->k_scale || !s->k_min || !s->v_codes || !s->v_scale || !s->v_min ||
+        s->Hkv < 1 || s->D < 2 || s->D % 2 || s->D > KIVI_THREADS * KIVI_MAXDT ||
+        (s->bits != 2 && s->bits != 4 && s->bits != 8) || s->group < 1 || s->D % s->group ||
+        s->group % (32 / s->bits) || s->cap < 0 || s->cap % s->group)
+        return scb_err(err, SCB_E_INVAL, "CUDA kivi %s: bad store (Hkv=%d D=%d bits=%d group=%d cap=%d; D even "
+                       "<= %d, bits 2/4/8, group divides D and cap and is a multiple of 32/bits)", what,
+                       s ? s->Hkv : 0, s ? s->D : 0, s ? s->bits : 0, s ? s->group : 0, s ? s->cap : 0,
+                       KIVI_THREADS * KIVI_MAXDT);
+    return SCB_OK;
+}
+
+/* x_hat = code * s + mn, rounded after the multiply and after the add (the C reference). */
+static __device__ __forceinline__ float kivi_deq(uint32_t code, float s, float mn)
+{
+    return __fadd_rn(__fmul_rn((float)code, s), mn);
+}
+
+/* One group of n values x[i * stride] (bf16): codes packed into n / (32/BITS) words. */
+template <int BITS>
+static __device__ void kivi_quant_group(const uint16_t *x, size_t stride, int n, uint32_t *words,
+                                        float *scale, float *mn)
+{
+    constexpr int per = 32 / BITS;
+    const float qmax = (float)((1 << BITS) - 1);
+    float lo = scb_bf2f(x[0]), hi = lo;
+    for (int i = 1; i < n; i++) {
+        float t = scb_bf2f(x[(size_t)i * stride]);
+        lo = fminf(lo, t);
+        hi = fmaxf(hi, t);
+    }
+    const float s = __fdiv_rn(__fsub_rn(hi, lo), qmax);
+    for (int w = 0; w < n / per; w++) {
+        uint32_t word = 0;
+        for (int e = 0; e < per; e++) {
+            uint32_t code = 0;
+            if (s != 0.0f) {
+                float t = __fdiv_rn(__fsub_rn(scb_bf2f(x[(size_t)(w * per + e) * stride]), lo), s);
+                t = fminf(fmaxf(t, 0.0f), qmax);
+                code = (uint32_t)rintf(t);            /* half to even, as nearbyintf */
+            }
+            word |= code << (BITS * e);
+        }
+        words[w] = word;
+    }
+    *scale = s;
+    *mn = lo;
+}
+
+/* item = (h, group index, d), d fastest (coalesced bf16 reads across channels) */
+template <int BITS>
+__global__ void kivi_quant_keys_kernel(struct scb_kivi_cuda_store s, const uint16_t *k, long long kcap,
+                                       int g0, int ng)
+{
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int D = s.D;
+    if (idx >= (long long)s.Hkv * ng * D) return;
+    const int d = (int)(idx % D);
+    const long long r = idx / D;
+    const int gi = g0 + (int)(r % ng), h = (int)(r / ng);
+    const size_t row = (size_t)h * D + d, capw = (size_t)s.cap / (32 / BITS), capg = (size_t)s.cap / s.group;
+    kivi_quant_group<BITS>(k + ((size_t)h * kcap + (size_t)gi * s.group) * D + d, (size_t)D, s.group,
+                           s.k_codes + row * capw + (size_t)gi * s.group / (32 / BITS),
+                           s.k_scale + row * capg + gi, s.k_min + row * capg + gi);
+}
+
+/* item = (h, token, channel group), channel group fastest */
+template <int BITS>
+__global__ void kivi_quant_values_kernel(struct scb_kivi_cuda_store s, const uint16_t *v, long long kcap,
+                                         int t0, int n)
+{
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int D = s.D, vg = D / s.group;
+    if (idx >= (long long)s.Hkv * n * vg) return;
+    const int c = (int)(idx % vg);
+    const long long r = idx / vg;
+    const int t = t0 + (int)(r % n), h = (int)(r / n);
+    const size_t tok = (size_t)h * s.cap + t;
+    kivi_quant_group<BITS>(v + ((size_t)h * kcap + t) * D + (size_t)c * s.group, 1, s.group,
+                           s.v_codes + tok * (D / (32 / BITS)) + (size_t)c * s.group / (32 / BITS),
+                           s.v_scale + tok * vg + c, s.v_min + tok * vg + c);
+}
+
+template <int BITS>
+static int quant_launch(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, const uint16_t *x,
+                        size_t kcap, int t0, int n, int keys, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    long long items = keys ? (long long)s->Hkv * (n / s->group) * s->D : (long long)s->Hkv * n * (s->D / s->group);
+    unsigned blocks = (unsigned)((items + 127) / 128);
+    if (keys)
+        kivi_quant_keys_kernel<BITS><<<blocks, 128, 0, cc->stream>>>(*s, x, (long long)kcap, t0 / s->group,
+                                                                     n / s->group);
+    else
+        kivi_quant_values_kernel<BITS><<<blocks, 128, 0, cc->stream>>>(*s, x, (long long)kcap, t0, n);
+    SCB_LAUNCH_CHECK("kivi_quant_kernel");
+out:
+    return rc;
+}
+
+static int quant(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, const uint16_t *x, size_t kcap,
+                 int t0, int n, int keys, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    const char *what = keys ? "quant keys" : "quant values";
+    SCB_CHECK_ALIVE();
+    if ((rc = check_store(s, what, err)) < 0) goto out;
+    if (!x || t0 < 0 || n < 0 || (size_t)t0 + n > kcap || t0 + n > s->cap ||
+        (keys && (t0 % s->group || n % s->group))) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kivi %s: tokens %d..%d outside the store (cap %d) or the cache "
+                     "(cap %zu)%s", what, t0, t0 + n, s->cap, kcap, keys ? ", or not whole key groups" : "");
+        goto out;
+    }
+    if (n == 0) goto out;
+    switch (s->bits) {
+    case 2: rc = quant_launch<2>(cc, s, x, kcap, t0, n, keys, err); break;
+    case 4: rc = quant_launch<4>(cc, s, x, kcap, t0, n, keys, err); break;
+    default: rc = quant_launch<8>(cc, s, x, kcap, t0, n, keys, err); break;
+    }
+out:
+    return rc;
+}
+
+extern "C" int scb_kivi_cuda_quant_keys(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                                        const uint16_t *k, size_t kcap, int t0, int n, struct scb_ctx *err)
+{
+    return quant(cc, s, k, kcap, t0, n, 1, err);
+}
+
+extern "C" int scb_kivi_cuda_quant_values(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                                          const uint16_t *v, size_t kcap, int t0, int n, struct scb_ctx *err)
+{
+    return quant(cc, s, v, kcap, t0, n, 0, err);
+}
+
+__global__ void kivi_dequant_kernel(struct scb_kivi_cuda_store s, int nk, int nv, float *k, float *v)
+{
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int D = s.D, per = 32 / s.bits;
+    const uint32_t mask = (1u << s.bits) - 1u;
+    const int nmax = nk > nv ? nk : nv;
+    if (idx >= (long long)s.Hkv * nmax * D) return;
+    const int d = (int)(idx % D);
+    const long long r = idx / D;
+    const int t = (int)(r % nmax), h = (int)(r / nmax);
+    if (t < nk) {
+        const size_t row = (size_t)h * D + d, capg = (size_t)s.cap / s.group;
+        uint32_t w = s.k_codes[row * (s.cap / per) + t / per];
+        k[((size_t)h * nk + t) * D + d] = kivi_deq((w >> (s.bits * (t % per))) & mask,
+                                                   s.k_scale[row * capg + t / s.group], s.k_min[row * capg + t / s.group]);
+    }
+    if (t < nv) {
+        const size_t tok = (size_t)h * s.cap + t;
+        uint32_t w = s.v_codes[tok * (D / per) + d / per];
+        v[((size_t)h * nv + t) * D + d] = kivi_deq((w >> (s.bits * (d % per))) & mask,
+                                                   s.v_scale[tok * (D / s.group) + d / s.group],
+                                                   s.v_min[tok * (D / s.group) + d / s.group]);
+    }
+}
+
+extern "C" int scb_kivi_cuda_dequant(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int nk, int nv,
+                                     float *k, float *v, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if ((rc = check_store(s, "dequant", err)) < 0) goto out;
+    if (!k || !v || nk < 0 || nv < 0 || nk > s->cap || nv > s->cap) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kivi dequant: %d keys / %d values outside the store (cap %d)",
+                     nk, nv, s->cap);
+        goto out;
+    }
+    {
+        long long items = (long long)s->Hkv * (nk > nv ? nk : nv) * s->D;
+        if (items == 0) goto out;
+        kivi_dequant_kernel<<<(unsigned)((items + 127) / 128), 128, 0, cc->stream>>>(*s, nk, nv, k, v);
+        SCB_LAUNCH_CHECK("kivi_dequant_kernel");
+    }
+out:
+    return rc;
+}
+
+/* ---- attention ---------------------------------------------------------------------------
+ * Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
+ * in tiles of KIVI_THREADS: thread t scores key j0+t for the G <= GM query heads of g (the key
+ * codes of a channel are consecutive words across tokens: a warp's loads are coalesced), the
+ * tile's online-softmax update per head by one warp, then thread d accumulates channel d (and
+ * d + KIVI_THREADS) of P·V (value words of a token are consecutive across channels). GM is a
+ * compile-time bound on G (1, 2, 4, 8 or 16) so the per-head loops unroll without waste.
+ * Partials (unnormalized output, m, l) go to work (split, Hq, D + 2). */
+/* Shared memory of the attention kernel for D, GM, BITS, group (floats; codes are 32-bit words):
+ * q (D, GM), p (GM, T), m/l/alpha (3 GM), then one tile's key codes (D, T/per), key scale/min
+ * (2, D, NTG), value codes (T, D/per), value scale/min (2, T, D/group), NTG = the key groups a
+ * tile of T tokens can touch. */
+static size_t attn_smem_floats(int D, int GM, int bits, int group)
+{
+    const int per = 32 / bits, ntg = KIVI_THREADS / group + 2;
+    return (size_t)GM * D + (size_t)GM * KIVI_THREADS + 3 * (size_t)GM + (size_t)D * (KIVI_THREADS / per) +
+           2 * (size_t)D * ntg + (size_t)KIVI_THREADS * (D / per) + 2 * (size_t)KIVI_THREADS * (D / group);
+}
+
+/* Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
+ * in tiles of T = KIVI_THREADS tokens (chunk and the tile starts are multiples of T). Per tile:
+ * the tile's packed key codes, key scale/min, value codes and value scale/min are staged into
+ * shared memory by all threads at once (independent coalesced loads: the value rows of a tile
+ * are one contiguous range), then thread t scores key j0+t for the G <= GM query heads of g,
+ * one warp per head updates the online softmax, and thread d accumulates channel d (and
+ * d + T) of P·V. Full-precision tokens (residual, temp) are read from the bf16 cache. GM is a
+ * compile-time bound on G (1, 2, 4, 8 or 16). Partials (unnormalized output, m, l) go to
+ * work (split, Hq, D + 2). */
+template <int BITS, int GM>
+__global__ void __launch_bounds__(KIVI_THREADS, 4)
+kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
+{
+    extern __shared__ float sm[];
+    constexpr int per = 32 / BITS, T = KIVI_THREADS, KW = T / per;
+    constexpr uint32_t mask = (1u << BITS) - 1u;
+    const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y, grp = s.group;
+    const int ntg = T / grp + 2, vw = D / per, vg = D / grp;
+    float *q_s = sm;                               /* (D, GM) */
+    float *p_s = q_s + GM * D;                     /* (GM, T) */
+    float *m_s = p_s + GM * T;                     /* (GM) */
+    float *l_s = m_s + GM;                         /* (GM) */
+    float *al_s = l_s + GM;                        /* (GM) */
+    uint32_t *kc_s = reinterpret_cast<uint32_t *>(al_s + GM);   /* (D, KW) */
+    float *ks_s = reinterpret_cast<float *>(kc_s + (size_t)D * KW);   /* (D, ntg) */
+    float *km_s = ks_s + (size_t)D * ntg;          /* (D, ntg) */
+    uint32_t *vc_s = reinterpret_cast<uint32_t *>(km_s + (size_t)D * ntg);   /* (T, vw) */
+    float *vs_s = reinterpret_cast<float *>(vc_s + (size_t)T * vw);   /* (T, vg) */
+    float *vm_s = vs_s + (size_t)T * vg;           /* (T, vg) */
+    const int j_begin = split * chunk;
+    const int j_end = min(a.n, j_begin + chunk);
+    for (int i = tid; i < GM * D; i += T) {
+        const int d = i / GM, h = i % GM;
+        q_s[i] = h < G ? scb_bf2f(a.q[((size_t)g * G + h) * D + d]) : 0.0f;
+    }
+    if (tid < GM) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; }
+    float acc[KIVI_MAXDT][GM];
+#pragma unroll
+    for (int c = 0; c < KIVI_MAXDT; c++)
+#pragma unroll
+        for (int h = 0; h < GM; h++) acc[c][h] = 0.0f;
+    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / grp;
+    const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
+    const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
+    const uint32_t *vc = s.v_codes + (size_t)g * s.cap * vw;
+    const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
+    const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
+    const int warp = tid / 32, lane = tid % 32;
+    for (int j0 = j_begin; j0 < j_end; j0 += T) {
+        /* stage the tile's quantized keys and values */
+        const int nk_q = max(0, min(T, min(a.Tk_q, j_end) - j0));     /* quantized keys of the tile */
+        const int nv_q = max(0, min(T, min(a.Tv_q, j_end) - j0));     /* quantized values */
+        const int g_lo = j0 / grp;
+        if (nk_q > 0) {
+            const int kw = (nk_q + per - 1) / per, kg = (j0 + nk_q - 1) / grp - g_lo + 1;
+            for (int i = tid; i < D * kw; i += T) {
+                const int d = i / kw, w = i % kw;
+                kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
+            }
+            for (int i = tid; i < D * kg; i += T) {
+                const int d = i / kg, e = i % kg;
+                ks_s[d * ntg + e] = ks[(size_t)d * capg + g_lo + e];
+                km_s[d * ntg + e] = km[(size_t)d * capg + g_lo + e];
+            }
+        }
+        for (int i = tid; i < nv_q * vw; i += T) vc_s[i] = vc[(size_t)j0 * vw + i];
+        for (int i = tid; i < nv_q * vg; i += T) {
+            vs_s[i] = vs[(size_t)j0 * vg + i];
+            vm_s[i] = vm[(size_t)j0 * vg + i];
+        }
+        __syncthreads();
+        const int j = j0 + tid;
+        float dot[GM];
+#pragma unroll
+        for (int h = 0; h < GM; h++) dot[h] = 0.0f;
+        if (j < j_end) {
+            if (tid < nk_q) {
+                const uint32_t sh = BITS * (tid % per);
+                const uint32_t *kcj = kc_s + tid / per;
+                const int e = j / grp - g_lo;
+#pragma unroll 8
+                for (int d = 0; d < D; d++) {
+                    const float kx = kivi_deq((kcj[d * KW] >> sh) & mask, ks_s[d * ntg + e], km_s[d * ntg + e]);
+#pragma unroll
+                    for (int h = 0; h < GM; h++) dot[h] = fmaf(q_s[d * GM + h], kx, dot[h]);
+                }
+            } else {
+                const uint16_t *kr = kf + (size_t)j * D;
+#pragma unroll 4
+                for (int d = 0; d < D; d += 2) {
+                    const uint32_t two = *reinterpret_cast<const uint32_t *>(kr + d);
+                    const float k0 = __uint_as_float(two << 16), k1 = __uint_as_float(two & 0xffff0000u);
+#pragma unroll
+                    for (int h = 0; h < GM; h++)
+                        dot[h] = fmaf(q_s[(d + 1) * GM + h], k1, fmaf(q_s[d * GM + h], k0, dot[h]));
+                }
+            }
+        }
+#pragma unroll
+        for (int h = 0; h < GM; h++) p_s[h * T + tid] = j < j_end ? dot[h] * scale : -INFINITY;
+        __syncthreads();
+        for (int h = warp; h < G; h += T / 32) {
+            float mx = -INFINITY;
+            for (int i = lane; i < T; i += 32) mx = fmaxf(mx, p_s[h * T + i]);
+            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
+            float sum = 0.0f;
+            for (int i = lane; i < T; i += 32) {
+                const float sc = p_s[h * T + i];
+                const float ex = sc == -INFINITY ? 0.0f : expf(sc - m_new);
+                p_s[h * T + i] = ex;
+                sum += ex;
+            }
+            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            __syncwarp();
+            if (lane == 0) {
+                const float al = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+                al_s[h] = al;
+                l_s[h] = l_s[h] * al + sum;
+                m_s[h] = m_new;
+            }
+        }
+        __syncthreads();
+        const int nt = min(T, j_end - j0);
+#pragma unroll
+        for (int c = 0; c < KIVI_MAXDT; c++) {
+            const int d = tid + c * T;
+            if (d < D) {
+#pragma unroll
+                for (int h = 0; h < GM; h++) acc[c][h] *= h < G ? al_s[h] : 0.0f;
+                const uint32_t sh = BITS * (d % per);
+                const uint32_t *vcd = vc_s + d / per;
+                const float *vsd = vs_s + d / grp, *vmd = vm_s + d / grp;
+#pragma unroll 8
+                for (int t = 0; t < nv_q; t++) {
+                    const float vx = kivi_deq((vcd[t * vw] >> sh) & mask, vsd[t * vg], vmd[t * vg]);
+#pragma unroll
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
+                }
+                for (int t = nv_q; t < nt; t++) {
+                    const float vx = scb_bf2f(vf[(size_t)(j0 + t) * D + d]);
+#pragma unroll
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    float *w = a.work + ((size_t)split * a.Hq + (size_t)g * G) * (D + 2);
+#pragma unroll
+    for (int c = 0; c < KIVI_MAXDT; c++) {
+        const int d = tid + c * T;
+        if (d < D) {
+#pragma unroll
+            for (int h = 0; h < GM; h++)
+                if (h < G) w[(size_t)h * (D + 2) + d] = acc[c][h];
+        }
+    }
+    if (tid < G) {
+        w[(size_t)tid * (D + 2) + D] = m_s[tid];
+        w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
+    }
+}
+
+template <int BITS, int GM>
+static cudaError_t part_launch_gm(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                  const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
+{
+    const size_t smem = sizeof(float) * attn_smem_floats(s->D, GM, BITS, s->group);
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(kivi_attn_part_kernel<BITS, GM>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    kivi_attn_part_kernel<BITS, GM><<<grid, KIVI_THREADS, smem, st>>>(*s, *a, G, chunk, scale);
+    return cudaGetLastError();
+}
+
+template <int BITS>
+static cudaError_t part_launch(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                               const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
+{
+    if (G <= 1) return part_launch_gm<BITS, 1>(grid, st, s, a, G, chunk, scale);
+    if (G <= 2) return part_launch_gm<BITS, 2>(grid, st, s, a, G, chunk, scale);
+    if (G <= 4) return part_launch_gm<BITS, 4>(grid, st, s, a, G, chunk, scale);
+    if (G <= 8) return part_launch_gm<BITS, 8>(grid, st, s, a, G, chunk, scale);
+    return part_launch_gm<BITS, 16>(grid, st, s, a, G, chunk, scale);
+}
+
+__global__ void kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t *out, float *lse)
+{
+    const int h = blockIdx.x;
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; s++) M = fmaxf(M, work[((size_t)s * Hq + h) * (D + 2) + D]);
+    float L = 0.0f;
+    for (int s = 0; s < n_splits; s++) {
+        const float m = work[((size_t)s * Hq + h) * (D + 2) + D];
+        if (m != -INFINITY) L += work[((size_t)s * Hq + h) * (D + 2) + D + 1] * expf(m - M);
+    }
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float o = 0.0f;
+        for (int s = 0; s < n_splits; s++) {
+            const float m = work[((size_t)s * Hq + h) * (D + 2) + D];
+            if (m != -INFINITY) o += work[((size_t)s * Hq + h) * (D + 2) + d] * expf(m - M);
+        }
+        out[(size_t)h * D + d] = scb_f2bf(L > 0.0f ? o / L : 0.0f);
+    }
+    if (threadIdx.x == 0 && lse) lse[h] = L > 0.0f ? M + logf(L) : -INFINITY;
+}
+
+extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                                  const struct scb_kivi_attn_cuda_args *a, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if ((rc = check_store(s, "attention", err)) < 0) goto out;
+    if (!a || !a->q || !a->k || !a->v || !a->out || !a->work || a->n < 0 || (size_t)a->n > a->kcap ||
+        a->Tk_q < 0 || a->Tv_q < 0 || a->Tk_q > a->n || a->Tv_q > a->n || a->Tk_q > s->cap || a->Tv_q > s->cap ||
+        a->Hq < 1 || a->Hq % s->Hkv || a->Hq / s->Hkv > KIVI_MAXG) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: bad arguments (n=%d Tk_q=%d Tv_q=%d kcap=%zu cap=%d "
+                     "Hq=%d Hkv=%d; Hq/Hkv <= %d)", a ? a->n : 0, a ? a->Tk_q : 0, a ? a->Tv_q : 0,
+                     a ? a->kcap : 0, s->cap, a ? a->Hq : 0, s->Hkv, KIVI_MAXG);
+        goto out;
+    }
+    {
+        const int G = a->Hq / s->Hkv, D = s->D;
+        int splits = a->n_splits;
+        if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;   /* ~4 blocks per SM: best of 16..256 measured at 32K (docs/performance.md) */
+        if (splits > SCB_KIVI_MAX_SPLITS) splits = SCB_KIVI_MAX_SPLITS;
+        if (splits < 1) splits = 1;
+        int chunk = (a->n + splits - 1) / splits;
+        chunk = (chunk + KIVI_THREADS - 1) / KIVI_THREADS * KIVI_THREADS;
+        if (chunk < KIVI_THREADS) chunk = KIVI_THREADS;
+        splits = a->n ? (a->n + chunk - 1) / chunk : 1;
+        const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
+        dim3 grid((unsigned)splits, (unsigned)s->Hkv);
+        cudaError_t e = cudaSuccess;
+        switch (s->bits) {
+        case 2: e = part_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
+        case 4: e = part_launch<4>(grid, cc->stream, s, a, G, chunk, scale); break;
+        default: e = part_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
+        }
+        SCB_CUDA_TRY(e);
+        kivi_attn_merge_kernel<<<(unsigned)a->Hq, 128, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
+        SCB_LAUNCH_CHECK("kivi_attn_merge_kernel");
+    }
+out:
+    return rc;
+}

@@ -1,0 +1,86 @@
+/* kivi_cuda.h — KIVI's quantized KV store on the device (CUDA) and the decode attention that
+ * reads it (methods/kivi.h is the CPU reference; /work/shared/spec/methods.md §6). Plain C
+ * interface with the conventions of kernels_cuda.h: status return, detail on err, DEVICE
+ * pointers, asynchronous on the context's stream, SCB_E_INVAL for bad shapes.
+ *
+ * The store holds the QUANTIZED prefix of one layer's cache; the full-precision tokens (the
+ * residual windows and the turn's temp tokens) are read straight from the layer's bf16 cache
+ * storage (Hkv, kcap, D), where the engine keeps every token anyway. Token t of the store is
+ * token t of the cache.
+ *
+ * Quantizer (bit-identical to scb_kivi_quant_group on the fp32 values of the bf16 inputs):
+ * lo/hi = min/max of the group, s = (hi - lo) / (2^b - 1) in fp32 (IEEE division),
+ * code = rint(clamp((x - lo) / s, 0, 2^b - 1)) (half to even), code 0 when s == 0;
+ * x_hat = code * s + lo (fp32 multiply, then add: no fused multiply-add, as the C reference).
+ * Packing: 32/b codes per uint32, element t of a word in bits [b*t, b*t + b).
+ * Keys per channel over `group` TOKENS, values per token over `group` CHANNELS. */
+#ifndef SCB_KERNELS_KIVI_CUDA_H
+#define SCB_KERNELS_KIVI_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "kernels/kernels_cuda.h"
+
+/* One layer's quantized store (device pointers; the caller allocates them with the sizes of
+ * scb_kivi_cuda_store_bytes). bits in {2, 4, 8}; group divides D and is a multiple of 32/bits;
+ * cap (tokens) a multiple of group. */
+struct scb_kivi_cuda_store {
+    uint32_t *k_codes;        /* (Hkv, D, cap*bits/32) */
+    float *k_scale, *k_min;   /* (Hkv, D, cap/group) */
+    uint32_t *v_codes;        /* (Hkv, cap, D*bits/32) */
+    float *v_scale, *v_min;   /* (Hkv, cap, D/group) */
+    int Hkv, D, bits, group, cap;
+};
+
+/* Bytes of each array of a store of this shape: codes (each of k_codes, v_codes) and meta (each
+ * of the four scale/min arrays). */
+void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes, size_t *meta);
+
+/* Quantize key tokens t0..t0+n-1 of the cache storage k (Hkv, kcap, D) bf16 into the store at
+ * the same token positions (per channel, one group = `group` consecutive tokens). t0 and n
+ * multiples of group, t0 + n <= min(cap, kcap). */
+int scb_kivi_cuda_quant_keys(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                             const uint16_t *k, size_t kcap, int t0, int n, struct scb_ctx *err);
+/* Quantize value tokens t0..t0+n-1 of v (Hkv, kcap, D) bf16 (per token, groups of `group`
+ * channels). t0 + n <= min(cap, kcap). */
+int scb_kivi_cuda_quant_values(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                               const uint16_t *v, size_t kcap, int t0, int n, struct scb_ctx *err);
+
+/* Dequantize the store's first nk key / nv value tokens into fp32 k, v (Hkv, nk|nv, D) (for
+ * the parity test). */
+int scb_kivi_cuda_dequant(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int nk, int nv,
+                          float *k, float *v, struct scb_ctx *err);
+
+/* One query row per head over keys 0..n-1: key j < Tk_q (value j < Tv_q) dequantized from the
+ * store, the others read from the bf16 storage k/v (Hkv, kcap, D). Query head h reads KV head
+ * h / (Hq / Hkv). fp32 scores (scaled), online softmax, fp32 probabilities in P·V; the keys
+ * are cut into n_splits partitions whose partial results are merged with log-sum-exp weights.
+ * n == 0 gives out = 0 and lse = -inf. */
+struct scb_kivi_attn_cuda_args {
+    const uint16_t *q;        /* (Hq, D) bf16 */
+    const uint16_t *k, *v;    /* (Hkv, kcap, D) bf16: full-precision entries */
+    size_t kcap;
+    int Tk_q, Tv_q;           /* quantized key / value tokens (<= n, <= the store's cap) */
+    int n;                    /* keys attended */
+    int Hq;                   /* Hq % Hkv == 0, Hq / Hkv <= 16 */
+    float scale;              /* 0 = 1/sqrt(D) */
+    uint16_t *out;            /* (Hq, D) bf16 */
+    float *lse;               /* (Hq) fp32 natural-log sum-exp of the scaled scores, or NULL */
+    float *work;              /* device scratch of scb_kivi_attn_cuda_work_floats(Hq, D) floats */
+    int n_splits;             /* 0 = automatic; else clamped to [1, SCB_KIVI_MAX_SPLITS] */
+};
+enum { SCB_KIVI_MAX_SPLITS = 256 };
+size_t scb_kivi_attn_cuda_work_floats(int Hq, int D);
+int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
+                       const struct scb_kivi_attn_cuda_args *a, struct scb_ctx *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
