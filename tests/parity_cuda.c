@@ -7,6 +7,7 @@
  * every check passes, 1 otherwise. Depends only on libc, libm, the CUDA launchers and
  * methods/dense.c (+ kernels/status.c, kernels/alloc.c): no cJSON, no SQLite, no CMocka. */
 #include "kernels/kernels_cuda.h"
+#include "tests/parity_util.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -19,54 +20,12 @@
 #include "kernels/status.h"
 #include "methods/dense.h"
 
-#define BF16_NAN 0x7fc0u
-#define F32_NAN 0x7fc00000u
 
-static struct scb_cuda_ctx *g_cc;
-static struct scb_ctx g_err;
-static int g_fail, g_pass;
-static uint64_t g_rng;
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static uint64_t rng_next(void)
-{
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
-static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)rng_unit(); }
-static float rng_normal(void)
-{
-    double u1 = rng_unit(), u2 = rng_unit();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
-static void die_cuda(const char *what)
-{
-    fprintf(stderr, "FATAL: %s: %s\n", what, scb_errmsg(&g_err));
-    exit(1);
-}
-#define CK(expr) do { if ((expr) < 0) die_cuda(#expr); } while (0)
 
-static void *host_alloc(size_t n)
-{
-    void *p = scb_malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "FATAL: out of host memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-static void *dev_alloc(size_t n)
-{
-    void *p = NULL;
-    CK(scb_cuda_malloc(g_cc, &p, n, &g_err));
-    return p;
-}
 
 /* n random bf16 values ~ N(0, sigma^2) into bits; their exact float values into f. */
 static void rand_bf16(uint16_t *bits, float *f, size_t n, float sigma)
@@ -193,7 +152,7 @@ static void run_attn_case(const struct attn_case *c)
         a.q = fq; a.k = fk; a.v = fv; a.out = fo; a.lse = flse;
         a.Tq = Tq; a.Tk = Tk; a.Hq = Hq; a.Hkv = Hkv; a.D = D;
         a.kv_tok_stride = ts; a.kv_head_stride = hs;
-        if (scb_attn_dense_ref(&a, &g_err) < 0) die_cuda("scb_attn_dense_ref");
+        if (scb_attn_dense_ref(&a, &g_err) < 0) die("scb_attn_dense_ref");
     } else {
         /* query rows before Tq - Tk see no key; methods/dense.h's row function handles it */
         double *scratch = host_alloc(sizeof(double) * ((size_t)Tk + D + 1));
@@ -900,7 +859,7 @@ int main(int argc, char **argv)
     g_rng = seed;
     printf("parity_cuda: seed %llu (reproduce with --seed %llu)\n", (unsigned long long)seed,
            (unsigned long long)seed);
-    if (scb_cuda_ctx_create(&g_cc, 0, 0, &g_err) < 0) die_cuda("scb_cuda_ctx_create");
+    if (scb_cuda_ctx_create(&g_cc, 0, 0, &g_err) < 0) die("scb_cuda_ctx_create");
     {
         char desc[512];
         scb_cuda_describe(g_cc, desc, sizeof desc);

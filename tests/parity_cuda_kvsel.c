@@ -37,53 +37,16 @@
 #include "harness/method_dev.h"
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
+#include "tests/parity_util.h"
 #include "kernels/kv_cache.h"
 #include "kernels/status.h"
 #include "methods/dense.h"
 #include "methods/quest.h"
 #include "methods/snapkv.h"
 
-static struct scb_cuda_ctx *g_cc;
-static struct scb_ctx g_err;
-static int g_fail, g_pass;
-static uint64_t g_rng;
 
-static uint64_t rng_next(void)
-{
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
-static float rng_normal(void)
-{
-    double u1 = rng_unit(), u2 = rng_unit();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
-static void die(const char *what)
-{
-    fprintf(stderr, "FATAL: %s: %s\n", what, scb_errmsg(&g_err));
-    exit(1);
-}
-#define CK(expr) do { if ((expr) < 0) die(#expr); } while (0)
 
-static void *halloc(size_t n)
-{
-    void *p = scb_malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "FATAL: out of host memory\n"); exit(1); }
-    return p;
-}
-/* Fill n bytes of device memory with 0xff (NaN as bf16 and fp32, -1 as int32). */
-static void poison(void *d, size_t n)
-{
-    unsigned char *h = halloc(n);
-    memset(h, 0xff, n);
-    CK(scb_cuda_upload(g_cc, d, h, n, &g_err));
-    scb_free(h);
-}
 static void *dalloc(size_t n)
 {
     void *p = NULL;
@@ -125,7 +88,7 @@ static void check(int ok, const char *fmt, ...)
 /* Reference top-k (larger first, ties to the smaller index, ascending out) of float scores. */
 static void ref_topk(const float *s, int n, int k, int32_t *out)
 {
-    double *d = halloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    double *d = host_alloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
     for (int j = 0; j < n; j++) d[j] = s[j];
     if (scb_quest_top_pages(d, n, k, out) < 0) { fprintf(stderr, "FATAL: out of memory\n"); exit(1); }
     scb_free(d);
@@ -135,7 +98,7 @@ static void ref_topk(const float *s, int n, int k, int32_t *out)
 static int near_tie_sets(const int32_t *a, const int32_t *b, int k, const double *score, int n, double tol,
                          int *n_diff)
 {
-    unsigned char *in_a = halloc((size_t)n), *in_b = halloc((size_t)n);
+    unsigned char *in_a = host_alloc((size_t)n), *in_b = host_alloc((size_t)n);
     memset(in_a, 0, (size_t)n);
     memset(in_b, 0, (size_t)n);
     for (int i = 0; i < k; i++) { in_a[a[i]] = 1; in_b[b[i]] = 1; }
@@ -158,12 +121,12 @@ static void test_snapkv_case(int N, int W, int Hq, int Hkv, int D, int kernel, i
 {
     const int P = N - W, G = Hq / Hkv, Hs = gqa ? Hkv : Hq, Hout = Hs;
     const size_t cap = (size_t)N + 3;
-    uint16_t *qb = halloc(sizeof(uint16_t) * (size_t)N * Hq * D);        /* (N, Hq, D) */
-    float *qf = halloc(sizeof(float) * (size_t)N * Hq * D);
-    uint16_t *kb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);       /* (N, Hkv, D) */
-    float *kf = halloc(sizeof(float) * (size_t)N * Hkv * D);
-    float *vf = halloc(sizeof(float) * (size_t)N * Hkv * D);
-    uint16_t *ks = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D);     /* (Hs, cap, D) storage */
+    uint16_t *qb = host_alloc(sizeof(uint16_t) * (size_t)N * Hq * D);        /* (N, Hq, D) */
+    float *qf = host_alloc(sizeof(float) * (size_t)N * Hq * D);
+    uint16_t *kb = host_alloc(sizeof(uint16_t) * (size_t)N * Hkv * D);       /* (N, Hkv, D) */
+    float *kf = host_alloc(sizeof(float) * (size_t)N * Hkv * D);
+    float *vf = host_alloc(sizeof(float) * (size_t)N * Hkv * D);
+    uint16_t *ks = host_alloc(sizeof(uint16_t) * (size_t)Hs * cap * D);     /* (Hs, cap, D) storage */
     rand_bf16(qb, qf, (size_t)N * Hq * D, 1.0f);
     rand_bf16(kb, kf, (size_t)N * Hkv * D, 1.0f);
     for (size_t i = 0; i < (size_t)N * Hkv * D; i++) vf[i] = kf[i];
@@ -175,14 +138,14 @@ static void test_snapkv_case(int N, int W, int Hq, int Hkv, int D, int kernel, i
     }
     struct scb_kv_compress_args ca = {.k = kf, .v = vf, .q = qf, .N = N, .Nq = N, .Hq = Hq, .Hkv = Hkv, .D = D,
                                       .scale = 0.f, .layer = 0, .L = 1};
-    float *ref = halloc(sizeof(float) * (size_t)Hout * P);
+    float *ref = host_alloc(sizeof(float) * (size_t)Hout * P);
     CK(scb_snapkv_scores(&ca, W, kernel, pool, gqa, ref, &g_err));
     uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)N * Hq * D);
     uint16_t *dk = dup_dev(ks, sizeof(uint16_t) * (size_t)Hs * cap * D);
     float *work = dalloc(sizeof(float) * scb_cuda_snapkv_work_floats(Hq, W, N));
     float *dpool = dalloc(sizeof(float) * (size_t)Hout * P);
     CK(scb_cuda_snapkv_scores(g_cc, dq, N, dk, cap, N, Hq, Hs, D, W, 0.f, kernel, pool, gqa, work, dpool, &g_err));
-    float *got = halloc(sizeof(float) * (size_t)Hout * P);
+    float *got = host_alloc(sizeof(float) * (size_t)Hout * P);
     down(got, dpool, sizeof(float) * (size_t)Hout * P);
     double worst = 0;
     int finite = 1;
@@ -203,10 +166,10 @@ static void test_snapkv_case(int N, int W, int Hq, int Hkv, int D, int kernel, i
     CK(scb_snapkv_select(&ca, W, kernel, pool, gqa, n_select, &keep, &g_err));
     const int n = n_select + W;
     int32_t *didx = dalloc(sizeof(int32_t) * (size_t)Hout * n);
-    int32_t *gidx = halloc(sizeof(int32_t) * (size_t)Hout * n);
+    int32_t *gidx = host_alloc(sizeof(int32_t) * (size_t)Hout * n);
     CK(scb_cuda_snapkv_select(g_cc, dpool, Hout, P, n_select, W, didx, &g_err));
     down(gidx, didx, sizeof(int32_t) * (size_t)Hout * n);
-    double *sd = halloc(sizeof(double) * (size_t)P);
+    double *sd = host_alloc(sizeof(double) * (size_t)P);
     int ok = 1, diffs = 0;
     for (int h = 0; h < Hout; h++) {
         const int32_t *r = keep.idx + (size_t)h * keep.cap, *g = gidx + (size_t)h * n;
@@ -239,14 +202,14 @@ static void test_snapkv_case(int N, int W, int Hq, int Hkv, int D, int kernel, i
 /* Top-k on scores full of exact ties (values 0..4, some -0.0): order and ties exactly the CPU's. */
 static void test_topk_ties(int R, int P, int k)
 {
-    float *s = halloc(sizeof(float) * (size_t)R * P);
+    float *s = host_alloc(sizeof(float) * (size_t)R * P);
     for (size_t i = 0; i < (size_t)R * P; i++) {
         s[i] = (float)(rng_next() % 5) - 2.0f;
         if (s[i] == 0.f && (rng_next() & 1)) s[i] = -0.0f;
     }
     float *ds = dup_dev(s, sizeof(float) * (size_t)R * P);
     int32_t *di = dalloc(sizeof(int32_t) * (size_t)R * (k + 2));
-    int32_t *g = halloc(sizeof(int32_t) * (size_t)R * (k + 2)), *r = halloc(sizeof(int32_t) * (size_t)(k + 1));
+    int32_t *g = host_alloc(sizeof(int32_t) * (size_t)R * (k + 2)), *r = host_alloc(sizeof(int32_t) * (size_t)(k + 1));
     CK(scb_cuda_snapkv_select(g_cc, ds, R, P, k, 2, di, &g_err));
     down(g, di, sizeof(int32_t) * (size_t)R * (k + 2));
     int ok = 1;
@@ -265,17 +228,17 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     const int G = Hq / Hkv, np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, budget);
     const size_t cap = (size_t)Tk + 5;
     const int mp = (int)((cap + P - 1) / P);
-    uint16_t *qb = halloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
-    float *qf = halloc(sizeof(float) * (size_t)Tq * Hq * D);
-    uint16_t *kb = halloc(sizeof(uint16_t) * (size_t)Hkv * cap * D), *vb = halloc(sizeof(uint16_t) * (size_t)Hkv * cap * D);
-    float *kf = halloc(sizeof(float) * (size_t)Hkv * cap * D), *vf = halloc(sizeof(float) * (size_t)Hkv * cap * D);
+    uint16_t *qb = host_alloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    float *qf = host_alloc(sizeof(float) * (size_t)Tq * Hq * D);
+    uint16_t *kb = host_alloc(sizeof(uint16_t) * (size_t)Hkv * cap * D), *vb = host_alloc(sizeof(uint16_t) * (size_t)Hkv * cap * D);
+    float *kf = host_alloc(sizeof(float) * (size_t)Hkv * cap * D), *vf = host_alloc(sizeof(float) * (size_t)Hkv * cap * D);
     rand_bf16(qb, qf, (size_t)Tq * Hq * D, 1.0f);
     rand_bf16(kb, kf, (size_t)Hkv * cap * D, 1.0f);
     rand_bf16(vb, vf, (size_t)Hkv * cap * D, 1.0f);
     /* reference: selection per (row, head) and the attention */
-    int32_t *rsel = halloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
-    double *rub = halloc(sizeof(double) * (size_t)Tq * Hq * np);
-    float *w = halloc(sizeof(float) * (size_t)D);
+    int32_t *rsel = host_alloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
+    double *rub = host_alloc(sizeof(double) * (size_t)Tq * Hq * np);
+    float *w = host_alloc(sizeof(float) * (size_t)D);
     for (int h = 0; h < Hq; h++) {
         scb_quest_signs(qf + (size_t)h * D, (size_t)Hq * D, Tq, D, w);
         for (int i = 0; i < Tq; i++) {
@@ -284,7 +247,7 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
             scb_quest_top_pages(u, np, kp, rsel + ((size_t)i * Hq + h) * kp);
         }
     }
-    float *rout = halloc(sizeof(float) * (size_t)Tq * Hq * D);
+    float *rout = host_alloc(sizeof(float) * (size_t)Tq * Hq * D);
     struct scb_attn_args a = {.q = qf, .k = kf, .v = vf, .out = rout, .Tq = Tq, .Tk = Tk, .Hq = Hq, .Hkv = Hkv,
                               .D = D, .kv_tok_stride = (size_t)D, .kv_head_stride = cap * D};
     CK(scb_quest_attn(&a, P, budget, &g_err));
@@ -306,7 +269,7 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, T1, 0, kmin2, kmax2, mp, &g_err));
     CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, Tk, T1 / P, kmin2, kmax2, mp, &g_err));
     const size_t mn = (size_t)Hkv * mp * D;
-    uint16_t *m1 = halloc(sizeof(uint16_t) * mn * 2), *m2 = halloc(sizeof(uint16_t) * mn * 2);
+    uint16_t *m1 = host_alloc(sizeof(uint16_t) * mn * 2), *m2 = host_alloc(sizeof(uint16_t) * mn * 2);
     down(m1, kmin, sizeof(uint16_t) * mn); down(m1 + mn, kmax, sizeof(uint16_t) * mn);
     down(m2, kmin2, sizeof(uint16_t) * mn); down(m2 + mn, kmax2, sizeof(uint16_t) * mn);
     int ok = 1;
@@ -325,7 +288,7 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     check(ok, "quest meta Tk=%d P=%d Hkv=%d D=%d: exact page min/max, incremental == full", Tk, P, Hkv, D);
     CK(scb_cuda_quest_signs(g_cc, dq, Tq, Hq, D, dw, &g_err));
     CK(scb_cuda_quest_select(g_cc, dq, 0, Tq, Hq, Hkv, D, dw, kmin, kmax, mp, Tk, P, kp, dub, dsel, &g_err));
-    int32_t *gsel = halloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
+    int32_t *gsel = host_alloc(sizeof(int32_t) * (size_t)Tq * Hq * kp);
     down(gsel, dsel, sizeof(int32_t) * (size_t)Tq * Hq * kp);
     ok = 1;
     int diffs = 0;
@@ -347,7 +310,7 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     if (r1 < Tq)
         CK(scb_cuda_quest_attn(g_cc, dq, dk, dv, cap, dout, r1, Tq - r1, Tq, Tk, Hq, Hkv, D, P, kp,
                                dsel + (size_t)r1 * Hq * kp, 0.f, dwork, &g_err));
-    uint16_t *gout = halloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
+    uint16_t *gout = host_alloc(sizeof(uint16_t) * (size_t)Tq * Hq * D);
     down(gout, dout, sizeof(uint16_t) * (size_t)Tq * Hq * D);
     double worst = 0;
     int finite = 1;
@@ -396,14 +359,14 @@ static void test_binding_kvdrop(const char *spec, int N, int Hq, int Hkv, int D,
     scb_method_get(&sp.kv, "gqa", gq, sizeof gq);
     const int gqa = !strcmp(gq, "true"), Hs = gqa ? Hkv : Hq, G = Hq / Hkv;
     const size_t cap = (size_t)N + 4;
-    uint16_t *qb = halloc(sizeof(uint16_t) * (size_t)N * Hq * D), *kb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
-    uint16_t *vb = halloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
-    float *qf = halloc(sizeof(float) * (size_t)N * Hq * D), *kf = halloc(sizeof(float) * (size_t)N * Hkv * D);
-    float *vf = halloc(sizeof(float) * (size_t)N * Hkv * D);
+    uint16_t *qb = host_alloc(sizeof(uint16_t) * (size_t)N * Hq * D), *kb = host_alloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
+    uint16_t *vb = host_alloc(sizeof(uint16_t) * (size_t)N * Hkv * D);
+    float *qf = host_alloc(sizeof(float) * (size_t)N * Hq * D), *kf = host_alloc(sizeof(float) * (size_t)N * Hkv * D);
+    float *vf = host_alloc(sizeof(float) * (size_t)N * Hkv * D);
     rand_bf16(qb, qf, (size_t)N * Hq * D, 1.0f);
     rand_bf16(kb, kf, (size_t)N * Hkv * D, 1.0f);
     rand_bf16(vb, vf, (size_t)N * Hkv * D, 1.0f);
-    uint16_t *ks = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D), *vs = halloc(sizeof(uint16_t) * (size_t)Hs * cap * D);
+    uint16_t *ks = host_alloc(sizeof(uint16_t) * (size_t)Hs * cap * D), *vs = host_alloc(sizeof(uint16_t) * (size_t)Hs * cap * D);
     memset(ks, 0xff, sizeof(uint16_t) * (size_t)Hs * cap * D);
     memset(vs, 0xff, sizeof(uint16_t) * (size_t)Hs * cap * D);
     for (int s = 0; s < Hs; s++) {
@@ -485,14 +448,14 @@ static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
     static const int chunks[] = {1, 1, 7, 1, 70, 1, -1 /* drop temp */, 9, 1, 1};
     const int nch = (int)(sizeof chunks / sizeof chunks[0]);
     const size_t cap = (size_t)N + 100, nel = (size_t)Hkv * cap * D;
-    uint16_t *kb = halloc(sizeof(uint16_t) * nel), *vb = halloc(sizeof(uint16_t) * nel);
-    float *kf = halloc(sizeof(float) * nel), *vf = halloc(sizeof(float) * nel);
+    uint16_t *kb = host_alloc(sizeof(uint16_t) * nel), *vb = host_alloc(sizeof(uint16_t) * nel);
+    float *kf = host_alloc(sizeof(float) * nel), *vf = host_alloc(sizeof(float) * nel);
     rand_bf16(kb, kf, nel, 1.0f);
     rand_bf16(vb, vf, nel, 1.0f);
     uint16_t *dk = dup_dev(kb, sizeof(uint16_t) * nel), *dv = dup_dev(vb, sizeof(uint16_t) * nel);
     const size_t qmax = (size_t)70 * Hq * D;
-    uint16_t *qb = halloc(sizeof(uint16_t) * qmax), *ob = halloc(sizeof(uint16_t) * qmax);
-    float *qf = halloc(sizeof(float) * qmax), *rout = halloc(sizeof(float) * qmax);
+    uint16_t *qb = host_alloc(sizeof(uint16_t) * qmax), *ob = host_alloc(sizeof(uint16_t) * qmax);
+    float *qf = host_alloc(sizeof(float) * qmax), *rout = host_alloc(sizeof(float) * qmax);
     uint16_t *dq = dalloc(sizeof(uint16_t) * qmax), *dout = dalloc(sizeof(uint16_t) * qmax);
     struct scb_kv_cache *kv = fake_cache(1, (size_t)Hkv, (size_t)Hkv, (size_t)D, cap);
     void *st = NULL;
@@ -516,7 +479,7 @@ static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
             rand_bf16(vb, vf, nel, 1.0f);
             /* keep the global rows as they were on the device: re-upload only rows >= len */
             const size_t len = scb_kv_cache_len(kv, 0, 0);
-            uint16_t *old = halloc(sizeof(uint16_t) * nel);
+            uint16_t *old = host_alloc(sizeof(uint16_t) * nel);
             CK(scb_cuda_download(g_cc, old, dk, sizeof(uint16_t) * nel, &g_err));
             for (int s = 0; s < Hkv; s++)
                 for (size_t j = 0; j < len; j++)

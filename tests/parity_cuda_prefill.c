@@ -27,50 +27,16 @@
 
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
+#include "tests/parity_util.h"
 #include "kernels/status.h"
 #include "methods/a_shape.h"
 #include "methods/dense.h"
 #include "methods/minference.h"
 
-static struct scb_cuda_ctx *g_cc;
-static struct scb_ctx g_err;
-static int g_fail, g_pass, g_ties;
-static uint64_t g_rng;
+static int g_ties;
 
-static uint64_t rng_next(void)
-{
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
-static float rng_normal(void)
-{
-    double u1 = rng_unit(), u2 = rng_unit();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
-static void die(const char *what)
-{
-    fprintf(stderr, "FATAL: %s: %s\n", what, scb_errmsg(&g_err));
-    exit(1);
-}
-#define CK(expr) do { if ((expr) < 0) die(#expr); } while (0)
 
-static void *hmalloc(size_t n)
-{
-    void *p = scb_malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "FATAL: host memory\n"); exit(1); }
-    return p;
-}
-static void *dmalloc(size_t n)
-{
-    void *p = NULL;
-    CK(scb_cuda_malloc(g_cc, &p, n ? n : 16, &g_err));
-    return p;
-}
 
 static void check(int ok, const char *fmt, const char *case_name, double a, double b)
 {
@@ -94,13 +60,13 @@ static void inputs_make(struct inputs *in, int N, int Hq, int Hkv, int D)
     memset(in, 0, sizeof *in);
     in->N = N; in->Hq = Hq; in->Hkv = Hkv; in->D = D; in->cap = N + 3;
     const size_t nq = (size_t)N * Hq * D, nk = (size_t)Hkv * in->cap * D;
-    uint16_t *b = hmalloc(sizeof(uint16_t) * (nq > nk ? nq : nk));
-    in->q = hmalloc(sizeof(float) * nq);
-    in->k = hmalloc(sizeof(float) * nk);
-    in->v = hmalloc(sizeof(float) * nk);
-    in->out_ref = hmalloc(sizeof(float) * nq);
-    in->out_dev = hmalloc(sizeof(float) * nq);
-    in->dq = dmalloc(nq * 2); in->dk = dmalloc(nk * 2); in->dv = dmalloc(nk * 2); in->dout = dmalloc(nq * 2);
+    uint16_t *b = host_alloc(sizeof(uint16_t) * (nq > nk ? nq : nk));
+    in->q = host_alloc(sizeof(float) * nq);
+    in->k = host_alloc(sizeof(float) * nk);
+    in->v = host_alloc(sizeof(float) * nk);
+    in->out_ref = host_alloc(sizeof(float) * nq);
+    in->out_dev = host_alloc(sizeof(float) * nq);
+    in->dq = dev_alloc(nq * 2); in->dk = dev_alloc(nk * 2); in->dv = dev_alloc(nk * 2); in->dout = dev_alloc(nq * 2);
     float *dst[3] = {in->q, in->k, in->v};
     uint16_t *ddst[3] = {in->dq, in->dk, in->dv};
     const size_t n[3] = {nq, nk, nk};
@@ -142,7 +108,9 @@ static struct scb_sparse_attn_cuda_args dev_args(struct inputs *in)
     return x;
 }
 
-static void poison(struct inputs *in)
+
+/* NaN in every element of the device output (a kernel that skips one leaves NaN). */
+static void poison_out(struct inputs *in)
 {
     CK(scb_cuda_fill16(g_cc, in->dout, 0x7fc0u, (size_t)in->N * in->Hq * in->D, &g_err));
 }
@@ -151,7 +119,7 @@ static void poison(struct inputs *in)
 static void compare_out(struct inputs *in, const char *name)
 {
     const size_t n = (size_t)in->N * in->Hq * in->D;
-    uint16_t *b = hmalloc(n * 2);
+    uint16_t *b = host_alloc(n * 2);
     CK(scb_cuda_sync(g_cc, &g_err));
     CK(scb_cuda_download(g_cc, b, in->dout, n * 2, &g_err));
     double mx = 0, mref = 0, e2 = 0, r2 = 0;
@@ -197,7 +165,7 @@ static void test_shape(struct inputs *in, int n_init, int n_local, int n_last, i
     struct scb_sparse_attn_cuda_args x = dev_args(in);
     x.n_init = n_init; x.n_local = n_local; x.dense_from = tri ? in->N - nl : in->N;
     x.pairs = g_pairs;
-    poison(in);
+    poison_out(in);
     zero_pairs();
     CK(scb_cuda_sparse_attn(g_cc, &x, &g_err));
     const double want = a.density * causal_pairs(in->N, in->Hq);
@@ -239,30 +207,30 @@ static int test_vs(struct inputs *in, int v_size, int s_size, int last_q)
     if (s > N) s = N;
     char name[160];
     snprintf(name, sizeof name, "minference estimate N=%d Hq=%d Hkv=%d D=%d v=%d s=%d", N, H, in->Hkv, D, v_size, s_size);
-    int32_t *hh = hmalloc(sizeof(int32_t) * 3 * H);
+    int32_t *hh = host_alloc(sizeof(int32_t) * 3 * H);
     for (int h = 0; h < H; h++) { hh[h] = h; hh[H + h] = v; hh[2 * H + h] = s; }
-    int32_t *dh = dmalloc(sizeof(int32_t) * 3 * H);
+    int32_t *dh = dev_alloc(sizeof(int32_t) * 3 * H);
     CK(scb_cuda_upload(g_cc, dh, hh, sizeof(int32_t) * 3 * H, &g_err));
-    int32_t *dV = dmalloc(sizeof(int32_t) * (size_t)H * N), *dS = dmalloc(sizeof(int32_t) * (size_t)H * N);
-    float *dvert = dmalloc(sizeof(float) * (size_t)H * N), *ddiag = dmalloc(sizeof(float) * (size_t)H * N);
-    void *work = dmalloc(scb_cuda_minf_vs_work_bytes(H, lq, N));
+    int32_t *dV = dev_alloc(sizeof(int32_t) * (size_t)H * N), *dS = dev_alloc(sizeof(int32_t) * (size_t)H * N);
+    float *dvert = dev_alloc(sizeof(float) * (size_t)H * N), *ddiag = dev_alloc(sizeof(float) * (size_t)H * N);
+    void *work = dev_alloc(scb_cuda_minf_vs_work_bytes(H, lq, N));
     CK(scb_cuda_fill32(g_cc, (uint32_t *)dV, 0xffffffffu, (size_t)H * N, &g_err));
     CK(scb_cuda_minf_vs_estimate(g_cc, in->dq, in->dk, (size_t)D, (size_t)in->cap * D, N, H, in->Hkv, D, 0.f, last_q,
                                  dh, H, dh + H, dh + 2 * H, dV, dS, N, dvert, ddiag, work, &g_err));
-    int32_t *V = hmalloc(sizeof(int32_t) * (size_t)H * N), *S = hmalloc(sizeof(int32_t) * (size_t)H * N);
-    float *vert = hmalloc(sizeof(float) * (size_t)H * N), *diag = hmalloc(sizeof(float) * (size_t)H * N);
+    int32_t *V = host_alloc(sizeof(int32_t) * (size_t)H * N), *S = host_alloc(sizeof(int32_t) * (size_t)H * N);
+    float *vert = host_alloc(sizeof(float) * (size_t)H * N), *diag = host_alloc(sizeof(float) * (size_t)H * N);
     CK(scb_cuda_sync(g_cc, &g_err));
     CK(scb_cuda_download(g_cc, V, dV, sizeof(int32_t) * (size_t)H * N, &g_err));
     CK(scb_cuda_download(g_cc, S, dS, sizeof(int32_t) * (size_t)H * N, &g_err));
     CK(scb_cuda_download(g_cc, vert, dvert, sizeof(float) * (size_t)H * N, &g_err));
     CK(scb_cuda_download(g_cc, diag, ddiag, sizeof(float) * (size_t)H * N, &g_err));
-    int32_t *cV = hmalloc(sizeof(int32_t) * N), *cS = hmalloc(sizeof(int32_t) * N);
-    double *cvert = hmalloc(sizeof(double) * N), *cdiag = hmalloc(sizeof(double) * N);
+    int32_t *cV = host_alloc(sizeof(int32_t) * N), *cS = host_alloc(sizeof(int32_t) * N);
+    double *cvert = host_alloc(sizeof(double) * N), *cdiag = host_alloc(sizeof(double) * N);
     const float scale = 1.0f / sqrtf((float)D);
     int any_tie = 0, sets_ok = 1, order_ok = 1;
     double sum_err = 0;
     /* converter inputs: the CPU's own V / S, so the converter is checked exactly */
-    int32_t *hV = hmalloc(sizeof(int32_t) * (size_t)H * N), *hS = hmalloc(sizeof(int32_t) * (size_t)H * N);
+    int32_t *hV = host_alloc(sizeof(int32_t) * (size_t)H * N), *hS = host_alloc(sizeof(int32_t) * (size_t)H * N);
     for (int h = 0; h < H; h++) {
         int nv = 0, ns = 0;
         CK(scb_minf_vs_estimate(in->q + (size_t)h * D, (size_t)H * D, in->k + (size_t)(h / (H / in->Hkv)) * in->cap * D,
@@ -294,13 +262,13 @@ static int test_vs(struct inputs *in, int v_size, int s_size, int last_q)
     /* converter on the CPU's lists */
     const int nblk = (N + 63) / 64;
     struct scb_minf_index ix;
-    int32_t *dbo = dmalloc(sizeof(int32_t) * (size_t)H * nblk * s), *dbc = dmalloc(sizeof(int32_t) * (size_t)H * nblk);
-    int32_t *dci = dmalloc(sizeof(int32_t) * (size_t)H * nblk * v), *dcc = dmalloc(sizeof(int32_t) * (size_t)H * nblk);
+    int32_t *dbo = dev_alloc(sizeof(int32_t) * (size_t)H * nblk * s), *dbc = dev_alloc(sizeof(int32_t) * (size_t)H * nblk);
+    int32_t *dci = dev_alloc(sizeof(int32_t) * (size_t)H * nblk * v), *dcc = dev_alloc(sizeof(int32_t) * (size_t)H * nblk);
     CK(scb_cuda_upload(g_cc, dV, hV, sizeof(int32_t) * (size_t)H * N, &g_err));
     CK(scb_cuda_upload(g_cc, dS, hS, sizeof(int32_t) * (size_t)H * N, &g_err));
     CK(scb_cuda_minf_convert(g_cc, N, dV, dS, N, dh + H, dh + 2 * H, dh, H, dbo, dbc, dci, dcc, s, v, &g_err));
-    int32_t *bo = hmalloc(sizeof(int32_t) * (size_t)H * nblk * s), *bc = hmalloc(sizeof(int32_t) * (size_t)H * nblk);
-    int32_t *ci = hmalloc(sizeof(int32_t) * (size_t)H * nblk * v), *cc = hmalloc(sizeof(int32_t) * (size_t)H * nblk);
+    int32_t *bo = host_alloc(sizeof(int32_t) * (size_t)H * nblk * s), *bc = host_alloc(sizeof(int32_t) * (size_t)H * nblk);
+    int32_t *ci = host_alloc(sizeof(int32_t) * (size_t)H * nblk * v), *cc = host_alloc(sizeof(int32_t) * (size_t)H * nblk);
     CK(scb_cuda_sync(g_cc, &g_err));
     CK(scb_cuda_download(g_cc, bo, dbo, sizeof(int32_t) * (size_t)H * nblk * s, &g_err));
     CK(scb_cuda_download(g_cc, bc, dbc, sizeof(int32_t) * (size_t)H * nblk, &g_err));
@@ -335,24 +303,24 @@ static int test_bs(struct inputs *in, int topk)
     const int nbp = (N + (64 - N % 64)) / 64, nblk = (N + 63) / 64, kk = topk < nbp ? topk : nbp;
     char name[160];
     snprintf(name, sizeof name, "minference block_select N=%d Hq=%d D=%d topk=%d", N, H, D, topk);
-    int32_t *hh = hmalloc(sizeof(int32_t) * H);
+    int32_t *hh = host_alloc(sizeof(int32_t) * H);
     for (int h = 0; h < H; h++) hh[h] = h;
-    int32_t *dh = dmalloc(sizeof(int32_t) * H);
+    int32_t *dh = dev_alloc(sizeof(int32_t) * H);
     CK(scb_cuda_upload(g_cc, dh, hh, sizeof(int32_t) * H, &g_err));
-    int32_t *dbo = dmalloc(sizeof(int32_t) * (size_t)H * nblk * kk), *dbc = dmalloc(sizeof(int32_t) * (size_t)H * nblk);
-    int32_t *dcc = dmalloc(sizeof(int32_t) * (size_t)H * nblk);
-    void *work = dmalloc(scb_cuda_minf_bs_work_bytes(H, N, D));
+    int32_t *dbo = dev_alloc(sizeof(int32_t) * (size_t)H * nblk * kk), *dbc = dev_alloc(sizeof(int32_t) * (size_t)H * nblk);
+    int32_t *dcc = dev_alloc(sizeof(int32_t) * (size_t)H * nblk);
+    void *work = dev_alloc(scb_cuda_minf_bs_work_bytes(H, N, D));
     CK(scb_cuda_minf_block_select(g_cc, in->dq, in->dk, (size_t)D, (size_t)in->cap * D, N, H, in->Hkv, D, topk, dh, H,
                                   dbo, dbc, dcc, kk, work, &g_err));
-    int32_t *bo = hmalloc(sizeof(int32_t) * (size_t)H * nblk * kk), *bc = hmalloc(sizeof(int32_t) * (size_t)H * nblk);
-    int32_t *cc = hmalloc(sizeof(int32_t) * (size_t)H * nblk);
+    int32_t *bo = host_alloc(sizeof(int32_t) * (size_t)H * nblk * kk), *bc = host_alloc(sizeof(int32_t) * (size_t)H * nblk);
+    int32_t *cc = host_alloc(sizeof(int32_t) * (size_t)H * nblk);
     CK(scb_cuda_sync(g_cc, &g_err));
     CK(scb_cuda_download(g_cc, bo, dbo, sizeof(int32_t) * (size_t)H * nblk * kk, &g_err));
     CK(scb_cuda_download(g_cc, bc, dbc, sizeof(int32_t) * (size_t)H * nblk, &g_err));
     CK(scb_cuda_download(g_cc, cc, dcc, sizeof(int32_t) * (size_t)H * nblk, &g_err));
-    int32_t *blocks = hmalloc(sizeof(int32_t) * (size_t)nbp * kk), *used = hmalloc(sizeof(int32_t) * nbp);
-    double *qp = hmalloc(sizeof(double) * (size_t)nbp * D), *kp = hmalloc(sizeof(double) * (size_t)nbp * D);
-    double *sc = hmalloc(sizeof(double) * nbp);
+    int32_t *blocks = host_alloc(sizeof(int32_t) * (size_t)nbp * kk), *used = host_alloc(sizeof(int32_t) * nbp);
+    double *qp = host_alloc(sizeof(double) * (size_t)nbp * D), *kp = host_alloc(sizeof(double) * (size_t)nbp * D);
+    double *sc = host_alloc(sizeof(double) * nbp);
     int ok = 1, any_tie = 0;
     for (int h = 0; h < H; h++) {
         const float *q = in->q + (size_t)h * D, *k = in->k + (size_t)(h / G) * in->cap * D;
@@ -399,11 +367,11 @@ static void test_minf_layer(struct inputs *in, const struct scb_minf_pattern *pa
     snprintf(name, sizeof name, "minference layer %s N=%d Hq=%d Hkv=%d D=%d", label, in->N, in->Hq, in->Hkv, in->D);
     struct scb_attn_args a = cpu_args(in);
     CK(scb_minf_attn(&a, pat, topk, last_q, &g_err));
-    struct scb_minf_cuda_pattern *dp = hmalloc(sizeof *dp * in->Hq);
+    struct scb_minf_cuda_pattern *dp = host_alloc(sizeof *dp * in->Hq);
     for (int h = 0; h < in->Hq; h++) { dp[h].type = pat[h].type; dp[h].v = pat[h].v; dp[h].s = pat[h].s; }
     struct scb_sparse_attn_cuda_args x = dev_args(in);
     double dens = -1;
-    poison(in);
+    poison_out(in);
     CK(scb_cuda_minf_prefill(g_cc, ws, &x, dp, last_q, topk, &dens, &g_err));
     scb_free(dp);
     if (skip_values) {
@@ -428,7 +396,7 @@ static void run_shape(int N, int Hq, int Hkv, int D, struct scb_cuda_minf_ws *ws
     if (N >= 400) tie |= test_vs(&in, 100, 300, 64);       /* both selections partly by score */
     tie |= test_bs(&in, 3);
     /* mixed heads: vertical-slash (small and defaults), block-sparse, stream_llm */
-    struct scb_minf_pattern *pat = hmalloc(sizeof *pat * Hq);
+    struct scb_minf_pattern *pat = host_alloc(sizeof *pat * Hq);
     for (int h = 0; h < Hq; h++) {
         switch (h % 4) {
         case 0: pat[h] = (struct scb_minf_pattern){SCB_MINF_VERTICAL_SLASH, 100, 300}; break;
@@ -476,7 +444,7 @@ int main(int argc, char **argv)
     char desc[512];
     scb_cuda_describe(g_cc, desc, sizeof desc);
     printf("device: %s\n", desc);
-    g_pairs = dmalloc(16);
+    g_pairs = dev_alloc(16);
     struct scb_cuda_minf_ws *ws = NULL;
     CK(scb_cuda_minf_ws_create(&ws, &g_err));
     static const int shapes[][4] = {

@@ -25,52 +25,15 @@
 
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
+#include "tests/parity_util.h"
 #include "kernels/util.h"
 #include "methods/dense.h"
 #include "methods/retr_attn.h"
 
-#define F32_NAN 0x7fc00000u
-#define BF16_NAN 0x7fc0u
 
-static struct scb_cuda_ctx *g_cc;
-static struct scb_ctx g_err;
-static int g_fail, g_pass;
-static uint64_t g_rng;
 
-static uint64_t rng_next(void)
-{
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
-static float rng_normal(void)
-{
-    double u1 = rng_unit(), u2 = rng_unit();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
-static void die(const char *what)
-{
-    fprintf(stderr, "FATAL: %s: %s\n", what, scb_errmsg(&g_err));
-    exit(1);
-}
-#define CK(expr) do { if ((expr) < 0) die(#expr); } while (0)
 
-static void *host_alloc(size_t n)
-{
-    void *p = scb_malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "FATAL: out of host memory (%zu bytes)\n", n); exit(1); }
-    return p;
-}
-static void *dev_alloc(size_t n)
-{
-    void *p = NULL;
-    CK(scb_cuda_malloc(g_cc, &p, n ? n : 4, &g_err));
-    return p;
-}
 
 static void report(const char *name, int ok, const char *detail)
 {

@@ -1,0 +1,74 @@
+/* parity_util.h — the harness shared by the CUDA parity tests (tests/parity_cuda*.c, each its own
+ * executable): the kernel context and error context every test launches on, pass/fail counters,
+ * a seeded splitmix64 generator (uniform and normal draws: the seed is printed by each test),
+ * fatal-error helpers for setup failures (a launch that fails where a test expects success ends
+ * the program with the CUDA message), host and device allocation, and NaN poisoning of device
+ * buffers so a kernel that leaves an output element unwritten is caught. Header-only, static:
+ * include it once per test program. */
+#ifndef SCB_TESTS_PARITY_UTIL_H
+#define SCB_TESTS_PARITY_UTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/alloc.h"
+#include "kernels/kernels_cuda.h"
+#include "kernels/status.h"
+
+#define BF16_NAN 0x7fc0u
+#define F32_NAN 0x7fc00000u
+
+static struct scb_cuda_ctx *g_cc;     /* the context every launch uses */
+static struct scb_ctx g_err;          /* detail of the last failure */
+static int g_fail, g_pass;            /* checks failed / passed */
+static uint64_t g_rng;                /* splitmix64 state = the seed */
+
+static inline uint64_t rng_next(void)
+{
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline double rng_unit(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static inline float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)rng_unit(); }
+static inline float rng_normal(void)
+{
+    double u1 = rng_unit(), u2 = rng_unit();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* A setup step failed: print what and the CUDA detail, end the test program. */
+static inline void die(const char *what)
+{
+    fprintf(stderr, "FATAL: %s: %s\n", what, scb_errmsg(&g_err));
+    exit(1);
+}
+#define CK(expr) do { if ((expr) < 0) die(#expr); } while (0)
+
+static inline void *host_alloc(size_t n)
+{
+    void *p = scb_malloc(n ? n : 1);
+    if (!p) { fprintf(stderr, "FATAL: out of host memory (%zu bytes)\n", n); exit(1); }
+    return p;
+}
+static inline void *dev_alloc(size_t n)
+{
+    void *p = NULL;
+    CK(scb_cuda_malloc(g_cc, &p, n ? n : 16, &g_err));
+    return p;
+}
+/* Fill n bytes of device memory with 0xff (NaN as bf16 and fp32, -1 as int32). */
+static inline void poison(void *d, size_t n)
+{
+    unsigned char *h = host_alloc(n);
+    memset(h, 0xff, n);
+    CK(scb_cuda_upload(g_cc, d, h, n, &g_err));
+    scb_free(h);
+}
+
+#endif
