@@ -35,6 +35,9 @@ import sys
 import tempfile
 from array import array
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import engine_cuda as ec  # noqa: E402
+
 TOL = 3e-2
 TOL_SEL = None      # score-based selection: reported, not asserted (see 3.)
 
@@ -81,53 +84,10 @@ def recall(stderr):
 
 
 def write_model(d, V, D, H, Hkv, seed):
-    """random Llama, bf16 weights (tools/make_random_model.py's layout, written here with the stdlib)"""
-    rng = random.Random(seed)
-    hid, ff, L = 256, 384, 2
-    shapes = {"model.embed_tokens.weight": (V, hid), "model.norm.weight": (hid,), "lm_head.weight": (V, hid)}
-    for l in range(L):
-        p = f"model.layers.{l}."
-        shapes[p + "input_layernorm.weight"] = (hid,)
-        shapes[p + "post_attention_layernorm.weight"] = (hid,)
-        for n, o, i in (("q", H * D, hid), ("k", Hkv * D, hid), ("v", Hkv * D, hid), ("o", hid, H * D),
-                        ("gate", ff, hid), ("up", ff, hid), ("down", hid, ff)):
-            shapes[p + ("mlp." if n in ("gate", "up", "down") else "self_attn.") + f"{n}_proj.weight"] = (o, i)
-    header, blobs, off = {}, [], 0
-    for name, shp in shapes.items():
-        n = 1
-        for x in shp:
-            n *= x
-        if name.endswith("norm.weight"):
-            vals = [1.0 + 0.1 * rng.gauss(0, 1) for _ in range(n)]
-        elif "embed" in name or "lm_head" in name:
-            vals = [rng.gauss(0, 1) for _ in range(n)]
-        else:
-            sd = 1.0 / shp[-1] ** 0.5
-            vals = [rng.gauss(0, sd) for _ in range(n)]
-        f = array("f", vals)
-        if sys.byteorder != "little":
-            f.byteswap()
-        raw = f.tobytes()
-        bits = bytearray(2 * n)                 # bf16 = upper half of each float32, truncated
-        bits[0::2] = raw[2::4]
-        bits[1::2] = raw[3::4]
-        header[name] = {"dtype": "BF16", "shape": list(shp), "data_offsets": [off, off + 2 * n]}
-        blobs.append(bytes(bits))
-        off += 2 * n
-    hb = json.dumps(header).encode()
-    hb += b" " * ((8 - len(hb) % 8) % 8)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "model.safetensors"), "wb") as f:
-        f.write(len(hb).to_bytes(8, "little"))
-        f.write(hb)
-        for b in blobs:
-            f.write(b)
-    cfg = {"architectures": ["LlamaForCausalLM"], "hidden_size": hid, "intermediate_size": ff,
-           "num_attention_heads": H, "num_key_value_heads": Hkv, "head_dim": D, "num_hidden_layers": L,
-           "vocab_size": V, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 4096,
-           "hidden_act": "silu", "eos_token_id": None, "bos_token_id": 1, "tie_word_embeddings": False}
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(cfg, f)
+    """random Llama (hidden 256, 2 layers), bf16 weights: engine_cuda.py's writer"""
+    cfg = ec.random_cfg(D, H, Hkv)
+    cfg["vocab_size"] = V
+    ec.write_model(d, cfg, seed)
 
 
 def generate(scb, backend, mdir, ids, then, spec, logits_out, max_new):
