@@ -54,7 +54,7 @@ static void usage(FILE *f)
         "                    Each method's output is preceded by a line '== method SPEC' on stdout\n"
         "  --methods LIST    same as --method\n"
         "  --backend B       cpu or cuda (default: cuda when this build has CUDA and a GPU is\n"
-        "                    present); the CUDA backend runs the dense method only\n"
+        "                    present); every method but cacheblend runs on CUDA\n"
         "  --threads N       CPU threads (default: all cores)\n");
 }
 

@@ -56,7 +56,7 @@ static void usage(FILE *f)
         "  --scorer V           faithful (SCBench's released code, default) | intended\n"
         "  --threads N          CPU threads (default: all cores)\n"
         "  --backend B          cpu or cuda (default: cuda when this build has CUDA and a GPU is\n"
-        "                       present); the CUDA backend runs the dense method only\n"
+        "                       present); every method but cacheblend runs on CUDA\n"
         "  --new-run            start a new run even if the same configuration exists\n"
         "  --quiet              no progress line\n");
 }
