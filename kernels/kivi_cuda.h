@@ -1,5 +1,5 @@
 /* kivi_cuda.h — KIVI's quantized KV store on the device (CUDA) and the decode attention that
- * reads it (methods/kivi.h is the CPU reference; /work/shared/spec/methods.md §6). Plain C
+ * reads it (methods/kivi.h is the CPU reference; ../shared/spec/methods.md §6). Plain C
  * interface with the conventions of kernels_cuda.h: status return, detail on err, DEVICE
  * pointers, asynchronous on the context's stream, SCB_E_INVAL for bad shapes.
  *
