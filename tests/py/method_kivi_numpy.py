@@ -22,13 +22,20 @@ The reference (no code shared with methods/kivi.c):
 
 `scbench generate --ids A --max-new M --then-ids B --then-logits F --method kivi:...` runs turn 1
 (prefill A, M greedy tokens into temp), drops the temp tokens and feeds B; F holds B's logits.
-B is long enough for two key flushes and two value flushes. Checked, per model and bits 2/4/8:
-  1. B's logits: max over rows of max|engine - ref| / max|ref| <= 1e-4; the same reference
-     without the per-R flushes (quantize at the first prefill only) must be > 100x further away,
-     and so must dense, so the check sees both the quantizer and the schedule;
-  2. turn 1's greedy tokens equal the reference's (a near-tie is reported, not failed);
-  3. each turn's costs line: kv_entries, kv_bytes_logical (bf16), physical bytes and bytes read
-     per decode step equal this file's formula over the reference's own store layout.
+A's length covers the three cases of §6.2 (N % R != 0, N = 2R, N < R); B is long enough for two
+key flushes and two value flushes. Checked, per model and bits 2/4/8:
+  1. B's logits: max over rows of max|engine - ref| / max|ref| <= 1e-4; the reference must be
+     > 5e-4 away from the same reference without the per-R flushes (quantized at the first
+     prefill only, what MInference's active KiviCache.update does) and from dense, so the check
+     sees both the quantizer and the schedule. An element within fp32 noise of a rounding
+     boundary may take the other code in the engine (a few per 8-bit run): when the error is
+     above the tolerance the reference is rerun with such codes flipped (all, then greedily
+     one more at a time, at most 8) and the flips used are printed;
+  2. turn 1's greedy tokens (temp: full precision; a stop id ends the turn unemitted) equal
+     the reference's (a near-tie is reported, not failed);
+  3. each turn's costs line (taken with the turn's generated temp tokens still held): kv_entries,
+     kv_bytes_logical (bf16), physical bytes and bytes read per decode step equal this file's
+     formula over the reference's own store layout.
 Seeded (seed printed; SCB_TEST_SEED overrides). Exits 77 when numpy/safetensors or the fixtures
 are missing."""
 import argparse
