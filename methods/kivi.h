@@ -10,8 +10,11 @@
  * Schedule, residual R: after the first prefill of N tokens keys quantize the first N - N % R
  * tokens, values the first N - R (if N > R); the rest stays full precision. Each appended token
  * goes to the residuals; a residual longer than R quantizes its first R tokens and keeps the
- * last one. Attention dequantizes to fp32 and runs the reference row kernel in time order, so
- * while nothing is quantized it equals dense attention bitwise. */
+ * last one (spec §6.2, MInference's KiviCache.legacy_update; the `update` SCBench's attn_forward
+ * calls never re-quantizes tokens appended after the first prefill: docs/methods.md, deviations).
+ * Attention dequantizes to fp32 and runs the reference row kernel in time order, so while
+ * nothing is quantized it equals dense attention bitwise. tests/py/method_kivi_numpy.py checks
+ * all of this against an independent float64 NumPy KIVI through the engine. */
 #ifndef SCB_METHODS_KIVI_H
 #define SCB_METHODS_KIVI_H
 
