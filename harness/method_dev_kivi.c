@@ -26,6 +26,7 @@ struct kivi_dev_layer {
 struct kivi_dev {
     struct scb_cuda_ctx *cc;
     int L, Hq, Hkv, D, bits, group, R;
+    int requant;                    /* the option requant: quantize appended tokens R at a time */
     struct kivi_dev_layer *layers;  /* (L) */
     float *work;                    /* device: scb_kivi_attn_cuda_work_floats(Hq, D) floats */
 };
@@ -59,6 +60,8 @@ static int kivi_dev_create(void **state, const struct scb_method *m, const struc
     st->bits = scb_method_opt_int(m, "bits");
     st->group = scb_method_opt_int(m, "group");
     st->R = scb_method_opt_int(m, "residual");
+    char rq[8] = "";
+    st->requant = scb_method_get(m, "requant", rq, sizeof rq) == SCB_OK && !strcmp(rq, "true");
     if (st->D > 256 || st->Hq % st->Hkv || st->Hq / st->Hkv > 16) {
         rc = scb_err(ctx, SCB_E_UNSUPPORTED, "kivi (cuda): head dim %d (at most 256) or %d query heads per KV head "
                      "(at most 16) not supported by the device kernels", st->D, st->Hkv ? st->Hq / st->Hkv : 0);
@@ -145,11 +148,11 @@ static int kivi_dev_decode(void *state, const struct scb_dev_attn *a, struct scb
         const int g_end = nc < Tg ? nc : Tg;
         while (l->Tk_q + l->nk_r < g_end) {                 /* append global tokens one at a time */
             l->nk_r++; l->nv_r++;
-            if (l->nk_r > R) {
+            if (st->requant && l->nk_r > R) {
                 SCB_TRY(scb_kivi_cuda_quant_keys(st->cc, &l->s, a->k, a->cap, l->Tk_q, R, ctx));
                 l->Tk_q += R; l->nk_r = 1;
             }
-            if (l->nv_r > R) {
+            if (st->requant && l->nv_r > R) {
                 SCB_TRY(scb_kivi_cuda_quant_values(st->cc, &l->s, a->v, a->cap, l->Tv_q, R, ctx));
                 l->Tv_q += R; l->nv_r = 1;
             }
@@ -183,6 +186,7 @@ static int kivi_dev_costs(void *state, const struct scb_kv_cache *kv, struct scb
         int64_t n = (int64_t)scb_kv_cache_len(kv, l, 0), nq = 0;
         if (dl->active) {
             struct scb_kivi_cache q = {.Hkv = st->Hkv, .D = st->D, .bits = st->bits, .group = st->group, .R = st->R,
+                                       .requant = st->requant,
                                        .Tk_q = dl->Tk_q, .Tv_q = dl->Tv_q, .nk_r = dl->nk_r, .nv_r = dl->nv_r};
             phys += scb_kivi_cache_bytes(&q, KIVI_DEV_ELT_BYTES, KIVI_DEV_ELT_BYTES);
             nq = scb_kivi_cache_len(&q);

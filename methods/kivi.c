@@ -98,6 +98,8 @@ int scb_kivi_cache_create(struct scb_kivi_cache **out, int Hkv, int D, int bits,
     struct scb_kivi_cache *c = scb_calloc(1, sizeof *c);
     if (!c) return scb_err(ctx, SCB_E_NOMEM, "kivi: out of memory");
     c->Hkv = Hkv; c->D = D; c->bits = bits; c->group = group; c->R = R;
+    c->requant = 1;
+    c->res_cap = R + 1;
     c->k_res = scb_malloc(sizeof(float) * (size_t)Hkv * (R + 1) * D);
     c->v_res = scb_malloc(sizeof(float) * (size_t)Hkv * (R + 1) * D);
     int rc = (c->k_res && c->v_res) ? grow(c, 256, ctx) : scb_err(ctx, SCB_E_NOMEM, "kivi: out of memory");
@@ -155,6 +157,30 @@ static void quant_values(struct scb_kivi_cache *c, const float *src, size_t ts, 
 
 int scb_kivi_cache_len(const struct scb_kivi_cache *c) { return c->Tk_q + c->nk_r; }
 
+/* Room for n residual tokens per head: the residual buffers (Hkv, res_cap, D) grow (doubling)
+ * when the store keeps appended tokens in full precision (requant == 0). */
+static int grow_res(struct scb_kivi_cache *c, int n, struct scb_ctx *ctx)
+{
+    if (n <= c->res_cap) return SCB_OK;
+    int nc = c->res_cap;
+    while (nc < n) nc *= 2;
+    const size_t D = (size_t)c->D;
+    float *kr = scb_malloc(sizeof(float) * (size_t)c->Hkv * nc * D);   /* (Hkv, nc, D) */
+    float *vr = scb_malloc(sizeof(float) * (size_t)c->Hkv * nc * D);   /* (Hkv, nc, D) */
+    if (!kr || !vr) {
+        scb_free(kr); scb_free(vr);
+        return scb_err(ctx, SCB_E_NOMEM, "kivi: out of memory growing the residual to %d tokens", nc);
+    }
+    for (int h = 0; h < c->Hkv; h++) {
+        memcpy(kr + (size_t)h * nc * D, c->k_res + (size_t)h * c->res_cap * D, sizeof(float) * (size_t)c->nk_r * D);
+        memcpy(vr + (size_t)h * nc * D, c->v_res + (size_t)h * c->res_cap * D, sizeof(float) * (size_t)c->nv_r * D);
+    }
+    scb_free(c->k_res); scb_free(c->v_res);
+    c->k_res = kr; c->v_res = vr;
+    c->res_cap = nc;
+    return SCB_OK;
+}
+
 int scb_kivi_cache_prefill(struct scb_kivi_cache *c, const float *k, const float *v, int N,
                            struct scb_ctx *ctx)
 {
@@ -169,9 +195,9 @@ int scb_kivi_cache_prefill(struct scb_kivi_cache *c, const float *k, const float
     c->nv_r = N - vq;
     for (int h = 0; h < c->Hkv; h++) {
         for (int t = 0; t < c->nk_r; t++)
-            memcpy(c->k_res + ((size_t)h * (c->R + 1) + t) * c->D, k + (size_t)(kq + t) * ts + h * hs, sizeof(float) * c->D);
+            memcpy(c->k_res + ((size_t)h * c->res_cap + t) * c->D, k + (size_t)(kq + t) * ts + h * hs, sizeof(float) * c->D);
         for (int t = 0; t < c->nv_r; t++)
-            memcpy(c->v_res + ((size_t)h * (c->R + 1) + t) * c->D, v + (size_t)(vq + t) * ts + h * hs, sizeof(float) * c->D);
+            memcpy(c->v_res + ((size_t)h * c->res_cap + t) * c->D, v + (size_t)(vq + t) * ts + h * hs, sizeof(float) * c->D);
     }
     return SCB_OK;
 }
@@ -179,19 +205,20 @@ int scb_kivi_cache_prefill(struct scb_kivi_cache *c, const float *k, const float
 int scb_kivi_cache_append(struct scb_kivi_cache *c, const float *k, const float *v, struct scb_ctx *ctx)
 {
     int rc = grow(c, scb_kivi_cache_len(c) + c->R + 2, ctx);
+    if (!rc) rc = grow_res(c, (c->nk_r > c->nv_r ? c->nk_r : c->nv_r) + 1, ctx);
     if (rc) return rc;
-    size_t rs = (size_t)(c->R + 1) * c->D;   /* residual head stride */
+    size_t rs = (size_t)c->res_cap * c->D;   /* residual head stride */
     for (int h = 0; h < c->Hkv; h++) {
         memcpy(c->k_res + h * rs + (size_t)c->nk_r * c->D, k + (size_t)h * c->D, sizeof(float) * c->D);
         memcpy(c->v_res + h * rs + (size_t)c->nv_r * c->D, v + (size_t)h * c->D, sizeof(float) * c->D);
     }
     c->nk_r++; c->nv_r++;
-    if (c->nk_r > c->R) {
+    if (c->requant && c->nk_r > c->R) {
         quant_keys(c, c->k_res, (size_t)c->D, rs, c->R);
         for (int h = 0; h < c->Hkv; h++) memmove(c->k_res + h * rs, c->k_res + h * rs + (size_t)c->R * c->D, sizeof(float) * c->D);
         c->nk_r = 1;
     }
-    if (c->nv_r > c->R) {
+    if (c->requant && c->nv_r > c->R) {
         quant_values(c, c->v_res, (size_t)c->D, rs, c->R);
         for (int h = 0; h < c->Hkv; h++) memmove(c->v_res + h * rs, c->v_res + h * rs + (size_t)c->R * c->D, sizeof(float) * c->D);
         c->nv_r = 1;
@@ -204,7 +231,7 @@ static void dequant_head(const struct scb_kivi_cache *c, int h, float *k, float 
 {
     int g = c->group, D = c->D;
     uint8_t codes[256];
-    size_t rs = (size_t)(c->R + 1) * D;
+    size_t rs = (size_t)c->res_cap * D;
     for (int d = 0; d < D; d++) {
         size_t row = (size_t)h * D + d;
         for (int t0 = 0; t0 < c->Tk_q; t0 += g) {
@@ -259,13 +286,13 @@ out:
     return rc;
 }
 
-int64_t scb_kivi_bytes(int64_t N, int64_t T, int Hkv, int D, int bits, int group, int R,
+int64_t scb_kivi_bytes(int64_t N, int64_t T, int Hkv, int D, int bits, int group, int R, int requant,
                        int elt_bytes, int scale_bytes)
 {
     int64_t kq = N - N % R, vq = N > R ? N - R : 0, nk = N - kq, nv = N - vq;
     for (int64_t t = N; t < T; t++) {
-        if (++nk > R) { kq += R; nk = 1; }
-        if (++nv > R) { vq += R; nv = 1; }
+        if (++nk > R && requant) { kq += R; nk = 1; }
+        if (++nv > R && requant) { vq += R; nv = 1; }
     }
     int64_t codes = (kq + vq) * D * bits / 8;
     int64_t meta = 2 * (kq * D / group + vq * D / group) * scale_bytes;
@@ -285,7 +312,7 @@ int64_t scb_kivi_cache_bytes(const struct scb_kivi_cache *c, int elt_bytes, int 
  * State: one scb_kivi_cache per layer holding the GLOBAL segment. decode_attn first appends the
  * global tokens the engine has that the cache lacks (one at a time, as SCBench feeds follow-ups),
  * then attends over dequantized cache + the temp segment in full precision. */
-struct kivi_priv { int bits, group, residual; };
+struct kivi_priv { int bits, group, residual, requant; };
 
 static const struct scb_option kivi_opts[] = {
     {"bits", SCB_OPT_INT, offsetof(struct kivi_priv, bits), "2", 2, 8, NULL,
@@ -294,6 +321,10 @@ static const struct scb_option kivi_opts[] = {
      "quantization group: tokens per key group, channels per value group"},
     {"residual", SCB_OPT_INT, offsetof(struct kivi_priv, residual), "32", 1, 1e6, NULL,
      "full-precision residual window (tokens)"},
+    {"requant", SCB_OPT_BOOL, offsetof(struct kivi_priv, requant), "false", 0, 0, NULL,
+     "also quantize tokens appended after the first prefill, R at a time as the residual "
+     "overflows (the KIVI paper; MInference's legacy_update). Default false: SCBench's "
+     "KiviCache.update quantizes the first prefill only"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL}
 };
 
@@ -333,6 +364,7 @@ static int kivi_after_prefill(struct scb_method *m, const struct scb_kv_compress
     scb_kivi_cache_destroy(cs[a->layer]);
     cs[a->layer] = NULL;
     int rc = scb_kivi_cache_create(&cs[a->layer], a->Hkv, a->D, p->bits, p->group, p->residual, ctx);
+    if (!rc) cs[a->layer]->requant = p->requant;
     if (!rc) rc = scb_kivi_cache_prefill(cs[a->layer], a->k, a->v, a->N, ctx);
     if (!rc) rc = scb_kv_keep_init(keep, a->Hkv, 1, a->N, ctx);
     if (!rc) scb_kv_keep_all(keep);
@@ -389,7 +421,7 @@ static void kivi_cost(const struct scb_method *m, const struct scb_cost_query *c
     const struct scb_model_info *mi = cq->mi;
     scb_method_cost_dense(cq, out);
     out->kv_bytes = (int64_t)mi->L * scb_kivi_bytes(cq->N, cq->T, mi->Hkv, mi->D, p->bits, p->group,
-                                                    p->residual, cq->elt_bytes, 2);
+                                                    p->residual, p->requant, cq->elt_bytes, 2);
     out->kv_bytes_device = out->kv_bytes;
     out->read_bytes_step = out->kv_bytes;
 }

@@ -9,9 +9,11 @@
  * scale/min (Hkv, cap, D/group). Hkv heads stored (no GQA repetition).
  * Schedule, residual R: after the first prefill of N tokens keys quantize the first N - N % R
  * tokens, values the first N - R (if N > R); the rest stays full precision. Each appended token
- * goes to the residuals; a residual longer than R quantizes its first R tokens and keeps the
- * last one (spec §6.2, MInference's KiviCache.legacy_update; the `update` SCBench's attn_forward
- * calls never re-quantizes tokens appended after the first prefill: docs/methods.md, deviations).
+ * goes to the residuals. By default (requant = 0, the method's default) nothing appended is ever
+ * quantized: SCBench's attn_forward calls MInference's KiviCache.update, which quantizes the
+ * first prefill only (spec/scbench.md §7). With requant = 1 (option requant=true; the KIVI paper,
+ * spec/methods.md §6.2, MInference's uncalled KiviCache.legacy_update) a residual longer than R
+ * quantizes its first R tokens and keeps the last one.
  * Attention dequantizes to fp32 and runs the reference row kernel in time order, so while
  * nothing is quantized it equals dense attention bitwise. tests/py/method_kivi_numpy.py checks
  * all of this against an independent float64 NumPy KIVI through the engine. */
@@ -34,11 +36,14 @@ struct scb_kivi_cache {
     int cap;                  /* token capacity of the quantized stores (grows) */
     int Tk_q, Tv_q;           /* quantized key / value tokens */
     int nk_r, nv_r;           /* residual key / value tokens (time order after the quantized) */
+    int requant;              /* 1: quantize R appended tokens at a time (set after create; create
+                                 sets 1); 0: appended tokens stay full precision */
+    int res_cap;              /* residual tokens allocated per head (R + 1, grows when requant = 0) */
     uint32_t *k_codes;        /* (Hkv, D, cap*bits/32) */
     float *k_scale, *k_min;   /* (Hkv, D, cap/group) */
     uint32_t *v_codes;        /* (Hkv, cap, D*bits/32) */
     float *v_scale, *v_min;   /* (Hkv, cap, D/group) */
-    float *k_res, *v_res;     /* (Hkv, R+1, D) full precision */
+    float *k_res, *v_res;     /* (Hkv, res_cap, D) full precision */
 };
 
 /* bits in {2, 4, 8}; group divides R (keys) and D (values), 32/bits divides group. */
@@ -63,7 +68,7 @@ int  scb_kivi_cache_attn(const struct scb_kivi_cache *c, const float *q, int Hq,
 /* Bytes stored: codes + scale/min (scale_bytes each) + residual tokens (elt_bytes each). */
 int64_t scb_kivi_cache_bytes(const struct scb_kivi_cache *c, int elt_bytes, int scale_bytes);
 /* Same accounting for a cache that saw a prefill of N and then T - N appended tokens, per layer. */
-int64_t scb_kivi_bytes(int64_t N, int64_t T, int Hkv, int D, int bits, int group, int R,
+int64_t scb_kivi_bytes(int64_t N, int64_t T, int Hkv, int D, int bits, int group, int R, int requant,
                        int elt_bytes, int scale_bytes);
 
 extern const struct scb_method_ops scb_method_kivi;

@@ -270,7 +270,7 @@ static void bench(int Tk)
         /* bytes the kernel reads: codes + fp32 scale/min of the quantized part + bf16 rest */
         double bytes = (double)Hkv * ((double)(kq + vq) * D * bits / 8 + 2.0 * (kq + vq) * D / group * 4 +
                                       (double)((Tk - kq) + (Tk - vq)) * D * 2);
-        double cpu_formula = (double)scb_kivi_bytes(Tk, Tk, Hkv, D, bits, group, R, 2, 2);
+        double cpu_formula = (double)scb_kivi_bytes(Tk, Tk, Hkv, D, bits, group, R, 1, 2, 2);
         float qms = 0;
         CK(scb_cuda_timer_start(g_cc, &g_err));
         for (int r = 0; r < reps; r++) {

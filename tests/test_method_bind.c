@@ -508,17 +508,18 @@ static void test_snapkv_pyramid_kept(void **st)
 /* ---- costs ---------------------------------------------------------------------------------- */
 /* KIVI bytes per (layer, KV head) after a first prefill of N tokens, from spec/methods.md §6:
  * keys quantize N - N % R tokens, values N - R; 16-bit scale and min per group; fp16 residuals;
- * T - N later global tokens each go to the residuals, a residual longer than R quantizes R. */
-static int64_t kivi_bytes_spec_T(int64_t N, int64_t T, int D, int bits, int g, int R)
+ * T - N later global tokens each go to the residuals; with requant (option requant=true) a
+ * residual longer than R quantizes R, without (SCBench's default) they all stay fp16. */
+static int64_t kivi_bytes_spec_T(int64_t N, int64_t T, int D, int bits, int g, int R, int requant)
 {
     int64_t kq = N - N % R, vq = N > R ? N - R : 0, nk = N - kq, nv = N - vq;
     for (int64_t t = N; t < T; t++) {      /* each later token: residual > R quantizes R, keeps 1 */
-        if (++nk > R) { kq += R; nk = 1; }
-        if (++nv > R) { vq += R; nv = 1; }
+        if (++nk > R && requant) { kq += R; nk = 1; }
+        if (++nv > R && requant) { vq += R; nv = 1; }
     }
     return (kq + vq) * D * bits / 8 + 2 * 2 * (kq * D / g + vq * D / g) + (nk + nv) * D * 2;
 }
-static int64_t kivi_bytes_spec(int64_t N, int D, int bits, int g, int R) { return kivi_bytes_spec_T(N, N, D, bits, g, R); }
+static int64_t kivi_bytes_spec(int64_t N, int D, int bits, int g, int R) { return kivi_bytes_spec_T(N, N, D, bits, g, R, 0); }
 
 static void test_costs(void **st)
 {
@@ -549,7 +550,15 @@ static void test_costs(void **st)
     run_session(&e, "kivi", A, 300, B, 4, SESS_REQUEST, &so);
     assert_int_equal(so.c2.kv_bytes_physical, so.c1.kv_bytes_physical);
     assert_int_equal(so.c1.kv_bytes_physical, want);
-    assert_int_equal(after_follow_up, (int64_t)mc->L * mc->Hkv * kivi_bytes_spec_T(300, 304, (int)mc->D, 2, 32, 32));
+    assert_int_equal(after_follow_up, (int64_t)mc->L * mc->Hkv * kivi_bytes_spec_T(300, 304, (int)mc->D, 2, 32, 32, 0));
+    scb_free(so.logits);
+    /* requant=true: the 4 follow-up tokens overflow the 32-token value residual (300 - 268 = 32
+     * values, 12 keys in it after the prefill), so R of them are quantized */
+    run_session(&e, "kivi:requant=true", A, 300, B, 4, SESS_DROP, &so);
+    assert_int_equal(so.c1.kv_bytes_physical, want);
+    assert_int_equal(so.c2.kv_bytes_physical,
+                     (int64_t)mc->L * mc->Hkv * kivi_bytes_spec_T(300, 304, (int)mc->D, 2, 32, 32, 1));
+    assert_true(so.c2.kv_bytes_physical < after_follow_up);
     scb_free(so.logits);
     /* KIVI-4 */
     run_session(&e, "kivi:bits=4", A, 300, B, 4, SESS_DROP, &so);

@@ -253,7 +253,7 @@ static void test_kivi_cache(void **st)
         assert_int_equal(c->Tv_q, 68); assert_int_equal(c->nv_r, 32);
         int64_t want = (int64_t)Hkv * ((96 + 68) * D * bits / 8 + 2 * (96 * D / 32 + 68 * D / 32) * 2 + (4 + 32) * D * 2);
         assert_true(scb_kivi_cache_bytes(c, 2, 2) == want);
-        assert_true(scb_kivi_bytes(N, N, Hkv, D, bits, 32, 32, 2, 2) == want);
+        assert_true(scb_kivi_bytes(N, N, Hkv, D, bits, 32, 32, 1, 2, 2) == want);
         assert_int_equal(scb_kivi_cache_append(c, k + (size_t)N * Hkv * D, v + (size_t)N * Hkv * D, &ctx), SCB_OK);
         assert_int_equal(c->Tk_q, 96); assert_int_equal(c->nk_r, 5);       /* keys 96 q + 5 f */
         assert_int_equal(c->Tv_q, 100); assert_int_equal(c->nv_r, 1);      /* values 68 q + 33 -> 100 q + 1 f */
@@ -262,7 +262,7 @@ static void test_kivi_cache(void **st)
         int T = N + 40;
         assert_int_equal(scb_kivi_cache_len(c), T);
         assert_int_equal(c->Tk_q, 128); assert_int_equal(c->nk_r, 12);
-        assert_true(scb_kivi_cache_bytes(c, 2, 2) == scb_kivi_bytes(N, T, Hkv, D, bits, 32, 32, 2, 2));
+        assert_true(scb_kivi_cache_bytes(c, 2, 2) == scb_kivi_bytes(N, T, Hkv, D, bits, 32, 32, 1, 2, 2));
         /* dequantized error within half a step of each group's own min/max */
         float *kd = scb_malloc(sizeof(float) * (size_t)T * Hkv * D), *vd = scb_malloc(sizeof(float) * (size_t)T * Hkv * D);
         scb_kivi_cache_dequant(c, kd, vd);
@@ -322,6 +322,7 @@ static void test_kivi_method(void **st)
     assert_int_equal(scb_method_decode_attn(&sp.kv, &t.a, &ctx), SCB_OK);
     struct scb_kivi_cache *c;
     assert_int_equal(scb_kivi_cache_create(&c, Hkv, D, 2, 32, 32, &ctx), SCB_OK);
+    c->requant = 0;                       /* the method's default: SCBench's KiviCache.update */
     assert_int_equal(scb_kivi_cache_prefill(c, t.k, t.v, N, &ctx), SCB_OK);
     for (int i = 0; i < Tq; i++) {
         int nc = N + i + 1, g_end = nc < N + 3 ? nc : N + 3;

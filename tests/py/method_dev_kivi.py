@@ -132,6 +132,10 @@ def main():
             (0, 97, 40, "kivi:bits=8,group=16,residual=48", 8, False),   # D=32 (plain path), G=4
             (2, 203, 66, "kivi:bits=2,group=64,residual=64", 2, True),   # D=128, G=8
             (3, 161, 33, "kivi:bits=4,group=32,residual=96", 4, False),  # D=128, G=1
+            # requant=true: the follow-up's tokens are quantized R at a time as the residuals fill
+            (1, 150, 45, "kivi:requant=true", 2, False),
+            (2, 203, 66, "kivi:bits=4,group=64,residual=64,requant=true", 4, True),
+            (1, 20, 50, "kivi:bits=2,residual=32,requant=true", 2, False),  # N < R, then two flushes
         ]
         for mi, n, f, spec, bits, commit in cases:
             try:
