@@ -79,8 +79,20 @@ static void test_bad_files(void **st)
                       SCB_E_UNSUPPORTED, "wordpiece/tokenizer.json", "WordPiece");
     expect_load_error(tok_dir("lowercase", "{\"normalizer\": {\"type\": \"Lowercase\"}, \"model\": {}}"),
                       SCB_E_UNSUPPORTED, "lowercase/tokenizer.json", "Lowercase");
-    expect_load_error(tok_dir("metaspace", "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {}}"),
-                      SCB_E_UNSUPPORTED, "metaspace/tokenizer.json", "Metaspace");
+    expect_load_error(tok_dir("whitespace", "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {}}"),
+                      SCB_E_UNSUPPORTED, "whitespace/tokenizer.json", "Whitespace");
+    expect_load_error(tok_dir("metaspace", "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"ab\"},"
+                                           " \"model\": {}}"),
+                      SCB_E_FORMAT, "metaspace/tokenizer.json", "replacement");
+    expect_load_error(tok_dir("metaspace2", "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"_\","
+                                            " \"add_prefix_space\": false}, \"model\": {}}"),
+                      SCB_E_FORMAT, "metaspace2/tokenizer.json", "prepend_scheme");
+    expect_load_error(tok_dir("replace", "{\"normalizer\": {\"type\": \"Replace\", \"content\": \"_\"}, \"model\": {}}"),
+                      SCB_E_FORMAT, "replace/tokenizer.json", "pattern");
+    expect_load_error(tok_dir("strip", "{\"decoder\": {\"type\": \"Strip\", \"content\": \" \"}, \"model\": {}}"),
+                      SCB_E_FORMAT, "strip/tokenizer.json", "Strip");
+    expect_load_error(tok_dir("ctc", "{\"decoder\": {\"type\": \"CTC\"}, \"model\": {}}"),
+                      SCB_E_UNSUPPORTED, "ctc/tokenizer.json", "CTC");
     expect_load_error(tok_dir("badmerge", TINY_HEAD "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1},"
                                           " \"merges\": [\"a b\"]}}"),
                       SCB_E_FORMAT, "badmerge/tokenizer.json", "merges[0]");
