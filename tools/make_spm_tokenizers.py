@@ -153,7 +153,7 @@ def variants(base, mistral_template):
     out["split-behaviors"] = (spm_like(
         normalizer={"type": "Sequence", "normalizers": [
             {"type": "Replace", "pattern": {"Regex": "[\\t ]{2,}"}, "content": " "},
-            {"type": "NFKC"},
+            {"type": "NFC"},
             {"type": "Prepend", "prepend": "▁"},
             {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
         pre_tokenizer={"type": "Sequence", "pretokenizers": [

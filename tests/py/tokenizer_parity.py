@@ -61,7 +61,10 @@ def random_strings(rng, corpus, n):
         "special": ["<|begin_of_text|>", "<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>", "<|im_start|>",
                     "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>", "<|eot_id", "<|im_",
                     "<|", "|>", "<|reserved_special_token_7|>", "[MASK]", "<mask>", "Zqxsw", "Zqé",
-                    "Zqe\u0301", " <mask> ", "[MASK]  ", "xZqxsw", "Zqxsw_", "Zqxsw!"],
+                    "Zqe\u0301", " <mask> ", "[MASK]  ", "xZqxsw", "Zqxsw_", "Zqxsw!",
+                    # SentencePiece-style fixtures: their specials, metaspace and byte-token text
+                    "<s>", "</s>", "<unk>", "[INST]", "[/INST]", " [INST] ", "<s> ", "<bos>", "<start_of_turn>",
+                    "\u2581", "\u2581\u2581", " \u2581", "<0x41>", "<0xE4>", "<sep>", "@@", "hello", "Zq wx", "Zq  wx"],
     }
     keys = sorted(pools)
     out = []
