@@ -558,20 +558,31 @@ out:
 }
 
 /* Append s[0..n) to b with every match of re replaced by rep[0..rl) (HF NormalizedString::replace
- * and the Replace decoder). re NULL: s unchanged. */
+ * and the Replace decoder). re NULL: s unchanged. z (may be NULL): on entry the bytes at the start
+ * of s aligned to original offset 0 (struct tok_piece), on return those of the result: the text
+ * and the replacements of matches that begin inside that prefix. */
 static int regex_replace(const pcre2_code *re, const char *s, size_t n, const char *rep, size_t rl,
-                         struct scb_buf *b, struct scb_ctx *ctx)
+                         struct scb_buf *b, size_t *z, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     size_t *m = NULL, nm = 0, cap = 0, prev = 0;
-    if (!n) return SCB_OK;
+    if (!n) {
+        if (z) *z = 0;
+        return SCB_OK;
+    }
     if (re) SCB_TRY(regex_find_all(re, NULL, s, n, &m, &nm, &cap, ctx));
+    size_t z0 = z ? *z : 0, nz = 0;
     for (size_t i = 0; i < nm; i++) {
-        SCB_TRY(scb_buf_append(b, s + prev, m[2 * i] - prev));
+        size_t ms = m[2 * i];
+        SCB_TRY(scb_buf_append(b, s + prev, ms - prev));
         SCB_TRY(scb_buf_append(b, rep, rl));
+        if (prev < z0) nz += (ms < z0 ? ms : z0) - prev;
+        if (ms < z0) nz += rl;
         prev = m[2 * i + 1];
     }
     SCB_TRY(scb_buf_append(b, s + prev, n - prev));
+    if (prev < z0) nz += (n < z0 ? n : z0) - prev;
+    if (z) *z = nz;
 out:
     scb_free(m);
     return rc;
@@ -952,17 +963,27 @@ static int norm_run(const char *s, size_t n, int opt, struct scb_buf *b, struct 
     return rc;
 }
 
+/* Length of the UTF-8 character at s[0..n) (0 when n is 0). */
+static size_t first_char_len(const char *s, size_t n)
+{
+    size_t sub, l = n ? utf8_seq((const unsigned char *)s, n, &sub) : 0;
+    return n && !l ? sub : l;
+}
+
 /* Normalize s[0..n) (valid UTF-8) with the tokenizer's normalizers into *out (scb_malloc, caller
  * frees), or *out = NULL when the text is unchanged for sure (no normalizer, or ASCII under
  * Unicode normal forms only). Prepend adds its text to a non-empty string; Replace substitutes
- * every match. */
+ * every match. z (may be NULL) gets the bytes at the start of the result that HF aligns to the
+ * start of s (struct tok_piece); 0 when a Replace deleted the start of s. */
 static int normalize(const struct scb_tokenizer *t, const char *s, size_t n, char **out, size_t *out_len,
-                     struct scb_ctx *ctx)
+                     size_t *z, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     struct scb_buf cur = {0}, next = {0};
+    size_t zz = first_char_len(s, n);
     *out = NULL;
     *out_len = n;
+    if (z) *z = zz;
     if (!t->n_norm) return SCB_OK;
     int unicode_only = 1;
     for (int k = 0; k < t->n_norm; k++) unicode_only &= t->norm[k].kind <= TOK_NORM_NFKD;
@@ -977,8 +998,9 @@ static int normalize(const struct scb_tokenizer *t, const char *s, size_t n, cha
             if (!cur.len) continue;
             SCB_TRY(scb_buf_append(&next, t->pool + st->str_off, st->str_len));
             SCB_TRY(scb_buf_append(&next, cur.data, cur.len));
+            if (zz) zz += st->str_len;  /* HF aligns the prepended text with the first character */
         } else if (st->kind == TOK_NORM_REPLACE) {
-            SCB_TRY(regex_replace(st->re, cur.data, cur.len, t->pool + st->str_off, st->str_len, &next, ctx));
+            SCB_TRY(regex_replace(st->re, cur.data, cur.len, t->pool + st->str_off, st->str_len, &next, &zz, ctx));
         } else {
             ascii = 1;
             for (size_t i = 0; i < cur.len && ascii; i++) ascii = (unsigned char)cur.data[i] < 0x80;
@@ -1002,10 +1024,14 @@ static int normalize(const struct scb_tokenizer *t, const char *s, size_t n, cha
                 i += (size_t)l;
             }
             SCB_TRY(norm_run(cur.data + run, cur.len - run, opt, &next, ctx));
+            /* the aligned prefix survives when the normal form leaves it alone; else (composition
+             * at the start) it is taken to be the first character */
+            if (zz && (next.len < zz || memcmp(next.data, cur.data, zz))) zz = first_char_len(next.data, next.len);
         }
         struct scb_buf tmp = cur; cur = next; next = tmp;
     }
     *out_len = cur.len;
+    if (z) *z = zz;
     *out = scb_buf_steal(&cur);
     if (!*out) rc = SCB_E_NOMEM;
 out:
@@ -1050,7 +1076,7 @@ static int load_added(struct scb_tokenizer *t, const cJSON *arr, const char *fil
         if (!a->normalized || !t->n_norm) continue;
         char *nb = NULL;
         size_t nl = 0, off = 0;
-        SCB_TRY(normalize(t, t->pool + a->off, a->len, &nb, &nl, ctx));
+        SCB_TRY(normalize(t, t->pool + a->off, a->len, &nb, &nl, NULL, ctx));
         if (nb && nl) {
             rc = pool_add(t, nb, nl, &off);
             if (!rc) { a->off = off; a->len = nl; }
@@ -1524,12 +1550,14 @@ out:
     return rc;
 }
 
-/* Pieces of text during pre-tokenization: (off, len) into a buffer; first: the piece starts at
- * offset 0 of the original input (Metaspace prepend_scheme "first"). */
-struct tok_piece { size_t off, len; int first; };
+/* Pieces of text during pre-tokenization: (off, len) into a buffer; z: how many bytes at the
+ * start of the piece HF aligns to offset 0 of the original input (its first character, what a
+ * normalizer or pre-tokenizer prepended to it, a replacement of it); z > 0 is HF's
+ * offsets_original().0 == 0, which Metaspace prepend_scheme "first" asks. */
+struct tok_piece { size_t off, len, z; };
 struct tok_pieces { struct tok_piece *v; size_t n, cap; };
 
-static int pieces_add(struct tok_pieces *p, size_t off, size_t len, int first)
+static int pieces_add(struct tok_pieces *p, size_t off, size_t len, size_t z)
 {
     if (!len) return SCB_OK;  /* HF drops empty splits */
     if (p->n == p->cap) {
@@ -1540,7 +1568,7 @@ static int pieces_add(struct tok_pieces *p, size_t off, size_t len, int first)
     }
     p->v[p->n].off = off;
     p->v[p->n].len = len;
-    p->v[p->n].first = first;
+    p->v[p->n].z = z < len ? z : len;
     p->n++;
     return SCB_OK;
 }
@@ -1601,15 +1629,15 @@ static int split_apply(const struct tok_piece *pc, const size_t *m, size_t nm, i
     }
     for (size_t i = 0; i < k; i++) {
         if (sp[i].remove) continue;
-        int rc = pieces_add(out, pc->off + sp[i].s, sp[i].e - sp[i].s, pc->first && sp[i].s == 0);
+        int rc = pieces_add(out, pc->off + sp[i].s, sp[i].e - sp[i].s, pc->z > sp[i].s ? pc->z - sp[i].s : 0);
         if (rc) return rc;
     }
     return SCB_OK;
 }
 
-/* Pre-tokenize and BPE one normalized, added-token-free piece of text. first: the piece begins
- * the original input. */
-static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const char *s, size_t n, int first,
+/* Pre-tokenize and BPE one normalized, added-token-free piece of text. z: bytes at its start
+ * aligned to offset 0 of the original input (struct tok_piece). */
+static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const char *s, size_t n, size_t z,
                        struct tok_ids *out, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
@@ -1620,7 +1648,7 @@ static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const 
     size_t sp_cap = 0;
     if (!n) return SCB_OK;
     SCB_TRY(scb_buf_append(&buf, s, n));
-    SCB_TRY(pieces_add(&a, 0, n, first));
+    SCB_TRY(pieces_add(&a, 0, n, z));
     if (!w->md) {
         /* match data sized for the largest pattern we use (a handful of groups at most) */
         w->md = pcre2_match_data_create(32, NULL);
@@ -1635,7 +1663,10 @@ static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const 
             for (size_t i = 0; i < a.n; i++) {
                 const char *p = buf.data + a.v[i].off;
                 size_t off = nbuf.len;
-                if (p[0] != ' ') SCB_TRY(scb_buf_putc(&nbuf, ' '));
+                if (p[0] != ' ') {
+                    SCB_TRY(scb_buf_putc(&nbuf, ' '));
+                    if (a.v[i].z) a.v[i].z++;
+                }
                 SCB_TRY(scb_buf_append(&nbuf, p, a.v[i].len));
                 a.v[i].off = off;
                 a.v[i].len = nbuf.len - off;
@@ -1650,22 +1681,26 @@ static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const 
                 size_t off = nbuf.len, len = a.v[i].len;
                 int starts = len >= rl && !memcmp(p, st->rep, rl);
                 if (!starts && len && p[0] == ' ') starts = 1;  /* the space becomes the replacement */
-                if (!starts && (st->prepend == TOK_PREPEND_ALWAYS || (st->prepend == TOK_PREPEND_FIRST && a.v[i].first)))
+                size_t z = a.v[i].z, nz = 0;
+                if (!starts && (st->prepend == TOK_PREPEND_ALWAYS || (st->prepend == TOK_PREPEND_FIRST && z))) {
                     SCB_TRY(scb_buf_append(&nbuf, st->rep, rl));
+                    nz = z ? rl : 0;
+                }
                 for (size_t j = 0; j < len; j++) {
                     if (p[j] == ' ') SCB_TRY(scb_buf_append(&nbuf, st->rep, rl));
                     else SCB_TRY(scb_buf_putc(&nbuf, p[j]));
+                    if (j < z) nz += p[j] == ' ' ? rl : 1;
                 }
-                struct tok_piece np = {off, nbuf.len - off, a.v[i].first};
-                if (!st->split) { SCB_TRY(pieces_add(&b, np.off, np.len, np.first)); continue; }
+                struct tok_piece np = {off, nbuf.len - off, nz};
+                if (!st->split) { SCB_TRY(pieces_add(&b, np.off, np.len, np.z)); continue; }
                 size_t from = 0;  /* split before every replacement character (MergedWithNext) */
                 for (size_t j = rl; j + rl <= np.len; j++) {
                     if (memcmp(nbuf.data + np.off + j, st->rep, rl)) continue;
-                    SCB_TRY(pieces_add(&b, np.off + from, j - from, np.first && from == 0));
+                    SCB_TRY(pieces_add(&b, np.off + from, j - from, np.z > from ? np.z - from : 0));
                     from = j;
                     j += rl - 1;
                 }
-                SCB_TRY(pieces_add(&b, np.off + from, np.len - from, np.first && from == 0));
+                SCB_TRY(pieces_add(&b, np.off + from, np.len - from, np.z > from ? np.z - from : 0));
             }
             struct scb_buf tmp = buf; buf = nbuf; nbuf = tmp;
             struct tok_pieces tp = a; a = b; b = tp;
@@ -1846,15 +1881,16 @@ int scb_tokenizer_encode(const struct scb_tokenizer *t, const char *text, size_t
     SCB_TRY(added_find(t, text, len, 0, no_special, &outer, &n_outer));
     for (size_t i = 0; i < n_outer; i++) {
         if (outer[i].id >= 0) { SCB_TRY(ids_add(&out, outer[i].id)); continue; }
-        size_t nl;
+        size_t nl, z;
         const char *piece = text + outer[i].start;
-        SCB_TRY(normalize(t, piece, outer[i].end - outer[i].start, &norm, &nl, ctx));
+        SCB_TRY(normalize(t, piece, outer[i].end - outer[i].start, &norm, &nl, &z, ctx));
+        if (outer[i].start) z = 0;  /* only the piece at the start of the input can be "first" */
         if (norm) piece = norm;
         SCB_TRY(added_find(t, piece, nl, 1, no_special, &inner, &n_inner));
         for (size_t k = 0; k < n_inner; k++) {
             if (inner[k].id >= 0) SCB_TRY(ids_add(&out, inner[k].id));
             else SCB_TRY(encode_text(t, &w, piece + inner[k].start, inner[k].end - inner[k].start,
-                                     outer[i].start == 0 && inner[k].start == 0, &out, ctx));
+                                     z > inner[k].start ? z - inner[k].start : 0, &out, ctx));
         }
         scb_free(inner);
         inner = NULL;
@@ -2006,7 +2042,7 @@ static int decode_step(const struct scb_tokenizer *t, const struct tok_dec *d, c
         for (size_t i = 0; i < in->n; i++) {
             SCB_TRY(list_begin(out));
             SCB_TRY(regex_replace(d->re, in->buf.data + in->off[i], in->len[i], t->pool + d->str_off, d->str_len,
-                                  &out->buf, ctx));
+                                  &out->buf, NULL, ctx));
             list_end(out);
         }
         break;

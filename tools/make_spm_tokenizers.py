@@ -11,6 +11,8 @@ vocab and merges with the pipelines the Hub's converted tokenizer.json files car
   spm-converted    transformers 5 conversion: Replace(Regex) normalizers for SentencePiece's
                    extra-whitespace removal and dummy prefix, Metaspace(always, split=false) +
                    Split of the user-defined pieces, ignore_merges, Replace/ByteFallback/Fuse/Strip
+  spm-converted-nonlegacy  the same with legacy=False: Metaspace prepend_scheme first after a
+                   normalizer that deletes leading spaces (HF then prepends nothing)
   llama2           Llama-2 / Yi / Mistral v0.1 (legacy): Sequence[Prepend("▁"), Replace(" ", "▁")],
                    no pre-tokenizer, decoder Sequence[Replace("▁", " "), ByteFallback, Fuse,
                    Strip(" ", 1, 0)], TemplateProcessing "<s> $A"
@@ -53,7 +55,7 @@ def train_spm(corpus, tmp):
     return prefix + ".model"
 
 
-def convert(model_file):
+def convert(model_file, legacy):
     from tokenizers import AddedToken
     from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
     pb = import_protobuf()
@@ -61,7 +63,7 @@ def convert(model_file):
     with open(model_file, "rb") as f:
         proto.ParseFromString(f.read())
     vocab = {p.piece: i for i, p in enumerate(proto.pieces)}
-    tok = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab)
+    tok = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab, legacy=legacy)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<unk>", "<s>", "</s>")])
     return json.loads(tok.to_str())
 
@@ -85,7 +87,7 @@ def added(content, id_, special=True, normalized=False):
             "normalized": normalized, "special": special}
 
 
-def variants(base, mistral_template):
+def variants(base, nonlegacy, mistral_template):
     model = base["model"]
     n = len(model["vocab"])
     specials = [added("<unk>", 0), added("<s>", 1), added("</s>", 2)]
@@ -97,6 +99,9 @@ def variants(base, mistral_template):
     j = dict(base)
     j["post_processor"] = template_post("<s>", 1)
     out["spm-converted"] = (j, llama_cfg)
+    j = dict(nonlegacy)
+    j["post_processor"] = template_post("<s>", 1)
+    out["spm-converted-nonlegacy"] = (j, dict(llama_cfg, legacy=False))
 
     def spm_like(**kw):
         j = dict(base)
@@ -176,9 +181,10 @@ def main():
               encoding="utf-8") as f:
         mistral_template = f.read()
     with tempfile.TemporaryDirectory() as tmp:
-        base = convert(train_spm(corpus, tmp))
+        model = train_spm(corpus, tmp)
+        base, nonlegacy = convert(model, True), convert(model, False)
     from tokenizers import Tokenizer
-    for name, (j, cfg) in variants(base, mistral_template).items():
+    for name, (j, cfg) in variants(base, nonlegacy, mistral_template).items():
         d = os.path.join(a.out, name)
         os.makedirs(d, exist_ok=True)
         text = json.dumps(j, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
