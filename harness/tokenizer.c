@@ -1,20 +1,26 @@
-/* tokenizer.c — Hugging Face tokenizer.json byte-level BPE in C (see tokenizer.h).
+/* tokenizer.c — Hugging Face tokenizer.json BPE in C, byte-level and SentencePiece-style (see
+ * tokenizer.h).
  *
  * The pipeline follows the `tokenizers` library step by step, so that ids are identical:
  *   1. added tokens whose "normalized" is false are split out of the raw text (leftmost-longest,
  *      non-overlapping, with lstrip/rstrip/single_word); with SCB_TOK_NO_SPECIAL a match of a
  *      special token is skipped (kept as text), as HF's encode_special_tokens does;
- *   2. each remaining piece is normalized (NFC/NFD/NFKC/NFKD through utf8proc, or a Sequence);
- *      then the normalized added tokens are split out of it;
- *   3. the pre-tokenizer: Split steps (PCRE2 regex or literal string; Isolated or Removed; invert)
- *      and a final ByteLevel step (optional GPT-2 regex split and prefix space);
- *   4. BPE per pre-token on bytes: ignore_merges (a pre-token that is itself in the vocab is
- *      emitted whole), else the lowest-rank (then leftmost) merge first through a binary heap,
- *      checked on pop as HF does;
+ *   2. each remaining piece is normalized (NFC/NFD/NFKC/NFKD through utf8proc, Prepend, Replace,
+ *      or a Sequence); then the normalized added tokens are split out of it;
+ *   3. the pre-tokenizer (none, or a Sequence): Split steps (PCRE2 regex or literal string; all
+ *      five behaviors; invert), Metaspace (spaces to the replacement, prefix by prepend_scheme,
+ *      split before each replacement) and a final ByteLevel step (GPT-2 regex and prefix space);
+ *   4. BPE per pre-token: byte-level tokenizers map the bytes to the byte alphabet; otherwise
+ *      each character is its vocab token, or its <0xNN> byte tokens (byte_fallback), or unk
+ *      (fused under fuse_unk); ignore_merges (a pre-token that is itself in the vocab is emitted
+ *      whole), else the lowest-rank (then leftmost) merge first through a binary heap, checked on
+ *      pop as HF does;
  *   5. the post-processor's fixed prefix/suffix ids (TemplateProcessing, Roberta, Bert, ByteLevel,
  *      Sequence) with SCB_TOK_ADD_SPECIAL.
- * Decoding maps byte-level characters back to bytes (a token with a character outside the map is
- * taken as raw UTF-8, as HF does) and repairs invalid UTF-8 with U+FFFD per maximal subpart.
+ * Decoding runs the decoder chain over the token strings as HF's decode_chain does (ByteLevel:
+ * bytes back, a token outside the map taken as raw UTF-8, invalid UTF-8 as U+FFFD per maximal
+ * subpart; Replace, ByteFallback, Fuse, Strip, Metaspace) and joins the result (with spaces when
+ * there is no decoder).
  *
  * Regexes are written for Oniguruma (HF); PCRE2 with UTF|UCP agrees on them except that PCRE2's
  * \s also matches U+180E and that its Unicode tables may be older. pat_translate() rewrites \s,
