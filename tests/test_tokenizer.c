@@ -289,6 +289,35 @@ static void test_spm_tiny(void **st)
     scb_tokenizer_destroy(t);
 }
 
+/* Strip cutting at both ends of each token, and no decoder (tokens joined with spaces); the
+ * expected strings are what tokenizers 0.23.3 decodes for these files. */
+#define STRIP_HEAD "{\"added_tokens\": [], \"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}," \
+    " \"content\": \"\u2581\"}, \"pre_tokenizer\": null, \"post_processor\": null,"
+#define STRIP_MODEL " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"\u2581\": 2," \
+    " \"\u2581\u2581a\u2581\u2581\u2581\": 3, \"b\u2581\": 4}, \"merges\": []}}"
+
+static void test_strip_and_no_decoder(void **st)
+{
+    (void)st;
+    struct scb_tokenizer *t = NULL;
+    struct scb_ctx c = {0};
+    const int32_t ids[] = {3, 4, 0};
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("strip2", STRIP_HEAD " \"decoder\": {\"type\": \"Sequence\","
+                                                    " \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\":"
+                                                    " \"\u2581\"}, \"content\": \" \"}, {\"type\": \"Strip\", \"content\":"
+                                                    " \" \", \"start\": 1, \"stop\": 2}]}," STRIP_MODEL), &c), SCB_OK);
+    expect_text(t, ids, 3, " a ba");  /* "  a   " -> " a ", "b " -> "b", "a" */
+    /* no unk_token: 'c' is dropped; no merges: every space is its own token */
+    const int32_t w[] = {2, 0, 2, 1, 2};
+    expect_ids(t, " a b c", 0, w, 5);
+    scb_tokenizer_destroy(t);
+    t = NULL;
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("nodecoder", STRIP_HEAD " \"decoder\": null," STRIP_MODEL), &c),
+                     SCB_OK);
+    expect_text(t, ids, 3, "\u2581\u2581a\u2581\u2581\u2581 b\u2581 a");
+    scb_tokenizer_destroy(t);
+}
+
 /* Allocation failures anywhere in loading, encoding and decoding the SentencePiece pipeline give
  * SCB_E_NOMEM and leak nothing. */
 static void test_spm_alloc_failures(void **st)
@@ -471,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_spm_tiny),
         cmocka_unit_test(test_spm_alloc_failures),
+        cmocka_unit_test(test_strip_and_no_decoder),
         cmocka_unit_test(test_real_llama3),
         cmocka_unit_test(test_real_qwen3),
         cmocka_unit_test(test_threads),

@@ -24,6 +24,8 @@ vocab and merges with the pipelines the Hub's converted tokenizer.json files car
                    Sequence[Replace, ByteFallback, Fuse], <bos>-style template, normalized added token
   partial-bytes    llama2 with fuse_unk false and the byte tokens <0xE0>..<0xEF> renamed, so
                    characters needing them fall back to <unk>
+  decoders-misc    Metaspace(prepend_scheme never, split=true), ignore_merges, decoder chain
+                   ByteFallback, Metaspace(never), Replace(Regex), Strip(start 2) per token
   split-behaviors  Replace normalizers (a Regex one) + Metaspace(first, split=true) followed by Split
                    steps with MergedWithPrevious / MergedWithNext / Contiguous / inverted Removed
 
@@ -168,6 +170,16 @@ def variants(base, nonlegacy, mistral_template):
             {"type": "Split", "pattern": {"Regex": "\\p{N}"}, "behavior": "Contiguous", "invert": False},
             {"type": "Split", "pattern": {"Regex": "[^\\n]+"}, "behavior": "Removed", "invert": True}]},
         added_tokens=specials + [added("hello", n, special=False, normalized=True)]), llama_cfg)
+    j = spm_like(
+        normalizer=None,
+        pre_tokenizer={"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": True},
+        decoder={"type": "Sequence", "decoders": [
+            {"type": "ByteFallback"},
+            {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": True},
+            {"type": "Replace", "pattern": {"Regex": " {2,}|\\n"}, "content": "_"},
+            {"type": "Strip", "content": "_", "start": 2, "stop": 0}]})
+    j["model"] = dict(j["model"], ignore_merges=True)
+    out["decoders-misc"] = (j, llama_cfg)
     return out
 
 
