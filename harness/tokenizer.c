@@ -1533,6 +1533,8 @@ static int bpe_word(const struct scb_tokenizer *t, struct tok_work *w, const uns
             memcpy(w->mapped + m, bm->utf8[s[i]], bm->ulen[s[i]]);
             m += bm->ulen[s[i]];
         }
+        /* with byte_fallback a mapped character may become two byte tokens: room for 2n */
+        SCB_TRY(work_reserve(w, m));
         word = w->mapped;
         wl = m;
     }
@@ -1700,7 +1702,7 @@ static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const 
                 struct tok_piece np = {off, nbuf.len - off, nz};
                 if (!st->split) { SCB_TRY(pieces_add(&b, np.off, np.len, np.z)); continue; }
                 size_t from = 0;  /* split before every replacement character (MergedWithNext) */
-                for (size_t j = rl; j + rl <= np.len; j++) {
+                for (size_t j = 1; j + rl <= np.len; j++) {
                     if (memcmp(nbuf.data + np.off + j, st->rep, rl)) continue;
                     SCB_TRY(pieces_add(&b, np.off + from, j - from, np.z > from ? np.z - from : 0));
                     from = j;

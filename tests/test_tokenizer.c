@@ -318,6 +318,61 @@ static void test_strip_and_no_decoder(void **st)
     scb_tokenizer_destroy(t);
 }
 
+/* Metaspace split = a piece starts at every replacement character: with a merge across it
+ * ("a▁" "b") the split decides the ids. Expected ids are tokenizers 0.23.3's for these files. */
+#define MS_HEAD "{\"added_tokens\": [], \"normalizer\": null, \"post_processor\": null, \"decoder\": null," \
+    " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"\u2581\": 2, \"a\u2581\": 3, \"a\u2581b\": 4}," \
+    " \"merges\": [[\"a\", \"\u2581\"], [\"a\u2581\", \"b\"]]}, \"pre_tokenizer\": {\"type\": \"Metaspace\"," \
+    " \"replacement\": \"\u2581\", \"prepend_scheme\": \"never\", "
+
+static void test_metaspace_split(void **st)
+{
+    (void)st;
+    struct scb_tokenizer *t = NULL;
+    struct scb_ctx c = {0};
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("mssplit", MS_HEAD "\"split\": true}}"), &c), SCB_OK);
+    const int32_t w1[] = {0, 2, 1}, w2[] = {0, 2, 2, 1}, w3[] = {0, 1, 2, 1};
+    expect_ids(t, "a b", 0, w1, 3);
+    expect_ids(t, "a  b", 0, w2, 4);
+    expect_ids(t, "ab\u2581b", 0, w3, 4);
+    scb_tokenizer_destroy(t);
+    t = NULL;
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("msnosplit", MS_HEAD "\"split\": false}}"), &c), SCB_OK);
+    const int32_t w4[] = {4};
+    expect_ids(t, "a b", 0, w4, 1);
+    scb_tokenizer_destroy(t);
+}
+
+/* byte_fallback on a byte-level tokenizer: the mapped character of byte 0 (U+0100) is not in the
+ * vocab, so it becomes the byte tokens of its UTF-8 (two per input byte). Expected ids and text
+ * are tokenizers 0.23.3's for this file. */
+static void test_bytelevel_fallback(void **st)
+{
+    (void)st;
+    struct scb_tokenizer *t = NULL;
+    struct scb_ctx c = {0};
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("blfb", "{\"added_tokens\": [], \"normalizer\": null,"
+        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false},"
+        " \"post_processor\": null, \"decoder\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
+        " \"byte_fallback\": true, \"vocab\": {\"a\": 0, \"<0xC4>\": 1, \"<0x80>\": 2}, \"merges\": []}}"), &c), SCB_OK);
+    const int32_t w[] = {1, 2, 0, 1, 2, 1, 2};
+    expect_ids(t, "\0a\0\0", 0, NULL, 0);  /* strlen: empty */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(scb_tokenizer_encode(t, "\0a\0\0", 4, 0, &ids, &n, &c), SCB_OK);
+    assert_int_equal(n, 7);
+    assert_memory_equal(ids, w, sizeof w);
+    scb_free(ids);
+    expect_text(t, w, 7, "<0xC4><0x80>a<0xC4><0x80><0xC4><0x80>");
+    /* a long word: twice as many symbols as bytes */
+    char zeros[300] = {0};
+    assert_int_equal(scb_tokenizer_encode(t, zeros, sizeof zeros, 0, &ids, &n, &c), SCB_OK);
+    assert_int_equal(n, 2 * sizeof zeros);
+    for (size_t i = 0; i < n; i++) assert_int_equal(ids[i], 1 + (int32_t)(i % 2));
+    scb_free(ids);
+    scb_tokenizer_destroy(t);
+}
+
 /* Allocation failures anywhere in loading, encoding and decoding the SentencePiece pipeline give
  * SCB_E_NOMEM and leak nothing. */
 static void test_spm_alloc_failures(void **st)
@@ -501,6 +556,8 @@ int main(void)
         cmocka_unit_test(test_spm_tiny),
         cmocka_unit_test(test_spm_alloc_failures),
         cmocka_unit_test(test_strip_and_no_decoder),
+        cmocka_unit_test(test_metaspace_split),
+        cmocka_unit_test(test_bytelevel_fallback),
         cmocka_unit_test(test_real_llama3),
         cmocka_unit_test(test_real_qwen3),
         cmocka_unit_test(test_threads),
