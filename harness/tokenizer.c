@@ -1,20 +1,26 @@
-/* tokenizer.c — Hugging Face tokenizer.json byte-level BPE in C (see tokenizer.h).
+/* tokenizer.c — Hugging Face tokenizer.json BPE in C, byte-level and SentencePiece-style (see
+ * tokenizer.h).
  *
  * The pipeline follows the `tokenizers` library step by step, so that ids are identical:
  *   1. added tokens whose "normalized" is false are split out of the raw text (leftmost-longest,
  *      non-overlapping, with lstrip/rstrip/single_word); with SCB_TOK_NO_SPECIAL a match of a
  *      special token is skipped (kept as text), as HF's encode_special_tokens does;
- *   2. each remaining piece is normalized (NFC/NFD/NFKC/NFKD through utf8proc, or a Sequence);
- *      then the normalized added tokens are split out of it;
- *   3. the pre-tokenizer: Split steps (PCRE2 regex or literal string; Isolated or Removed; invert)
- *      and a final ByteLevel step (optional GPT-2 regex split and prefix space);
- *   4. BPE per pre-token on bytes: ignore_merges (a pre-token that is itself in the vocab is
- *      emitted whole), else the lowest-rank (then leftmost) merge first through a binary heap,
- *      checked on pop as HF does;
+ *   2. each remaining piece is normalized (NFC/NFD/NFKC/NFKD through utf8proc, Prepend, Replace,
+ *      or a Sequence); then the normalized added tokens are split out of it;
+ *   3. the pre-tokenizer (none, or a Sequence): Split steps (PCRE2 regex or literal string; all
+ *      five behaviors; invert), Metaspace (spaces to the replacement, prefix by prepend_scheme,
+ *      split before each replacement) and a final ByteLevel step (GPT-2 regex and prefix space);
+ *   4. BPE per pre-token: byte-level tokenizers map the bytes to the byte alphabet; otherwise
+ *      each character is its vocab token, or its <0xNN> byte tokens (byte_fallback), or unk
+ *      (fused under fuse_unk); ignore_merges (a pre-token that is itself in the vocab is emitted
+ *      whole), else the lowest-rank (then leftmost) merge first through a binary heap, checked on
+ *      pop as HF does;
  *   5. the post-processor's fixed prefix/suffix ids (TemplateProcessing, Roberta, Bert, ByteLevel,
  *      Sequence) with SCB_TOK_ADD_SPECIAL.
- * Decoding maps byte-level characters back to bytes (a token with a character outside the map is
- * taken as raw UTF-8, as HF does) and repairs invalid UTF-8 with U+FFFD per maximal subpart.
+ * Decoding runs the decoder chain over the token strings as HF's decode_chain does (ByteLevel:
+ * bytes back, a token outside the map taken as raw UTF-8, invalid UTF-8 as U+FFFD per maximal
+ * subpart; Replace, ByteFallback, Fuse, Strip, Metaspace) and joins the result (with spaces when
+ * there is no decoder).
  *
  * Regexes are written for Oniguruma (HF); PCRE2 with UTF|UCP agrees on them except that PCRE2's
  * \s also matches U+180E and that its Unicode tables may be older. pat_translate() rewrites \s,
@@ -160,9 +166,28 @@ static int pairmap_get(const struct tok_pairmap *m, int32_t a, int32_t b, int32_
 /* Ids above this are refused as malformed (the id -> string table is dense). */
 #define TOK_MAX_ID (1 << 24)
 
-enum tok_norm { TOK_NORM_NFC = 1, TOK_NORM_NFD = 2, TOK_NORM_NFKC = 3, TOK_NORM_NFKD = 4 };
-enum tok_step_kind { TOK_STEP_SPLIT = 1, TOK_STEP_BYTELEVEL = 2 };
-enum tok_split_behavior { TOK_SPLIT_ISOLATED = 1, TOK_SPLIT_REMOVED = 2 };
+enum tok_norm {
+    TOK_NORM_NFC = 1, TOK_NORM_NFD = 2, TOK_NORM_NFKC = 3, TOK_NORM_NFKD = 4,
+    TOK_NORM_PREPEND = 5, TOK_NORM_REPLACE = 6
+};
+enum tok_step_kind { TOK_STEP_SPLIT = 1, TOK_STEP_BYTELEVEL = 2, TOK_STEP_METASPACE = 3 };
+enum tok_split_behavior {
+    TOK_SPLIT_ISOLATED = 1, TOK_SPLIT_REMOVED = 2, TOK_SPLIT_MERGED_PREV = 3, TOK_SPLIT_MERGED_NEXT = 4,
+    TOK_SPLIT_CONTIGUOUS = 5
+};
+enum tok_prepend { TOK_PREPEND_ALWAYS = 1, TOK_PREPEND_FIRST = 2, TOK_PREPEND_NEVER = 3 };
+enum tok_dec_kind {
+    TOK_DEC_BYTELEVEL = 1, TOK_DEC_REPLACE = 2, TOK_DEC_BYTEFALLBACK = 3, TOK_DEC_FUSE = 4,
+    TOK_DEC_STRIP = 5, TOK_DEC_METASPACE = 6
+};
+
+/* One normalizer: a Unicode normal form, Prepend (str) or Replace (re -> str). */
+struct tok_norm_step {
+    int         kind;    /* enum tok_norm */
+    pcre2_code *re;      /* REPLACE: the pattern (a String pattern compiled as a literal) */
+    size_t      str_off; /* PREPEND text / REPLACE content, in the pool */
+    size_t      str_len;
+};
 
 struct tok_step {
     int         kind;             /* enum tok_step_kind */
@@ -170,6 +195,20 @@ struct tok_step {
     int         behavior;         /* enum tok_split_behavior (SPLIT) */
     int         invert;           /* SPLIT: the pieces between matches are the delimiters */
     int         add_prefix_space; /* BYTELEVEL */
+    char        rep[5];           /* METASPACE: UTF-8 of the replacement character, NUL-terminated */
+    int         prepend;          /* METASPACE: enum tok_prepend */
+    int         split;            /* METASPACE: split before every replacement character */
+};
+
+/* One decoder of the chain (HF decode_chain semantics). */
+struct tok_dec {
+    int         kind;    /* enum tok_dec_kind */
+    pcre2_code *re;      /* REPLACE */
+    size_t      str_off; /* REPLACE content in the pool */
+    size_t      str_len;
+    char        ch[5];   /* STRIP content / METASPACE replacement (UTF-8, NUL-terminated) */
+    size_t      start, stop; /* STRIP: at most this many characters cut at each end */
+    int         prepend; /* METASPACE: enum tok_prepend */
 };
 
 struct tok_added {
@@ -191,19 +230,26 @@ struct scb_tokenizer {
     struct tok_strmap  added_map; /* added token content -> id */
     struct tok_pairmap merges;
     int32_t byte_id[256];       /* id of the one-character token of each byte, -1 if none */
+    int32_t fb_id[256];         /* id of "<0xHH>" of each byte (byte_fallback), -1 if none */
     int32_t unk_id;             /* -1 when the model has no unk_token */
     int     ignore_merges;
+    int     byte_fallback, fuse_unk;
+    int     byte_level;         /* the pre-tokenizer ends with ByteLevel: BPE on mapped bytes */
 
     struct tok_added *added;    /* (n_added) */
     size_t            n_added;
     uint32_t         *by_byte;  /* (n_added) indices of added tokens ordered by first content byte */
     uint32_t          bucket[257]; /* by_byte[bucket[b] .. bucket[b + 1]) start with byte b */
 
-    int    norm[8];             /* enum tok_norm sequence */
+    struct tok_norm_step norm[8];
     int    n_norm;
 
     struct tok_step steps[8];
     int             n_steps;
+
+    struct tok_dec dec[8];      /* decoder chain */
+    int            n_dec;
+    int            has_decoder; /* 0: tokens are joined with spaces (HF without decoder) */
 
     int32_t *post_pre, *post_post; /* ids the post-processor puts before / after a sequence */
     size_t   n_post_pre, n_post_post;
@@ -473,6 +519,81 @@ out:
     return rc;
 }
 
+/* Matches of re in s[0..n) as HF finds them (Oniguruma find_iter): left to right, non-overlapping;
+ * an empty match is kept unless it ends where the previous match ended (then the search moves on
+ * one character). Appends (start, end) pairs to *m (2 * *nm entries; *cap in pairs). md may be
+ * NULL (match data is made for the call). */
+static int regex_find_all(const pcre2_code *re, pcre2_match_data *md, const char *s, size_t n,
+                          size_t **m, size_t *nm, size_t *cap, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK, own = !md;
+    size_t from = 0, last_end = (size_t)-1;
+    if (own && !(md = pcre2_match_data_create_from_pattern(re, NULL))) return SCB_E_NOMEM;
+    while (from <= n) {
+        int r = pcre2_match(re, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK, md, NULL);
+        if (r == PCRE2_ERROR_JIT_STACKLIMIT)
+            r = pcre2_match(re, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, NULL);
+        if (r == PCRE2_ERROR_NOMATCH) break;
+        if (r < 0) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(r, msg, sizeof msg);
+            rc = scb_err(ctx, SCB_E_INVAL, "tokenizer regex failed: %s", (const char *)msg);
+            goto out;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t ms = ov[0], me = ov[1];
+        if (me == ms && me == last_end) {  /* no empty match right after a match: step a character */
+            from = ms + 1;
+            while (from < n && ((unsigned char)s[from] & 0xC0) == 0x80) from++;
+            continue;
+        }
+        if (*nm == *cap) {
+            size_t c = *cap ? *cap * 2 : 32;
+            size_t *p = scb_realloc(*m, 2 * c * sizeof *p);
+            if (!p) { rc = SCB_E_NOMEM; goto out; }
+            *m = p; *cap = c;
+        }
+        (*m)[2 * *nm] = ms;
+        (*m)[2 * *nm + 1] = me;
+        (*nm)++;
+        from = last_end = me;
+    }
+out:
+    if (own) pcre2_match_data_free(md);
+    return rc;
+}
+
+/* Append s[0..n) to b with every match of re replaced by rep[0..rl) (HF NormalizedString::replace
+ * and the Replace decoder). re NULL: s unchanged. z (may be NULL): on entry the bytes at the start
+ * of s aligned to original offset 0 (struct tok_piece), on return those of the result: the text
+ * and the replacements of matches that begin inside that prefix. */
+static int regex_replace(const pcre2_code *re, const char *s, size_t n, const char *rep, size_t rl,
+                         struct scb_buf *b, size_t *z, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    size_t *m = NULL, nm = 0, cap = 0, prev = 0;
+    if (!n) {
+        if (z) *z = 0;
+        return SCB_OK;
+    }
+    if (re) SCB_TRY(regex_find_all(re, NULL, s, n, &m, &nm, &cap, ctx));
+    size_t z0 = z ? *z : 0, nz = 0;
+    for (size_t i = 0; i < nm; i++) {
+        size_t ms = m[2 * i];
+        SCB_TRY(scb_buf_append(b, s + prev, ms - prev));
+        SCB_TRY(scb_buf_append(b, rep, rl));
+        if (prev < z0) nz += (ms < z0 ? ms : z0) - prev;
+        if (ms < z0) nz += rl;
+        prev = m[2 * i + 1];
+    }
+    SCB_TRY(scb_buf_append(b, s + prev, n - prev));
+    if (prev < z0) nz += (n < z0 ? n : z0) - prev;
+    if (z) *z = nz;
+out:
+    scb_free(m);
+    return rc;
+}
+
 /* ---- loading ------------------------------------------------------------------------------------ */
 
 static const char GPT2_PATTERN[] =
@@ -489,6 +610,45 @@ static int jbool(const cJSON *o, const char *key, int dflt)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
     return dflt;
+}
+
+/* The one character of o[key] as UTF-8 into out (NUL-terminated); 0 when absent or not one
+ * character. */
+static int jchar(const cJSON *o, const char *key, char out[5])
+{
+    const char *s = jstr(o, key);
+    size_t n = s ? strlen(s) : 0, sub;
+    if (!n || utf8_seq((const unsigned char *)s, n, &sub) != n) return 0;
+    memcpy(out, s, n);
+    out[n] = 0;
+    return 1;
+}
+
+/* A Replace pattern ({"String": s} or {"Regex": r}) of a normalizer or decoder. An empty String
+ * pattern matches nothing in HF; it is left NULL here. */
+static int load_pattern(pcre2_code **re, const cJSON *o, const char *what, const char *file, struct scb_ctx *ctx)
+{
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "pattern");
+    const char *rx = jstr(pat, "Regex"), *lit = jstr(pat, "String");
+    *re = NULL;
+    if (!rx && !lit) return scb_err(ctx, SCB_E_FORMAT, "%s: %s has no pattern (String or Regex)", file, what);
+    if (lit && !*lit) return SCB_OK;
+    return regex_compile(re, rx ? rx : lit, !rx, file, ctx);
+}
+
+/* "prepend_scheme" (default always) reconciled with the legacy "add_prefix_space" as HF does. */
+static int load_prepend_scheme(const cJSON *o, int *out, const char *file, struct scb_ctx *ctx)
+{
+    const char *ps = jstr(o, "prepend_scheme");
+    if (!ps || !strcmp(ps, "always")) *out = TOK_PREPEND_ALWAYS;
+    else if (!strcmp(ps, "first")) *out = TOK_PREPEND_FIRST;
+    else if (!strcmp(ps, "never")) *out = TOK_PREPEND_NEVER;
+    else return scb_err(ctx, SCB_E_FORMAT, "%s: Metaspace prepend_scheme '%s' is not always/first/never", file, ps);
+    const cJSON *aps = cJSON_GetObjectItemCaseSensitive(o, "add_prefix_space");
+    if (cJSON_IsBool(aps) && !cJSON_IsTrue(aps) && *out != TOK_PREPEND_NEVER)
+        return scb_err(ctx, SCB_E_FORMAT, "%s: Metaspace add_prefix_space false does not match prepend_scheme '%s'",
+                       file, ps ? ps : "always");
+    return SCB_OK;
 }
 
 static int load_normalizer(struct scb_tokenizer *t, const cJSON *n, const char *file, struct scb_ctx *ctx)
@@ -508,18 +668,31 @@ static int load_normalizer(struct scb_tokenizer *t, const cJSON *n, const char *
         return SCB_OK;
     }
     int kind = !strcmp(type, "NFC") ? TOK_NORM_NFC : !strcmp(type, "NFD") ? TOK_NORM_NFD
-             : !strcmp(type, "NFKC") ? TOK_NORM_NFKC : !strcmp(type, "NFKD") ? TOK_NORM_NFKD : 0;
+             : !strcmp(type, "NFKC") ? TOK_NORM_NFKC : !strcmp(type, "NFKD") ? TOK_NORM_NFKD
+             : !strcmp(type, "Prepend") ? TOK_NORM_PREPEND : !strcmp(type, "Replace") ? TOK_NORM_REPLACE : 0;
     if (!kind) return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: unsupported normalizer type '%s'", file, type);
     if (t->n_norm == (int)(sizeof t->norm / sizeof t->norm[0]))
         return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: too many normalizers", file);
-    t->norm[t->n_norm++] = kind;
+    struct tok_norm_step *st = &t->norm[t->n_norm];
+    memset(st, 0, sizeof *st);
+    st->kind = kind;
+    if (kind == TOK_NORM_PREPEND || kind == TOK_NORM_REPLACE) {
+        const char *str = jstr(n, kind == TOK_NORM_PREPEND ? "prepend" : "content");
+        if (!str)
+            return scb_err(ctx, SCB_E_FORMAT, "%s: %s normalizer has no \"%s\" string", file, type,
+                           kind == TOK_NORM_PREPEND ? "prepend" : "content");
+        st->str_len = strlen(str);
+        int rc = pool_add(t, str, st->str_len, &st->str_off);
+        if (!rc && kind == TOK_NORM_REPLACE) rc = load_pattern(&st->re, n, "Replace normalizer", file, ctx);
+        if (rc) return rc;
+    }
+    t->n_norm++;
     return SCB_OK;
 }
 
 static int load_pretok(struct scb_tokenizer *t, const cJSON *p, const char *file, struct scb_ctx *ctx)
 {
-    if (!p || cJSON_IsNull(p))
-        return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: no pre_tokenizer; only byte-level BPE is supported", file);
+    if (!p || cJSON_IsNull(p)) return SCB_OK;  /* the whole normalized text is one word */
     const char *type = jstr(p, "type");
     if (!type) return scb_err(ctx, SCB_E_FORMAT, "%s: pre_tokenizer has no \"type\"", file);
     if (!strcmp(type, "Sequence")) {
@@ -548,6 +721,9 @@ static int load_pretok(struct scb_tokenizer *t, const cJSON *p, const char *file
         if (!beh) return scb_err(ctx, SCB_E_FORMAT, "%s: Split pre_tokenizer has no behavior", file);
         if (!strcmp(beh, "Isolated")) s->behavior = TOK_SPLIT_ISOLATED;
         else if (!strcmp(beh, "Removed")) s->behavior = TOK_SPLIT_REMOVED;
+        else if (!strcmp(beh, "MergedWithPrevious")) s->behavior = TOK_SPLIT_MERGED_PREV;
+        else if (!strcmp(beh, "MergedWithNext")) s->behavior = TOK_SPLIT_MERGED_NEXT;
+        else if (!strcmp(beh, "Contiguous")) s->behavior = TOK_SPLIT_CONTIGUOUS;
         else return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: unsupported Split behavior '%s'", file, beh);
         s->invert = jbool(p, "invert", 0);
         s->kind = TOK_STEP_SPLIT;
@@ -563,6 +739,16 @@ static int load_pretok(struct scb_tokenizer *t, const cJSON *p, const char *file
             int rc = regex_compile(&s->re, GPT2_PATTERN, 0, file, ctx);
             if (rc) return rc;
         }
+        t->n_steps++;
+        return SCB_OK;
+    }
+    if (!strcmp(type, "Metaspace")) {
+        s->kind = TOK_STEP_METASPACE;
+        if (!jchar(p, "replacement", s->rep))
+            return scb_err(ctx, SCB_E_FORMAT, "%s: Metaspace pre_tokenizer needs a one-character \"replacement\"", file);
+        int rc = load_prepend_scheme(p, &s->prepend, file, ctx);
+        if (rc) return rc;
+        s->split = jbool(p, "split", 1);
         t->n_steps++;
         return SCB_OK;
     }
@@ -657,20 +843,60 @@ out:
     return rc;
 }
 
-static int load_decoder(const cJSON *d, const char *file, struct scb_ctx *ctx)
+static int load_decoder(struct scb_tokenizer *t, const cJSON *d, const char *file, struct scb_ctx *ctx)
 {
-    if (!d || cJSON_IsNull(d))
-        return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: no decoder; only the ByteLevel decoder is supported", file);
+    if (!d || cJSON_IsNull(d)) return SCB_OK;
     const char *type = jstr(d, "type");
     if (!type) return scb_err(ctx, SCB_E_FORMAT, "%s: decoder has no \"type\"", file);
-    if (!strcmp(type, "ByteLevel")) return SCB_OK;
+    t->has_decoder = 1;
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders"), *e;
-        int n = cJSON_GetArraySize(list);
-        if (n != 1) return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: only a Sequence of one ByteLevel decoder is supported", file);
-        cJSON_ArrayForEach(e, list) return load_decoder(e, file, ctx);
+        if (!cJSON_IsArray(list))
+            return scb_err(ctx, SCB_E_FORMAT, "%s: Sequence decoder has no \"decoders\" list", file);
+        cJSON_ArrayForEach(e, list) {
+            int rc = load_decoder(t, e, file, ctx);
+            if (rc) return rc;
+        }
+        return SCB_OK;
     }
-    return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: unsupported decoder type '%s'", file, type);
+    if (t->n_dec == (int)(sizeof t->dec / sizeof t->dec[0]))
+        return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: too many decoders", file);
+    struct tok_dec *x = &t->dec[t->n_dec];
+    memset(x, 0, sizeof *x);
+    int rc = SCB_OK;
+    if (!strcmp(type, "ByteLevel")) {
+        x->kind = TOK_DEC_BYTELEVEL;
+    } else if (!strcmp(type, "ByteFallback")) {
+        x->kind = TOK_DEC_BYTEFALLBACK;
+    } else if (!strcmp(type, "Fuse")) {
+        x->kind = TOK_DEC_FUSE;
+    } else if (!strcmp(type, "Replace")) {
+        x->kind = TOK_DEC_REPLACE;
+        const char *c = jstr(d, "content");
+        if (!c) return scb_err(ctx, SCB_E_FORMAT, "%s: Replace decoder has no \"content\" string", file);
+        x->str_len = strlen(c);
+        rc = pool_add(t, c, x->str_len, &x->str_off);
+        if (!rc) rc = load_pattern(&x->re, d, "Replace decoder", file, ctx);
+    } else if (!strcmp(type, "Strip")) {
+        x->kind = TOK_DEC_STRIP;
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "start"), *b = cJSON_GetObjectItemCaseSensitive(d, "stop");
+        if (!jchar(d, "content", x->ch) || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) || a->valuedouble < 0
+            || b->valuedouble < 0)
+            return scb_err(ctx, SCB_E_FORMAT, "%s: Strip decoder needs a one-character \"content\" and "
+                           "non-negative \"start\" and \"stop\"", file);
+        x->start = (size_t)a->valuedouble;
+        x->stop = (size_t)b->valuedouble;
+    } else if (!strcmp(type, "Metaspace")) {
+        x->kind = TOK_DEC_METASPACE;
+        if (!jchar(d, "replacement", x->ch))
+            return scb_err(ctx, SCB_E_FORMAT, "%s: Metaspace decoder needs a one-character \"replacement\"", file);
+        rc = load_prepend_scheme(d, &x->prepend, file, ctx);
+    } else {
+        return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: unsupported decoder type '%s'", file, type);
+    }
+    if (rc) { pcre2_code_free(x->re); return rc; }
+    t->n_dec++;
+    return SCB_OK;
 }
 
 static int set_id_str(struct scb_tokenizer *t, int32_t id, size_t off, int overwrite)
@@ -743,44 +969,75 @@ static int norm_run(const char *s, size_t n, int opt, struct scb_buf *b, struct 
     return rc;
 }
 
+/* Length of the UTF-8 character at s[0..n) (0 when n is 0). */
+static size_t first_char_len(const char *s, size_t n)
+{
+    size_t sub, l = n ? utf8_seq((const unsigned char *)s, n, &sub) : 0;
+    return n && !l ? sub : l;
+}
+
 /* Normalize s[0..n) (valid UTF-8) with the tokenizer's normalizers into *out (scb_malloc, caller
- * frees), or *out = NULL when the text is unchanged for sure (no normalizer, or ASCII). */
+ * frees), or *out = NULL when the text is unchanged for sure (no normalizer, or ASCII under
+ * Unicode normal forms only). Prepend adds its text to a non-empty string; Replace substitutes
+ * every match. z (may be NULL) gets the bytes at the start of the result that HF aligns to the
+ * start of s (struct tok_piece); 0 when a Replace deleted the start of s. */
 static int normalize(const struct scb_tokenizer *t, const char *s, size_t n, char **out, size_t *out_len,
-                     struct scb_ctx *ctx)
+                     size_t *z, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     struct scb_buf cur = {0}, next = {0};
+    size_t zz = first_char_len(s, n);
     *out = NULL;
     *out_len = n;
+    if (z) *z = zz;
     if (!t->n_norm) return SCB_OK;
+    int unicode_only = 1;
+    for (int k = 0; k < t->n_norm; k++) unicode_only &= t->norm[k].kind <= TOK_NORM_NFKD;
     int ascii = 1;
     for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
-    if (ascii) return SCB_OK;  /* ASCII is invariant under every Unicode normal form */
+    if (ascii && unicode_only) return SCB_OK;  /* ASCII is invariant under every Unicode normal form */
     SCB_TRY(scb_buf_append(&cur, s, n));
     for (int k = 0; k < t->n_norm; k++) {
-        int opt = UTF8PROC_STABLE;
-        switch (t->norm[k]) {
-        case TOK_NORM_NFC: opt |= UTF8PROC_COMPOSE; break;
-        case TOK_NORM_NFD: opt |= UTF8PROC_DECOMPOSE; break;
-        case TOK_NORM_NFKC: opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-        default: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
-        }
+        const struct tok_norm_step *st = &t->norm[k];
         next.len = 0;
-        size_t run = 0, i = 0;
-        while (i < cur.len) {
-            uint32_t cp;
-            int l = scb_utf8_decode((const unsigned char *)cur.data + i, cur.len - i, &cp);
-            if (norm_opaque(cp)) {
-                SCB_TRY(norm_run(cur.data + run, i - run, opt, &next, ctx));
-                SCB_TRY(scb_buf_append(&next, cur.data + i, (size_t)l));
-                run = i + (size_t)l;
+        if (st->kind == TOK_NORM_PREPEND) {
+            if (!cur.len) continue;
+            SCB_TRY(scb_buf_append(&next, t->pool + st->str_off, st->str_len));
+            SCB_TRY(scb_buf_append(&next, cur.data, cur.len));
+            if (zz) zz += st->str_len;  /* HF aligns the prepended text with the first character */
+        } else if (st->kind == TOK_NORM_REPLACE) {
+            SCB_TRY(regex_replace(st->re, cur.data, cur.len, t->pool + st->str_off, st->str_len, &next, &zz, ctx));
+        } else {
+            ascii = 1;
+            for (size_t i = 0; i < cur.len && ascii; i++) ascii = (unsigned char)cur.data[i] < 0x80;
+            if (ascii) continue;
+            int opt = UTF8PROC_STABLE;
+            switch (st->kind) {
+            case TOK_NORM_NFC: opt |= UTF8PROC_COMPOSE; break;
+            case TOK_NORM_NFD: opt |= UTF8PROC_DECOMPOSE; break;
+            case TOK_NORM_NFKC: opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
+            default: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
             }
-            i += (size_t)l;
+            size_t run = 0, i = 0;
+            while (i < cur.len) {
+                uint32_t cp;
+                int l = scb_utf8_decode((const unsigned char *)cur.data + i, cur.len - i, &cp);
+                if (norm_opaque(cp)) {
+                    SCB_TRY(norm_run(cur.data + run, i - run, opt, &next, ctx));
+                    SCB_TRY(scb_buf_append(&next, cur.data + i, (size_t)l));
+                    run = i + (size_t)l;
+                }
+                i += (size_t)l;
+            }
+            SCB_TRY(norm_run(cur.data + run, cur.len - run, opt, &next, ctx));
+            /* the aligned prefix survives when the normal form leaves it alone; else (composition
+             * at the start) it is taken to be the first character */
+            if (zz && (next.len < zz || memcmp(next.data, cur.data, zz))) zz = first_char_len(next.data, next.len);
         }
-        SCB_TRY(norm_run(cur.data + run, cur.len - run, opt, &next, ctx));
         struct scb_buf tmp = cur; cur = next; next = tmp;
     }
     *out_len = cur.len;
+    if (z) *z = zz;
     *out = scb_buf_steal(&cur);
     if (!*out) rc = SCB_E_NOMEM;
 out:
@@ -825,10 +1082,12 @@ static int load_added(struct scb_tokenizer *t, const cJSON *arr, const char *fil
         if (!a->normalized || !t->n_norm) continue;
         char *nb = NULL;
         size_t nl = 0, off = 0;
-        SCB_TRY(normalize(t, t->pool + a->off, a->len, &nb, &nl, ctx));
+        SCB_TRY(normalize(t, t->pool + a->off, a->len, &nb, &nl, NULL, ctx));
         if (nb && nl) {
             rc = pool_add(t, nb, nl, &off);
             if (!rc) { a->off = off; a->len = nl; }
+            /* HF's id_to_token (and so decode) gives the normalized content */
+            if (!rc) rc = set_id_str(t, a->id, off, 1);
         }
         scb_free(nb);
         if (rc) goto out;
@@ -864,8 +1123,8 @@ static int load_model(struct scb_tokenizer *t, const cJSON *m, const char *file,
         return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: unsupported model type '%s' (only BPE)", file, type);
     if (!cJSON_IsObject(vocab)) return scb_err(ctx, SCB_E_FORMAT, "%s: model has no \"vocab\" object", file);
     if (!cJSON_IsArray(merges)) return scb_err(ctx, SCB_E_FORMAT, "%s: model has no \"merges\" list", file);
-    if (jbool(m, "byte_fallback", 0))
-        return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: BPE byte_fallback is not supported", file);
+    t->byte_fallback = jbool(m, "byte_fallback", 0);
+    t->fuse_unk = jbool(m, "fuse_unk", 0);
     const cJSON *dr = cJSON_GetObjectItemCaseSensitive(m, "dropout");
     if (cJSON_IsNumber(dr) && dr->valuedouble > 0)
         return scb_err(ctx, SCB_E_UNSUPPORTED, "%s: BPE dropout is not supported", file);
@@ -902,7 +1161,12 @@ static int load_model(struct scb_tokenizer *t, const cJSON *m, const char *file,
         goto out;
     }
     const struct tok_bytemap *bm = bytemap();
-    for (int b = 0; b < 256; b++) t->byte_id[b] = strmap_get(&t->vocab, t->pool, bm->utf8[b], bm->ulen[b]);
+    for (int b = 0; b < 256; b++) {
+        char code[8];
+        snprintf(code, sizeof code, "<0x%02X>", (unsigned)b);
+        t->byte_id[b] = strmap_get(&t->vocab, t->pool, bm->utf8[b], bm->ulen[b]);
+        t->fb_id[b] = strmap_get(&t->vocab, t->pool, code, strlen(code));
+    }
 
     size_t nm = (size_t)cJSON_GetArraySize(merges), rank = 0, tmp_cap = 256;
     SCB_TRY(pairmap_init(&t->merges, nm));
@@ -1022,11 +1286,8 @@ int scb_tokenizer_load(struct scb_tokenizer **out, const char *model_dir, struct
     }
     SCB_TRY(load_normalizer(t, cJSON_GetObjectItemCaseSensitive(j, "normalizer"), path, ctx));
     SCB_TRY(load_pretok(t, cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer"), path, ctx));
-    if (!t->n_steps || t->steps[t->n_steps - 1].kind != TOK_STEP_BYTELEVEL) {
-        rc = scb_err(ctx, SCB_E_UNSUPPORTED, "%s: the pre_tokenizer must end with ByteLevel (byte-level BPE)", path);
-        goto out;
-    }
-    SCB_TRY(load_decoder(cJSON_GetObjectItemCaseSensitive(j, "decoder"), path, ctx));
+    t->byte_level = t->n_steps && t->steps[t->n_steps - 1].kind == TOK_STEP_BYTELEVEL;
+    SCB_TRY(load_decoder(t, cJSON_GetObjectItemCaseSensitive(j, "decoder"), path, ctx));
     SCB_TRY(load_model(t, cJSON_GetObjectItemCaseSensitive(j, "model"), path, ctx));
     SCB_TRY(load_added(t, cJSON_GetObjectItemCaseSensitive(j, "added_tokens"), path, ctx));
     SCB_TRY(load_post(t, cJSON_GetObjectItemCaseSensitive(j, "post_processor"), path, ctx));
@@ -1057,6 +1318,8 @@ void scb_tokenizer_destroy(struct scb_tokenizer *t)
 {
     if (!t) return;
     for (int i = 0; i < t->n_steps; i++) pcre2_code_free(t->steps[i].re);
+    for (int i = 0; i < t->n_norm; i++) pcre2_code_free(t->norm[i].re);
+    for (int i = 0; i < t->n_dec; i++) pcre2_code_free(t->dec[i].re);
     strmap_fini(&t->vocab);
     strmap_fini(&t->added_map);
     pairmap_fini(&t->merges);
@@ -1185,35 +1448,16 @@ static int push_pair(const struct scb_tokenizer *t, struct tok_work *w, int32_t 
     return heap_push(w, rank, pos, merged);
 }
 
-/* BPE of one pre-token (raw bytes), appending ids. */
-static int bpe_word(const struct scb_tokenizer *t, struct tok_work *w, const unsigned char *s, size_t n,
-                    struct tok_ids *out)
+/* Merge the w->sym[0..k) symbols by rank (HF Word::merge_all) and append the ids. */
+static int bpe_merge(const struct scb_tokenizer *t, struct tok_work *w, size_t k, struct tok_ids *out)
 {
     int rc = SCB_OK;
-    if (!n) return SCB_OK;
-    SCB_TRY(work_reserve(w, n));
-    if (t->ignore_merges) {
-        const struct tok_bytemap *bm = bytemap();
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            memcpy(w->mapped + m, bm->utf8[s[i]], bm->ulen[s[i]]);
-            m += bm->ulen[s[i]];
-        }
-        int32_t id = strmap_get(&t->vocab, t->pool, w->mapped, m);
-        if (id >= 0) return ids_add(out, id);
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = t->byte_id[s[i]];
-        if (id < 0) id = t->unk_id;
-        if (id < 0) continue;  /* HF drops a character with no token when there is no unk */
-        w->sym[k] = id;
-        w->prev[k] = (int32_t)k - 1;
-        w->next[k] = (int32_t)k + 1;
-        w->dead[k] = 0;
-        k++;
-    }
     if (!k) return SCB_OK;
+    for (size_t i = 0; i < k; i++) {
+        w->prev[i] = (int32_t)i - 1;
+        w->next[i] = (int32_t)i + 1;
+        w->dead[i] = 0;
+    }
     w->next[k - 1] = -1;
     w->heap_n = 0;
     for (size_t i = 0; i + 1 < k; i++) SCB_TRY(push_pair(t, w, (int32_t)i));
@@ -1235,11 +1479,93 @@ out:
     return rc;
 }
 
-/* Pieces of text during pre-tokenization: (off, len) into a buffer. */
-struct tok_piece { size_t off, len; };
+/* Initial symbols of a word s[0..n) of characters (HF BPE::merge_word): each character's vocab
+ * token; else, with byte_fallback, its bytes as <0xHH> tokens when all exist; else unk, fused
+ * with a pending unk under fuse_unk. A pending unk is emitted before the next known character
+ * only (not before byte tokens), as in HF. Returns the symbol count in *k. */
+static void bpe_chars(const struct scb_tokenizer *t, struct tok_work *w, const char *s, size_t n, size_t *k)
+{
+    size_t m = 0;
+    int32_t unk = -1;
+    for (size_t i = 0; i < n;) {
+        size_t sub, l = utf8_seq((const unsigned char *)s + i, n - i, &sub);
+        if (!l) l = sub;  /* not reached: the text is valid UTF-8 */
+        int32_t id = strmap_get(&t->vocab, t->pool, s + i, l);
+        if (id >= 0) {
+            if (unk >= 0) { w->sym[m++] = unk; unk = -1; }
+            w->sym[m++] = id;
+            i += l;
+            continue;
+        }
+        if (t->byte_fallback) {
+            size_t b = 0;
+            while (b < l && t->fb_id[(unsigned char)s[i + b]] >= 0) b++;
+            if (b == l) {
+                for (b = 0; b < l; b++) w->sym[m++] = t->fb_id[(unsigned char)s[i + b]];
+                i += l;
+                continue;
+            }
+        }
+        if (t->unk_id >= 0) {
+            if (unk >= 0 && !t->fuse_unk) w->sym[m++] = unk;
+            unk = t->unk_id;
+        }
+        i += l;
+    }
+    if (unk >= 0) w->sym[m++] = unk;
+    *k = m;
+}
+
+/* BPE of one pre-token, appending ids. Byte-level tokenizers pass raw bytes (mapped to the
+ * byte alphabet here); others the normalized, pre-tokenized text. */
+static int bpe_word(const struct scb_tokenizer *t, struct tok_work *w, const unsigned char *s, size_t n,
+                    struct tok_ids *out)
+{
+    int rc = SCB_OK;
+    if (!n) return SCB_OK;
+    SCB_TRY(work_reserve(w, n));
+    const char *word = (const char *)s;
+    size_t wl = n;
+    if (t->byte_level) {
+        const struct tok_bytemap *bm = bytemap();
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(w->mapped + m, bm->utf8[s[i]], bm->ulen[s[i]]);
+            m += bm->ulen[s[i]];
+        }
+        /* with byte_fallback a mapped character may become two byte tokens: room for 2n */
+        SCB_TRY(work_reserve(w, m));
+        word = w->mapped;
+        wl = m;
+    }
+    if (t->ignore_merges) {
+        int32_t id = strmap_get(&t->vocab, t->pool, word, wl);
+        if (id >= 0) return ids_add(out, id);
+    }
+    size_t k = 0;
+    if (t->byte_level && !t->byte_fallback && !t->fuse_unk) {
+        for (size_t i = 0; i < n; i++) {  /* one character per byte */
+            int32_t id = t->byte_id[s[i]];
+            if (id < 0) id = t->unk_id;
+            if (id < 0) continue;  /* HF drops a character with no token when there is no unk */
+            w->sym[k++] = id;
+        }
+    } else {
+        bpe_chars(t, w, word, wl, &k);
+    }
+    SCB_TRY(bpe_merge(t, w, k, out));
+out:
+    return rc;
+}
+
+/* Pieces of text during pre-tokenization: (off, len) into a buffer; z: how many bytes at the
+ * start of the piece HF aligns to offset 0 of the original input (its first character, what a
+ * normalizer or pre-tokenizer prepended to it, a replacement of it); z > 0 is HF's
+ * offsets_original().0 == 0, which Metaspace prepend_scheme "first" asks. */
+struct tok_piece { size_t off, len, z; };
 struct tok_pieces { struct tok_piece *v; size_t n, cap; };
 
-static int pieces_add(struct tok_pieces *p, size_t off, size_t len)
+static int pieces_add(struct tok_pieces *p, size_t off, size_t len, size_t z)
 {
     if (!len) return SCB_OK;  /* HF drops empty splits */
     if (p->n == p->cap) {
@@ -1250,85 +1576,158 @@ static int pieces_add(struct tok_pieces *p, size_t off, size_t len)
     }
     p->v[p->n].off = off;
     p->v[p->n].len = len;
+    p->v[p->n].z = z < len ? z : len;
     p->n++;
     return SCB_OK;
 }
 
-/* Split s[0..n) (at offset base of the piece buffer) by the matches of re, appending the pieces
- * the behavior keeps to out, in order. Empty matches split nothing. */
-static int regex_split(const pcre2_code *re, struct tok_work *w, const char *s, size_t n, size_t base,
-                       int behavior, int invert, struct tok_pieces *out, struct scb_ctx *ctx)
+/* One split of HF's NormalizedString::split: [s, e) and whether it is dropped. */
+struct tok_split { size_t s, e; int remove; };
+
+/* Split the piece pc of buffer buf (HF NormalizedString::split): the pattern's matches (m, nm
+ * pairs relative to the piece) alternate with the text between them as HF's find_matches gives
+ * them (invert flips which are matches), then the behavior merges or removes them. The kept,
+ * non-empty pieces are appended to out. sp is scratch of at least 2 * nm + 1 entries. */
+static int split_apply(const struct tok_piece *pc, const size_t *m, size_t nm, int behavior, int invert,
+                       struct tok_split *sp, struct tok_pieces *out)
 {
-    int rc = SCB_OK;
-    if (!w->md) {
-        /* match data sized for the largest pattern we use (a handful of groups at most) */
-        w->md = pcre2_match_data_create(32, NULL);
-        if (!w->md) return SCB_E_NOMEM;
+    size_t ns = 0, prev = 0, n = pc->len;
+    /* find_matches: (range, is_match); `remove` holds is_match for now */
+    for (size_t i = 0; i < nm; i++) {
+        if (m[2 * i] != prev) sp[ns++] = (struct tok_split){prev, m[2 * i], invert};
+        sp[ns++] = (struct tok_split){m[2 * i], m[2 * i + 1], !invert};
+        prev = m[2 * i + 1];
     }
-    /* Removed drops the delimiters: the matches, or with invert the text between them */
-    int keep_gap = (behavior == TOK_SPLIT_ISOLATED) || !invert;
-    int keep_match = (behavior == TOK_SPLIT_ISOLATED) || invert;
-    size_t pos = 0, prev = 0;
-    while (pos <= n) {
-        int r = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, w->md, NULL);
-        if (r == PCRE2_ERROR_JIT_STACKLIMIT)
-            r = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, w->md, NULL);
-        if (r == PCRE2_ERROR_NOMATCH) break;
-        if (r < 0) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(r, msg, sizeof msg);
-            return scb_err(ctx, SCB_E_INVAL, "pre-tokenizer regex failed: %s", (const char *)msg);
+    if (prev != n) sp[ns++] = (struct tok_split){prev, n, invert};
+    size_t k = 0;
+    int prev_match = 0;
+    switch (behavior) {
+    case TOK_SPLIT_ISOLATED:
+        for (size_t i = 0; i < ns; i++) sp[i].remove = 0;
+        k = ns;
+        break;
+    case TOK_SPLIT_REMOVED:
+        k = ns;
+        break;
+    case TOK_SPLIT_CONTIGUOUS:
+        for (size_t i = 0; i < ns; i++) {
+            int is = sp[i].remove;
+            if (is == prev_match && k) sp[k - 1].e = sp[i].e;
+            else sp[k++] = (struct tok_split){sp[i].s, sp[i].e, 0};
+            prev_match = is;
         }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(w->md);
-        size_t ms = ov[0], me = ov[1];
-        if (me == ms) {  /* empty match: step one character */
-            pos = ms + 1;
-            while (pos < n && ((unsigned char)s[pos] & 0xC0) == 0x80) pos++;
-            if (ms >= n) break;
-            continue;
+        break;
+    case TOK_SPLIT_MERGED_PREV:
+        for (size_t i = 0; i < ns; i++) {
+            int is = sp[i].remove;
+            if (is && !prev_match && k) sp[k - 1].e = sp[i].e;
+            else sp[k++] = (struct tok_split){sp[i].s, sp[i].e, 0};
+            prev_match = is;
         }
-        if (ms > prev && keep_gap) SCB_TRY(pieces_add(out, base + prev, ms - prev));
-        if (keep_match) SCB_TRY(pieces_add(out, base + ms, me - ms));
-        prev = pos = me;
+        break;
+    default: /* TOK_SPLIT_MERGED_NEXT: the same from the right, a match joins the split after it */
+        for (size_t i = ns; i-- > 0;) {
+            int is = sp[i].remove;
+            if (is && !prev_match && k) sp[ns - k].s = sp[i].s;
+            else { k++; sp[ns - k] = (struct tok_split){sp[i].s, sp[i].e, 0}; }
+            prev_match = is;
+        }
+        memmove(sp, sp + ns - k, k * sizeof *sp);
+        break;
     }
-    if (prev < n && keep_gap) SCB_TRY(pieces_add(out, base + prev, n - prev));
-out:
-    return rc;
+    for (size_t i = 0; i < k; i++) {
+        if (sp[i].remove) continue;
+        int rc = pieces_add(out, pc->off + sp[i].s, sp[i].e - sp[i].s, pc->z > sp[i].s ? pc->z - sp[i].s : 0);
+        if (rc) return rc;
+    }
+    return SCB_OK;
 }
 
-/* Pre-tokenize and BPE one normalized, added-token-free piece of text. */
-static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const char *s, size_t n,
+/* Pre-tokenize and BPE one normalized, added-token-free piece of text. z: bytes at its start
+ * aligned to offset 0 of the original input (struct tok_piece). */
+static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const char *s, size_t n, size_t z,
                        struct tok_ids *out, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     struct tok_pieces a = {0}, b = {0};
     struct scb_buf buf = {0}, nbuf = {0};
+    size_t *m = NULL, nm = 0, mcap = 0;
+    struct tok_split *sp = NULL;
+    size_t sp_cap = 0;
     if (!n) return SCB_OK;
     SCB_TRY(scb_buf_append(&buf, s, n));
-    SCB_TRY(pieces_add(&a, 0, n));
+    SCB_TRY(pieces_add(&a, 0, n, z));
+    if (!w->md) {
+        /* match data sized for the largest pattern we use (a handful of groups at most) */
+        w->md = pcre2_match_data_create(32, NULL);
+        if (!w->md) { rc = SCB_E_NOMEM; goto out; }
+    }
     for (int k = 0; k < t->n_steps; k++) {
         const struct tok_step *st = &t->steps[k];
         b.n = 0;
         nbuf.len = 0;
-        const struct scb_buf *src = &buf;
         if (st->kind == TOK_STEP_BYTELEVEL && st->add_prefix_space) {
             /* every piece gets a leading space unless it has one (HF ByteLevel add_prefix_space) */
             for (size_t i = 0; i < a.n; i++) {
                 const char *p = buf.data + a.v[i].off;
                 size_t off = nbuf.len;
-                if (p[0] != ' ') SCB_TRY(scb_buf_putc(&nbuf, ' '));
+                if (p[0] != ' ') {
+                    SCB_TRY(scb_buf_putc(&nbuf, ' '));
+                    if (a.v[i].z) a.v[i].z++;
+                }
                 SCB_TRY(scb_buf_append(&nbuf, p, a.v[i].len));
                 a.v[i].off = off;
                 a.v[i].len = nbuf.len - off;
             }
             struct scb_buf tmp = buf; buf = nbuf; nbuf = tmp;
-            src = &buf;
+        }
+        if (st->kind == TOK_STEP_METASPACE) {
+            /* spaces become the replacement; prefix per prepend_scheme; split before each one */
+            size_t rl = strlen(st->rep);
+            for (size_t i = 0; i < a.n; i++) {
+                const char *p = buf.data + a.v[i].off;
+                size_t off = nbuf.len, len = a.v[i].len;
+                int starts = len >= rl && !memcmp(p, st->rep, rl);
+                if (!starts && len && p[0] == ' ') starts = 1;  /* the space becomes the replacement */
+                size_t z = a.v[i].z, nz = 0;
+                if (!starts && (st->prepend == TOK_PREPEND_ALWAYS || (st->prepend == TOK_PREPEND_FIRST && z))) {
+                    SCB_TRY(scb_buf_append(&nbuf, st->rep, rl));
+                    nz = z ? rl : 0;
+                }
+                for (size_t j = 0; j < len; j++) {
+                    if (p[j] == ' ') SCB_TRY(scb_buf_append(&nbuf, st->rep, rl));
+                    else SCB_TRY(scb_buf_putc(&nbuf, p[j]));
+                    if (j < z) nz += p[j] == ' ' ? rl : 1;
+                }
+                struct tok_piece np = {off, nbuf.len - off, nz};
+                if (!st->split) { SCB_TRY(pieces_add(&b, np.off, np.len, np.z)); continue; }
+                size_t from = 0;  /* split before every replacement character (MergedWithNext) */
+                for (size_t j = 1; j + rl <= np.len; j++) {
+                    if (memcmp(nbuf.data + np.off + j, st->rep, rl)) continue;
+                    SCB_TRY(pieces_add(&b, np.off + from, j - from, np.z > from ? np.z - from : 0));
+                    from = j;
+                    j += rl - 1;
+                }
+                SCB_TRY(pieces_add(&b, np.off + from, np.len - from, np.z > from ? np.z - from : 0));
+            }
+            struct scb_buf tmp = buf; buf = nbuf; nbuf = tmp;
+            struct tok_pieces tp = a; a = b; b = tp;
+            continue;
         }
         if (!st->re) continue;
-        for (size_t i = 0; i < a.n; i++)
-            SCB_TRY(regex_split(st->re, w, src->data + a.v[i].off, a.v[i].len, a.v[i].off,
-                                st->kind == TOK_STEP_SPLIT ? st->behavior : TOK_SPLIT_ISOLATED,
-                                st->kind == TOK_STEP_SPLIT ? st->invert : 0, &b, ctx));
+        int beh = st->kind == TOK_STEP_SPLIT ? st->behavior : TOK_SPLIT_ISOLATED;
+        int inv = st->kind == TOK_STEP_SPLIT ? st->invert : 0;
+        for (size_t i = 0; i < a.n; i++) {
+            nm = 0;
+            SCB_TRY(regex_find_all(st->re, w->md, buf.data + a.v[i].off, a.v[i].len, &m, &nm, &mcap, ctx));
+            if (2 * nm + 1 > sp_cap) {
+                size_t c = 2 * nm + 1 + 64;
+                struct tok_split *ns = scb_realloc(sp, c * sizeof *ns);
+                if (!ns) { rc = SCB_E_NOMEM; goto out; }
+                sp = ns; sp_cap = c;
+            }
+            SCB_TRY(split_apply(&a.v[i], m, nm, beh, inv, sp, &b));
+        }
         struct tok_pieces tmp = a; a = b; b = tmp;
     }
     for (size_t i = 0; i < a.n; i++)
@@ -1336,6 +1735,8 @@ static int encode_text(const struct scb_tokenizer *t, struct tok_work *w, const 
 out:
     scb_free(a.v);
     scb_free(b.v);
+    scb_free(m);
+    scb_free(sp);
     scb_buf_fini(&buf);
     scb_buf_fini(&nbuf);
     return rc;
@@ -1488,14 +1889,16 @@ int scb_tokenizer_encode(const struct scb_tokenizer *t, const char *text, size_t
     SCB_TRY(added_find(t, text, len, 0, no_special, &outer, &n_outer));
     for (size_t i = 0; i < n_outer; i++) {
         if (outer[i].id >= 0) { SCB_TRY(ids_add(&out, outer[i].id)); continue; }
-        size_t nl;
+        size_t nl, z;
         const char *piece = text + outer[i].start;
-        SCB_TRY(normalize(t, piece, outer[i].end - outer[i].start, &norm, &nl, ctx));
+        SCB_TRY(normalize(t, piece, outer[i].end - outer[i].start, &norm, &nl, &z, ctx));
+        if (outer[i].start) z = 0;  /* only the piece at the start of the input can be "first" */
         if (norm) piece = norm;
         SCB_TRY(added_find(t, piece, nl, 1, no_special, &inner, &n_inner));
         for (size_t k = 0; k < n_inner; k++) {
             if (inner[k].id >= 0) SCB_TRY(ids_add(&out, inner[k].id));
-            else SCB_TRY(encode_text(t, &w, piece + inner[k].start, inner[k].end - inner[k].start, &out, ctx));
+            else SCB_TRY(encode_text(t, &w, piece + inner[k].start, inner[k].end - inner[k].start,
+                                     z > inner[k].start ? z - inner[k].start : 0, &out, ctx));
         }
         scb_free(inner);
         inner = NULL;
@@ -1532,45 +1935,209 @@ int scb_tokenizer_count(const struct scb_tokenizer *t, const char *text, size_t 
 
 /* ---- decoding ------------------------------------------------------------------------------------ */
 
+/* The token strings during decoding: toks[i] = buf[off[i] .. off[i] + len[i]). */
+struct tok_list {
+    struct scb_buf buf;
+    size_t *off, *len;
+    size_t  n, cap;
+};
+
+static void list_fini(struct tok_list *l)
+{
+    scb_buf_fini(&l->buf);
+    scb_free(l->off);
+    scb_free(l->len);
+    memset(l, 0, sizeof *l);
+}
+
+/* Start a new token at the end of l->buf (its text is appended to l->buf afterwards; list_end
+ * closes it). */
+static int list_begin(struct tok_list *l)
+{
+    if (l->n == l->cap) {
+        size_t c = l->cap ? l->cap * 2 : 64;
+        size_t *o = scb_realloc(l->off, c * sizeof *o);
+        if (!o) return SCB_E_NOMEM;
+        l->off = o;
+        size_t *n = scb_realloc(l->len, c * sizeof *n);
+        if (!n) return SCB_E_NOMEM;
+        l->len = n;
+        l->cap = c;
+    }
+    l->off[l->n] = l->buf.len;
+    l->len[l->n] = 0;
+    l->n++;
+    return SCB_OK;
+}
+
+static void list_end(struct tok_list *l) { l->len[l->n - 1] = l->buf.len - l->off[l->n - 1]; }
+
+static int list_push(struct tok_list *l, const char *s, size_t n)
+{
+    int rc = list_begin(l);
+    if (!rc) rc = scb_buf_append(&l->buf, s, n);
+    if (!rc) list_end(l);
+    return rc;
+}
+
+/* Append s[0..n) with invalid UTF-8 replaced by U+FFFD per maximal subpart (from_utf8_lossy). */
+static int append_lossy(struct scb_buf *b, const unsigned char *r, size_t n)
+{
+    int rc = SCB_OK;
+    for (size_t p = 0; p < n;) {
+        size_t sub, l = utf8_seq(r + p, n - p, &sub);
+        if (l) { SCB_TRY(scb_buf_append(b, r + p, l)); p += l; }
+        else { SCB_TRY(scb_buf_append(b, "\xEF\xBF\xBD", 3)); p += sub; }
+    }
+out:
+    return rc;
+}
+
+/* Byte of a "<0xHH>" token (HF ByteFallback: six bytes, u8::from_str_radix of the two in the
+ * middle, which takes an optional '+'), or -1. */
+static int fallback_byte(const char *s, size_t n)
+{
+    if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>') return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) {
+            if (i == 3 && c == '+') continue;
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Apply one decoder (HF decode_chain) to in, giving out. */
+static int decode_step(const struct scb_tokenizer *t, const struct tok_dec *d, const struct tok_list *in,
+                       struct tok_list *out, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    struct scb_buf raw = {0};
+    const struct tok_bytemap *bm = bytemap();
+    switch (d->kind) {
+    case TOK_DEC_BYTELEVEL:  /* all tokens to bytes, one lossy UTF-8 string */
+        for (size_t i = 0; i < in->n; i++) {
+            const char *s = in->buf.data + in->off[i];
+            size_t sl = in->len[i], start = raw.len;
+            int all = 1;
+            for (size_t p = 0; p < sl;) {
+                uint32_t cp;
+                int l = scb_utf8_decode((const unsigned char *)s + p, sl - p, &cp);
+                if (cp >= 324 || bm->cp_byte[cp] < 0) { all = 0; break; }
+                SCB_TRY(scb_buf_putc(&raw, (char)bm->cp_byte[cp]));
+                p += (size_t)l;
+            }
+            if (!all) {  /* not byte-level: the token's own UTF-8 */
+                raw.len = start;
+                SCB_TRY(scb_buf_append(&raw, s, sl));
+            }
+        }
+        SCB_TRY(list_begin(out));
+        SCB_TRY(append_lossy(&out->buf, (const unsigned char *)raw.data, raw.len));
+        list_end(out);
+        break;
+    case TOK_DEC_FUSE:
+        SCB_TRY(list_begin(out));
+        for (size_t i = 0; i < in->n; i++) SCB_TRY(scb_buf_append(&out->buf, in->buf.data + in->off[i], in->len[i]));
+        list_end(out);
+        break;
+    case TOK_DEC_REPLACE:
+        for (size_t i = 0; i < in->n; i++) {
+            SCB_TRY(list_begin(out));
+            SCB_TRY(regex_replace(d->re, in->buf.data + in->off[i], in->len[i], t->pool + d->str_off, d->str_len,
+                                  &out->buf, NULL, ctx));
+            list_end(out);
+        }
+        break;
+    case TOK_DEC_BYTEFALLBACK:  /* runs of <0xHH> become their UTF-8, or one U+FFFD per byte */
+        for (size_t i = 0; i <= in->n; i++) {
+            int v = i < in->n ? fallback_byte(in->buf.data + in->off[i], in->len[i]) : -1;
+            if (v >= 0) { SCB_TRY(scb_buf_putc(&raw, (char)v)); continue; }
+            if (raw.len) {
+                size_t bad;
+                if (utf8_check(raw.data, raw.len, &bad)) {
+                    SCB_TRY(list_push(out, raw.data, raw.len));
+                } else {
+                    for (size_t k = 0; k < raw.len; k++) SCB_TRY(list_push(out, "\xEF\xBF\xBD", 3));
+                }
+                raw.len = 0;
+            }
+            if (i < in->n) SCB_TRY(list_push(out, in->buf.data + in->off[i], in->len[i]));
+        }
+        break;
+    case TOK_DEC_STRIP:
+    case TOK_DEC_METASPACE: {
+        size_t cl = strlen(d->ch);
+        for (size_t i = 0; i < in->n; i++) {
+            const char *s = in->buf.data + in->off[i];
+            size_t n = in->len[i];
+            SCB_TRY(list_begin(out));
+            if (d->kind == TOK_DEC_METASPACE) {
+                /* the replacement becomes a space, except that the first token loses all of them */
+                int drop = i == 0 && d->prepend != TOK_PREPEND_NEVER;
+                for (size_t p = 0; p < n;) {
+                    if (n - p >= cl && !memcmp(s + p, d->ch, cl)) {
+                        if (!drop) SCB_TRY(scb_buf_putc(&out->buf, ' '));
+                        p += cl;
+                    } else {
+                        SCB_TRY(scb_buf_putc(&out->buf, s[p]));
+                        p++;
+                    }
+                }
+            } else {
+                /* up to start / stop copies of the character cut at the ends */
+                size_t a = 0, e = n;
+                for (size_t k = 0; k < d->start && e - a >= cl && !memcmp(s + a, d->ch, cl); k++) a += cl;
+                for (size_t k = 0; k < d->stop && e - a >= cl && !memcmp(s + e - cl, d->ch, cl); k++) e -= cl;
+                SCB_TRY(scb_buf_append(&out->buf, s + a, e - a));
+            }
+            list_end(out);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+out:
+    scb_buf_fini(&raw);
+    return rc;
+}
+
 int scb_tokenizer_decode(const struct scb_tokenizer *t, const int32_t *ids, size_t n,
                          char **text, size_t *len, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
-    struct scb_buf raw = {0}, res = {0};
+    struct tok_list a = {0}, b = {0};
+    struct scb_buf res = {0};
     if (text) *text = NULL;
     if (len) *len = 0;
     if (!t || (!ids && n) || !text) return scb_err(ctx, SCB_E_INVAL, "scb_tokenizer_decode: NULL argument");
-    const struct tok_bytemap *bm = bytemap();
     for (size_t i = 0; i < n; i++) {
         const char *s = scb_tokenizer_token_str(t, ids[i]);
         if (!s) continue;  /* HF skips ids that are no token */
-        size_t sl = strlen(s), start = raw.len;
-        int all = 1;
-        for (size_t p = 0; p < sl;) {
-            uint32_t cp;
-            int l = scb_utf8_decode((const unsigned char *)s + p, sl - p, &cp);
-            if (cp >= 324 || bm->cp_byte[cp] < 0) { all = 0; break; }
-            SCB_TRY(scb_buf_putc(&raw, (char)bm->cp_byte[cp]));
-            p += (size_t)l;
-        }
-        if (!all) {  /* not byte-level: the token's own UTF-8 */
-            raw.len = start;
-            SCB_TRY(scb_buf_append(&raw, s, sl));
-        }
+        SCB_TRY(list_push(&a, s, strlen(s)));
     }
-    /* lossy UTF-8: each maximal ill-formed subpart becomes U+FFFD */
-    const unsigned char *r = (const unsigned char *)raw.data;
-    for (size_t p = 0; p < raw.len;) {
-        size_t sub, l = utf8_seq(r + p, raw.len - p, &sub);
-        if (l) { SCB_TRY(scb_buf_append(&res, r + p, l)); p += l; }
-        else { SCB_TRY(scb_buf_append(&res, "\xEF\xBF\xBD", 3)); p += sub; }
+    for (int k = 0; k < t->n_dec; k++) {
+        list_fini(&b);
+        SCB_TRY(decode_step(t, &t->dec[k], &a, &b, ctx));
+        struct tok_list tmp = a; a = b; b = tmp;
+    }
+    for (size_t i = 0; i < a.n; i++) {  /* joined; with spaces when there is no decoder */
+        if (i && !t->has_decoder) SCB_TRY(scb_buf_putc(&res, ' '));
+        SCB_TRY(scb_buf_append(&res, a.buf.data + a.off[i], a.len[i]));
     }
     if (len) *len = res.len;
     *text = scb_buf_steal(&res);
     if (!*text) rc = SCB_E_NOMEM;
 out:
     if (rc == SCB_E_NOMEM) scb_err(ctx, SCB_E_NOMEM, "out of memory decoding");
-    scb_buf_fini(&raw);
+    list_fini(&a);
+    list_fini(&b);
     scb_buf_fini(&res);
     return rc;
 }

@@ -1,6 +1,8 @@
-/* tokenizer.h — Hugging Face tokenizer.json (byte-level BPE) in C: normalizer (NFC), Split
- * regex + ByteLevel pre-tokenizer, merges by rank (with ignore_merges), added/special tokens
- * split out before BPE, the post-processor's BOS, and byte-level decoding. Reads
+/* tokenizer.h — Hugging Face tokenizer.json BPE in C, byte-level (Llama-3, Qwen) and
+ * SentencePiece-style (Llama-2, Mistral, Gemma: Prepend/Replace normalizers, Metaspace,
+ * byte_fallback): normalizers, Split/Metaspace/ByteLevel pre-tokenizers, merges by rank (with
+ * ignore_merges), added/special tokens split out before BPE, the post-processor's BOS, and the
+ * decoder chain. Reads
  * tokenizer.json and tokenizer_config.json of a model directory; ids match the HF `tokenizers`
  * library. A loaded tokenizer is immutable and safe to use from several threads. */
 #ifndef SCB_HARNESS_TOKENIZER_H

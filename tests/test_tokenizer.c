@@ -79,8 +79,20 @@ static void test_bad_files(void **st)
                       SCB_E_UNSUPPORTED, "wordpiece/tokenizer.json", "WordPiece");
     expect_load_error(tok_dir("lowercase", "{\"normalizer\": {\"type\": \"Lowercase\"}, \"model\": {}}"),
                       SCB_E_UNSUPPORTED, "lowercase/tokenizer.json", "Lowercase");
-    expect_load_error(tok_dir("metaspace", "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {}}"),
-                      SCB_E_UNSUPPORTED, "metaspace/tokenizer.json", "Metaspace");
+    expect_load_error(tok_dir("whitespace", "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {}}"),
+                      SCB_E_UNSUPPORTED, "whitespace/tokenizer.json", "Whitespace");
+    expect_load_error(tok_dir("metaspace", "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"ab\"},"
+                                           " \"model\": {}}"),
+                      SCB_E_FORMAT, "metaspace/tokenizer.json", "replacement");
+    expect_load_error(tok_dir("metaspace2", "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"_\","
+                                            " \"add_prefix_space\": false}, \"model\": {}}"),
+                      SCB_E_FORMAT, "metaspace2/tokenizer.json", "prepend_scheme");
+    expect_load_error(tok_dir("replace", "{\"normalizer\": {\"type\": \"Replace\", \"content\": \"_\"}, \"model\": {}}"),
+                      SCB_E_FORMAT, "replace/tokenizer.json", "pattern");
+    expect_load_error(tok_dir("strip", "{\"decoder\": {\"type\": \"Strip\", \"content\": \" \"}, \"model\": {}}"),
+                      SCB_E_FORMAT, "strip/tokenizer.json", "Strip");
+    expect_load_error(tok_dir("ctc", "{\"decoder\": {\"type\": \"CTC\"}, \"model\": {}}"),
+                      SCB_E_UNSUPPORTED, "ctc/tokenizer.json", "CTC");
     expect_load_error(tok_dir("badmerge", TINY_HEAD "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1},"
                                           " \"merges\": [\"a b\"]}}"),
                       SCB_E_FORMAT, "badmerge/tokenizer.json", "merges[0]");
@@ -199,6 +211,196 @@ static void test_alloc_failures(void **st)
             assert_int_equal(rc, SCB_E_NOMEM);
             assert_null(t);
         }
+        assert_int_equal(scb_alloc_live_bytes(), live0);
+    }
+    assert_true(ok);
+}
+
+/* A tiny Llama-2-style SentencePiece BPE: Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer,
+ * byte_fallback with only <0xC3> <0xA9>, fuse_unk, decoder Replace/ByteFallback/Fuse/Strip. */
+#define SPM_TINY "{\"added_tokens\": [" \
+    "{\"id\": 0, \"content\": \"<unk>\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false," \
+    " \"normalized\": false, \"special\": true}," \
+    "{\"id\": 1, \"content\": \"<s>\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false," \
+    " \"normalized\": false, \"special\": true}," \
+    "{\"id\": 2, \"content\": \"</s>\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false," \
+    " \"normalized\": false, \"special\": true}]," \
+    " \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"\u2581\"}," \
+    " {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\u2581\"}]}, \"pre_tokenizer\": null," \
+    " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}," \
+    " {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": [], \"special_tokens\": {\"<s>\": {\"id\": \"<s>\"," \
+    " \"ids\": [1], \"tokens\": [\"<s>\"]}}}," \
+    " \"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\": \"\u2581\"}," \
+    " \"content\": \" \"}, {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}, {\"type\": \"Strip\", \"content\": \" \"," \
+    " \"start\": 1, \"stop\": 0}]}," \
+    " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true, \"byte_fallback\": true," \
+    " \"vocab\": {\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2, \"<0xC3>\": 3, \"<0xA9>\": 4, \"\u2581\": 5, \"a\": 6, \"b\": 7," \
+    " \"\u2581a\": 8, \"\u2581ab\": 9}, \"merges\": [[\"\u2581\", \"a\"], [\"\u2581a\", \"b\"]]}}"
+
+static void expect_ids(const struct scb_tokenizer *t, const char *text, int flags, const int32_t *want, size_t nw)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    struct scb_ctx c = {0};
+    assert_int_equal(scb_tokenizer_encode(t, text, strlen(text), flags, &ids, &n, &c), SCB_OK);
+    assert_int_equal(n, nw);
+    assert_memory_equal(ids, want, nw * sizeof *want);
+    scb_free(ids);
+}
+
+static void expect_text(const struct scb_tokenizer *t, const int32_t *ids, size_t n, const char *want)
+{
+    char *text = NULL;
+    size_t len = 0;
+    struct scb_ctx c = {0};
+    assert_int_equal(scb_tokenizer_decode(t, ids, n, &text, &len, &c), SCB_OK);
+    assert_string_equal(text, want);
+    assert_int_equal(len, strlen(want));
+    scb_free(text);
+}
+
+/* Expected values follow HF's BPE::merge_word and decode_chain step by step (and are what
+ * tokenizers 0.23.3 gives for this file). */
+static void test_spm_tiny(void **st)
+{
+    (void)st;
+    struct scb_tokenizer *t = NULL;
+    struct scb_ctx c = {0};
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("spmtiny", SPM_TINY), &c), SCB_OK);
+    /* "▁ab▁é▁z": ▁ a -> ▁a, ▁a b -> ▁ab; é has no token: its bytes <0xC3> <0xA9>; z has no
+     * byte token either: <unk>; the post-processor puts <s> first */
+    const int32_t w1[] = {1, 9, 5, 3, 4, 5, 0};
+    expect_ids(t, "ab \xC3\xA9 z", SCB_TOK_ADD_SPECIAL, w1, 7);
+    /* "▁zzé": z z fuse into one pending <unk>, which HF emits after the byte tokens */
+    const int32_t w2[] = {5, 3, 4, 0};
+    expect_ids(t, "zz\xC3\xA9", 0, w2, 4);
+    /* the text after an added token is normalized on its own, so it gets the prefix too */
+    const int32_t w3[] = {1, 9};
+    expect_ids(t, "<s>ab", 0, w3, 2);
+    expect_ids(t, "", 0, NULL, 0);
+    /* decoding: ▁ -> space, byte runs -> UTF-8 (an invalid run: one U+FFFD per byte), one
+     * leading space stripped from the fused text */
+    expect_text(t, w1, 7, "<s> ab \xC3\xA9 <unk>");
+    const int32_t d2[] = {9, 3};
+    expect_text(t, d2, 2, "ab\xEF\xBF\xBD");
+    const int32_t d3[] = {5, 5, 9, 3, 3};
+    expect_text(t, d3, 5, "  ab\xEF\xBF\xBD\xEF\xBF\xBD");  /* "   ab" less one space */
+    assert_int_equal(scb_tokenizer_vocab_size(t), 10);
+    scb_tokenizer_destroy(t);
+}
+
+/* Strip cutting at both ends of each token, and no decoder (tokens joined with spaces); the
+ * expected strings are what tokenizers 0.23.3 decodes for these files. */
+#define STRIP_HEAD "{\"added_tokens\": [], \"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}," \
+    " \"content\": \"\u2581\"}, \"pre_tokenizer\": null, \"post_processor\": null,"
+#define STRIP_MODEL " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"\u2581\": 2," \
+    " \"\u2581\u2581a\u2581\u2581\u2581\": 3, \"b\u2581\": 4}, \"merges\": []}}"
+
+static void test_strip_and_no_decoder(void **st)
+{
+    (void)st;
+    struct scb_tokenizer *t = NULL;
+    struct scb_ctx c = {0};
+    const int32_t ids[] = {3, 4, 0};
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("strip2", STRIP_HEAD " \"decoder\": {\"type\": \"Sequence\","
+                                                    " \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\":"
+                                                    " \"\u2581\"}, \"content\": \" \"}, {\"type\": \"Strip\", \"content\":"
+                                                    " \" \", \"start\": 1, \"stop\": 2}]}," STRIP_MODEL), &c), SCB_OK);
+    expect_text(t, ids, 3, " a ba");  /* "  a   " -> " a ", "b " -> "b", "a" */
+    /* no unk_token: 'c' is dropped; no merges: every space is its own token */
+    const int32_t w[] = {2, 0, 2, 1, 2};
+    expect_ids(t, " a b c", 0, w, 5);
+    scb_tokenizer_destroy(t);
+    t = NULL;
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("nodecoder", STRIP_HEAD " \"decoder\": null," STRIP_MODEL), &c),
+                     SCB_OK);
+    expect_text(t, ids, 3, "\u2581\u2581a\u2581\u2581\u2581 b\u2581 a");
+    scb_tokenizer_destroy(t);
+}
+
+/* Metaspace split = a piece starts at every replacement character: with a merge across it
+ * ("a▁" "b") the split decides the ids. Expected ids are tokenizers 0.23.3's for these files. */
+#define MS_HEAD "{\"added_tokens\": [], \"normalizer\": null, \"post_processor\": null, \"decoder\": null," \
+    " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"\u2581\": 2, \"a\u2581\": 3, \"a\u2581b\": 4}," \
+    " \"merges\": [[\"a\", \"\u2581\"], [\"a\u2581\", \"b\"]]}, \"pre_tokenizer\": {\"type\": \"Metaspace\"," \
+    " \"replacement\": \"\u2581\", \"prepend_scheme\": \"never\", "
+
+static void test_metaspace_split(void **st)
+{
+    (void)st;
+    struct scb_tokenizer *t = NULL;
+    struct scb_ctx c = {0};
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("mssplit", MS_HEAD "\"split\": true}}"), &c), SCB_OK);
+    const int32_t w1[] = {0, 2, 1}, w2[] = {0, 2, 2, 1}, w3[] = {0, 1, 2, 1};
+    expect_ids(t, "a b", 0, w1, 3);
+    expect_ids(t, "a  b", 0, w2, 4);
+    expect_ids(t, "ab\u2581b", 0, w3, 4);
+    scb_tokenizer_destroy(t);
+    t = NULL;
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("msnosplit", MS_HEAD "\"split\": false}}"), &c), SCB_OK);
+    const int32_t w4[] = {4};
+    expect_ids(t, "a b", 0, w4, 1);
+    scb_tokenizer_destroy(t);
+}
+
+/* byte_fallback on a byte-level tokenizer: the mapped character of byte 0 (U+0100) is not in the
+ * vocab, so it becomes the byte tokens of its UTF-8 (two per input byte). Expected ids and text
+ * are tokenizers 0.23.3's for this file. */
+static void test_bytelevel_fallback(void **st)
+{
+    (void)st;
+    struct scb_tokenizer *t = NULL;
+    struct scb_ctx c = {0};
+    assert_int_equal(scb_tokenizer_load(&t, tok_dir("blfb", "{\"added_tokens\": [], \"normalizer\": null,"
+        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false},"
+        " \"post_processor\": null, \"decoder\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
+        " \"byte_fallback\": true, \"vocab\": {\"a\": 0, \"<0xC4>\": 1, \"<0x80>\": 2}, \"merges\": []}}"), &c), SCB_OK);
+    const int32_t w[] = {1, 2, 0, 1, 2, 1, 2};
+    expect_ids(t, "\0a\0\0", 0, NULL, 0);  /* strlen: empty */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(scb_tokenizer_encode(t, "\0a\0\0", 4, 0, &ids, &n, &c), SCB_OK);
+    assert_int_equal(n, 7);
+    assert_memory_equal(ids, w, sizeof w);
+    scb_free(ids);
+    expect_text(t, w, 7, "<0xC4><0x80>a<0xC4><0x80><0xC4><0x80>");
+    /* a long word: twice as many symbols as bytes */
+    char zeros[300] = {0};
+    assert_int_equal(scb_tokenizer_encode(t, zeros, sizeof zeros, 0, &ids, &n, &c), SCB_OK);
+    assert_int_equal(n, 2 * sizeof zeros);
+    for (size_t i = 0; i < n; i++) assert_int_equal(ids[i], 1 + (int32_t)(i % 2));
+    scb_free(ids);
+    scb_tokenizer_destroy(t);
+}
+
+/* Allocation failures anywhere in loading, encoding and decoding the SentencePiece pipeline give
+ * SCB_E_NOMEM and leak nothing. */
+static void test_spm_alloc_failures(void **st)
+{
+    (void)st;
+    const char *dir = tok_dir("spmfail", SPM_TINY);
+    size_t live0 = scb_alloc_live_bytes();
+    int ok = 0;
+    for (long k = 1; k < 2000 && !ok; k++) {
+        struct scb_tokenizer *t = NULL;
+        struct scb_ctx c = {0};
+        int32_t *ids = NULL;
+        char *text = NULL;
+        size_t n = 0, len = 0;
+        scb_alloc_fail_after(k, 1);
+        int rc = scb_tokenizer_load(&t, dir, &c);
+        if (rc == SCB_OK) rc = scb_tokenizer_encode(t, "ab \xC3\xA9 zz<s> a", 13, SCB_TOK_ADD_SPECIAL, &ids, &n, &c);
+        if (rc == SCB_OK) rc = scb_tokenizer_decode(t, ids, n, &text, &len, &c);
+        scb_alloc_fail_after(0, 0);
+        if (rc == SCB_OK) {
+            ok = 1;
+            assert_string_equal(text, "<s> ab \xC3\xA9 <unk><s>  a");  /* " a" -> "▁▁a" */
+        } else {
+            assert_int_equal(rc, SCB_E_NOMEM);
+        }
+        scb_free(ids);
+        scb_free(text);
+        scb_tokenizer_destroy(t);
         assert_int_equal(scb_alloc_live_bytes(), live0);
     }
     assert_true(ok);
@@ -351,6 +553,11 @@ int main(void)
         cmocka_unit_test(test_truncated_and_mistyped),
         cmocka_unit_test(test_tiny_bpe),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_spm_tiny),
+        cmocka_unit_test(test_spm_alloc_failures),
+        cmocka_unit_test(test_strip_and_no_decoder),
+        cmocka_unit_test(test_metaspace_split),
+        cmocka_unit_test(test_bytelevel_fallback),
         cmocka_unit_test(test_real_llama3),
         cmocka_unit_test(test_real_qwen3),
         cmocka_unit_test(test_threads),

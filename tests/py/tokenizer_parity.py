@@ -3,7 +3,13 @@
 library, byte for byte, on the real Llama-3 and Qwen3 tokenizer.json files and on variants of
 them written here (a Llama-3.1-style TemplateProcessing BOS, the GPT-2 ByteLevel regex, a
 Mistral-style regex, String/inverted Removed splits, added tokens with
-lstrip/rstrip/single_word/normalized, merges in "a b" form).
+lstrip/rstrip/single_word/normalized, merges in "a b" form), and on the SentencePiece-style BPE
+fixtures of tests/fixtures/tokenizers/ (Llama-2 / Mistral / Gemma / transformers-converted
+pipelines: Prepend/Replace normalizers, Metaspace, byte_fallback, fuse_unk, the
+Replace/ByteFallback/Fuse/Strip/Metaspace decoders; written by tools/make_spm_tokenizers.py).
+For those, decode(encode(x)) is compared with HF's decode (SentencePiece pipelines do not round
+trip: unk, stripped prefix space), and the Mistral v0.3 fixture's chat template is rendered by
+`scbench chat-template` and tokenized, against transformers and HF.
 
 Inputs: tests/fixtures/tokenizer/corpus.jsonl plus seeded random strings mixing the corpus'
 character classes (the seed is printed; --seed replays it). Modes: default, --bos
@@ -11,7 +17,7 @@ character classes (the seed is printed; --seed replays it). Modes: default, --bo
 decode(encode(x)) == x where the normalizer leaves x unchanged, and decoding of random id lists
 (including ones that cut UTF-8 sequences) against HF decode.
 
-Exit 0 pass, 77 skip (no `tokenizers` or no shared tokenizers), 1 fail."""
+Exit 0 pass, 77 skip (no `tokenizers`, or neither shared tokenizers nor fixtures), 1 fail."""
 import argparse
 import json
 import os
@@ -55,7 +61,10 @@ def random_strings(rng, corpus, n):
         "special": ["<|begin_of_text|>", "<|eot_id|>", "<|end_of_text|>", "<|start_header_id|>", "<|im_start|>",
                     "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>", "<|eot_id", "<|im_",
                     "<|", "|>", "<|reserved_special_token_7|>", "[MASK]", "<mask>", "Zqxsw", "Zqé",
-                    "Zqe\u0301", " <mask> ", "[MASK]  ", "xZqxsw", "Zqxsw_", "Zqxsw!"],
+                    "Zqe\u0301", " <mask> ", "[MASK]  ", "xZqxsw", "Zqxsw_", "Zqxsw!",
+                    # SentencePiece-style fixtures: their specials, metaspace and byte-token text
+                    "<s>", "</s>", "<unk>", "[INST]", "[/INST]", " [INST] ", "<s> ", "<bos>", "<start_of_turn>",
+                    "\u2581", "\u2581\u2581", " \u2581", "<0x41>", "<0xE4>", "<sep>", "@@", "hello", "Zq wx", "Zq  wx"],
     }
     keys = sorted(pools)
     out = []
@@ -83,8 +92,19 @@ def random_strings(rng, corpus, n):
     return out
 
 
+def spm_fixtures(fixtures):
+    """(name, dir) of the SentencePiece-style fixture tokenizers."""
+    root = os.path.join(fixtures, "tokenizers")
+    if not os.path.isdir(root):
+        return []
+    return [("spm:" + n, os.path.join(root, n)) for n in sorted(os.listdir(root))
+            if os.path.isfile(os.path.join(root, n, "tokenizer.json"))]
+
+
 def variants(shared, tmp):
     """(name, dir) of the tokenizers under test: the two real ones and variants of them."""
+    if not shared or not os.path.isfile(os.path.join(shared, "tokenizers", "llama3", "tokenizer.json")):
+        return []
     out = [("llama3", os.path.join(shared, "tokenizers", "llama3")),
            ("qwen3", os.path.join(shared, "tokenizers", "qwen3"))]
     with open(os.path.join(shared, "tokenizers", "llama3", "tokenizer.json"), encoding="utf-8") as f:
@@ -184,6 +204,44 @@ def cli_errors(scbench, model, tmp):
     return fails
 
 
+def chat_check(scbench, name, d, hf, rng, corpus, tmp):
+    """The model's chat template through `scbench chat-template`, then `scbench tokenize`: the
+    text equals transformers' apply_chat_template and the ids HF's encode of it (no added BOS, as
+    apply_chat_template(tokenize=True) does)."""
+    try:
+        import transformers
+        from transformers import PreTrainedTokenizerFast
+    except ImportError:
+        print("%s chat template: transformers missing, not checked" % name)
+        return 0
+    transformers.logging.set_verbosity_error()
+    with open(os.path.join(d, "tokenizer_config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    ref = PreTrainedTokenizerFast(tokenizer_file=os.path.join(d, "tokenizer.json"), bos_token=cfg["bos_token"],
+                                  eos_token=cfg["eos_token"], chat_template=cfg["chat_template"])
+    fails = 0
+    for k in range(8):
+        msgs = []
+        for r in range(rng.randint(1, 3)):
+            msgs.append({"role": "user", "content": rng.choice(corpus)[:200]})
+            if r < 2 or rng.random() < 0.5:
+                msgs.append({"role": "assistant", "content": rng.choice(corpus)[:200]})
+        if msgs[-1]["role"] == "assistant" and k % 2:
+            msgs.pop()
+        path = os.path.join(tmp, "chat.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(msgs, f, ensure_ascii=False)
+        text = run([scbench, "chat-template", "--model", d, "--messages", path])
+        want_text = ref.apply_chat_template(msgs, tokenize=False)
+        got = [int(x) for x in run([scbench, "tokenize", "--model", d], stdin=text.encode("utf-8")).split()]
+        want = hf.encode(want_text, add_special_tokens=False).ids
+        if text != want_text or got != want:
+            print("FAIL %s chat template %d: text %s, ids %s" % (name, k, text == want_text, got == want))
+            fails += 1
+    print("%s chat template + tokenize: %d/8" % (name, 8 - fails))
+    return fails
+
+
 def tokenizers_version():
     import tokenizers
     return getattr(tokenizers, "__version__", "?")
@@ -202,9 +260,12 @@ def main():
     except ImportError:
         print("SKIP: Python package 'tokenizers' is not installed")
         return 77
-    if not a.shared or not os.path.isfile(os.path.join(a.shared, "tokenizers", "llama3", "tokenizer.json")):
-        print("SKIP: real tokenizers not found under --shared")
+    have_shared = a.shared and os.path.isfile(os.path.join(a.shared, "tokenizers", "llama3", "tokenizer.json"))
+    if not have_shared and not spm_fixtures(a.fixtures):
+        print("SKIP: neither real tokenizers under --shared nor fixture tokenizers")
         return 77
+    if not have_shared:
+        print("note: real tokenizers not found under --shared; testing the fixture tokenizers only")
     # A fixed default seed keeps CI reproducible; pass --seed (e.g. the time) to explore more.
     seed = a.seed if a.seed is not None else 20251126
     print("seed %d (replay with --seed %d); tokenizers %s" % (seed, seed, tokenizers_version()))
@@ -220,7 +281,7 @@ def main():
         with open(inp, "w", encoding="utf-8") as f:
             for s in strings:
                 f.write(json.dumps(s) + "\n")
-        for name, d in variants(a.shared, tmp):
+        for name, d in variants(a.shared, tmp) + spm_fixtures(a.fixtures):
             hf = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
             for mode, flags in [("default", []), ("--bos", ["--bos"]), ("--no-special", ["--no-special"]),
                                 ("--bos --no-special", ["--bos", "--no-special"])]:
@@ -245,14 +306,21 @@ def main():
             idx = [i for i, s in enumerate(strings) if not nfc or unicodedata.normalize("NFC", s) == s]
             if name in ("gpt2-bytelevel", "qwen3-added-flags", "split-removed"):
                 idx = []
-            ids_file = os.path.join(tmp, name + ".ids.jsonl")
+            spm = name.startswith("spm:")
+            if spm:  # every string; the reference is HF's decode of the same ids
+                idx = list(range(len(strings)))
+                expect = hf.decode_batch([default_ids[i] for i in idx], skip_special_tokens=False)
+            else:
+                expect = [strings[i] for i in idx]
+            ids_file = os.path.join(tmp, name.replace(":", "_") + ".ids.jsonl")
             with open(ids_file, "w") as f:
                 for i in idx:
                     f.write(json.dumps(default_ids[i]) + "\n")
             dec = [json.loads(line) for line in
                    run([a.scbench, "tokenize", "--model", d, "--decode", "--jsonl", ids_file]).split("\n")[:-1]]
-            bad = [k for k, i in enumerate(idx) if k >= len(dec) or dec[k] != strings[i]]
-            print("%s decode(encode(x)) == x: %d/%d" % (name, len(idx) - len(bad), len(idx)))
+            bad = [k for k in range(len(idx)) if k >= len(dec) or dec[k] != expect[k]]
+            print("%s decode(encode(x)) == %s: %d/%d" % (name, "HF decode" if spm else "x", len(idx) - len(bad),
+                                                        len(idx)))
             for k in bad[:5]:
                 print("  ROUNDTRIP %r -> %r" % (strings[idx[k]], dec[k] if k < len(dec) else None))
             failures += len(bad)
@@ -286,7 +354,11 @@ def main():
             if back != hf.decode(one, skip_special_tokens=False).encode("utf-8"):
                 print("FAIL %s: --decode TEXT printed %r" % (name, back))
                 failures += 1
-        failures += cli_errors(a.scbench, os.path.join(a.shared, "tokenizers", "llama3"), tmp)
+            if spm and os.path.isfile(os.path.join(d, "tokenizer_config.json")) and \
+                    "chat_template" in json.load(open(os.path.join(d, "tokenizer_config.json"), encoding="utf-8")):
+                failures += chat_check(a.scbench, name, d, hf, rng, corpus, tmp)
+        if have_shared:
+            failures += cli_errors(a.scbench, os.path.join(a.shared, "tokenizers", "llama3"), tmp)
     if failures:
         print("FAIL: %d mismatches (seed %d)" % (failures, seed))
         return 1
