@@ -834,37 +834,10 @@ static void test_gemm(void)
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = (uint64_t)time(NULL);
-    const char *env = getenv("SCB_SEED");
-    char why[256] = "";
-    int ndev = 0;
-    if (env && *env) seed = strtoull(env, NULL, 10);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--help")) {
-            printf("usage: parity_cuda [--seed N]   (or SCB_SEED=N)\n"
-                   "Checks every CUDA kernel against the CPU reference; exit 77 without a GPU.\n");
-            return 0;
-        } else {
-            fprintf(stderr, "parity_cuda: unknown argument '%s' (try --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    scb_cuda_device_count(&ndev, why, sizeof why);
-    if (ndev <= 0) {
-        printf("parity_cuda: SKIP: no CUDA device (%s)\n", why);
-        return 77;
-    }
-    g_rng = seed;
-    printf("parity_cuda: seed %llu (reproduce with --seed %llu)\n", (unsigned long long)seed,
-           (unsigned long long)seed);
-    if (scb_cuda_ctx_create(&g_cc, 0, 0, &g_err) < 0) die("scb_cuda_ctx_create");
-    {
-        char desc[512];
-        scb_cuda_describe(g_cc, desc, sizeof desc);
-        printf("device: %s\n", desc);
-    }
+    int rc0 = parity_start("parity_cuda", argc, argv,
+                           "Checks every CUDA kernel against the CPU reference; exit 77 without a GPU.\n",
+                           NULL, NULL);
+    if (rc0 >= 0) return rc0;
     test_attention();
     test_attention_errors();
     test_kv_append();
@@ -875,6 +848,6 @@ int main(int argc, char **argv)
     test_gemm();
     scb_cuda_ctx_destroy(g_cc);
     printf("parity_cuda: %d passed, %d failed (seed %llu)\n", g_pass, g_fail,
-           (unsigned long long)seed);
+           (unsigned long long)g_seed);
     return g_fail ? 1 : 0;
 }

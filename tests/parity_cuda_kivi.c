@@ -299,34 +299,12 @@ static void bench(int Tk)
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = (uint64_t)time(NULL);
-    const char *env = getenv("SCB_SEED");
     int do_bench = 0;
-    char why[256] = "";
-    int ndev = 0;
-    if (env && *env) seed = strtoull(env, NULL, 10);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--bench")) do_bench = 1;
-        else if (!strcmp(argv[i], "--help")) {
-            printf("usage: parity_cuda_kivi [--seed N] [--bench]   (or SCB_SEED=N)\n"
-                   "KIVI device kernels against methods/kivi.c; exit 77 without a GPU. --bench also times\n"
-                   "the decode attention at 32K keys.\n");
-            return 0;
-        } else {
-            fprintf(stderr, "parity_cuda_kivi: unknown argument '%s' (try --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    scb_cuda_device_count(&ndev, why, sizeof why);
-    if (ndev <= 0) {
-        printf("parity_cuda_kivi: SKIP: no CUDA device (%s)\n", why);
-        return 77;
-    }
-    g_rng = seed;
-    printf("parity_cuda_kivi: seed %llu (reproduce with --seed %llu)\n", (unsigned long long)seed,
-           (unsigned long long)seed);
-    if (scb_cuda_ctx_create(&g_cc, 0, 0, &g_err) < 0) die("scb_cuda_ctx_create");
+    int rc0 = parity_start("parity_cuda_kivi", argc, argv,
+                           "KIVI device kernels against methods/kivi.c; exit 77 without a GPU. --bench also times\n"
+                           "the decode attention at 32K keys.\n",
+                           "--bench", &do_bench);
+    if (rc0 >= 0) return rc0;
     static const struct kcase cases[] = {
         /* Hq Hkv  D bits group  R     N    M temp splits */
         {4, 1, 32, 2, 32, 32, 1000, 37, 5, 0},

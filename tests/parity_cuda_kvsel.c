@@ -555,36 +555,12 @@ static void test_errors(void)
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = (uint64_t)time(NULL);
-    const char *env = getenv("SCB_SEED");
-    char why[256] = "";
-    int ndev = 0, quick = 0;
-    if (env && *env) seed = strtoull(env, NULL, 10);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--help")) {
-            printf("usage: parity_cuda_kvsel [--seed N] [--quick]   (or SCB_SEED=N)\n"
-                   "Checks the SnapKV/PyramidKV and Quest kernels against the CPU reference; exit 77 without a GPU.\n"
-                   "--quick: the smaller shapes only (the host emulation in CI).\n");
-            return 0;
-        } else {
-            fprintf(stderr, "parity_cuda_kvsel: unknown argument '%s' (try --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    scb_cuda_device_count(&ndev, why, sizeof why);
-    if (ndev <= 0) {
-        printf("parity_cuda_kvsel: SKIP: no CUDA device (%s)\n", why);
-        return 77;
-    }
-    g_rng = seed;
-    printf("parity_cuda_kvsel: seed %llu (reproduce with --seed %llu)\n", (unsigned long long)seed,
-           (unsigned long long)seed);
-    if (scb_cuda_ctx_create(&g_cc, 0, 0, &g_err) < 0) die("scb_cuda_ctx_create");
-    char desc[512];
-    scb_cuda_describe(g_cc, desc, sizeof desc);
-    printf("device: %s\n", desc);
+    int quick = 0;
+    int rc0 = parity_start("parity_cuda_kvsel", argc, argv,
+                           "Checks the SnapKV/PyramidKV and Quest kernels against the CPU reference; exit 77 without a GPU.\n"
+                           "--quick: the smaller shapes only (the host emulation in CI).\n",
+                           "--quick", &quick);
+    if (rc0 >= 0) return rc0;
     /* SnapKV: (N, W, Hq, Hkv, D, kernel, pool, gqa, n_select) */
     test_snapkv_case(37, 1, 4, 4, 16, 1, 0, 0, 10);
     test_snapkv_case(37, 8, 8, 2, 16, 5, 1, 0, 20);
@@ -622,6 +598,6 @@ int main(int argc, char **argv)
     test_binding_quest(150, 4, 4, 32, 5, 30);
     if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
     scb_cuda_ctx_destroy(g_cc);
-    printf("parity_cuda_kvsel: %d passed, %d failed (seed %llu)\n", g_pass, g_fail, (unsigned long long)seed);
+    printf("parity_cuda_kvsel: %d passed, %d failed (seed %llu)\n", g_pass, g_fail, (unsigned long long)g_seed);
     return g_fail ? 1 : 0;
 }

@@ -414,36 +414,11 @@ static void run_shape(int N, int Hq, int Hkv, int D, struct scb_cuda_minf_ws *ws
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = (uint64_t)time(NULL);
-    const char *env = getenv("SCB_SEED");
-    char why[256] = "";
-    int ndev = 0;
-    if (env && *env) seed = strtoull(env, NULL, 10);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--help")) {
-            printf("usage: parity_cuda_prefill [--seed N]   (or SCB_SEED=N)\n"
-                   "Checks the sparse prefill kernels (A-shape, Tri-shape, MInference) against the CPU\n"
-                   "reference; exit 77 without a GPU.\n");
-            return 0;
-        } else {
-            fprintf(stderr, "parity_cuda_prefill: unknown argument '%s' (try --help)\n", argv[i]);
-            return 2;
-        }
-    }
-    scb_cuda_device_count(&ndev, why, sizeof why);
-    if (ndev <= 0) {
-        printf("parity_cuda_prefill: SKIP: no CUDA device (%s)\n", why);
-        return 77;
-    }
-    g_rng = seed;
-    printf("parity_cuda_prefill: seed %llu (reproduce with --seed %llu)\n", (unsigned long long)seed,
-           (unsigned long long)seed);
-    CK(scb_cuda_ctx_create(&g_cc, 0, 0, &g_err));
-    char desc[512];
-    scb_cuda_describe(g_cc, desc, sizeof desc);
-    printf("device: %s\n", desc);
+    int rc0 = parity_start("parity_cuda_prefill", argc, argv,
+                           "Checks the sparse prefill kernels (A-shape, Tri-shape, MInference) against the CPU\n"
+                           "reference; exit 77 without a GPU.\n",
+                           NULL, NULL);
+    if (rc0 >= 0) return rc0;
     g_pairs = dev_alloc(16);
     struct scb_cuda_minf_ws *ws = NULL;
     CK(scb_cuda_minf_ws_create(&ws, &g_err));

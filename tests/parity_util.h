@@ -3,8 +3,8 @@
  * a seeded splitmix64 generator (uniform and normal draws: the seed is printed by each test),
  * fatal-error helpers for setup failures (a launch that fails where a test expects success ends
  * the program with the CUDA message), host and device allocation, and NaN poisoning of device
- * buffers so a kernel that leaves an output element unwritten is caught. Header-only, static:
- * include it once per test program. */
+ * buffers so a kernel that leaves an output element unwritten is caught, and parity_start: the
+ * command line every test shares. Header-only, static: include it once per test program. */
 #ifndef SCB_TESTS_PARITY_UTIL_H
 #define SCB_TESTS_PARITY_UTIL_H
 
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
@@ -24,7 +25,8 @@
 static struct scb_cuda_ctx *g_cc;     /* the context every launch uses */
 static struct scb_ctx g_err;          /* detail of the last failure */
 static int g_fail, g_pass;            /* checks failed / passed */
-static uint64_t g_rng;                /* splitmix64 state = the seed */
+static uint64_t g_rng;                /* splitmix64 state */
+static uint64_t g_seed;               /* the seed the run started from (printed at the end) */
 
 static inline uint64_t rng_next(void)
 {
@@ -69,6 +71,46 @@ static inline void poison(void *d, size_t n)
     memset(h, 0xff, n);
     CK(scb_cuda_upload(g_cc, d, h, n, &g_err));
     scb_free(h);
+}
+
+/* The start every parity test shares: --seed N (or SCB_SEED=N; default: the time), one optional
+ * boolean flag (`flag`, e.g. "--bench", may be NULL; *flag_set = 1 when given), --help (prints
+ * "usage: NAME [--seed N] [FLAG]   (or SCB_SEED=N)" then `help`); skips without a GPU; seeds g_rng
+ * and prints the seed; creates g_cc and prints the device. Returns -1 to go on, else the exit
+ * status (0 after --help, 2 on a bad argument, 77 without a device). */
+static inline int parity_start(const char *name, int argc, char **argv, const char *help, const char *flag,
+                               int *flag_set)
+{
+    uint64_t seed = (uint64_t)time(NULL);
+    const char *env = getenv("SCB_SEED");
+    char why[256] = "", desc[512];
+    int ndev = 0;
+    if (env && *env) seed = strtoull(env, NULL, 10);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+            seed = strtoull(argv[++i], NULL, 10);
+        } else if (flag && !strcmp(argv[i], flag)) {
+            *flag_set = 1;
+        } else if (!strcmp(argv[i], "--help")) {
+            printf("usage: %s [--seed N]%s%s%s   (or SCB_SEED=N)\n%s", name, flag ? " [" : "", flag ? flag : "",
+                   flag ? "]" : "", help);
+            return 0;
+        } else {
+            fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", name, argv[i]);
+            return 2;
+        }
+    }
+    scb_cuda_device_count(&ndev, why, sizeof why);
+    if (ndev <= 0) {
+        printf("%s: SKIP: no CUDA device (%s)\n", name, why);
+        return 77;
+    }
+    g_rng = g_seed = seed;
+    printf("%s: seed %llu (reproduce with --seed %llu)\n", name, (unsigned long long)seed, (unsigned long long)seed);
+    CK(scb_cuda_ctx_create(&g_cc, 0, 0, &g_err));
+    scb_cuda_describe(g_cc, desc, sizeof desc);
+    printf("device: %s\n", desc);
+    return -1;
 }
 
 #endif
