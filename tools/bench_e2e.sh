@@ -8,6 +8,7 @@
 #       [--out DIR] [--layers 4] [--tokens 8192] [--sessions 3] [--max-turns 5] [--tasks kv]
 #       [--methods 'dense;snapkv'] [--mode both] [--backend cuda] [--device cuda]
 #       [--dtype bfloat16] [--model DIR] [--model-args '--hidden 64 ...'] [--seed 1] [--no-hf]
+#       [--sdpa default|flash|cudnn]
 #
 # --tokenizer DIR: tokenizer.json + tokenizer_config.json (with chat_template) of Llama-3, e.g.
 #   ../shared/tokenizers/llama3 (copied into the model folder). --bundle: bundle.tar.xz from
@@ -15,6 +16,7 @@
 #   --scbench PATH [--lib DIR]: a scbench binary and a folder put first on its LD_LIBRARY_PATH.
 #   --model DIR: use this model (no random one made; tokenizer files copied in only if missing).
 #   --model-args: extra options for tools/make_random_model.py (e.g. a tiny shape to test).
+#   --sdpa: the SDPA backend of the HF replay (bench_e2e_hf.py --sdpa; default: torch's own choice).
 # Steps: (1) tools/make_random_model.py --layers N (Llama-3-8B shapes, vocab 128256) into a
 # scratch folder, the tokenizer files, generation_config.json with Llama-3-Instruct's stop ids
 # (128001, 128009); (2) `scbench run --data synthetic --tasks LIST --synth-tokens N --sessions N
@@ -35,7 +37,7 @@ BUDGET=${E2E_BUDGET:-540}
 RES=${OUT:-$ROOT/e2e-results}
 TOK="" BUNDLE="" SCB="" LIBDIR="" MODEL=""
 LAYERS=4 TOKENS=8192 SESSIONS=3 TURNS=5 TASKS=kv METHODS='dense;snapkv' MODE=both
-BACKEND=cuda DEVICE=cuda DTYPE=bfloat16 MODEL_ARGS="" SEED=1 HF=1
+BACKEND=cuda DEVICE=cuda DTYPE=bfloat16 MODEL_ARGS="" SEED=1 HF=1 SDPA=default
 
 usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0" | sed 's/^# \{0,1\}//'; }
 need() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "bench_e2e: $1 needs a value (try --help)" >&2; exit 2; }; }
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
         --model-args) need "$@"; MODEL_ARGS=$2; shift 2 ;;
         --seed) need "$@"; SEED=$2; shift 2 ;;
         --no-hf) HF=0; shift ;;
+        --sdpa) need "$@"; SDPA=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench_e2e: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
@@ -197,7 +200,7 @@ MADE="random Llama-3-8B-shaped weights (tools/make_random_model.py)"
 [ "$MODEL" = "$SCRATCH/model" ] || MADE=$MODEL
 HFARGS+=(--note "model: $MADE, $(python3 -c "import json,sys;c=json.load(open(sys.argv[1]));print(f\"{c['num_hidden_layers']} layers, hidden {c['hidden_size']}, ff {c['intermediate_size']}, heads {c['num_attention_heads']}/{c['num_key_value_heads']}, vocab {c['vocab_size']}\")" "$MODEL/config.json"); scbench --backend $BACKEND; synthetic $TASKS, $TOKENS tokens, $SESSIONS sessions, --max-turns $TURNS")
 if [ $HF -eq 1 ]; then
-    HFARGS+=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE")
+    HFARGS+=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --sdpa "$SDPA")
 else
     HFARGS+=(--no-hf)
 fi

@@ -4,7 +4,7 @@ and prints time per session side by side (run by tools/bench_e2e.sh; usable on i
 
   python3 tools/bench_e2e_hf.py --db FILE --model DIR [--out DIR] [--device cuda|cpu]
       [--dtype bfloat16|float16|float32] [--runs 1,2] [--compress auto|none] [--seed 1]
-      [--note TEXT ...] [--budget SECONDS] [--no-hf]
+      [--note TEXT ...] [--budget SECONDS] [--no-hf] [--sdpa default|flash|cudnn|efficient|math]
 
 What is replayed. For every recorded session (run, method, mode, session) the turns table of
 the database gives, per turn, prompt_tokens (tokens prefilled on top of the cache),
@@ -42,6 +42,13 @@ The model has random weights: this compares the time of the same amount of work,
 HF decode on a few layers is slow (tens of ms per token, Python and launch overhead): --budget
 bounds this script's time; sessions are replayed round-robin (session 0 of every mode and
 method first) and those that would not fit are listed as not replayed.
+
+--sdpa: the backend of torch's scaled_dot_product_attention for every HF forward: `default`
+(what torch picks; recent torch prefers cuDNN attention on Hopper) or one forced through
+torch.nn.attention.sdpa_kernel. The totals are given twice per (mode, method): `all N` over every
+replayed session, and `after 1st` over the sessions after the first one of the group, since a
+group's first session pays one-time costs on the HF side (new shapes; with cuDNN attention,
+seconds) that later sessions of the same lengths do not.
 
 Writes e2e_sessions.csv and e2e_sessions.md to --out (default: $OUT, else .). --no-hf prints
 the scbench side only (no torch needed). Exit status: 0 done, 1 error, 2 usage, 3 terminated
@@ -196,13 +203,20 @@ def read_sessions(db, runs):
 # ---- the HF side ------------------------------------------------------------------------------
 
 class HF:
-    def __init__(self, model_dir, device, dtype, seed):
+    def __init__(self, model_dir, device, dtype, seed, sdpa="default"):
         try:
             import torch
             from transformers import AutoModelForCausalLM, DynamicCache
+            from torch.nn.attention import SDPBackend, sdpa_kernel
         except ImportError as e:
             fail(f"the HF replay needs torch and transformers ({e}); --no-hf prints the scbench side only")
         self.torch, self.DynamicCache = torch, DynamicCache
+        self.sdpa = sdpa
+        forced = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                  "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+        import contextlib
+        self.sdpa_ctx = (contextlib.nullcontext if sdpa == "default"
+                         else (lambda: sdpa_kernel(forced[sdpa])))
         if device.startswith("cuda") and not torch.cuda.is_available():
             fail("--device cuda but torch sees no GPU (use --device cpu)")
         self.device = torch.device(device)
@@ -270,7 +284,7 @@ class HF:
             setattr(l, v, torch.cat([Vv.gather(2, idx), Vv[:, :, T - w:]], 2).contiguous())
 
     def warmup(self):
-        with self.torch.inference_mode():
+        with self.torch.inference_mode(), self.sdpa_ctx():
             cache = self.DynamicCache()
             tok = self.forward(self.ids(256), cache)
             for _ in range(4):
@@ -288,7 +302,7 @@ class HF:
         ids = [self.ids(st[1]) if st[1] > 0 else None for st in steps]   # made before the clock
         pre = dec = 0.0
         torch = self.torch
-        with torch.inference_mode():
+        with torch.inference_mode(), self.sdpa_ctx():
             cache = self.DynamicCache()
             tok = None
             first = True
@@ -354,6 +368,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--note", action="append", default=[], help="line added to the markdown")
     ap.add_argument("--no-hf", action="store_true", help="scbench side only (no torch needed)")
+    ap.add_argument("--sdpa", default="default", choices=["default", "flash", "cudnn", "efficient", "math"],
+                    help="torch SDPA backend of the HF replay (default: torch's own choice)")
     ap.add_argument("--budget", type=float, default=0,
                     help="seconds this script may take (0: no limit); sessions whose replay would "
                          "not fit are left out (replay order: session 0 of every mode and method first)")
@@ -371,11 +387,11 @@ def main():
     hf = None
     if not a.no_hf:
         try:
-            hf = HF(a.model, a.device, a.dtype, a.seed)
+            hf = HF(a.model, a.device, a.dtype, a.seed, a.sdpa)
             hf.warmup()
         except Stop:
             fail("terminated while loading the model")
-        print(f"bench_e2e_hf: HF transformers on {hf.device_name} ({hf.versions}), {a.dtype}, sdpa, "
+        print(f"bench_e2e_hf: HF transformers on {hf.device_name} ({hf.versions}), {a.dtype}, sdpa {a.sdpa}, "
               f"DynamicCache, greedy; random token ids, same counts as the scbench run")
     header = ["mode", "method", "session", "turns", "prefilled", "decoded", "scbench_s", "hf_s",
               "speedup", "scb_prefill_s", "scb_decode_s", "hf_prefill_s", "hf_decode_s", "hf_cache",
@@ -438,20 +454,28 @@ def main():
                      f"{hp / 1e3:.3f}" if r else "", f"{hd / 1e3:.3f}" if r else "",
                      cache_note, s.backend, s.run_id])
     # totals per (mode, method), over the sessions with both times (all of them with --no-hf)
-    tot = {}
-    for r in rows:
+    # and the same over the sessions after each group's first (its one-time costs left out)
+    tot, later, first_seen = {}, {}, set()
+    for r in sorted(rows, key=lambda r: (r[0], r[1], r[15], r[2])):
         if hf and not r[7]:
             continue
-        t = tot.setdefault((r[0], r[1]), [0, 0, 0.0, 0.0, 0])
-        t[4] += 1
-        t[0] += r[4]
-        t[1] += r[5]
-        t[2] += float(r[6])
-        t[3] += float(r[7]) if r[7] else 0.0
-    short = [r[:9] for r in rows] + [[m, meth, f"all {t[4]}", "", t[0], t[1], f"{t[2]:.3f}",
-                                      f"{t[3]:.3f}" if hf else "",
-                                      f"{t[3] / t[2]:.2f}" if hf and t[2] > 0 else ""]
-                                     for (m, meth), t in tot.items() if t[4] > 1]
+        g = (r[0], r[1])
+        dests = [tot] + ([later] if g in first_seen else [])
+        first_seen.add(g)
+        for d in dests:
+            t = d.setdefault(g, [0, 0, 0.0, 0.0, 0])
+            t[4] += 1
+            t[0] += r[4]
+            t[1] += r[5]
+            t[2] += float(r[6])
+            t[3] += float(r[7]) if r[7] else 0.0
+
+    def total_rows(d, label):
+        return [[m, meth, f"{label} {t[4]}", "", t[0], t[1], f"{t[2]:.3f}",
+                 f"{t[3]:.3f}" if hf else "", f"{t[3] / t[2]:.2f}" if hf and t[2] > 0 else ""]
+                for (m, meth), t in d.items() if t[4] > 1 or label != "all"]
+    short = ([r[:9] for r in rows] + total_rows(tot, "all")
+             + (total_rows(later, "after 1st") if hf else []))
     print()
     print(fmt_table(header[:9], short))
     os.makedirs(a.out, exist_ok=True)
@@ -468,7 +492,7 @@ def main():
             f.write("| " + " | ".join(str(c) for c in r) + " |\n")
         f.write("\n")
         if hf:
-            f.write(f"HF transformers on {hf.device_name} ({hf.versions}), {a.dtype}, sdpa, DynamicCache, "
+            f.write(f"HF transformers on {hf.device_name} ({hf.versions}), {a.dtype}, sdpa {a.sdpa}, DynamicCache, "
                     f"greedy, random token ids of the same counts per turn (random weights: a timing "
                     f"comparison of the same work, not of answers). Compressed methods: HF cache cut "
                     f"to the same entries per KV head after the first prefill (--compress {a.compress}).\n")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench_torch_sdpa.py — PyTorch's scaled_dot_product_attention (flash backend) and a bf16
+"""bench_torch_sdpa.py — PyTorch's scaled_dot_product_attention (flash and cuDNN backends) and a bf16
 matmul at the shapes of tests/bench_cuda.c, timed the same way (CUDA events, warm-up, median /
 p10 / p90 of repeats), written as CSV with the same columns; and --compare, which prints our
 numbers and torch's side by side.
@@ -9,6 +9,9 @@ numbers and torch's side by side.
 
 GQA: K/V keep Hkv heads and enable_gqa=True is asked for; if the flash backend refuses it,
 K/V are repeated to Hq heads outside the timed region (noted in the 'kernel' column).
+Prefill rows: prefill_causal (flash backend, FlashAttention-2) and prefill_causal_cudnn (cuDNN
+attention, which recent torch prefers on Hopper, FlashAttention-3 class); --compare puts our
+prefill kernels next to both.
 Prefill: is_causal=True with Tq == Tk (top-left and bottom-right alignment coincide).
 Decode: one query row over all keys (is_causal=False)."""
 import argparse
@@ -33,6 +36,31 @@ def bench(torch, fn, warm, reps):
     ts.sort()
     n = len(ts)
     return ts[n // 2], ts[(n * 10) // 100], ts[min((n * 90) // 100, n - 1)]
+
+
+def sdpa_fn(torch, F, sdpa_kernel, backend, q, k, v, rep):
+    """A causal-prefill closure on one SDPA backend: GQA through enable_gqa where the backend
+    takes it, else K/V repeated to Hq heads outside the timed region (fn.repeated = True);
+    None when the backend refuses the shape either way."""
+    def make(kk, vv, gqa):
+        def fn():
+            with sdpa_kernel(backend):
+                if gqa:
+                    return F.scaled_dot_product_attention(q, kk, vv, is_causal=True, enable_gqa=True)
+                return F.scaled_dot_product_attention(q, kk, vv, is_causal=True)
+        fn.repeated = not gqa
+        return fn
+    for gqa in (True, False):
+        kk = k if gqa else k.repeat_interleave(rep, dim=1)
+        vv = v if gqa else v.repeat_interleave(rep, dim=1)
+        fn = make(kk, vv, gqa)
+        try:
+            fn()
+            torch.cuda.synchronize()
+            return fn
+        except Exception as ex:
+            print(f"  (enable_gqa={gqa} refused: {str(ex).splitlines()[0][:80]})")
+    return None
 
 
 def run(args):
@@ -70,28 +98,19 @@ def run(args):
         q = torch.rand(1, Hq, T, D, device=dev, dtype=torch.bfloat16) * 4 - 2
         k = torch.rand(1, Hkv, T, D, device=dev, dtype=torch.bfloat16) * 4 - 2
         v = torch.rand(1, Hkv, T, D, device=dev, dtype=torch.bfloat16) * 2 - 1
-        kernel = "prefill_causal"
-        try:
-            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-                fn()
-        except Exception as ex:  # flash refuses GQA on this version: repeat K/V
-            print(f"  (enable_gqa with flash failed: {str(ex).splitlines()[0][:80]}; repeating K/V)")
-            kr = k.repeat_interleave(Hq // Hkv, dim=1)
-            vr = v.repeat_interleave(Hq // Hkv, dim=1)
-            kernel = "prefill_causal(kv-repeat)"
-
-            def fn():
-                with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                    return F.scaled_dot_product_attention(q, kr, vr, is_causal=True)
-        else:
-            def fn():
-                with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                    return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-        reps = 5 if args.quick else (4 if T >= 65536 else 8 if T >= 16384 else 20)
-        t = bench(torch, fn, 1 if T >= 65536 else 2, reps)
-        tf = 4.0 * T * T * D * Hq / 2.0 / (t[0] * 1e-3) / 1e12
-        add(kernel, f"T={T} Hq={Hq} Hkv={Hkv} D={D}", t, tflops=tf, pct=100.0 * tf / peak)
+        for bname, backend, kernel in (("flash", SDPBackend.FLASH_ATTENTION, "prefill_causal"),
+                                       ("cudnn", SDPBackend.CUDNN_ATTENTION, "prefill_causal_cudnn")):
+            fn = sdpa_fn(torch, F, sdpa_kernel, backend, q, k, v, Hq // Hkv)
+            if fn is None:
+                print(f"  ({bname} SDPA refuses T={T}; skipped)")
+                continue
+            if fn.repeated:
+                kernel += "(kv-repeat)"
+            reps = 5 if args.quick else (4 if T >= 65536 else 8 if T >= 16384 else 20)
+            t = bench(torch, fn, 1 if T >= 65536 else 2, reps)
+            tf = 4.0 * T * T * D * Hq / 2.0 / (t[0] * 1e-3) / 1e12
+            add(kernel, f"T={T} Hq={Hq} Hkv={Hkv} D={D}", t, tflops=tf, pct=100.0 * tf / peak)
+            del fn
         del q, k, v
         torch.cuda.empty_cache()
 
@@ -147,7 +166,7 @@ def compare(ours_path, torch_path):
     for r in theirs:
         tmap[(r["kernel"].split("(")[0], r["shape"])] = r
     print(f"{'kernel':20s} {'shape':32s} {'ours ms':>9s} {'torch ms':>9s} {'torch/ours':>10s} "
-          f"{'ours':>16s} {'torch':>16s}")
+          f"{'ours':>16s} {'torch':>16s} {'cudnn ms':>9s} {'cudnn/ours':>10s}")
     for r in ours:
         # our prefill rows are per kernel (prefill_causal_fa2, prefill_causal_sm90): all of them
         # face torch's one prefill_causal row
@@ -164,8 +183,11 @@ def compare(ours_path, torch_path):
         ratio = f"{tm / om:10.2f}" if tm else f"{'-':>10s}"
         pct = float(r["pct_of_peak"])
         extra = f" ({pct:.0f}% of peak)" if pct > 0 else ""
+        c = tmap.get(("prefill_causal_cudnn", r["shape"])) if key == "prefill_causal" else None
+        cm = float(c["ms_median"]) if c else None
+        cudnn = f"{cm:9.3f} {cm / om:10.2f}" if cm else f"{'-':>9s} {'-':>10s}"
         print(f"{r['kernel']:20s} {r['shape']:32s} {om:9.3f} "
-              f"{(f'{tm:9.3f}' if tm else '-'):>9s} {ratio} {rate(r):>16s} {rate(t):>16s}{extra}")
+              f"{(f'{tm:9.3f}' if tm else '-'):>9s} {ratio} {rate(r):>16s} {rate(t):>16s} {cudnn}{extra}")
     return 0
 
 

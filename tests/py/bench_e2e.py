@@ -89,13 +89,22 @@ def main():
             have_torch = False
         if have_torch:
             r = run([sys.executable, HF_TOOL, "--db", db, "--model", model, "--device", "cpu",
-                     "--dtype", "float32", "--out", out, "--seed", "5"],
+                     "--dtype", "float32", "--out", out, "--seed", "5", "--sdpa", "math"],
                     env=dict(os.environ, OMP_NUM_THREADS="1"))
             check(r.returncode == 0, f"HF replay exit {r.returncode} " + (r.stderr[-400:] if r.returncode else ""))
             rows = list(csv.DictReader(open(os.path.join(out, "e2e_sessions.csv"))))
             check(all(x["hf_s"] and float(x["hf_s"]) > 0 for x in rows), "every session replayed through HF")
             check(all(x["hf_cache"] == ("dense" if x["method"] == "dense" else "cut to 128/head")
                       for x in rows), "HF cache: dense for dense, cut to SnapKV's 128 entries per head")
+            # totals: every (mode, method) group with >= 2 sessions gets 'all N' and 'after 1st N-1'
+            md = open(os.path.join(out, "e2e_sessions.md")).read()
+            groups = {(x["mode"], x["method"]) for x in rows}
+            for mode, meth in groups:
+                n = sum(1 for x in rows if (x["mode"], x["method"]) == (mode, meth))
+                if n > 1:
+                    check(f"| {mode} | {meth} | all {n} |" in md and f"| {mode} | {meth} | after 1st {n - 1} |" in md,
+                          f"totals 'all {n}' and 'after 1st {n - 1}' for {mode} {meth} in e2e_sessions.md")
+            check("sdpa math" in md, "the SDPA backend (--sdpa math) is named in e2e_sessions.md")
         else:
             print("skip HF replay: no torch (CI); the database side was checked")
         # 3. bad input
