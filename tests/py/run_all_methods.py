@@ -20,14 +20,12 @@ budgets are scaled through overrides ("all;snapkv:budget=64;..."): a later spec 
   6. `generate --method all` prints one block per registered method.
 Exit 0 pass, 77 skip (tokenizers missing), 1 fail.
 """
-import argparse
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_e2e  # noqa: E402
@@ -46,22 +44,12 @@ OVERRIDES = [
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scbench", required=True)
-    ap.add_argument("--shared")
-    ap.add_argument("--fixtures", required=True)
-    a = ap.parse_args()
-    try:
-        import tokenizers  # noqa: F401
-    except ImportError:
-        print("SKIP: tokenizers not installed")
+    st = run_e2e.begin("scb_all_")
+    if st is None:
         return 77
+    a, tmp, model = st
     fails = []
-    tmp = tempfile.mkdtemp(prefix="scb_all_")
     try:
-        model = os.path.join(tmp, "model")
-        os.mkdir(model)
-        run_e2e.make_model(a.fixtures, model)
         cfg = json.load(open(os.path.join(model, "config.json")))
         L, Hq, Hkv = cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
         D = cfg.get("head_dim") or cfg["hidden_size"] // Hq

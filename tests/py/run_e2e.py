@@ -83,7 +83,10 @@ def rows(db):
     return r, ok
 
 
-def main():
+def begin(prefix):
+    """The start shared by the end-to-end tests on the fixture model: parses --scbench, --shared,
+    --fixtures; None (after printing SKIP) without the tokenizers package; else (args, a fresh
+    temporary folder the caller removes, the model folder made in it by make_model)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--scbench", required=True)
     ap.add_argument("--shared")
@@ -93,13 +96,25 @@ def main():
         import tokenizers  # noqa: F401
     except ImportError:
         print("SKIP: tokenizers not installed")
-        return 77
-    fails = []
-    tmp = tempfile.mkdtemp(prefix="scb_e2e_")
+        return None
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    model = os.path.join(tmp, "model")
+    os.mkdir(model)
     try:
-        model = os.path.join(tmp, "model")
-        os.mkdir(model)
         make_model(a.fixtures, model)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return a, tmp, model
+
+
+def main():
+    st = begin("scb_e2e_")
+    if st is None:
+        return 77
+    a, tmp, model = st
+    fails = []
+    try:
         data = os.path.join(a.fixtures, "data")
         tasks = sorted(f[:-6] for f in os.listdir(data) if f.endswith(".jsonl"))
         methods = "dense;streamingllm:n_init=4,n_local=60"

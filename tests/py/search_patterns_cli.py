@@ -12,36 +12,24 @@ model (built as tests/py/run_e2e.py builds it) on the fixture sessions:
 The scoring itself is checked against brute force on planted heads in test_minference_search.c.
 Exit 0 pass, 77 skip (tokenizers missing), 1 fail.
 """
-import argparse
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_e2e  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scbench", required=True)
-    ap.add_argument("--shared")
-    ap.add_argument("--fixtures", required=True)
-    a = ap.parse_args()
-    try:
-        import tokenizers  # noqa: F401
-    except ImportError:
-        print("SKIP: tokenizers not installed")
+    st = run_e2e.begin("scb_search_")
+    if st is None:
         return 77
+    a, tmp, model = st
     fails = []
-    tmp = tempfile.mkdtemp(prefix="scb_search_")
     try:
-        model = os.path.join(tmp, "model")
-        os.mkdir(model)
-        run_e2e.make_model(a.fixtures, model)
         cfg = json.load(open(os.path.join(model, "config.json")))
         L, H = cfg["num_hidden_layers"], cfg["num_attention_heads"]
         data = os.path.join(a.fixtures, "data")
