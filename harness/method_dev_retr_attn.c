@@ -51,6 +51,8 @@ struct ra_dev {
     uint16_t *q16, *stage;            /* (Hq*D), (dcap*D) bf16 */
     float *qf;                        /* (Hq*D) */
     double *scores;                   /* (Hq, dcap) flat: inner products of the step's index range */
+    unsigned char *sel_work;          /* (threads, scb_retr_topk_set_work_bytes(dcap)) flat selection */
+    size_t sel_bytes;                 /* bytes of one thread's part of sel_work */
     /* one retrieval step (pool arguments) */
     int step_lo, step_hi, step_g_layer;
     int step_fail;
@@ -79,7 +81,7 @@ static void ra_destroy(void *state)
     scb_pool_destroy(st->pool);
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
     scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact);
-    scb_free(st->q16); scb_free(st->stage); scb_free(st->qf); scb_free(st->scores);
+    scb_free(st->q16); scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work);
     scb_free(st);
 }
 
@@ -138,9 +140,10 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     if (cap <= st->dcap) return SCB_OK;
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
     scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact); scb_free(st->q16); scb_free(st->stage); scb_free(st->qf);
-    scb_free(st->scores);
+    scb_free(st->scores); scb_free(st->sel_work);
     st->d_idx = st->d_n = NULL; st->work = NULL;
     st->h_idx = st->h_n = st->exact = NULL; st->q16 = st->stage = NULL; st->qf = NULL; st->scores = NULL;
+    st->sel_work = NULL;
     st->dcap = 0;
     int stride = st->top_k < (int64_t)cap ? st->top_k : (int)cap;
     size_t wf = scb_retr_attn_cuda_work_floats(st->Hq, st->D, (int)cap, stride);
@@ -154,7 +157,10 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     st->qf = scb_malloc(sizeof(float) * (size_t)st->Hq * st->D);
     st->stage = scb_malloc(sizeof(uint16_t) * cap * st->D);
     st->scores = st->graph ? NULL : scb_malloc(sizeof(double) * cap * st->Hq);
-    if (!st->h_idx || !st->h_n || !st->exact || !st->q16 || !st->qf || !st->stage || (!st->graph && !st->scores)) {
+    st->sel_bytes = scb_retr_topk_set_work_bytes((int)cap);
+    st->sel_work = st->graph ? NULL : scb_malloc(st->sel_bytes * (size_t)scb_pool_threads(st->pool));
+    if (!st->h_idx || !st->h_n || !st->exact || !st->q16 || !st->qf || !st->stage ||
+        (!st->graph && (!st->scores || !st->sel_work))) {
         rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn (cuda): out of memory");
         goto out;
     }
@@ -244,8 +250,8 @@ out:
 
 /* Flat search of one step in two pool jobs: the inner products of the G query heads of a KV
  * head in one pass over a slice of its keys (the keys are read once per KV head, not once per
- * query head), then each query head's top-k — the ids scb_retr_flat_topk would return
- * (methods/retr_attn.h: same double sums, same order and tie rule). */
+ * query head), then each query head's top-k — the set of ids scb_retr_flat_topk would return,
+ * in ascending id order (methods/retr_attn.h: same double sums, same order and tie rule). */
 enum { RA_SLICES = 4 };
 
 static void score_job(void *arg, size_t b, size_t e, int tid)
@@ -265,11 +271,10 @@ static void score_job(void *arg, size_t b, size_t e, int tid)
 
 static void select_job(void *arg, size_t b, size_t e, int tid)
 {
-    (void)tid;
     struct ra_dev *st = arg;
     for (size_t h = b; h < e; h++) {
-        int got = scb_retr_topk_scores(st->scores + h * st->dcap, st->step_hi - st->step_lo, st->step_lo, st->top_k,
-                                       st->h_idx + h * (size_t)st->stride);
+        int got = scb_retr_topk_set(st->scores + h * st->dcap, st->step_hi - st->step_lo, st->step_lo, st->top_k,
+                                    st->h_idx + h * (size_t)st->stride, st->sel_work + (size_t)tid * st->sel_bytes);
         if (got < 0) { st->step_fail = got; got = 0; }
         st->h_n[h] = got;
     }
@@ -335,7 +340,7 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
                 st->h_n[h] = n;
             }
         }
-        for (int h = 0; h < st->Hq; h++)
+        for (int h = 0; use_graph && h < st->Hq; h++)    /* the flat selection is in id order already */
             qsort(st->h_idx + (size_t)h * st->stride, (size_t)st->h_n[h], sizeof(int32_t), cmp_i32);
         SCB_TRY(scb_cuda_upload(st->cc, st->d_idx, st->h_idx, sizeof(int32_t) * (size_t)st->Hq * st->stride, ctx));
         SCB_TRY(scb_cuda_upload(st->cc, st->d_n, st->h_n, sizeof(int32_t) * (size_t)st->Hq, ctx));

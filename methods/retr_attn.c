@@ -24,14 +24,21 @@ static int cand_desc(const void *x, const void *y)
     return (a->id > b->id) - (a->id < b->id);
 }
 
+static int cmp_id_asc(const void *x, const void *y)
+{
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    return (a > b) - (a < b);
+}
+
 static int cand_better(const struct cand *a, const struct cand *b)
 {
     return a->s > b->s || (a->s == b->s && a->id < b->id);
 }
 
-/* Move the k best of c[0..n) (cand_desc order: a total order, ids are distinct) to c[0..k),
- * then sort those k: the same first k as sorting all n (Hoare quickselect, median of three). */
-static void select_sorted(struct cand *c, int n, int k)
+/* select_top moves the k best of c[0..n) (cand_desc order: a total order, ids are distinct) to
+ * c[0..k) in no particular order (Hoare quickselect, median of three); select_sorted then sorts
+ * those k: the same first k as sorting all n. */
+static void select_top(struct cand *c, int n, int k)
 {
     int lo = 0, hi = n - 1;
     while (lo < hi) {
@@ -53,6 +60,11 @@ static void select_sorted(struct cand *c, int n, int k)
         if (i < k) lo = i + 1;
         else hi = i - 1;
     }
+}
+
+static void select_sorted(struct cand *c, int n, int k)
+{
+    select_top(c, n, k);
     qsort(c, (size_t)k, sizeof *c, cand_desc);
 }
 
@@ -81,23 +93,31 @@ void scb_retr_flat_scores(const float *q, size_t qs, int nq, const float *keys, 
                           double *scores, size_t ss)
 {
     int r0 = 0;
-    /* four queries per pass: four independent sums interleaved, each in dotf's order */
+    /* four queries and two keys per pass: eight independent sums interleaved (for the
+     * processor's parallelism), each one in dotf's order, so every score is bit for bit dotf's */
     for (; r0 + 4 <= nq; r0 += 4) {
         const float *q0 = q + (size_t)r0 * qs, *q1 = q0 + qs, *q2 = q1 + qs, *q3 = q2 + qs;
-        for (int t = 0; t < n; t++) {
-            const float *kt = keys + (size_t)t * ks;
-            double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        double *s0 = scores + (size_t)r0 * ss, *s1 = s0 + ss, *s2 = s1 + ss, *s3 = s2 + ss;
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const float *ka = keys + (size_t)t * ks, *kb = ka + ks;
+            double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
             for (int d = 0; d < D; d++) {
-                const double kd = (double)kt[d];
-                a0 += (double)q0[d] * kd;
-                a1 += (double)q1[d] * kd;
-                a2 += (double)q2[d] * kd;
-                a3 += (double)q3[d] * kd;
+                const double x = (double)ka[d], y = (double)kb[d];
+                const double p0 = (double)q0[d], p1 = (double)q1[d], p2 = (double)q2[d], p3 = (double)q3[d];
+                a0 += p0 * x; b0 += p0 * y;
+                a1 += p1 * x; b1 += p1 * y;
+                a2 += p2 * x; b2 += p2 * y;
+                a3 += p3 * x; b3 += p3 * y;
             }
-            scores[(size_t)r0 * ss + t] = a0;
-            scores[(size_t)(r0 + 1) * ss + t] = a1;
-            scores[(size_t)(r0 + 2) * ss + t] = a2;
-            scores[(size_t)(r0 + 3) * ss + t] = a3;
+            s0[t] = a0; s0[t + 1] = b0;
+            s1[t] = a1; s1[t + 1] = b1;
+            s2[t] = a2; s2[t + 1] = b2;
+            s3[t] = a3; s3[t + 1] = b3;
+        }
+        for (; t < n; t++) {
+            const float *kt = keys + (size_t)t * ks;
+            s0[t] = dotf(q0, kt, D); s1[t] = dotf(q1, kt, D); s2[t] = dotf(q2, kt, D); s3[t] = dotf(q3, kt, D);
         }
     }
     for (; r0 < nq; r0++)
@@ -119,6 +139,44 @@ int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_
     for (int t = 0; t < k; t++) out_id[t] = c[t].id;
     scb_free(c);
     return k;
+}
+
+int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+{
+    if (n <= 0 || k <= 0) return 0;
+    struct cand *c = work;
+    for (int t = 0; t < n; t++) {
+        c[t].s = scores[t];
+        c[t].id = id0 + t;
+        c[t].node = t;
+    }
+    if (k >= n) {
+        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
+        return n;
+    }
+    select_top(c, n, k);
+    /* the k winners in ascending id order without sorting: mark them in the scores' place
+     * (c[k..n) holds the losers, whose records are no longer needed), then scan */
+    unsigned char *mark = (unsigned char *)(c + k);
+    size_t room = (size_t)(n - k) * sizeof *c;
+    if (room >= (size_t)n) {
+        int32_t *node = out_id;                      /* the winners' positions, staged in out_id */
+        for (int t = 0; t < k; t++) node[t] = c[t].node;
+        memset(mark, 0, (size_t)n);
+        for (int t = 0; t < k; t++) mark[node[t]] = 1;
+        int m = 0;
+        for (int t = 0; t < n; t++)
+            if (mark[t]) out_id[m++] = id0 + t;
+        return k;
+    }
+    for (int t = 0; t < k; t++) out_id[t] = c[t].id;   /* few losers: sort the winners' ids */
+    qsort(out_id, (size_t)k, sizeof *out_id, cmp_id_asc);
+    return k;
+}
+
+size_t scb_retr_topk_set_work_bytes(int n)
+{
+    return n > 0 ? (size_t)n * sizeof(struct cand) : 0;
 }
 
 double scb_retr_recall(const int32_t *a, int na, const int32_t *b, int nb)

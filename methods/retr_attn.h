@@ -38,6 +38,11 @@ int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32
 void scb_retr_flat_scores(const float *q, size_t qs, int nq, const float *keys, size_t ks, int n, int D,
                           double *scores, size_t ss);
 int  scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_t *out_id);
+/* The same top-k SET as scb_retr_topk_scores, written in ascending id order (what the device
+ * kernel consumes), without sorting by score and without allocating: work holds
+ * scb_retr_topk_set_work_bytes(n) bytes. Returns min(k, n). */
+int  scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
+size_t scb_retr_topk_set_work_bytes(int n);
 
 struct scb_retr_graph_params {
     int M;            /* query-side neighbours per training query (default 16) */

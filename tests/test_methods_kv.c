@@ -451,15 +451,22 @@ static void test_retr_flat_and_merge(void **st)
 }
 
 /* The flat search's selection (quickselect + sort of the k best) and its two-step form
- * (scb_retr_flat_scores + scb_retr_topk_scores, used by the CUDA binding) against a brute-force
- * full sort written here, on keys with many exact ties (integer values): same ids, same order
- * (score descending, ties to the smaller id), the same double scores bit for bit. */
+ * (scb_retr_flat_scores + scb_retr_topk_scores) and the id-ordered set the CUDA binding takes
+ * (scb_retr_topk_set) against a brute-force full sort written here, on keys with many exact ties
+ * (integer values): same ids, same order (score descending, ties to the smaller id; the set: the
+ * same ids ascending), the same double scores bit for bit. */
 struct bf_cand { double s; int32_t id; };
 static int bf_cmp(const void *x, const void *y)
 {
     const struct bf_cand *a = x, *b = y;
     if (a->s != b->s) return a->s > b->s ? -1 : 1;
     return (a->id > b->id) - (a->id < b->id);
+}
+
+static int i32_asc(const void *x, const void *y)
+{
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    return (a > b) - (a < b);
 }
 
 static void test_retr_select_vs_sort(void **st)
@@ -475,8 +482,11 @@ static void test_retr_select_vs_sort(void **st)
         double *sc = malloc(sizeof(double) * (size_t)nq * n);
         struct bf_cand *c = malloc(sizeof *c * (size_t)n);
         int32_t *got = malloc(sizeof(int32_t) * (size_t)(k + 1)), *got2 = malloc(sizeof(int32_t) * (size_t)(k + 1));
+        int32_t *got3 = malloc(sizeof(int32_t) * (size_t)(k + 1)), *want3 = malloc(sizeof(int32_t) * (size_t)(k + 1));
+        void *work = malloc(scb_retr_topk_set_work_bytes(n));
         assert_non_null(q); assert_non_null(keys); assert_non_null(sc); assert_non_null(c);
-        assert_non_null(got); assert_non_null(got2);
+        assert_non_null(got); assert_non_null(got2); assert_non_null(got3); assert_non_null(want3);
+        assert_non_null(work);
         for (int i = 0; i < nq * D; i++) q[i] = (float)((int)(scb_rng_next(&rng) % 5) - 2);
         for (int i = 0; i < n * D; i++) keys[i] = (float)((int)(scb_rng_next(&rng) % span) - span / 2);
         scb_retr_flat_scores(q, (size_t)D, nq, keys, (size_t)D, n, D, sc, (size_t)n);
@@ -496,8 +506,12 @@ static void test_retr_select_vs_sort(void **st)
                 assert_int_equal(got[t] + 100, c[t].id);
                 assert_int_equal(got2[t], c[t].id);
             }
+            assert_int_equal(scb_retr_topk_set(sc + (size_t)r * n, n, 100, k, got3, work), kk);
+            for (int t = 0; t < kk; t++) want3[t] = c[t].id;
+            qsort(want3, (size_t)kk, sizeof *want3, i32_asc);
+            for (int t = 0; t < kk; t++) assert_int_equal(got3[t], want3[t]);
         }
-        free(q); free(keys); free(sc); free(c); free(got); free(got2);
+        free(q); free(keys); free(sc); free(c); free(got); free(got2); free(got3); free(want3); free(work);
     }
 }
 
