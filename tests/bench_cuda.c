@@ -24,8 +24,8 @@
  * depend on the query-key distance, as in real heads; alpha sets how strongly). Dense and the
  * static patterns do not depend on the inputs and run on "iid" only; "minf-est" is MInference's
  * estimation + top-k + index conversion alone (included in the "minference" time). The sparse
- * methods run on each kernel path of --sparse-paths (fa2 | sm90[:serial|overlap[:2|3]], set
- * through SCB_SPARSE_PREFILL / SCB_SPARSE_SM90_*). Prints ms (median, p10, p90), density, TF/s of
+ * methods run on each kernel path of --sparse-paths (fa2 | sm90[:serial|overlap[:2|3[:head|block]]],
+ * set through SCB_SPARSE_PREFILL / SCB_SPARSE_SM90_*). Prints ms (median, p10, p90), density, TF/s of
  * the (row, key) pairs computed (4 D Hq pairs / time; for MInference also over the time without
  * the estimation) and the speed-up over both dense kernels at the same length. */
 #include "kernels/kernels_cuda.h"
@@ -454,7 +454,7 @@ static uint16_t *sp_inputs(int T, int H, int G, int D, float alpha, const uint16
 }
 
 /* One sparse kernel path of --sparse-paths: "fa2" | "sm90" [":" serial|overlap [":" 2|3]]. */
-struct sp_path { char sel[40], sched[40], stages[40], label[128]; };
+struct sp_path { char sel[40], sched[40], stages[40], order[40], label[160]; };
 static int sp_path_parse(const char *tok, size_t n, struct sp_path *pt)
 {
     char buf[40];
@@ -462,17 +462,21 @@ static int sp_path_parse(const char *tok, size_t n, struct sp_path *pt)
     memcpy(buf, tok, n);
     buf[n] = 0;
     memset(pt, 0, sizeof *pt);
-    char *f1 = strchr(buf, ':'), *f2 = NULL;
+    char *f1 = strchr(buf, ':'), *f2 = NULL, *f3 = NULL;
     if (f1) { *f1++ = 0; f2 = strchr(f1, ':'); if (f2) *f2++ = 0; }
+    if (f2) { f3 = strchr(f2, ':'); if (f3) *f3++ = 0; }
     if (strcmp(buf, "fa2") && strcmp(buf, "sm90")) return -1;
     if ((f1 || f2) && strcmp(buf, "sm90")) return -1;
     if (f1 && strcmp(f1, "serial") && strcmp(f1, "overlap")) return -1;
     if (f2 && strcmp(f2, "2") && strcmp(f2, "3")) return -1;
+    if (f3 && strcmp(f3, "head") && strcmp(f3, "block")) return -1;
     snprintf(pt->sel, sizeof pt->sel, "%s", buf);
     snprintf(pt->sched, sizeof pt->sched, "%s", f1 ? f1 : "");
     snprintf(pt->stages, sizeof pt->stages, "%s", f2 ? f2 : "");
+    snprintf(pt->order, sizeof pt->order, "%s", f3 ? f3 : "");
     if (!strcmp(buf, "sm90"))
-        snprintf(pt->label, sizeof pt->label, "sm90/%s/%s", f1 ? f1 : "serial", f2 ? f2 : "2");
+        snprintf(pt->label, sizeof pt->label, "sm90/%s/%s%s", f1 ? f1 : "serial", f2 ? f2 : "2",
+                 f3 && !strcmp(f3, "block") ? "/blk" : "");
     else snprintf(pt->label, sizeof pt->label, "fa2");
     return 0;
 }
@@ -481,6 +485,7 @@ static void sp_path_set(const struct sp_path *pt)
     setenv("SCB_SPARSE_PREFILL", pt->sel, 1);
     if (pt->sched[0]) setenv("SCB_SPARSE_SM90_SCHEDULE", pt->sched, 1); else unsetenv("SCB_SPARSE_SM90_SCHEDULE");
     if (pt->stages[0]) setenv("SCB_SPARSE_SM90_STAGES", pt->stages, 1); else unsetenv("SCB_SPARSE_SM90_STAGES");
+    if (pt->order[0]) setenv("SCB_SPARSE_SM90_ORDER", pt->order, 1); else unsetenv("SCB_SPARSE_SM90_ORDER");
 }
 
 /* inputs: indices into {iid, rope.5, rope1} in run order; paths: the sparse kernel paths. */
@@ -543,7 +548,7 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
                 }
             for (int e = 0; e < nplan; e++) {
                 const int kind = plan[e][0], pi = plan[e][1];
-                char kname[128] = "-";
+                char kname[160] = "-";
                 if (kind == 0) {
                     setenv("SCB_ATTN_PREFILL", pi == 0 ? "sm90" : "fa2", 1);
                     snprintf(kname, sizeof kname, "%s", pi == 0 ? "sm90" : "fa2");
@@ -609,6 +614,7 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
     unsetenv("SCB_SPARSE_PREFILL");
     unsetenv("SCB_SPARSE_SM90_SCHEDULE");
     unsetenv("SCB_SPARSE_SM90_STAGES");
+    unsetenv("SCB_SPARSE_SM90_ORDER");
     scb_cuda_free(g_cc, hinfo);
     scb_cuda_free(g_cc, Vb);
     scb_cuda_free(g_cc, Sb);
@@ -665,7 +671,7 @@ int main(int argc, char **argv)
             while (*e && npaths < 8) {
                 size_t n = strcspn(e, ",");
                 if (sp_path_parse(e, n, &paths[npaths]) < 0) {
-                    fprintf(stderr, "bench_cuda: bad --sparse-paths entry '%.*s' (fa2 | sm90[:serial|overlap[:2|3]])\n",
+                    fprintf(stderr, "bench_cuda: bad --sparse-paths entry '%.*s' (fa2 | sm90[:serial|overlap[:2|3[:head|block]]])\n",
                             (int)n, e);
                     return 2;
                 }
@@ -680,7 +686,7 @@ int main(int argc, char **argv)
                    "Times the CUDA kernels against the measured GEMM and copy ceilings.\n"
                    "--prefill-only: the prefill attention rows alone (no ceilings).\n"
                    "--sparse-prefill: one layer's prefill attention: dense (sm90 and fa2 kernels) vs A-shape,\n"
-                   "  Tri-shape, MInference on each sparse kernel path (fa2 | sm90[:serial|overlap[:2|3]]),\n"
+                   "  Tri-shape, MInference on each sparse kernel path (fa2 | sm90[:serial|overlap[:2|3[:head|block]]]),\n"
                    "  inputs in the order given.\n");
             return 0;
         } else {

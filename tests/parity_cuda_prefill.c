@@ -18,7 +18,7 @@
  * Kernel paths: every D = 128 shape runs on the default path (the sm90 wgmma/TMA kernel on a
  * compute-capability-9 device whose binary holds sm_90a code, else the mma.sync kernel) and on
  * SCB_SPARSE_PREFILL=fa2; where the sm90 kernel runs, also on its schedule/stage variants
- * (SCB_SPARSE_SM90_SCHEDULE=overlap, SCB_SPARSE_SM90_STAGES=3) and on extra shapes for its
+ * (SCB_SPARSE_SM90_SCHEDULE=overlap, SCB_SPARSE_SM90_STAGES=3, SCB_SPARSE_SM90_ORDER=block) and on extra shapes for its
  * pairing of row blocks (one block, odd block counts, GQA 1/4/8). Same tolerances on every path
  * (both round P to bf16 before P·V and accumulate in fp32); pair counts exact.
  * SCB_PARITY_SPARSE_PATHS=fa2 restricts the run to the mma.sync/plain kernels.
@@ -163,15 +163,17 @@ static void zero_pairs(void) { CK(scb_cuda_fill32(g_cc, (uint32_t *)g_pairs, 0, 
 static double causal_pairs(int N, int Hq) { return (double)Hq * (double)N * (N + 1) / 2.0; }
 
 /* One kernel path: SCB_SPARSE_PREFILL (NULL = unset) and the sm90 knobs; sets g_path. */
-struct path { const char *sel, *sched, *stages; };
+struct path { const char *sel, *sched, *stages, *order; };
 static void path_set(const struct path *pt, int D)
 {
     if (pt->sel) setenv("SCB_SPARSE_PREFILL", pt->sel, 1); else unsetenv("SCB_SPARSE_PREFILL");
     if (pt->sched) setenv("SCB_SPARSE_SM90_SCHEDULE", pt->sched, 1); else unsetenv("SCB_SPARSE_SM90_SCHEDULE");
     if (pt->stages) setenv("SCB_SPARSE_SM90_STAGES", pt->stages, 1); else unsetenv("SCB_SPARSE_SM90_STAGES");
+    if (pt->order) setenv("SCB_SPARSE_SM90_ORDER", pt->order, 1); else unsetenv("SCB_SPARSE_SM90_ORDER");
     const char *k = scb_cuda_sparse_attn_kernel(g_cc, D);
     if (k && !strcmp(k, "sm90"))
-        snprintf(g_path, sizeof g_path, "sm90/%s/%s", pt->sched ? pt->sched : "serial", pt->stages ? pt->stages : "2");
+        snprintf(g_path, sizeof g_path, "sm90/%s/%s/%s", pt->sched ? pt->sched : "serial", pt->stages ? pt->stages : "2",
+                 pt->order ? pt->order : "head");
     else snprintf(g_path, sizeof g_path, "%s", k ? k : "?");
 }
 
@@ -470,8 +472,8 @@ int main(int argc, char **argv)
     /* kernel paths: the default (sm90 on a compute-capability-9 device with sm_90a code, else
      * fa2) and fa2 everywhere; on sm90 devices also the measurement variants */
     static const struct path paths_all[] = {
-        {NULL, NULL, NULL}, {"fa2", NULL, NULL}, {"sm90", "overlap", NULL}, {"sm90", "serial", "3"},
-        {"sm90", "overlap", "3"},
+        {NULL, NULL, NULL, NULL}, {"fa2", NULL, NULL, NULL}, {"sm90", "overlap", NULL, NULL},
+        {"sm90", "serial", "3", NULL}, {"sm90", "overlap", "3", "block"},
     };
     /* SCB_PARITY_SPARSE_PATHS=fa2: only the mma.sync/plain kernels (a run that a faulting sm90
      * kernel cannot take down) */
@@ -494,7 +496,7 @@ int main(int argc, char **argv)
         /* the sm90 kernel's variants, and shapes that stress its pairing of row blocks (odd
          * block counts, one row block, GQA 1/4/8, lengths one past a tile) */
         static const int s9shapes[][4] = {
-            {2, 4, 1, 128}, {63, 8, 8, 128}, {65, 8, 2, 128}, {129, 32, 8, 128}, {1000, 8, 1, 128},
+            {2, 4, 1, 128}, {63, 8, 8, 128}, {65, 8, 2, 128}, {129, 32, 8, 128}, {1000, 4, 1, 128},
             {2049, 2, 2, 128},
         };
         for (size_t s = 0; s < sizeof s9shapes / sizeof s9shapes[0]; s++)

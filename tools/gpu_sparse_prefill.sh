@@ -46,18 +46,19 @@ if [ $rc -ne 0 ]; then SM90=0; echo "!! sm90 smoke failed (rc=$rc; 124 = hang): 
 
 # 2. parity: every case on the default (sm90) and the fa2 path, sm90 variants and extra shapes
 if [ $SM90 = 1 ]; then
-    timeout 75 "$B/parity_cuda_prefill" --seed 20261126 > "$L/parity.log" 2>&1; prc=$?
+    timeout 80 stdbuf -oL -eL "$B/parity_cuda_prefill" --seed 20261126 > "$L/parity.log" 2>&1; prc=$?
 else
     prc=skip
 fi
 echo "parity(all paths) rc=$prc $(el)"
 if [ -f "$L/parity.log" ]; then
-    grep -E "FATAL|sparse kernel|SKIP" "$L/parity.log" | head -5
+    grep -E "FATAL|sparse kernel|SKIP|passed" "$L/parity.log" | head -5
+    echo "  checks logged: $(grep -c "max-rel" "$L/parity.log") outputs compared, last: $(grep "max-rel" "$L/parity.log" | tail -1 | cut -c1-90)"
     echo "  FAIL count by path:"; grep -E "^FAIL" "$L/parity.log" | sed -E 's/^FAIL \[([^]]*)\].*/\1/' | sort | uniq -c | head
     grep -E "^FAIL" "$L/parity.log" | cut -c1-160 | head -12
 fi
 if [ "$prc" != 0 ]; then
-    SCB_PARITY_SPARSE_PATHS=fa2 timeout 40 "$B/parity_cuda_prefill" --seed 20261126 > "$L/parity_fa2.log" 2>&1
+    SCB_PARITY_SPARSE_PATHS=fa2 timeout 40 stdbuf -oL -eL "$B/parity_cuda_prefill" --seed 20261126 > "$L/parity_fa2.log" 2>&1
     echo "parity(fa2 only) rc=$? $(el)"; grep -E "^FAIL|FATAL" "$L/parity_fa2.log" | cut -c1-160 | head -8
 fi
 P=sm90,fa2; [ $SM90 = 1 ] || P=fa2
@@ -69,12 +70,12 @@ timeout $T "$B/bench_cuda" --sparse-prefill --sparse-lengths 131072 --sparse-inp
 echo "bench 128K rc=$? $(el)"
 grep -E "FATAL|not run" "$L/bench_128k.log" | cut -c1-150
 
-# 4. sm90 variants at 128K rope1 (schedule overlap, 3 stages)
+# 4. sm90 variants at 128K rope1 (schedule overlap, 3 stages, block order)
 T=$(left)
 if [ $SM90 = 1 ] && [ $T -gt 25 ]; then
     [ $T -gt 30 ] && T=30
     timeout $T "$B/bench_cuda" --sparse-prefill --sparse-lengths 131072 --sparse-inputs rope1 \
-        --sparse-paths sm90:overlap,sm90:serial:3,sm90:overlap:3 > "$L/bench_variants.log" 2>&1
+        --sparse-paths sm90:overlap,sm90:serial:3,sm90:overlap:3,sm90:serial:2:block > "$L/bench_variants.log" 2>&1
     echo "bench variants rc=$? $(el)"
     grep -E "FATAL" "$L/bench_variants.log" | cut -c1-150
 fi

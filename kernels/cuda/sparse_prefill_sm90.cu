@@ -193,7 +193,7 @@ static __device__ __forceinline__ int s9_tile_start(const sp_plan &t, int tile)
 template <bool OVERLAP, int ST>
 __global__ void __launch_bounds__(S9_THREADS, 1)
 scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
-                       const __grid_constant__ CUtensorMap tm_v, const sp_params p, int kv_swap)
+                       const __grid_constant__ CUtensorMap tm_v, const sp_params p, int kv_swap, int order)
 {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ uint8_t s9_smem[];
@@ -206,7 +206,10 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
 #define S9_EMPTY(c, s) (bar + 24u + 16u * ((c) * ST + (s)))
 
     const int tid = threadIdx.x, wgi = tid >> 7;
-    const int h = blockIdx.x, pair = gridDim.y - 1 - blockIdx.y;   /* heaviest row blocks first */
+    /* order 0: grid (Hq, pairs), all heads of a row-block pair together; 1: grid (pairs, Hq),
+     * the row blocks of one head together; heaviest (last) row blocks first either way */
+    const int h = order ? blockIdx.y : blockIdx.x;
+    const int pair = order ? gridDim.x - 1 - blockIdx.x : gridDim.y - 1 - blockIdx.y;
     const int kvh = h / p.G, off = p.Tk - p.Tq;
 
     if (tid == 0) {
@@ -511,19 +514,26 @@ int scb_sparse_sm90_launch_(struct scb_cuda_ctx *cc, const sp_params *pp, struct
          * knobs SCB_SPARSE_SM90_SCHEDULE=serial|overlap, SCB_SPARSE_SM90_STAGES=2|3 say otherwise
          * (ptxas serialises the overlap variant's wgmma chains, warning C7513: unmeasured) */
         const char *v = getenv("SCB_SPARSE_SM90_SCHEDULE"), *sv = getenv("SCB_SPARSE_SM90_STAGES");
+        const char *ov = getenv("SCB_SPARSE_SM90_ORDER");
+        const int order = ov && !strcmp(ov, "block");
+        if (ov && *ov && !order && strcmp(ov, "head")) {
+            rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_SM90_ORDER='%s': expected head|block", ov);
+            goto out;
+        }
         const int serial = !v || !*v || !strcmp(v, "serial"), three = sv && !strcmp(sv, "3");
         if ((v && *v && !serial && strcmp(v, "overlap")) || (sv && *sv && !three && strcmp(sv, "2"))) {
             rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_SM90_SCHEDULE='%s' / SCB_SPARSE_SM90_STAGES='%s': "
                          "expected serial|overlap and 2|3", v ? v : "", sv ? sv : "");
             goto out;
         }
-        void (*kern)(const CUtensorMap, const CUtensorMap, const CUtensorMap, const sp_params, int) =
+        void (*kern)(const CUtensorMap, const CUtensorMap, const CUtensorMap, const sp_params, int, int) =
             serial ? (three ? scb_sparse_sm90_kernel<false, 3> : scb_sparse_sm90_kernel<false, 2>)
                    : (three ? scb_sparse_sm90_kernel<true, 3> : scb_sparse_sm90_kernel<true, 2>);
         const size_t smem = three ? S9_SMEM_BYTES(3) : S9_SMEM_BYTES(2);
-        dim3 grid((unsigned)p.Hq, (unsigned)((p.nblk + 1) / 2));
+        const unsigned npair = (unsigned)((p.nblk + 1) / 2);
+        dim3 grid(order ? npair : (unsigned)p.Hq, order ? (unsigned)p.Hq : npair);
         SCB_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        kern<<<grid, S9_THREADS, smem, cc->stream>>>(mq, mk, mv, p, kv_swap);
+        kern<<<grid, S9_THREADS, smem, cc->stream>>>(mq, mk, mv, p, kv_swap, order);
         SCB_LAUNCH_CHECK("scb_sparse_sm90_kernel");
     }
 out:
