@@ -490,7 +490,7 @@ static void sp_path_set(const struct sp_path *pt)
 
 /* inputs: indices into {iid, rope.5, rope1} in run order; paths: the sparse kernel paths. */
 static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, int ninputs,
-                                 const struct sp_path *paths, int npaths)
+                                 const struct sp_path *paths, int npaths, int no_dense)
 {
     const int Hq = 32, Hkv = 8, D = 128, G = Hq / Hkv;
     int Tmax = 0;
@@ -539,7 +539,7 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
             double est_ms = 0;
             /* rows: dense sm90 + fa2 (first input only), minf-est, then per path the sparse kinds */
             int plan[64][2], nplan = 0;   /* {kind, path index (-1 / dense: 0 sm90, 1 fa2)} */
-            if (ii == 0) { plan[nplan][0] = 0; plan[nplan++][1] = 0; plan[nplan][0] = 0; plan[nplan++][1] = 1; }
+            if (ii == 0 && !no_dense) { plan[nplan][0] = 0; plan[nplan++][1] = 0; plan[nplan][0] = 0; plan[nplan++][1] = 1; }
             plan[nplan][0] = 4; plan[nplan++][1] = -1;
             for (int pi = 0; pi < npaths && nplan < 60; pi++)
                 for (int kind = 1; kind <= 3; kind++) {
@@ -628,7 +628,7 @@ int main(int argc, char **argv)
 {
     const char *csv = getenv("SCB_BENCH_CSV");
     int quick = 0, prefill_only = 0, ndev = 0, sparse = 0, lens[8] = {32768, 65536, 131072}, nlen = 3;
-    int inputs[3] = {0, 1, 2}, ninputs = 3, npaths = 2;
+    int inputs[3] = {0, 1, 2}, ninputs = 3, npaths = 2, no_dense = 0;
     struct sp_path paths[8];
     sp_path_parse("sm90", 4, &paths[0]);
     sp_path_parse("fa2", 3, &paths[1]);
@@ -653,6 +653,8 @@ int main(int argc, char **argv)
                 lens[nlen++] = (int)t;
                 if (*e == ',') e++;
             }
+        } else if (!strcmp(argv[i], "--sparse-no-dense")) {
+            no_dense = 1;
         } else if (!strcmp(argv[i], "--sparse-inputs") && i + 1 < argc) {
             const char *e = argv[++i];
             ninputs = 0;
@@ -682,7 +684,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--help")) {
             printf("usage: bench_cuda [--csv PATH] [--quick] [--prefill-only]   (or SCB_BENCH_CSV=PATH)\n"
                    "       bench_cuda --sparse-prefill [--sparse-lengths 32768,65536,131072] [--seed N]\n"
-                   "                  [--sparse-inputs iid,rope.5,rope1] [--sparse-paths sm90,fa2]\n"
+                   "                  [--sparse-inputs iid,rope.5,rope1] [--sparse-paths sm90,fa2] [--sparse-no-dense]\n"
                    "Times the CUDA kernels against the measured GEMM and copy ceilings.\n"
                    "--prefill-only: the prefill attention rows alone (no ceilings).\n"
                    "--sparse-prefill: one layer's prefill attention: dense (sm90 and fa2 kernels) vs A-shape,\n"
@@ -703,7 +705,7 @@ int main(int argc, char **argv)
     scb_cuda_describe(g_cc, desc, sizeof desc);
     printf("device: %s\n", desc);
     if (sparse) {
-        bench_sparse_prefill(lens, nlen, inputs, ninputs, paths, npaths);
+        bench_sparse_prefill(lens, nlen, inputs, ninputs, paths, npaths, no_dense);
         scb_cuda_ctx_destroy(g_cc);
         return 0;
     }

@@ -18,7 +18,8 @@
  * Kernel paths: every D = 128 shape runs on the default path (the sm90 wgmma/TMA kernel on a
  * compute-capability-9 device whose binary holds sm_90a code, else the mma.sync kernel) and on
  * SCB_SPARSE_PREFILL=fa2; where the sm90 kernel runs, also on its schedule/stage variants
- * (SCB_SPARSE_SM90_SCHEDULE=overlap, SCB_SPARSE_SM90_STAGES=3, SCB_SPARSE_SM90_ORDER=block) and on extra shapes for its
+ * (SCB_SPARSE_SM90_SCHEDULE=overlap, SCB_SPARSE_SM90_STAGES=3, SCB_SPARSE_SM90_ORDER=block,
+ * SCB_SPARSE_SM90_SHARE=0: A/Tri-shape heads pairs not sharing K/V) and on extra shapes for its
  * pairing of row blocks (one block, odd block counts, GQA 1/4/8). Same tolerances on every path
  * (both round P to bf16 before P·V and accumulate in fp32); pair counts exact.
  * SCB_PARITY_SPARSE_PATHS=fa2 restricts the run to the mma.sync/plain kernels.
@@ -163,17 +164,18 @@ static void zero_pairs(void) { CK(scb_cuda_fill32(g_cc, (uint32_t *)g_pairs, 0, 
 static double causal_pairs(int N, int Hq) { return (double)Hq * (double)N * (N + 1) / 2.0; }
 
 /* One kernel path: SCB_SPARSE_PREFILL (NULL = unset) and the sm90 knobs; sets g_path. */
-struct path { const char *sel, *sched, *stages, *order; };
+struct path { const char *sel, *sched, *stages, *order, *share; };
 static void path_set(const struct path *pt, int D)
 {
     if (pt->sel) setenv("SCB_SPARSE_PREFILL", pt->sel, 1); else unsetenv("SCB_SPARSE_PREFILL");
     if (pt->sched) setenv("SCB_SPARSE_SM90_SCHEDULE", pt->sched, 1); else unsetenv("SCB_SPARSE_SM90_SCHEDULE");
     if (pt->stages) setenv("SCB_SPARSE_SM90_STAGES", pt->stages, 1); else unsetenv("SCB_SPARSE_SM90_STAGES");
     if (pt->order) setenv("SCB_SPARSE_SM90_ORDER", pt->order, 1); else unsetenv("SCB_SPARSE_SM90_ORDER");
+    if (pt->share) setenv("SCB_SPARSE_SM90_SHARE", pt->share, 1); else unsetenv("SCB_SPARSE_SM90_SHARE");
     const char *k = scb_cuda_sparse_attn_kernel(g_cc, D);
     if (k && !strcmp(k, "sm90"))
-        snprintf(g_path, sizeof g_path, "sm90/%s/%s/%s", pt->sched ? pt->sched : "serial", pt->stages ? pt->stages : "2",
-                 pt->order ? pt->order : "head");
+        snprintf(g_path, sizeof g_path, "sm90/%s/%s/%s%s", pt->sched ? pt->sched : "serial", pt->stages ? pt->stages : "2",
+                 pt->order ? pt->order : "head", pt->share && !strcmp(pt->share, "0") ? "/noshare" : "");
     else snprintf(g_path, sizeof g_path, "%s", k ? k : "?");
 }
 
@@ -472,8 +474,8 @@ int main(int argc, char **argv)
     /* kernel paths: the default (sm90 on a compute-capability-9 device with sm_90a code, else
      * fa2) and fa2 everywhere; on sm90 devices also the measurement variants */
     static const struct path paths_all[] = {
-        {NULL, NULL, NULL, NULL}, {"fa2", NULL, NULL, NULL}, {"sm90", "overlap", NULL, NULL},
-        {"sm90", "serial", "3", NULL}, {"sm90", "overlap", "3", "block"},
+        {NULL, NULL, NULL, NULL, NULL}, {"fa2", NULL, NULL, NULL, NULL}, {"sm90", "overlap", NULL, NULL, NULL},
+        {"sm90", "serial", "3", NULL, "0"}, {"sm90", "overlap", "3", "block", "0"},
     };
     /* SCB_PARITY_SPARSE_PATHS=fa2: only the mma.sync/plain kernels (a run that a faulting sm90
      * kernel cannot take down) */
@@ -523,8 +525,13 @@ int main(int argc, char **argv)
         if (sm90)
             check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
                   "SCB_SPARSE_SM90_SCHEDULE=pingpong accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
-        unsetenv("SCB_SPARSE_PREFILL");
         unsetenv("SCB_SPARSE_SM90_SCHEDULE");
+        setenv("SCB_SPARSE_SM90_SHARE", "2", 1);
+        if (sm90)
+            check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
+                  "SCB_SPARSE_SM90_SHARE=2 accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
+        unsetenv("SCB_SPARSE_SM90_SHARE");
+        unsetenv("SCB_SPARSE_PREFILL");
         CK(scb_cuda_sync(g_cc, &g_err));
         inputs_free(&in);
     }

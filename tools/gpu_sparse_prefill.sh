@@ -75,9 +75,20 @@ T=$(left)
 if [ $SM90 = 1 ] && [ $T -gt 25 ]; then
     [ $T -gt 30 ] && T=30
     timeout $T "$B/bench_cuda" --sparse-prefill --sparse-lengths 131072 --sparse-inputs rope1 \
-        --sparse-paths sm90:overlap,sm90:serial:3,sm90:overlap:3,sm90:serial:2:block > "$L/bench_variants.log" 2>&1
+        --sparse-paths sm90:overlap,sm90:serial:3,sm90:overlap:3,sm90:serial:2:block --sparse-no-dense \
+        > "$L/bench_variants.log" 2>&1
     echo "bench variants rc=$? $(el)"
     grep -E "FATAL" "$L/bench_variants.log" | cut -c1-150
+fi
+
+# 4b. A-shape / Tri-shape without the K/V sharing between head pairs, 128K
+T=$(left)
+if [ $SM90 = 1 ] && [ $T -gt 30 ]; then
+    [ $T -gt 20 ] && T=20
+    SCB_SPARSE_SM90_SHARE=0 timeout $T "$B/bench_cuda" --sparse-prefill --sparse-lengths 131072 --sparse-inputs iid \
+        --sparse-paths sm90 --sparse-no-dense > "$L/bench_noshare.log" 2>&1
+    echo "bench noshare rc=$? $(el)"
+    grep -E "a_shape|tri_shape" "$L/bench_noshare.log" | awk '{print "  noshare: "$1" "$2" "$5" ms "$9" TF/s"}'
 fi
 
 # 5. 64K and 32K, all inputs, both paths

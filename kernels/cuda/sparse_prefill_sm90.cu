@@ -193,7 +193,8 @@ static __device__ __forceinline__ int s9_tile_start(const sp_plan &t, int tile)
 template <bool OVERLAP, int ST>
 __global__ void __launch_bounds__(S9_THREADS, 1)
 scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
-                       const __grid_constant__ CUtensorMap tm_v, const sp_params p, int kv_swap, int order)
+                       const __grid_constant__ CUtensorMap tm_v, const sp_params p, int kv_swap, int order,
+                       int share)
 {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ uint8_t s9_smem[];
@@ -206,11 +207,15 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
 #define S9_EMPTY(c, s) (bar + 24u + 16u * ((c) * ST + (s)))
 
     const int tid = threadIdx.x, wgi = tid >> 7;
-    /* order 0: grid (Hq, pairs), all heads of a row-block pair together; 1: grid (pairs, Hq),
-     * the row blocks of one head together; heaviest (last) row blocks first either way */
-    const int h = order ? blockIdx.y : blockIdx.x;
+    /* order 0: grid (heads, pairs), all heads of a row-block pair together; 1: grid (pairs,
+     * heads), the row blocks of one head together; heaviest (last) row blocks first either way.
+     * share 0: the two consumers take row blocks 2 pair, 2 pair + 1 of head hx, each with its
+     * own K/V ring; share 1 (STREAM heads, one pattern for all heads, G even): they take heads
+     * 2 hx, 2 hx + 1 (one KV head) of row block `pair`, whose tile plans are identical, and
+     * read one K/V ring that producer warps 0-1 fill (empty = both consumers' 256 arrivals). */
+    const int hx = order ? blockIdx.y : blockIdx.x;
     const int pair = order ? gridDim.x - 1 - blockIdx.x : gridDim.y - 1 - blockIdx.y;
-    const int kvh = h / p.G, off = p.Tk - p.Tq;
+    const int off = p.Tk - p.Tq;
 
     if (tid == 0) {
 #pragma unroll
@@ -219,7 +224,7 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
 #pragma unroll
             for (int s = 0; s < ST; s++) {
                 h3_mbar_init(S9_FULL(c, s), 64);     /* every thread of the producer half arrives */
-                h3_mbar_init(S9_EMPTY(c, s), 128);   /* every consumer thread arrives */
+                h3_mbar_init(S9_EMPTY(c, s), share ? 256 : 128);   /* every reading consumer thread */
             }
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -231,7 +236,8 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
         /* ---- producer warpgroup: warps 0-1 feed consumer 0, warps 2-3 consumer 1 ---- */
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
         const int c = tid >> 6, pt = tid & 63;
-        const int mblk = 2 * pair + c, m0 = mblk * SP_BM;
+        const int h = share ? 2 * hx + c : hx, kvh = h / p.G;
+        const int mblk = share ? pair : 2 * pair + c, m0 = mblk * SP_BM;
         sp_plan pl;
         int ntiles = 0;
         if (mblk < p.nblk) {
@@ -246,7 +252,7 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
             h3_tma3(sQ, &tm_q, S9_BARQ(c), 0, h, m0);
             h3_tma3(sQ + S9_HALF, &tm_q, S9_BARQ(c), 64, h, m0);
         }
-        for (int it = 0; it < ntiles; it++) {
+        for (int it = 0; it < (share && c ? 0 : ntiles); it++) {
             const int s = it % ST;
             if (it >= ST) h3_mbar_wait(S9_EMPTY(c, s), (unsigned)((it / ST) - 1) & 1u);
             int *ks = (int *)(gbase + S9_OFF_KEYS(ST)) + (c * ST + s) * 64;
@@ -289,8 +295,9 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
     } else {
         /* ---- consumer warpgroups: 64 query rows (one row block) each ---- */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
-        const int c = wgi - 1;
-        const int mblk = 2 * pair + c, m0 = mblk * SP_BM;
+        const int c = wgi - 1, rg = share ? 0 : c;   /* rg: the K/V ring this consumer reads */
+        const int h = share ? 2 * hx + c : hx;
+        const int mblk = share ? pair : 2 * pair + c, m0 = mblk * SP_BM;
         sp_plan pl;
         int ntiles = 0;
         if (mblk < p.nblk) {
@@ -298,7 +305,7 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
             ntiles = pl.ntiles;
         }
         const uint32_t sQ = base + S9_OFF_Q(c);
-        const int *keys0 = (const int *)(gbase + S9_OFF_KEYS(ST)) + c * ST * 64;
+        const int *keys0 = (const int *)(gbase + S9_OFF_KEYS(ST)) + rg * ST * 64;
         const int ltid = tid & 127, warp = ltid >> 5, lane = tid & 31;
         const int g8 = lane >> 2, tq = lane & 3;
         const int rowA = m0 + warp * 16 + g8, rowB = rowA + 8;
@@ -315,9 +322,9 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 const int s = it % ST;
                 const unsigned par = (unsigned)(it / ST) & 1u;
                 float sc[32];
-                h3_mbar_wait(S9_FULL(c, s), par);
+                h3_mbar_wait(S9_FULL(rg, s), par);
                 h3_wgmma_fence();
-                s9_issue_qk(sc, sQ, base + S9_OFF_K(c, s));
+                s9_issue_qk(sc, sQ, base + S9_OFF_K(rg, s));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
                 s9_fence32(sc);
@@ -327,12 +334,12 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 s9_softmax(sc, st, aA, aB, pa);
                 s9_scale_o(o, aA, aB);
                 h3_wgmma_fence();
-                s9_issue_pv(o, pa, base + S9_OFF_V(ST, c, s));
+                s9_issue_pv(o, pa, base + S9_OFF_V(ST, rg, s));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
                 h3_fence_acc(o);
                 s9_keep_p(pa);
-                h3_mbar_arrive(S9_EMPTY(c, s));
+                h3_mbar_arrive(S9_EMPTY(rg, s));
             }
         } else if (ntiles > 0) {
             /* S(it) = Q K(it) first; once it has landed and is masked (the mask's irregular
@@ -340,9 +347,9 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
              * O += P(it-1) V(it-1) is issued and the softmax of S(it) runs under it. */
             {
                 float sc[32];
-                h3_mbar_wait(S9_FULL(c, 0), 0);
+                h3_mbar_wait(S9_FULL(rg, 0), 0);
                 h3_wgmma_fence();
-                s9_issue_qk(sc, sQ, base + S9_OFF_K(c, 0));
+                s9_issue_qk(sc, sQ, base + S9_OFF_K(rg, 0));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
                 s9_fence32(sc);
@@ -356,9 +363,9 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 const unsigned par = (unsigned)(it / ST) & 1u;
                 float sc[32];
                 uint32_t pn[4][4];
-                h3_mbar_wait(S9_FULL(c, s), par);
+                h3_mbar_wait(S9_FULL(rg, s), par);
                 h3_wgmma_fence();
-                s9_issue_qk(sc, sQ, base + S9_OFF_K(c, s));
+                s9_issue_qk(sc, sQ, base + S9_OFF_K(rg, s));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
                 s9_fence32(sc);
@@ -368,14 +375,14 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 s9_keep_p(pa);
                 s9_fence32(sc);
                 h3_wgmma_fence();
-                s9_issue_pv(o, pa, base + S9_OFF_V(ST, c, sp));
+                s9_issue_pv(o, pa, base + S9_OFF_V(ST, rg, sp));
                 h3_wgmma_commit();
                 float aA, aB;
                 s9_softmax(sc, st, aA, aB, pn);
                 h3_wgmma_wait<0>();
                 h3_fence_acc(o);
                 s9_keep_p(pa);   /* the PV product read pa until here */
-                h3_mbar_arrive(S9_EMPTY(c, sp));
+                h3_mbar_arrive(S9_EMPTY(rg, sp));
                 s9_scale_o(o, aA, aB);
 #pragma unroll
                 for (int kk = 0; kk < 4; kk++)
@@ -386,12 +393,12 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
             h3_fence_acc(o);
             s9_keep_p(pa);
             h3_wgmma_fence();
-            s9_issue_pv(o, pa, base + S9_OFF_V(ST, c, sl));
+            s9_issue_pv(o, pa, base + S9_OFF_V(ST, rg, sl));
             h3_wgmma_commit();
             h3_wgmma_wait<0>();
             h3_fence_acc(o);
             s9_keep_p(pa);   /* the A registers stay untouched until the product has landed */
-            h3_mbar_arrive(S9_EMPTY(c, sl));
+            h3_mbar_arrive(S9_EMPTY(rg, sl));
         }
         float lA = st.lA, lB = st.lB;
         lA += __shfl_xor_sync(0xffffffffu, lA, 1);
@@ -520,20 +527,29 @@ int scb_sparse_sm90_launch_(struct scb_cuda_ctx *cc, const sp_params *pp, struct
             rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_SM90_ORDER='%s': expected head|block", ov);
             goto out;
         }
+        /* K/V shared by two heads of one KV head (one STREAM pattern for every head, G even)
+         * unless SCB_SPARSE_SM90_SHARE=0 */
+        const char *shv = getenv("SCB_SPARSE_SM90_SHARE");
+        if (shv && *shv && strcmp(shv, "0") && strcmp(shv, "1")) {
+            rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_SM90_SHARE='%s': expected 0|1", shv);
+            goto out;
+        }
+        const int share = !p.head_pat && p.G % 2 == 0 && !(shv && !strcmp(shv, "0"));
         const int serial = !v || !*v || !strcmp(v, "serial"), three = sv && !strcmp(sv, "3");
         if ((v && *v && !serial && strcmp(v, "overlap")) || (sv && *sv && !three && strcmp(sv, "2"))) {
             rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_SM90_SCHEDULE='%s' / SCB_SPARSE_SM90_STAGES='%s': "
                          "expected serial|overlap and 2|3", v ? v : "", sv ? sv : "");
             goto out;
         }
-        void (*kern)(const CUtensorMap, const CUtensorMap, const CUtensorMap, const sp_params, int, int) =
+        void (*kern)(const CUtensorMap, const CUtensorMap, const CUtensorMap, const sp_params, int, int, int) =
             serial ? (three ? scb_sparse_sm90_kernel<false, 3> : scb_sparse_sm90_kernel<false, 2>)
                    : (three ? scb_sparse_sm90_kernel<true, 3> : scb_sparse_sm90_kernel<true, 2>);
         const size_t smem = three ? S9_SMEM_BYTES(3) : S9_SMEM_BYTES(2);
-        const unsigned npair = (unsigned)((p.nblk + 1) / 2);
-        dim3 grid(order ? npair : (unsigned)p.Hq, order ? (unsigned)p.Hq : npair);
+        const unsigned npair = share ? (unsigned)p.nblk : (unsigned)((p.nblk + 1) / 2);
+        const unsigned nh = share ? (unsigned)(p.Hq / 2) : (unsigned)p.Hq;
+        dim3 grid(order ? npair : nh, order ? nh : npair);
         SCB_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        kern<<<grid, S9_THREADS, smem, cc->stream>>>(mq, mk, mv, p, kv_swap, order);
+        kern<<<grid, S9_THREADS, smem, cc->stream>>>(mq, mk, mv, p, kv_swap, order, share);
         SCB_LAUNCH_CHECK("scb_sparse_sm90_kernel");
     }
 out:
