@@ -23,7 +23,8 @@
  * vector per KV head shared by its query heads, then RoPE with theta 500000 as Llama-3: scores
  * depend on the query-key distance, as in real heads; alpha sets how strongly). Dense and the
  * static patterns do not depend on the inputs and run on "iid" only; "minf-est" is MInference's
- * estimation + top-k + index conversion alone (included in the "minference" time). The sparse
+ * estimation + top-k + index conversion alone (included in the "minference" time), "minf-vs" the
+ * estimation + top-k without the conversion. The sparse
  * methods run on each kernel path of --sparse-paths (fa2 | sm90[:serial|overlap[:2|3[:head|block]]],
  * set through SCB_SPARSE_PREFILL / SCB_SPARSE_SM90_*). Prints ms (median, p10, p90), density, TF/s of
  * the (row, key) pairs computed (4 D Hq pairs / time; for MInference also over the time without
@@ -385,7 +386,8 @@ static void bench_forward_pieces(int quick)
 /* ---- sparse prefill (A-shape, Tri-shape, MInference) --------------------------------------- */
 struct sp_arg {
     int kind;                                  /* 0 dense, 1 a_shape, 2 tri_shape, 3 minference,
-                                                  4 minference estimation + conversion only */
+                                                  4 minference estimation + conversion only,
+                                                  5 estimation alone (scores, sums, top-k) */
     int32_t *hinfo, *V, *S, *lists;            /* kind 4: heads/v/s (3, Hq), V, S (Hq, T), index lists */
     void *work;
     int hc;
@@ -401,7 +403,7 @@ static void sp_fn(void *p, int rep)
     struct sp_arg *x = p;
     if (x->kind == 0) CK(scb_attn_prefill_cuda(g_cc, &x->d, &g_err));
     else if (x->kind == 3) CK(scb_cuda_minf_prefill(g_cc, x->ws, &x->s, x->pat, 64, 100, &x->density, &g_err));
-    else if (x->kind == 4) {
+    else if (x->kind == 4 || x->kind == 5) {
         const int T = x->s.Tq, H = x->s.Hq, nblk = (T + 63) / 64;
         for (int g0 = 0; g0 < H; g0 += x->hc)
             CK(scb_cuda_minf_vs_estimate(g_cc, x->s.q, x->s.k, 0, 0, T, H, x->s.Hkv, x->s.D, 0.f, 64, x->hinfo + g0,
@@ -410,8 +412,9 @@ static void sp_fn(void *p, int rep)
                                          &g_err));
         int32_t *bo = x->lists, *bc = bo + (size_t)H * nblk * 2048, *ci = bc + (size_t)H * nblk;
         int32_t *cn = ci + (size_t)H * nblk * 512;
-        CK(scb_cuda_minf_convert(g_cc, T, x->V, x->S, T, x->hinfo + H, x->hinfo + 2 * H, x->hinfo, H, bo, bc, ci, cn,
-                                 2048, 512, &g_err));
+        if (x->kind == 4)
+            CK(scb_cuda_minf_convert(g_cc, T, x->V, x->S, T, x->hinfo + H, x->hinfo + 2 * H, x->hinfo, H, bo, bc, ci,
+                                     cn, 2048, 512, &g_err));
     }
     else CK(scb_cuda_sparse_attn(g_cc, &x->s, &g_err));
 }
@@ -524,7 +527,7 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
     memset(dense_ms, 0, sizeof dense_ms);
     static const float alphas[] = {0.0f, 0.5f, 1.0f};
     static const char *in_names[] = {"iid", "rope.5", "rope1"};
-    static const char *names[] = {"dense", "a_shape", "tri_shape", "minference", "minf-est"};
+    static const char *names[] = {"dense", "a_shape", "tri_shape", "minference", "minf-est", "minf-vs"};
     printf("\n%-7s %-10s %-14s %-6s %9s %9s %9s %8s %7s %8s %8s  %s\n", "T", "method", "kernel", "inputs", "ms(med)",
            "ms(p10)", "ms(p90)", "density", "TF/s", "vs-sm90", "vs-fa2", "notes");
     for (int ii = 0; ii < ninputs; ii++) {
@@ -541,6 +544,7 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
             int plan[64][2], nplan = 0;   /* {kind, path index (-1 / dense: 0 sm90, 1 fa2)} */
             if (ii == 0 && !no_dense) { plan[nplan][0] = 0; plan[nplan++][1] = 0; plan[nplan][0] = 0; plan[nplan++][1] = 1; }
             plan[nplan][0] = 4; plan[nplan++][1] = -1;
+            plan[nplan][0] = 5; plan[nplan++][1] = -1;
             for (int pi = 0; pi < npaths && nplan < 60; pi++)
                 for (int kind = 1; kind <= 3; kind++) {
                     if (ii > 0 && kind < 3) continue;    /* the static patterns: input-independent */
@@ -552,7 +556,7 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
                 if (kind == 0) {
                     setenv("SCB_ATTN_PREFILL", pi == 0 ? "sm90" : "fa2", 1);
                     snprintf(kname, sizeof kname, "%s", pi == 0 ? "sm90" : "fa2");
-                } else if (kind != 4) {
+                } else if (kind < 4) {
                     sp_path_set(&paths[pi]);
                     snprintf(kname, sizeof kname, "%s", paths[pi].label);
                 }
@@ -588,8 +592,8 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
                 time_it(sp_fn, &x, 1, reps, &r);
                 unsetenv("SCB_ATTN_PREFILL");
                 if (kind == 0) dense_ms[li][pi] = r.med;
-                if (kind == 4) {
-                    est_ms = r.med;
+                if (kind >= 4) {
+                    if (kind == 4) est_ms = r.med;
                     printf("%-7d %-10s %-14s %-6s %9.3f %9.3f %9.3f %8s %7s %8s %8s\n", T, names[kind], "-",
                            in_names[in], r.med, r.p10, r.p90, "-", "-", "-", "-");
                 } else {
