@@ -42,7 +42,22 @@ timeout 25 "$B/bench_cuda" --sparse-prefill --sparse-lengths 4096 --sparse-input
     --sparse-paths sm90,fa2 > "$L/smoke.log" 2>&1
 rc=$?; echo "smoke rc=$rc $(el)"
 grep -E "minference|a_shape|FATAL|rror" "$L/smoke.log" | cut -c1-150 | head -8
-if [ $rc -ne 0 ]; then SM90=0; echo "!! sm90 smoke failed (rc=$rc; 124 = hang): sm90 skipped below"; fi
+if [ $rc -ne 0 ]; then
+    SM90=0; echo "!! sm90 smoke failed (rc=$rc; 124 = hang): sm90 skipped below; last rows logged:"
+    grep -E "^[0-9]" "$L/smoke.log" | tail -3 | cut -c1-100
+    # where does it break: each kind alone at 1K on sm90 (a hang shows as rc=124), then memcheck
+    for k in serial overlap; do
+        SCB_SPARSE_SM90_SCHEDULE=$k timeout 10 "$B/bench_cuda" --sparse-prefill --sparse-lengths 1024 \
+            --sparse-inputs rope1 --sparse-paths sm90 --sparse-no-dense > "$L/smoke_1k_$k.log" 2>&1
+        echo "  1K sm90 $k rc=$? rows: $(grep -cE '^[0-9]' "$L/smoke_1k_$k.log") $(grep -E 'FATAL' "$L/smoke_1k_$k.log" | cut -c1-120)"
+    done
+    CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+    if [ -n "$CS" ]; then
+        timeout 40 "$CS" --tool memcheck --print-limit 8 "$B/bench_cuda" --sparse-prefill --sparse-lengths 1024 \
+            --sparse-inputs rope1 --sparse-paths sm90 --sparse-no-dense > "$L/memcheck_1k.log" 2>&1
+        echo "  memcheck rc=$? $(el)"; grep -E "Invalid|ERROR SUMMARY|at 0x|by thread" "$L/memcheck_1k.log" | head -6 | cut -c1-160
+    fi
+fi
 
 # 2. parity: every case on the default (sm90) and the fa2 path, sm90 variants and extra shapes
 if [ $SM90 = 1 ]; then
