@@ -552,13 +552,16 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
                 }
             for (int e = 0; e < nplan; e++) {
                 const int kind = plan[e][0], pi = plan[e][1];
-                char kname[160] = "-";
+                char kname[192] = "-";
                 if (kind == 0) {
                     setenv("SCB_ATTN_PREFILL", pi == 0 ? "sm90" : "fa2", 1);
                     snprintf(kname, sizeof kname, "%s", pi == 0 ? "sm90" : "fa2");
                 } else if (kind < 4) {
                     sp_path_set(&paths[pi]);
-                    snprintf(kname, sizeof kname, "%s", paths[pi].label);
+                    const char *mg = getenv("SCB_SPARSE_SM90_MERGE"), *sh = getenv("SCB_SPARSE_SM90_SHARE");
+                    const int is90 = !strcmp(paths[pi].sel, "sm90");
+                    snprintf(kname, sizeof kname, "%s%s%s", paths[pi].label,
+                             is90 && mg && !strcmp(mg, "1") ? "/merge" : "", is90 && sh && !strcmp(sh, "0") ? "/noshare" : "");
                 }
                 struct sp_arg x;
                 memset(&x, 0, sizeof x);

@@ -19,7 +19,8 @@
  * compute-capability-9 device whose binary holds sm_90a code, else the mma.sync kernel) and on
  * SCB_SPARSE_PREFILL=fa2; where the sm90 kernel runs, also on its schedule/stage variants
  * (SCB_SPARSE_SM90_SCHEDULE=overlap, SCB_SPARSE_SM90_STAGES=3, SCB_SPARSE_SM90_ORDER=block,
- * SCB_SPARSE_SM90_SHARE=0: A/Tri-shape heads pairs not sharing K/V) and on extra shapes for its
+ * SCB_SPARSE_SM90_SHARE=0: A/Tri-shape heads pairs not sharing K/V, SCB_SPARSE_SM90_MERGE=1:
+ * MInference head pairs with merged tile lists) and on extra shapes for its
  * pairing of row blocks (one block, odd block counts, GQA 1/4/8). Same tolerances on every path
  * (both round P to bf16 before P·V and accumulate in fp32); pair counts exact.
  * SCB_PARITY_SPARSE_PATHS=fa2 restricts the run to the mma.sync/plain kernels.
@@ -164,7 +165,7 @@ static void zero_pairs(void) { CK(scb_cuda_fill32(g_cc, (uint32_t *)g_pairs, 0, 
 static double causal_pairs(int N, int Hq) { return (double)Hq * (double)N * (N + 1) / 2.0; }
 
 /* One kernel path: SCB_SPARSE_PREFILL (NULL = unset) and the sm90 knobs; sets g_path. */
-struct path { const char *sel, *sched, *stages, *order, *share; };
+struct path { const char *sel, *sched, *stages, *order, *share, *merge; };
 static void path_set(const struct path *pt, int D)
 {
     if (pt->sel) setenv("SCB_SPARSE_PREFILL", pt->sel, 1); else unsetenv("SCB_SPARSE_PREFILL");
@@ -172,10 +173,12 @@ static void path_set(const struct path *pt, int D)
     if (pt->stages) setenv("SCB_SPARSE_SM90_STAGES", pt->stages, 1); else unsetenv("SCB_SPARSE_SM90_STAGES");
     if (pt->order) setenv("SCB_SPARSE_SM90_ORDER", pt->order, 1); else unsetenv("SCB_SPARSE_SM90_ORDER");
     if (pt->share) setenv("SCB_SPARSE_SM90_SHARE", pt->share, 1); else unsetenv("SCB_SPARSE_SM90_SHARE");
+    if (pt->merge) setenv("SCB_SPARSE_SM90_MERGE", pt->merge, 1); else unsetenv("SCB_SPARSE_SM90_MERGE");
     const char *k = scb_cuda_sparse_attn_kernel(g_cc, D);
     if (k && !strcmp(k, "sm90"))
-        snprintf(g_path, sizeof g_path, "sm90/%s/%s/%s%s", pt->sched ? pt->sched : "serial", pt->stages ? pt->stages : "2",
-                 pt->order ? pt->order : "head", pt->share && !strcmp(pt->share, "0") ? "/noshare" : "");
+        snprintf(g_path, sizeof g_path, "sm90/%s/%s/%s%s%s", pt->sched ? pt->sched : "serial",
+                 pt->stages ? pt->stages : "2", pt->order ? pt->order : "head",
+                 pt->share && !strcmp(pt->share, "0") ? "/noshare" : "", pt->merge && !strcmp(pt->merge, "1") ? "/merge" : "");
     else snprintf(g_path, sizeof g_path, "%s", k ? k : "?");
 }
 
@@ -474,8 +477,10 @@ int main(int argc, char **argv)
     /* kernel paths: the default (sm90 on a compute-capability-9 device with sm_90a code, else
      * fa2) and fa2 everywhere; on sm90 devices also the measurement variants */
     static const struct path paths_all[] = {
-        {NULL, NULL, NULL, NULL, NULL}, {"fa2", NULL, NULL, NULL, NULL}, {"sm90", "overlap", NULL, NULL, NULL},
-        {"sm90", "serial", "3", NULL, "0"}, {"sm90", "overlap", "3", "block", "0"},
+        {NULL, NULL, NULL, NULL, NULL, NULL}, {"fa2", NULL, NULL, NULL, NULL, NULL},
+        {"sm90", "overlap", NULL, NULL, NULL, NULL}, {"sm90", "serial", "3", NULL, "0", NULL},
+        {"sm90", "overlap", "3", "block", "0", NULL}, {"sm90", NULL, NULL, NULL, NULL, "1"},
+        {"sm90", NULL, "3", "block", NULL, "1"},
     };
     /* SCB_PARITY_SPARSE_PATHS=fa2: only the mma.sync/plain kernels (a run that a faulting sm90
      * kernel cannot take down) */
@@ -502,7 +507,7 @@ int main(int argc, char **argv)
             {2049, 2, 2, 128},
         };
         for (size_t s = 0; s < sizeof s9shapes / sizeof s9shapes[0]; s++)
-            run_shape(s9shapes[s][0], s9shapes[s][1], s9shapes[s][2], s9shapes[s][3], ws, paths_all, 5, 1);
+            run_shape(s9shapes[s][0], s9shapes[s][1], s9shapes[s][2], s9shapes[s][3], ws, paths_all, 7, 1);
     } else if (!only_fa2) {
         printf("NOTE the sm90 sparse kernel cannot run here (needs compute capability 9.0 and sm_90a code): only "
                "the fa2/plain paths were checked\n");
@@ -531,6 +536,11 @@ int main(int argc, char **argv)
             check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
                   "SCB_SPARSE_SM90_SHARE=2 accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
         unsetenv("SCB_SPARSE_SM90_SHARE");
+        setenv("SCB_SPARSE_SM90_MERGE", "yes", 1);
+        if (sm90)
+            check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
+                  "SCB_SPARSE_SM90_MERGE=yes accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
+        unsetenv("SCB_SPARSE_SM90_MERGE");
         unsetenv("SCB_SPARSE_PREFILL");
         CK(scb_cuda_sync(g_cc, &g_err));
         inputs_free(&in);

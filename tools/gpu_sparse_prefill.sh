@@ -21,7 +21,7 @@ left() { echo $(( 145 - $(date +%s) + S )); }
 finish() {
     echo "== SUMMARY (T method kernel inputs ms-med density TF/s vs-dense-sm90 vs-dense-fa2 [attn-only])"
     grep -hE "passed, .* failed" "$L"/parity*.log 2>/dev/null
-    cat "$L"/bench_128k.log "$L"/bench_variants.log "$L"/bench_64k_32k.log 2>/dev/null | grep -E "^[0-9]" |
+    cat "$L"/bench_128k.log "$L"/bench_variants.log "$L"/bench_merge.log "$L"/bench_64k_32k.log 2>/dev/null | grep -E "^[0-9]" |
         grep -E "dense|minference|a_shape|tri_shape|minf-est" |
         awk '{ n = $1" "$2" "$3" "$4" "$5" "$8" "$9" "$10" "$11; if ($12 == "attn") n = n" attn="$13"ms/"$16"TF"; print n }' |
         awk '!seen[$0]++' | head -60
@@ -104,6 +104,16 @@ if [ $SM90 = 1 ] && [ $T -gt 30 ]; then
         --sparse-paths sm90 --sparse-no-dense > "$L/bench_noshare.log" 2>&1
     echo "bench noshare rc=$? $(el)"
     grep -E "a_shape|tri_shape" "$L/bench_noshare.log" | awk '{print "  noshare: "$1" "$2" "$5" ms "$9" TF/s"}'
+fi
+
+# 4c. MInference head pairs with merged tile lists (SCB_SPARSE_SM90_MERGE=1), 128K rope1 + iid
+T=$(left)
+if [ $SM90 = 1 ] && [ $T -gt 30 ]; then
+    [ $T -gt 20 ] && T=20
+    SCB_SPARSE_SM90_MERGE=1 timeout $T "$B/bench_cuda" --sparse-prefill --sparse-lengths 131072 \
+        --sparse-inputs rope1,iid --sparse-paths sm90 --sparse-no-dense > "$L/bench_merge.log" 2>&1
+    echo "bench merge rc=$? $(el)"
+    grep -E "FATAL" "$L/bench_merge.log" | cut -c1-150
 fi
 
 # 5. 64K and 32K, all inputs, both paths

@@ -45,7 +45,8 @@
 #define S9_OFF_K(C, S) (2 * S9_TILE + ((C) * ST + (S)) * S9_TILE)
 #define S9_OFF_V(NS, C, S) (2 * S9_TILE + 2 * (NS) * S9_TILE + ((C) * (NS) + (S)) * S9_TILE)
 #define S9_OFF_KEYS(NS) (2 * S9_TILE + 4 * (NS) * S9_TILE)
-#define S9_OFF_BAR(NS) (S9_OFF_KEYS(NS) + 2 * (NS) * 64 * 4)
+#define S9_OFF_FLAGS(NS) (S9_OFF_KEYS(NS) + 2 * (NS) * 64 * 4)
+#define S9_OFF_BAR(NS) (S9_OFF_FLAGS(NS) + 2 * (NS) * 4)
 #define S9_SMEM_BYTES(NS) (S9_OFF_BAR(NS) + 16 + 16 * 2 * (NS) + 1024) /* + slack to align to 1 KB */
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -188,13 +189,47 @@ static __device__ __forceinline__ int s9_tile_start(const sp_plan &t, int tile)
         return tile < t.nsink ? tile * SP_BN : t.w_lo + (tile - t.nsink) * SP_BN;
     return t.bo[tile];
 }
+/* The merged walk of two LIST plans of one row block (mode 2): their block tiles in ascending
+ * start order, a start present in both lists once (fl = 3), then A's column chunks (fl = 1),
+ * then B's (fl = 2). Returns false when done; start = -1 marks a column chunk (cip, cn). */
+struct s9_merge { int ia, ib, ca, cb; };
+static __device__ __forceinline__ bool s9_merge_next(const sp_plan &A, const sp_plan &B, s9_merge &m, int &start,
+                                                     const int32_t *&cip, int &cn, int &fl)
+{
+    if (m.ia < A.nbo || m.ib < B.nbo) {
+        const int a = m.ia < A.nbo ? A.bo[m.ia] : 0x7fffffff, b = m.ib < B.nbo ? B.bo[m.ib] : 0x7fffffff;
+        start = min(a, b);
+        fl = (a == start ? 1 : 0) | (b == start ? 2 : 0);
+        m.ia += a == start ? 1 : 0;
+        m.ib += b == start ? 1 : 0;
+        cip = NULL;
+        cn = 0;
+        return true;
+    }
+    start = -1;
+    if (m.ca * SP_BN < A.ncol) {
+        fl = 1;
+        cip = A.ci + m.ca * SP_BN;
+        cn = min(SP_BN, A.ncol - m.ca * SP_BN);
+        m.ca++;
+        return true;
+    }
+    if (m.cb * SP_BN < B.ncol) {
+        fl = 2;
+        cip = B.ci + m.cb * SP_BN;
+        cn = min(SP_BN, B.ncol - m.cb * SP_BN);
+        m.cb++;
+        return true;
+    }
+    return false;
+}
 #endif
 
 template <bool OVERLAP, int ST>
 __global__ void __launch_bounds__(S9_THREADS, 1)
 scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                        const __grid_constant__ CUtensorMap tm_v, const sp_params p, int kv_swap, int order,
-                       int share)
+                       int mode)
 {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ uint8_t s9_smem[];
@@ -209,13 +244,27 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
     const int tid = threadIdx.x, wgi = tid >> 7;
     /* order 0: grid (heads, pairs), all heads of a row-block pair together; 1: grid (pairs,
      * heads), the row blocks of one head together; heaviest (last) row blocks first either way.
-     * share 0: the two consumers take row blocks 2 pair, 2 pair + 1 of head hx, each with its
-     * own K/V ring; share 1 (STREAM heads, one pattern for all heads, G even): they take heads
-     * 2 hx, 2 hx + 1 (one KV head) of row block `pair`, whose tile plans are identical, and
-     * read one K/V ring that producer warps 0-1 fill (empty = both consumers' 256 arrivals). */
+     * mode 0: the two consumers take row blocks 2 pair, 2 pair + 1 of head hx, each with its
+     * own K/V ring; modes 1, 2 (G even): they take heads 2 hx, 2 hx + 1 (one KV head) of row
+     * block `pair`. Mode 1 (STREAM heads, one pattern for all heads): their tile plans are
+     * identical and both read one K/V ring that producer warps 0-1 fill (empty = both
+     * consumers' 256 arrivals). Mode 2 (per-head patterns): when both heads are LIST heads
+     * ("merged"), warps 0-1 fill one ring with the merged walk of both plans (s9_merge_next; a
+     * tile start in both lists is loaded once), each slot flagged with its readers; a consumer
+     * skips the slots not flagged for it (still waiting and arriving, 256 arrivals); else each
+     * consumer has its own ring and plan as in mode 0. */
     const int hx = order ? blockIdx.y : blockIdx.x;
     const int pair = order ? gridDim.x - 1 - blockIdx.x : gridDim.y - 1 - blockIdx.y;
     const int off = p.Tk - p.Tq;
+    const bool share = mode == 1;
+    bool merged = false;
+    sp_plan plA, plB;
+    if (mode == 2 && pair < p.nblk) {
+        sp_plan_init(p, 2 * hx, pair, plA);
+        sp_plan_init(p, 2 * hx + 1, pair, plB);
+        merged = plA.kind != SCB_SPARSE_STREAM && plB.kind != SCB_SPARSE_STREAM;
+    }
+    int *flags = (int *)(gbase + S9_OFF_FLAGS(ST));                   /* (2, ST) slot readers */
 
     if (tid == 0) {
 #pragma unroll
@@ -224,7 +273,7 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
 #pragma unroll
             for (int s = 0; s < ST; s++) {
                 h3_mbar_init(S9_FULL(c, s), 64);     /* every thread of the producer half arrives */
-                h3_mbar_init(S9_EMPTY(c, s), share ? 256 : 128);   /* every reading consumer thread */
+                h3_mbar_init(S9_EMPTY(c, s), share || merged ? 256 : 128);   /* every consumer thread that reads */
             }
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -236,8 +285,8 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
         /* ---- producer warpgroup: warps 0-1 feed consumer 0, warps 2-3 consumer 1 ---- */
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
         const int c = tid >> 6, pt = tid & 63;
-        const int h = share ? 2 * hx + c : hx, kvh = h / p.G;
-        const int mblk = share ? pair : 2 * pair + c, m0 = mblk * SP_BM;
+        const int h = mode ? 2 * hx + c : hx, kvh = h / p.G;
+        const int mblk = mode ? pair : 2 * pair + c, m0 = mblk * SP_BM;
         sp_plan pl;
         int ntiles = 0;
         if (mblk < p.nblk) {
@@ -252,7 +301,52 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
             h3_tma3(sQ, &tm_q, S9_BARQ(c), 0, h, m0);
             h3_tma3(sQ + S9_HALF, &tm_q, S9_BARQ(c), 64, h, m0);
         }
-        for (int it = 0; it < (share && c ? 0 : ntiles); it++) {
+        if (merged && c == 0) {
+            /* one ring (0) for both consumers: the merged walk of the two heads' lists */
+            s9_merge mg = {0, 0, 0, 0};
+            int start, cn, fl;
+            const int32_t *cip;
+            const int pf = m0 + off;
+            for (int it = 0; s9_merge_next(plA, plB, mg, start, cip, cn, fl); it++) {
+                const int s = it % ST;
+                if (it >= ST) h3_mbar_wait(S9_EMPTY(0, s), (unsigned)((it / ST) - 1) & 1u);
+                int *ks = (int *)(gbase + S9_OFF_KEYS(ST)) + s * 64;
+                const uint32_t kt = base + S9_OFF_K(0, s), vt = base + S9_OFF_V(ST, 0, s);
+                ks[pt] = start >= 0 ? (start + pt < p.Tk ? start + pt : -1) : (pt < cn ? cip[pt] : -1);
+                if (pt == 0) flags[s] = fl | ((start >= 0 ? start + SP_BN - 1 <= pf : cn == SP_BN) ? 4 : 0);
+                if (start >= 0) {
+                    if (pt == 0) {
+                        const int c1 = kv_swap ? kvh : start, c2 = kv_swap ? start : kvh;
+                        h3_mbar_expect_tx(S9_FULL(0, s), 2 * S9_TILE);
+                        h3_tma3(kt, &tm_k, S9_FULL(0, s), 0, c1, c2);
+                        h3_tma3(kt + S9_HALF, &tm_k, S9_FULL(0, s), 64, c1, c2);
+                        h3_tma3(vt, &tm_v, S9_FULL(0, s), 0, c1, c2);
+                        h3_tma3(vt + S9_HALF, &tm_v, S9_FULL(0, s), 64, c1, c2);
+                    } else {
+                        h3_mbar_arrive(S9_FULL(0, s));
+                    }
+                } else {
+                    asm volatile("bar.sync 1, 64;\n" ::: "memory");
+#pragma unroll 4
+                    for (int e = 0; e < 32; e++) {
+                        const int idx = e * 64 + pt, kv = idx >> 10, rem = idx & 1023;
+                        const int r = rem >> 4, c16 = rem & 15, half = c16 >> 3, cc = c16 & 7;
+                        const int j = ks[r];
+                        const bool ok = j >= 0;
+                        const uint32_t dst = (kv ? vt : kt) + (uint32_t)half * S9_HALF + (uint32_t)r * 128u +
+                                             (uint32_t)((cc ^ (r & 7)) << 4);
+                        const uint16_t *src = (kv ? vbase : kbase) +
+                                              (ok ? (long long)j * p.kv_tok + half * 64 + cc * 8 : 0);
+                        s9_cp16(dst, src, ok);
+                    }
+                    asm volatile("cp.async.commit_group;\n" ::: "memory");
+                    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+                    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+                    h3_mbar_arrive(S9_FULL(0, s));
+                }
+            }
+        }
+        for (int it = 0; it < ((share || merged) && c ? 0 : merged ? 0 : ntiles); it++) {
             const int s = it % ST;
             if (it >= ST) h3_mbar_wait(S9_EMPTY(c, s), (unsigned)((it / ST) - 1) & 1u);
             int *ks = (int *)(gbase + S9_OFF_KEYS(ST)) + (c * ST + s) * 64;
@@ -295,9 +389,9 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
     } else {
         /* ---- consumer warpgroups: 64 query rows (one row block) each ---- */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
-        const int c = wgi - 1, rg = share ? 0 : c;   /* rg: the K/V ring this consumer reads */
-        const int h = share ? 2 * hx + c : hx;
-        const int mblk = share ? pair : 2 * pair + c, m0 = mblk * SP_BM;
+        const int c = wgi - 1, rg = share || merged ? 0 : c;   /* rg: the K/V ring this consumer reads */
+        const int h = mode ? 2 * hx + c : hx;
+        const int mblk = mode ? pair : 2 * pair + c, m0 = mblk * SP_BM;
         sp_plan pl;
         int ntiles = 0;
         if (mblk < p.nblk) {
@@ -317,7 +411,41 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
         uint32_t pa[4][4];
         unsigned cnt = 0;
         if (ntiles > 0) h3_mbar_wait(S9_BARQ(c), 0);
-        if (!OVERLAP) {
+        if (merged) {
+            /* the merged ring: every slot is waited for and released; computed when flagged */
+            int nslots = 0;
+            {
+                s9_merge mg = {0, 0, 0, 0};
+                int start, cn, fl;
+                const int32_t *cip;
+                while (s9_merge_next(plA, plB, mg, start, cip, cn, fl)) nslots++;
+            }
+            for (int it = 0; it < nslots; it++) {
+                const int s = it % ST;
+                const unsigned par = (unsigned)(it / ST) & 1u;
+                h3_mbar_wait(S9_FULL(0, s), par);
+                const int fl = flags[s];
+                if (fl & (1 << c)) {
+                    float sc[32];
+                    h3_wgmma_fence();
+                    s9_issue_qk(sc, sQ, base + S9_OFF_K(0, s));
+                    h3_wgmma_commit();
+                    h3_wgmma_wait<0>();
+                    s9_fence32(sc);
+                    float aA, aB;
+                    s9_mask(sc, (fl & 4) != 0, keys0 + s * 64, pl, rowA, rowB, tq, off, p, cnt);
+                    s9_softmax(sc, st, aA, aB, pa);
+                    s9_scale_o(o, aA, aB);
+                    h3_wgmma_fence();
+                    s9_issue_pv(o, pa, base + S9_OFF_V(ST, 0, s));
+                    h3_wgmma_commit();
+                    h3_wgmma_wait<0>();
+                    h3_fence_acc(o);
+                    s9_keep_p(pa);
+                }
+                h3_mbar_arrive(S9_EMPTY(0, s));
+            }
+        } else if (!OVERLAP) {
             for (int it = 0; it < ntiles; it++) {
                 const int s = it % ST;
                 const unsigned par = (unsigned)(it / ST) & 1u;
@@ -535,6 +663,14 @@ int scb_sparse_sm90_launch_(struct scb_cuda_ctx *cc, const sp_params *pp, struct
             goto out;
         }
         const int share = !p.head_pat && p.G % 2 == 0 && !(shv && !strcmp(shv, "0"));
+        /* per-head patterns: head pairs with merged lists only with SCB_SPARSE_SM90_MERGE=1 */
+        const char *mgv = getenv("SCB_SPARSE_SM90_MERGE");
+        if (mgv && *mgv && strcmp(mgv, "0") && strcmp(mgv, "1")) {
+            rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_SM90_MERGE='%s': expected 0|1", mgv);
+            goto out;
+        }
+        const int merge = p.head_pat && p.G % 2 == 0 && mgv && !strcmp(mgv, "1");
+        const int mode = share ? 1 : merge ? 2 : 0;
         const int serial = !v || !*v || !strcmp(v, "serial"), three = sv && !strcmp(sv, "3");
         if ((v && *v && !serial && strcmp(v, "overlap")) || (sv && *sv && !three && strcmp(sv, "2"))) {
             rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_SM90_SCHEDULE='%s' / SCB_SPARSE_SM90_STAGES='%s': "
@@ -545,11 +681,11 @@ int scb_sparse_sm90_launch_(struct scb_cuda_ctx *cc, const sp_params *pp, struct
             serial ? (three ? scb_sparse_sm90_kernel<false, 3> : scb_sparse_sm90_kernel<false, 2>)
                    : (three ? scb_sparse_sm90_kernel<true, 3> : scb_sparse_sm90_kernel<true, 2>);
         const size_t smem = three ? S9_SMEM_BYTES(3) : S9_SMEM_BYTES(2);
-        const unsigned npair = share ? (unsigned)p.nblk : (unsigned)((p.nblk + 1) / 2);
-        const unsigned nh = share ? (unsigned)(p.Hq / 2) : (unsigned)p.Hq;
+        const unsigned npair = mode ? (unsigned)p.nblk : (unsigned)((p.nblk + 1) / 2);
+        const unsigned nh = mode ? (unsigned)(p.Hq / 2) : (unsigned)p.Hq;
         dim3 grid(order ? npair : nh, order ? nh : npair);
         SCB_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        kern<<<grid, S9_THREADS, smem, cc->stream>>>(mq, mk, mv, p, kv_swap, order, share);
+        kern<<<grid, S9_THREADS, smem, cc->stream>>>(mq, mk, mv, p, kv_swap, order, mode);
         SCB_LAUNCH_CHECK("scb_sparse_sm90_kernel");
     }
 out:
