@@ -68,6 +68,13 @@ struct scb_sparse_attn_cuda_args {
  * given (they may be NULL when no head is LIST) and Tq == Tk then. */
 int scb_cuda_sparse_attn(struct scb_cuda_ctx *cc, const struct scb_sparse_attn_cuda_args *a,
                          struct scb_ctx *err);
+/* Which kernel scb_cuda_sparse_attn runs for head dim D on cc's device under the current
+ * environment (tensor-core-eligible strides and alignment assumed): "sm90" (wgmma + TMA, D = 128
+ * on a compute-capability-9 device with sm_90a code, the default there), "fa2" (mma.sync, D 64
+ * and 128 elsewhere) or "plain" (other D); NULL when SCB_SPARSE_PREFILL holds a value other than
+ * fa2 / sm90. SCB_SPARSE_PREFILL=fa2 keeps D = 128 on the mma.sync kernel; =sm90 forces the sm90
+ * kernel for D = 128 (SCB_E_UNSUPPORTED where it cannot run). */
+const char *scb_cuda_sparse_attn_kernel(struct scb_cuda_ctx *cc, int D);
 
 /* MInference vertical-slash estimation (§2.3) for nh query heads heads[i] (device int32 (nh)):
  * from the last lq = min(last_q, N) queries, A = softmax(scale q k^T) with the causal mask,

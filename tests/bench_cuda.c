@@ -12,8 +12,9 @@
  * last and writes CSV (--csv PATH or SCB_BENCH_CSV). Exit 77 without a GPU. Depends only on
  * libc, libm and the CUDA launchers.
  *
- * --sparse-prefill [--sparse-lengths 32768,65536,131072]: instead, one layer's prefill attention
- * (Hq=32, Hkv=8, D=128, Llama-3-8B) at each length for dense (the FA2 kernel) vs A-shape
+ * --sparse-prefill [--sparse-lengths 32768,65536,131072] [--sparse-inputs iid,rope.5,rope1]
+ * [--sparse-paths sm90,fa2]: instead, one layer's prefill attention (Hq=32, Hkv=8, D=128,
+ * Llama-3-8B) at each length for dense (the sm90 and the FA2 kernel) vs A-shape
  * (128 + 3968), Tri-shape (+ last 100 rows dense) and MInference vertical-slash with SCBench's
  * default sizes for Llama-3-8B (v=512, s=2048 every head, last_q=64; the time includes the
  * estimation, top-k, index conversion and the density read-back), on two seeded inputs:
@@ -22,8 +23,12 @@
  * vector per KV head shared by its query heads, then RoPE with theta 500000 as Llama-3: scores
  * depend on the query-key distance, as in real heads; alpha sets how strongly). Dense and the
  * static patterns do not depend on the inputs and run on "iid" only; "minf-est" is MInference's
- * estimation + top-k + index conversion alone (included in the "minference" time). Prints ms
- * (median), density and the speed-up over dense at the same length. */
+ * estimation + top-k + index conversion alone (included in the "minference" time), "minf-vs" the
+ * estimation + top-k without the conversion. The sparse
+ * methods run on each kernel path of --sparse-paths (fa2 | sm90[:serial|overlap[:2|3[:head|block]]],
+ * set through SCB_SPARSE_PREFILL / SCB_SPARSE_SM90_*). Prints ms (median, p10, p90), density, TF/s of
+ * the (row, key) pairs computed (4 D Hq pairs / time; for MInference also over the time without
+ * the estimation) and the speed-up over both dense kernels at the same length. */
 #include "kernels/kernels_cuda.h"
 
 #include <math.h>
@@ -381,7 +386,8 @@ static void bench_forward_pieces(int quick)
 /* ---- sparse prefill (A-shape, Tri-shape, MInference) --------------------------------------- */
 struct sp_arg {
     int kind;                                  /* 0 dense, 1 a_shape, 2 tri_shape, 3 minference,
-                                                  4 minference estimation + conversion only */
+                                                  4 minference estimation + conversion only,
+                                                  5 estimation alone (scores, sums, top-k) */
     int32_t *hinfo, *V, *S, *lists;            /* kind 4: heads/v/s (3, Hq), V, S (Hq, T), index lists */
     void *work;
     int hc;
@@ -397,7 +403,7 @@ static void sp_fn(void *p, int rep)
     struct sp_arg *x = p;
     if (x->kind == 0) CK(scb_attn_prefill_cuda(g_cc, &x->d, &g_err));
     else if (x->kind == 3) CK(scb_cuda_minf_prefill(g_cc, x->ws, &x->s, x->pat, 64, 100, &x->density, &g_err));
-    else if (x->kind == 4) {
+    else if (x->kind == 4 || x->kind == 5) {
         const int T = x->s.Tq, H = x->s.Hq, nblk = (T + 63) / 64;
         for (int g0 = 0; g0 < H; g0 += x->hc)
             CK(scb_cuda_minf_vs_estimate(g_cc, x->s.q, x->s.k, 0, 0, T, H, x->s.Hkv, x->s.D, 0.f, 64, x->hinfo + g0,
@@ -406,8 +412,9 @@ static void sp_fn(void *p, int rep)
                                          &g_err));
         int32_t *bo = x->lists, *bc = bo + (size_t)H * nblk * 2048, *ci = bc + (size_t)H * nblk;
         int32_t *cn = ci + (size_t)H * nblk * 512;
-        CK(scb_cuda_minf_convert(g_cc, T, x->V, x->S, T, x->hinfo + H, x->hinfo + 2 * H, x->hinfo, H, bo, bc, ci, cn,
-                                 2048, 512, &g_err));
+        if (x->kind == 4)
+            CK(scb_cuda_minf_convert(g_cc, T, x->V, x->S, T, x->hinfo + H, x->hinfo + 2 * H, x->hinfo, H, bo, bc, ci,
+                                     cn, 2048, 512, &g_err));
     }
     else CK(scb_cuda_sparse_attn(g_cc, &x->s, &g_err));
 }
@@ -449,7 +456,44 @@ static uint16_t *sp_inputs(int T, int H, int G, int D, float alpha, const uint16
     return d;
 }
 
-static void bench_sparse_prefill(const int *lens, int nlen)
+/* One sparse kernel path of --sparse-paths: "fa2" | "sm90" [":" serial|overlap [":" 2|3]]. */
+struct sp_path { char sel[40], sched[40], stages[40], order[40], label[160]; };
+static int sp_path_parse(const char *tok, size_t n, struct sp_path *pt)
+{
+    char buf[40];
+    if (n == 0 || n >= sizeof buf) return -1;
+    memcpy(buf, tok, n);
+    buf[n] = 0;
+    memset(pt, 0, sizeof *pt);
+    char *f1 = strchr(buf, ':'), *f2 = NULL, *f3 = NULL;
+    if (f1) { *f1++ = 0; f2 = strchr(f1, ':'); if (f2) *f2++ = 0; }
+    if (f2) { f3 = strchr(f2, ':'); if (f3) *f3++ = 0; }
+    if (strcmp(buf, "fa2") && strcmp(buf, "sm90")) return -1;
+    if ((f1 || f2) && strcmp(buf, "sm90")) return -1;
+    if (f1 && strcmp(f1, "serial") && strcmp(f1, "overlap")) return -1;
+    if (f2 && strcmp(f2, "2") && strcmp(f2, "3")) return -1;
+    if (f3 && strcmp(f3, "head") && strcmp(f3, "block")) return -1;
+    snprintf(pt->sel, sizeof pt->sel, "%s", buf);
+    snprintf(pt->sched, sizeof pt->sched, "%s", f1 ? f1 : "");
+    snprintf(pt->stages, sizeof pt->stages, "%s", f2 ? f2 : "");
+    snprintf(pt->order, sizeof pt->order, "%s", f3 ? f3 : "");
+    if (!strcmp(buf, "sm90"))
+        snprintf(pt->label, sizeof pt->label, "sm90/%s/%s%s", f1 ? f1 : "serial", f2 ? f2 : "2",
+                 f3 && !strcmp(f3, "block") ? "/blk" : "");
+    else snprintf(pt->label, sizeof pt->label, "fa2");
+    return 0;
+}
+static void sp_path_set(const struct sp_path *pt)
+{
+    setenv("SCB_SPARSE_PREFILL", pt->sel, 1);
+    if (pt->sched[0]) setenv("SCB_SPARSE_SM90_SCHEDULE", pt->sched, 1); else unsetenv("SCB_SPARSE_SM90_SCHEDULE");
+    if (pt->stages[0]) setenv("SCB_SPARSE_SM90_STAGES", pt->stages, 1); else unsetenv("SCB_SPARSE_SM90_STAGES");
+    if (pt->order[0]) setenv("SCB_SPARSE_SM90_ORDER", pt->order, 1); else unsetenv("SCB_SPARSE_SM90_ORDER");
+}
+
+/* inputs: indices into {iid, rope.5, rope1} in run order; paths: the sparse kernel paths. */
+static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, int ninputs,
+                                 const struct sp_path *paths, int npaths, int no_dense)
 {
     const int Hq = 32, Hkv = 8, D = 128, G = Hq / Hkv;
     int Tmax = 0;
@@ -457,6 +501,8 @@ static void bench_sparse_prefill(const int *lens, int nlen)
     printf("sparse prefill: one layer, Hq=%d Hkv=%d D=%d, seed %llu; A-shape 128+3968, Tri-shape +100 dense rows, "
            "MInference vertical-slash v=512 s=2048 (SCBench's Llama-3-8B default), last_q 64\n", Hq, Hkv, D,
            (unsigned long long)g_rng);
+    printf("TF/s = 4 * D * Hq * (computed pairs) / time (QK^T and PV of the pairs actually computed); for minference "
+           "'attn' is the time minus the minf-est median (estimation + top-k + conversion) at the same T and inputs\n");
     uint16_t u[8 * 128];
     for (int i = 0; i < Hkv * D; i++)
         u[i] = scb_bf16_from_f32(((float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f) * 1.7320508f);
@@ -477,21 +523,46 @@ static void bench_sparse_prefill(const int *lens, int nlen)
     CK(scb_cuda_malloc(g_cc, (void **)&lists, sizeof(int32_t) * (size_t)Hq * ((Tmax + 63) / 64) * (2048 + 512 + 2),
                        &g_err));
     CK(scb_cuda_malloc(g_cc, &work, scb_cuda_minf_vs_work_bytes(hc, 64, Tmax), &g_err));
-    double dense_ms[8] = {0};
+    double dense_ms[8][2];   /* [length][0 sm90, 1 fa2] */
+    memset(dense_ms, 0, sizeof dense_ms);
     static const float alphas[] = {0.0f, 0.5f, 1.0f};
     static const char *in_names[] = {"iid", "rope.5", "rope1"};
-    static const char *names[] = {"dense", "a_shape", "tri_shape", "minference", "minf-est"};
-    printf("\n%-8s %-11s %-7s %10s %10s %10s %9s %9s\n", "T", "method", "inputs", "ms(med)", "ms(p10)", "ms(p90)",
-           "density", "speed-up");
-    for (int in = 0; in < 3; in++) {
+    static const char *names[] = {"dense", "a_shape", "tri_shape", "minference", "minf-est", "minf-vs"};
+    printf("\n%-7s %-10s %-14s %-6s %9s %9s %9s %8s %7s %8s %8s  %s\n", "T", "method", "kernel", "inputs", "ms(med)",
+           "ms(p10)", "ms(p90)", "density", "TF/s", "vs-sm90", "vs-fa2", "notes");
+    for (int ii = 0; ii < ninputs; ii++) {
+        const int in = inputs[ii];
         uint16_t *q = sp_inputs(Tmax, Hq, G, D, alphas[in], u), *k = sp_inputs(Tmax, Hkv, 1, D, alphas[in], u);
         uint16_t *v = sp_inputs(Tmax, Hkv, 1, D, 0.f, u);
         for (int li = 0; li < nlen; li++) {
             const int T = lens[li];
+            const double causal = (double)T * (T + 1) / 2.0;
             for (int h = 0; h < Hq; h++) { hinfo_h[Hq + h] = 512 < T ? 512 : T; hinfo_h[2 * Hq + h] = 2048 < T ? 2048 : T; }
             CK(scb_cuda_upload(g_cc, hinfo, hinfo_h, sizeof hinfo_h, &g_err));
-            for (int kind = 0; kind < 5; kind++) {
-                if (in > 0 && kind < 3) continue;    /* dense and the static patterns: input-independent */
+            double est_ms = 0;
+            /* rows: dense sm90 + fa2 (first input only), minf-est, then per path the sparse kinds */
+            int plan[64][2], nplan = 0;   /* {kind, path index (-1 / dense: 0 sm90, 1 fa2)} */
+            if (ii == 0 && !no_dense) { plan[nplan][0] = 0; plan[nplan++][1] = 0; plan[nplan][0] = 0; plan[nplan++][1] = 1; }
+            plan[nplan][0] = 4; plan[nplan++][1] = -1;
+            plan[nplan][0] = 5; plan[nplan++][1] = -1;
+            for (int pi = 0; pi < npaths && nplan < 60; pi++)
+                for (int kind = 1; kind <= 3; kind++) {
+                    if (ii > 0 && kind < 3) continue;    /* the static patterns: input-independent */
+                    plan[nplan][0] = kind; plan[nplan++][1] = pi;
+                }
+            for (int e = 0; e < nplan; e++) {
+                const int kind = plan[e][0], pi = plan[e][1];
+                char kname[192] = "-";
+                if (kind == 0) {
+                    setenv("SCB_ATTN_PREFILL", pi == 0 ? "sm90" : "fa2", 1);
+                    snprintf(kname, sizeof kname, "%s", pi == 0 ? "sm90" : "fa2");
+                } else if (kind < 4) {
+                    sp_path_set(&paths[pi]);
+                    const char *mg = getenv("SCB_SPARSE_SM90_MERGE"), *sh = getenv("SCB_SPARSE_SM90_SHARE");
+                    const int is90 = !strcmp(paths[pi].sel, "sm90");
+                    snprintf(kname, sizeof kname, "%s%s%s", paths[pi].label,
+                             is90 && mg && !strcmp(mg, "1") ? "/merge" : "", is90 && sh && !strcmp(sh, "0") ? "/noshare" : "");
+                }
                 struct sp_arg x;
                 memset(&x, 0, sizeof x);
                 x.kind = kind;
@@ -504,18 +575,42 @@ static void bench_sparse_prefill(const int *lens, int nlen)
                 x.pat = pat;
                 x.ws = ws;
                 x.hinfo = hinfo; x.V = Vb; x.S = Sb; x.lists = lists; x.work = work; x.hc = hc;
-                double w = 128.0 + 3968.0, got = 0, tot = (double)T * (T + 1) / 2.0;
+                double w = 128.0 + 3968.0, got = 0;
                 for (int r = 0; r < T; r++) got += (kind == 2 && r >= T - 100) || r + 1 < w ? r + 1 : w;
-                x.density = kind == 0 ? 1.0 : got / tot;
+                x.density = kind == 0 ? 1.0 : got / causal;
+                if (kind == 0 && pi == 0) {
+                    /* the sm90 dense kernel may not exist here: probe once */
+                    struct scb_ctx perr;
+                    memset(&perr, 0, sizeof perr);
+                    if (scb_attn_prefill_cuda(g_cc, &x.d, &perr) < 0) {
+                        printf("%-7d %-10s %-14s %-6s  (not run: %s)\n", T, "dense", "sm90", in_names[in],
+                               scb_errmsg(&perr));
+                        unsetenv("SCB_ATTN_PREFILL");
+                        continue;
+                    }
+                }
                 const int reps = T >= 100000 ? 3 : 5;
                 struct bench_row r;
                 memset(&r, 0, sizeof r);
                 time_it(sp_fn, &x, 1, reps, &r);
-                if (kind == 0) dense_ms[li] = r.med;
-                if (kind == 4) printf("%-8d %-11s %-7s %10.3f %10.3f %10.3f %9s %9s\n", T, names[kind], in_names[in],
-                                      r.med, r.p10, r.p90, "-", "-");
-                else printf("%-8d %-11s %-7s %10.3f %10.3f %10.3f %9.4f %8.2fx\n", T, names[kind], in_names[in],
-                            r.med, r.p10, r.p90, x.density, dense_ms[li] / r.med);
+                unsetenv("SCB_ATTN_PREFILL");
+                if (kind == 0) dense_ms[li][pi] = r.med;
+                if (kind >= 4) {
+                    if (kind == 4) est_ms = r.med;
+                    printf("%-7d %-10s %-14s %-6s %9.3f %9.3f %9.3f %8s %7s %8s %8s\n", T, names[kind], "-",
+                           in_names[in], r.med, r.p10, r.p90, "-", "-", "-", "-");
+                } else {
+                    const double flops = 4.0 * D * Hq * x.density * causal;
+                    char notes[96] = "";
+                    if (kind == 3 && est_ms > 0 && r.med > est_ms)
+                        snprintf(notes, sizeof notes, "attn %.3f ms = %.1f TF/s", r.med - est_ms,
+                                 flops / ((r.med - est_ms) * 1e-3) / 1e12);
+                    char s1[16] = "-", s2[16] = "-";
+                    if (dense_ms[li][0] > 0) snprintf(s1, sizeof s1, "%.2fx", dense_ms[li][0] / r.med);
+                    if (dense_ms[li][1] > 0) snprintf(s2, sizeof s2, "%.2fx", dense_ms[li][1] / r.med);
+                    printf("%-7d %-10s %-14s %-6s %9.3f %9.3f %9.3f %8.4f %7.1f %8s %8s  %s\n", T, names[kind], kname,
+                           in_names[in], r.med, r.p10, r.p90, x.density, flops / (r.med * 1e-3) / 1e12, s1, s2, notes);
+                }
                 fflush(stdout);
             }
         }
@@ -523,6 +618,10 @@ static void bench_sparse_prefill(const int *lens, int nlen)
         scb_cuda_free(g_cc, k);
         scb_cuda_free(g_cc, v);
     }
+    unsetenv("SCB_SPARSE_PREFILL");
+    unsetenv("SCB_SPARSE_SM90_SCHEDULE");
+    unsetenv("SCB_SPARSE_SM90_STAGES");
+    unsetenv("SCB_SPARSE_SM90_ORDER");
     scb_cuda_free(g_cc, hinfo);
     scb_cuda_free(g_cc, Vb);
     scb_cuda_free(g_cc, Sb);
@@ -536,6 +635,10 @@ int main(int argc, char **argv)
 {
     const char *csv = getenv("SCB_BENCH_CSV");
     int quick = 0, prefill_only = 0, ndev = 0, sparse = 0, lens[8] = {32768, 65536, 131072}, nlen = 3;
+    int inputs[3] = {0, 1, 2}, ninputs = 3, npaths = 2, no_dense = 0;
+    struct sp_path paths[8];
+    sp_path_parse("sm90", 4, &paths[0]);
+    sp_path_parse("fa2", 3, &paths[1]);
     char why[256] = "", desc[512];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
@@ -557,12 +660,43 @@ int main(int argc, char **argv)
                 lens[nlen++] = (int)t;
                 if (*e == ',') e++;
             }
+        } else if (!strcmp(argv[i], "--sparse-no-dense")) {
+            no_dense = 1;
+        } else if (!strcmp(argv[i], "--sparse-inputs") && i + 1 < argc) {
+            const char *e = argv[++i];
+            ninputs = 0;
+            while (*e && ninputs < 3) {
+                size_t n = strcspn(e, ",");
+                if (n == 3 && !strncmp(e, "iid", 3)) inputs[ninputs++] = 0;
+                else if (n == 6 && !strncmp(e, "rope.5", 6)) inputs[ninputs++] = 1;
+                else if (n == 5 && !strncmp(e, "rope1", 5)) inputs[ninputs++] = 2;
+                else { fprintf(stderr, "bench_cuda: bad --sparse-inputs (iid, rope.5, rope1)\n"); return 2; }
+                e += n;
+                if (*e == ',') e++;
+            }
+        } else if (!strcmp(argv[i], "--sparse-paths") && i + 1 < argc) {
+            const char *e = argv[++i];
+            npaths = 0;
+            while (*e && npaths < 8) {
+                size_t n = strcspn(e, ",");
+                if (sp_path_parse(e, n, &paths[npaths]) < 0) {
+                    fprintf(stderr, "bench_cuda: bad --sparse-paths entry '%.*s' (fa2 | sm90[:serial|overlap[:2|3[:head|block]]])\n",
+                            (int)n, e);
+                    return 2;
+                }
+                npaths++;
+                e += n;
+                if (*e == ',') e++;
+            }
         } else if (!strcmp(argv[i], "--help")) {
             printf("usage: bench_cuda [--csv PATH] [--quick] [--prefill-only]   (or SCB_BENCH_CSV=PATH)\n"
                    "       bench_cuda --sparse-prefill [--sparse-lengths 32768,65536,131072] [--seed N]\n"
+                   "                  [--sparse-inputs iid,rope.5,rope1] [--sparse-paths sm90,fa2] [--sparse-no-dense]\n"
                    "Times the CUDA kernels against the measured GEMM and copy ceilings.\n"
                    "--prefill-only: the prefill attention rows alone (no ceilings).\n"
-                   "--sparse-prefill: one layer's prefill attention: dense vs A-shape, Tri-shape, MInference.\n");
+                   "--sparse-prefill: one layer's prefill attention: dense (sm90 and fa2 kernels) vs A-shape,\n"
+                   "  Tri-shape, MInference on each sparse kernel path (fa2 | sm90[:serial|overlap[:2|3[:head|block]]]),\n"
+                   "  inputs in the order given.\n");
             return 0;
         } else {
             fprintf(stderr, "bench_cuda: unknown argument '%s' (try --help)\n", argv[i]);
@@ -578,7 +712,7 @@ int main(int argc, char **argv)
     scb_cuda_describe(g_cc, desc, sizeof desc);
     printf("device: %s\n", desc);
     if (sparse) {
-        bench_sparse_prefill(lens, nlen);
+        bench_sparse_prefill(lens, nlen, inputs, ninputs, paths, npaths, no_dense);
         scb_cuda_ctx_destroy(g_cc);
         return 0;
     }

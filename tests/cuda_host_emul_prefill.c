@@ -10,6 +10,7 @@
 #include "kernels/sparse_prefill_cuda.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/alloc.h"
@@ -51,12 +52,26 @@ static int row_keys(const struct scb_sparse_attn_cuda_args *a, int h, int i, int
     return n;
 }
 
+/* The emulation runs every head dim on the host; the names follow the real dispatch's contract
+ * (an unknown SCB_SPARSE_PREFILL is NULL), with "emul" for the kernel. */
+const char *scb_cuda_sparse_attn_kernel(struct scb_cuda_ctx *cc, int D)
+{
+    const char *sel = getenv("SCB_SPARSE_PREFILL");
+    (void)cc;
+    (void)D;
+    if (sel && *sel && strcmp(sel, "fa2") && strcmp(sel, "sm90")) return NULL;
+    return "emul";
+}
+
 int scb_cuda_sparse_attn(struct scb_cuda_ctx *cc, const struct scb_sparse_attn_cuda_args *a, struct scb_ctx *err)
 {
     (void)cc;
     if (!a || !a->q || !a->k || !a->v || !a->out || a->Tq < 1 || a->Tk < a->Tq || a->Hq < 1 || a->Hkv < 1 ||
         a->Hq % a->Hkv || a->D < 2 || a->D % 2 || a->D > 256)
         return scb_err(err, SCB_E_INVAL, "emulated sparse attention: bad arguments");
+    if (!scb_cuda_sparse_attn_kernel(cc, a->D))
+        return scb_err(err, SCB_E_INVAL, "SCB_SPARSE_PREFILL='%s': expected 'fa2' or 'sm90' (or unset: automatic)",
+                       getenv("SCB_SPARSE_PREFILL"));
     if (!a->head_pat && (a->n_init < 0 || a->n_local < 1))
         return scb_err(err, SCB_E_INVAL, "emulated sparse attention: n_init %d n_local %d", a->n_init, a->n_local);
     if (a->head_pat && a->Tq != a->Tk)

@@ -15,6 +15,15 @@
  *   largest score of the k-th best); a layer whose selection had a near-tie is not compared
  *   element-wise (its key sets legitimately differ), which is reported;
  * - the converter: block_offset/column_index/counts EXACTLY equal (integer algorithm).
+ * Kernel paths: every D = 128 shape runs on the default path (the sm90 wgmma/TMA kernel on a
+ * compute-capability-9 device whose binary holds sm_90a code, else the mma.sync kernel) and on
+ * SCB_SPARSE_PREFILL=fa2; where the sm90 kernel runs, also on its schedule/stage variants
+ * (SCB_SPARSE_SM90_SCHEDULE=overlap, SCB_SPARSE_SM90_STAGES=3, SCB_SPARSE_SM90_ORDER=block,
+ * SCB_SPARSE_SM90_SHARE=0: A/Tri-shape heads pairs not sharing K/V, SCB_SPARSE_SM90_MERGE=1:
+ * MInference head pairs with merged tile lists) and on extra shapes for its
+ * pairing of row blocks (one block, odd block counts, GQA 1/4/8). Same tolerances on every path
+ * (both round P to bf16 before P·V and accumulate in fp32); pair counts exact.
+ * SCB_PARITY_SPARSE_PATHS=fa2 restricts the run to the mma.sync/plain kernels.
  * Exit 77 without a GPU, 0 when every check passes, 1 otherwise. */
 #include "kernels/sparse_prefill_cuda.h"
 
@@ -34,6 +43,9 @@
 #include "methods/minference.h"
 
 static int g_ties;
+/* The sparse kernel path under test: the kernel scb_cuda_sparse_attn_kernel names for the
+ * current SCB_SPARSE_PREFILL / SCB_SPARSE_SM90_* settings, e.g. "sm90/serial/2". */
+static char g_path[64] = "auto";
 
 
 
@@ -152,26 +164,49 @@ static void zero_pairs(void) { CK(scb_cuda_fill32(g_cc, (uint32_t *)g_pairs, 0, 
 
 static double causal_pairs(int N, int Hq) { return (double)Hq * (double)N * (N + 1) / 2.0; }
 
-/* ---- A-shape / Tri-shape --------------------------------------------------------------------- */
-static void test_shape(struct inputs *in, int n_init, int n_local, int n_last, int tri)
+/* One kernel path: SCB_SPARSE_PREFILL (NULL = unset) and the sm90 knobs; sets g_path. */
+struct path { const char *sel, *sched, *stages, *order, *share, *merge; };
+static void path_set(const struct path *pt, int D)
 {
-    char name[160];
-    snprintf(name, sizeof name, "%s N=%d Hq=%d Hkv=%d D=%d init=%d local=%d last=%d", tri ? "tri_shape" : "a_shape",
-             in->N, in->Hq, in->Hkv, in->D, n_init, n_local, n_last);
+    if (pt->sel) setenv("SCB_SPARSE_PREFILL", pt->sel, 1); else unsetenv("SCB_SPARSE_PREFILL");
+    if (pt->sched) setenv("SCB_SPARSE_SM90_SCHEDULE", pt->sched, 1); else unsetenv("SCB_SPARSE_SM90_SCHEDULE");
+    if (pt->stages) setenv("SCB_SPARSE_SM90_STAGES", pt->stages, 1); else unsetenv("SCB_SPARSE_SM90_STAGES");
+    if (pt->order) setenv("SCB_SPARSE_SM90_ORDER", pt->order, 1); else unsetenv("SCB_SPARSE_SM90_ORDER");
+    if (pt->share) setenv("SCB_SPARSE_SM90_SHARE", pt->share, 1); else unsetenv("SCB_SPARSE_SM90_SHARE");
+    if (pt->merge) setenv("SCB_SPARSE_SM90_MERGE", pt->merge, 1); else unsetenv("SCB_SPARSE_SM90_MERGE");
+    const char *k = scb_cuda_sparse_attn_kernel(g_cc, D);
+    if (k && !strcmp(k, "sm90"))
+        snprintf(g_path, sizeof g_path, "sm90/%s/%s/%s%s%s", pt->sched ? pt->sched : "serial",
+                 pt->stages ? pt->stages : "2", pt->order ? pt->order : "head",
+                 pt->share && !strcmp(pt->share, "0") ? "/noshare" : "", pt->merge && !strcmp(pt->merge, "1") ? "/merge" : "");
+    else snprintf(g_path, sizeof g_path, "%s", k ? k : "?");
+}
+
+/* ---- A-shape / Tri-shape --------------------------------------------------------------------- */
+/* The CPU reference once, then every kernel path of paths[0 .. npaths). */
+static void test_shape(struct inputs *in, int n_init, int n_local, int n_last, int tri, const struct path *paths,
+                       int npaths)
+{
+    char name[200];
     struct scb_attn_args a = cpu_args(in);
     if (tri) CK(scb_trishape_attn(&a, n_init, n_local, n_last, &g_err));
     else CK(scb_ashape_attn(&a, n_init, n_local, &g_err));
     int nl = n_last > in->N - 1 ? in->N - 1 : n_last;
-    struct scb_sparse_attn_cuda_args x = dev_args(in);
-    x.n_init = n_init; x.n_local = n_local; x.dense_from = tri ? in->N - nl : in->N;
-    x.pairs = g_pairs;
-    poison_out(in);
-    zero_pairs();
-    CK(scb_cuda_sparse_attn(g_cc, &x, &g_err));
-    const double want = a.density * causal_pairs(in->N, in->Hq);
-    const unsigned long long got = read_pairs();
-    check(fabs((double)got - want) < 0.5, "pairs %.0f, CPU %.0f", name, (double)got, want);
-    compare_out(in, name);
+    for (int pi = 0; pi < npaths; pi++) {
+        path_set(&paths[pi], in->D);
+        snprintf(name, sizeof name, "[%s] %s N=%d Hq=%d Hkv=%d D=%d init=%d local=%d last=%d", g_path,
+                 tri ? "tri_shape" : "a_shape", in->N, in->Hq, in->Hkv, in->D, n_init, n_local, n_last);
+        struct scb_sparse_attn_cuda_args x = dev_args(in);
+        x.n_init = n_init; x.n_local = n_local; x.dense_from = tri ? in->N - nl : in->N;
+        x.pairs = g_pairs;
+        poison_out(in);
+        zero_pairs();
+        CK(scb_cuda_sparse_attn(g_cc, &x, &g_err));
+        const double want = a.density * causal_pairs(in->N, in->Hq);
+        const unsigned long long got = read_pairs();
+        check(fabs((double)got - want) < 0.5, "pairs %.0f, CPU %.0f", name, (double)got, want);
+        compare_out(in, name);
+    }
 }
 
 /* ---- MInference ------------------------------------------------------------------------------ */
@@ -359,42 +394,41 @@ static int test_bs(struct inputs *in, int topk)
     return any_tie;
 }
 
-/* A whole layer with mixed per-head patterns. */
+/* A whole layer with mixed per-head patterns: the CPU reference once, then every path. */
 static void test_minf_layer(struct inputs *in, const struct scb_minf_pattern *pat, int last_q, int topk, int skip_values,
-                            struct scb_cuda_minf_ws *ws, const char *label)
+                            struct scb_cuda_minf_ws *ws, const char *label, const struct path *paths, int npaths)
 {
     char name[200];
-    snprintf(name, sizeof name, "minference layer %s N=%d Hq=%d Hkv=%d D=%d", label, in->N, in->Hq, in->Hkv, in->D);
     struct scb_attn_args a = cpu_args(in);
     CK(scb_minf_attn(&a, pat, topk, last_q, &g_err));
     struct scb_minf_cuda_pattern *dp = host_alloc(sizeof *dp * in->Hq);
     for (int h = 0; h < in->Hq; h++) { dp[h].type = pat[h].type; dp[h].v = pat[h].v; dp[h].s = pat[h].s; }
-    struct scb_sparse_attn_cuda_args x = dev_args(in);
-    double dens = -1;
-    poison_out(in);
-    CK(scb_cuda_minf_prefill(g_cc, ws, &x, dp, last_q, topk, &dens, &g_err));
-    scb_free(dp);
-    if (skip_values) {
-        printf("  NOTE %s: a near-tie changed a selection; values and density not compared\n", name);
-        return;
+    for (int pi = 0; pi < npaths; pi++) {
+        path_set(&paths[pi], in->D);
+        snprintf(name, sizeof name, "[%s] minference layer %s N=%d Hq=%d Hkv=%d D=%d", g_path, label, in->N, in->Hq,
+                 in->Hkv, in->D);
+        struct scb_sparse_attn_cuda_args x = dev_args(in);
+        double dens = -1;
+        poison_out(in);
+        CK(scb_cuda_minf_prefill(g_cc, ws, &x, dp, last_q, topk, &dens, &g_err));
+        if (skip_values) {
+            printf("  NOTE %s: a near-tie changed a selection; values and density not compared\n", name);
+            continue;
+        }
+        check(dens == a.density, "density %.9f, CPU %.9f", name, dens, a.density);
+        compare_out(in, name);
     }
-    check(dens == a.density, "density %.9f, CPU %.9f", name, dens, a.density);
-    compare_out(in, name);
+    scb_free(dp);
 }
 
-static void run_shape(int N, int Hq, int Hkv, int D, struct scb_cuda_minf_ws *ws)
+/* The sparse attention layers of one shape on every path. */
+static void run_sparse(struct inputs *in, int tie, struct scb_cuda_minf_ws *ws, const struct path *paths, int npaths)
 {
-    struct inputs in;
-    inputs_make(&in, N, Hq, Hkv, D);
-    printf("shape N=%d Hq=%d Hkv=%d D=%d\n", N, Hq, Hkv, D);
-    test_shape(&in, 16, 100, 0, 0);
-    test_shape(&in, 0, 77, 0, 0);
-    test_shape(&in, 4, 64, 40, 1);
-    test_shape(&in, 128, 3968, 100, 1);               /* the defaults: dense at these lengths */
-    int tie = test_vs(&in, 40, 60, 64);
-    tie |= test_vs(&in, 512, 2048, 64);
-    if (N >= 400) tie |= test_vs(&in, 100, 300, 64);       /* both selections partly by score */
-    tie |= test_bs(&in, 3);
+    const int Hq = in->Hq;
+    test_shape(in, 16, 100, 0, 0, paths, npaths);
+    test_shape(in, 0, 77, 0, 0, paths, npaths);
+    test_shape(in, 4, 64, 40, 1, paths, npaths);
+    test_shape(in, 128, 3968, 100, 1, paths, npaths);   /* the defaults: dense at these lengths */
     /* mixed heads: vertical-slash (small and defaults), block-sparse, stream_llm */
     struct scb_minf_pattern *pat = host_alloc(sizeof *pat * Hq);
     for (int h = 0; h < Hq; h++) {
@@ -405,10 +439,28 @@ static void run_shape(int N, int Hq, int Hkv, int D, struct scb_cuda_minf_ws *ws
         default: pat[h] = (struct scb_minf_pattern){SCB_MINF_VERTICAL_SLASH, 512, 2048}; break;
         }
     }
-    test_minf_layer(&in, pat, 64, 3, tie, ws, "mixed");
+    test_minf_layer(in, pat, 64, 3, tie, ws, "mixed", paths, npaths);
     for (int h = 0; h < Hq; h++) pat[h] = (struct scb_minf_pattern){SCB_MINF_VERTICAL_SLASH, 40, 60};
-    test_minf_layer(&in, pat, 64, 3, tie, ws, "vertical_slash(40,60)");
+    test_minf_layer(in, pat, 64, 3, tie, ws, "vertical_slash(40,60)", paths, npaths);
     scb_free(pat);
+}
+
+/* npaths kernel paths for D = 128 (the default path only for other D). */
+static void run_shape(int N, int Hq, int Hkv, int D, struct scb_cuda_minf_ws *ws, const struct path *paths,
+                      int npaths, int estimate)
+{
+    struct inputs in;
+    inputs_make(&in, N, Hq, Hkv, D);
+    printf("shape N=%d Hq=%d Hkv=%d D=%d\n", N, Hq, Hkv, D);
+    int tie = 0;
+    if (estimate) {
+        tie |= test_vs(&in, 40, 60, 64);
+        tie |= test_vs(&in, 512, 2048, 64);
+        if (N >= 400) tie |= test_vs(&in, 100, 300, 64);       /* both selections partly by score */
+        tie |= test_bs(&in, 3);
+    }
+    run_sparse(&in, tie, ws, paths, D == 128 ? npaths : 1);
+    path_set(&paths[0], D);
     inputs_free(&in);
 }
 
@@ -422,6 +474,23 @@ int main(int argc, char **argv)
     g_pairs = dev_alloc(16);
     struct scb_cuda_minf_ws *ws = NULL;
     CK(scb_cuda_minf_ws_create(&ws, &g_err));
+    /* kernel paths: the default (sm90 on a compute-capability-9 device with sm_90a code, else
+     * fa2) and fa2 everywhere; on sm90 devices also the measurement variants */
+    static const struct path paths_all[] = {
+        {NULL, NULL, NULL, NULL, NULL, NULL}, {"fa2", NULL, NULL, NULL, NULL, NULL},
+        {"sm90", "overlap", NULL, NULL, NULL, NULL}, {"sm90", "serial", "3", NULL, "0", NULL},
+        {"sm90", "overlap", "3", "block", "0", NULL}, {"sm90", NULL, NULL, NULL, NULL, "1"},
+        {"sm90", NULL, "3", "block", NULL, "1"},
+    };
+    /* SCB_PARITY_SPARSE_PATHS=fa2: only the mma.sync/plain kernels (a run that a faulting sm90
+     * kernel cannot take down) */
+    const char *only = getenv("SCB_PARITY_SPARSE_PATHS");
+    const int only_fa2 = only && !strcmp(only, "fa2");
+    const struct path *paths = only_fa2 ? &paths_all[1] : paths_all;
+    path_set(&paths[0], 128);
+    const char *k0 = scb_cuda_sparse_attn_kernel(g_cc, 128);
+    const int sm90 = k0 && !strcmp(k0, "sm90");
+    printf("sparse kernel for D=128 on the first path: %s\n", k0 ? k0 : "?");
     static const int shapes[][4] = {
         /* N, Hq, Hkv, D */
         {37, 4, 4, 64}, {64, 8, 1, 128}, {200, 8, 2, 128}, {333, 8, 1, 64}, {517, 4, 4, 128},
@@ -429,7 +498,53 @@ int main(int argc, char **argv)
         {190, 2, 2, 80},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        run_shape(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], ws);
+        run_shape(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], ws, paths, only_fa2 ? 1 : 2, 1);
+    if (sm90) {
+        /* the sm90 kernel's variants, and shapes that stress its pairing of row blocks (odd
+         * block counts, one row block, GQA 1/4/8, lengths one past a tile) */
+        static const int s9shapes[][4] = {
+            {2, 4, 1, 128}, {63, 8, 8, 128}, {65, 8, 2, 128}, {129, 32, 8, 128}, {1000, 4, 1, 128},
+            {2049, 2, 2, 128},
+        };
+        for (size_t s = 0; s < sizeof s9shapes / sizeof s9shapes[0]; s++)
+            run_shape(s9shapes[s][0], s9shapes[s][1], s9shapes[s][2], s9shapes[s][3], ws, paths_all, 7, 1);
+    } else if (!only_fa2) {
+        printf("NOTE the sm90 sparse kernel cannot run here (needs compute capability 9.0 and sm_90a code): only "
+               "the fa2/plain paths were checked\n");
+    }
+    /* the kernel choice */
+    {
+        struct inputs in;
+        inputs_make(&in, 100, 4, 2, 128);
+        struct scb_sparse_attn_cuda_args x = dev_args(&in);
+        x.n_init = 4; x.n_local = 20; x.dense_from = in.N;
+        setenv("SCB_SPARSE_PREFILL", "fa3", 1);
+        check(scb_cuda_sparse_attn_kernel(g_cc, 128) == NULL && scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
+              "SCB_SPARSE_PREFILL=fa3 accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
+        setenv("SCB_SPARSE_PREFILL", "sm90", 1);
+        if (!sm90 && !only_fa2)
+            check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_UNSUPPORTED,
+                  "SCB_SPARSE_PREFILL=sm90 on a device without the sm90 kernel not refused (%.0f%.0f)",
+                  "sparse kernel choice", 0, 0);
+        setenv("SCB_SPARSE_SM90_SCHEDULE", "pingpong", 1);
+        if (sm90)
+            check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
+                  "SCB_SPARSE_SM90_SCHEDULE=pingpong accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
+        unsetenv("SCB_SPARSE_SM90_SCHEDULE");
+        setenv("SCB_SPARSE_SM90_SHARE", "2", 1);
+        if (sm90)
+            check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
+                  "SCB_SPARSE_SM90_SHARE=2 accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
+        unsetenv("SCB_SPARSE_SM90_SHARE");
+        setenv("SCB_SPARSE_SM90_MERGE", "yes", 1);
+        if (sm90)
+            check(scb_cuda_sparse_attn(g_cc, &x, &g_err) == SCB_E_INVAL,
+                  "SCB_SPARSE_SM90_MERGE=yes accepted (%.0f%.0f)", "sparse kernel choice", 0, 0);
+        unsetenv("SCB_SPARSE_SM90_MERGE");
+        unsetenv("SCB_SPARSE_PREFILL");
+        CK(scb_cuda_sync(g_cc, &g_err));
+        inputs_free(&in);
+    }
     /* argument errors */
     {
         struct scb_sparse_attn_cuda_args x;

@@ -22,6 +22,7 @@
 #include "kernels/sparse_prefill_cuda.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cub/block/block_scan.cuh>
@@ -32,115 +33,7 @@ extern "C" {
 #include "kernels/cuda/attn_common.cuh"
 #include "kernels/cuda/common.cuh"
 
-#define SP_BM 64
-#define SP_BN 64
-#define SP_WARPS 4
-#define SP_PAD 8
-
-struct sp_params {
-    const uint16_t *q, *k, *v;
-    uint16_t *out;
-    int Tq, Tk, Hq, G, D;
-    long long kv_tok, kv_head;
-    float scale, scale_log2;
-    const int32_t *head_pat;
-    int n_init, n_local, dense_from;
-    const int32_t *bo, *bc, *ci, *cn;
-    int lds, ldv, nblk;
-    unsigned long long *pairs;
-};
-
-/* The key tiles of one (head, row block): uniform over the block. */
-struct sp_plan {
-    int kind, n_init, n_local;
-    int s_end, w_lo, w_hi, nsink;      /* STREAM */
-    const int32_t *bo, *ci;            /* LIST */
-    int nbo, ncol;
-    int ntiles;
-};
-
-static __device__ __forceinline__ void sp_plan_init(const sp_params &p, int h, int m, sp_plan &t)
-{
-    t.kind = SCB_SPARSE_STREAM;
-    t.n_init = p.n_init;
-    t.n_local = p.n_local;
-    if (p.head_pat) {
-        t.kind = p.head_pat[h * 3];
-        t.n_init = p.head_pat[h * 3 + 1];
-        t.n_local = p.head_pat[h * 3 + 2];
-    }
-    const int off = p.Tk - p.Tq;
-    if (t.kind == SCB_SPARSE_STREAM) {
-        const int i0 = m * SP_BM;
-        const int i1 = min(i0 + SP_BM, p.Tq) - 1;
-        const int pf = i0 + off, pl = i1 + off;
-        if (i1 >= p.dense_from) {
-            t.s_end = 0;
-            t.w_lo = 0;
-        } else {
-            t.w_lo = max(0, pf - t.n_local + 1);
-            t.s_end = min(t.n_init, t.w_lo);
-        }
-        t.w_hi = pl + 1;
-        t.nsink = (t.s_end + SP_BN - 1) / SP_BN;
-        t.ntiles = t.nsink + (t.w_hi - t.w_lo + SP_BN - 1) / SP_BN;
-        t.bo = t.ci = NULL;
-        t.nbo = t.ncol = 0;
-    } else {
-        const long long hb = (long long)h * p.nblk + m;
-        t.nbo = p.bc[hb];
-        t.ncol = p.cn[hb];
-        t.bo = p.bo + hb * p.lds;
-        t.ci = p.ci + hb * p.ldv;
-        t.ntiles = t.nbo + (t.ncol + SP_BN - 1) / SP_BN;
-        t.s_end = t.w_lo = t.w_hi = t.nsink = 0;
-    }
-}
-
-/* Key index of slot r of tile `tile`, -1 for an empty slot. */
-static __device__ __forceinline__ int sp_slot_key(const sp_plan &t, int tile, int r, int Tk)
-{
-    if (t.kind == SCB_SPARSE_STREAM) {
-        if (tile < t.nsink) {
-            const int j = tile * SP_BN + r;
-            return j < t.s_end ? j : -1;
-        }
-        const int j = t.w_lo + (tile - t.nsink) * SP_BN + r;
-        return j < t.w_hi ? j : -1;
-    }
-    if (tile < t.nbo) {
-        const int j = t.bo[tile] + r;
-        return j < Tk ? j : -1;
-    }
-    const int c = (tile - t.nbo) * SP_BN + r;
-    return c < t.ncol ? t.ci[c] : -1;
-}
-
-static __device__ __forceinline__ bool sp_allowed(const sp_plan &t, int i, int j, int off, int dense_from)
-{
-    if (j < 0 || j > i + off) return false;
-    if (t.kind != SCB_SPARSE_STREAM) return true;
-    return i >= dense_from || (i + off) - j < t.n_local || j < t.n_init;
-}
-
-/* 1 when every slot of tile `tile` is a key that every row of the block (rows m0.., first
- * position pf, last pl) may see: no per-element mask needed (uniform over the block). LIST
- * columns are < 64 m by contract (the converter's), so a complete column chunk is full. */
-static __device__ __forceinline__ bool sp_tile_full(const sp_plan &t, int tile, int m0, int pf, int pl,
-                                                    int dense_from)
-{
-    if (t.kind == SCB_SPARSE_STREAM) {
-        if (tile < t.nsink) {
-            const int start = tile * SP_BN;
-            return start + SP_BN <= t.s_end && start + SP_BN - 1 <= pf;
-        }
-        const int start = t.w_lo + (tile - t.nsink) * SP_BN;
-        if (start + SP_BN > t.w_hi || start + SP_BN - 1 > pf) return false;
-        return m0 >= dense_from || pl - start < t.n_local || start + SP_BN <= t.n_init;
-    }
-    if (tile < t.nbo) return t.bo[tile] + SP_BN - 1 <= pf;
-    return (tile - t.nbo) * SP_BN + SP_BN <= t.ncol;
-}
+#include "kernels/cuda/sparse_plan.cuh"
 
 template <int D>
 __global__ void __launch_bounds__(SP_WARPS * 32)
@@ -419,6 +312,24 @@ out:
     return rc;
 }
 
+/* SCB_SPARSE_PREFILL: -1 unset/empty (automatic), 0 fa2, 1 sm90, -2 anything else. */
+static int sp_env_choice_(void)
+{
+    const char *sel = getenv("SCB_SPARSE_PREFILL");
+    if (!sel || !*sel) return -1;
+    if (!strcmp(sel, "fa2")) return 0;
+    if (!strcmp(sel, "sm90")) return 1;
+    return -2;
+}
+
+extern "C" const char *scb_cuda_sparse_attn_kernel(struct scb_cuda_ctx *cc, int D)
+{
+    const int want = sp_env_choice_();
+    if (want == -2) return NULL;
+    if (D == 128 && (want == 1 || (want < 0 && scb_sparse_sm90_usable_(cc)))) return "sm90";
+    return (D == 64 || D == 128) ? "fa2" : "plain";
+}
+
 extern "C" int scb_cuda_sparse_attn(struct scb_cuda_ctx *cc, const struct scb_sparse_attn_cuda_args *a,
                                     struct scb_ctx *err)
 {
@@ -476,6 +387,20 @@ extern "C" int scb_cuda_sparse_attn(struct scb_cuda_ctx *cc, const struct scb_sp
     p.ldv = a->ldv;
     p.nblk = (a->Tq + SP_BM - 1) / SP_BM;
     p.pairs = a->pairs;
+    {
+        /* D = 128 on sm_90: the wgmma/TMA kernel unless SCB_SPARSE_PREFILL=fa2 (=sm90 forces it
+         * for D = 128 and is an error where it cannot run; other head dims keep their kernel) */
+        const int want = sp_env_choice_();
+        if (want == -2) {
+            rc = scb_err(err, SCB_E_INVAL, "SCB_SPARSE_PREFILL='%s': expected 'fa2' or 'sm90' (or unset: "
+                         "automatic)", getenv("SCB_SPARSE_PREFILL"));
+            goto out;
+        }
+        if (tc && a->D == 128 && (want == 1 || (want < 0 && scb_sparse_sm90_usable_(cc)))) {
+            rc = scb_sparse_sm90_launch_(cc, &p, err);
+            goto out;
+        }
+    }
     if (tc && a->D == 64) rc = sp_launch_fa_<64>(cc, &p, err);
     else if (tc) rc = sp_launch_fa_<128>(cc, &p, err);
     else {
