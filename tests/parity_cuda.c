@@ -752,11 +752,32 @@ static void test_embed_add_argmax_convert(void)
 #define GEMM_REL_TOL_BF16 4e-3
 #define GEMM_REL_TOL_F32 1e-4
 
+/* Shapes: the cuBLAS path (T > 8, or in % 8 != 0) and the decode GEMV (gemv.cu: T <= 8,
+ * in % 8 == 0) on odd sizes: a row count not a multiple of the two rows a warp owns, a chunk
+ * count (in / 8) not a multiple of the 128 chunks a warp loads per pass, in = 8 (one chunk),
+ * every T from 1 to 8. Each shape runs under SCB_GEMV=cublas and SCB_GEMV=auto. */
+static void test_gemm_shapes(const char *mode);
 static void test_gemm(void)
 {
-    static const int shapes[][3] = {{37, 520, 264}, {1, 896, 4864}, {130, 1000, 77}};
-    printf("gemm y = x W^T (tolerance rel %.0e bf16 out, %.0e fp32 out)\n", GEMM_REL_TOL_BF16,
-           GEMM_REL_TOL_F32);
+    const char *old = getenv("SCB_GEMV");
+    char *saved = old ? scb_strdup(old) : NULL;
+    setenv("SCB_GEMV", "cublas", 1);
+    test_gemm_shapes("cublas");
+    setenv("SCB_GEMV", "auto", 1);
+    test_gemm_shapes("auto");
+    if (saved) setenv("SCB_GEMV", saved, 1);
+    else unsetenv("SCB_GEMV");
+    scb_free(saved);
+}
+
+static void test_gemm_shapes(const char *mode)
+{
+    static const int shapes[][3] = {{37, 520, 264}, {1, 896, 4864}, {130, 1000, 77},
+                                    {1, 8, 3}, {1, 1032, 1001}, {2, 4104, 515}, {3, 200, 33},
+                                    {4, 1024, 130}, {5, 72, 67}, {6, 2056, 9}, {7, 136, 257},
+                                    {8, 4096, 301}, {1, 13, 50}, {9, 264, 40}, {1, 14336, 64}};
+    printf("gemm y = x W^T, SCB_GEMV=%s (tolerance rel %.0e bf16 out, %.0e fp32 out)\n", mode,
+           GEMM_REL_TOL_BF16, GEMM_REL_TOL_F32);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int T = shapes[s][0], in = shapes[s][1], outf = shapes[s][2];
         size_t nx = (size_t)T * in, nw = (size_t)outf * in, ny = (size_t)T * outf;
@@ -788,10 +809,10 @@ static void test_gemm(void)
         CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
         for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
         char name[96];
-        snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y", T, in, outf);
+        snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d bf16 y", mode, T, in, outf);
         compare(name, got, ref, ny, GEMM_REL_TOL_BF16, -1);
         CK(scb_cuda_download(g_cc, got, dyf, ny * 4, &g_err));
-        snprintf(name, sizeof name, "gemm T=%d in=%d out=%d fp32 y", T, in, outf);
+        snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d fp32 y", mode, T, in, outf);
         compare(name, got, ref, ny, GEMM_REL_TOL_F32, -1);
         /* accumulate: y = x W^T + y (residual fused into the projection) */
         CK(scb_cuda_upload(g_cc, dy, hy0, ny * 2, &g_err));
@@ -799,7 +820,7 @@ static void test_gemm(void)
         CK(scb_cuda_sync(g_cc, &g_err));
         CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
         for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
-        snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y += x W^T", T, in, outf);
+        snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d bf16 y += x W^T", mode, T, in, outf);
         compare(name, got, ref_acc, ny, GEMM_REL_TOL_BF16, -1);
         /* bias: y = x W^T + b, bf16 and fp32 y */
         {
@@ -817,10 +838,10 @@ static void test_gemm(void)
             CK(scb_cuda_sync(g_cc, &g_err));
             CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
             for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
-            snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y = x W^T + b", T, in, outf);
+            snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d bf16 y = x W^T + b", mode, T, in, outf);
             compare(name, got, ref_b, ny, GEMM_REL_TOL_BF16, -1);
             CK(scb_cuda_download(g_cc, got, dyf, ny * 4, &g_err));
-            snprintf(name, sizeof name, "gemm T=%d in=%d out=%d fp32 y = x W^T + b", T, in, outf);
+            snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d fp32 y = x W^T + b", mode, T, in, outf);
             compare(name, got, ref_b, ny, GEMM_REL_TOL_F32, -1);
             scb_cuda_free(g_cc, db);
             scb_free(hb); scb_free(fb); scb_free(ref_b);

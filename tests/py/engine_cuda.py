@@ -276,20 +276,27 @@ def main():
         prompt = [rng.randrange(512) for _ in range(40)]
         try:
             off = generate(scb, "cuda", mdir, prompt, 24)[0]
-            env = dict(os.environ, SCB_CUDA_GRAPHS="1")
-            p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", mdir, "--ids",
-                                ",".join(map(str, prompt)), "--max-new", "24"], capture_output=True, text=True, env=env)
-            on = [[int(x) for x in line.split()] for line in p.stdout.rstrip("\n").split("\n")] if not p.returncode else None
-            if on != off:
-                fails.append(f"CUDA graphs: greedy tokens {on} with graphs, {off} without ({p.stderr.strip()})")
-            for val, want in (("1", "decode graph 12 of 12 steps"), ("0", "decode graph 0 of 12 steps")):
+            # 1: recorded once and replayed (step values from device memory); rerecord: every step
+            for mode in ("1", "rerecord"):
+                env = dict(os.environ, SCB_CUDA_GRAPHS=mode)
+                p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", mdir, "--ids",
+                                    ",".join(map(str, prompt)), "--max-new", "24"], capture_output=True, text=True, env=env)
+                on = [[int(x) for x in line.split()] for line in p.stdout.rstrip("\n").split("\n")] if not p.returncode else None
+                if on != off:
+                    fails.append(f"CUDA graphs ({mode}): greedy tokens {on} with graphs, {off} without ({p.stderr.strip()})")
+            p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", mdir, "--ids", "1,2"],
+                               capture_output=True, text=True, env=dict(os.environ, SCB_CUDA_GRAPHS="yes"))
+            if p.returncode == 0 or "SCB_CUDA_GRAPHS='yes'" not in p.stderr:
+                fails.append(f"SCB_CUDA_GRAPHS=yes: expected an error naming it, got exit {p.returncode} {p.stderr.strip()!r}")
+            for val, want in (("1", "decode graph 12 of 12 steps"), ("rerecord", "decode graph 12 of 12 steps"),
+                              ("0", "decode graph 0 of 12 steps")):
                 p = subprocess.run([scb, "bench", "cuda", "--model", mdir, "--tokens", "64", "--decode", "12"],
                                    capture_output=True, text=True, env=dict(os.environ, SCB_CUDA_GRAPHS=val))
                 line = [x for x in p.stdout.split("\n") if x.startswith("decode graph")]
                 if p.returncode or not line or not line[0].startswith(want):
                     fails.append(f"bench cuda SCB_CUDA_GRAPHS={val}: expected '{want}', got exit {p.returncode} "
                                  f"{line} {p.stderr.strip()}")
-            print(f"  CUDA graphs: {len(off[0])} greedy tokens identical with SCB_CUDA_GRAPHS=1")
+            print(f"  CUDA graphs: {len(off[0])} greedy tokens identical with SCB_CUDA_GRAPHS=1 and =rerecord")
         except RuntimeError as ex:
             fails.append(f"CUDA graphs: {ex}")
 
