@@ -452,7 +452,9 @@ static int forward_replay(struct scb_model_cuda *d, struct scb_kv_cache *kv, int
                                           .D = (int)c->D};
     const struct gkey want = {.kc = s->k, .vc = s->v, .cap = kv->cap, .Hs = kv->Hkv, .arena = d->arena,
                               .n_splits = scb_attn_decode_splits(cc, &sa), .valid = 1};
-    if (!d->gk.valid || memcmp(&want, &d->gk, sizeof want)) {
+    const struct gkey *h = &d->gk;
+    if (!h->valid || h->kc != want.kc || h->vc != want.vc || h->cap != want.cap || h->Hs != want.Hs ||
+        h->arena != want.arena || h->n_splits != want.n_splits) {
         d->gk = want;
         rc = scb_cuda_graph_record(cc, d->graph, replay_step_launches, d, ctx);
         if (rc < 0) {
