@@ -489,6 +489,7 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
         return scb_err(ctx, SCB_E_INVAL, "CUDA engine: the KV cache is not a device cache of this model "
                        "(create it with scb_model_kv_create)");
     static const struct scb_dev_hooks no_hooks = {0};
+    int capturing = 0;                       /* a re-recorded graph's capture is open */
     if (!hooks) hooks = &no_hooks;
     size_t before = 0;                       /* entries before this chunk: 0 = the first prefill */
     for (size_t h = 0; h < kv->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
@@ -507,7 +508,6 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
         kv->cap < INT32_MAX)
         return forward_replay(d, kv, ids[0], next, flops, ctx);
     const int graph = graph_step && d->graphs == GRAPHS_RERECORD;
-    int capturing = 0;
     if (graph) {
         d->h_io[0] = ids[0];
         SCB_TRY(scb_cuda_graph_begin(cc, d->graph, ctx));

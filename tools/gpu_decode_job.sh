@@ -83,17 +83,16 @@ eng new_128k_g1   131072 SCB_CUDA_GRAPHS=1
 eng new_32k       32768
 eng new_32k_g1    32768  SCB_CUDA_GRAPHS=1
 eng old_32k       32768  SCB_GEMV=cublas SCB_ATTN_DECODE=v1
-eng old_128k      131072 SCB_GEMV=cublas SCB_ATTN_DECODE=v1
-eng new_4k        4096
-eng new_4k_g1     4096   SCB_CUDA_GRAPHS=1
-eng new_4k_rerec  4096   SCB_CUDA_GRAPHS=rerecord
-eng cublas_32k    32768  SCB_GEMV=cublas
-eng v1attn_32k    32768  SCB_ATTN_DECODE=v1
+
+step engine_e2e 40 python3 "$D/py/engine_cuda.py" --scbench "$B/scbench" --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
+ERC=$?
+echo "engine_cuda.py: exit $ERC; $(grep -cE '^FAIL|FAIL' "$L/engine_e2e.log") FAIL lines" >> "$SUM"
+grep -E "FAIL|CUDA graphs|rand D" "$L/engine_e2e.log" | head -n 8 >> "$SUM"
 
 echo "---- kernel pieces (bench_cuda --decode: ms median, GB/s, % of copy) ----" >> "$SUM"
 step pieces 30 "$B/bench_cuda" --decode --csv "$L/pieces.csv"
 # one line per projection shape and per decode length (GB/s and % of the copy ceiling)
-python3 - "$L/pieces.csv" >> "$SUM" 2>&1 <<'PY'
+[ -f "$L/pieces.csv" ] && python3 - "$L/pieces.csv" >> "$SUM" 2>&1 <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 by = {}
@@ -110,7 +109,11 @@ for shape, rs in by.items():
     print(f"{shape.replace(' Hq=32 Hkv=8 D=128', '')}: " + ", ".join(parts))
 PY
 
-step engine_e2e 40 python3 "$D/py/engine_cuda.py" --scbench "$B/scbench" --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
-ERC=$?
-echo "engine_cuda.py: exit $ERC; $(grep -cE '^FAIL|FAIL' "$L/engine_e2e.log") FAIL lines" >> "$SUM"
-grep -E "FAIL|CUDA graphs|rand D" "$L/engine_e2e.log" | head -n 8 >> "$SUM"
+echo "---- engine decode, more variants ----" >> "$SUM"
+eng old_128k      131072 SCB_GEMV=cublas SCB_ATTN_DECODE=v1
+eng new_4k        4096
+eng new_4k_g1     4096   SCB_CUDA_GRAPHS=1
+eng new_4k_rerec  4096   SCB_CUDA_GRAPHS=rerecord
+eng cublas_32k    32768  SCB_GEMV=cublas
+eng v1attn_32k    32768  SCB_ATTN_DECODE=v1
+
