@@ -170,7 +170,9 @@ int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cu
 /* Split-K decode attention for few query rows (Tq * Hq/Hkv <= 64) over many keys: the keys
  * are cut into partitions processed in parallel, each writing a partial output and its lse to
  * the workspace, then a merge kernel combines them with log-sum-exp weights. n_splits: 0 =
- * automatic (about 4 blocks per SM); otherwise the number of key partitions (clamped). */
+ * automatic (scb_attn_decode_splits); otherwise the number of key partitions (clamped). The
+ * kernel: the tiled one (K/V tiles through shared memory by cp.async), or with the environment
+ * variable SCB_ATTN_DECODE=v1 the earlier one (direct loads); another value is SCB_E_INVAL. */
 int scb_attn_decode_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
                          int n_splits, struct scb_ctx *err);
 

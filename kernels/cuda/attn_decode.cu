@@ -1,7 +1,10 @@
 /* attn_decode.cu — split-K decode attention (few query rows, long key range; bf16 in/out, fp32
- * arithmetic) and the log-sum-exp merge of the partitions.
+ * arithmetic) and the log-sum-exp merge of the partitions. Two partition kernels: the tiled one
+ * (default, described where it is defined: K/V tiles through shared memory by cp.async, key
+ * count optionally from device memory for replayed CUDA graphs) and the earlier v1 kernel
+ * (SCB_ATTN_DECODE=v1), described here.
  *
- * Grid (n_splits, Hkv, row groups). A block of 4 warps owns one KV head, one partition of the
+ * v1: grid (n_splits, Hkv, row groups). A block of 4 warps owns one KV head, one partition of the
  * keys and up to MQ query rows that read this KV head (rows r = i*G + gh: query i, head
  * kvh*G + gh), so K and V are read once for all G query heads (GQA without repetition).
  * Each warp takes 32-key sub-tiles in turn: lane l loads key l's row (16-byte loads) and
