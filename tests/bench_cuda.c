@@ -424,6 +424,21 @@ static void bench_decode_pieces(void)
             r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
             print_row(r);
         }
+        if (g.T == 1) {
+            /* other GEMV layouts (SCB_GEMV_CFG=rows per warp,chunks in flight): tuning data */
+            static const char *cfgs[] = {"1,4", "4,4", "2,8", "4,8", "2,2"};
+            for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+                char nm[48];
+                setenv("SCB_GEMV_CFG", cfgs[k], 1);
+                snprintf(nm, sizeof nm, "proj_gemv_%cx%c", cfgs[k][0], cfgs[k][2]);   /* no comma: CSV */
+                struct bench_row *r = new_row(nm, shape);
+                time_it(gemv2_fn, &g, 3, 30, r);
+                r->gbps = (double)wb / (r->med * 1e-3) / 1e9;
+                r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+                print_row(r);
+            }
+            unsetenv("SCB_GEMV_CFG");
+        }
         unsetenv("SCB_GEMV");
         scb_cuda_free(g_cc, g.x); scb_cuda_free(g_cc, g.y);
         for (int k = 0; k < g.nsets; k++) scb_cuda_free(g_cc, g.w[k]);

@@ -824,6 +824,12 @@ static void test_gemm(void)
     test_gemm_shapes("cublas");
     setenv("SCB_GEMV", "auto", 1);
     test_gemm_shapes("auto");
+    /* the measurement-only GEMV layouts (rows per warp, chunks in flight) on the same shapes */
+    setenv("SCB_GEMV_CFG", "4,8", 1);
+    test_gemm_shapes("auto cfg 4,8");
+    setenv("SCB_GEMV_CFG", "1,2", 1);
+    test_gemm_shapes("auto cfg 1,2");
+    unsetenv("SCB_GEMV_CFG");
     {
         /* unknown values are refused with a message naming the variable */
         struct scb_ctx e = {0};

@@ -60,7 +60,7 @@ MPID=$!
 
 step parity 40 "$B/parity_cuda" --seed "$SEED"
 echo "parity_cuda (seed $SEED): $(grep -E 'passed|SKIP' "$L/parity.log" | tail -n 1)" >> "$SUM"
-grep -E "FAIL" "$L/parity.log" | head -n 12 >> "$SUM"
+grep -E "FAIL" "$L/parity.log" | cut -c1-120 | head -n 8 >> "$SUM"
 
 wait $MPID
 note "model: $(tail -n 1 "$L/model.log")"
@@ -74,7 +74,8 @@ eng() {
     ms=$(grep -oE '[0-9.]+ ms/token' "$L/eng_$name.log" | head -n 1)
     fl=$(grep -E '^floor' "$L/eng_$name.log" | sed -E 's/^floor +([0-9.]+) ms\/token.*= ([0-9.]+x) the floor.*/floor \1 ms, \2/')
     gr=$(grep -oE '^decode graph [0-9]+ of [0-9]+' "$L/eng_$name.log" | sed 's/decode graph/graphs/')
-    printf '%-22s %-8s %-18s %-28s %s rc=%s  [%s]\n' "$name" "T=$tok" "$ms" "$fl" "$gr" "$rc" "$*" >> "$SUM"
+    printf '%-13s %-8s %-16s %-26s %s rc=%s\n' "$name" "T=$tok" "$ms" "$fl" "$gr" "$rc" >> "$SUM"
+    echo "$name: $*" >> "$L/variants.txt"
     [ $rc -ne 0 ] && tail -n 3 "$L/eng_$name.log" | sed 's/^/    /' >> "$SUM"
 }
 echo "---- engine decode, 4-layer 8B-shaped model (ms/token, floor, ratio) ----" >> "$SUM"
@@ -87,7 +88,7 @@ eng old_32k       32768  SCB_GEMV=cublas SCB_ATTN_DECODE=v1
 step engine_e2e 40 python3 "$D/py/engine_cuda.py" --scbench "$B/scbench" --fixtures "$ROOT/tests/fixtures" --seed "$SEED"
 ERC=$?
 echo "engine_cuda.py: exit $ERC; $(grep -cE '^FAIL|FAIL' "$L/engine_e2e.log") FAIL lines" >> "$SUM"
-grep -E "FAIL|CUDA graphs|rand D" "$L/engine_e2e.log" | head -n 8 >> "$SUM"
+grep -E "FAIL|CUDA graphs|rand D" "$L/engine_e2e.log" | cut -c1-160 | head -n 5 >> "$SUM"
 
 echo "---- kernel pieces (bench_cuda --decode: ms median, GB/s, % of copy) ----" >> "$SUM"
 step pieces 30 "$B/bench_cuda" --decode --csv "$L/pieces.csv"
@@ -102,11 +103,18 @@ for r in rows:
     if r["kernel"] == "copy_peak":
         print(f"copy peak {float(r['gbps']):.0f} GB/s")
 for shape, rs in by.items():
-    if not rs[0]["kernel"].startswith(("proj_", "dec_")):
-        continue
-    parts = [f"{r['kernel'].replace('proj_', '').replace('dec_', '').replace('tiled_splits=', 's')}"
-             f" {float(r['ms_median']) * 1e3:.0f}us {float(r['pct_of_peak']):.0f}%" for r in rs]
-    print(f"{shape.replace(' Hq=32 Hkv=8 D=128', '')}: " + ", ".join(parts))
+    k = rs[0]["kernel"]
+    if k.startswith("proj_"):
+        main = [f"{r['kernel'][5:]} {float(r['ms_median']) * 1e3:.0f}us {float(r['pct_of_peak']):.0f}%"
+                for r in rs if r["kernel"] in ("proj_cublas", "proj_gemv")]
+        cfg = [r for r in rs if r["kernel"].startswith("proj_gemv_")]
+        best = max(cfg, key=lambda r: float(r["pct_of_peak"])) if cfg else None
+        tail = f", best {best['kernel'][10:]} {float(best['pct_of_peak']):.0f}%" if best else ""
+        print(f"{shape}: " + ", ".join(main) + tail)
+    elif k.startswith("dec_"):
+        parts = [f"{r['kernel'][4:].replace('tiled_splits=', 's')} {float(r['pct_of_peak']):.0f}%" for r in rs]
+        us = float(rs[0]["ms_median"]) * 1e3
+        print(f"{shape.replace(' Hq=32 Hkv=8 D=128', '').replace('Tq=1 ', '')} ({us:.0f}us): " + " ".join(parts))
 PY
 
 echo "---- engine decode, more variants ----" >> "$SUM"

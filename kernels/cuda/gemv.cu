@@ -6,12 +6,14 @@
  * A decode step's projections read every weight once for one token: the time is the bytes of
  * W over memory bandwidth. Each warp owns ROWS output rows; each lane streams 16-byte chunks of
  * those rows (8 bf16) with U chunks per row issued before any is used (ROWS*U independent
- * 16-byte loads in flight per lane; the weights bypass L1 with ld.global.nc.L1::no_allocate),
+ * 16-byte loads in flight per lane; ROWS = 2, U = 4 for one row of x, SCB_GEMV_CFG=ROWS,U picks
+ * others for measurement; the weights bypass L1 with ld.global.nc.L1::no_allocate),
  * multiplies them with the matching 8 values of each of the T rows of x (small, read through
  * the cache) and keeps T*ROWS fp32 partial sums; a butterfly reduction over the warp finishes
  * them and one lane per (t, row) adds the bias or the old y and writes the rounded value. */
 #include "kernels/kernels_cuda.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +21,6 @@
 #include "kernels/cuda/gemv.cuh"
 
 #define GEMV_WARPS 8
-#define GEMV_U 4
 
 static __device__ __forceinline__ uint4 scb_ld_stream16(const void *p)
 {
@@ -40,8 +41,8 @@ static __device__ __forceinline__ void scb_unpack8(const uint4 v, float f[8])
     }
 }
 
-/* mode: 0 = y = xW^T, 1 = + bias[o], 2 = + y (accumulate) */
-template <int T, int ROWS, bool F32>
+/* mode: 0 = y = xW^T, 1 = + bias[o], 2 = + y (accumulate); U chunks per row in flight */
+template <int T, int ROWS, int GEMV_U, bool F32>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
 scb_gemv_kernel(void *y, const uint16_t *x, const uint16_t *W, const uint16_t *bias, int in,
                 int out, int mode)
@@ -115,7 +116,7 @@ scb_gemv_kernel(void *y, const uint16_t *x, const uint16_t *W, const uint16_t *b
     }
 }
 
-template <int T, int ROWS>
+template <int T, int ROWS, int U>
 static void scb_gemv_launch_(struct scb_cuda_ctx *cc, void *y, int y_f32, const uint16_t *x,
                              const uint16_t *W, const uint16_t *bias, int in, int out, int mode)
 {
@@ -123,11 +124,23 @@ static void scb_gemv_launch_(struct scb_cuda_ctx *cc, void *y, int y_f32, const 
     long long blocks = (warps + GEMV_WARPS - 1) / GEMV_WARPS;
     if (blocks > 65535LL * 16) blocks = 65535LL * 16;
     if (y_f32)
-        scb_gemv_kernel<T, ROWS, true><<<(unsigned)blocks, GEMV_WARPS * 32, 0, cc->stream>>>(
+        scb_gemv_kernel<T, ROWS, U, true><<<(unsigned)blocks, GEMV_WARPS * 32, 0, cc->stream>>>(
             y, x, W, bias, in, out, mode);
     else
-        scb_gemv_kernel<T, ROWS, false><<<(unsigned)blocks, GEMV_WARPS * 32, 0, cc->stream>>>(
+        scb_gemv_kernel<T, ROWS, U, false><<<(unsigned)blocks, GEMV_WARPS * 32, 0, cc->stream>>>(
             y, x, W, bias, in, out, mode);
+}
+
+/* SCB_GEMV_CFG=ROWS,U (measurement only, one-row products): rows per warp 1|2|4 and chunks per
+ * row in flight 2|4|8; unset or anything else = the default 2,4. */
+static int scb_gemv_cfg_(void)
+{
+    const char *e = getenv("SCB_GEMV_CFG");
+    int r = 2, u = 4;
+    if (e && sscanf(e, "%d,%d", &r, &u) == 2 && (r == 1 || r == 2 || r == 4) &&
+        (u == 2 || u == 4 || u == 8))
+        return r * 16 + u;
+    return 2 * 16 + 4;
 }
 
 int scb_gemv_mode_(void)
@@ -151,15 +164,28 @@ int scb_gemv_cuda_(struct scb_cuda_ctx *cc, void *y, int y_f32, const uint16_t *
 {
     int rc = SCB_OK;
     const int mode = accumulate ? 2 : bias ? 1 : 0;
-    switch (T) {
-    case 1: scb_gemv_launch_<1, 2>(cc, y, y_f32, x, W, bias, in, out, mode); break;
-    case 2: scb_gemv_launch_<2, 2>(cc, y, y_f32, x, W, bias, in, out, mode); break;
-    case 3: scb_gemv_launch_<3, 2>(cc, y, y_f32, x, W, bias, in, out, mode); break;
-    case 4: scb_gemv_launch_<4, 2>(cc, y, y_f32, x, W, bias, in, out, mode); break;
-    case 5: scb_gemv_launch_<5, 1>(cc, y, y_f32, x, W, bias, in, out, mode); break;
-    case 6: scb_gemv_launch_<6, 1>(cc, y, y_f32, x, W, bias, in, out, mode); break;
-    case 7: scb_gemv_launch_<7, 1>(cc, y, y_f32, x, W, bias, in, out, mode); break;
-    default: scb_gemv_launch_<8, 1>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+    if (T == 1) {
+        switch (scb_gemv_cfg_()) {
+        case 1 * 16 + 2: scb_gemv_launch_<1, 1, 2>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 1 * 16 + 4: scb_gemv_launch_<1, 1, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 1 * 16 + 8: scb_gemv_launch_<1, 1, 8>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 2 * 16 + 2: scb_gemv_launch_<1, 2, 2>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 2 * 16 + 8: scb_gemv_launch_<1, 2, 8>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 4 * 16 + 2: scb_gemv_launch_<1, 4, 2>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 4 * 16 + 4: scb_gemv_launch_<1, 4, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 4 * 16 + 8: scb_gemv_launch_<1, 4, 8>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        default: scb_gemv_launch_<1, 2, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        }
+    } else {
+        switch (T) {
+        case 2: scb_gemv_launch_<2, 2, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 3: scb_gemv_launch_<3, 2, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 4: scb_gemv_launch_<4, 2, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 5: scb_gemv_launch_<5, 1, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 6: scb_gemv_launch_<6, 1, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        case 7: scb_gemv_launch_<7, 1, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        default: scb_gemv_launch_<8, 1, 4>(cc, y, y_f32, x, W, bias, in, out, mode); break;
+        }
     }
     SCB_LAUNCH_CHECK("scb_gemv_kernel");
 out:
