@@ -49,11 +49,25 @@ struct scb_model_cuda {
     int32_t *ids;                          /* (T) */
     float *logits;                         /* (min(T, LM_ROWS), V) fp32 */
     int32_t *next;                         /* (1) */
-    /* decode steps as CUDA graphs (SCB_CUDA_GRAPHS=1 turns them on) */
-    int graphs;                            /* 1 = on */
+    /* decode steps as CUDA graphs (SCB_CUDA_GRAPHS: 1 = recorded once and replayed,
+       rerecord = recorded anew every step, 0 = off) */
+    int graphs;                            /* GRAPHS_* */
     struct scb_cuda_graph *graph;
     int32_t *h_io;                         /* (2) pinned host: the step's input id, its argmax */
+    /* replayed graphs: what the recorded step baked in (a change records it anew) and the step
+       values it reads from device memory */
+    struct gkey {
+        uint16_t *kc, *vc;                 /* the cache's (L, Hs, cap, D) storage */
+        size_t cap, Hs;
+        void *arena;                       /* the activation arena (its pointers are baked in) */
+        int n_splits;                      /* decode attention partitions */
+        int valid;
+    } gk;
+    int32_t *h_step;                       /* (2 + 2L) pinned host: id, pos, per layer len, len+1 */
+    int32_t *d_step;                       /* (2 + 2L) device copy, written inside the graph */
 };
+
+enum { GRAPHS_OFF = 0, GRAPHS_REPLAY = 1, GRAPHS_RERECORD = 2 };
 
 struct kv_dev {
     struct scb_cuda_ctx *cc;               /* borrowed: the backend outlives its caches */
@@ -218,10 +232,20 @@ int scb_model_cuda_load(struct scb_model_cuda **out, struct scb_backend *be,
     /* opt-in: re-recording the step every token costs more host time than the launch gaps it
      * removes (docs/performance.md), so graphs are off unless SCB_CUDA_GRAPHS=1 */
     const char *g = getenv("SCB_CUDA_GRAPHS");
-    d->graphs = g && !strcmp(g, "1");
+    if (!g || !*g || !strcmp(g, "0")) d->graphs = GRAPHS_OFF;
+    else if (!strcmp(g, "1") || !strcmp(g, "replay")) d->graphs = GRAPHS_REPLAY;
+    else if (!strcmp(g, "rerecord")) d->graphs = GRAPHS_RERECORD;
+    else {
+        rc = scb_err(ctx, SCB_E_INVAL, "CUDA engine: SCB_CUDA_GRAPHS='%s' (expected 0, 1 or rerecord)", g);
+        goto out;
+    }
     if (d->graphs) {
         SCB_TRY(scb_cuda_graph_create(cc, &d->graph, ctx));
         SCB_TRY(scb_cuda_host_alloc(cc, (void **)&d->h_io, 2 * sizeof(int32_t), ctx));
+    }
+    if (d->graphs == GRAPHS_REPLAY) {
+        SCB_TRY(scb_cuda_host_alloc(cc, (void **)&d->h_step, (2 + 2 * c->L) * sizeof(int32_t), ctx));
+        SCB_TRY(scb_cuda_malloc(cc, (void **)&d->d_step, (2 + 2 * c->L) * sizeof(int32_t), ctx));
     }
     SCB_TRY(scb_cuda_malloc(cc, (void **)&d->inv_freq, c->D / 2 * sizeof(float), ctx));
     SCB_TRY(scb_cuda_upload(cc, d->inv_freq, c->inv_freq, c->D / 2 * sizeof(float), ctx));
@@ -241,6 +265,8 @@ void scb_model_cuda_destroy(struct scb_model_cuda *d)
     scb_cuda_free(d->cc, d->arena);
     scb_cuda_graph_destroy(d->graph);
     scb_cuda_host_free(d->cc, d->h_io);
+    scb_cuda_host_free(d->cc, d->h_step);
+    scb_cuda_free(d->cc, d->d_step);
     scb_cuda_free(d->cc, d->inv_freq);
     scb_cuda_free(d->cc, d->weights);
     scb_free(d->layers);
@@ -348,6 +374,109 @@ int scb_model_cuda_dense(const struct scb_dev_attn *a, struct scb_ctx *ctx)
     return scb_attn_prefill_cuda(cc, &x, ctx);
 }
 
+/* The launches of one dense single-token decode step that wants the argmax, for a graph
+ * recorded once and replayed: everything that changes between steps comes from d->d_step
+ * (copied from the pinned d->h_step by the first node), everything else is d->gk and the
+ * model's fixed pointers. */
+static int replay_step_launches(void *user, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    struct scb_model_cuda *d = user;
+    const struct scb_model_config *c = d->c;
+    struct scb_cuda_ctx *cc = d->cc;
+    const struct gkey *g = &d->gk;
+    const int dm = (int)c->d_model, qd = (int)(c->H * c->D), kvd = (int)(c->Hkv * c->D), ff = (int)c->d_ff,
+              V = (int)c->V, H = (int)c->H, Hkv = (int)c->Hkv, D = (int)c->D;
+    const float eps = (float)c->rms_eps;
+    SCB_TRY(scb_cuda_upload_async(cc, d->d_step, d->h_step, (2 + 2 * c->L) * sizeof(int32_t), ctx));
+    SCB_TRY(scb_cuda_embed(cc, d->x, d->embed, V, dm, d->d_step, 1, ctx));                   /* (1, d) */
+    SCB_TRY(scb_cuda_rope_table_dev(cc, d->inv_freq, D / 2, d->d_step + 1, 1, c->attn_scaling, d->cos, d->sin,
+                                    ctx));
+    for (size_t l = 0; l < c->L; l++) {
+        const struct dlayer *w = &d->layers[l];
+        const size_t lay = l * g->Hs * g->cap * c->D;
+        SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->attn_norm, 1, dm, eps, ctx));
+        SCB_TRY(scb_cuda_gemm(cc, d->q, 0, d->xn, w->wq, w->bq, 1, dm, qd + 2 * kvd, 0, ctx)); /* q|k|v */
+        uint16_t *kk = d->q + qd, *vv = d->q + qd + kvd;
+        if (w->q_norm) {
+            SCB_TRY(scb_cuda_rmsnorm(cc, d->q, d->q, w->q_norm, H, D, eps, ctx));            /* (H, D) */
+            SCB_TRY(scb_cuda_rmsnorm(cc, kk, kk, w->k_norm, Hkv, D, eps, ctx));              /* (Hkv, D) */
+        }
+        SCB_TRY(scb_cuda_rope_cs(cc, d->q, 1, H, D, 0, d->cos, d->sin, ctx));
+        SCB_TRY(scb_cuda_rope_cs(cc, kk, 1, Hkv, D, 0, d->cos, d->sin, ctx));
+        SCB_TRY(scb_cuda_kv_append_dev(cc, g->kc + lay, g->vc + lay, kk, vv, 1, Hkv, (int)g->Hs, D, g->cap,
+                                       d->d_step + 2 + 2 * l, ctx));
+        const struct scb_attn_cuda_args x = {
+            .q = d->q, .k = g->kc + lay, .v = g->vc + lay, .out = d->att, .lse = NULL,
+            .Tq = 1, .Tk = 0, .Hq = H, .Hkv = (int)g->Hs, .D = D,
+            .kv_tok_stride = c->D, .kv_head_stride = g->cap * c->D, .scale = (float)(1.0 / sqrt((double)c->D)),
+        };
+        SCB_TRY(scb_attn_decode_dev_cuda(cc, &x, d->d_step + 3 + 2 * l, g->n_splits, ctx)); /* (1, H, D) */
+        SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->att, w->wo, w->bo, 1, qd, dm, 0, ctx));
+        SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, (size_t)dm, ctx));
+        SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->mlp_norm, 1, dm, eps, ctx));
+        SCB_TRY(scb_cuda_gemm(cc, d->gate, 0, d->xn, w->wg, w->bg, 1, dm, 2 * ff, 0, ctx));
+        SCB_TRY(scb_cuda_swiglu(cc, d->up, d->gate, d->gate + ff, 1, ff, 2 * (size_t)ff, ctx));
+        SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->up, w->wd, w->bd, 1, ff, dm, 0, ctx));
+        SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, (size_t)dm, ctx));
+    }
+    SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, d->norm, 1, dm, eps, ctx));
+    SCB_TRY(scb_cuda_gemm(cc, d->logits, 1, d->xn, d->lm_head, NULL, 1, dm, V, 0, ctx));
+    SCB_TRY(scb_cuda_argmax(cc, d->next, d->logits, 0, 1, V, ctx));
+    SCB_TRY(scb_cuda_download_async(cc, d->h_io + 1, d->next, sizeof(int32_t), ctx));
+out:
+    return rc;
+}
+
+/* One decode step through the replayed graph (recorded again when what it baked in changed). */
+static int forward_replay(struct scb_model_cuda *d, struct scb_kv_cache *kv, int32_t id, int32_t *next,
+                          double *flops, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const struct scb_model_config *c = d->c;
+    struct scb_cuda_ctx *cc = d->cc;
+    const struct kv_dev *s = kv->ext;
+    const int64_t pos0 = kv->seen;
+    size_t maxlen = 0;
+    for (size_t l = 0; l < c->L; l++) {
+        const size_t len = scb_kv_cache_len(kv, l, 0);
+        if (len + 1 > kv->cap)
+            return scb_err(ctx, SCB_E_INVAL, "CUDA engine: layer %zu's cache is full (%zu of %zu)", l, len, kv->cap);
+        if (len > maxlen) maxlen = len;
+        d->h_step[2 + 2 * l] = (int32_t)len;
+        d->h_step[3 + 2 * l] = (int32_t)(len + 1);
+    }
+    d->h_step[0] = id;
+    d->h_step[1] = (int32_t)pos0;
+    const struct scb_attn_cuda_args sa = {.Tq = 1, .Tk = (int)(maxlen + 1), .Hq = (int)c->H, .Hkv = (int)kv->Hkv,
+                                          .D = (int)c->D};
+    const struct gkey want = {.kc = s->k, .vc = s->v, .cap = kv->cap, .Hs = kv->Hkv, .arena = d->arena,
+                              .n_splits = scb_attn_decode_splits(cc, &sa), .valid = 1};
+    const struct gkey *h = &d->gk;
+    if (!h->valid || h->kc != want.kc || h->vc != want.vc || h->cap != want.cap || h->Hs != want.Hs ||
+        h->arena != want.arena || h->n_splits != want.n_splits) {
+        d->gk = want;
+        rc = scb_cuda_graph_record(cc, d->graph, replay_step_launches, d, ctx);
+        if (rc < 0) {
+            d->gk.valid = 0;
+            scb_err_prefix(ctx, "CUDA engine: recording the decode step as a CUDA graph (SCB_CUDA_GRAPHS=0 turns "
+                           "graphs off): ");
+            return rc;
+        }
+    }
+    for (size_t l = 0; l < c->L; l++) SCB_TRY(scb_kv_cache_append_meta(kv, l, 1, pos0, ctx));
+    SCB_TRY(scb_cuda_graph_replay(cc, d->graph, ctx));
+    scb_kv_cache_advance(kv, 1);
+    SCB_TRY(scb_cuda_sync(cc, ctx));
+    *next = d->h_io[1];
+    if (flops) {
+        const double dm = (double)c->d_model, qd = (double)(c->H * c->D), kvd = (double)(c->Hkv * c->D);
+        *flops = 2.0 * c->L * (dm * qd + 2.0 * dm * kvd + qd * dm + 3.0 * dm * c->d_ff) + 2.0 * dm * c->V;
+    }
+out:
+    return rc;
+}
+
 int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, const int32_t *ids,
                            size_t n, float *logits, int all_logits, int32_t *next,
                            const struct scb_dev_hooks *hooks, double *flops, struct scb_ctx *ctx)
@@ -360,6 +489,7 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
         return scb_err(ctx, SCB_E_INVAL, "CUDA engine: the KV cache is not a device cache of this model "
                        "(create it with scb_model_kv_create)");
     static const struct scb_dev_hooks no_hooks = {0};
+    int capturing = 0;                       /* a re-recorded graph's capture is open */
     if (!hooks) hooks = &no_hooks;
     size_t before = 0;                       /* entries before this chunk: 0 = the first prefill */
     for (size_t h = 0; h < kv->Hkv; h++) before += scb_kv_cache_len(kv, 0, h);
@@ -370,9 +500,14 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
     const float eps = (float)c->rms_eps;
     const int64_t pos0 = kv->seen;
     double fl = 0;
-    /* a dense single-token step that only wants the argmax runs as one CUDA graph */
-    const int graph = d->graphs && n == 1 && !logits && next && !first_prefill && !hooks->decode;
-    int capturing = 0;
+    /* a dense single-token step that only wants the argmax runs as one CUDA graph: recorded once
+     * and replayed (the decode attention kernel for D 64/128 reads its key count from the device),
+     * or recorded anew every step */
+    const int graph_step = d->graphs && n == 1 && !logits && next && !first_prefill && !hooks->decode;
+    if (graph_step && d->graphs == GRAPHS_REPLAY && (c->D == 64 || c->D == 128) && kv->seen < INT32_MAX &&
+        kv->cap < INT32_MAX)
+        return forward_replay(d, kv, ids[0], next, flops, ctx);
+    const int graph = graph_step && d->graphs == GRAPHS_RERECORD;
     if (graph) {
         d->h_io[0] = ids[0];
         SCB_TRY(scb_cuda_graph_begin(cc, d->graph, ctx));

@@ -100,7 +100,19 @@ void scb_cuda_graph_destroy(struct scb_cuda_graph *g);             /* NULL is a 
 int  scb_cuda_graph_begin(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err);
 int  scb_cuda_graph_launch(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err);
 void scb_cuda_graph_abort(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g);
-/* Steps launched so far, and how many of them had to re-instantiate (topology changed). */
+/* Record once, replay many times: scb_cuda_graph_record captures what fn(user, err) launches
+ * on the context's stream (nothing runs) and instantiates it as g's executable graph, replacing
+ * any earlier one; scb_cuda_graph_replay launches it again as one unit. Everything that changes
+ * between replays must live in device memory (or pinned host memory copied inside the graph);
+ * fn must not call synchronous launchers. A failed capture leaves g empty. (The host emulation
+ * keeps fn and user and calls fn at each replay, so fn must read only what it read at record
+ * time plus device memory.) */
+typedef int (*scb_cuda_graph_fn)(void *user, struct scb_ctx *err);
+int  scb_cuda_graph_record(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, scb_cuda_graph_fn fn,
+                           void *user, struct scb_ctx *err);
+int  scb_cuda_graph_replay(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err);
+/* Steps launched so far, and how many of them had to re-instantiate (topology changed) or were
+ * recorded anew (scb_cuda_graph_record). */
 void scb_cuda_graph_stats(const struct scb_cuda_graph *g, long *launches, long *instantiations);
 
 /* ---- timing (CUDA events on the context's stream) --------------------------------------- */
@@ -158,9 +170,22 @@ int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cu
 /* Split-K decode attention for few query rows (Tq * Hq/Hkv <= 64) over many keys: the keys
  * are cut into partitions processed in parallel, each writing a partial output and its lse to
  * the workspace, then a merge kernel combines them with log-sum-exp weights. n_splits: 0 =
- * automatic (about 4 blocks per SM); otherwise the number of key partitions (clamped). */
+ * automatic (scb_attn_decode_splits); otherwise the number of key partitions (clamped). The
+ * kernel: the tiled one (K/V tiles through shared memory by cp.async), or with the environment
+ * variable SCB_ATTN_DECODE=v1 the earlier one (direct loads); another value is SCB_E_INVAL. */
 int scb_attn_decode_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
                          int n_splits, struct scb_ctx *err);
+
+/* The same with the key count read from device memory (*d_tk, int32; a->Tk is ignored) and a
+ * fixed number of partitions n_splits >= 1, so the launch can sit in a CUDA graph recorded once
+ * and replayed while the cache grows: each partition takes ceil(Tk / n_splits) keys rounded up
+ * to a 64-key tile, partitions past the end write an empty partial. Always the tiled kernel. */
+int scb_attn_decode_dev_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a,
+                             const int32_t *d_tk, int n_splits, struct scb_ctx *err);
+/* The automatic partition count of scb_attn_decode_cuda for a (n_splits = 0): enough blocks
+ * for one wave over the SMs, at least one tile of keys each (SCB_ATTN_DECODE=v1: the earlier
+ * kernel, about 4 blocks per SM, 128 keys each). */
+int scb_attn_decode_splits(const struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a);
 
 /* Plain attention for any even D <= 256 (same semantics and arguments as above, no alignment
  * or stride requirements beyond element granularity): one block per (query row, head), fp32
@@ -177,6 +202,11 @@ int scb_attn_generic_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_ar
 int scb_cuda_kv_append(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, const uint16_t *k,
                        const uint16_t *v, int T, int Hin, int Hkv, int D, size_t cap, size_t len,
                        struct scb_ctx *err);
+/* The same with len read from device memory (*d_len, int32) for a CUDA graph replayed every
+ * step; the caller checks len + T <= cap on the host (the kernel skips rows past cap). */
+int scb_cuda_kv_append_dev(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, const uint16_t *k,
+                           const uint16_t *v, int T, int Hin, int Hkv, int D, size_t cap,
+                           const int32_t *d_len, struct scb_ctx *err);
 
 /* A KV policy's compaction of one layer (SnapKV, PyramidKV, StreamingLLM on the device):
  * kc, vc are the layer's (Hs, cap, D) bf16 storage; stored head s keeps its rows
@@ -208,6 +238,10 @@ int scb_cuda_rope_table(struct scb_cuda_ctx *cc, const float *inv_freq, int half
                         int T, float attn_scale, float *cos_t, float *sin_t, struct scb_ctx *err);
 int scb_cuda_rope_cs(struct scb_cuda_ctx *cc, uint16_t *x, int T, int H, int D, size_t tok_stride,
                      const float *cos_t, const float *sin_t, struct scb_ctx *err);
+/* rope_table with pos0 read from device memory (*d_pos0, int32 >= 0), for a replayed graph. */
+int scb_cuda_rope_table_dev(struct scb_cuda_ctx *cc, const float *inv_freq, int half,
+                            const int32_t *d_pos0, int T, float attn_scale, float *cos_t,
+                            float *sin_t, struct scb_ctx *err);
 
 /* SwiGLU: out[t][f] = silu(gate[t][f]) * up[t][f], silu(g) = g / (1 + exp(-g)).
  * gate, up: row t at gate + t*ld_in (ld_in = 0 means F); out: (T, F) bf16 packed. */

@@ -41,7 +41,7 @@
 #include "kernels/sparse_prefill_cuda.h"
 #include "kernels/status.h"
 
-#define MAX_ROWS 48
+#define MAX_ROWS 128
 #define MAX_REPS 200
 
 struct bench_row {
@@ -199,13 +199,19 @@ static void bench_peaks(int quick)
 struct attn_arg {
     struct scb_attn_cuda_args a[NSETS_MAX];
     int nsets, decode, n_splits;
-    int kern;   /* prefill: 0 FA2 kernel, 1 sm90 (wgmma + TMA) kernel */
+    int kern;   /* prefill: 0 FA2 kernel, 1 sm90 (wgmma + TMA) kernel; decode: 2 = the
+                   device-Tk (graph) form, Tk from dtk */
+    int32_t *dtk;
 };
 static void attn_fn(void *p, int rep)
 {
     struct attn_arg *x = p;
     const struct scb_attn_cuda_args *a = &x->a[rep % x->nsets];
-    if (x->decode)
+    if (x->decode && x->kern == 2)
+        CK(scb_attn_decode_dev_cuda(g_cc, a, x->dtk,
+                                    x->n_splits ? x->n_splits : scb_attn_decode_splits(g_cc, a),
+                                    &g_err));
+    else if (x->decode)
         CK(scb_attn_decode_cuda(g_cc, a, x->n_splits, &g_err));
     else if (x->kern)
         CK(scb_attn_prefill_sm90_cuda(g_cc, a, &g_err));
@@ -381,6 +387,130 @@ static void bench_forward_pieces(int quick)
     print_row(r);
     scb_cuda_free(g_cc, ga.x); scb_cuda_free(g_cc, ga.y);
     for (int i = 0; i < ga.nsets; i++) scb_cuda_free(g_cc, ga.w[i]);
+}
+
+/* ---- decode pieces (--decode): the projections of a Llama-3-8B decode step through cuBLAS and
+ * the GEMV kernel (SCB_GEMV), and decode attention (tiled, v1, device-Tk, forced partitions) at
+ * 4K, 32K and 128K keys; bytes = weights (projections) or K + V (attention) read once ------ */
+
+struct gemv2_arg { uint16_t *x, *w[3], *y; int T, in, out, nsets; };
+static void gemv2_fn(void *p, int rep)
+{
+    struct gemv2_arg *a = p;
+    CK(scb_cuda_gemm(g_cc, a->y, 0, a->x, a->w[rep % a->nsets], NULL, a->T, a->in, a->out, 0,
+                     &g_err));
+}
+
+static void bench_decode_pieces(void)
+{
+    static const int shapes[][3] = {   /* T, in, out */
+        {1, 4096, 6144}, {1, 4096, 4096}, {1, 4096, 28672}, {1, 14336, 4096}, {1, 4096, 128256},
+        {4, 4096, 28672}, {8, 4096, 6144},
+    };
+    char shape[64];
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        struct gemv2_arg g;
+        memset(&g, 0, sizeof g);
+        g.T = shapes[i][0]; g.in = shapes[i][1]; g.out = shapes[i][2];
+        const size_t wb = (size_t)g.in * g.out * 2;
+        g.nsets = wb < 3 * scb_cuda_l2_bytes(g_cc) ? 3 : 1;
+        printf("[bench] projection T=%d %dx%d (%d weight set%s)...\n", g.T, g.out, g.in, g.nsets,
+               g.nsets > 1 ? "s" : "");
+        fflush(stdout);
+        g.x = rand_dev_bf16((size_t)g.T * g.in, 1.0f);
+        for (int k = 0; k < g.nsets; k++) g.w[k] = rand_dev_bf16((size_t)g.in * g.out, 0.05f);
+        g.y = rand_dev_bf16((size_t)g.T * g.out, 1.0f);
+        snprintf(shape, sizeof shape, "T=%d in=%d out=%d", g.T, g.in, g.out);
+        for (int mode = 0; mode < 2; mode++) {
+            setenv("SCB_GEMV", mode ? "auto" : "cublas", 1);
+            struct bench_row *r = new_row(mode ? "proj_gemv" : "proj_cublas", shape);
+            time_it(gemv2_fn, &g, 3, 30, r);
+            r->gbps = (double)wb / (r->med * 1e-3) / 1e9;
+            r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+            print_row(r);
+        }
+        if (g.T == 1) {
+            /* other GEMV layouts (SCB_GEMV_CFG=rows per warp,chunks in flight): tuning data */
+            static const char *cfgs[] = {"1,4", "4,4", "2,8", "4,8", "2,2"};
+            for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+                char nm[48];
+                setenv("SCB_GEMV_CFG", cfgs[k], 1);
+                snprintf(nm, sizeof nm, "proj_gemv_%cx%c", cfgs[k][0], cfgs[k][2]);   /* no comma: CSV */
+                struct bench_row *r = new_row(nm, shape);
+                time_it(gemv2_fn, &g, 3, 30, r);
+                r->gbps = (double)wb / (r->med * 1e-3) / 1e9;
+                r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+                print_row(r);
+            }
+            unsetenv("SCB_GEMV_CFG");
+        }
+        unsetenv("SCB_GEMV");
+        scb_cuda_free(g_cc, g.x); scb_cuda_free(g_cc, g.y);
+        for (int k = 0; k < g.nsets; k++) scb_cuda_free(g_cc, g.w[k]);
+    }
+    const int Hq = 32, Hkv = 8, D = 128;
+    static const int Td[] = {4096, 32768, 131072};
+    for (int s = 0; s < 3; s++) {
+        const int Tk = Td[s];
+        struct attn_arg x;
+        memset(&x, 0, sizeof x);
+        const size_t kv_bytes = (size_t)Tk * Hkv * D * 2 * 2;
+        x.decode = 1;
+        x.nsets = kv_bytes < scb_cuda_l2_bytes(g_cc) * 2 ? 3 : 1;
+        printf("[bench] decode attention Tk=%d (%d input set%s)...\n", Tk, x.nsets,
+               x.nsets > 1 ? "s" : "");
+        fflush(stdout);
+        uint16_t *out = NULL;
+        int32_t htk = Tk;
+        CK(scb_cuda_malloc(g_cc, (void **)&out, (size_t)Hq * D * 2, &g_err));
+        CK(scb_cuda_malloc(g_cc, (void **)&x.dtk, sizeof(int32_t), &g_err));
+        CK(scb_cuda_upload(g_cc, x.dtk, &htk, sizeof htk, &g_err));
+        for (int i = 0; i < x.nsets; i++) {
+            struct scb_attn_cuda_args *a = &x.a[i];
+            /* the engine's cache layout: head-major (Hkv, cap, D) */
+            a->q = rand_dev_bf16((size_t)Hq * D, 2.0f);
+            a->k = rand_dev_bf16((size_t)Tk * Hkv * D, 2.0f);
+            a->v = rand_dev_bf16((size_t)Tk * Hkv * D, 1.0f);
+            a->out = out;
+            a->Tq = 1; a->Tk = Tk; a->Hq = Hq; a->Hkv = Hkv; a->D = D;
+            a->kv_tok_stride = D; a->kv_head_stride = (size_t)Tk * D;
+        }
+        snprintf(shape, sizeof shape, "Tq=1 Tk=%d Hq=%d Hkv=%d D=%d", Tk, Hq, Hkv, D);
+        const double bytes = (double)kv_bytes + 2.0 * Hq * D * 2;
+        static const char *names[] = {"dec_tiled", "dec_v1", "dec_devTk"};
+        for (int v = 0; v < 3; v++) {
+            if (v == 1) setenv("SCB_ATTN_DECODE", "v1", 1);
+            x.kern = v == 2 ? 2 : 0;
+            struct bench_row *r = new_row(names[v], shape);
+            time_it(attn_fn, &x, 5, 50, r);
+            r->gbps = bytes / (r->med * 1e-3) / 1e9;
+            r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+            print_row(r);
+            if (v == 1) unsetenv("SCB_ATTN_DECODE");
+        }
+        x.kern = 0;
+        if (Tk >= 32768) {
+            static const int ns[] = {16, 33, 66, 132, 264};
+            for (size_t v = 0; v < sizeof ns / sizeof ns[0]; v++) {
+                char nm[48];
+                x.n_splits = ns[v];
+                snprintf(nm, sizeof nm, "dec_tiled_splits=%d", ns[v]);
+                struct bench_row *r = new_row(nm, shape);
+                time_it(attn_fn, &x, 3, 30, r);
+                r->gbps = bytes / (r->med * 1e-3) / 1e9;
+                r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+                print_row(r);
+            }
+            x.n_splits = 0;
+        }
+        for (int i = 0; i < x.nsets; i++) {
+            scb_cuda_free(g_cc, (void *)x.a[i].q);
+            scb_cuda_free(g_cc, (void *)x.a[i].k);
+            scb_cuda_free(g_cc, (void *)x.a[i].v);
+        }
+        scb_cuda_free(g_cc, out);
+        scb_cuda_free(g_cc, x.dtk);
+    }
 }
 
 /* ---- sparse prefill (A-shape, Tri-shape, MInference) --------------------------------------- */
@@ -634,7 +764,7 @@ static void bench_sparse_prefill(const int *lens, int nlen, const int *inputs, i
 int main(int argc, char **argv)
 {
     const char *csv = getenv("SCB_BENCH_CSV");
-    int quick = 0, prefill_only = 0, ndev = 0, sparse = 0, lens[8] = {32768, 65536, 131072}, nlen = 3;
+    int quick = 0, prefill_only = 0, ndev = 0, sparse = 0, decode = 0, lens[8] = {32768, 65536, 131072}, nlen = 3;
     int inputs[3] = {0, 1, 2}, ninputs = 3, npaths = 2, no_dense = 0;
     struct sp_path paths[8];
     sp_path_parse("sm90", 4, &paths[0]);
@@ -649,6 +779,8 @@ int main(int argc, char **argv)
             prefill_only = 1;
         } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
             g_rng = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--decode")) {
+            decode = 1;
         } else if (!strcmp(argv[i], "--sparse-prefill")) {
             sparse = 1;
         } else if (!strcmp(argv[i], "--sparse-lengths") && i + 1 < argc) {
@@ -692,11 +824,14 @@ int main(int argc, char **argv)
             printf("usage: bench_cuda [--csv PATH] [--quick] [--prefill-only]   (or SCB_BENCH_CSV=PATH)\n"
                    "       bench_cuda --sparse-prefill [--sparse-lengths 32768,65536,131072] [--seed N]\n"
                    "                  [--sparse-inputs iid,rope.5,rope1] [--sparse-paths sm90,fa2] [--sparse-no-dense]\n"
+                   "       bench_cuda --decode [--csv PATH]\n"
                    "Times the CUDA kernels against the measured GEMM and copy ceilings.\n"
                    "--prefill-only: the prefill attention rows alone (no ceilings).\n"
                    "--sparse-prefill: one layer's prefill attention: dense (sm90 and fa2 kernels) vs A-shape,\n"
                    "  Tri-shape, MInference on each sparse kernel path (fa2 | sm90[:serial|overlap[:2|3[:head|block]]]),\n"
-                   "  inputs in the order given.\n");
+                   "  inputs in the order given.\n"
+                   "--decode: the ceilings, then a decode step's pieces: Llama-3-8B projections through\n"
+                   "  cuBLAS and the GEMV kernel, decode attention (tiled, v1, device-Tk, partitions) at 4K-128K.\n");
             return 0;
         } else {
             fprintf(stderr, "bench_cuda: unknown argument '%s' (try --help)\n", argv[i]);
@@ -717,8 +852,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!prefill_only) bench_peaks(quick);
-    bench_attention(quick, prefill_only);
-    if (!prefill_only) bench_forward_pieces(quick);
+    if (decode) {
+        bench_decode_pieces();
+    } else {
+        bench_attention(quick, prefill_only);
+        if (!prefill_only) bench_forward_pieces(quick);
+    }
 
     printf("\n%-18s %-32s %9s %9s %9s  achieved / %% of measured ceiling\n", "kernel", "shape",
            "ms(med)", "ms(p10)", "ms(p90)");

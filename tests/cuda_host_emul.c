@@ -117,6 +117,13 @@ int scb_cuda_rope_table(struct scb_cuda_ctx *cc, const float *inv_freq, int half
     return SCB_OK;
 }
 
+int scb_cuda_rope_table_dev(struct scb_cuda_ctx *cc, const float *inv_freq, int half, const int32_t *d_pos0,
+                            int T, float attn_scale, float *cos_t, float *sin_t, struct scb_ctx *err)
+{
+    if (!d_pos0 || *d_pos0 < 0) return scb_err(err, SCB_E_INVAL, "emulated rope_table_dev: bad d_pos0");
+    return scb_cuda_rope_table(cc, inv_freq, half, *d_pos0, T, attn_scale, cos_t, sin_t, err);
+}
+
 int scb_cuda_rope_cs(struct scb_cuda_ctx *cc, uint16_t *x, int T, int H, int D, size_t tok_stride,
                      const float *cos_t, const float *sin_t, struct scb_ctx *err)
 {
@@ -185,6 +192,15 @@ int scb_cuda_kv_append(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, cons
     return SCB_OK;
 }
 
+int scb_cuda_kv_append_dev(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, const uint16_t *k,
+                           const uint16_t *v, int T, int Hin, int Hkv, int D, size_t cap, const int32_t *d_len,
+                           struct scb_ctx *err)
+{
+    /* the real kernel skips rows past cap (the engine checks room first); here that is an error */
+    if (!d_len || *d_len < 0) return scb_err(err, SCB_E_INVAL, "emulated kv append (device len): bad d_len");
+    return scb_cuda_kv_append(cc, kc, vc, k, v, T, Hin, Hkv, D, cap, (size_t)*d_len, err);
+}
+
 int scb_cuda_kv_keep(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc, int Hs, int D, size_t cap,
                      const int32_t *idx, int n, struct scb_ctx *err)
 {
@@ -229,8 +245,14 @@ int scb_cuda_download_async(struct scb_cuda_ctx *cc, void *dst, const void *src,
 
 /* Graphs: the emulated launchers run at once, so "capturing" runs the step eagerly and launching
  * it has nothing left to do; the counters still count steps, so the engine's choice of graph
- * steps is visible to tests. */
-struct scb_cuda_graph { long launches, begun; };
+ * steps is visible to tests. A recorded graph (scb_cuda_graph_record) keeps fn and user and
+ * runs fn again at every replay: what fn reads from "device" memory then is what the real graph
+ * reads, and it must take nothing else from the host that changed since the record. */
+struct scb_cuda_graph {
+    long launches, begun, records;
+    scb_cuda_graph_fn fn;
+    void *user;
+};
 
 int scb_cuda_graph_create(struct scb_cuda_ctx *cc, struct scb_cuda_graph **out, struct scb_ctx *err)
 {
@@ -258,6 +280,25 @@ int scb_cuda_graph_launch(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, str
     return SCB_OK;
 }
 
+int scb_cuda_graph_record(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, scb_cuda_graph_fn fn, void *user,
+                          struct scb_ctx *err)
+{
+    (void)cc;
+    if (g->begun) return scb_err(err, SCB_E_INVAL, "emulated graph: record during a capture");
+    g->fn = fn;
+    g->user = user;
+    g->records++;
+    return SCB_OK;
+}
+
+int scb_cuda_graph_replay(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g, struct scb_ctx *err)
+{
+    (void)cc;
+    if (!g->fn) return scb_err(err, SCB_E_INVAL, "emulated graph: replay before a record");
+    g->launches++;
+    return g->fn(g->user, err);
+}
+
 void scb_cuda_graph_abort(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g)
 {
     (void)cc;
@@ -267,7 +308,7 @@ void scb_cuda_graph_abort(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g)
 void scb_cuda_graph_stats(const struct scb_cuda_graph *g, long *launches, long *instantiations)
 {
     *launches = g ? g->launches : 0;
-    *instantiations = g && g->launches ? 1 : 0;
+    *instantiations = g ? (g->records ? g->records : g->launches ? 1 : 0) : 0;
 }
 
 /* Dense causal GQA attention, bottom-right aligned, fp32 softmax; out rounded to bf16. */
@@ -332,6 +373,24 @@ int scb_attn_decode_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_arg
     if (a->Tq * (a->Hq / a->Hkv) > 64)
         return scb_err(err, SCB_E_INVAL, "emulated decode attention: Tq*G = %d > 64", a->Tq * (a->Hq / a->Hkv));
     return attention(a, err);
+}
+
+int scb_attn_decode_dev_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a, const int32_t *d_tk,
+                             int n_splits, struct scb_ctx *err)
+{
+    if (!d_tk || *d_tk < 0 || n_splits < 1)
+        return scb_err(err, SCB_E_INVAL, "emulated decode attention (device Tk): need d_tk and n_splits >= 1");
+    struct scb_attn_cuda_args b = *a;
+    b.Tk = *d_tk;
+    return scb_attn_decode_cuda(cc, &b, n_splits, err);
+}
+
+int scb_attn_decode_splits(const struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a)
+{
+    (void)cc;
+    const int most = (a->Tk + 63) / 64;             /* 132 SMs, 2 blocks each, as the real one */
+    const int want = (264 + a->Hkv - 1) / a->Hkv;
+    return most < 1 ? 1 : (want < most ? want : most);
 }
 
 int scb_attn_generic_cuda(struct scb_cuda_ctx *cc, const struct scb_attn_cuda_args *a, struct scb_ctx *err)

@@ -121,7 +121,9 @@ struct attn_case {
     int Tq, Tk, Hq, Hkv, D;
     int head_major;   /* KV laid out (Hkv, cap, D) with cap = Tk + 5 instead of (Tk, Hkv, D) */
     int decode;       /* 0 prefill (automatic choice), 1 split-K decode kernel, 2 plain kernel
-                       * (any even D), 3 FA2 prefill kernel, 4 sm90 (wgmma + TMA) prefill kernel */
+                       * (any even D), 3 FA2 prefill kernel, 4 sm90 (wgmma + TMA) prefill kernel,
+                       * 5 split-K decode with SCB_ATTN_DECODE=v1 (the earlier kernel), 6 split-K
+                       * decode with Tk read from device memory (scb_attn_decode_dev_cuda) */
     int n_splits;     /* decode only: 0 = auto */
 };
 
@@ -198,7 +200,22 @@ static void run_attn_case(const struct attn_case *c)
         CK(scb_attn_prefill_fa2_cuda(g_cc, &a, &g_err));
     else if (c->decode == 2)
         CK(scb_attn_generic_cuda(g_cc, &a, &g_err));
-    else if (c->decode)
+    else if (c->decode == 5) {
+        setenv("SCB_ATTN_DECODE", "v1", 1);
+        int rc5 = scb_attn_decode_cuda(g_cc, &a, c->n_splits, &g_err);
+        unsetenv("SCB_ATTN_DECODE");
+        CK(rc5);
+    } else if (c->decode == 6) {
+        /* the graph form: Tk from the device, a fixed partition count (auto: the count for this
+         * Tk), and the host's Tk deliberately wrong so a kernel reading it would fail */
+        int32_t *dtk = dev_alloc(sizeof(int32_t)), htk = Tk;
+        int ns = c->n_splits ? c->n_splits : scb_attn_decode_splits(g_cc, &a);
+        CK(scb_cuda_upload(g_cc, dtk, &htk, sizeof htk, &g_err));
+        a.Tk = Tk ? Tk / 2 : 0;
+        CK(scb_attn_decode_dev_cuda(g_cc, &a, dtk, ns, &g_err));
+        CK(scb_cuda_sync(g_cc, &g_err));
+        scb_cuda_free(g_cc, dtk);
+    } else if (c->decode)
         CK(scb_attn_decode_cuda(g_cc, &a, c->n_splits, &g_err));
     else
         CK(scb_attn_prefill_cuda(g_cc, &a, &g_err));
@@ -224,9 +241,11 @@ static void run_attn_case(const struct attn_case *c)
     }
 
     char base[128], splits[24] = "";
-    if (c->decode == 1 && c->n_splits) snprintf(splits, sizeof splits, " splits=%d", c->n_splits);
+    if ((c->decode == 1 || c->decode >= 5) && c->n_splits)
+        snprintf(splits, sizeof splits, " splits=%d", c->n_splits);
     snprintf(base, sizeof base, "%s Tq=%d Tk=%d Hq=%d Hkv=%d D=%d%s%s",
-             c->decode == 4 ? "prefill-sm90" : c->decode == 3 ? "prefill-fa2"
+             c->decode == 6 ? "decode-devTk" : c->decode == 5 ? "decode-v1"
+             : c->decode == 4 ? "prefill-sm90" : c->decode == 3 ? "prefill-fa2"
              : c->decode == 2 ? "generic" : c->decode ? "decode" : "prefill", Tq, Tk, Hq, Hkv, D,
              c->head_major ? " head-major" : "", splits);
     snprintf(name, sizeof name, "%s out", base);
@@ -270,11 +289,20 @@ static void test_attention(void)
         {16, 2000, 8, 2, 64, 0, 1, 0},       /* 64 rows per KV head: several row groups */
         {1, 40000, 32, 8, 128, 0, 1, 0},
         {2, 40000, 16, 16, 64, 1, 1, 0},
+        {1, 0, 8, 2, 64, 0, 1, 0},           /* empty cache: out 0, lse -inf */
+        {1, 63, 32, 8, 128, 1, 1, 33},       /* more partitions than 64-key tiles: empty ones */
+        {5, 131, 40, 8, 128, 1, 1, 0},       /* G = 5, 25 rows: MQ 8 over four row groups */
     };
     printf("attention (tolerance: rel %.0e on out, abs %.0e on lse)\n", ATTN_REL_TOL,
            ATTN_LSE_ABS_TOL);
     for (size_t i = 0; i < sizeof prefill / sizeof prefill[0]; i++) run_attn_case(&prefill[i]);
-    for (size_t i = 0; i < sizeof decode / sizeof decode[0]; i++) run_attn_case(&decode[i]);
+    /* every decode case on the tiled kernel (default), the v1 kernel and the device-Tk form */
+    for (int kern = 1; kern <= 3; kern++)
+        for (size_t i = 0; i < sizeof decode / sizeof decode[0]; i++) {
+            struct attn_case c = decode[i];
+            c.decode = kern == 1 ? 1 : kern == 2 ? 5 : 6;
+            run_attn_case(&c);
+        }
     /* prefill kernel on decode shapes and the decode kernel on a prefill-like block agree too */
     static const struct attn_case cross[] = {
         {1, 5000, 32, 8, 128, 0, 0, 0},
@@ -355,15 +383,27 @@ static void test_kv_append(void)
         CK(scb_cuda_upload(g_cc, dv, hv, nin * 2, &g_err));
         CK(scb_cuda_fill16(g_cc, dkc, BF16_NAN, ncache, &g_err));
         CK(scb_cuda_fill16(g_cc, dvc, BF16_NAN, ncache, &g_err));
-        CK(scb_cuda_kv_append(g_cc, dkc, dvc, dk, dv, T, Hin, Hkv, D, cap, len, &g_err));
-        CK(scb_cuda_sync(g_cc, &g_err));
-        CK(scb_cuda_download(g_cc, got_k, dkc, ncache * 2, &g_err));
-        CK(scb_cuda_download(g_cc, got_v, dvc, ncache * 2, &g_err));
-        char name[96];
-        snprintf(name, sizeof name, "kv append T=%d Hin=%d Hkv=%d D=%d len=%zu keys", T, Hin, Hkv, D, len);
-        check_exact_u16(name, got_k, want_k, ncache);
-        snprintf(name, sizeof name, "kv append T=%d Hin=%d Hkv=%d D=%d len=%zu values", T, Hin, Hkv, D, len);
-        check_exact_u16(name, got_v, want_v, ncache);
+        int32_t *dlen = dev_alloc(sizeof(int32_t)), hlen = (int32_t)len;
+        CK(scb_cuda_upload(g_cc, dlen, &hlen, sizeof hlen, &g_err));
+        for (int form = 0; form < 2; form++) {     /* len from the host, then from the device */
+            CK(scb_cuda_fill16(g_cc, dkc, BF16_NAN, ncache, &g_err));
+            CK(scb_cuda_fill16(g_cc, dvc, BF16_NAN, ncache, &g_err));
+            if (form == 0)
+                CK(scb_cuda_kv_append(g_cc, dkc, dvc, dk, dv, T, Hin, Hkv, D, cap, len, &g_err));
+            else
+                CK(scb_cuda_kv_append_dev(g_cc, dkc, dvc, dk, dv, T, Hin, Hkv, D, cap, dlen, &g_err));
+            CK(scb_cuda_sync(g_cc, &g_err));
+            CK(scb_cuda_download(g_cc, got_k, dkc, ncache * 2, &g_err));
+            CK(scb_cuda_download(g_cc, got_v, dvc, ncache * 2, &g_err));
+            char name[96];
+            snprintf(name, sizeof name, "kv append%s T=%d Hin=%d Hkv=%d D=%d len=%zu keys",
+                     form ? "_dev" : "", T, Hin, Hkv, D, len);
+            check_exact_u16(name, got_k, want_k, ncache);
+            snprintf(name, sizeof name, "kv append%s T=%d Hin=%d Hkv=%d D=%d len=%zu values",
+                     form ? "_dev" : "", T, Hin, Hkv, D, len);
+            check_exact_u16(name, got_v, want_v, ncache);
+        }
+        scb_cuda_free(g_cc, dlen);
         scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv); scb_cuda_free(g_cc, dkc); scb_cuda_free(g_cc, dvc);
         scb_free(hk); scb_free(hv); scb_free(want_k); scb_free(want_v); scb_free(got_k); scb_free(got_v);
         scb_free(scratch);
@@ -549,6 +589,25 @@ static void test_rope(void)
             snprintf(name, sizeof name, "rope_table half=%d T=%d pos0=%lld scale=%g", half, T,
                      (long long)pos0, (double)asc);
             compare(name, gcs, rcs, (size_t)T * half * 2, 1e-6, 1e-6);
+            {
+                /* the graph form (pos0 read from the device): the same bits */
+                int32_t *dp0 = dev_alloc(sizeof(int32_t)), hp0 = (int32_t)pos0;
+                float *dc2 = dev_alloc((size_t)T * half * 4), *ds2 = dev_alloc((size_t)T * half * 4);
+                uint32_t *h2 = host_alloc((size_t)T * half * 2 * 4), *h1 = host_alloc((size_t)T * half * 2 * 4);
+                CK(scb_cuda_upload(g_cc, dp0, &hp0, sizeof hp0, &g_err));
+                CK(scb_cuda_fill32(g_cc, (uint32_t *)dc2, F32_NAN, (size_t)T * half, &g_err));
+                CK(scb_cuda_fill32(g_cc, (uint32_t *)ds2, F32_NAN, (size_t)T * half, &g_err));
+                CK(scb_cuda_rope_table_dev(g_cc, dinv, half, dp0, T, asc, dc2, ds2, &g_err));
+                CK(scb_cuda_sync(g_cc, &g_err));
+                CK(scb_cuda_download(g_cc, h2, dc2, (size_t)T * half * 4, &g_err));
+                CK(scb_cuda_download(g_cc, h2 + (size_t)T * half, ds2, (size_t)T * half * 4, &g_err));
+                memcpy(h1, hcos, (size_t)T * half * 4);
+                memcpy(h1 + (size_t)T * half, hsin, (size_t)T * half * 4);
+                check_exact_i32("rope_table_dev = rope_table (bits)", (const int32_t *)h2,
+                                (const int32_t *)h1, (size_t)T * half * 2);
+                scb_cuda_free(g_cc, dp0); scb_cuda_free(g_cc, dc2); scb_cuda_free(g_cc, ds2);
+                scb_free(h2); scb_free(h1);
+            }
             if (asc == 1.0f) {
                 /* positions pos0 + t in the one-step kernel too */
                 int32_t *pos2 = host_alloc((size_t)T * 4);
@@ -752,11 +811,59 @@ static void test_embed_add_argmax_convert(void)
 #define GEMM_REL_TOL_BF16 4e-3
 #define GEMM_REL_TOL_F32 1e-4
 
+/* Shapes: the cuBLAS path (T > 8, or in % 8 != 0) and the decode GEMV (gemv.cu: T <= 8,
+ * in % 8 == 0) on odd sizes: a row count not a multiple of the two rows a warp owns, a chunk
+ * count (in / 8) not a multiple of the 128 chunks a warp loads per pass, in = 8 (one chunk),
+ * every T from 1 to 8. Each shape runs under SCB_GEMV=cublas and SCB_GEMV=auto. */
+static void test_gemm_shapes(const char *mode);
 static void test_gemm(void)
 {
-    static const int shapes[][3] = {{37, 520, 264}, {1, 896, 4864}, {130, 1000, 77}};
-    printf("gemm y = x W^T (tolerance rel %.0e bf16 out, %.0e fp32 out)\n", GEMM_REL_TOL_BF16,
-           GEMM_REL_TOL_F32);
+    const char *old = getenv("SCB_GEMV");
+    char *saved = old ? scb_strdup(old) : NULL;
+    setenv("SCB_GEMV", "cublas", 1);
+    test_gemm_shapes("cublas");
+    setenv("SCB_GEMV", "auto", 1);
+    test_gemm_shapes("auto");
+    /* the measurement-only GEMV layouts (rows per warp, chunks in flight) on the same shapes */
+    setenv("SCB_GEMV_CFG", "4,8", 1);
+    test_gemm_shapes("auto cfg 4,8");
+    setenv("SCB_GEMV_CFG", "1,2", 1);
+    test_gemm_shapes("auto cfg 1,2");
+    unsetenv("SCB_GEMV_CFG");
+    {
+        /* unknown values are refused with a message naming the variable */
+        struct scb_ctx e = {0};
+        uint16_t *d = dev_alloc(4096);
+        struct scb_attn_cuda_args a = {0};
+        setenv("SCB_GEMV", "fast", 1);
+        int r1 = scb_cuda_gemm(g_cc, d, 0, d, d, NULL, 1, 8, 8, 0, &e);
+        int ok1 = r1 == SCB_E_INVAL && strstr(scb_errmsg(&e), "SCB_GEMV");
+        scb_ctx_clear(&e);
+        a.q = a.k = a.v = d; a.out = d + 1024;
+        a.Tq = 1; a.Tk = 8; a.Hq = 1; a.Hkv = 1; a.D = 64;
+        setenv("SCB_ATTN_DECODE", "fast", 1);
+        int r2 = scb_attn_decode_cuda(g_cc, &a, 0, &e);
+        int ok2 = r2 == SCB_E_INVAL && strstr(scb_errmsg(&e), "SCB_ATTN_DECODE");
+        unsetenv("SCB_ATTN_DECODE");
+        scb_ctx_clear(&e);
+        printf("  %-62s %s\n", "SCB_GEMV=fast / SCB_ATTN_DECODE=fast refused", ok1 && ok2 ? "ok" : "FAIL");
+        if (ok1 && ok2) g_pass++;
+        else g_fail++;
+        scb_cuda_free(g_cc, d);
+    }
+    if (saved) setenv("SCB_GEMV", saved, 1);
+    else unsetenv("SCB_GEMV");
+    scb_free(saved);
+}
+
+static void test_gemm_shapes(const char *mode)
+{
+    static const int shapes[][3] = {{37, 520, 264}, {1, 896, 4864}, {130, 1000, 77},
+                                    {1, 8, 3}, {1, 1032, 1001}, {2, 4104, 515}, {3, 200, 33},
+                                    {4, 1024, 130}, {5, 72, 67}, {6, 2056, 9}, {7, 136, 257},
+                                    {8, 4096, 301}, {1, 13, 50}, {9, 264, 40}, {1, 14336, 64}};
+    printf("gemm y = x W^T, SCB_GEMV=%s (tolerance rel %.0e bf16 out, %.0e fp32 out)\n", mode,
+           GEMM_REL_TOL_BF16, GEMM_REL_TOL_F32);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int T = shapes[s][0], in = shapes[s][1], outf = shapes[s][2];
         size_t nx = (size_t)T * in, nw = (size_t)outf * in, ny = (size_t)T * outf;
@@ -788,10 +895,10 @@ static void test_gemm(void)
         CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
         for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
         char name[96];
-        snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y", T, in, outf);
+        snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d bf16 y", mode, T, in, outf);
         compare(name, got, ref, ny, GEMM_REL_TOL_BF16, -1);
         CK(scb_cuda_download(g_cc, got, dyf, ny * 4, &g_err));
-        snprintf(name, sizeof name, "gemm T=%d in=%d out=%d fp32 y", T, in, outf);
+        snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d fp32 y", mode, T, in, outf);
         compare(name, got, ref, ny, GEMM_REL_TOL_F32, -1);
         /* accumulate: y = x W^T + y (residual fused into the projection) */
         CK(scb_cuda_upload(g_cc, dy, hy0, ny * 2, &g_err));
@@ -799,7 +906,7 @@ static void test_gemm(void)
         CK(scb_cuda_sync(g_cc, &g_err));
         CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
         for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
-        snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y += x W^T", T, in, outf);
+        snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d bf16 y += x W^T", mode, T, in, outf);
         compare(name, got, ref_acc, ny, GEMM_REL_TOL_BF16, -1);
         /* bias: y = x W^T + b, bf16 and fp32 y */
         {
@@ -817,10 +924,10 @@ static void test_gemm(void)
             CK(scb_cuda_sync(g_cc, &g_err));
             CK(scb_cuda_download(g_cc, hy, dy, ny * 2, &g_err));
             for (size_t i = 0; i < ny; i++) got[i] = scb_bf16_to_f32(hy[i]);
-            snprintf(name, sizeof name, "gemm T=%d in=%d out=%d bf16 y = x W^T + b", T, in, outf);
+            snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d bf16 y = x W^T + b", mode, T, in, outf);
             compare(name, got, ref_b, ny, GEMM_REL_TOL_BF16, -1);
             CK(scb_cuda_download(g_cc, got, dyf, ny * 4, &g_err));
-            snprintf(name, sizeof name, "gemm T=%d in=%d out=%d fp32 y = x W^T + b", T, in, outf);
+            snprintf(name, sizeof name, "gemm[%s] T=%d in=%d out=%d fp32 y = x W^T + b", mode, T, in, outf);
             compare(name, got, ref_b, ny, GEMM_REL_TOL_F32, -1);
             scb_cuda_free(g_cc, db);
             scb_free(hb); scb_free(fb); scb_free(ref_b);

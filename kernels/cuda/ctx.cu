@@ -4,12 +4,14 @@
 #include "kernels/kernels_cuda.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern "C" {
 #include "kernels/alloc.h"
 }
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/gemv.cuh"
 
 #define SCB_CUDA_DEFAULT_WS ((size_t)64 << 20)
 #define SCB_CUBLAS_WS ((size_t)32 << 20)
@@ -339,6 +341,45 @@ out:
     return rc;
 }
 
+extern "C" int scb_cuda_graph_record(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g,
+                                     scb_cuda_graph_fn fn, void *user, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    cudaGraph_t graph = NULL;
+    int capturing = 0;
+    SCB_CHECK_ALIVE();
+    if (g->exec) {
+        (void)cudaGraphExecDestroy(g->exec);
+        g->exec = NULL;
+    }
+    SCB_CUDA_TRY(cudaStreamBeginCapture(cc->stream, cudaStreamCaptureModeRelaxed));
+    capturing = 1;
+    SCB_TRY(fn(user, err));
+    capturing = 0;
+    SCB_CUDA_TRY(cudaStreamEndCapture(cc->stream, &graph));
+    SCB_CUDA_TRY(cudaGraphInstantiate(&g->exec, graph, 0));
+    g->instantiations++;
+out:
+    if (capturing) scb_cuda_graph_abort(cc, g);
+    if (graph) (void)cudaGraphDestroy(graph);
+    return rc;
+}
+
+extern "C" int scb_cuda_graph_replay(struct scb_cuda_ctx *cc, struct scb_cuda_graph *g,
+                                     struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!g->exec) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA graph: replay before a successful record");
+        goto out;
+    }
+    SCB_CUDA_TRY(cudaGraphLaunch(g->exec, cc->stream));
+    g->launches++;
+out:
+    return rc;
+}
+
 extern "C" void scb_cuda_graph_stats(const struct scb_cuda_graph *g, long *launches,
                                      long *instantiations)
 {
@@ -453,6 +494,7 @@ extern "C" int scb_cuda_gemm(struct scb_cuda_ctx *cc, void *y, int y_f32, const 
 {
     int rc = SCB_OK;
     const float alpha = 1.0f, beta = (accumulate || bias) ? 1.0f : 0.0f;
+    int gmode;
     SCB_CHECK_ALIVE();
     if (!y || !x || !W || T < 0 || in <= 0 || out_f <= 0 || (bias && accumulate)) {
         rc = scb_err(err, SCB_E_INVAL, "CUDA gemm: bad arguments (T=%d in=%d out=%d%s)", T, in,
@@ -460,6 +502,17 @@ extern "C" int scb_cuda_gemm(struct scb_cuda_ctx *cc, void *y, int y_f32, const 
         goto out;
     }
     if (T == 0) goto out;
+    gmode = scb_gemv_mode_();
+    if (gmode < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA gemm: SCB_GEMV='%s' (expected auto, cublas or gemv)",
+                     getenv("SCB_GEMV"));
+        goto out;
+    }
+    if (gmode != SCB_GEMV_CUBLAS && scb_gemv_fits_(y, x, W, T, in)) {
+        /* few rows (decode): the weights are streamed once by the GEMV kernel */
+        rc = scb_gemv_cuda_(cc, y, y_f32, x, W, bias, T, in, out_f, accumulate, err);
+        goto out;
+    }
     if (bias) {
         size_t total = (size_t)T * out_f;
         unsigned blocks = (unsigned)((total + 255) / 256 < 65535 ? (total + 255) / 256 : 65535);

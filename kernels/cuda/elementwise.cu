@@ -106,8 +106,10 @@ out:
 }
 
 __global__ void scb_rope_table_kernel(const float *inv_freq, int half, long long pos0, int T,
-                                      float attn_scale, float *cos_t, float *sin_t)
+                                      float attn_scale, float *cos_t, float *sin_t,
+                                      const int32_t *d_pos0)
 {
+    if (d_pos0) pos0 = *d_pos0;
     const size_t n = (size_t)T * half;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
          e += (size_t)gridDim.x * blockDim.x) {
@@ -147,7 +149,26 @@ extern "C" int scb_cuda_rope_table(struct scb_cuda_ctx *cc, const float *inv_fre
     }
     if (T == 0) goto out;
     scb_rope_table_kernel<<<scb_ew_blocks_((size_t)T * half), EW_THREADS, 0, cc->stream>>>(
-        inv_freq, half, (long long)pos0, T, attn_scale, cos_t, sin_t);
+        inv_freq, half, (long long)pos0, T, attn_scale, cos_t, sin_t, (const int32_t *)NULL);
+    SCB_LAUNCH_CHECK("scb_rope_table_kernel");
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_rope_table_dev(struct scb_cuda_ctx *cc, const float *inv_freq, int half,
+                                       const int32_t *d_pos0, int T, float attn_scale,
+                                       float *cos_t, float *sin_t, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!inv_freq || !cos_t || !sin_t || !d_pos0 || half <= 0 || T < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA rope_table_dev: bad arguments (half=%d T=%d%s)",
+                     half, T, d_pos0 ? "" : ", NULL d_pos0");
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_rope_table_kernel<<<scb_ew_blocks_((size_t)T * half), EW_THREADS, 0, cc->stream>>>(
+        inv_freq, half, 0, T, attn_scale, cos_t, sin_t, d_pos0);
     SCB_LAUNCH_CHECK("scb_rope_table_kernel");
 out:
     return rc;

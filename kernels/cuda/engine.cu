@@ -10,8 +10,12 @@
  * h / (Hkv / Hin). One block per (t, h). */
 __global__ void scb_kv_append_kernel(uint16_t *kc, uint16_t *vc, const uint16_t *k,
                                      const uint16_t *v, int Hin, int Hkv, int D, long long cap,
-                                     long long len)
+                                     long long len, const int32_t *d_len)
 {
+    if (d_len) {
+        len = *d_len;
+        if (len + (long long)(blockIdx.x / Hkv) >= cap) return;
+    }
     const int t = blockIdx.x / Hkv, h = blockIdx.x % Hkv, hi = h / (Hkv / Hin);
     const long long dst = ((long long)h * cap + len + t) * D;
     const long long src = ((long long)t * Hin + hi) * D;
@@ -35,7 +39,28 @@ extern "C" int scb_cuda_kv_append(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_
     }
     if (T == 0) goto out;
     scb_kv_append_kernel<<<(unsigned)(T * Hkv), D < 128 ? 64 : 128, 0, cc->stream>>>(
-        kc, vc, k, v, Hin, Hkv, D, (long long)cap, (long long)len);
+        kc, vc, k, v, Hin, Hkv, D, (long long)cap, (long long)len, (const int32_t *)NULL);
+    SCB_LAUNCH_CHECK("scb_kv_append_kernel");
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_kv_append_dev(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc,
+                                      const uint16_t *k, const uint16_t *v, int T, int Hin,
+                                      int Hkv, int D, size_t cap, const int32_t *d_len,
+                                      struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!kc || !vc || !k || !v || !d_len || T < 0 || Hin <= 0 || Hkv <= 0 || Hkv % Hin ||
+        D <= 0 || (size_t)T > cap) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA kv append (device len): bad arguments (T=%d Hin=%d "
+                     "Hkv=%d D=%d cap=%zu%s)", T, Hin, Hkv, D, cap, d_len ? "" : ", NULL d_len");
+        goto out;
+    }
+    if (T == 0) goto out;
+    scb_kv_append_kernel<<<(unsigned)(T * Hkv), D < 128 ? 64 : 128, 0, cc->stream>>>(
+        kc, vc, k, v, Hin, Hkv, D, (long long)cap, 0, d_len);
     SCB_LAUNCH_CHECK("scb_kv_append_kernel");
 out:
     return rc;

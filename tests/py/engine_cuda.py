@@ -276,20 +276,38 @@ def main():
         prompt = [rng.randrange(512) for _ in range(40)]
         try:
             off = generate(scb, "cuda", mdir, prompt, 24)[0]
-            env = dict(os.environ, SCB_CUDA_GRAPHS="1")
-            p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", mdir, "--ids",
-                                ",".join(map(str, prompt)), "--max-new", "24"], capture_output=True, text=True, env=env)
-            on = [[int(x) for x in line.split()] for line in p.stdout.rstrip("\n").split("\n")] if not p.returncode else None
-            if on != off:
-                fails.append(f"CUDA graphs: greedy tokens {on} with graphs, {off} without ({p.stderr.strip()})")
-            for val, want in (("1", "decode graph 12 of 12 steps"), ("0", "decode graph 0 of 12 steps")):
+            # 1: recorded once and replayed (step values from device memory); rerecord: every step.
+            # Both head dims of the decode kernel, and a StreamingLLM cache (compacted after the
+            # prefill: the replayed step reads the shorter per-layer lengths from the device)
+            for model, method in (("rand_d64", None), ("rand_d128", None), ("rand_d64", "streamingllm:n_init=4,n_local=12")):
+                md = os.path.join(tmp, model)
+                extra = ["--method", method] if method else []
+                ref = subprocess.run([scb, "generate", "--backend", "cuda", "--model", md, "--ids",
+                                      ",".join(map(str, prompt)), "--max-new", "24"] + extra, capture_output=True, text=True,
+                                     env=dict(os.environ, SCB_CUDA_GRAPHS="0"))
+                for mode in ("1", "rerecord"):
+                    env = dict(os.environ, SCB_CUDA_GRAPHS=mode)
+                    p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", md, "--ids",
+                                        ",".join(map(str, prompt)), "--max-new", "24"] + extra, capture_output=True, text=True,
+                                       env=env)
+                    if ref.returncode or p.returncode or p.stdout != ref.stdout:
+                        fails.append(f"CUDA graphs ({mode}, {model}, {method}): output {p.stdout.strip()!r} (exit "
+                                     f"{p.returncode}) with graphs, {ref.stdout.strip()!r} (exit {ref.returncode}) "
+                                     f"without ({p.stderr.strip()} {ref.stderr.strip()})")
+            p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", mdir, "--ids", "1,2"],
+                               capture_output=True, text=True, env=dict(os.environ, SCB_CUDA_GRAPHS="yes"))
+            if p.returncode == 0 or "SCB_CUDA_GRAPHS='yes'" not in p.stderr:
+                fails.append(f"SCB_CUDA_GRAPHS=yes: expected an error naming it, got exit {p.returncode} {p.stderr.strip()!r}")
+            for val, want in (("1", "decode graph 12 of 12 steps"), ("rerecord", "decode graph 12 of 12 steps"),
+                              ("0", "decode graph 0 of 12 steps")):
                 p = subprocess.run([scb, "bench", "cuda", "--model", mdir, "--tokens", "64", "--decode", "12"],
                                    capture_output=True, text=True, env=dict(os.environ, SCB_CUDA_GRAPHS=val))
                 line = [x for x in p.stdout.split("\n") if x.startswith("decode graph")]
                 if p.returncode or not line or not line[0].startswith(want):
                     fails.append(f"bench cuda SCB_CUDA_GRAPHS={val}: expected '{want}', got exit {p.returncode} "
                                  f"{line} {p.stderr.strip()}")
-            print(f"  CUDA graphs: {len(off[0])} greedy tokens identical with SCB_CUDA_GRAPHS=1")
+            print(f"  CUDA graphs: {len(off[0])} greedy tokens identical with SCB_CUDA_GRAPHS=1 and =rerecord "
+                  f"(D=64, D=128, StreamingLLM)")
         except RuntimeError as ex:
             fails.append(f"CUDA graphs: {ex}")
 
