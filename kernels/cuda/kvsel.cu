@@ -403,18 +403,21 @@ out:
 
 
 /* ---- Quest: the fused selection of one decode row ------------------------------------------ */
-enum { QS1_THREADS = 256, QS2_THREADS = 512, QS_SMEM_MAX = 44 * 1024, QS_GD_MAX = 2048 };
+enum { QS1_THREADS = 512, QS2_THREADS = 512, QS_SMEM_MAX = 44 * 1024, QS_GD_MAX = 2048 };
 
 /* Grid (C, Hs): block c of stored head s takes the pages pc0 = c * chunk .. pc0 + len - 1.
  * Dynamic shared memory: q (G, D), the row's signs w (G, D) and the bounds u (G, chunk), fp32.
- * One warp per page (lanes split D as scb_quest_ub_kernel, so the bounds are bit for bit the
- * unfused kernel's): pages >= p0 get their min/max rebuilt from k first (written to the
- * metadata, as scb_quest_meta_kernel); then each head's top min(kc, len) pages of the chunk go
- * to cidx/cscore (H, C, kc) as page index and bound. */
+ * 16 warps, each four pages at a time (their loads in flight before the sums; lanes split D
+ * as in scb_quest_ub_kernel, so the bounds are the unfused kernel's sums in the same order):
+ * pages >= p0 get their min/max rebuilt from k first (written to the metadata, as
+ * scb_quest_meta_kernel); then each head's top min(kc, len) pages of the chunk go to
+ * cidx/cscore (H, C, kc) as page index and bound. */
+template <int DL>
 __global__ void __launch_bounds__(QS1_THREADS) scb_quest_step1_kernel(
     const uint16_t *q, int G, int D, const uint16_t *k, long long cap, uint16_t *kmin, uint16_t *kmax, int mp,
     int T, int P, int p0, int np, int chunk, int kc, float *ub, int32_t *cidx, float *cscore)
 {
+    constexpr int NW = QS1_THREADS / 32, U = 4;    /* warps; pages per warp in flight */
     extern __shared__ float qs_sm[];
     float *q_s = qs_sm, *w_s = qs_sm + G * D, *u_s = qs_sm + 2 * G * D;
     const int c = blockIdx.x, s = blockIdx.y, C = gridDim.x;
@@ -426,52 +429,65 @@ __global__ void __launch_bounds__(QS1_THREADS) scb_quest_step1_kernel(
     }
     __syncthreads();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int pp = warp; pp < len; pp += QS1_THREADS / 32) {
-        const int p = pc0 + pp;
-        const long long mo = ((long long)s * mp + p) * D;
-        float lo[QA_DL], hi[QA_DL];
-        if (p >= p0) {
-            const int t0 = p * P, t1 = (p + 1) * P < T ? (p + 1) * P : T;
+    for (int pb = warp * U; pb < len; pb += NW * U) {
+        float lo[U][DL], hi[U][DL];
 #pragma unroll
-            for (int cc = 0; cc < QA_DL; cc++) {
-                const int d = lane + 32 * cc;
-                float mn = INFINITY, mx = -INFINITY;
-                if (d < D) {
-                    for (int t = t0; t < t1; t++) {
-                        const float x = scb_bf2f(k[((long long)s * cap + t) * D + d]);
-                        mn = fminf(mn, x);
-                        mx = fmaxf(mx, x);
+        for (int u = 0; u < U; u++) {
+            const int pp = pb + u, p = pc0 + pp;
+            const long long mo = ((long long)s * mp + p) * D;
+            if (pp < len && p >= p0) {                /* a changed page: rebuild its min/max from k */
+                const int t0 = p * P, t1 = (p + 1) * P < T ? (p + 1) * P : T;
+#pragma unroll
+                for (int cc = 0; cc < DL; cc++) {
+                    const int d = lane + 32 * cc;
+                    float mn = INFINITY, mx = -INFINITY;
+                    if (d < D) {
+                        for (int t = t0; t < t1; t++) {
+                            const float x = scb_bf2f(k[((long long)s * cap + t) * D + d]);
+                            mn = fminf(mn, x);
+                            mx = fmaxf(mx, x);
+                        }
+                        kmin[mo + d] = scb_f2bf(mn);  /* exact: a bf16 value */
+                        kmax[mo + d] = scb_f2bf(mx);
                     }
-                    kmin[mo + d] = scb_f2bf(mn);      /* exact: a bf16 value */
-                    kmax[mo + d] = scb_f2bf(mx);
+                    lo[u][cc] = d < D ? mn : 0.f;
+                    hi[u][cc] = d < D ? mx : 0.f;
                 }
-                lo[cc] = d < D ? mn : 0.f;
-                hi[cc] = d < D ? mx : 0.f;
-            }
-        } else {
+            } else {
 #pragma unroll
-            for (int cc = 0; cc < QA_DL; cc++) {
-                const int d = lane + 32 * cc;
-                lo[cc] = d < D ? scb_bf2f(kmin[mo + d]) : 0.f;
-                hi[cc] = d < D ? scb_bf2f(kmax[mo + d]) : 0.f;
+                for (int cc = 0; cc < DL; cc++) {
+                    const int d = lane + 32 * cc;
+                    const bool ok = pp < len && d < D;
+                    lo[u][cc] = ok ? scb_bf2f(kmin[mo + d]) : 0.f;
+                    hi[u][cc] = ok ? scb_bf2f(kmax[mo + d]) : 0.f;
+                }
             }
         }
         for (int h = 0; h < G; h++) {
-            float u = 0.f;
+            float uu[U];
 #pragma unroll
-            for (int cc = 0; cc < QA_DL; cc++) {
-                const int d = lane + 32 * cc;
-                if (d < D) {
-                    const float wd = w_s[h * D + d];
-                    const float mx = wd > 0.f ? hi[cc] * wd : (wd < 0.f ? lo[cc] * wd : 0.f);
-                    u += q_s[h * D + d] * wd * mx;
+            for (int u = 0; u < U; u++) {
+                uu[u] = 0.f;
+#pragma unroll
+                for (int cc = 0; cc < DL; cc++) {
+                    const int d = lane + 32 * cc;
+                    if (d < D) {
+                        const float wd = w_s[h * D + d];
+                        const float mx = wd > 0.f ? hi[u][cc] * wd : (wd < 0.f ? lo[u][cc] * wd : 0.f);
+                        uu[u] += q_s[h * D + d] * wd * mx;
+                    }
                 }
             }
-            for (int o = 16; o > 0; o >>= 1) u += __shfl_xor_sync(0xffffffffu, u, o);
-            if (lane == 0) {
-                u_s[h * chunk + pp] = u;
-                ub[(long long)(s * G + h) * np + p] = u;
-            }
+            for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+                for (int u = 0; u < U; u++) uu[u] += __shfl_xor_sync(0xffffffffu, uu[u], o);
+            if (lane == 0)
+#pragma unroll
+                for (int u = 0; u < U; u++)
+                    if (pb + u < len) {
+                        u_s[h * chunk + pb + u] = uu[u];
+                        ub[(long long)(s * G + h) * np + pc0 + pb + u] = uu[u];
+                    }
         }
     }
     __syncthreads();
@@ -544,8 +560,14 @@ extern "C" int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_
         if (chunk > max_chunk) chunk = max_chunk;
         const int C = (np + chunk - 1) / chunk, kc = kp < chunk ? kp : chunk;
         const size_t smem1 = sizeof(float) * ((size_t)2 * G * D + (size_t)G * chunk);
-        scb_quest_step1_kernel<<<dim3((unsigned)C, (unsigned)Hs), QS1_THREADS, smem1, cc->stream>>>(
-            q, G, D, k, (long long)cap, kmin, kmax, mp, T, P, p0, np, chunk, kc, ub, cidx, cscore);
+        const dim3 g1((unsigned)C, (unsigned)Hs);
+#define SCB_QS1(DL) scb_quest_step1_kernel<DL><<<g1, QS1_THREADS, smem1, cc->stream>>>( \
+            q, G, D, k, (long long)cap, kmin, kmax, mp, T, P, p0, np, chunk, kc, ub, cidx, cscore)
+        if (D <= 32) SCB_QS1(1);
+        else if (D <= 64) SCB_QS1(2);
+        else if (D <= 128) SCB_QS1(4);
+        else SCB_QS1(QA_DL);
+#undef SCB_QS1
         SCB_LAUNCH_CHECK("scb_quest_step1_kernel");
         const int last = np - (C - 1) * chunk, n2 = (C - 1) * kc + (kc < last ? kc : last);
         const size_t smem2 = (size_t)n2 * sizeof(float) <= QTOPK_SMEM_MAX ? (size_t)n2 * sizeof(float) : 0;
