@@ -462,15 +462,22 @@ kivi_attn_part2_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         const int kg = nk_q > 0 ? (j0 + nk_q - 1) / grp - g_lo + 1 : 0;
         if (nk_q > 0) {
             const int kw = (nk_q + per - 1) / per;
-            for (int i = tid; i < D * kw; i += T) {
-                const int d = i / kw, w = i % kw;
-                kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
+            if (kw == KW) {                            /* a full tile: KW is a power of two */
+                for (int i = tid; i < D * KW; i += T) {
+                    const int d = i / KW, w = i % KW;
+                    kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
+                }
+            } else {
+                for (int i = tid; i < D * kw; i += T) {
+                    const int d = i / kw, w = i % kw;
+                    kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
+                }
             }
-            for (int i = tid; i < D * kg; i += T) {
-                const int d = i / kg, e = i % kg;
-                ks_s[d * ntg + e] = ks[(size_t)d * capg + g_lo + e];
-                km_s[d * ntg + e] = km[(size_t)d * capg + g_lo + e];
-            }
+            for (int d = tid; d < D; d += T)
+                for (int e = 0; e < kg; e++) {
+                    ks_s[d * ntg + e] = ks[(size_t)d * capg + g_lo + e];
+                    km_s[d * ntg + e] = km[(size_t)d * capg + g_lo + e];
+                }
         }
         for (int i = tid; i < nv_q * vw; i += T) vc_s[i] = vc[(size_t)j0 * vw + i];
         for (int i = tid; i < nv_q * vg; i += T) {
@@ -479,12 +486,12 @@ kivi_attn_part2_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         }
         __syncthreads();
         /* per key group of the tile: a = q * scale_k per channel, b = sum_d q * min_k */
-        for (int i = tid; i < kg * D; i += T) {
-            const int e = i / D, d = i % D;
-            const float sc = ks_s[d * ntg + e];
+        for (int d = tid; d < D; d += T)
+            for (int e = 0; e < kg; e++) {
+                const float sc = ks_s[d * ntg + e];
 #pragma unroll
-            for (int h = 0; h < GM; h++) a_s[((size_t)e * D + d) * GM + h] = q_s[d * GM + h] * sc;
-        }
+                for (int h = 0; h < GM; h++) a_s[((size_t)e * D + d) * GM + h] = q_s[d * GM + h] * sc;
+            }
         for (int pr = warp; pr < kg * GM; pr += T / 32) {
             const int e = pr / GM, h = pr % GM;
             float b = 0.0f;
