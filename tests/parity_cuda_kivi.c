@@ -216,6 +216,13 @@ static void test_errors(void)
     report("Hq/Hkv = 32 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     a.Hq = 8; a.Tk_q = 20;
     report("Tk_q > n refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    a.Tk_q = 0;
+    a.kernel = 3;
+    report("kernel 3 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    a.kernel = 0;
+    setenv("SCB_KIVI_ATTN", "v3", 1);
+    report("SCB_KIVI_ATTN=v3 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    unsetenv("SCB_KIVI_ATTN");
     /* n = 0: out 0, lse -inf */
     float *lse = dev_alloc(8 * 4);
     uint16_t ho[8 * 64];

@@ -808,6 +808,21 @@ int main(int argc, char **argv)
     test_binding_quest(203, 8, 2, 64, 16, 64);
     test_binding_quest(150, 4, 4, 32, 5, 30);
     if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
+    {   /* an unknown path is refused when the method is created */
+        struct scb_method_spec sp;
+        const struct scb_model_info mi = {1, 8, 2, 64, NULL};
+        const struct scb_dev_method_ops *ops = scb_dev_method_find("quest");
+        void *st = NULL;
+        struct scb_ctx e = {0};
+        CK(scb_method_spec_parse("quest", &sp, &g_err));
+        CK(scb_method_init(&sp.kv, &mi, &g_err));
+        setenv("SCB_QUEST_DECODE", "fast", 1);
+        const int rc = ops ? ops->create(&st, &sp.kv, &mi, g_cc, &e) : SCB_OK;
+        check(rc == SCB_E_INVAL && st == NULL, "binding quest: SCB_QUEST_DECODE=fast refused (%s)", e.msg);
+        if (ops && st) ops->destroy(st);
+        unsetenv("SCB_QUEST_DECODE");
+        scb_method_spec_fini(&sp);
+    }
     setenv("SCB_QUEST_DECODE", "unfused", 1);   /* the separate launchers for one-row steps too */
     test_binding_quest(203, 8, 2, 64, 16, 64);
     if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);

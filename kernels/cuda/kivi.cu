@@ -722,6 +722,14 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
         goto out;
     }
     {
+        const char *ev = getenv("SCB_KIVI_ATTN");
+        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v2")) || a->kernel < 0 || a->kernel > 2) {
+            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected v1 or v2)",
+                         a->kernel, ev ? ev : "(unset)");
+            goto out;
+        }
+    }
+    {
         const int G = a->Hq / s->Hkv, D = s->D;
         int splits = a->n_splits;
         if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;   /* ~4 blocks per SM: best of 16..256 measured at 32K (docs/performance.md) */
