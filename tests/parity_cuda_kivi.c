@@ -341,7 +341,7 @@ int main(int argc, char **argv)
         {14, 2, 64, 2, 32, 64, 40, 5, 3, 0},          /* N < R: values all full precision first */
         {4, 2, 96, 8, 32, 32, 64, 0, 0, 0},           /* N a multiple of R, D not a power of 2 */
         {28, 4, 128, 2, 32, 32, 33000, 40, 9, 0},     /* long: many partitions, G = 7 */
-        {32, 4, 128, 2, 16, 32, 2049, 31, 4, 0},      /* group 16: 10 key groups per tile, G = 8 */
+        {32, 8, 128, 2, 16, 32, 2049, 31, 4, 0},      /* group 16: 10 key groups per tile (v2: 68 KiB) */
         {16, 1, 256, 8, 4, 32, 500, 40, 3, 0},        /* v2 over its shared memory: falls back to v1 */
         {12, 12, 128, 4, 32, 32, 1031, 33, 0, 3},     /* GQA 1 */
     };
