@@ -6,8 +6,14 @@
  * metadata (bf16, exact) lives on the device per layer and is brought up to date at each call
  * from the first page that changed since the last one (the partial last page is recomputed as it
  * fills; a first prefill or a shrunk cache resets it). When kpages covers every page the engine's dense attention runs (as the CPU binding
- * does when Quest's density is 1). Recall is not computed on the device (costs report -1). */
+ * does when Quest's density is 1). Recall is not computed on the device (costs report -1).
+ * A one-row step (decode) runs the fused selection scb_cuda_quest_step_select (metadata of the
+ * changed pages, bounds and a two-stage top-k in two launches) and the page attention;
+ * SCB_QUEST_DECODE=unfused runs the separate launchers instead (same results; for timing). */
 #include "harness/method_dev.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
@@ -28,6 +34,8 @@ struct questdev {
     float *ub;                      /* device (QUEST_ROWS, H, mp) */
     int32_t *sel;                   /* device (QUEST_ROWS, H, mp) */
     float *work;                    /* device: scb_cuda_quest_attn_work_floats(QUEST_ROWS, H, D, mp, P) */
+    void *swork;                    /* device: scb_cuda_quest_step_work_bytes(H, D, mp) */
+    int fused;                      /* one-row steps through scb_cuda_quest_step_select (default) */
 };
 
 static void release(struct questdev *s)
@@ -38,10 +46,12 @@ static void release(struct questdev *s)
     scb_cuda_free(s->cc, s->ub);
     scb_cuda_free(s->cc, s->sel);
     scb_cuda_free(s->cc, s->work);
+    scb_cuda_free(s->cc, s->swork);
     scb_free(s->valid);
     s->kmin = s->kmax = NULL;
     s->w = s->ub = s->work = NULL;
     s->sel = NULL;
+    s->swork = NULL;
     s->valid = NULL;
     s->kv = NULL;
 }
@@ -55,6 +65,12 @@ static int quest_create(void **state, const struct scb_method *m, const struct s
     s->cc = cc;
     s->P = scb_method_opt_int(m, "page");
     s->budget = scb_method_opt_int(m, "budget");
+    const char *path = getenv("SCB_QUEST_DECODE");
+    if (path && strcmp(path, "fused") && strcmp(path, "unfused")) {
+        scb_free(s);
+        return scb_err(ctx, SCB_E_INVAL, "device quest: SCB_QUEST_DECODE=%s (expected fused or unfused)", path);
+    }
+    s->fused = !path || !strcmp(path, "fused");
     *state = s;
     return SCB_OK;
 }
@@ -109,6 +125,7 @@ static int ensure(struct questdev *s, const struct scb_dev_attn *a, struct scb_c
     SCB_TRY(scb_cuda_malloc(s->cc, (void **)&s->work,
                             scb_cuda_quest_attn_work_floats(QUEST_ROWS, (int)s->H, (int)s->D, s->mp, s->P) * sizeof(float),
                             ctx));
+    SCB_TRY(scb_cuda_malloc(s->cc, &s->swork, scb_cuda_quest_step_work_bytes((int)s->H, (int)s->D, s->mp), ctx));
     s->valid = scb_calloc(s->L, sizeof *s->valid);
     if (!s->valid) { rc = scb_err(ctx, SCB_E_NOMEM, "device quest: out of memory"); goto out; }
     s->kv = kv;
@@ -133,6 +150,14 @@ static int quest_decode(void *state, const struct scb_dev_attn *a, struct scb_ct
     const int np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, s->budget);
     if (kp >= np) return scb_model_dev_dense(a, ctx);            /* every page: dense */
     const size_t moff = l * s->Hs * (size_t)s->mp * s->D;
+    if (T == 1 && s->fused) {                                   /* a decode step: 2 + 2 launches */
+        SCB_TRY(scb_cuda_quest_step_select(s->cc, a->q, H, Hs, D, a->k, a->cap, s->kmin + moff, s->kmax + moff,
+                                           s->mp, Tk, P, (int)(s->valid[l] / (size_t)P), kp, 0, s->ub, s->sel,
+                                           s->swork, ctx));
+        s->valid[l] = a->Tk;
+        return scb_cuda_quest_attn(s->cc, a->q, a->k, a->v, a->cap, a->out, 0, 1, 1, Tk, H, Hs, D, P, kp, s->sel,
+                                   a->scale, s->work, ctx);
+    }
     SCB_TRY(scb_cuda_quest_meta(s->cc, a->k, a->cap, Hs, D, P, Tk, (int)(s->valid[l] / (size_t)P),
                                 s->kmin + moff, s->kmax + moff, s->mp, ctx));
     s->valid[l] = a->Tk;

@@ -73,6 +73,12 @@ struct scb_kivi_attn_cuda_args {
     float *lse;               /* (Hq) fp32 natural-log sum-exp of the scaled scores, or NULL */
     float *work;              /* device scratch of scb_kivi_attn_cuda_work_floats(Hq, D) floats */
     int n_splits;             /* 0 = automatic; else clamped to [1, SCB_KIVI_MAX_SPLITS] */
+    int kernel;               /* partition kernel: 0 = default (the environment variable
+                               * SCB_KIVI_ATTN=v1|v2, else 2), 1 = dequantize each element (x = c s + m,
+                               * then q . x), 2 = the dequantization folded into per-group factors
+                               * (q . x = sum_d (q_d s_d) c_d + sum_d q_d m_d; likewise for p . v),
+                               * which reads one code word and one vector of factors per element;
+                               * 2 falls back to 1 where its shared memory would exceed 100 KiB */
 };
 enum { SCB_KIVI_MAX_SPLITS = 256 };
 size_t scb_kivi_attn_cuda_work_floats(int Hq, int D);

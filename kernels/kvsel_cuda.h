@@ -62,6 +62,29 @@ int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, in
                           int D, const float *w, const uint16_t *kmin, const uint16_t *kmax, int mp,
                           int T, int P, int kp, float *ub, int32_t *sel, struct scb_ctx *err);
 
+/* Bytes of work space scb_cuda_quest_step_select needs for H query heads and metadata of mp
+ * pages per head: the stage-1 candidates (page index + bound) of every chunk, and (H, D) sign
+ * weights for the unfused fallback. */
+size_t scb_cuda_quest_step_work_bytes(int H, int D, int mp);
+
+/* The selection of ONE decode row (Tq = 1; the hot path of harness/method_dev_quest.c), fused:
+ * exactly scb_cuda_quest_meta(k, cap, Hs, D, P, T, p0, kmin, kmax, mp) followed by
+ * scb_cuda_quest_signs(q, 1, ...) and scb_cuda_quest_select(q, 0, 1, ...) with the row's own
+ * signs, i.e. the metadata of pages >= p0 are recomputed from k, ub (H, np) fp32 and sel (H, kp)
+ * int32 (the kp pages of largest ub, ties to the smaller page, ascending) are written. Two
+ * launches: per (chunk of pages, stored head) one block computes the chunk's bounds for the
+ * G = H / Hs query heads of the head (the metadata read once for the group; pages >= p0 rebuilt
+ * from k first) and keeps each head's top min(kp, chunk) pages of the chunk; then per query head
+ * one block selects the top kp of those candidates (the global top kp of a total order is within
+ * the union of every chunk's top kp, so the result equals a single top-k). q (1, H, D) bf16;
+ * work: scb_cuda_quest_step_work_bytes(H, D, mp) bytes. n_chunks: chunks per head, 0 = automatic
+ * (about one block per SM; the environment variable SCB_QUEST_CHUNKS overrides it). Shapes the
+ * fused kernels cannot hold (G * D > 2048) run the three launchers above instead. */
+int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D,
+                               const uint16_t *k, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
+                               int T, int P, int p0, int kp, int n_chunks, float *ub, int32_t *sel,
+                               void *work, struct scb_ctx *err);
+
 /* fp32 words of work space scb_cuda_quest_attn needs for nr rows: (nr, H, S, D + 2) partials,
  * S = ceil(kp * P / 32) blocks of selected entries per row and head. */
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P);

@@ -185,6 +185,27 @@ int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, in
     return SCB_OK;
 }
 
+size_t scb_cuda_quest_step_work_bytes(int H, int D, int mp)
+{
+    return (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)) + (size_t)H * D * sizeof(float);
+}
+
+/* The documented semantics: metadata from p0, the row's own signs, the one-row selection. */
+int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D, const uint16_t *k,
+                               size_t cap, uint16_t *kmin, uint16_t *kmax, int mp, int T, int P, int p0, int kp,
+                               int n_chunks, float *ub, int32_t *sel, void *work, struct scb_ctx *err)
+{
+    const int np = P > 0 ? (T + P - 1) / P : 0;
+    if (!q || !k || !kmin || !kmax || !ub || !sel || !work || H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 ||
+        D > 256 || P < 1 || T < 1 || (size_t)T > cap || np > mp || p0 < 0 || kp < 1 || kp > np || n_chunks < 0)
+        return scb_err(err, SCB_E_INVAL, "emulated quest step select: bad arguments (T=%d P=%d kp=%d)", T, P, kp);
+    float *w = (float *)((char *)work + (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)));
+    int rc = scb_cuda_quest_meta(cc, k, cap, Hs, D, P, T, p0, kmin, kmax, mp, err);
+    if (rc == SCB_OK) rc = scb_cuda_quest_signs(cc, q, 1, H, D, w, err);
+    if (rc == SCB_OK) rc = scb_cuda_quest_select(cc, q, 0, 1, H, Hs, D, w, kmin, kmax, mp, T, P, kp, ub, sel, err);
+    return rc;
+}
+
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
 {
     return (size_t)nr * H * (((size_t)kp * P + 31) / 32) * (D + 2);

@@ -159,7 +159,11 @@ static void run_case(const struct kcase *c)
         float *work = dev_alloc(scb_kivi_attn_cuda_work_floats(Hq, D) * 4);
         CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
-        struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, Tk_q, Tv_q, n, Hq, scale, dout, dlse, work, c->n_splits};
+      for (int kern = 1; kern <= 2; kern++) {
+        CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
+        CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
+        struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, Tk_q, Tv_q, n, Hq, scale, dout, dlse, work, c->n_splits,
+                                            kern};
         CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
         CK(scb_cuda_sync(g_cc, &g_err));
         uint16_t *ho = host_alloc((size_t)Hq * D * 2);
@@ -181,9 +185,13 @@ static void run_case(const struct kcase *c)
         double rel = den > 0 ? sqrt(num / den) : sqrt(num);
         snprintf(detail, sizeof detail, "out rel %.2e (tol 1e-2), lse maxabs %.2e (tol 1e-3)%s", rel, lmax,
                  finite ? "" : " NONFINITE");
-        report("  attention (store + residual + temp)", finite && rel <= 1e-2 && lmax <= 1e-3, detail);
+        report(kern == 1 ? "  attention, kernel v1 (store + residual + temp)"
+                         : "  attention, kernel v2 (store + residual + temp)", finite && rel <= 1e-2 && lmax <= 1e-3,
+               detail);
+        scb_free(ho); scb_free(gl);
+      }
         scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dlse); scb_cuda_free(g_cc, work);
-        scb_free(ro); scb_free(rl); scb_free(ho); scb_free(gl);
+        scb_free(ro); scb_free(rl);
     }
     store_free(&s);
     scb_kivi_cache_destroy(ref);
@@ -208,6 +216,13 @@ static void test_errors(void)
     report("Hq/Hkv = 32 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     a.Hq = 8; a.Tk_q = 20;
     report("Tk_q > n refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    a.Tk_q = 0;
+    a.kernel = 3;
+    report("kernel 3 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    a.kernel = 0;
+    setenv("SCB_KIVI_ATTN", "v3", 1);
+    report("SCB_KIVI_ATTN=v3 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    unsetenv("SCB_KIVI_ATTN");
     /* n = 0: out 0, lse -inf */
     float *lse = dev_alloc(8 * 4);
     uint16_t ho[8 * 64];
@@ -261,12 +276,20 @@ static void bench(int Tk)
         int kq = Tk - Tk % R, vq = Tk - R;
         CK(scb_kivi_cuda_quant_keys(g_cc, &s, dk, kcap, 0, kq, &g_err));
         CK(scb_kivi_cuda_quant_values(g_cc, &s, dv, kcap, 0, vq, &g_err));
-        struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, kq, vq, Tk, Hq, 0.0f, dout, NULL, work, 0};
+        struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, kq, vq, Tk, Hq, 0.0f, dout, NULL, work, 0, 1};
+        float ms1 = 0;
+        CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
+        CK(scb_cuda_timer_start(g_cc, &g_err));
+        for (int r = 0; r < reps; r++) CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
+        CK(scb_cuda_timer_stop(g_cc, &g_err));
+        CK(scb_cuda_timer_ms(g_cc, &ms1, &g_err));
+        a.kernel = 2;
         CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
         CK(scb_cuda_timer_start(g_cc, &g_err));
         for (int r = 0; r < reps; r++) CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
         CK(scb_cuda_timer_stop(g_cc, &g_err));
         CK(scb_cuda_timer_ms(g_cc, &ms, &g_err));
+        printf("  kivi_bench Tk=%d bits=%d v1_us %.1f v2_us %.1f\n", Tk, bits, 1e3 * ms1 / reps, 1e3 * ms / reps);
         /* bytes the kernel reads: codes + fp32 scale/min of the quantized part + bf16 rest */
         double bytes = (double)Hkv * ((double)(kq + vq) * D * bits / 8 + 2.0 * (kq + vq) * D / group * 4 +
                                       (double)((Tk - kq) + (Tk - vq)) * D * 2);
@@ -288,7 +311,7 @@ static void bench(int Tk)
             for (int r = 0; r < reps; r++) CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
             CK(scb_cuda_timer_stop(g_cc, &g_err));
             CK(scb_cuda_timer_ms(g_cc, &ms, &g_err));
-            printf("    kivi-2 with %3d partitions per KV head: %8.1f us\n", sp, 1e3 * ms / reps);
+            printf("    kivi-2 (kernel v2) with %3d partitions per KV head: %8.1f us\n", sp, 1e3 * ms / reps);
         }
         store_free(&s);
     }
@@ -318,11 +341,17 @@ int main(int argc, char **argv)
         {14, 2, 64, 2, 32, 64, 40, 5, 3, 0},          /* N < R: values all full precision first */
         {4, 2, 96, 8, 32, 32, 64, 0, 0, 0},           /* N a multiple of R, D not a power of 2 */
         {28, 4, 128, 2, 32, 32, 33000, 40, 9, 0},     /* long: many partitions, G = 7 */
+        {32, 8, 128, 2, 16, 32, 2049, 31, 4, 0},      /* group 16: 10 key groups per tile (v2: 68 KiB) */
+        {16, 1, 256, 8, 4, 32, 500, 40, 3, 0},        /* v2 over its shared memory: falls back to v1 */
+        {12, 12, 128, 4, 32, 32, 1031, 33, 0, 3},     /* GQA 1 */
     };
     printf("kivi quantize / dequantize / attention vs methods/kivi.c\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
     test_errors();
-    if (do_bench) bench(32768);
+    if (do_bench) {
+        bench(32768);
+        bench(131072);
+    }
     printf("parity_cuda_kivi: %d passed, %d failed\n", g_pass, g_fail);
     scb_cuda_ctx_destroy(g_cc);
     return g_fail ? 1 : 0;

@@ -5,6 +5,8 @@
 #include "kernels/kivi_cuda.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/common.cuh"
 
@@ -387,10 +389,282 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     }
 }
 
+/* Shared memory of kivi_attn_part2_kernel (floats): that of the first kernel plus the tile's
+ * key terms a = q * scale_k (NTG, D, GM) and b = sum_d q * min_k (NTG, GM), and the value terms
+ * p * scale_v (T, D/group, GM) and sum_t p * min_v (D/group, GM). */
+static size_t attn2_smem_floats(int D, int GM, int bits, int group)
+{
+    const int ntg = KIVI_THREADS / group + 2, vg = D / group;
+    return attn_smem_floats(D, GM, bits, group) + (size_t)ntg * D * GM + (size_t)ntg * GM +
+           (size_t)KIVI_THREADS * vg * GM + (size_t)vg * GM;
+}
+
+/* An integer code as fp32 without the conversion unit: the code in the low mantissa bits of
+ * 2^23, minus 2^23 (exact for codes < 2^23). */
+static __device__ __forceinline__ float kivi_code_f(uint32_t code)
+{
+    return __uint_as_float(0x4B000000u | code) - 8388608.0f;
+}
+
+/* The same partition and tiles as kivi_attn_part_kernel, with the dequantization folded into
+ * per-group terms so the inner loops read one code word and one vector of per-head factors:
+ * key j of group e scores sum_d (q_d s_de) c_jd + sum_d q_d m_de (a_s, b_s built once per tile),
+ * and the values add sum_t (p_t s_tg) c_td per channel plus sum_t p_t m_tg per channel group
+ * (ps_s, pm_s). Algebraically the reference's q . (c s + m) and p (c s + m); the fp32 rounding
+ * differs by about 1e-7 of |q| |x| per term (the reference rounds c s + m to fp32 first). */
+template <int BITS, int GM>
+__global__ void __launch_bounds__(KIVI_THREADS, 4)
+kivi_attn_part2_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
+{
+    extern __shared__ float sm[];
+    constexpr int per = 32 / BITS, T = KIVI_THREADS, KW = T / per;
+    constexpr uint32_t mask = (1u << BITS) - 1u;
+    const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y, grp = s.group;
+    const int ntg = T / grp + 2, vw = D / per, vg = D / grp;
+    float *q_s = sm;                               /* (D, GM) */
+    float *p_s = q_s + GM * D;                     /* (GM, T) */
+    float *m_s = p_s + GM * T;                     /* (GM) */
+    float *l_s = m_s + GM;                         /* (GM) */
+    float *al_s = l_s + GM;                        /* (GM) */
+    uint32_t *kc_s = reinterpret_cast<uint32_t *>(al_s + GM);   /* (D, KW) */
+    float *ks_s = reinterpret_cast<float *>(kc_s + (size_t)D * KW);   /* (D, ntg) */
+    float *km_s = ks_s + (size_t)D * ntg;          /* (D, ntg) */
+    uint32_t *vc_s = reinterpret_cast<uint32_t *>(km_s + (size_t)D * ntg);   /* (T, vw) */
+    float *vs_s = reinterpret_cast<float *>(vc_s + (size_t)T * vw);   /* (T, vg) */
+    float *vm_s = vs_s + (size_t)T * vg;           /* (T, vg) */
+    float *a_s = vm_s + (size_t)T * vg;            /* (ntg, D, GM) */
+    float *b_s = a_s + (size_t)ntg * D * GM;       /* (ntg, GM) */
+    float *ps_s = b_s + (size_t)ntg * GM;          /* (T, vg, GM) */
+    float *pm_s = ps_s + (size_t)T * vg * GM;      /* (vg, GM) */
+    const int j_begin = split * chunk;
+    const int j_end = min(a.n, j_begin + chunk);
+    for (int i = tid; i < GM * D; i += T) {
+        const int d = i / GM, h = i % GM;
+        q_s[i] = h < G ? scb_bf2f(a.q[((size_t)g * G + h) * D + d]) : 0.0f;
+    }
+    if (tid < GM) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; }
+    float acc[KIVI_MAXDT][GM];
+#pragma unroll
+    for (int c = 0; c < KIVI_MAXDT; c++)
+#pragma unroll
+        for (int h = 0; h < GM; h++) acc[c][h] = 0.0f;
+    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / grp;
+    const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
+    const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
+    const uint32_t *vc = s.v_codes + (size_t)g * s.cap * vw;
+    const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
+    const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
+    const int warp = tid / 32, lane = tid % 32;
+    for (int j0 = j_begin; j0 < j_end; j0 += T) {
+        const int nk_q = max(0, min(T, min(a.Tk_q, j_end) - j0));
+        const int nv_q = max(0, min(T, min(a.Tv_q, j_end) - j0));
+        const int g_lo = j0 / grp;
+        const int kg = nk_q > 0 ? (j0 + nk_q - 1) / grp - g_lo + 1 : 0;
+        if (nk_q > 0) {
+            const int kw = (nk_q + per - 1) / per;
+            if (kw == KW) {                            /* a full tile: KW is a power of two */
+                for (int i = tid; i < D * KW; i += T) {
+                    const int d = i / KW, w = i % KW;
+                    kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
+                }
+            } else {
+                for (int i = tid; i < D * kw; i += T) {
+                    const int d = i / kw, w = i % kw;
+                    kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
+                }
+            }
+            for (int d = tid; d < D; d += T)
+                for (int e = 0; e < kg; e++) {
+                    ks_s[d * ntg + e] = ks[(size_t)d * capg + g_lo + e];
+                    km_s[d * ntg + e] = km[(size_t)d * capg + g_lo + e];
+                }
+        }
+        for (int i = tid; i < nv_q * vw; i += T) vc_s[i] = vc[(size_t)j0 * vw + i];
+        for (int i = tid; i < nv_q * vg; i += T) {
+            vs_s[i] = vs[(size_t)j0 * vg + i];
+            vm_s[i] = vm[(size_t)j0 * vg + i];
+        }
+        __syncthreads();
+        /* per key group of the tile: a = q * scale_k per channel, b = sum_d q * min_k */
+        for (int d = tid; d < D; d += T)
+            for (int e = 0; e < kg; e++) {
+                const float sc = ks_s[d * ntg + e];
+#pragma unroll
+                for (int h = 0; h < GM; h++) a_s[((size_t)e * D + d) * GM + h] = q_s[d * GM + h] * sc;
+            }
+        for (int pr = warp; pr < kg * GM; pr += T / 32) {
+            const int e = pr / GM, h = pr % GM;
+            float b = 0.0f;
+            for (int d = lane; d < D; d += 32) b = fmaf(q_s[d * GM + h], km_s[d * ntg + e], b);
+            for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
+            if (lane == 0) b_s[e * GM + h] = b;
+        }
+        __syncthreads();
+        const int j = j0 + tid;
+        float dot[GM];
+#pragma unroll
+        for (int h = 0; h < GM; h++) dot[h] = 0.0f;
+        if (j < j_end) {
+            if (tid < nk_q) {
+                const uint32_t sh = BITS * (tid % per);
+                const uint32_t *kcj = kc_s + tid / per;
+                const int e = j / grp - g_lo;
+                const float *ae = a_s + (size_t)e * D * GM;
+#pragma unroll 8
+                for (int d = 0; d < D; d++) {
+                    const float cx = kivi_code_f((kcj[d * KW] >> sh) & mask);
+                    const float *ad = ae + d * GM;
+                    if constexpr (GM % 4 == 0) {
+#pragma unroll
+                        for (int h = 0; h < GM; h += 4) {
+                            const float4 a4 = *reinterpret_cast<const float4 *>(ad + h);
+                            dot[h] = fmaf(a4.x, cx, dot[h]);
+                            dot[h + 1] = fmaf(a4.y, cx, dot[h + 1]);
+                            dot[h + 2] = fmaf(a4.z, cx, dot[h + 2]);
+                            dot[h + 3] = fmaf(a4.w, cx, dot[h + 3]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int h = 0; h < GM; h++) dot[h] = fmaf(ad[h], cx, dot[h]);
+                    }
+                }
+#pragma unroll
+                for (int h = 0; h < GM; h++) dot[h] += b_s[e * GM + h];
+            } else {
+                const uint16_t *kr = kf + (size_t)j * D;
+#pragma unroll 4
+                for (int d = 0; d < D; d += 2) {
+                    const uint32_t two = *reinterpret_cast<const uint32_t *>(kr + d);
+                    const float k0 = __uint_as_float(two << 16), k1 = __uint_as_float(two & 0xffff0000u);
+#pragma unroll
+                    for (int h = 0; h < GM; h++)
+                        dot[h] = fmaf(q_s[(d + 1) * GM + h], k1, fmaf(q_s[d * GM + h], k0, dot[h]));
+                }
+            }
+        }
+#pragma unroll
+        for (int h = 0; h < GM; h++) p_s[h * T + tid] = j < j_end ? dot[h] * scale : -INFINITY;
+        __syncthreads();
+        for (int h = warp; h < G; h += T / 32) {
+            float mx = -INFINITY;
+            for (int i = lane; i < T; i += 32) mx = fmaxf(mx, p_s[h * T + i]);
+            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
+            float sum = 0.0f;
+            for (int i = lane; i < T; i += 32) {
+                const float sc = p_s[h * T + i];
+                const float ex = sc == -INFINITY ? 0.0f : expf(sc - m_new);
+                p_s[h * T + i] = ex;
+                sum += ex;
+            }
+            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            __syncwarp();
+            if (lane == 0) {
+                const float al = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+                al_s[h] = al;
+                l_s[h] = l_s[h] * al + sum;
+                m_s[h] = m_new;
+            }
+        }
+        __syncthreads();
+        /* per quantized value token and channel group: p * scale_v; per group: sum_t p * min_v */
+        for (int i = tid; i < nv_q * vg; i += T) {
+            const int t = i / vg;
+            const float sc = vs_s[i];
+#pragma unroll
+            for (int h = 0; h < GM; h++) ps_s[(size_t)i * GM + h] = h < G ? p_s[h * T + t] * sc : 0.0f;
+        }
+        for (int pr = warp; pr < vg * GM; pr += T / 32) {
+            const int gg = pr / GM, h = pr % GM;
+            float b = 0.0f;
+            if (h < G)
+                for (int t = lane; t < nv_q; t += 32) b = fmaf(p_s[h * T + t], vm_s[t * vg + gg], b);
+            for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
+            if (lane == 0) pm_s[gg * GM + h] = b;
+        }
+        __syncthreads();
+        const int nt = min(T, j_end - j0);
+#pragma unroll
+        for (int c = 0; c < KIVI_MAXDT; c++) {
+            const int d = tid + c * T;
+            if (d < D) {
+                const int gd = d / grp;
+#pragma unroll
+                for (int h = 0; h < GM; h++) acc[c][h] = acc[c][h] * (h < G ? al_s[h] : 0.0f) + pm_s[gd * GM + h];
+                const uint32_t sh = BITS * (d % per);
+                const uint32_t *vcd = vc_s + d / per;
+                const float *psd = ps_s + (size_t)gd * GM;
+#pragma unroll 8
+                for (int t = 0; t < nv_q; t++) {
+                    const float cx = kivi_code_f((vcd[t * vw] >> sh) & mask);
+                    const float *pt = psd + (size_t)t * vg * GM;
+                    if constexpr (GM % 4 == 0) {
+#pragma unroll
+                        for (int h = 0; h < GM; h += 4) {
+                            const float4 p4 = *reinterpret_cast<const float4 *>(pt + h);
+                            acc[c][h] = fmaf(p4.x, cx, acc[c][h]);
+                            acc[c][h + 1] = fmaf(p4.y, cx, acc[c][h + 1]);
+                            acc[c][h + 2] = fmaf(p4.z, cx, acc[c][h + 2]);
+                            acc[c][h + 3] = fmaf(p4.w, cx, acc[c][h + 3]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int h = 0; h < GM; h++) acc[c][h] = fmaf(pt[h], cx, acc[c][h]);
+                    }
+                }
+                for (int t = nv_q; t < nt; t++) {
+                    const float vx = scb_bf2f(vf[(size_t)(j0 + t) * D + d]);
+#pragma unroll
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    float *w = a.work + ((size_t)split * a.Hq + (size_t)g * G) * (D + 2);
+#pragma unroll
+    for (int c = 0; c < KIVI_MAXDT; c++) {
+        const int d = tid + c * T;
+        if (d < D) {
+#pragma unroll
+            for (int h = 0; h < GM; h++)
+                if (h < G) w[(size_t)h * (D + 2) + d] = acc[c][h];
+        }
+    }
+    if (tid < G) {
+        w[(size_t)tid * (D + 2) + D] = m_s[tid];
+        w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
+    }
+}
+
+/* Which partition kernel runs: SCB_KIVI_ATTN=v1 the first (dequantize per element), v2 (the
+ * default) the folded one, unless its shared memory would exceed KIVI_V2_SMEM_MAX. */
+enum { KIVI_V2_SMEM_MAX = 100 * 1024 };
+static int kivi_attn_version(int asked)
+{
+    static int v = 0;
+    if (asked == 1 || asked == 2) return asked;
+    if (!v) {
+        const char *e = getenv("SCB_KIVI_ATTN");
+        v = e && !strcmp(e, "v1") ? 1 : 2;
+    }
+    return v;
+}
+
 template <int BITS, int GM>
 static cudaError_t part_launch_gm(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
                                   const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
 {
+    const size_t smem2 = sizeof(float) * attn2_smem_floats(s->D, GM, BITS, s->group);
+    if (kivi_attn_version(a->kernel) == 2 && smem2 <= KIVI_V2_SMEM_MAX) {
+        if (smem2 > 48 * 1024) {
+            cudaError_t e = cudaFuncSetAttribute(kivi_attn_part2_kernel<BITS, GM>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem2);
+            if (e != cudaSuccess) return e;
+        }
+        kivi_attn_part2_kernel<BITS, GM><<<grid, KIVI_THREADS, smem2, st>>>(*s, *a, G, chunk, scale);
+        return cudaGetLastError();
+    }
     const size_t smem = sizeof(float) * attn_smem_floats(s->D, GM, BITS, s->group);
     if (smem > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(kivi_attn_part_kernel<BITS, GM>,
@@ -446,6 +720,14 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
                      "Hq=%d Hkv=%d; Hq/Hkv <= %d)", a ? a->n : 0, a ? a->Tk_q : 0, a ? a->Tv_q : 0,
                      a ? a->kcap : 0, s->cap, a ? a->Hq : 0, s->Hkv, KIVI_MAXG);
         goto out;
+    }
+    {
+        const char *ev = getenv("SCB_KIVI_ATTN");
+        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v2")) || a->kernel < 0 || a->kernel > 2) {
+            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected v1 or v2)",
+                         a->kernel, ev ? ev : "(unset)");
+            goto out;
+        }
     }
     {
         const int G = a->Hq / s->Hkv, D = s->D;

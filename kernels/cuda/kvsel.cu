@@ -9,6 +9,7 @@
 
 #include <cub/block/block_scan.cuh>
 #include <math.h>
+#include <stdlib.h>
 
 /* ---- block top-k ------------------------------------------------------------------------- */
 enum { TOPK_THREADS = 1024, QTOPK_THREADS = 512, QTOPK_SMEM_MAX = 40 * 1024 };  /* + ~3 KiB static: within 48 KiB */
@@ -20,10 +21,11 @@ static __device__ __forceinline__ uint32_t scb_okey(float f)
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-/* The k best of s (n) (larger first, ties to the smaller index) into out (k), ascending.
- * Called by all NT threads of a block; 1 <= k <= n. */
+/* The k best of s (n) (larger first, ties to the smaller index) into out (k), ascending, as
+ * base + index; with out_s also their scores. Called by all NT threads of a block; 1 <= k <= n. */
 template <int NT>
-static __device__ void scb_block_topk(const float *s, int n, int k, int32_t *out)
+static __device__ void scb_block_topk(const float *s, int n, int k, int32_t *out, int base = 0,
+                                      float *out_s = nullptr)
 {
     typedef cub::BlockScan<int, NT> Scan;
     __shared__ typename Scan::TempStorage scan_tmp;
@@ -96,9 +98,14 @@ static __device__ void scb_block_topk(const float *s, int n, int k, int32_t *out
     __syncthreads();
     int o = before, te = 0;
     for (int j = j0; j < j1; j++) {
-        const uint32_t key = scb_okey(s[j]);
-        if (key > thr) out[o++] = j;
-        else if (key == thr && te < take_eq) { out[o++] = j; te++; }
+        const float sj = s[j];
+        const uint32_t key = scb_okey(sj);
+        const int take = key > thr || (key == thr && te < take_eq);
+        if (take) {
+            te += key == thr;
+            if (out_s) out_s[o] = sj;
+            out[o++] = base + j;
+        }
     }
 }
 
@@ -395,6 +402,183 @@ out:
 }
 
 
+/* ---- Quest: the fused selection of one decode row ------------------------------------------ */
+enum { QS1_THREADS = 512, QS2_THREADS = 512, QS_SMEM_MAX = 44 * 1024, QS_GD_MAX = 2048 };
+
+/* Grid (C, Hs): block c of stored head s takes the pages pc0 = c * chunk .. pc0 + len - 1.
+ * Dynamic shared memory: q (G, D), the row's signs w (G, D) and the bounds u (G, chunk), fp32.
+ * 16 warps, each four pages at a time (their loads in flight before the sums; lanes split D
+ * as in scb_quest_ub_kernel, so the bounds are the unfused kernel's sums in the same order):
+ * pages >= p0 get their min/max rebuilt from k first (written to the metadata, as
+ * scb_quest_meta_kernel); then each head's top min(kc, len) pages of the chunk go to
+ * cidx/cscore (H, C, kc) as page index and bound. */
+template <int DL>
+__global__ void __launch_bounds__(QS1_THREADS) scb_quest_step1_kernel(
+    const uint16_t *q, int G, int D, const uint16_t *k, long long cap, uint16_t *kmin, uint16_t *kmax, int mp,
+    int T, int P, int p0, int np, int chunk, int kc, float *ub, int32_t *cidx, float *cscore)
+{
+    constexpr int NW = QS1_THREADS / 32, U = 4;    /* warps; pages per warp in flight */
+    extern __shared__ float qs_sm[];
+    float *q_s = qs_sm, *w_s = qs_sm + G * D, *u_s = qs_sm + 2 * G * D;
+    const int c = blockIdx.x, s = blockIdx.y, C = gridDim.x;
+    const int pc0 = c * chunk, len = min(chunk, np - pc0);
+    for (int i = threadIdx.x; i < G * D; i += QS1_THREADS) {
+        const float x = scb_bf2f(q[(long long)s * G * D + i]);
+        q_s[i] = x;
+        w_s[i] = x > 0.f ? 1.f : -1.f;                /* the signs of a single row */
+    }
+    __syncthreads();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int pb = warp * U; pb < len; pb += NW * U) {
+        float lo[U][DL], hi[U][DL];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int pp = pb + u, p = pc0 + pp;
+            const long long mo = ((long long)s * mp + p) * D;
+            if (pp < len && p >= p0) {                /* a changed page: rebuild its min/max from k */
+                const int t0 = p * P, t1 = (p + 1) * P < T ? (p + 1) * P : T;
+#pragma unroll
+                for (int cc = 0; cc < DL; cc++) {
+                    const int d = lane + 32 * cc;
+                    float mn = INFINITY, mx = -INFINITY;
+                    if (d < D) {
+                        for (int t = t0; t < t1; t++) {
+                            const float x = scb_bf2f(k[((long long)s * cap + t) * D + d]);
+                            mn = fminf(mn, x);
+                            mx = fmaxf(mx, x);
+                        }
+                        kmin[mo + d] = scb_f2bf(mn);  /* exact: a bf16 value */
+                        kmax[mo + d] = scb_f2bf(mx);
+                    }
+                    lo[u][cc] = d < D ? mn : 0.f;
+                    hi[u][cc] = d < D ? mx : 0.f;
+                }
+            } else {
+#pragma unroll
+                for (int cc = 0; cc < DL; cc++) {
+                    const int d = lane + 32 * cc;
+                    const bool ok = pp < len && d < D;
+                    lo[u][cc] = ok ? scb_bf2f(kmin[mo + d]) : 0.f;
+                    hi[u][cc] = ok ? scb_bf2f(kmax[mo + d]) : 0.f;
+                }
+            }
+        }
+        for (int h = 0; h < G; h++) {
+            float uu[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                uu[u] = 0.f;
+#pragma unroll
+                for (int cc = 0; cc < DL; cc++) {
+                    const int d = lane + 32 * cc;
+                    if (d < D) {
+                        const float wd = w_s[h * D + d];
+                        const float mx = wd > 0.f ? hi[u][cc] * wd : (wd < 0.f ? lo[u][cc] * wd : 0.f);
+                        uu[u] += q_s[h * D + d] * wd * mx;
+                    }
+                }
+            }
+            for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+                for (int u = 0; u < U; u++) uu[u] += __shfl_xor_sync(0xffffffffu, uu[u], o);
+            if (lane == 0)
+#pragma unroll
+                for (int u = 0; u < U; u++)
+                    if (pb + u < len) {
+                        u_s[h * chunk + pb + u] = uu[u];
+                        ub[(long long)(s * G + h) * np + pc0 + pb + u] = uu[u];
+                    }
+        }
+    }
+    __syncthreads();
+    for (int h = 0; h < G; h++) {
+        const long long o = ((long long)(s * G + h) * C + c) * kc;
+        scb_block_topk<QS1_THREADS>(u_s + h * chunk, len, kc < len ? kc : len, cidx + o, pc0, cscore + o);
+        __syncthreads();
+    }
+}
+
+/* Grid H: the top kp of a head's n2 candidates (chunk order = page order, so ties still go to
+ * the smaller page), mapped back to page indices; staged in shared memory when they fit. */
+__global__ void __launch_bounds__(QS2_THREADS) scb_quest_step2_kernel(const int32_t *cidx, const float *cscore,
+                                                                    int n2, int stride, int kp, int use_smem,
+                                                                    int32_t *sel)
+{
+    extern __shared__ float qs2_sm[];
+    const int h = blockIdx.x;
+    const float *cs = cscore + (long long)h * stride;
+    if (use_smem) {
+        for (int j = threadIdx.x; j < n2; j += QS2_THREADS) qs2_sm[j] = cs[j];
+        __syncthreads();
+        cs = qs2_sm;
+    }
+    int32_t *o = sel + (long long)h * kp;
+    scb_block_topk<QS2_THREADS>(cs, n2, kp, o);
+    __syncthreads();
+    for (int t = threadIdx.x; t < kp; t += QS2_THREADS) o[t] = cidx[(long long)h * stride + o[t]];
+}
+
+extern "C" size_t scb_cuda_quest_step_work_bytes(int H, int D, int mp)
+{
+    return (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)) + (size_t)H * D * sizeof(float);
+}
+
+extern "C" int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D,
+                                          const uint16_t *k, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
+                                          int T, int P, int p0, int kp, int n_chunks, float *ub, int32_t *sel,
+                                          void *work, struct scb_ctx *err)
+{
+    static int env_chunks = -1;
+    int rc = SCB_OK;
+    const int np = P > 0 ? (T + P - 1) / P : 0;
+    SCB_CHECK_ALIVE();
+    if (!q || !k || !kmin || !kmax || !ub || !sel || !work || H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 ||
+        D > 256 || P < 1 || T < 1 || (size_t)T > cap || np > mp || p0 < 0 || kp < 1 || kp > np || n_chunks < 0) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest step select: bad arguments (H=%d Hs=%d D=%d T=%d cap=%zu P=%d "
+                     "p0=%d kp=%d mp=%d chunks=%d)", H, Hs, D, T, cap, P, p0, kp, mp, n_chunks);
+        goto out;
+    }
+    {
+        const int G = H / Hs;
+        int32_t *cidx = (int32_t *)work;
+        float *cscore = (float *)(cidx + (size_t)H * (2 * (size_t)mp + 32));
+        float *w = cscore + (size_t)H * (2 * (size_t)mp + 32);
+        int max_chunk = G * D <= QS_GD_MAX ? (QS_SMEM_MAX / (int)sizeof(float) - 2 * G * D) / G / 32 * 32 : 0;
+        if (max_chunk < 32) {                      /* too wide for the fused kernels: the unfused launchers */
+            if ((rc = scb_cuda_quest_meta(cc, k, cap, Hs, D, P, T, p0, kmin, kmax, mp, err)) < 0) goto out;
+            if ((rc = scb_cuda_quest_signs(cc, q, 1, H, D, w, err)) < 0) goto out;
+            rc = scb_cuda_quest_select(cc, q, 0, 1, H, Hs, D, w, kmin, kmax, mp, T, P, kp, ub, sel, err);
+            goto out;
+        }
+        if (env_chunks < 0) {
+            const char *e = getenv("SCB_QUEST_CHUNKS");
+            env_chunks = e && atoi(e) > 0 ? atoi(e) : 0;
+        }
+        int ct = n_chunks > 0 ? n_chunks : env_chunks > 0 ? env_chunks : (scb_cuda_sm_count(cc) + Hs - 1) / Hs;
+        if (ct < 1) ct = 1;
+        int chunk = ((np + ct - 1) / ct + 31) / 32 * 32;
+        if (chunk > max_chunk) chunk = max_chunk;
+        const int C = (np + chunk - 1) / chunk, kc = kp < chunk ? kp : chunk;
+        const size_t smem1 = sizeof(float) * ((size_t)2 * G * D + (size_t)G * chunk);
+        const dim3 g1((unsigned)C, (unsigned)Hs);
+#define SCB_QS1(DL) scb_quest_step1_kernel<DL><<<g1, QS1_THREADS, smem1, cc->stream>>>( \
+            q, G, D, k, (long long)cap, kmin, kmax, mp, T, P, p0, np, chunk, kc, ub, cidx, cscore)
+        if (D <= 32) SCB_QS1(1);
+        else if (D <= 64) SCB_QS1(2);
+        else if (D <= 128) SCB_QS1(4);
+        else SCB_QS1(QA_DL);
+#undef SCB_QS1
+        SCB_LAUNCH_CHECK("scb_quest_step1_kernel");
+        const int last = np - (C - 1) * chunk, n2 = (C - 1) * kc + (kc < last ? kc : last);
+        const size_t smem2 = (size_t)n2 * sizeof(float) <= QTOPK_SMEM_MAX ? (size_t)n2 * sizeof(float) : 0;
+        scb_quest_step2_kernel<<<(unsigned)H, QS2_THREADS, smem2, cc->stream>>>(cidx, cscore, n2, C * kc, kp,
+                                                                                smem2 > 0, sel);
+        SCB_LAUNCH_CHECK("scb_quest_step2_kernel");
+    }
+out:
+    return rc;
+}
+
 extern "C" size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
 {
     const long long S = ((long long)kp * P + QA_KEYS - 1) / QA_KEYS;
@@ -403,53 +587,79 @@ extern "C" size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, 
 
 /* Grid (H, nr, S), block 32 * QA_WARPS: block z takes the selected entries z*QA_KEYS ..
  * (z+1)*QA_KEYS-1 (in page order), each warp an online softmax over a strided share of them
- * (lanes split D); the warps merge in shared memory and the block writes its partial
- * (m, l, acc[D]) to work (nr, H, S, D + 2). */
+ * (lanes split D, DL = ceil(D / 32) values per lane); the warp's QA_KEYS / QA_WARPS key and value
+ * rows are all loaded before the first dot product (independent loads in flight instead of one
+ * row per round trip), then folded in entry order. The warps merge in shared memory and the
+ * block writes its partial (m, l, acc[D]) to work (nr, H, S, D + 2). */
+template <int DL>
 __global__ void __launch_bounds__(32 * QA_WARPS) scb_quest_attn_kernel(
     const uint16_t *q, const uint16_t *k, const uint16_t *v, long long cap, int r0, int Tq, int Tk,
     int H, int G, int D, int P, int kp, const int32_t *sel, float scale, float *work)
 {
+    constexpr int U = QA_KEYS / QA_WARPS;
     __shared__ float wm[QA_WARPS], wl[QA_WARPS];
     __shared__ float wacc[QA_WARPS][32 * QA_DL];
     const int h = blockIdx.x, i = blockIdx.y, z = blockIdx.z, S = gridDim.z, gi = r0 + i, s = h / G;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int nc = gi + Tk - Tq + 1;
     const int32_t *sl = sel + ((long long)i * H + h) * kp;
-    float qv[QA_DL], acc[QA_DL];
+    float qv[DL], acc[DL];
     const uint16_t *qr = q + ((long long)gi * H + h) * D;
 #pragma unroll
-    for (int c = 0; c < QA_DL; c++) {
+    for (int c = 0; c < DL; c++) {
         const int d = lane + 32 * c;
         qv[c] = d < D ? scb_bf2f(qr[d]) * scale : 0.f;
         acc[c] = 0.f;
     }
     const uint16_t *kh = k + (long long)s * cap * D, *vh = v + (long long)s * cap * D;
-    float m = -INFINITY, l = 0.f;
     const int e1 = (z + 1) * QA_KEYS < kp * P ? (z + 1) * QA_KEYS : kp * P;
-    for (int e = z * QA_KEYS + warp; e < e1; e += QA_WARPS) {
-        const int j = sl[e / P] * P + e % P;
-        if (j >= nc) continue;
-        const uint16_t *kr = kh + (long long)j * D;
-        float dot = 0.f;
+    int jj[U];
+    uint16_t kx[U][DL], vx[U][DL];
 #pragma unroll
-        for (int c = 0; c < QA_DL; c++) {
-            const int d = lane + 32 * c;
-            if (d < D) dot += qv[c] * scb_bf2f(kr[d]);
+    for (int u = 0; u < U; u++) {
+        const int e = z * QA_KEYS + warp + u * QA_WARPS;
+        int j = -1;
+        if (e < e1) {
+            const int jt = sl[e / P] * P + e % P;
+            if (jt < nc) j = jt;
         }
-        for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-        const float mn = fmaxf(m, dot), corr = expf(m - mn), pj = expf(dot - mn);
-        l = l * corr + pj;
-        const uint16_t *vr = vh + (long long)j * D;
+        jj[u] = j;
+        const uint16_t *kr = kh + (long long)(j < 0 ? 0 : j) * D, *vr = vh + (long long)(j < 0 ? 0 : j) * D;
 #pragma unroll
-        for (int c = 0; c < QA_DL; c++) {
+        for (int c = 0; c < DL; c++) {
             const int d = lane + 32 * c;
-            acc[c] = acc[c] * corr + (d < D ? pj * scb_bf2f(vr[d]) : 0.f);
+            const bool ok = j >= 0 && d < D;
+            kx[u][c] = ok ? kr[d] : (uint16_t)0;
+            vx[u][c] = ok ? vr[d] : (uint16_t)0;
+        }
+    }
+    float dot[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        dot[u] = 0.f;
+#pragma unroll
+        for (int c = 0; c < DL; c++)
+            if (lane + 32 * c < D) dot[u] += qv[c] * scb_bf2f(kx[u][c]);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int u = 0; u < U; u++) dot[u] += __shfl_xor_sync(0xffffffffu, dot[u], o);
+    float m = -INFINITY, l = 0.f;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        if (jj[u] < 0) continue;
+        const float mn = fmaxf(m, dot[u]), corr = expf(m - mn), pj = expf(dot[u] - mn);
+        l = l * corr + pj;
+#pragma unroll
+        for (int c = 0; c < DL; c++) {
+            const int d = lane + 32 * c;
+            acc[c] = acc[c] * corr + (d < D ? pj * scb_bf2f(vx[u][c]) : 0.f);
         }
         m = mn;
     }
     if (lane == 0) { wm[warp] = m; wl[warp] = l; }
 #pragma unroll
-    for (int c = 0; c < QA_DL; c++) wacc[warp][lane + 32 * c] = acc[c];
+    for (int c = 0; c < DL; c++) wacc[warp][lane + 32 * c] = acc[c];
     __syncthreads();
     float M = -INFINITY;
     for (int w = 0; w < QA_WARPS; w++) M = fmaxf(M, wm[w]);
@@ -511,8 +721,19 @@ extern "C" int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, c
     {
         scale = scale != 0.f ? scale : 1.0f / sqrtf((float)D);
         const int S = (int)(((long long)kp * P + QA_KEYS - 1) / QA_KEYS);
-        scb_quest_attn_kernel<<<dim3((unsigned)H, (unsigned)nr, (unsigned)S), 32 * QA_WARPS, 0, cc->stream>>>(
-            q, k, v, (long long)cap, r0, Tq, Tk, H, H / Hs, D, P, kp, sel, scale, work);
+        const dim3 grid((unsigned)H, (unsigned)nr, (unsigned)S);
+        if (D <= 32)
+            scb_quest_attn_kernel<1><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk, H,
+                                                                           H / Hs, D, P, kp, sel, scale, work);
+        else if (D <= 64)
+            scb_quest_attn_kernel<2><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk, H,
+                                                                           H / Hs, D, P, kp, sel, scale, work);
+        else if (D <= 128)
+            scb_quest_attn_kernel<4><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk, H,
+                                                                           H / Hs, D, P, kp, sel, scale, work);
+        else
+            scb_quest_attn_kernel<QA_DL><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk,
+                                                                               H, H / Hs, D, P, kp, sel, scale, work);
         SCB_LAUNCH_CHECK("scb_quest_attn_kernel");
         scb_quest_merge_kernel<<<dim3((unsigned)H, (unsigned)nr), 128, 0, cc->stream>>>(work, S, r0, H, D, out);
         SCB_LAUNCH_CHECK("scb_quest_merge_kernel");
