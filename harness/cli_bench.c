@@ -165,8 +165,8 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
            "  measured %.3f ms/token = %.2fx the floor  [%s, %ld + %ld tokens]\n",
            floor_ms, wbytes / 1048576.0, kv_read / 1048576.0, ms_tok, floor_ms > 0 ? ms_tok / floor_ms : 0.0,
            method ? method : "dense", tokens, ndec);
-    printf("decode graph %ld of %ld steps ran as one CUDA graph each (SCB_CUDA_GRAPHS=1: recorded once and "
-           "replayed; =rerecord: recorded every step)\n",
+    printf("decode graph %ld of %ld steps ran as one CUDA graph each (default: recorded once and replayed; "
+           "SCB_CUDA_GRAPHS=0: off, =rerecord: recorded every step)\n",
            sd.graph_steps, ndec);
 out:
     scb_free(ids);

@@ -33,7 +33,7 @@ int  scb_model_cuda_load(struct scb_model_cuda **out, struct scb_backend *be,
 void scb_model_cuda_destroy(struct scb_model_cuda *d);    /* NULL is a no-op */
 /* Device bytes of the bf16 weights. */
 size_t scb_model_cuda_weight_bytes(const struct scb_model_cuda *d);
-/* Decode steps run as CUDA graphs so far (0 unless SCB_CUDA_GRAPHS=1 turned them on) and how
+/* Decode steps run as CUDA graphs so far (0 when SCB_CUDA_GRAPHS=0 turned them off) and how
  * many of them re-instantiated the graph. A step is a graph when it forwards one token with
  * dense decode attention (no decode hook) and wants only the argmax (scb_model_forward_next). */
 void scb_model_cuda_graph_stats(const struct scb_model_cuda *d, long *steps, long *instantiations);

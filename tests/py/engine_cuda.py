@@ -299,9 +299,13 @@ def main():
             if p.returncode == 0 or "SCB_CUDA_GRAPHS='yes'" not in p.stderr:
                 fails.append(f"SCB_CUDA_GRAPHS=yes: expected an error naming it, got exit {p.returncode} {p.stderr.strip()!r}")
             for val, want in (("1", "decode graph 12 of 12 steps"), ("rerecord", "decode graph 12 of 12 steps"),
-                              ("0", "decode graph 0 of 12 steps")):
+                              ("0", "decode graph 0 of 12 steps"), (None, "decode graph 12 of 12 steps")):
+                env = dict(os.environ)
+                env.pop("SCB_CUDA_GRAPHS", None)          # None: the default (replayed graphs)
+                if val is not None:
+                    env["SCB_CUDA_GRAPHS"] = val
                 p = subprocess.run([scb, "bench", "cuda", "--model", mdir, "--tokens", "64", "--decode", "12"],
-                                   capture_output=True, text=True, env=dict(os.environ, SCB_CUDA_GRAPHS=val))
+                                   capture_output=True, text=True, env=env)
                 line = [x for x in p.stdout.split("\n") if x.startswith("decode graph")]
                 if p.returncode or not line or not line[0].startswith(want):
                     fails.append(f"bench cuda SCB_CUDA_GRAPHS={val}: expected '{want}', got exit {p.returncode} "
