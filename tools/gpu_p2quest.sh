@@ -21,9 +21,9 @@ T0=$(date +%s)
 BUDGET=${BUDGET:-116}
 el() { echo "[+$(( $(date +%s) - T0 ))s] $*" | tee -a "$L/steps.log"; }
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
-pack() { tar -C "$OUT" -czf "$OUT/p2quest.tgz" p2quest 2>/dev/null; }
-trap pack EXIT
 S=$(mktemp -d)
+pack() { tar -C "$OUT" -czf "$OUT/p2quest.tgz" p2quest 2>/dev/null; rm -rf "$S"; }
+trap pack EXIT
 tar -C "$S" -xJf "$D/bundle.tar.xz" || { echo "cannot unpack"; exit 1; }
 B=$S/bundle
 cp "$B/BUILD_INFO.txt" "$L/" 2>/dev/null
@@ -35,7 +35,7 @@ SEED=${SEED:-20261126}
 ( timeout 60 python3 "$D/make_random_model.py" --out "$S/model" --layers 4 > "$L/model.log" 2>&1; echo "rc $?" >> "$L/model.log" ) &
 MPID=$!
 el "parity_cuda_kvsel --bench"
-timeout 48 "$B/parity_cuda_kvsel" --seed "$SEED" --bench > "$L/parity_kvsel.log" 2>&1; el "rc $?"
+timeout 55 "$B/parity_cuda_kvsel" --seed "$SEED" --bench > "$L/parity_kvsel.log" 2>&1; el "rc $?"
 grep -E "FAIL|passed" "$L/parity_kvsel.log" | tail -8
 wait $MPID; el "model: $(tail -1 "$L/model.log")"
 run_bench() {   # name tokens method env (env "-" = none) seconds-needed
