@@ -85,6 +85,28 @@ int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H
                                int T, int P, int p0, int kp, int n_chunks, float *ub, int32_t *sel,
                                void *work, struct scb_ctx *err);
 
+/* Top-k of R rows of n fp32 scores s (R, n): sel (R, kp) int32 = the kp indices of largest
+ * score, ties (equal scores; -0 equals +0) to the smaller index, ascending. One block of 1024
+ * threads per row: the row staged in shared memory (read from global memory when it does not
+ * fit), a 4-pass 8-bit radix select of the kp-th largest key (order-preserving uint32 keys,
+ * shared-memory histograms), then a compaction in index order. 1 <= kp <= n. */
+int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
+                        struct scb_ctx *err);
+
+/* The decode-step selection, second version (SCB_QUEST_DECODE=v2, the default of
+ * harness/method_dev_quest.c): same contract and results as scb_cuda_quest_step_select (metadata
+ * of pages >= p0 rebuilt from k, the row's own signs, ub (H, np) fp32 and sel (H, kp) int32
+ * written, ties to the smaller page), in two launches: per (run of pages, stored head) one block
+ * of 256 threads reads each page's min/max once with 16-byte loads (8 dims a thread, ceil(D/8)
+ * threads a page, `unroll` pages a thread in flight: 0 = automatic (4); 1, 2, 4, 8 for the bench)
+ * and writes the bounds of the G query heads of the group; then scb_cuda_quest_topk over the H
+ * rows. Shapes it cannot take (D % 8 != 0, pointers not 16-byte aligned) run the metadata, signs
+ * and select launchers instead (same results). work: scb_cuda_quest_step_work_bytes(H, D, mp). */
+int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D,
+                                const uint16_t *k, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
+                                int T, int P, int p0, int kp, int unroll, float *ub, int32_t *sel,
+                                void *work, struct scb_ctx *err);
+
 /* fp32 words of work space scb_cuda_quest_attn needs for nr rows: (nr, H, S, D + 2) partials,
  * S = ceil(kp * P / 32) blocks of selected entries per row and head. */
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P);

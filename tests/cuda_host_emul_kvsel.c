@@ -206,6 +206,29 @@ int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H
     return rc;
 }
 
+int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
+                        struct scb_ctx *err)
+{
+    (void)cc;
+    if (!s || !sel || R < 1 || n < 1 || kp < 1 || kp > n)
+        return scb_err(err, SCB_E_INVAL, "emulated quest top-k: bad arguments (R=%d n=%d kp=%d)", R, n, kp);
+    for (int r = 0; r < R; r++) {
+        int rc = topk(s + (size_t)r * n, n, kp, sel + (size_t)r * kp, err);
+        if (rc) return rc;
+    }
+    return SCB_OK;
+}
+
+/* The same documented semantics as scb_cuda_quest_step_select. */
+int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D, const uint16_t *k,
+                                size_t cap, uint16_t *kmin, uint16_t *kmax, int mp, int T, int P, int p0, int kp,
+                                int unroll, float *ub, int32_t *sel, void *work, struct scb_ctx *err)
+{
+    if (unroll != 0 && unroll != 1 && unroll != 2 && unroll != 4 && unroll != 8)
+        return scb_err(err, SCB_E_INVAL, "emulated quest step select2: bad unroll %d", unroll);
+    return scb_cuda_quest_step_select(cc, q, H, Hs, D, k, cap, kmin, kmax, mp, T, P, p0, kp, 0, ub, sel, work, err);
+}
+
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
 {
     return (size_t)nr * H * (((size_t)kp * P + 31) / 32) * (D + 2);

@@ -422,6 +422,119 @@ static void test_quest_step(int Tk, int Hq, int Hkv, int D, int P, int budget)
     scb_free(m_ref); scb_free(m_got); scb_free(ub_ref); scb_free(ub_got); scb_free(sel_got);
 }
 
+/* scb_cuda_quest_topk against the CPU order, EXACT (same float scores): random scores, scores
+ * full of exact ties (a few values, -0 and +0 equal), k = 1, k = n, rows that fit the default
+ * shared memory, that need the raised limit, and that stay in global memory. */
+static void test_quest_topk(int R, int n, int k, int ties)
+{
+    float *s = host_alloc(sizeof(float) * (size_t)R * n);
+    for (size_t i = 0; i < (size_t)R * n; i++) {
+        if (ties) {
+            s[i] = (float)(rng_next() % 5) - 2.0f;
+            if (s[i] == 0.f && (rng_next() & 1)) s[i] = -0.0f;
+        } else {
+            s[i] = rng_normal() * 3.0f;
+        }
+    }
+    float *ds = dup_dev(s, sizeof(float) * (size_t)R * n);
+    int32_t *di = dalloc(sizeof(int32_t) * (size_t)R * k);
+    int32_t *g = host_alloc(sizeof(int32_t) * (size_t)R * k), *r = host_alloc(sizeof(int32_t) * (size_t)k);
+    CK(scb_cuda_quest_topk(g_cc, ds, R, n, k, di, &g_err));
+    down(g, di, sizeof(int32_t) * (size_t)R * k);
+    int ok = 1;
+    for (int h = 0; h < R; h++) {
+        ref_topk(s + (size_t)h * n, n, k, r);
+        if (memcmp(g + (size_t)h * k, r, sizeof(int32_t) * (size_t)k)) ok = 0;
+    }
+    check(ok, "quest top-k R=%d n=%d k=%d %s: equal to the CPU order", R, n, k, ties ? "with exact ties" : "random");
+    scb_cuda_free(g_cc, ds); scb_cuda_free(g_cc, di);
+    scb_free(s); scb_free(g); scb_free(r);
+}
+
+/* scb_cuda_quest_step_select2 (the default decode-step selection): metadata rebuilt from p0 (0,
+ * a page in the middle, the last page, none) equal bit for bit to a full rebuild; bounds within
+ * 1e-5 of the row's max |bound| of the CPU's (double) bounds (fp32 sums of D products in another
+ * order); pages EXACTLY the CPU top-k of the device's own bounds (the tie rule), and equal to the
+ * CPU's selection up to near-ties. Unroll 0 (automatic), 1, 2 and 8. D % 8 != 0 takes the
+ * separate launchers (same checks). */
+static void test_quest_step2(int Tk, int Hq, int Hkv, int D, int P, int budget)
+{
+    const int G = Hq / Hkv, np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, budget);
+    const size_t cap = (size_t)Tk + 11;
+    const int mp = (int)((cap + P - 1) / P);
+    uint16_t *qb = host_alloc(sizeof(uint16_t) * (size_t)Hq * D);
+    float *qf = host_alloc(sizeof(float) * (size_t)Hq * D);
+    uint16_t *kb = host_alloc(sizeof(uint16_t) * (size_t)Hkv * cap * D);
+    float *kf = host_alloc(sizeof(float) * (size_t)Hkv * cap * D);
+    rand_bf16(qb, qf, (size_t)Hq * D, 1.0f);
+    rand_bf16(kb, kf, (size_t)Hkv * cap * D, 1.0f);
+    int32_t *rsel = host_alloc(sizeof(int32_t) * (size_t)Hq * kp);
+    double *rub = host_alloc(sizeof(double) * (size_t)Hq * np);
+    float *w = host_alloc(sizeof(float) * (size_t)D);
+    for (int h = 0; h < Hq; h++) {
+        scb_quest_signs(qf + (size_t)h * D, (size_t)Hq * D, 1, D, w);
+        scb_quest_bounds(qf + (size_t)h * D, w, kf + (size_t)(h / G) * cap * D, (size_t)D, Tk, D, P, rub + (size_t)h * np);
+        scb_quest_top_pages(rub + (size_t)h * np, np, kp, rsel + (size_t)h * kp);
+    }
+    uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)Hq * D);
+    uint16_t *dk = dup_dev(kb, sizeof(uint16_t) * (size_t)Hkv * cap * D);
+    const size_t mn = (size_t)Hkv * mp * D;
+    uint16_t *kmin = dalloc(sizeof(uint16_t) * mn), *kmax = dalloc(sizeof(uint16_t) * mn);
+    CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, Tk, 0, kmin, kmax, mp, &g_err));
+    uint16_t *m_ref = host_alloc(sizeof(uint16_t) * mn * 2), *m_got = host_alloc(sizeof(uint16_t) * mn * 2);
+    down(m_ref, kmin, sizeof(uint16_t) * mn); down(m_ref + mn, kmax, sizeof(uint16_t) * mn);
+    float *ub_got = host_alloc(sizeof(float) * (size_t)Hq * np);
+    int32_t *sel_got = host_alloc(sizeof(int32_t) * (size_t)Hq * kp), *own = host_alloc(sizeof(int32_t) * (size_t)kp);
+    const int unrolls[4] = {0, 1, 2, 8};
+    const int T1s[4] = {1, Tk / 2, Tk - 1, Tk};      /* metadata valid up to T1: p0 = T1 / P */
+    for (int ci = 0; ci < 4; ci++) {
+        const int T1 = T1s[ci] < 1 ? 1 : T1s[ci];
+        const int p0 = ci == 0 ? 0 : (ci == 3 ? np : T1 / P);
+        uint16_t *kmin2 = dalloc(sizeof(uint16_t) * mn), *kmax2 = dalloc(sizeof(uint16_t) * mn);
+        float *dub = dalloc(sizeof(float) * (size_t)Hq * np);
+        int32_t *dsel = dalloc(sizeof(int32_t) * (size_t)Hq * kp);
+        void *work = dalloc(scb_cuda_quest_step_work_bytes(Hq, D, mp));
+        if (p0 == np) CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, Tk, 0, kmin2, kmax2, mp, &g_err));
+        else if (p0 > 0) CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, T1, 0, kmin2, kmax2, mp, &g_err));
+        CK(scb_cuda_quest_step_select2(g_cc, dq, Hq, Hkv, D, dk, cap, kmin2, kmax2, mp, Tk, P, p0, kp, unrolls[ci],
+                                       dub, dsel, work, &g_err));
+        down(m_got, kmin2, sizeof(uint16_t) * mn); down(m_got + mn, kmax2, sizeof(uint16_t) * mn);
+        down(ub_got, dub, sizeof(float) * (size_t)Hq * np);
+        down(sel_got, dsel, sizeof(int32_t) * (size_t)Hq * kp);
+        int ok_meta = 1, ok_ub = 1, ok_own = 1, ok_sel = 1, diffs = 0;
+        double worst = 0;
+        for (int s2 = 0; s2 < Hkv; s2++)
+            for (size_t o = (size_t)s2 * mp * D; o < ((size_t)s2 * mp + np) * D; o++)
+                if (m_got[o] != m_ref[o] || m_got[mn + o] != m_ref[mn + o]) ok_meta = 0;
+        for (int h = 0; h < Hq; h++) {
+            double mx = 0;
+            for (int p = 0; p < np; p++) mx = fmax(mx, fabs(rub[(size_t)h * np + p]));
+            for (int p = 0; p < np; p++) {
+                const double e = fabs((double)ub_got[(size_t)h * np + p] - rub[(size_t)h * np + p]) / (mx > 0 ? mx : 1);
+                if (!(e <= 1e-5)) ok_ub = 0;
+                if (e > worst || e != e) worst = e;
+            }
+            const int32_t *gs = sel_got + (size_t)h * kp;
+            ref_topk(ub_got + (size_t)h * np, np, kp, own);
+            if (memcmp(gs, own, sizeof(int32_t) * (size_t)kp)) ok_own = 0;
+            int nd = 0;
+            for (int i = 1; i < kp; i++) if (gs[i] <= gs[i - 1]) ok_sel = 0;
+            if (ok_sel && !near_tie_sets(gs, rsel + (size_t)h * kp, kp, rub + (size_t)h * np, np, 1e-4 * mx, &nd))
+                ok_sel = 0;
+            diffs += nd;
+        }
+        check(ok_meta && ok_ub && ok_own && ok_sel, "quest step select2 Tk=%d Hq=%d Hkv=%d D=%d P=%d kp=%d np=%d p0=%d "
+              "unroll=%d: metadata %s, bounds max err %.1e of row max (tol 1e-5), pages %s the CPU top-k of the "
+              "device bounds, %d pages differ from the CPU's, all near-ties%s", Tk, Hq, Hkv, D, P, kp, np, p0,
+              unrolls[ci], ok_meta ? "exact" : "WRONG", worst, ok_own ? "=" : "!=", diffs, ok_sel ? "" : " (NOT)");
+        scb_cuda_free(g_cc, kmin2); scb_cuda_free(g_cc, kmax2); scb_cuda_free(g_cc, dub); scb_cuda_free(g_cc, dsel);
+        scb_cuda_free(g_cc, work);
+    }
+    scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, kmin); scb_cuda_free(g_cc, kmax);
+    scb_free(qb); scb_free(qf); scb_free(kb); scb_free(kf); scb_free(rsel); scb_free(rub); scb_free(w);
+    scb_free(m_ref); scb_free(m_got); scb_free(ub_got); scb_free(sel_got); scb_free(own);
+}
+
 /* ---- --bench: one layer's Quest decode step at Llama-3-8B's attention shape ------------------ */
 static float time_ms(int reps, void (*fn)(void *), void *arg)
 {
@@ -472,6 +585,18 @@ static void qb_step(void *p)
                                   (b->Tk - 1) / b->P, b->kp, b->chunks, b->ub, b->sel, b->swork, &g_err));
 }
 static void qb_fused(void *p) { qb_step(p); qb_attn(p); }
+static void qb_step2(void *p)
+{
+    struct qbench *b = p;   /* chunks holds the unroll here */
+    CK(scb_cuda_quest_step_select2(g_cc, b->q, b->H, b->Hs, b->D, b->k, b->cap, b->kmin, b->kmax, b->mp, b->Tk, b->P,
+                                   (b->Tk - 1) / b->P, b->kp, b->chunks, b->ub, b->sel, b->swork, &g_err));
+}
+static void qb_v2(void *p) { qb_step2(p); qb_attn(p); }
+static void qb_topk2(void *p)
+{
+    struct qbench *b = p;
+    CK(scb_cuda_quest_topk(g_cc, b->ub, b->H, (b->Tk + b->P - 1) / b->P, b->kp, b->sel, &g_err));
+}
 static void qb_dense(void *p)
 {
     struct qbench *b = p;
@@ -518,6 +643,14 @@ static void bench_quest(int Tk)
         printf("  quest_bench Tk=%d fused_total_us %.1f  step_select %.1f  (chunks per head %d%s)\n", Tk,
                1e3 * time_ms(reps, qb_fused, &b), 1e3 * time_ms(reps, qb_step, &b), cs[i], cs[i] ? "" : " = auto");
     }
+    const int us[] = {0, 1, 2, 8};
+    for (int i = 0; i < 4; i++) {
+        b.chunks = us[i];
+        printf("  quest_bench Tk=%d v2_total_us %.1f  step_select2 %.1f  (unroll %d%s)\n", Tk,
+               1e3 * time_ms(reps, qb_v2, &b), 1e3 * time_ms(reps, qb_step2, &b), us[i], us[i] ? "" : " = auto 4");
+    }
+    printf("  quest_bench Tk=%d v2_topk_only_us %.1f  (H rows of %d bounds, kp %d; ub2 = step_select2 - this)\n", Tk,
+           1e3 * time_ms(reps, qb_topk2, &b), np, b.kp);
     scb_cuda_free(g_cc, b.k); scb_cuda_free(g_cc, b.v); scb_cuda_free(g_cc, b.q); scb_cuda_free(g_cc, b.out);
     scb_cuda_free(g_cc, b.kmin); scb_cuda_free(g_cc, b.kmax); scb_cuda_free(g_cc, b.w); scb_cuda_free(g_cc, b.ub);
     scb_cuda_free(g_cc, b.sel); scb_cuda_free(g_cc, b.work); scb_cuda_free(g_cc, b.swork);
@@ -740,6 +873,10 @@ static void test_errors(void)
                                 p, ix, &e) == SCB_E_INVAL, "quest select with too few metadata pages refused");
     check(scb_cuda_quest_attn(g_cc, (uint16_t *)p, (uint16_t *)p, (uint16_t *)p, 8, (uint16_t *)p, 0, 1, 1, 8, 2, 2,
                               258, 16, 1, ix, 0.f, p, &e) == SCB_E_INVAL, "quest attention D > 256 refused");
+    check(scb_cuda_quest_topk(g_cc, p, 1, 4, 5, ix, &e) == SCB_E_INVAL, "quest top-k kp > n refused");
+    check(scb_cuda_quest_step_select2(g_cc, (uint16_t *)p, 2, 2, 16, (uint16_t *)p, 8, (uint16_t *)p, (uint16_t *)p, 1,
+                                      8, 16, 0, 1, 3, p, ix, p, &e) == SCB_E_INVAL,
+          "quest step select2 unroll 3 refused");
     scb_cuda_free(g_cc, p);
     scb_cuda_free(g_cc, ix);
 }
@@ -747,6 +884,7 @@ static void test_errors(void)
 int main(int argc, char **argv)
 {
     int quick = 0, do_bench = 0, nargs = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* lines reach a log even when a time limit kills the run */
     char *args[64];
     for (int i = 0; i < argc && nargs < 64; i++) {   /* --bench: parity_start takes one flag */
         if (i > 0 && !strcmp(argv[i], "--bench")) do_bench = 1;
@@ -757,10 +895,15 @@ int main(int argc, char **argv)
     int rc0 = parity_start("parity_cuda_kvsel", argc, argv,
                            "Checks the SnapKV/PyramidKV and Quest kernels against the CPU reference; exit 77 without a GPU.\n"
                            "--quick: the smaller shapes only (the host emulation in CI).\n"
-                           "--bench: also time one layer's Quest decode step (fused and unfused, per launcher) at\n"
+                           "--bench: also time (first) one layer's Quest decode step (fused and unfused, per launcher) at\n"
                            "32K and 128K keys, Llama-3-8B's attention shape.\n",
                            "--quick", &quick);
     if (rc0 >= 0) return rc0;
+    if (do_bench) {   /* first: a job's time limit then cuts tests, not the timings */
+        bench_quest(32768);
+        bench_quest(131072);
+        fflush(stdout);
+    }
     /* SnapKV: (N, W, Hq, Hkv, D, kernel, pool, gqa, n_select) */
     test_snapkv_case(37, 1, 4, 4, 16, 1, 0, 0, 10);
     test_snapkv_case(37, 8, 8, 2, 16, 5, 1, 0, 20);
@@ -796,6 +939,41 @@ int main(int argc, char **argv)
         test_quest_step(9000, 16, 1, 256, 16, 512);
         test_quest_step(5003, 64, 4, 128, 16, 1024);
     }
+    /* the radix top-k: (R, n, k, ties) */
+    test_quest_topk(3, 1, 1, 0);
+    test_quest_topk(2, 31, 31, 1);
+    test_quest_topk(4, 777, 64, 0);
+    test_quest_topk(4, 777, 64, 1);
+    test_quest_topk(2, 1025, 1025, 1);
+    test_quest_topk(32, 2049, 64, 0);
+    if (!quick) {
+        test_quest_topk(32, 8200, 64, 0);          /* over the default shared memory: raised limit */
+        test_quest_topk(8, 8200, 64, 1);
+        test_quest_topk(3, 50001, 1000, 0);        /* over the raised limit: read from global memory */
+        test_quest_topk(2, 50001, 333, 1);
+        test_quest_topk(2, 12345, 12345, 0);
+    }
+    /* the decode-step selection v2: (Tk, Hq, Hkv, D, P, budget); GQA 1/4/8/16, D 16..256, odd
+     * page counts, kp = np, D % 8 != 0 (the separate launchers) */
+    test_quest_step2(333, 8, 2, 64, 16, 64);
+    test_quest_step2(201, 8, 8, 16, 5, 40);
+    test_quest_step2(777, 8, 1, 32, 16, 128);
+    test_quest_step2(1001, 32, 8, 128, 16, 256);
+    test_quest_step2(96, 4, 4, 32, 16, 4096);     /* kp = np */
+    test_quest_step2(40, 8, 2, 64, 16, 16);       /* kp = np = 3 */
+    test_quest_step2(250, 4, 1, 20, 7, 60);       /* D % 8 != 0 */
+    test_quest_step2(517, 16, 1, 48, 16, 96);
+    if (!quick) {
+        test_quest_step2(4099, 32, 8, 128, 16, 1024);
+        test_quest_step2(40001, 32, 8, 128, 16, 1024);
+        test_quest_step2(131200, 32, 8, 128, 16, 1024);
+        test_quest_step2(9000, 16, 1, 256, 16, 512);
+        test_quest_step2(5003, 64, 4, 128, 16, 1024);
+        test_quest_step2(3001, 32, 2, 96, 16, 512);
+        test_quest_step2(2001, 8, 8, 256, 32, 1024);
+        test_quest_step2(1999, 8, 1, 8, 16, 300);
+        test_quest_step2(4097, 16, 4, 2, 16, 1024);
+    }
     test_errors();
     /* the bindings: (spec, N, Hq, Hkv, D, L, layer) */
     test_binding_kvdrop("streamingllm:n_init=3,n_local=40", 101, 8, 2, 64, 2, 1);
@@ -816,9 +994,9 @@ int main(int argc, char **argv)
         struct scb_ctx e = {0};
         CK(scb_method_spec_parse("quest", &sp, &g_err));
         CK(scb_method_init(&sp.kv, &mi, &g_err));
-        setenv("SCB_QUEST_DECODE", "fast", 1);
+        setenv("SCB_QUEST_DECODE", "bogus", 1);
         const int rc = ops ? ops->create(&st, &sp.kv, &mi, g_cc, &e) : SCB_OK;
-        check(rc == SCB_E_INVAL && st == NULL, "binding quest: SCB_QUEST_DECODE=fast refused (%s)", e.msg);
+        check(rc == SCB_E_INVAL && st == NULL, "binding quest: SCB_QUEST_DECODE=bogus refused (%s)", e.msg);
         if (ops && st) ops->destroy(st);
         unsetenv("SCB_QUEST_DECODE");
         scb_method_spec_fini(&sp);
@@ -826,11 +1004,12 @@ int main(int argc, char **argv)
     setenv("SCB_QUEST_DECODE", "unfused", 1);   /* the separate launchers for one-row steps too */
     test_binding_quest(203, 8, 2, 64, 16, 64);
     if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
+    setenv("SCB_QUEST_DECODE", "fused", 1);     /* the earlier two-stage selection */
+    test_binding_quest(203, 8, 2, 64, 16, 64);
+    if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
+    setenv("SCB_QUEST_DECODE", "v2", 1);        /* named explicitly (also the default above) */
+    test_binding_quest(150, 4, 4, 32, 5, 30);
     unsetenv("SCB_QUEST_DECODE");
-    if (do_bench) {
-        bench_quest(32768);
-        bench_quest(131072);
-    }
     scb_cuda_ctx_destroy(g_cc);
     printf("parity_cuda_kvsel: %d passed, %d failed (seed %llu)\n", g_pass, g_fail, (unsigned long long)g_seed);
     return g_fail ? 1 : 0;

@@ -579,6 +579,312 @@ out:
     return rc;
 }
 
+/* ---- Quest: the decode-step selection, version 2 (bounds kernel + radix top-k) -------------- */
+enum { QT_THREADS = 1024, QT_WARPS = QT_THREADS / 32, QT_HCOPIES = 8, QT_SMEM_DEFAULT = 36 * 1024,  /* + ~10 KiB static */
+       QT_SMEM_MAX = 160 * 1024, QB_THREADS = 256, QB_WARPS = QB_THREADS / 32 };
+
+/* Grid R, block QT_THREADS: row r of s (R, n) -> sel (R, kp). use_smem: stage the row in the
+ * dynamic shared memory. Radix passes: QT_HCOPIES histogram copies (warp w adds to copy w % 8:
+ * fewer warps on one counter; the lanes of a warp that share lane 0's bin add once) summed by
+ * threads 0..255; warp 0 scans the 256 bins from the top.
+ * Compaction: warp w owns the contiguous indices [w*cw, (w+1)*cw), counts its keys above and equal
+ * to the threshold (ballots), warp 0 turns the counts into output offsets and how many equal keys
+ * each warp takes (the smallest indices first), then each warp writes its picks in index order. */
+__global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float *src, int n, int kp, int use_smem,
+                                                                   int32_t *sel)
+{
+    extern __shared__ float qt_sm[];
+    __shared__ int hist[QT_HCOPIES][256];
+    __shared__ int tot[256];
+    __shared__ uint32_t pre_s;
+    __shared__ int kk_s;
+    __shared__ int cnt_gt[QT_WARPS], cnt_eq[QT_WARPS], off_w[QT_WARPS], take_w[QT_WARPS];
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, r = blockIdx.x;
+    const float *s = src + (long long)r * n;
+    if (use_smem) {
+        for (int j = tid; j < n; j += QT_THREADS) qt_sm[j] = s[j];
+        s = qt_sm;
+    }
+    for (int i = tid; i < QT_HCOPIES * 256; i += QT_THREADS) (&hist[0][0])[i] = 0;
+    if (tid == 0) { pre_s = 0; kk_s = kp; }
+    __syncthreads();
+    uint32_t mask = 0, prefix = 0;
+    int kk = kp;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        int *hw = hist[warp % QT_HCOPIES];
+        for (int base = 0; base < n; base += QT_THREADS) {   /* uniform trip count: full warps */
+            const int j = base + tid;
+            uint32_t bin = 256u;                              /* none */
+            if (j < n) {
+                const uint32_t key = scb_okey(s[j]);
+                if ((key & mask) == prefix) bin = (key >> shift) & 255u;
+            }
+            /* the lanes sharing lane 0's bin (most of them in the first pass: the keys' top bits
+             * are the sign and exponent) add once; the others one by one */
+            const uint32_t b0 = __shfl_sync(0xffffffffu, bin, 0);
+            const unsigned same = __ballot_sync(0xffffffffu, bin == b0);
+            if (lane == 0 && b0 < 256u) atomicAdd(&hw[b0], __popc(same));
+            if (bin != b0 && bin < 256u) atomicAdd(&hw[bin], 1);
+        }
+        __syncthreads();
+        if (tid < 256) {
+            int t = 0;
+#pragma unroll
+            for (int c = 0; c < QT_HCOPIES; c++) { t += hist[c][tid]; hist[c][tid] = 0; }
+            tot[tid] = t;
+        }
+        __syncthreads();
+        if (warp == 0) {
+            /* lane L holds bins 255-8L .. 248-8L (descending); prefix sums from the top */
+            int c[8], sum = 0;
+#pragma unroll
+            for (int t = 0; t < 8; t++) { c[t] = tot[255 - 8 * lane - t]; sum += c[t]; }
+            int incl = sum;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const int y = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += y;
+            }
+            const int excl = incl - sum;
+            if (excl < kk && kk <= incl) {
+                int rr = kk - excl, bin = 255 - 8 * lane, taken = 0;
+#pragma unroll
+                for (int t = 0; t < 8; t++)      /* constant indices: c stays in registers */
+                    if (!taken) {
+                        if (c[t] < rr && t < 7) rr -= c[t];
+                        else { taken = 1; bin = 255 - 8 * lane - t; }
+                    }
+                kk_s = rr;
+                pre_s = prefix | ((uint32_t)bin << shift);
+            }
+        }
+        __syncthreads();
+        prefix = pre_s;
+        kk = kk_s;
+        mask |= 255u << shift;
+    }
+    /* prefix = the kp-th largest key; kk = how many keys equal to it are taken (the rest of the
+     * kp are the kp - kk keys above it) */
+    const uint32_t thr = prefix;
+    const int cw = ((n + QT_WARPS - 1) / QT_WARPS + 31) / 32 * 32;
+    const int j0 = warp * cw, j1 = min(j0 + cw, n);
+    int ngt = 0, neq = 0;
+    for (int b = j0; b < j1; b += 32) {
+        const int j = b + lane;
+        const uint32_t key = j < j1 ? scb_okey(s[j]) : 0u;
+        ngt += __popc(__ballot_sync(0xffffffffu, j < j1 && key > thr));
+        neq += __popc(__ballot_sync(0xffffffffu, j < j1 && key == thr));
+    }
+    if (lane == 0) { cnt_gt[warp] = ngt; cnt_eq[warp] = neq; }
+    __syncthreads();
+    if (warp == 0) {
+        const int g = cnt_gt[lane], e = cnt_eq[lane];
+        int ig = g, ie = e;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int yg = __shfl_up_sync(0xffffffffu, ig, o), ye = __shfl_up_sync(0xffffffffu, ie, o);
+            if (lane >= o) { ig += yg; ie += ye; }
+        }
+        const int gb = ig - g, eb = ie - e;    /* above / equal keys in the warps before */
+        const int tb = min(eb, kk);            /* equal keys taken before */
+        off_w[lane] = gb + tb;
+        take_w[lane] = min(e, kk - tb);
+    }
+    __syncthreads();
+    int o = off_w[warp], te = take_w[warp], eseen = 0;
+    int32_t *out = sel + (long long)r * kp;
+    const unsigned lt = (1u << lane) - 1u;
+    for (int b = j0; b < j1; b += 32) {
+        const int j = b + lane;
+        const uint32_t key = j < j1 ? scb_okey(s[j]) : 0u;
+        const unsigned eqb = __ballot_sync(0xffffffffu, j < j1 && key == thr);
+        const bool take = j < j1 && (key > thr || (key == thr && eseen + __popc(eqb & lt) < te));
+        const unsigned tb = __ballot_sync(0xffffffffu, take);
+        if (take) out[o + __popc(tb & lt)] = j;
+        o += __popc(tb);
+        eseen += __popc(eqb);
+    }
+}
+
+static int scb_quest_topk_launch(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
+                                 struct scb_ctx *err)
+{
+    static int smem_raised = 0;
+    int rc = SCB_OK;
+    size_t smem = (size_t)n * sizeof(float);
+    if (smem > QT_SMEM_MAX) smem = 0;                      /* the row stays in global memory (L2) */
+    if (smem > QT_SMEM_DEFAULT && !smem_raised) {
+        SCB_CUDA_TRY(cudaFuncSetAttribute(scb_quest_topk2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          QT_SMEM_MAX));
+        smem_raised = 1;
+    }
+    scb_quest_topk2_kernel<<<(unsigned)R, QT_THREADS, smem, cc->stream>>>(s, n, kp, smem > 0, sel);
+    SCB_LAUNCH_CHECK("scb_quest_topk2_kernel");
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
+                                   struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!s || !sel || R < 1 || n < 1 || kp < 1 || kp > n) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest top-k: bad arguments (R=%d n=%d kp=%d)", R, n, kp);
+        goto out;
+    }
+    rc = scb_quest_topk_launch(cc, s, R, n, kp, sel, err);
+out:
+    return rc;
+}
+
+static __device__ __forceinline__ void scb_unpack8(const uint4 v, float *f)
+{
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(w[i] << 16);
+        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+
+/* Grid (ceil(np / (U * QB_WARPS * 32 / L)), Hs), block QB_THREADS, dynamic shared memory q
+ * (G, D) fp32. L lanes per page (a power of two >= D / 8; lane i of a page holds dims 8i..8i+7),
+ * 32 / L pages per warp and step, U steps in flight per thread. Page p of the block's run: its
+ * min/max (pages >= p0 rebuilt from k first and written back, as scb_quest_meta_kernel) and, per
+ * query head h of the group, ub = sum_d q_d w_d mx_d with w_d = sign(q_d) (+1 / -1: the signs of
+ * the single row) and mx_d = w_d > 0 ? max * w_d : min * w_d, summed over the page's lanes. */
+template <int U>
+__global__ void __launch_bounds__(QB_THREADS) scb_quest_ub2_kernel(
+    const uint16_t *q, int G, int D, int L, const uint16_t *k, long long cap, uint16_t *kmin, uint16_t *kmax,
+    int mp, int T, int P, int p0, int np, float *ub)
+{
+    extern __shared__ float qb_sm[];
+    const int s = blockIdx.y, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    for (int i = tid; i < G * D; i += QB_THREADS) qb_sm[i] = scb_bf2f(q[(long long)s * G * D + i]);
+    const int sub = lane % L, slot = lane / L, PW = 32 / L, d0 = sub * 8;
+    const bool act = d0 < D;
+    const int run = U * QB_WARPS * PW, pbase = blockIdx.x * run;
+    uint4 lo[U], hi[U];                               /* 8 packed bf16 each */
+    int pg[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int p = pbase + (u * QB_WARPS + warp) * PW + slot;
+        pg[u] = p;
+        const long long mo = ((long long)s * mp + p) * D + d0;
+        if (act && p < np && p < p0) {
+            lo[u] = __ldg((const uint4 *)(kmin + mo));   /* pages < p0: read-only here */
+            hi[u] = __ldg((const uint4 *)(kmax + mo));
+        } else {
+            lo[u] = make_uint4(0u, 0u, 0u, 0u);
+            hi[u] = lo[u];
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int p = pg[u];
+        if (act && p < np && p >= p0) {              /* a changed page: min/max from k */
+            const long long mo = ((long long)s * mp + p) * D + d0;
+            const int t0 = p * P, t1 = (p + 1) * P < T ? (p + 1) * P : T;
+            float mn[8], mx[8];
+#pragma unroll
+            for (int c = 0; c < 8; c++) { mn[c] = INFINITY; mx[c] = -INFINITY; }
+            for (int t = t0; t < t1; t++) {
+                float x[8];
+                scb_unpack8(*(const uint4 *)(k + ((long long)s * cap + t) * D + d0), x);
+#pragma unroll
+                for (int c = 0; c < 8; c++) { mn[c] = fminf(mn[c], x[c]); mx[c] = fmaxf(mx[c], x[c]); }
+            }
+            uint4 a, b;
+            a.x = (uint32_t)scb_f2bf(mn[0]) | ((uint32_t)scb_f2bf(mn[1]) << 16);
+            a.y = (uint32_t)scb_f2bf(mn[2]) | ((uint32_t)scb_f2bf(mn[3]) << 16);
+            a.z = (uint32_t)scb_f2bf(mn[4]) | ((uint32_t)scb_f2bf(mn[5]) << 16);
+            a.w = (uint32_t)scb_f2bf(mn[6]) | ((uint32_t)scb_f2bf(mn[7]) << 16);
+            b.x = (uint32_t)scb_f2bf(mx[0]) | ((uint32_t)scb_f2bf(mx[1]) << 16);
+            b.y = (uint32_t)scb_f2bf(mx[2]) | ((uint32_t)scb_f2bf(mx[3]) << 16);
+            b.z = (uint32_t)scb_f2bf(mx[4]) | ((uint32_t)scb_f2bf(mx[5]) << 16);
+            b.w = (uint32_t)scb_f2bf(mx[6]) | ((uint32_t)scb_f2bf(mx[7]) << 16);
+            *(uint4 *)(kmin + mo) = a;                /* exact: bf16 values */
+            *(uint4 *)(kmax + mo) = b;
+            lo[u] = a;
+            hi[u] = b;
+        }
+    }
+    __syncthreads();                                  /* q staged */
+    for (int h = 0; h < G; h++) {
+        float qv[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+        if (act) {
+            const float4 a = *(const float4 *)(qb_sm + h * D + d0), b = *(const float4 *)(qb_sm + h * D + d0 + 4);
+            qv[0] = a.x; qv[1] = a.y; qv[2] = a.z; qv[3] = a.w;
+            qv[4] = b.x; qv[5] = b.y; qv[6] = b.z; qv[7] = b.w;
+        }
+        float uu[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float l8[8], h8[8], acc = 0.f;
+            scb_unpack8(lo[u], l8);
+            scb_unpack8(hi[u], h8);
+#pragma unroll
+            for (int c = 0; c < 8; c++) {
+                const float wd = qv[c] > 0.f ? 1.f : -1.f;
+                acc += qv[c] * wd * (wd > 0.f ? h8[c] * wd : l8[c] * wd);
+            }
+            uu[u] = acc;
+        }
+        for (int off = L / 2; off > 0; off >>= 1)
+#pragma unroll
+            for (int u = 0; u < U; u++) uu[u] += __shfl_xor_sync(0xffffffffu, uu[u], off);
+        if (sub == 0)
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (pg[u] < np) ub[(long long)(s * G + h) * np + pg[u]] = uu[u];
+    }
+}
+
+extern "C" int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D,
+                                           const uint16_t *k, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
+                                           int T, int P, int p0, int kp, int unroll, float *ub, int32_t *sel,
+                                           void *work, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    const int np = P > 0 ? (T + P - 1) / P : 0;
+    SCB_CHECK_ALIVE();
+    if (!q || !k || !kmin || !kmax || !ub || !sel || !work || H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 ||
+        D > 256 || P < 1 || T < 1 || (size_t)T > cap || np > mp || p0 < 0 || kp < 1 || kp > np ||
+        (unroll != 0 && unroll != 1 && unroll != 2 && unroll != 4 && unroll != 8)) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest step select2: bad arguments (H=%d Hs=%d D=%d T=%d cap=%zu P=%d "
+                     "p0=%d kp=%d mp=%d unroll=%d)", H, Hs, D, T, cap, P, p0, kp, mp, unroll);
+        goto out;
+    }
+    {
+        const int G = H / Hs;
+        const size_t qsm = sizeof(float) * (size_t)G * D;
+        const int aligned = !(((uintptr_t)q | (uintptr_t)k | (uintptr_t)kmin | (uintptr_t)kmax) & 15u);
+        if (D % 8 || !aligned || qsm > 48 * 1024) {      /* the separate launchers */
+            float *w = (float *)((char *)work + (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)));
+            if ((rc = scb_cuda_quest_meta(cc, k, cap, Hs, D, P, T, p0, kmin, kmax, mp, err)) < 0) goto out;
+            if ((rc = scb_cuda_quest_signs(cc, q, 1, H, D, w, err)) < 0) goto out;
+            rc = scb_cuda_quest_select(cc, q, 0, 1, H, Hs, D, w, kmin, kmax, mp, T, P, kp, ub, sel, err);
+            goto out;
+        }
+        int L = 1;
+        while (L * 8 < D) L <<= 1;
+        const int U = unroll ? unroll : 4, run = U * QB_WARPS * (32 / L);
+        const dim3 g((unsigned)((np + run - 1) / run), (unsigned)Hs);
+#define SCB_QB2(UU) scb_quest_ub2_kernel<UU><<<g, QB_THREADS, qsm, cc->stream>>>( \
+            q, G, D, L, k, (long long)cap, kmin, kmax, mp, T, P, p0, np, ub)
+        if (U == 1) SCB_QB2(1);
+        else if (U == 2) SCB_QB2(2);
+        else if (U == 4) SCB_QB2(4);
+        else SCB_QB2(8);
+#undef SCB_QB2
+        SCB_LAUNCH_CHECK("scb_quest_ub2_kernel");
+        rc = scb_quest_topk_launch(cc, ub, H, np, kp, sel, err);
+    }
+out:
+    return rc;
+}
+
 extern "C" size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)
 {
     const long long S = ((long long)kp * P + QA_KEYS - 1) / QA_KEYS;
