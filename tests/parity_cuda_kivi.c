@@ -9,10 +9,12 @@
  * - quantize + dequantize: the device store dequantized equals scb_kivi_cache_dequant BIT FOR BIT
  *   (tolerance 0: the same fp32 operations — min/max, IEEE subtraction and division, rint half to
  *   even, multiply then add without fusing — on the same inputs);
- * - attention: one query row per head over the store + residual + n_extra temp tokens against
- *   scb_kivi_cache_attn (double softmax): rel L2 1e-2 on out (one bf16 rounding of the output,
- *   2^-9, plus fp32 vs double accumulation; a wrong code, scale, head or mask gives order-1
- *   errors), abs 1e-3 on lse (fp32 scores);
+ * - attention, kernels v1, v2 and v3 (v3 = tensor cores; "kernel 3 asked" on shapes outside
+ *   v3 checks its fallback): one query row per head over the store + residual + n_extra temp
+ *   tokens against scb_kivi_cache_attn (double softmax): rel L2 1e-2 on out (one bf16 rounding
+ *   of the output, 2^-9, plus fp32 vs double accumulation; v3's factors q s and p s are bf16
+ *   hi + lo, ~2^-16 relative, and its codes exact in bf16, so the same bound holds; a wrong code,
+ *   scale, head, fragment or mask gives order-1 errors), abs 1e-3 on lse (fp32 scores);
  * - argument checks (SCB_E_INVAL).
  * --bench times the attention at 32K and 128K keys on Llama-3-8B's attention shape (Hq 32, Hkv 8,
  * D 128) for 2/4/8 bits, kernels v1, v2 and v3 (and v3's output against v1's), v3 over a range of

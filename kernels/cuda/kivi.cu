@@ -687,6 +687,14 @@ static __device__ __forceinline__ void k3_split(float x0, float x1, uint32_t &hi
     lo = scb_pack_bf2(x0 - __low2float(h), x1 - __high2float(h));
 }
 
+/* Factor slot of the 16-key subtile at js in the tile at j0: the tile's first subtile of the
+ * same key group (subtiles of one group share their factors and constants). */
+static __device__ __forceinline__ int k3_slot(int j0, int js, int grp)
+{
+    const int first = js / grp * grp;
+    return first > j0 ? (first - j0) / 16 : 0;
+}
+
 static __device__ __forceinline__ uint32_t k3_ld32(const uint16_t *p)
 {
     return __ldg(reinterpret_cast<const unsigned int *>(p));
@@ -752,7 +760,7 @@ kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         for (int i = tid; i < K3_NE * KD * 32; i += 128) {
             const int e = i / (KD * 32), kb = (i / 32) % KD, ln = i % 32, h = ln >> 2;
             const int js = j0 + 16 * e;
-            if (js >= a.Tk_q || js >= j_end) continue;
+            if (js >= a.Tk_q || js >= j_end || k3_slot(j0, js, grp) != e) continue;   /* one slot per group */
             const size_t gi = (size_t)(js / grp);
             const int d = kb * 16 + 2 * (ln & 3);
             const float f0 = q_s[h * D + d] * ks[(size_t)d * capg + gi];
@@ -764,8 +772,9 @@ kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
             k3_split(f2, f3, f.y, f.w);
             kf_s[i] = f;
         }
-        {   /* warp e: the constants sum_d q_d m_{e,d} of subtile e */
-            if (kq) {
+        const int slot = k3_slot(j0, js, grp);         /* the warp's subtile's factor slot */
+        {   /* warp e: the constants sum_d q_d m_{e,d} of subtile e (the first subtile of its group) */
+            if (kq && slot == warp) {
                 const size_t gi = (size_t)(js / grp);
                 for (int h = 0; h < G; h++) {
                     float b = 0.0f;
@@ -783,7 +792,7 @@ kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
             if (js < j_end) {
                 if (kq) {
                     const uint32_t sh = BITS * (r0 % per);
-                    const uint4 *fe = kf_s + warp * KD * 32 + lane;
+                    const uint4 *fe = kf_s + slot * KD * 32 + lane;
 #pragma unroll
                     for (int kb = 0; kb < KD; kb++) {
                         uint32_t A[4];
@@ -793,7 +802,7 @@ kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         scb_mma_bf16(c, A, f.x, f.y);
                         scb_mma_bf16(c, A, f.z, f.w);
                     }
-                    const float b0 = kc_s[warp * K3_GM + 2 * tig], b1 = kc_s[warp * K3_GM + 2 * tig + 1];
+                    const float b0 = kc_s[slot * K3_GM + 2 * tig], b1 = kc_s[slot * K3_GM + 2 * tig + 1];
                     c[0] += b0; c[1] += b1; c[2] += b0; c[3] += b1;
                 } else {
                     const bool v0 = r0 < j_end, v1 = r0 + 1 < j_end;
