@@ -917,9 +917,9 @@ kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         for (int u = 0; u < 4; u++) {
                             const int tok = ta + (u & 1) + (u >> 1) * 8;
                             if (tok < a.Tv_q) {
-                                const uint32_t wv = vc[(size_t)tok * (D / per) + e0 / per] >> sh;
+                                const uint32_t word = vc[(size_t)tok * (D / per) + e0 / per] >> sh;
                                 constexpr uint32_t M = (1u << BITS) - 1u;
-                                x[u] = scb_pack_bf2(kivi_code_f(wv & M), kivi_code_f((wv >> BITS) & M));
+                                x[u] = scb_pack_bf2(kivi_code_f(word & M), kivi_code_f((word >> BITS) & M));
                             } else if (tok < j_end) {
                                 x[u] = k3_ld32(vf + (size_t)tok * D + e0);
                             } else {
