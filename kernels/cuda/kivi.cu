@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/attn_common.cuh"
 
 enum { KIVI_THREADS = 128, KIVI_MAXG = 16, KIVI_MAXDT = 2 };   /* D <= KIVI_THREADS * KIVI_MAXDT */
 
@@ -637,18 +638,356 @@ kivi_attn_part2_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     }
 }
 
-/* Which partition kernel runs: SCB_KIVI_ATTN=v1 the first (dequantize per element), v2 (the
- * default) the folded one, unless its shared memory would exceed KIVI_V2_SMEM_MAX. */
+/* ---- kernel v3: tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulators) ----------
+ * Block (split, KV head g), 4 warps, keys in tiles of K3_TT = 64 (chunk a multiple of 64).
+ * Scores: per 16-key subtile (one per warp) S (keys x heads) = C (keys x channels) . F (channels
+ * x heads), C the integer codes (exact in bf16), F = q_d s_{e,d} for the subtile's key group e
+ * (group % 16 == 0 and Tk_q % group == 0 make every subtile one group, all quantized or all
+ * full precision), split into bf16 hi + lo parts (two MMAs: F to ~16 bits, the fp32 product
+ * c * (q s) to ~2^-16 relative), plus the constant sum_d q_d m_{e,d} per head; full-precision
+ * keys use the bf16 keys and q (both exact in bf16: one MMA). Row r < 8 of a subtile is key 2r,
+ * row r + 8 key 2r + 1, so a lane's two rows sit in adjacent fields of one code word.
+ * P.V: O^T (channels x heads) = V^T (channels x tokens) . P' (tokens x heads), V^T the codes of
+ * a 16-channel tile (one value group: group % 16 == 0) or the bf16 values, P' = p_t s_{t,g}
+ * (hi + lo) for quantized tokens and p_t for full-precision ones, plus sum_t p_t m_{t,g} per
+ * channel group and head. Heads are the N dimension (G <= 8, padded to 8). Online softmax over
+ * each tile in fp32 as the other kernels; the partials go to work as theirs. */
+enum { K3_TT = 64, K3_GM = 8, K3_NE = K3_TT / 16, K3_KT = K3_TT / 16, K3_MAXVG = 8 };
+
+/* bf16x2 a - b (exact here: integers < 2^8). */
+static __device__ __forceinline__ uint32_t k3_sub_bf2(uint32_t a, uint32_t b)
+{
+    __nv_bfloat162 x = *reinterpret_cast<__nv_bfloat162 *>(&a), y = *reinterpret_cast<__nv_bfloat162 *>(&b);
+    __nv_bfloat162 r = __hsub2(x, y);
+    return *reinterpret_cast<uint32_t *>(&r);
+}
+
+/* Codes of fields e0, e0 + 1 (e0 at bit sh) of two words wa, wb as bf16x2 pairs:
+ * lo = {code_e0(wa), code_e0(wb)}, hi = {code_e0+1(wa), code_e0+1(wb)} (wa in the low half). */
+template <int BITS>
+static __device__ __forceinline__ void k3_pair(uint32_t wa, uint32_t wb, uint32_t sh, uint32_t &lo, uint32_t &hi)
+{
+    const uint32_t t = __byte_perm(wa >> sh, wb >> sh, 0x5410);
+    if constexpr (BITS < 8) {
+        constexpr uint32_t M = (1u << BITS) - 1u, MM = M | (M << 16);
+        /* 0x4300 is 128 in bf16: 128 + code (< 128) exactly, minus 128 */
+        lo = k3_sub_bf2((t & MM) | 0x43004300u, 0x43004300u);
+        hi = k3_sub_bf2(((t >> BITS) & MM) | 0x43004300u, 0x43004300u);
+    } else {
+        lo = scb_pack_bf2(kivi_code_f(t & 0xffu), kivi_code_f((t >> 16) & 0xffu));
+        hi = scb_pack_bf2(kivi_code_f((t >> 8) & 0xffu), kivi_code_f(t >> 24));
+    }
+}
+
+/* fp32 x as bf16 hi + bf16 lo (x - hi rounded): two packed pairs for (x0, x1). */
+static __device__ __forceinline__ void k3_split(float x0, float x1, uint32_t &hi, uint32_t &lo)
+{
+    const __nv_bfloat162 h = __floats2bfloat162_rn(x0, x1);
+    hi = *reinterpret_cast<const uint32_t *>(&h);
+    lo = scb_pack_bf2(x0 - __low2float(h), x1 - __high2float(h));
+}
+
+/* Factor slot of the 16-key subtile at js in the tile at j0: the tile's first subtile of the
+ * same key group (subtiles of one group share their factors and constants). */
+static __device__ __forceinline__ int k3_slot(int j0, int js, int grp)
+{
+    const int first = js / grp * grp;
+    return first > j0 ? (first - j0) / 16 : 0;
+}
+
+static __device__ __forceinline__ uint32_t k3_ld32(const uint16_t *p)
+{
+    return __ldg(reinterpret_cast<const unsigned int *>(p));
+}
+
+template <int BITS, int KD>
+__global__ void __launch_bounds__(128)
+kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
+{
+    constexpr int per = 32 / BITS, D = KD * 16, MT = (KD + 3) / 4;
+    __shared__ uint4 kf_s[(K3_NE + 1) * KD * 32];   /* (slot, kstep, lane): B fragments hi, lo */
+    __shared__ uint4 pf_s[K3_MAXVG * K3_KT * 32];   /* (value group, token kstep, lane) */
+    __shared__ float s_s[K3_GM * K3_TT];            /* (head, key) scores, then p */
+    __shared__ float q_s[K3_GM * D];                /* (head, D) */
+    __shared__ float kc_s[K3_NE * K3_GM], vc_s[K3_MAXVG * K3_GM];
+    __shared__ float m_s[K3_GM], l_s[K3_GM], al_s[K3_GM];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+    const int split = blockIdx.x, g = blockIdx.y, grp = s.group, vg = D / grp;
+    const int j_begin = split * chunk, j_end = min(a.n, j_begin + chunk);
+    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / grp;
+    const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
+    const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
+    const uint32_t *vc = s.v_codes + (size_t)g * s.cap * (D / per);
+    const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
+    const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
+    for (int i = tid; i < K3_GM * D; i += 128) {
+        const int h = i / D, d = i % D;
+        q_s[i] = h < G ? scb_bf2f(a.q[((size_t)g * G + h) * D + d]) : 0.0f;
+    }
+    if (tid < K3_GM) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; al_s[tid] = 0.0f; }
+    for (int i = tid; i < K3_MAXVG * K3_GM; i += 128) vc_s[i] = 0.0f;
+    for (int i = tid; i < K3_NE * K3_GM; i += 128) kc_s[i] = 0.0f;
+    __syncthreads();
+    for (int i = tid; i < KD * 32; i += 128) {     /* slot K3_NE: full-precision keys, F = q */
+        const int kb = i / 32, ln = i % 32, h = ln >> 2, d = kb * 16 + 2 * (ln & 3);
+        uint4 f;
+        f.x = scb_pack_bf2(q_s[h * D + d], q_s[h * D + d + 1]);
+        f.y = scb_pack_bf2(q_s[h * D + d + 8], q_s[h * D + d + 9]);
+        f.z = 0u; f.w = 0u;
+        kf_s[K3_NE * KD * 32 + i] = f;
+    }
+    float acc[MT][4];
+#pragma unroll
+    for (int m = 0; m < MT; m++) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
+    const int r0off = 2 * gid;                         /* a lane's key rows in a subtile: r0off, r0off + 1 */
+    for (int j0 = j_begin; j0 < j_end; j0 += K3_TT) {
+        const int js = j0 + 16 * warp;                 /* the warp's 16-key subtile */
+        const bool kq = js < a.Tk_q && js < j_end;     /* quantized (whole subtile: Tk_q % 16 == 0) */
+        /* 0. the subtile's key code words, issued before the factors' loads (latency overlap) */
+        uint32_t wk[KD][4];
+        if (kq) {
+            const uint32_t *kw = kc + (size_t)((js + r0off) / per);
+#pragma unroll
+            for (int kb = 0; kb < KD; kb++) {
+                const int d = kb * 16 + 2 * tig;
+                wk[kb][0] = __ldg(kw + (size_t)d * capw);
+                wk[kb][1] = __ldg(kw + (size_t)(d + 1) * capw);
+                wk[kb][2] = __ldg(kw + (size_t)(d + 8) * capw);
+                wk[kb][3] = __ldg(kw + (size_t)(d + 9) * capw);
+            }
+        }
+        /* 1. key factors of the tile's quantized subtiles */
+        for (int i = tid; i < K3_NE * KD * 32; i += 128) {
+            const int e = i / (KD * 32), kb = (i / 32) % KD, ln = i % 32, h = ln >> 2;
+            const int js = j0 + 16 * e;
+            if (js >= a.Tk_q || js >= j_end || k3_slot(j0, js, grp) != e) continue;   /* one slot per group */
+            const size_t gi = (size_t)(js / grp);
+            const int d = kb * 16 + 2 * (ln & 3);
+            const float f0 = q_s[h * D + d] * ks[(size_t)d * capg + gi];
+            const float f1 = q_s[h * D + d + 1] * ks[(size_t)(d + 1) * capg + gi];
+            const float f2 = q_s[h * D + d + 8] * ks[(size_t)(d + 8) * capg + gi];
+            const float f3 = q_s[h * D + d + 9] * ks[(size_t)(d + 9) * capg + gi];
+            uint4 f;
+            k3_split(f0, f1, f.x, f.z);
+            k3_split(f2, f3, f.y, f.w);
+            kf_s[i] = f;
+        }
+        const int slot = k3_slot(j0, js, grp);         /* the warp's subtile's factor slot */
+        {   /* warp e: the constants sum_d q_d m_{e,d} of subtile e (the first subtile of its group) */
+            if (kq && slot == warp) {
+                const size_t gi = (size_t)(js / grp);
+                for (int h = 0; h < G; h++) {
+                    float b = 0.0f;
+                    for (int d = lane; d < D; d += 32) b = fmaf(q_s[h * D + d], km[(size_t)d * capg + gi], b);
+                    for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
+                    if (lane == 0) kc_s[warp * K3_GM + h] = b;
+                }
+            }
+        }
+        __syncthreads();
+        /* 2. scores of subtile `warp` */
+        {
+            float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            const int r0 = js + r0off;                     /* keys of the lane's rows: r0, r0 + 1 */
+            if (js < j_end) {
+                if (kq) {
+                    const uint32_t sh = BITS * (r0 % per);
+                    const uint4 *fe = kf_s + slot * KD * 32 + lane;
+#pragma unroll
+                    for (int kb = 0; kb < KD; kb++) {
+                        uint32_t A[4];
+                        k3_pair<BITS>(wk[kb][0], wk[kb][1], sh, A[0], A[1]);
+                        k3_pair<BITS>(wk[kb][2], wk[kb][3], sh, A[2], A[3]);
+                        const uint4 f = fe[kb * 32];
+                        scb_mma_bf16(c, A, f.x, f.y);
+                        scb_mma_bf16(c, A, f.z, f.w);
+                    }
+                    const float b0 = kc_s[slot * K3_GM + 2 * tig], b1 = kc_s[slot * K3_GM + 2 * tig + 1];
+                    c[0] += b0; c[1] += b1; c[2] += b0; c[3] += b1;
+                } else {
+                    const bool v0 = r0 < j_end, v1 = r0 + 1 < j_end;
+                    const uint16_t *k0 = kf + (size_t)r0 * D + 2 * tig, *k1 = k0 + D;
+                    const uint4 *fe = kf_s + K3_NE * KD * 32 + lane;
+#pragma unroll
+                    for (int kb = 0; kb < KD; kb++) {
+                        uint32_t A[4];
+                        A[0] = v0 ? k3_ld32(k0 + kb * 16) : 0u;
+                        A[1] = v1 ? k3_ld32(k1 + kb * 16) : 0u;
+                        A[2] = v0 ? k3_ld32(k0 + kb * 16 + 8) : 0u;
+                        A[3] = v1 ? k3_ld32(k1 + kb * 16 + 8) : 0u;
+                        const uint4 f = fe[kb * 32];
+                        scb_mma_bf16(c, A, f.x, f.y);
+                    }
+                }
+            }
+            const int col = 16 * warp + 2 * gid;
+            const bool v0 = r0 < j_end, v1 = r0 + 1 < j_end;
+            s_s[(2 * tig) * K3_TT + col] = v0 ? c[0] * scale : -INFINITY;
+            s_s[(2 * tig + 1) * K3_TT + col] = v0 ? c[1] * scale : -INFINITY;
+            s_s[(2 * tig) * K3_TT + col + 1] = v1 ? c[2] * scale : -INFINITY;
+            s_s[(2 * tig + 1) * K3_TT + col + 1] = v1 ? c[3] * scale : -INFINITY;
+        }
+        __syncthreads();
+        /* 3a. the value code words of the warp's channel tiles for whole quantized k-steps, issued
+         * before the softmax and the factors (latency overlap) */
+        uint32_t wv[MT][K3_KT][4];
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            const int ct = warp + 4 * m;
+#pragma unroll
+            for (int kt = 0; kt < K3_KT; kt++) {
+                const int tt = j0 + 16 * kt;
+                if (ct < KD && tt + 16 <= a.Tv_q) {
+                    const uint32_t *vwp = vc + (size_t)(tt + 2 * tig) * (D / per) + (ct * 16 + r0off) / per;
+                    wv[m][kt][0] = __ldg(vwp);
+                    wv[m][kt][1] = __ldg(vwp + D / per);
+                    wv[m][kt][2] = __ldg(vwp + 8 * (D / per));
+                    wv[m][kt][3] = __ldg(vwp + 9 * (D / per));
+                }
+            }
+        }
+        /* 3. online softmax, one warp per head */
+        for (int h = warp; h < G; h += 4) {
+            const float x0 = s_s[h * K3_TT + lane], x1 = s_s[h * K3_TT + lane + 32];
+            float mx = fmaxf(x0, x1);
+            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
+            const float e0 = x0 == -INFINITY ? 0.0f : expf(x0 - m_new);
+            const float e1 = x1 == -INFINITY ? 0.0f : expf(x1 - m_new);
+            s_s[h * K3_TT + lane] = e0;
+            s_s[h * K3_TT + lane + 32] = e1;
+            float sum = e0 + e1;
+            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            if (lane == 0) {
+                const float al = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+                al_s[h] = al;
+                l_s[h] = l_s[h] * al + sum;
+                m_s[h] = m_new;
+            }
+        }
+        __syncthreads();
+        /* 4. value factors P' (hi, lo) and the constants sum_t p_t m_{t,g} */
+        for (int i = tid; i < vg * K3_KT * 32; i += 128) {
+            const int ln = i % 32, kt = (i / 32) % K3_KT, gg = i / (32 * K3_KT), h = ln >> 2;
+            const int t0 = kt * 16 + 2 * (ln & 3);
+            float f[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int t = t0 + (u & 1) + (u >> 1) * 8, tok = j0 + t;
+                const float p = h < G ? s_s[h * K3_TT + t] : 0.0f;
+                f[u] = tok < a.Tv_q ? p * vs[(size_t)tok * vg + gg] : p;
+            }
+            uint4 r;
+            k3_split(f[0], f[1], r.x, r.z);
+            k3_split(f[2], f[3], r.y, r.w);
+            pf_s[i] = r;
+        }
+        for (int pr = warp; pr < vg * G; pr += 4) {
+            const int gg = pr / G, h = pr % G;
+            float b = 0.0f;
+            for (int t = lane; t < K3_TT; t += 32)
+                if (j0 + t < a.Tv_q) b = fmaf(s_s[h * K3_TT + t], vm[(size_t)(j0 + t) * vg + gg], b);
+            for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
+            if (lane == 0) vc_s[gg * K3_GM + h] = b;
+        }
+        __syncthreads();
+        /* 5. P.V for the warp's channel tiles */
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            const int ct = warp + 4 * m;
+            if (ct < KD) {
+                const int e0 = ct * 16 + 2 * gid, gg = ct * 16 / grp;
+                const float a0 = al_s[2 * tig], a1 = al_s[2 * tig + 1];
+                const float b0 = vc_s[gg * K3_GM + 2 * tig], b1 = vc_s[gg * K3_GM + 2 * tig + 1];
+                acc[m][0] = acc[m][0] * a0 + b0; acc[m][1] = acc[m][1] * a1 + b1;
+                acc[m][2] = acc[m][2] * a0 + b0; acc[m][3] = acc[m][3] * a1 + b1;
+                const uint32_t sh = BITS * (e0 % per);
+#pragma unroll
+                for (int kt = 0; kt < K3_KT; kt++) {
+                    const int tt = j0 + 16 * kt;
+                    if (tt >= j_end) break;
+                    uint32_t A[4];
+                    const int ta = tt + 2 * tig;
+                    if (tt + 16 <= a.Tv_q) {
+                        k3_pair<BITS>(wv[m][kt][0], wv[m][kt][1], sh, A[0], A[1]);
+                        k3_pair<BITS>(wv[m][kt][2], wv[m][kt][3], sh, A[2], A[3]);
+                    } else {
+                        uint32_t x[4];
+#pragma unroll
+                        for (int u = 0; u < 4; u++) {
+                            const int tok = ta + (u & 1) + (u >> 1) * 8;
+                            if (tok < a.Tv_q) {
+                                const uint32_t word = vc[(size_t)tok * (D / per) + e0 / per] >> sh;
+                                constexpr uint32_t M = (1u << BITS) - 1u;
+                                x[u] = scb_pack_bf2(kivi_code_f(word & M), kivi_code_f((word >> BITS) & M));
+                            } else if (tok < j_end) {
+                                x[u] = k3_ld32(vf + (size_t)tok * D + e0);
+                            } else {
+                                x[u] = 0u;
+                            }
+                        }
+                        A[0] = __byte_perm(x[0], x[1], 0x5410);
+                        A[1] = __byte_perm(x[0], x[1], 0x7632);
+                        A[2] = __byte_perm(x[2], x[3], 0x5410);
+                        A[3] = __byte_perm(x[2], x[3], 0x7632);
+                    }
+                    const uint4 f = pf_s[(gg * K3_KT + kt) * 32 + lane];
+                    scb_mma_bf16(acc[m], A, f.x, f.y);
+                    scb_mma_bf16(acc[m], A, f.z, f.w);
+                }
+            }
+        }
+    }
+    float *w = a.work + ((size_t)split * a.Hq + (size_t)g * G) * (D + 2);
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        const int ct = warp + 4 * m;
+        if (ct < KD) {
+            const int e0 = ct * 16 + 2 * gid, h0 = 2 * tig, h1 = 2 * tig + 1;
+            if (h0 < G) { w[(size_t)h0 * (D + 2) + e0] = acc[m][0]; w[(size_t)h0 * (D + 2) + e0 + 1] = acc[m][2]; }
+            if (h1 < G) { w[(size_t)h1 * (D + 2) + e0] = acc[m][1]; w[(size_t)h1 * (D + 2) + e0 + 1] = acc[m][3]; }
+        }
+    }
+    if (tid < G) {
+        w[(size_t)tid * (D + 2) + D] = m_s[tid];
+        w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
+    }
+}
+
+/* Which partition kernel runs: SCB_KIVI_ATTN=v1 (the default: the fastest measured on an H200,
+ * 79.9 µs per layer at 32K for 2 bits against 83.8 for v2 and 106.9 for v3) the first
+ * (dequantize per element), v2 the folded one (unless its shared memory would exceed
+ * KIVI_V2_SMEM_MAX), v3 the tensor-core one where it applies (kivi_v3_fits), else v1. */
 enum { KIVI_V2_SMEM_MAX = 100 * 1024 };
 static int kivi_attn_version(int asked)
 {
     static int v = 0;
-    if (asked == 1 || asked == 2) return asked;
+    if (asked >= 1 && asked <= 3) return asked;
     if (!v) {
         const char *e = getenv("SCB_KIVI_ATTN");
-        v = e && !strcmp(e, "v1") ? 1 : 2;
+        v = e && !strcmp(e, "v3") ? 3 : e && !strcmp(e, "v2") ? 2 : 1;
     }
     return v;
+}
+
+/* Shapes kernel v3 runs: D in {32, 64, 128}, G <= 8, group a multiple of 16 (one key group per
+ * 16-key subtile, one value group per 16-channel tile), Tk_q a multiple of 16 (the store
+ * quantizes keys in whole groups, so it always is through the binding). */
+static int kivi_v3_fits(const struct scb_kivi_cuda_store *s, const struct scb_kivi_attn_cuda_args *a, int G)
+{
+    return (s->D == 32 || s->D == 64 || s->D == 128) && G <= K3_GM && s->group % 16 == 0 && a->Tk_q % 16 == 0;
+}
+
+template <int BITS>
+static cudaError_t part3_launch(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
+{
+    switch (s->D) {
+    case 32: kivi_attn_part3_kernel<BITS, 2><<<grid, 128, 0, st>>>(*s, *a, G, chunk, scale); break;
+    case 64: kivi_attn_part3_kernel<BITS, 4><<<grid, 128, 0, st>>>(*s, *a, G, chunk, scale); break;
+    default: kivi_attn_part3_kernel<BITS, 8><<<grid, 128, 0, st>>>(*s, *a, G, chunk, scale); break;
+    }
+    return cudaGetLastError();
 }
 
 template <int BITS, int GM>
@@ -723,29 +1062,48 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
     }
     {
         const char *ev = getenv("SCB_KIVI_ATTN");
-        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v2")) || a->kernel < 0 || a->kernel > 2) {
-            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected v1 or v2)",
+        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v2") && strcmp(ev, "v3")) || a->kernel < 0 || a->kernel > 3) {
+            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected v1, v2 or v3)",
                          a->kernel, ev ? ev : "(unset)");
             goto out;
         }
     }
     {
         const int G = a->Hq / s->Hkv, D = s->D;
+        const int v3 = kivi_attn_version(a->kernel) == 3 && kivi_v3_fits(s, a, G);
+        const int tile = v3 ? (int)K3_TT : (int)KIVI_THREADS;
         int splits = a->n_splits;
-        if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;   /* ~4 blocks per SM: best of 16..256 measured at 32K (docs/performance.md) */
+        /* v1/v2: ~4 blocks per SM, best of 16..256 measured at 32K (docs/performance.md);
+         * v3 (4 warps, 127 registers and 43 KiB of static shared memory at D = 128: 4 blocks per
+         * SM): one wave of 4 blocks per SM; SCB_KIVI_SPLITS=N (partitions per KV head) overrides
+         * it for timing */
+        if (splits <= 0 && v3) {
+            const char *es = getenv("SCB_KIVI_SPLITS");
+            splits = es ? atoi(es) : 0;
+            if (splits <= 0) splits = 4 * scb_cuda_sm_count(cc) / s->Hkv;
+        }
+        if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
         if (splits > SCB_KIVI_MAX_SPLITS) splits = SCB_KIVI_MAX_SPLITS;
         if (splits < 1) splits = 1;
         int chunk = (a->n + splits - 1) / splits;
-        chunk = (chunk + KIVI_THREADS - 1) / KIVI_THREADS * KIVI_THREADS;
-        if (chunk < KIVI_THREADS) chunk = KIVI_THREADS;
+        chunk = (chunk + tile - 1) / tile * tile;
+        if (chunk < tile) chunk = tile;
         splits = a->n ? (a->n + chunk - 1) / chunk : 1;
         const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
         dim3 grid((unsigned)splits, (unsigned)s->Hkv);
         cudaError_t e = cudaSuccess;
-        switch (s->bits) {
-        case 2: e = part_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
-        case 4: e = part_launch<4>(grid, cc->stream, s, a, G, chunk, scale); break;
-        default: e = part_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
+        if (v3) {
+            switch (s->bits) {
+            case 2: e = part3_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
+            case 4: e = part3_launch<4>(grid, cc->stream, s, a, G, chunk, scale); break;
+            default: e = part3_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
+            }
+        } else {
+            switch (s->bits) {
+            case 2: e = part_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
+            case 4: e = part_launch<4>(grid, cc->stream, s, a, G, chunk, scale); break;
+            default: e = part_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
+            }
         }
         SCB_CUDA_TRY(e);
         kivi_attn_merge_kernel<<<(unsigned)a->Hq, 128, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
