@@ -9,9 +9,8 @@
  * does when Quest's density is 1). Recall is not computed on the device (costs report -1).
  * A one-row step (decode) runs scb_cuda_quest_step_select2 (metadata of the changed pages and
  * the bounds in one launch, a radix top-k per query head in a second) and the page attention;
- * SCB_QUEST_DECODE=fused runs the earlier two-stage scb_cuda_quest_step_select and
- * SCB_QUEST_DECODE=unfused the separate launchers instead (same pages up to near-ties; for
- * timing). */
+ * SCB_QUEST_DECODE=unfused runs the separate launchers instead (same pages up to near-ties;
+ * for timing). */
 #include "harness/method_dev.h"
 
 #include <stdlib.h>
@@ -37,7 +36,7 @@ struct questdev {
     int32_t *sel;                   /* device (QUEST_ROWS, H, mp) */
     float *work;                    /* device: scb_cuda_quest_attn_work_floats(QUEST_ROWS, H, D, mp, P) */
     void *swork;                    /* device: scb_cuda_quest_step_work_bytes(H, D, mp) */
-    int fused;                      /* one-row steps: 2 scb_cuda_quest_step_select2 (default), 1 _step_select */
+    int fused;                      /* one-row steps through scb_cuda_quest_step_select2 (default) */
 };
 
 static void release(struct questdev *s)
@@ -68,11 +67,11 @@ static int quest_create(void **state, const struct scb_method *m, const struct s
     s->P = scb_method_opt_int(m, "page");
     s->budget = scb_method_opt_int(m, "budget");
     const char *path = getenv("SCB_QUEST_DECODE");
-    if (path && strcmp(path, "v2") && strcmp(path, "fused") && strcmp(path, "unfused")) {
+    if (path && strcmp(path, "v2") && strcmp(path, "unfused")) {
         scb_free(s);
-        return scb_err(ctx, SCB_E_INVAL, "device quest: SCB_QUEST_DECODE=%s (expected v2, fused or unfused)", path);
+        return scb_err(ctx, SCB_E_INVAL, "device quest: SCB_QUEST_DECODE=%s (expected v2 or unfused)", path);
     }
-    s->fused = !path || !strcmp(path, "v2") ? 2 : !strcmp(path, "fused");
+    s->fused = !path || !strcmp(path, "v2");
     *state = s;
     return SCB_OK;
 }
@@ -154,12 +153,8 @@ static int quest_decode(void *state, const struct scb_dev_attn *a, struct scb_ct
     const size_t moff = l * s->Hs * (size_t)s->mp * s->D;
     if (T == 1 && s->fused) {                                   /* a decode step: 2 + 2 launches */
         const int p0 = (int)(s->valid[l] / (size_t)P);
-        if (s->fused == 2)
-            SCB_TRY(scb_cuda_quest_step_select2(s->cc, a->q, H, Hs, D, a->k, a->cap, s->kmin + moff, s->kmax + moff,
-                                                s->mp, Tk, P, p0, kp, 0, s->ub, s->sel, s->swork, ctx));
-        else
-            SCB_TRY(scb_cuda_quest_step_select(s->cc, a->q, H, Hs, D, a->k, a->cap, s->kmin + moff, s->kmax + moff,
-                                               s->mp, Tk, P, p0, kp, 0, s->ub, s->sel, s->swork, ctx));
+        SCB_TRY(scb_cuda_quest_step_select2(s->cc, a->q, H, Hs, D, a->k, a->cap, s->kmin + moff, s->kmax + moff,
+                                            s->mp, Tk, P, p0, kp, 0, s->ub, s->sel, s->swork, ctx));
         s->valid[l] = a->Tk;
         return scb_cuda_quest_attn(s->cc, a->q, a->k, a->v, a->cap, a->out, 0, 1, 1, Tk, H, Hs, D, P, kp, s->sel,
                                    a->scale, s->work, ctx);

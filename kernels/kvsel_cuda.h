@@ -62,28 +62,9 @@ int scb_cuda_quest_select(struct scb_cuda_ctx *cc, const uint16_t *q, int r0, in
                           int D, const float *w, const uint16_t *kmin, const uint16_t *kmax, int mp,
                           int T, int P, int kp, float *ub, int32_t *sel, struct scb_ctx *err);
 
-/* Bytes of work space scb_cuda_quest_step_select needs for H query heads and metadata of mp
- * pages per head: the stage-1 candidates (page index + bound) of every chunk, and (H, D) sign
- * weights for the unfused fallback. */
+/* Bytes of work space scb_cuda_quest_step_select2 needs for H query heads and metadata of mp
+ * pages per head (bounds staging and (H, D) sign weights for the unfused fallback). */
 size_t scb_cuda_quest_step_work_bytes(int H, int D, int mp);
-
-/* The selection of ONE decode row (Tq = 1; the hot path of harness/method_dev_quest.c), fused:
- * exactly scb_cuda_quest_meta(k, cap, Hs, D, P, T, p0, kmin, kmax, mp) followed by
- * scb_cuda_quest_signs(q, 1, ...) and scb_cuda_quest_select(q, 0, 1, ...) with the row's own
- * signs, i.e. the metadata of pages >= p0 are recomputed from k, ub (H, np) fp32 and sel (H, kp)
- * int32 (the kp pages of largest ub, ties to the smaller page, ascending) are written. Two
- * launches: per (chunk of pages, stored head) one block computes the chunk's bounds for the
- * G = H / Hs query heads of the head (the metadata read once for the group; pages >= p0 rebuilt
- * from k first) and keeps each head's top min(kp, chunk) pages of the chunk; then per query head
- * one block selects the top kp of those candidates (the global top kp of a total order is within
- * the union of every chunk's top kp, so the result equals a single top-k). q (1, H, D) bf16;
- * work: scb_cuda_quest_step_work_bytes(H, D, mp) bytes. n_chunks: chunks per head, 0 = automatic
- * (about one block per SM; the environment variable SCB_QUEST_CHUNKS overrides it). Shapes the
- * fused kernels cannot hold (G * D > 2048) run the three launchers above instead. */
-int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D,
-                               const uint16_t *k, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
-                               int T, int P, int p0, int kp, int n_chunks, float *ub, int32_t *sel,
-                               void *work, struct scb_ctx *err);
 
 /* Top-k of R rows of n fp32 scores s (R, n): sel (R, kp) int32 = the kp indices of largest
  * score, ties (equal scores; -0 equals +0) to the smaller index, ascending. One block of 1024
@@ -93,10 +74,12 @@ int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H
 int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
                         struct scb_ctx *err);
 
-/* The decode-step selection, second version (SCB_QUEST_DECODE=v2, the default of
- * harness/method_dev_quest.c): same contract and results as scb_cuda_quest_step_select (metadata
- * of pages >= p0 rebuilt from k, the row's own signs, ub (H, np) fp32 and sel (H, kp) int32
- * written, ties to the smaller page), in two launches: per (run of pages, stored head) one block
+/* The selection of ONE decode row (Tq = 1; the hot path of harness/method_dev_quest.c, the
+ * default there; SCB_QUEST_DECODE=unfused runs the separate launchers): exactly
+ * scb_cuda_quest_meta(k, cap, Hs, D, P, T, p0, kmin, kmax, mp) followed by
+ * scb_cuda_quest_signs(q, 1, ...) and scb_cuda_quest_select(q, 0, 1, ...) with the row's own
+ * signs, i.e. the metadata of pages >= p0 rebuilt from k, ub (H, np) fp32 and sel (H, kp) int32
+ * (the kp pages of largest ub, ties to the smaller page, ascending) written, in two launches: per (run of pages, stored head) one block
  * of 256 threads reads each page's min/max once with 16-byte loads (8 dims a thread, ceil(D/8)
  * threads a page, `unroll` pages a thread in flight: 0 = automatic (4); 1, 2, 4, 8 for the bench)
  * and writes the bounds of the G query heads of the group; then scb_cuda_quest_topk over the H

@@ -190,22 +190,6 @@ size_t scb_cuda_quest_step_work_bytes(int H, int D, int mp)
     return (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)) + (size_t)H * D * sizeof(float);
 }
 
-/* The documented semantics: metadata from p0, the row's own signs, the one-row selection. */
-int scb_cuda_quest_step_select(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D, const uint16_t *k,
-                               size_t cap, uint16_t *kmin, uint16_t *kmax, int mp, int T, int P, int p0, int kp,
-                               int n_chunks, float *ub, int32_t *sel, void *work, struct scb_ctx *err)
-{
-    const int np = P > 0 ? (T + P - 1) / P : 0;
-    if (!q || !k || !kmin || !kmax || !ub || !sel || !work || H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 ||
-        D > 256 || P < 1 || T < 1 || (size_t)T > cap || np > mp || p0 < 0 || kp < 1 || kp > np || n_chunks < 0)
-        return scb_err(err, SCB_E_INVAL, "emulated quest step select: bad arguments (T=%d P=%d kp=%d)", T, P, kp);
-    float *w = (float *)((char *)work + (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)));
-    int rc = scb_cuda_quest_meta(cc, k, cap, Hs, D, P, T, p0, kmin, kmax, mp, err);
-    if (rc == SCB_OK) rc = scb_cuda_quest_signs(cc, q, 1, H, D, w, err);
-    if (rc == SCB_OK) rc = scb_cuda_quest_select(cc, q, 0, 1, H, Hs, D, w, kmin, kmax, mp, T, P, kp, ub, sel, err);
-    return rc;
-}
-
 int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
                         struct scb_ctx *err)
 {
@@ -219,14 +203,22 @@ int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, i
     return SCB_OK;
 }
 
-/* The same documented semantics as scb_cuda_quest_step_select. */
+/* The documented semantics: metadata from p0, the row's own signs, the one-row selection. */
 int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D, const uint16_t *k,
                                 size_t cap, uint16_t *kmin, uint16_t *kmax, int mp, int T, int P, int p0, int kp,
                                 int unroll, float *ub, int32_t *sel, void *work, struct scb_ctx *err)
 {
+    const int np = P > 0 ? (T + P - 1) / P : 0;
     if (unroll != 0 && unroll != 1 && unroll != 2 && unroll != 4 && unroll != 8)
         return scb_err(err, SCB_E_INVAL, "emulated quest step select2: bad unroll %d", unroll);
-    return scb_cuda_quest_step_select(cc, q, H, Hs, D, k, cap, kmin, kmax, mp, T, P, p0, kp, 0, ub, sel, work, err);
+    if (!q || !k || !kmin || !kmax || !ub || !sel || !work || H < 1 || Hs < 1 || H % Hs || D < 2 || D % 2 ||
+        D > 256 || P < 1 || T < 1 || (size_t)T > cap || np > mp || p0 < 0 || kp < 1 || kp > np)
+        return scb_err(err, SCB_E_INVAL, "emulated quest step select2: bad arguments (T=%d P=%d kp=%d)", T, P, kp);
+    float *w = (float *)((char *)work + (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)));
+    int rc = scb_cuda_quest_meta(cc, k, cap, Hs, D, P, T, p0, kmin, kmax, mp, err);
+    if (rc == SCB_OK) rc = scb_cuda_quest_signs(cc, q, 1, H, D, w, err);
+    if (rc == SCB_OK) rc = scb_cuda_quest_select(cc, q, 0, 1, H, Hs, D, w, kmin, kmax, mp, T, P, kp, ub, sel, err);
+    return rc;
 }
 
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P)

@@ -333,95 +333,6 @@ static void test_quest_case(int Tk, int Tq, int Hq, int Hkv, int D, int P, int b
     scb_free(rub); scb_free(w); scb_free(rout); scb_free(m1); scb_free(m2); scb_free(gsel); scb_free(gout);
 }
 
-/* The fused one-row selection (scb_cuda_quest_step_select) against the unfused launchers on the
- * same device inputs and against the CPU reference: metadata rebuilt from p0 equal bit for bit to
- * a full rebuild; bounds within 1e-6 of the row's max |bound| of the unfused kernel's (same
- * expression and summation order; only the compiler's choice of fused multiply-adds may differ);
- * pages equal to the CPU's up to near-ties (as above). Chunk counts 0 (automatic), 1, 3 and one
- * per 32 pages exercise a single chunk, a short last chunk and chunks smaller than kp. */
-static void test_quest_step(int Tk, int Hq, int Hkv, int D, int P, int budget)
-{
-    const int G = Hq / Hkv, np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, budget);
-    const size_t cap = (size_t)Tk + 9;
-    const int mp = (int)((cap + P - 1) / P);
-    if (kp >= np) { check(0, "quest step Tk=%d: bad test shape (kp %d covers every page)", Tk, kp); return; }
-    uint16_t *qb = host_alloc(sizeof(uint16_t) * (size_t)Hq * D);
-    float *qf = host_alloc(sizeof(float) * (size_t)Hq * D);
-    uint16_t *kb = host_alloc(sizeof(uint16_t) * (size_t)Hkv * cap * D);
-    float *kf = host_alloc(sizeof(float) * (size_t)Hkv * cap * D);
-    rand_bf16(qb, qf, (size_t)Hq * D, 1.0f);
-    rand_bf16(kb, kf, (size_t)Hkv * cap * D, 1.0f);
-    int32_t *rsel = host_alloc(sizeof(int32_t) * (size_t)Hq * kp);
-    double *rub = host_alloc(sizeof(double) * (size_t)Hq * np);
-    float *w = host_alloc(sizeof(float) * (size_t)D);
-    for (int h = 0; h < Hq; h++) {
-        scb_quest_signs(qf + (size_t)h * D, (size_t)Hq * D, 1, D, w);
-        scb_quest_bounds(qf + (size_t)h * D, w, kf + (size_t)(h / G) * cap * D, (size_t)D, Tk, D, P, rub + (size_t)h * np);
-        scb_quest_top_pages(rub + (size_t)h * np, np, kp, rsel + (size_t)h * kp);
-    }
-    uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)Hq * D);
-    uint16_t *dk = dup_dev(kb, sizeof(uint16_t) * (size_t)Hkv * cap * D);
-    const size_t mn = (size_t)Hkv * mp * D;
-    uint16_t *kmin = dalloc(sizeof(uint16_t) * mn), *kmax = dalloc(sizeof(uint16_t) * mn);
-    float *dw = dalloc(sizeof(float) * (size_t)Hq * D), *dub = dalloc(sizeof(float) * (size_t)Hq * np);
-    int32_t *dsel = dalloc(sizeof(int32_t) * (size_t)Hq * kp);
-    CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, Tk, 0, kmin, kmax, mp, &g_err));
-    CK(scb_cuda_quest_signs(g_cc, dq, 1, Hq, D, dw, &g_err));
-    CK(scb_cuda_quest_select(g_cc, dq, 0, 1, Hq, Hkv, D, dw, kmin, kmax, mp, Tk, P, kp, dub, dsel, &g_err));
-    uint16_t *m_ref = host_alloc(sizeof(uint16_t) * mn * 2), *m_got = host_alloc(sizeof(uint16_t) * mn * 2);
-    float *ub_ref = host_alloc(sizeof(float) * (size_t)Hq * np), *ub_got = host_alloc(sizeof(float) * (size_t)Hq * np);
-    int32_t *sel_got = host_alloc(sizeof(int32_t) * (size_t)Hq * kp);
-    down(m_ref, kmin, sizeof(uint16_t) * mn); down(m_ref + mn, kmax, sizeof(uint16_t) * mn);
-    down(ub_ref, dub, sizeof(float) * (size_t)Hq * np);
-    const int chunks[4] = {0, 1, 3, (np + 31) / 32};
-    const int T1 = Tk > 2 * P + 3 ? Tk - 2 * P - 3 : 1;
-    for (int ci = 0; ci < 4; ci++) {
-        uint16_t *kmin2 = dalloc(sizeof(uint16_t) * mn), *kmax2 = dalloc(sizeof(uint16_t) * mn);
-        float *dub2 = dalloc(sizeof(float) * (size_t)Hq * np);
-        int32_t *dsel2 = dalloc(sizeof(int32_t) * (size_t)Hq * kp);
-        void *work = dalloc(scb_cuda_quest_step_work_bytes(Hq, D, mp));
-        /* metadata of the first T1 entries, then the step rebuilds the pages from T1's on */
-        CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, T1, 0, kmin2, kmax2, mp, &g_err));
-        CK(scb_cuda_quest_step_select(g_cc, dq, Hq, Hkv, D, dk, cap, kmin2, kmax2, mp, Tk, P, T1 / P, kp, chunks[ci],
-                                      dub2, dsel2, work, &g_err));
-        down(m_got, kmin2, sizeof(uint16_t) * mn); down(m_got + mn, kmax2, sizeof(uint16_t) * mn);
-        down(ub_got, dub2, sizeof(float) * (size_t)Hq * np);
-        down(sel_got, dsel2, sizeof(int32_t) * (size_t)Hq * kp);
-        int ok_meta = 1, ok_ub = 1, ok_sel = 1, diffs = 0, exact = 1;
-        for (int s2 = 0; s2 < Hkv; s2++)
-            for (size_t o = (size_t)s2 * mp * D; o < ((size_t)s2 * mp + np) * D; o++)
-                if (m_got[o] != m_ref[o] || m_got[mn + o] != m_ref[mn + o]) ok_meta = 0;
-        for (int h = 0; h < Hq; h++) {
-            double mx = 0, umx = 0;
-            for (int p = 0; p < np; p++) {
-                mx = fmax(mx, fabs(rub[(size_t)h * np + p]));
-                umx = fmax(umx, fabs(ub_ref[(size_t)h * np + p]));
-            }
-            for (int p = 0; p < np; p++) {
-                const float g = ub_got[(size_t)h * np + p], r = ub_ref[(size_t)h * np + p];
-                if (!(fabs((double)g - r) <= 1e-6 * umx)) ok_ub = 0;
-                if (g != r) exact = 0;
-            }
-            const int32_t *gs = sel_got + (size_t)h * kp;
-            int nd = 0;
-            for (int i = 1; i < kp; i++) if (gs[i] <= gs[i - 1]) ok_sel = 0;
-            if (ok_sel && !near_tie_sets(gs, rsel + (size_t)h * kp, kp, rub + (size_t)h * np, np, 1e-4 * mx, &nd))
-                ok_sel = 0;
-            diffs += nd;
-        }
-        check(ok_meta && ok_ub && ok_sel, "quest step select Tk=%d Hq=%d Hkv=%d D=%d P=%d kp=%d chunks=%d: metadata %s, "
-              "bounds %s the unfused kernel's, %d pages differ from the CPU's, all near-ties", Tk, Hq, Hkv, D, P, kp,
-              chunks[ci], ok_meta ? "exact" : "WRONG", exact ? "bit-equal to" : (ok_ub ? "within 1e-6 of" : "NOT near"),
-              diffs);
-        scb_cuda_free(g_cc, kmin2); scb_cuda_free(g_cc, kmax2); scb_cuda_free(g_cc, dub2); scb_cuda_free(g_cc, dsel2);
-        scb_cuda_free(g_cc, work);
-    }
-    scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, kmin); scb_cuda_free(g_cc, kmax);
-    scb_cuda_free(g_cc, dw); scb_cuda_free(g_cc, dub); scb_cuda_free(g_cc, dsel);
-    scb_free(qb); scb_free(qf); scb_free(kb); scb_free(kf); scb_free(rsel); scb_free(rub); scb_free(w);
-    scb_free(m_ref); scb_free(m_got); scb_free(ub_ref); scb_free(ub_got); scb_free(sel_got);
-}
-
 /* scb_cuda_quest_topk against the CPU order, EXACT (same float scores): random scores, scores
  * full of exact ties (a few values, -0 and +0 equal), k = 1, k = n, rows that fit the default
  * shared memory, that need the raised limit, and that stay in global memory. */
@@ -578,13 +489,6 @@ static void qb_attn(void *p)
                            b->sel, 0.f, b->work, &g_err));
 }
 static void qb_unfused(void *p) { qb_meta(p); qb_signs(p); qb_select(p); qb_attn(p); }
-static void qb_step(void *p)
-{
-    struct qbench *b = p;
-    CK(scb_cuda_quest_step_select(g_cc, b->q, b->H, b->Hs, b->D, b->k, b->cap, b->kmin, b->kmax, b->mp, b->Tk, b->P,
-                                  (b->Tk - 1) / b->P, b->kp, b->chunks, b->ub, b->sel, b->swork, &g_err));
-}
-static void qb_fused(void *p) { qb_step(p); qb_attn(p); }
 static void qb_step2(void *p)
 {
     struct qbench *b = p;   /* chunks holds the unroll here */
@@ -637,12 +541,6 @@ static void bench_quest(int Tk)
     printf("  quest_bench Tk=%d unfused_total_us %.1f  meta %.1f  signs %.1f  select(ub+topk) %.1f  attn(+merge) %.1f\n",
            Tk, 1e3 * time_ms(reps, qb_unfused, &b), 1e3 * time_ms(reps, qb_meta, &b), 1e3 * time_ms(reps, qb_signs, &b),
            1e3 * time_ms(reps, qb_select, &b), 1e3 * time_ms(reps, qb_attn, &b));
-    const int cs[] = {0, 4, 8, 16, 32, 64};
-    for (int i = 0; i < 6; i++) {
-        b.chunks = cs[i];
-        printf("  quest_bench Tk=%d fused_total_us %.1f  step_select %.1f  (chunks per head %d%s)\n", Tk,
-               1e3 * time_ms(reps, qb_fused, &b), 1e3 * time_ms(reps, qb_step, &b), cs[i], cs[i] ? "" : " = auto");
-    }
     const int us[] = {0, 1, 2, 8};
     for (int i = 0; i < 4; i++) {
         b.chunks = us[i];
@@ -928,17 +826,6 @@ int main(int argc, char **argv)
         test_quest_case(4099, 9, 32, 4, 128, 16, 512);
         test_quest_case(8191, 70, 16, 2, 64, 16, 1024);
     }
-    /* the fused one-row selection: (Tk, Hq, Hkv, D, P, budget) */
-    test_quest_step(333, 8, 2, 64, 16, 64);
-    test_quest_step(201, 8, 8, 16, 5, 40);
-    test_quest_step(777, 8, 1, 32, 16, 128);
-    test_quest_step(1001, 32, 8, 128, 16, 256);
-    if (!quick) {
-        test_quest_step(4099, 32, 8, 128, 16, 1024);
-        test_quest_step(40001, 32, 8, 128, 16, 1024);
-        test_quest_step(9000, 16, 1, 256, 16, 512);
-        test_quest_step(5003, 64, 4, 128, 16, 1024);
-    }
     /* the radix top-k: (R, n, k, ties) */
     test_quest_topk(3, 1, 1, 0);
     test_quest_topk(2, 31, 31, 1);
@@ -1002,9 +889,6 @@ int main(int argc, char **argv)
         scb_method_spec_fini(&sp);
     }
     setenv("SCB_QUEST_DECODE", "unfused", 1);   /* the separate launchers for one-row steps too */
-    test_binding_quest(203, 8, 2, 64, 16, 64);
-    if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
-    setenv("SCB_QUEST_DECODE", "fused", 1);     /* the earlier two-stage selection */
     test_binding_quest(203, 8, 2, 64, 16, 64);
     if (!quick) test_binding_quest(4100, 32, 8, 128, 16, 1024);
     setenv("SCB_QUEST_DECODE", "v2", 1);        /* named explicitly (also the default above) */

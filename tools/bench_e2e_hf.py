@@ -45,7 +45,9 @@ method first) and those that would not fit are listed as not replayed.
 
 --sdpa: the backend of torch's scaled_dot_product_attention for every HF forward: `default`
 (what torch picks; recent torch prefers cuDNN attention on Hopper) or one forced through
-torch.nn.attention.sdpa_kernel. The totals are given twice per (mode, method): `all N` over every
+torch.nn.attention.sdpa_kernel (`flash`: FlashAttention-2, with memory-efficient attention for the
+calls flash refuses, such as a prefill on top of a cache, which transformers gives an explicit
+mask). The totals are given twice per (mode, method): `all N` over every
 replayed session, and `after 1st` over the sessions after the first one of the group, since a
 group's first session pays one-time costs on the HF side (new shapes; with cuDNN attention,
 seconds) that later sessions of the same lengths do not.
@@ -212,7 +214,10 @@ class HF:
             fail(f"the HF replay needs torch and transformers ({e}); --no-hf prints the scbench side only")
         self.torch, self.DynamicCache = torch, DynamicCache
         self.sdpa = sdpa
-        forced = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+        # flash: FlashAttention-2 where it applies, memory-efficient attention for the calls it
+        # refuses (a prefill on top of a cache gets an explicit mask from transformers)
+        forced = {"flash": [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION],
+                  "cudnn": SDPBackend.CUDNN_ATTENTION,
                   "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
         import contextlib
         self.sdpa_ctx = (contextlib.nullcontext if sdpa == "default"

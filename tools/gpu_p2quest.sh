@@ -4,9 +4,9 @@
 # DIR), tools/make_random_model.py and py/method_dev_kvsel.py, then from the root of a checkout:
 #   OUT=/some/dir bash DIR/go.sh
 # 1. parity_cuda_kvsel --bench: every kernel against the CPU reference (the new top-k and
-#    step_select2 included), then one layer's step timings at 32K/128K: unfused, fused (v1,
-#    chunk sweep), v2 (unroll sweep) and v2's top-k alone.
-# 2. `scbench bench cuda --method quest` at 128K and 32K: v2 (default), unfused, fused; dense at
+#    step_select2 included), then one layer's step timings at 32K/128K: unfused
+#    v2 (unroll sweep) and v2's top-k alone.
+# 2. `scbench bench cuda --method quest` at 128K and 32K: v2 (default), unfused; dense at
 #    128K as the reference; a random 4-layer Llama-3-8B-shaped model.
 # 3. tests/py/method_dev_kvsel.py if time is left. Everything under `timeout`; <= ~118 s.
 # Full logs: $OUT/p2quest.tgz.
@@ -55,8 +55,6 @@ run_bench quest128_unfused 131072 quest SCB_QUEST_DECODE=unfused 12
 run_bench quest32_v2 32768 quest - 7
 run_bench quest32_unfused 32768 quest SCB_QUEST_DECODE=unfused 7
 run_bench dense128 131072 dense - 12
-run_bench quest128_fused 131072 quest SCB_QUEST_DECODE=fused 12
-run_bench quest32_fused 32768 quest SCB_QUEST_DECODE=fused 7
 if [ "$(left)" -ge 22 ]; then
   el "method_dev_kvsel (limit $(( $(left) - 3 ))s)"
   timeout $(( $(left) - 3 )) python3 "$D/py/method_dev_kvsel.py" --scbench "$B/scbench" --fixtures "$ROOT/tests/fixtures" \
