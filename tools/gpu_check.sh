@@ -197,9 +197,10 @@ if [ -x "$BIN/scbench" ] && [ $PRC -ne 77 ]; then
                 grep -E "^decode" "$RES/engine_bench_graphs_$T.log" 2>/dev/null | sed 's/^/[SCB_CUDA_GRAPHS=1] /'
             fi
             for M in ${SCB_BENCH_METHODS:-}; do
-                run_step "engine_bench_${T}_${M%%:*}" 150 "$BIN/scbench" bench cuda --model "$SCRATCH/model" --tokens "$T" \
+                MN=$(printf '%s' "$M" | tr ':=,' '_-_')     # the whole spec in the log name (kivi, kivi_bits-4)
+                run_step "engine_bench_${T}_${MN}" 150 "$BIN/scbench" bench cuda --model "$SCRATCH/model" --tokens "$T" \
                     --decode 128 --method "$M"
-                grep -E "^(decode|floor|method) " "$RES/engine_bench_${T}_${M%%:*}.log" 2>/dev/null
+                grep -E "^(decode|floor|method) " "$RES/engine_bench_${T}_${MN}.log" 2>/dev/null
             done
             if [ $HF -eq 1 ]; then
                 run_step "hf_bench_$T" 200 python3 "$ROOT/tools/bench_hf.py" --model "$SCRATCH/model" --tokens "$T" --decode 128
