@@ -222,7 +222,7 @@ out:
 static size_t attn_smem_floats(int D, int GM, int bits, int group)
 {
     const int per = 32 / bits, ntg = KIVI_THREADS / group + 2;
-    return (size_t)GM * D + (size_t)GM * KIVI_THREADS + 3 * (size_t)GM + (size_t)D * (KIVI_THREADS / per) +
+    return (size_t)GM * D + (size_t)GM * KIVI_THREADS + (size_t)((3 * GM + 3) / 4 * 4) + (size_t)D * (KIVI_THREADS / per) +
            2 * (size_t)D * ntg + (size_t)KIVI_THREADS * (D / per) + 2 * (size_t)KIVI_THREADS * (D / group);
 }
 
@@ -239,22 +239,23 @@ template <int BITS, int GM>
 __global__ void __launch_bounds__(KIVI_THREADS, 4)
 kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
 {
-    extern __shared__ float sm[];
+    extern __shared__ __align__(16) float sm[];
     constexpr int per = 32 / BITS, T = KIVI_THREADS, KW = T / per;
     constexpr uint32_t mask = (1u << BITS) - 1u;
     const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y, grp = s.group;
     const int ntg = T / grp + 2, vw = D / per, vg = D / grp;
     float *q_s = sm;                               /* (D, GM) */
-    float *p_s = q_s + GM * D;                     /* (GM, T) */
+    /* Layout for few shared-memory loads per multiply-add (the kernel is bound by them): q and p
+     * hold the GM heads of a channel / token together (one 16-byte load for four heads), the
+     * scale and min of a group side by side (one 8-byte load); offsets stay 16 / 8-byte aligned */
+    float *p_s = q_s + GM * D;                     /* (T, GM) */
     float *m_s = p_s + GM * T;                     /* (GM) */
     float *l_s = m_s + GM;                         /* (GM) */
     float *al_s = l_s + GM;                        /* (GM) */
-    uint32_t *kc_s = reinterpret_cast<uint32_t *>(al_s + GM);   /* (D, KW) */
-    float *ks_s = reinterpret_cast<float *>(kc_s + (size_t)D * KW);   /* (D, ntg) */
-    float *km_s = ks_s + (size_t)D * ntg;          /* (D, ntg) */
-    uint32_t *vc_s = reinterpret_cast<uint32_t *>(km_s + (size_t)D * ntg);   /* (T, vw) */
-    float *vs_s = reinterpret_cast<float *>(vc_s + (size_t)T * vw);   /* (T, vg) */
-    float *vm_s = vs_s + (size_t)T * vg;           /* (T, vg) */
+    uint32_t *kc_s = reinterpret_cast<uint32_t *>(m_s + (3 * GM + 3) / 4 * 4);   /* (D, KW) */
+    float2 *kq_s = reinterpret_cast<float2 *>(kc_s + (size_t)D * KW);   /* (D, ntg) key (scale, min) */
+    uint32_t *vc_s = reinterpret_cast<uint32_t *>(kq_s + (size_t)D * ntg);   /* (T, vw) */
+    float2 *vq_s = reinterpret_cast<float2 *>(vc_s + (size_t)T * vw);   /* (T, vg) value (scale, min) */
     const int j_begin = split * chunk;
     const int j_end = min(a.n, j_begin + chunk);
     for (int i = tid; i < GM * D; i += T) {
@@ -287,15 +288,11 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
             }
             for (int i = tid; i < D * kg; i += T) {
                 const int d = i / kg, e = i % kg;
-                ks_s[d * ntg + e] = ks[(size_t)d * capg + g_lo + e];
-                km_s[d * ntg + e] = km[(size_t)d * capg + g_lo + e];
+                kq_s[d * ntg + e] = make_float2(ks[(size_t)d * capg + g_lo + e], km[(size_t)d * capg + g_lo + e]);
             }
         }
         for (int i = tid; i < nv_q * vw; i += T) vc_s[i] = vc[(size_t)j0 * vw + i];
-        for (int i = tid; i < nv_q * vg; i += T) {
-            vs_s[i] = vs[(size_t)j0 * vg + i];
-            vm_s[i] = vm[(size_t)j0 * vg + i];
-        }
+        for (int i = tid; i < nv_q * vg; i += T) vq_s[i] = make_float2(vs[(size_t)j0 * vg + i], vm[(size_t)j0 * vg + i]);
         __syncthreads();
         const int j = j0 + tid;
         float dot[GM];
@@ -305,12 +302,24 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
             if (tid < nk_q) {
                 const uint32_t sh = BITS * (tid % per);
                 const uint32_t *kcj = kc_s + tid / per;
-                const int e = j / grp - g_lo;
+                const float2 *kqe = kq_s + (j / grp - g_lo);
 #pragma unroll 8
                 for (int d = 0; d < D; d++) {
-                    const float kx = kivi_deq((kcj[d * KW] >> sh) & mask, ks_s[d * ntg + e], km_s[d * ntg + e]);
+                    const float2 sm2 = kqe[d * ntg];
+                    const float kx = kivi_deq((kcj[d * KW] >> sh) & mask, sm2.x, sm2.y);
+                    if constexpr (GM % 4 == 0) {
 #pragma unroll
-                    for (int h = 0; h < GM; h++) dot[h] = fmaf(q_s[d * GM + h], kx, dot[h]);
+                        for (int h = 0; h < GM; h += 4) {
+                            const float4 qv = *reinterpret_cast<const float4 *>(q_s + d * GM + h);
+                            dot[h] = fmaf(qv.x, kx, dot[h]);
+                            dot[h + 1] = fmaf(qv.y, kx, dot[h + 1]);
+                            dot[h + 2] = fmaf(qv.z, kx, dot[h + 2]);
+                            dot[h + 3] = fmaf(qv.w, kx, dot[h + 3]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int h = 0; h < GM; h++) dot[h] = fmaf(q_s[d * GM + h], kx, dot[h]);
+                    }
                 }
             } else {
                 const uint16_t *kr = kf + (size_t)j * D;
@@ -324,19 +333,27 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
                 }
             }
         }
+        if constexpr (GM % 4 == 0) {
 #pragma unroll
-        for (int h = 0; h < GM; h++) p_s[h * T + tid] = j < j_end ? dot[h] * scale : -INFINITY;
+            for (int h = 0; h < GM; h += 4)
+                *reinterpret_cast<float4 *>(p_s + tid * GM + h) =
+                    j < j_end ? make_float4(dot[h] * scale, dot[h + 1] * scale, dot[h + 2] * scale, dot[h + 3] * scale)
+                              : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        } else {
+#pragma unroll
+            for (int h = 0; h < GM; h++) p_s[tid * GM + h] = j < j_end ? dot[h] * scale : -INFINITY;
+        }
         __syncthreads();
         for (int h = warp; h < G; h += T / 32) {
             float mx = -INFINITY;
-            for (int i = lane; i < T; i += 32) mx = fmaxf(mx, p_s[h * T + i]);
+            for (int i = lane; i < T; i += 32) mx = fmaxf(mx, p_s[i * GM + h]);
             for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
             const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
             float sum = 0.0f;
             for (int i = lane; i < T; i += 32) {
-                const float sc = p_s[h * T + i];
+                const float sc = p_s[i * GM + h];
                 const float ex = sc == -INFINITY ? 0.0f : expf(sc - m_new);
-                p_s[h * T + i] = ex;
+                p_s[i * GM + h] = ex;
                 sum += ex;
             }
             for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -358,17 +375,29 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
                 for (int h = 0; h < GM; h++) acc[c][h] *= h < G ? al_s[h] : 0.0f;
                 const uint32_t sh = BITS * (d % per);
                 const uint32_t *vcd = vc_s + d / per;
-                const float *vsd = vs_s + d / grp, *vmd = vm_s + d / grp;
+                const float2 *vqd = vq_s + d / grp;
 #pragma unroll 8
                 for (int t = 0; t < nv_q; t++) {
-                    const float vx = kivi_deq((vcd[t * vw] >> sh) & mask, vsd[t * vg], vmd[t * vg]);
+                    const float2 sm2 = vqd[t * vg];
+                    const float vx = kivi_deq((vcd[t * vw] >> sh) & mask, sm2.x, sm2.y);
+                    if constexpr (GM % 4 == 0) {
 #pragma unroll
-                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
+                        for (int h = 0; h < GM; h += 4) {
+                            const float4 pv = *reinterpret_cast<const float4 *>(p_s + t * GM + h);
+                            acc[c][h] = fmaf(pv.x, vx, acc[c][h]);
+                            acc[c][h + 1] = fmaf(pv.y, vx, acc[c][h + 1]);
+                            acc[c][h + 2] = fmaf(pv.z, vx, acc[c][h + 2]);
+                            acc[c][h + 3] = fmaf(pv.w, vx, acc[c][h + 3]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[t * GM + h], vx, acc[c][h]);
+                    }
                 }
                 for (int t = nv_q; t < nt; t++) {
                     const float vx = scb_bf2f(vf[(size_t)(j0 + t) * D + d]);
 #pragma unroll
-                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
+                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[t * GM + h], vx, acc[c][h]);
                 }
             }
         }
