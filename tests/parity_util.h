@@ -78,6 +78,35 @@ static inline void poison(void *d, size_t n)
  * "usage: NAME [--seed N] [FLAG]   (or SCB_SEED=N)" then `help`); skips without a GPU; seeds g_rng
  * and prints the seed; creates g_cc and prints the device. Returns -1 to go on, else the exit
  * status (0 after --help, 2 on a bad argument, 77 without a device). */
+/* Downloads a decode attention's result (bf16 out (H, D), fp32 lse (H)) and compares it with
+ * the reference (ro (H, D), rl (H), fp32): *rel = relative L2 error of out, *lmax = largest
+ * |lse - rl|; returns 0 when a value came back non-finite (NaN pre-fill left or produced). */
+static inline int compare_out_lse(const uint16_t *dout, const float *dlse, const float *ro, const float *rl,
+                                  int H, int D, double *rel, double *lmax)
+{
+    uint16_t *ho = host_alloc((size_t)H * D * 2);
+    float *gl = host_alloc((size_t)H * 4);
+    CK(scb_cuda_download(g_cc, ho, dout, (size_t)H * D * 2, &g_err));
+    CK(scb_cuda_download(g_cc, gl, dlse, (size_t)H * 4, &g_err));
+    double num = 0, den = 0;
+    int finite = 1;
+    *lmax = 0;
+    for (size_t i = 0; i < (size_t)H * D; i++) {
+        const double g = scb_bf16_to_f32(ho[i]), r = ro[i];
+        if (!isfinite(g)) finite = 0;
+        num += (g - r) * (g - r);
+        den += r * r;
+    }
+    for (int h = 0; h < H; h++) {
+        if (!isfinite(gl[h])) finite = 0;
+        if (fabs((double)gl[h] - rl[h]) > *lmax) *lmax = fabs((double)gl[h] - rl[h]);
+    }
+    *rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    scb_free(ho);
+    scb_free(gl);
+    return finite;
+}
+
 static inline int parity_start(const char *name, int argc, char **argv, const char *help, const char *flag,
                                int *flag_set)
 {
