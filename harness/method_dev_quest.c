@@ -36,7 +36,7 @@ struct questdev {
     int32_t *sel;                   /* device (QUEST_ROWS, H, mp) */
     float *work;                    /* device: scb_cuda_quest_attn_work_floats(QUEST_ROWS, H, D, mp, P) */
     void *swork;                    /* device: scb_cuda_quest_step_work_bytes(H, D, mp) */
-    int fused;                      /* one-row steps through scb_cuda_quest_step_select2 (default) */
+    int step2;                      /* one-row steps through scb_cuda_quest_step_select2 (default) */
 };
 
 static void release(struct questdev *s)
@@ -71,7 +71,7 @@ static int quest_create(void **state, const struct scb_method *m, const struct s
         scb_free(s);
         return scb_err(ctx, SCB_E_INVAL, "device quest: SCB_QUEST_DECODE=%s (expected v2 or unfused)", path);
     }
-    s->fused = !path || !strcmp(path, "v2");
+    s->step2 = !path || !strcmp(path, "v2");
     *state = s;
     return SCB_OK;
 }
@@ -151,7 +151,7 @@ static int quest_decode(void *state, const struct scb_dev_attn *a, struct scb_ct
     const int np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, s->budget);
     if (kp >= np) return scb_model_dev_dense(a, ctx);            /* every page: dense */
     const size_t moff = l * s->Hs * (size_t)s->mp * s->D;
-    if (T == 1 && s->fused) {                                   /* a decode step: 2 + 2 launches */
+    if (T == 1 && s->step2) {                                   /* a decode step: 2 + 2 launches */
         const int p0 = (int)(s->valid[l] / (size_t)P);
         SCB_TRY(scb_cuda_quest_step_select2(s->cc, a->q, H, Hs, D, a->k, a->cap, s->kmin + moff, s->kmax + moff,
                                             s->mp, Tk, P, p0, kp, 0, s->ub, s->sel, s->swork, ctx));
