@@ -9,16 +9,16 @@
  * - quantize + dequantize: the device store dequantized equals scb_kivi_cache_dequant BIT FOR BIT
  *   (tolerance 0: the same fp32 operations — min/max, IEEE subtraction and division, rint half to
  *   even, multiply then add without fusing — on the same inputs);
- * - attention, kernels v1, v2 and v3 (v3 = tensor cores; "kernel 3 asked" on shapes outside
- *   v3 checks its fallback): one query row per head over the store + residual + n_extra temp
+ * - attention, kernels v1, v2, v3 and v4 (v3, v4 = tensor cores; "kernel 3/4 asked" on shapes
+ *   outside v3/v4 checks the fallback): one query row per head over the store + residual + n_extra temp
  *   tokens against scb_kivi_cache_attn (double softmax): rel L2 1e-2 on out (one bf16 rounding
- *   of the output, 2^-9, plus fp32 vs double accumulation; v3's factors q s and p s are bf16
+ *   of the output, 2^-9, plus fp32 vs double accumulation; v3's and v4's factors q s and p s are bf16
  *   hi + lo, ~2^-16 relative, and its codes exact in bf16, so the same bound holds; a wrong code,
  *   scale, head, fragment or mask gives order-1 errors), abs 1e-3 on lse (fp32 scores);
  * - argument checks (SCB_E_INVAL).
  * --bench times the attention at 32K and 128K keys on Llama-3-8B's attention shape (Hq 32, Hkv 8,
- * D 128) for 2/4/8 bits, kernels v1, v2 and v3 (and v3's output against v1's), v3 over a range of
- * partition counts, next to the dense split-K decode kernel and the bytes each reads. */
+ * D 128) for 2/4/8 bits, kernels v1, v2, v3 and v4 (and v4's output against v1's), v4 over a range
+ * of partition counts, next to the dense split-K decode kernel and the bytes each reads. */
 #include "kernels/kivi_cuda.h"
 
 #include <math.h>
@@ -162,7 +162,7 @@ static void run_case(const struct kcase *c)
         float *work = dev_alloc(scb_kivi_attn_cuda_work_floats(Hq, D) * 4);
         CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
-      for (int kern = 1; kern <= 3; kern++) {
+      for (int kern = 1; kern <= 4; kern++) {
         CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
         struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, Tk_q, Tv_q, n, Hq, scale, dout, dlse, work, c->n_splits,
@@ -174,10 +174,14 @@ static void run_case(const struct kcase *c)
         snprintf(detail, sizeof detail, "out rel %.2e (tol 1e-2), lse maxabs %.2e (tol 1e-3)%s", rel, lmax,
                  finite ? "" : " NONFINITE");
         const int v3_fits = (D == 32 || D == 64 || D == 128) && Hq / Hkv <= 8 && c->group % 16 == 0;
+        const int v4_fits = D == 128 && c->bits <= 4 && Hq / Hkv <= 8 && (c->group == 32 || c->group == 64 ||
+                                                                          c->group == 128);
         report(kern == 1   ? "  attention, kernel v1 (store + residual + temp)"
                : kern == 2 ? "  attention, kernel v2 (store + residual + temp)"
-               : v3_fits   ? "  attention, kernel v3 tensor cores (store + residual + temp)"
-                           : "  attention, kernel 3 asked, shape outside v3: v1 runs",
+               : kern == 3 ? (v3_fits ? "  attention, kernel v3 tensor cores (store + residual + temp)"
+                                      : "  attention, kernel 3 asked, shape outside v3: v1 runs")
+                           : (v4_fits ? "  attention, kernel v4 tensor cores, warp streams (store + residual + temp)"
+                                      : "  attention, kernel 4 asked, shape outside v4: v1 runs"),
                finite && rel <= 1e-2 && lmax <= 1e-3, detail);
       }
         scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dlse); scb_cuda_free(g_cc, work);
@@ -207,18 +211,18 @@ static void test_errors(void)
     a.Hq = 8; a.Tk_q = 20;
     report("Tk_q > n refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     a.Tk_q = 0;
-    a.kernel = 4;
-    report("kernel 4 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    a.kernel = 5;
+    report("kernel 5 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     a.kernel = 0;
-    setenv("SCB_KIVI_ATTN", "v4", 1);
-    report("SCB_KIVI_ATTN=v4 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    setenv("SCB_KIVI_ATTN", "v5", 1);
+    report("SCB_KIVI_ATTN=v5 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     unsetenv("SCB_KIVI_ATTN");
     /* n = 0: out 0, lse -inf */
     float *lse = dev_alloc(8 * 4);
     uint16_t ho[8 * 64];
     float hl[8];
     a.Tk_q = 0; a.n = 0; a.lse = lse;
-    for (int kern = 1; kern <= 3; kern++) {
+    for (int kern = 1; kern <= 4; kern++) {
         a.kernel = kern;
         CK(scb_cuda_fill16(g_cc, out, BF16_NAN, 8 * 64, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)lse, F32_NAN, 8, &g_err));
@@ -273,14 +277,14 @@ static void bench(int Tk)
         CK(scb_kivi_cuda_quant_keys(g_cc, &s, dk, kcap, 0, kq, &g_err));
         CK(scb_kivi_cuda_quant_values(g_cc, &s, dv, kcap, 0, vq, &g_err));
         struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, kq, vq, Tk, Hq, 0.0f, dout, NULL, work, 0, 1};
-        float kms[4] = {0, 0, 0, 0};
+        float kms[5] = {0, 0, 0, 0, 0};
         uint16_t *o1 = host_alloc((size_t)Hq * D * 2), *o3 = host_alloc((size_t)Hq * D * 2);
-        for (int kern = 1; kern <= 3; kern++) {
+        for (int kern = 1; kern <= 4; kern++) {
             a.kernel = kern;
             CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
             CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
             CK(scb_cuda_sync(g_cc, &g_err));
-            if (kern != 2) CK(scb_cuda_download(g_cc, kern == 1 ? o1 : o3, dout, (size_t)Hq * D * 2, &g_err));
+            if (kern == 1 || kern == 4) CK(scb_cuda_download(g_cc, kern == 1 ? o1 : o3, dout, (size_t)Hq * D * 2, &g_err));
             CK(scb_cuda_timer_start(g_cc, &g_err));
             for (int r = 0; r < reps; r++) CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
             CK(scb_cuda_timer_stop(g_cc, &g_err));
@@ -293,10 +297,10 @@ static void bench(int Tk)
             den += y * y;
         }
         scb_free(o1); scb_free(o3);
-        ms = kms[3];
-        printf("  kivi_bench Tk=%d bits=%d v1_us %.1f v2_us %.1f v3_us %.1f  v3/v1 speedup %.2fx  v3 vs v1 out rel %.1e\n",
-               Tk, bits, 1e3 * kms[1] / reps, 1e3 * kms[2] / reps, 1e3 * kms[3] / reps, kms[1] / kms[3],
-               den > 0 ? sqrt(num / den) : -1.0);
+        ms = bits <= 4 ? kms[4] : kms[1];
+        printf("  kivi_bench Tk=%d bits=%d v1_us %.1f v2_us %.1f v3_us %.1f v4_us %.1f  v4/v1 speedup %.2fx  "
+               "v4 vs v1 out rel %.1e\n", Tk, bits, 1e3 * kms[1] / reps, 1e3 * kms[2] / reps, 1e3 * kms[3] / reps,
+               1e3 * kms[4] / reps, kms[1] / kms[4], den > 0 ? sqrt(num / den) : -1.0);
         /* bytes the kernel reads: codes + fp32 scale/min of the quantized part + bf16 rest */
         double bytes = (double)Hkv * ((double)(kq + vq) * D * bits / 8 + 2.0 * (kq + vq) * D / group * 4 +
                                       (double)((Tk - kq) + (Tk - vq)) * D * 2);
@@ -312,15 +316,15 @@ static void bench(int Tk)
         printf("  kivi-%d   %8.1f us  reads %7.2f MB  %6.0f GB/s  (store by the CPU formula, 2-byte scales: %.2f MB); "
                "flush of R tokens %.1f us\n", bits, 1e3 * ms / reps, bytes / 1e6, bytes / (1e-3 * ms / reps) / 1e9,
                cpu_formula / 1e6, 1e3 * qms / reps);
-        static const int sps[] = {16, 33, 50, 66, 82, 99, 132, 165, 200, 256};
+        static const int sps[] = {32, 64, 100, 132, 164, 200, 232, 256};
         for (size_t k = 0; bits <= 4 && k < sizeof sps / sizeof sps[0]; k++) {   /* key partitions per KV head */
             a.n_splits = sps[k];
-            a.kernel = 3;
+            a.kernel = 4;
             CK(scb_cuda_timer_start(g_cc, &g_err));
             for (int r = 0; r < reps; r++) CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
             CK(scb_cuda_timer_stop(g_cc, &g_err));
             CK(scb_cuda_timer_ms(g_cc, &ms, &g_err));
-            printf("    kivi-%d (kernel v3) with %3d partitions per KV head: %8.1f us\n", bits, sps[k], 1e3 * ms / reps);
+            printf("    kivi-%d (kernel v4) with %3d partitions per KV head: %8.1f us\n", bits, sps[k], 1e3 * ms / reps);
         }
         store_free(&s);
     }
@@ -361,13 +365,27 @@ int main(int argc, char **argv)
         {8, 1, 32, 4, 16, 16, 4099, 17, 1, 0},        /* D = 32, G = 8 */
         {32, 8, 128, 8, 32, 64, 5003, 77, 6, 0},      /* bits 8 on the Llama shape, R = 64 */
         {32, 8, 128, 4, 32, 32, 8191, 1, 63, 2},      /* two partitions, many temp tokens */
+        /* kernel v4 (D 128, 2/4 bits, groups 32/64/128) */
+        {16, 2, 128, 2, 64, 64, 3000, 90, 5, 0},      /* group 64, G = 8 */
+        {8, 2, 128, 4, 64, 128, 1234, 300, 11, 0},    /* group 64, R 128, values mixed inside a step */
+        {4, 4, 128, 2, 128, 128, 700, 0, 31, 9},      /* group 128, GQA 1, 9 partitions */
+        {32, 8, 128, 2, 32, 32, 40000, 77, 1, 0},     /* long, odd total */
     };
-    printf("kivi quantize / dequantize / attention vs methods/kivi.c\n");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
-    test_errors();
+    /* profiling knobs (--bench): SCB_KIVI_BENCH_ONLY=1 skips the parity cases, SCB_KIVI_BENCH_TK=N
+     * times N keys only */
+    const char *only = getenv("SCB_KIVI_BENCH_ONLY"), *btk = getenv("SCB_KIVI_BENCH_TK");
+    if (!(do_bench && only && !strcmp(only, "1"))) {
+        printf("kivi quantize / dequantize / attention vs methods/kivi.c\n");
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+        test_errors();
+    }
     if (do_bench) {
-        bench(32768);
-        bench(131072);
+        if (btk && atoi(btk) > 0) {
+            bench(atoi(btk));
+        } else {
+            bench(32768);
+            bench(131072);
+        }
     }
     printf("parity_cuda_kivi: %d passed, %d failed\n", g_pass, g_fail);
     scb_cuda_ctx_destroy(g_cc);

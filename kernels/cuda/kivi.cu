@@ -983,20 +983,462 @@ kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     }
 }
 
+/* ---- kernel v4: tensor cores, warps streaming their own keys -------------------------------
+ * For D = 128, 2 or 4 bits, G <= 8 query heads per KV head, groups of 32, 64 or 128 (every
+ * 32-key step lies in one key group). Each of the 4 warps of a block (split, KV head g) owns a
+ * contiguous range of 32-key steps and runs alone: no block barrier after the start. A step's
+ * packed key codes, key scale/min, value codes and value scale/min are copied into the warp's
+ * shared-memory stage with cp.async while the previous step computes (two stages). Per step:
+ * - scores S^T (heads x keys) = F (16 x 128) . C^T (128 x keys): the MMA's 16 rows are the 8 heads'
+ *   folded factors q_d s_de in bf16 hi (rows 0-7) and lo = q s - hi (rows 8-15), so one MMA gives
+ *   both halves of every product and hi + lo carries ~16 bits of q s; C are the codes, exact in
+ *   bf16 (128 + c built in the mantissa, 128 subtracted exactly); a lane's words give keys gid and
+ *   8 + gid of its four channels at once. Plus sum_d q_d m_de per head. Full-precision keys
+ *   (past Tk_q) multiply the bf16 keys by q (exact in bf16: one MMA, rows 8-15 zero).
+ * - online softmax per head in registers: the lane holding head gid's scores of keys 2tig, 2tig+1,
+ *   8+2tig, 9+2tig of each 16-key half holds exactly the A fragment P . V needs (no shuffles);
+ *   the accumulator is rescaled only when a maximum grows.
+ * - O (heads hi/lo x channels) += P' (heads x 16 tokens) . V (16 tokens x channels), P' = p_t s_tg
+ *   for the channel group g (hi rows 0-7, lo rows 8-15), V the value codes (exact bf16), plus
+ *   sum_t p_t m_tg per channel group; tokens past Tv_q use p and the bf16 values.
+ * The 4 warps' partials are merged in shared memory; the block's (unnormalized O, m, l) goes to
+ * work as partition blockIdx.x. */
+enum { K4_STEP = 32, K4_WARPS = 4, K4_D = 128, K4_KS = K4_D / 16, K4_MT = K4_D / 16, K4_MAXNG = 4 };
+
+/* One warp's stage: a 32-key step. Key codes of channel d sit at (d/16, tig, slot) where the
+ * lane (gid, tig) of k-step d/16 reads channels 2tig, 2tig+1, 2tig+8, 2tig+9 (slots 0..3) in one
+ * or four 16-byte loads (4-bit rows padded by 16 bytes against bank conflicts); value rows are
+ * padded by 16 bytes for the same reason. */
+template <int BITS>
+struct k4_stage {
+    static constexpr int KW = K4_STEP * BITS / 32;              /* code words per channel and step */
+    static constexpr int KROW = 4 * KW + (BITS == 4 ? 4 : 0);   /* words per (k-step, tig) */
+    static constexpr int VW = K4_D * BITS / 32;                 /* code words per value token */
+    uint32_t kc[K4_KS][4][KROW];          /* (k-step, tig, slot x KW) key codes */
+    float ks[K4_KS][4][4], km[K4_KS][4][4];   /* (k-step, tig, slot) key scale / min of the step's group */
+    uint32_t vc[K4_STEP][VW + 4];         /* (token, word) value codes */
+    float vs[K4_MAXNG][K4_STEP], vm[K4_MAXNG][K4_STEP];   /* (channel group, token) value scale / min */
+};
+
+static __device__ __forceinline__ void k4_cp4(void *smem, const void *gmem)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
+                 "l"(gmem) : "memory");
+}
+static __device__ __forceinline__ void k4_cp8(void *smem, const void *gmem)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
+                 "l"(gmem) : "memory");
+}
+
+/* Issue the copies of step s0 (a multiple of 32) into st: key codes and scale/min when the step
+ * is quantized (s0 < Tk_q; Tk_q is a multiple of 32), the quantized values' codes and scale/min
+ * (tokens s0 .. min(s0 + 32, Tv_q)). */
+template <int BITS, int NG>
+static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int lane, const struct scb_kivi_cuda_store &s,
+                                               const struct scb_kivi_attn_cuda_args &a, int g)
+{
+    constexpr int per = 32 / BITS, KW = k4_stage<BITS>::KW, VW = k4_stage<BITS>::VW;
+    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / s.group;
+    if (s0 < a.Tk_q) {
+        const uint32_t *kc = s.k_codes + (size_t)g * K4_D * capw + s0 / per;
+        const size_t e = (size_t)g * K4_D * capg + (size_t)(s0 / s.group);
+#pragma unroll
+        for (int i = 0; i < K4_D / 32; i++) {
+            const int d = lane + 32 * i, ks = d >> 4, dd = d & 15, t = (dd & 7) >> 1, slot = (dd & 1) | ((dd >> 3) << 1);
+            if constexpr (KW == 2) k4_cp8(&st.kc[ks][t][slot * KW], kc + (size_t)d * capw);
+            else scb_cp_async16(&st.kc[ks][t][slot * KW], kc + (size_t)d * capw, true);
+            k4_cp4(&st.ks[ks][t][slot], s.k_scale + e + (size_t)d * capg);
+            k4_cp4(&st.km[ks][t][slot], s.k_min + e + (size_t)d * capg);
+        }
+    }
+    const int nv = min(K4_STEP, a.Tv_q - s0);
+    if (nv > 0) {
+        constexpr int CH = VW / 4;                    /* 16-byte chunks per token */
+        const uint32_t *vc = s.v_codes + ((size_t)g * s.cap + s0) * VW;
+        for (int i = lane; i < nv * CH; i += 32) {
+            const int t = i / CH, c = i % CH;
+            scb_cp_async16(&st.vc[t][4 * c], vc + (size_t)t * VW + 4 * c, true);
+        }
+        const size_t m0 = ((size_t)g * s.cap + s0) * NG;
+        for (int i = lane; i < nv * NG; i += 32) {
+            const int t = i / NG, gv = i % NG;
+            k4_cp4(&st.vs[gv][t], s.v_scale + m0 + i);
+            k4_cp4(&st.vm[gv][t], s.v_min + m0 + i);
+        }
+    }
+}
+
+/* bf16x2 pair of codes: keys/channels gid and 8 + gid of one row (low / high half), exact
+ * (128 + c built in the mantissa, minus 128). w0 holds the first 8 fields' word, w1 the next
+ * (4 bits: two words; 2 bits: one word of 16 fields, w1 unused). */
+template <int BITS>
+static __device__ __forceinline__ uint32_t k4_codes(uint32_t w0, uint32_t w1, uint32_t sh)
+{
+    uint32_t u;
+    if constexpr (BITS == 2) u = ((w0 >> sh) & 0x00030003u) | 0x43004300u;
+    else u = (__byte_perm(w0 >> sh, w1 >> sh, 0x5410) & 0x000F000Fu) | 0x43004300u;
+    return k3_sub_bf2(u, 0x43004300u);
+}
+
+/* A fragment of the factors x0..x3 (columns 2tig, 2tig+1, 2tig+8, 2tig+9 of row gid): hi parts
+ * in rows 0-7, lo parts in rows 8-15. */
+static __device__ __forceinline__ void k4_split_a(float x0, float x1, float x8, float x9, uint32_t A[4])
+{
+    k3_split(x0, x1, A[0], A[1]);
+    k3_split(x8, x9, A[2], A[3]);
+}
+
+template <int BITS, int NG, int MINB>
+__global__ void __launch_bounds__(128, MINB)
+kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, float scale, int ilv)
+{
+    extern __shared__ __align__(16) unsigned char sm4[];
+    constexpr int per = 32 / BITS, MTG = K4_MT / NG;      /* 16-channel tiles per value group */
+    float4 *q4 = reinterpret_cast<float4 *>(sm4);         /* (K4_KS, 32): q of head gid, channels 2tig.. of lane */
+    k4_stage<BITS> *sb = reinterpret_cast<k4_stage<BITS> *>(sm4 + sizeof(float4) * K4_KS * 32) + 2 * (threadIdx.x >> 5);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+    const int g = blockIdx.y;
+    /* the block's steps [b0, b1); warp w takes b0 + w, b0 + w + 4, ... (ilv: neighbouring warps
+     * read neighbouring keys, sharing cache sectors) or its own quarter */
+    const int n_steps = (a.n + K4_STEP - 1) / K4_STEP;
+    const int b0 = (int)((long long)n_steps * blockIdx.x / gridDim.x);
+    const int b1 = (int)((long long)n_steps * (blockIdx.x + 1) / gridDim.x);
+    const int st0 = ilv ? b0 + warp : b0 + (b1 - b0) * warp / K4_WARPS;
+    const int st1 = ilv ? b1 : b0 + (b1 - b0) * (warp + 1) / K4_WARPS;
+    const int sst = ilv ? K4_WARPS : 1;
+    const int j_end = a.n;
+    for (int i = tid; i < K4_KS * 32; i += 128) {
+        const int ks = i >> 5, h = (i & 31) >> 2, d = ks * 16 + 2 * (i & 3);
+        const uint16_t *qh = a.q + ((size_t)g * G + h) * K4_D;
+        q4[i] = h < G ? make_float4(scb_bf2f(qh[d]), scb_bf2f(qh[d + 1]), scb_bf2f(qh[d + 8]), scb_bf2f(qh[d + 9]))
+                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    if (st0 < st1) k4_load<BITS, NG>(sb[0], st0 * K4_STEP, lane, s, a, g);
+    scb_cp_async_commit();
+    __syncthreads();
+    const uint16_t *kf = a.k + (size_t)g * a.kcap * K4_D, *vf = a.v + (size_t)g * a.kcap * K4_D;
+    const uint32_t sh = BITS * gid;
+    float acc[K4_MT][4];   /* O^T tiles: channels 16mt + gid (+8) x heads 2tig, 2tig+1 */
+#pragma unroll
+    for (int b = 0; b < K4_MT; b++) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.0f;
+    float vb[NG];          /* head gid: the lane's part of sum_t p_t m_tg per channel group */
+#pragma unroll
+    for (int v = 0; v < NG; v++) vb[v] = 0.0f;
+    float m_run = -INFINITY, l_run = 0.0f;
+    for (int st = st0, it = 0; st < st1; st += sst, it++) {
+        const int s0 = st * K4_STEP;
+        k4_stage<BITS> &S = sb[it & 1];
+        scb_cp_async_wait<0>();
+        __syncwarp();
+        if (st + sst < st1) k4_load<BITS, NG>(sb[(it + 1) & 1], s0 + sst * K4_STEP, lane, s, a, g);
+        scb_cp_async_commit();
+        float x[2][2][2];                                 /* (half, n-block, pair): keys 16h + 8b + 2tig + i */
+        if (s0 < a.Tk_q) {                                /* quantized keys: the whole step */
+            /* per k-step: the factors q s of the step's key group (hi, lo) and sum_d q m (a
+             * lane's partial over its channels), then the codes of both 16-key halves */
+            float c[2][2][4];
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int b = 0; b < 2; b++) c[h][b][0] = c[h][b][1] = c[h][b][2] = c[h][b][3] = 0.0f;
+            float kb = 0.0f;
+#pragma unroll
+            for (int ks = 0; ks < K4_KS; ks++) {
+                uint32_t fa[4];
+                {
+                    const float4 q = q4[ks * 32 + lane];
+                    const float4 sc = *reinterpret_cast<const float4 *>(S.ks[ks][tig]);
+                    const float4 mn = *reinterpret_cast<const float4 *>(S.km[ks][tig]);
+                    k4_split_a(q.x * sc.x, q.y * sc.y, q.z * sc.z, q.w * sc.w, fa);
+                    kb = fmaf(q.x, mn.x, kb); kb = fmaf(q.y, mn.y, kb); kb = fmaf(q.z, mn.z, kb); kb = fmaf(q.w, mn.w, kb);
+                }
+                const uint4 *kw = reinterpret_cast<const uint4 *>(S.kc[ks][tig]);
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    uint32_t u0, u1, u8, u9;              /* channels 2tig, 2tig+1, 2tig+8, 2tig+9 */
+                    if constexpr (BITS == 2) {
+                        const uint4 w01 = kw[0], w89 = kw[1];   /* {ch w0, ch w1, ch+1 w0, ch+1 w1} */
+                        u0 = k4_codes<2>(h ? w01.y : w01.x, 0u, sh);
+                        u1 = k4_codes<2>(h ? w01.w : w01.z, 0u, sh);
+                        u8 = k4_codes<2>(h ? w89.y : w89.x, 0u, sh);
+                        u9 = k4_codes<2>(h ? w89.w : w89.z, 0u, sh);
+                    } else {
+                        const uint4 c0 = kw[0], c1 = kw[1], c8 = kw[2], c9 = kw[3];   /* words of keys 0-7 .. 24-31 */
+                        u0 = k4_codes<4>(h ? c0.z : c0.x, h ? c0.w : c0.y, sh);
+                        u1 = k4_codes<4>(h ? c1.z : c1.x, h ? c1.w : c1.y, sh);
+                        u8 = k4_codes<4>(h ? c8.z : c8.x, h ? c8.w : c8.y, sh);
+                        u9 = k4_codes<4>(h ? c9.z : c9.x, h ? c9.w : c9.y, sh);
+                    }
+                    scb_mma_bf16(c[h][0], fa, __byte_perm(u0, u1, 0x5410), __byte_perm(u8, u9, 0x5410));
+                    scb_mma_bf16(c[h][1], fa, __byte_perm(u0, u1, 0x7632), __byte_perm(u8, u9, 0x7632));
+                }
+            }
+            kb += __shfl_xor_sync(0xffffffffu, kb, 1);
+            kb += __shfl_xor_sync(0xffffffffu, kb, 2);
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int b = 0; b < 2; b++) {
+                    x[h][b][0] = (c[h][b][0] + c[h][b][2] + kb) * scale;
+                    x[h][b][1] = (c[h][b][1] + c[h][b][3] + kb) * scale;
+                }
+        } else {                                          /* full-precision keys: bf16 k times q */
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int b = 0; b < 2; b++) {
+                    const int kr = s0 + 16 * h + 8 * b + gid;        /* the key of the lane's B column */
+                    const uint32_t *kp = reinterpret_cast<const uint32_t *>(kf + (size_t)kr * K4_D) + tig;
+                    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                    for (int ks = 0; ks < K4_KS; ks++) {
+                        const float4 q = q4[ks * 32 + lane];
+                        const uint32_t A[4] = {scb_pack_bf2(q.x, q.y), 0u, scb_pack_bf2(q.z, q.w), 0u};
+                        scb_mma_bf16(c, A, kr < j_end ? kp[8 * ks] : 0u, kr < j_end ? kp[8 * ks + 4] : 0u);
+                    }
+                    const int kc = s0 + 16 * h + 8 * b + 2 * tig;    /* the keys of the lane's C columns */
+                    x[h][b][0] = kc < j_end ? c[0] * scale : -INFINITY;
+                    x[h][b][1] = kc + 1 < j_end ? c[1] * scale : -INFINITY;
+                }
+        }
+        /* online softmax of head gid over the step's 32 keys (8 per lane, 4 lanes per head) */
+        float mx = -INFINITY;
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int b = 0; b < 2; b++) mx = fmaxf(mx, fmaxf(x[h][b][0], x[h][b][1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m_run, mx);             /* finite: every step has a key below j_end */
+        const float alpha = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
+        float ps = 0.0f;
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int b = 0; b < 2; b++)
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    x[h][b][i] = x[h][b][i] == -INFINITY ? 0.0f : expf(x[h][b][i] - m_new);
+                    ps += x[h][b][i];
+                }
+        ps += __shfl_xor_sync(0xffffffffu, ps, 1);
+        ps += __shfl_xor_sync(0xffffffffu, ps, 2);
+        l_run = l_run * alpha + ps;
+        m_run = m_new;
+        if (__any_sync(0xffffffffu, alpha != 1.0f)) {
+            /* the accumulator's heads 2tig, 2tig+1 take the alphas of the lanes holding them */
+            const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * tig), a1 = __shfl_sync(0xffffffffu, alpha, 8 * tig + 4);
+#pragma unroll
+            for (int b = 0; b < K4_MT; b++) { acc[b][0] *= a0; acc[b][1] *= a1; acc[b][2] *= a0; acc[b][3] *= a1; }
+#pragma unroll
+            for (int v = 0; v < NG; v++) vb[v] *= alpha;
+        }
+        /* O^T (channels x heads) += V^T (channels x 16 tokens) . P'^T (tokens x heads) over the two
+         * 16-token halves: the lane's p (head gid, tokens 2tig, 2tig+1, 2tig+8, 2tig+9) are exactly
+         * its B fragment; P' = p s_tg in bf16 hi and lo (two MMAs into the same tile) */
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int t0 = 16 * h + 2 * tig;              /* step-local token of p[h][0][0] */
+            const float p0 = x[h][0][0], p1 = x[h][0][1], p8 = x[h][1][0], p9 = x[h][1][1];
+            if (s0 + 16 * h + 16 <= a.Tv_q) {             /* all 16 tokens quantized */
+#pragma unroll
+                for (int v = 0; v < NG; v++) {
+                    const float2 s01 = *reinterpret_cast<const float2 *>(&S.vs[v][t0]);
+                    const float2 s89 = *reinterpret_cast<const float2 *>(&S.vs[v][t0 + 8]);
+                    const float2 m01 = *reinterpret_cast<const float2 *>(&S.vm[v][t0]);
+                    const float2 m89 = *reinterpret_cast<const float2 *>(&S.vm[v][t0 + 8]);
+                    uint32_t bh0, bl0, bh1, bl1;
+                    k3_split(p0 * s01.x, p1 * s01.y, bh0, bl0);
+                    k3_split(p8 * s89.x, p9 * s89.y, bh1, bl1);
+                    vb[v] = fmaf(p0, m01.x, fmaf(p1, m01.y, fmaf(p8, m89.x, fmaf(p9, m89.y, vb[v]))));
+#pragma unroll
+                    for (int mt = v * MTG; mt < (v + 1) * MTG; mt++) {   /* channels 16mt .. 16mt + 15 */
+                        uint32_t ua, ub, uc, ud;                         /* tokens t0, t0+1, t0+8, t0+9 */
+                        if constexpr (BITS == 2) {
+                            ua = k4_codes<2>(S.vc[t0][mt], 0u, sh); ub = k4_codes<2>(S.vc[t0 + 1][mt], 0u, sh);
+                            uc = k4_codes<2>(S.vc[t0 + 8][mt], 0u, sh); ud = k4_codes<2>(S.vc[t0 + 9][mt], 0u, sh);
+                        } else {
+                            const uint2 wa = *reinterpret_cast<const uint2 *>(&S.vc[t0][2 * mt]);
+                            const uint2 wb = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 1][2 * mt]);
+                            const uint2 wc = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 8][2 * mt]);
+                            const uint2 wd = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 9][2 * mt]);
+                            ua = k4_codes<4>(wa.x, wa.y, sh); ub = k4_codes<4>(wb.x, wb.y, sh);
+                            uc = k4_codes<4>(wc.x, wc.y, sh); ud = k4_codes<4>(wd.x, wd.y, sh);
+                        }
+                        const uint32_t A[4] = {__byte_perm(ua, ub, 0x5410), __byte_perm(ua, ub, 0x7632),
+                                               __byte_perm(uc, ud, 0x5410), __byte_perm(uc, ud, 0x7632)};
+                        scb_mma_bf16(acc[mt], A, bh0, bh1);
+                        scb_mma_bf16(acc[mt], A, bl0, bl1);
+                    }
+                }
+            } else {                                      /* some tokens full precision (or past the end) */
+                int tok[4];
+                tok[0] = s0 + t0; tok[1] = tok[0] + 1; tok[2] = tok[0] + 8; tok[3] = tok[0] + 9;
+                const float p[4] = {p0, p1, p8, p9};
+#pragma unroll
+                for (int v = 0; v < NG; v++) {
+                    float f[4];
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int tl = tok[i] - s0;
+                        const bool qz = tok[i] < a.Tv_q;
+                        f[i] = qz ? p[i] * S.vs[v][tl] : p[i];
+                        if (qz) vb[v] = fmaf(p[i], S.vm[v][tl], vb[v]);
+                    }
+                    uint32_t bh0, bl0, bh1, bl1;
+                    k3_split(f[0], f[1], bh0, bl0);
+                    k3_split(f[2], f[3], bh1, bl1);
+#pragma unroll
+                    for (int mt = v * MTG; mt < (v + 1) * MTG; mt++) {
+                        uint32_t e[2][4];                 /* (channel gid / gid + 8, token i) */
+#pragma unroll
+                        for (int r = 0; r < 2; r++) {
+                            const int ch = 16 * mt + 8 * r + gid;
+#pragma unroll
+                            for (int i = 0; i < 4; i++) {
+                                if (tok[i] < a.Tv_q) {
+                                    const uint32_t code = (S.vc[tok[i] - s0][ch / per] >> (BITS * (ch % per))) &
+                                                          ((1u << BITS) - 1u);
+                                    e[r][i] = scb_f2bf((float)code);
+                                } else {
+                                    e[r][i] = tok[i] < j_end ? vf[(size_t)tok[i] * K4_D + ch] : 0u;
+                                }
+                            }
+                        }
+                        const uint32_t A[4] = {e[0][0] | (e[0][1] << 16), e[1][0] | (e[1][1] << 16),
+                                               e[0][2] | (e[0][3] << 16), e[1][2] | (e[1][3] << 16)};
+                        scb_mma_bf16(acc[mt], A, bh0, bh1);
+                        scb_mma_bf16(acc[mt], A, bl0, bl1);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int v = 0; v < NG; v++) {
+        vb[v] += __shfl_xor_sync(0xffffffffu, vb[v], 1);
+        vb[v] += __shfl_xor_sync(0xffffffffu, vb[v], 2);
+    }
+    /* the 4 warps' partials merged through shared memory (the stages are free now): one partial
+     * per block goes to work, partition blockIdx.x. Row of a (warp, head): O (D), m, l, the value
+     * bias of each channel group (NG) */
+    constexpr int RS = K4_D + 2 + K4_MAXNG;
+    __syncthreads();
+    float *pw = reinterpret_cast<float *>(sb - 2 * warp);  /* (warps, 8 heads, RS) */
+    {
+        float *w0 = pw + ((size_t)warp * 8 + 2 * tig) * RS, *w1 = w0 + RS;
+#pragma unroll
+        for (int mt = 0; mt < K4_MT; mt++) {
+            w0[16 * mt + gid] = acc[mt][0]; w1[16 * mt + gid] = acc[mt][1];
+            w0[16 * mt + gid + 8] = acc[mt][2]; w1[16 * mt + gid + 8] = acc[mt][3];
+        }
+        if (tig == 0) {
+            float *w = pw + ((size_t)warp * 8 + gid) * RS;
+            w[K4_D] = m_run; w[K4_D + 1] = l_run;
+#pragma unroll
+            for (int v = 0; v < NG; v++) w[K4_D + 2 + v] = vb[v];
+        }
+    }
+    __syncthreads();
+    for (int h = 0; h < G; h++) {
+        const float *hw = pw + (size_t)h * RS;
+        const size_t ws = (size_t)8 * RS;
+        float M = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < K4_WARPS; u++) M = fmaxf(M, hw[u * ws + K4_D]);
+        float o = 0.0f, L = 0.0f;
+#pragma unroll
+        for (int u = 0; u < K4_WARPS; u++) {
+            const float m = hw[u * ws + K4_D];
+            if (m != -INFINITY) {
+                const float e = expf(m - M);
+                o = fmaf(hw[u * ws + tid] + hw[u * ws + K4_D + 2 + tid / (K4_D / NG)], e, o);
+                L = fmaf(hw[u * ws + K4_D + 1], e, L);
+            }
+        }
+        float *w = a.work + ((size_t)blockIdx.x * a.Hq + (size_t)g * G + h) * (K4_D + 2);
+        w[tid] = o;
+        if (tid == 0) { w[K4_D] = M; w[K4_D + 1] = L; }
+    }
+}
+
 /* Which partition kernel runs: SCB_KIVI_ATTN=v1 (the default: the fastest measured on an H200,
  * 79.9 µs per layer at 32K for 2 bits against 83.8 for v2 and 106.9 for v3) the first
  * (dequantize per element), v2 the folded one (unless its shared memory would exceed
- * KIVI_V2_SMEM_MAX), v3 the tensor-core one where it applies (kivi_v3_fits), else v1. */
+ * KIVI_V2_SMEM_MAX), v3 the tensor-core one where it applies (kivi_v3_fits), v4 the tensor-core
+ * one with warps streaming their own keys where it applies (kivi_v4_fits), else v1. */
 enum { KIVI_V2_SMEM_MAX = 100 * 1024 };
 static int kivi_attn_version(int asked)
 {
     static int v = 0;
-    if (asked >= 1 && asked <= 3) return asked;
+    if (asked >= 1 && asked <= 4) return asked;
     if (!v) {
         const char *e = getenv("SCB_KIVI_ATTN");
-        v = e && !strcmp(e, "v3") ? 3 : e && !strcmp(e, "v2") ? 2 : 1;
+        v = e && !strcmp(e, "v4") ? 4 : e && !strcmp(e, "v3") ? 3 : e && !strcmp(e, "v2") ? 2 : 1;
     }
     return v;
+}
+
+/* Shapes kernel v4 runs: D = 128, 2 or 4 bits, G <= 8, groups of 32, 64 or 128 (a 32-key step in
+ * one key group), Tk_q a multiple of 32 (the store quantizes keys in whole groups). */
+static int kivi_v4_fits(const struct scb_kivi_cuda_store *s, const struct scb_kivi_attn_cuda_args *a, int G)
+{
+    return s->D == K4_D && (s->bits == 2 || s->bits == 4) && G <= 8 &&
+           (s->group == 32 || s->group == 64 || s->group == 128) && a->Tk_q % K4_STEP == 0;
+}
+
+/* Blocks per SM kernel v4 is compiled for (its register bound): SCB_KIVI_V4_MINB=2 (up to 255
+ * registers), 3 (168, the default) or 4 (128); read once. */
+static int kivi_v4_minb(void)
+{
+    static int m = 0;
+    if (!m) {
+        const char *e = getenv("SCB_KIVI_V4_MINB");
+        m = e && !strcmp(e, "2") ? 2 : e && !strcmp(e, "4") ? 4 : 3;
+    }
+    return m;
+}
+
+template <int BITS, int NG, int MINB>
+static cudaError_t part4_launch_mb(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                   const struct scb_kivi_attn_cuda_args *a, int G, float scale)
+{
+    const size_t smem = sizeof(float4) * K4_KS * 32 + 2 * K4_WARPS * sizeof(k4_stage<BITS>);
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(kivi_attn_part4_kernel<BITS, NG, MINB>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    static int ilv = -1;   /* SCB_KIVI_V4_ORDER=contig: each warp a quarter of the block's keys */
+    if (ilv < 0) {
+        const char *e = getenv("SCB_KIVI_V4_ORDER");
+        ilv = !(e && !strcmp(e, "contig"));
+    }
+    kivi_attn_part4_kernel<BITS, NG, MINB><<<grid, 32 * K4_WARPS, smem, st>>>(*s, *a, G, scale, ilv);
+    return cudaGetLastError();
+}
+
+template <int BITS, int NG>
+static cudaError_t part4_launch_ng(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                   const struct scb_kivi_attn_cuda_args *a, int G, float scale)
+{
+    switch (kivi_v4_minb()) {
+    case 2: return part4_launch_mb<BITS, NG, 2>(grid, st, s, a, G, scale);
+    case 4: return part4_launch_mb<BITS, NG, 4>(grid, st, s, a, G, scale);
+    default: return part4_launch_mb<BITS, NG, 3>(grid, st, s, a, G, scale);
+    }
+}
+
+template <int BITS>
+static cudaError_t part4_launch(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                const struct scb_kivi_attn_cuda_args *a, int G, float scale)
+{
+    switch (s->group) {
+    case 32: return part4_launch_ng<BITS, 4>(grid, st, s, a, G, scale);
+    case 64: return part4_launch_ng<BITS, 2>(grid, st, s, a, G, scale);
+    default: return part4_launch_ng<BITS, 1>(grid, st, s, a, G, scale);
+    }
 }
 
 /* Shapes kernel v3 runs: D in {32, 64, 128}, G <= 8, group a multiple of 16 (one key group per
@@ -1054,25 +1496,52 @@ static cudaError_t part_launch(dim3 grid, cudaStream_t st, const struct scb_kivi
     return part_launch_gm<BITS, 16>(grid, st, s, a, G, chunk, scale);
 }
 
-__global__ void kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t *out, float *lse)
+/* Merge of the partitions' partials of head blockIdx.x: the weights e^(m_s - M) computed once
+ * into shared memory, then thread d sums its channel over the partitions with independent loads
+ * (the partitions are many: a serial dependent loop per channel cost ~0.2 µs per partition). */
+enum { KIVI_MERGE_THREADS = 128 };
+__global__ void __launch_bounds__(KIVI_MERGE_THREADS)
+kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t *out, float *lse)
 {
-    const int h = blockIdx.x;
+    __shared__ float w_s[SCB_KIVI_MAX_SPLITS];
+    __shared__ float red[KIVI_MERGE_THREADS / 32];
+    const int h = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const size_t st = (size_t)Hq * (D + 2);
+    const float *wh = work + (size_t)h * (D + 2);
     float M = -INFINITY;
-    for (int s = 0; s < n_splits; s++) M = fmaxf(M, work[((size_t)s * Hq + h) * (D + 2) + D]);
+    for (int s = tid; s < n_splits; s += KIVI_MERGE_THREADS) M = fmaxf(M, wh[s * st + D]);
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    if (lane == 0) red[warp] = M;
+    __syncthreads();
+    M = red[0];
+    for (int i = 1; i < KIVI_MERGE_THREADS / 32; i++) M = fmaxf(M, red[i]);
+    __syncthreads();
     float L = 0.0f;
-    for (int s = 0; s < n_splits; s++) {
-        const float m = work[((size_t)s * Hq + h) * (D + 2) + D];
-        if (m != -INFINITY) L += work[((size_t)s * Hq + h) * (D + 2) + D + 1] * expf(m - M);
+    for (int s = tid; s < n_splits; s += KIVI_MERGE_THREADS) {
+        const float m = wh[s * st + D];
+        const float e = m == -INFINITY ? 0.0f : expf(m - M);
+        w_s[s] = e;
+        L = fmaf(wh[s * st + D + 1], e, L);
     }
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float o = 0.0f;
-        for (int s = 0; s < n_splits; s++) {
-            const float m = work[((size_t)s * Hq + h) * (D + 2) + D];
-            if (m != -INFINITY) o += work[((size_t)s * Hq + h) * (D + 2) + d] * expf(m - M);
+    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+    if (lane == 0) red[warp] = L;
+    __syncthreads();
+    L = 0.0f;
+    for (int i = 0; i < KIVI_MERGE_THREADS / 32; i++) L += red[i];
+    for (int d = tid; d < D; d += KIVI_MERGE_THREADS) {
+        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
+        int s = 0;
+        for (; s + 4 <= n_splits; s += 4) {
+            o0 = fmaf(wh[s * st + d], w_s[s], o0);   /* e = 0 rows are zeros: safe to add */
+            o1 = fmaf(wh[(s + 1) * st + d], w_s[s + 1], o1);
+            o2 = fmaf(wh[(s + 2) * st + d], w_s[s + 2], o2);
+            o3 = fmaf(wh[(s + 3) * st + d], w_s[s + 3], o3);
         }
+        for (; s < n_splits; s++) o0 = fmaf(wh[s * st + d], w_s[s], o0);
+        const float o = (o0 + o1) + (o2 + o3);
         out[(size_t)h * D + d] = scb_f2bf(L > 0.0f ? o / L : 0.0f);
     }
-    if (threadIdx.x == 0 && lse) lse[h] = L > 0.0f ? M + logf(L) : -INFINITY;
+    if (tid == 0 && lse) lse[h] = L > 0.0f ? M + logf(L) : -INFINITY;
 }
 
 extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
@@ -1091,17 +1560,40 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
     }
     {
         const char *ev = getenv("SCB_KIVI_ATTN");
-        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v2") && strcmp(ev, "v3")) || a->kernel < 0 || a->kernel > 3) {
-            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected v1, v2 or v3)",
+        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v2") && strcmp(ev, "v3") && strcmp(ev, "v4")) || a->kernel < 0 ||
+            a->kernel > 4) {
+            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected v1, v2, v3 or v4)",
                          a->kernel, ev ? ev : "(unset)");
             goto out;
         }
     }
     {
-        const int G = a->Hq / s->Hkv, D = s->D;
-        const int v3 = kivi_attn_version(a->kernel) == 3 && kivi_v3_fits(s, a, G);
+        const int G = a->Hq / s->Hkv, D = s->D, ver = kivi_attn_version(a->kernel);
+        const int v4 = ver == 4 && kivi_v4_fits(s, a, G);
+        const int v3 = !v4 && ver == 3 && kivi_v3_fits(s, a, G);
         const int tile = v3 ? (int)K3_TT : (int)KIVI_THREADS;
+        const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
         int splits = a->n_splits;
+        cudaError_t e = cudaSuccess;
+        if (v4) {
+            /* v4: one partition per block (its 4 warps merged inside); blocks per KV head: one wave
+             * of the blocks per SM its register bound allows (kivi_v4_minb) unless n_splits or
+             * SCB_KIVI_SPLITS=N (blocks per KV head) says; at most SCB_KIVI_MAX_SPLITS, and one
+             * 32-key step per warp */
+            if (splits <= 0) {
+                const char *es = getenv("SCB_KIVI_SPLITS");
+                splits = es ? atoi(es) : 0;
+            }
+            int blocks = splits > 0 ? splits : (kivi_v4_minb() * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
+            const int steps = (a->n + K4_STEP - 1) / K4_STEP;
+            if (blocks > SCB_KIVI_MAX_SPLITS) blocks = SCB_KIVI_MAX_SPLITS;
+            if (blocks > (steps + K4_WARPS - 1) / K4_WARPS) blocks = (steps + K4_WARPS - 1) / K4_WARPS;
+            if (blocks < 1) blocks = 1;
+            splits = blocks;
+            dim3 grid((unsigned)blocks, (unsigned)s->Hkv);
+            e = s->bits == 2 ? part4_launch<2>(grid, cc->stream, s, a, G, scale)
+                             : part4_launch<4>(grid, cc->stream, s, a, G, scale);
+        } else {
         /* v1/v2: ~4 blocks per SM, best of 16..256 measured at 32K (docs/performance.md);
          * v3 (4 warps, 127 registers and 43 KiB of static shared memory at D = 128: 4 blocks per
          * SM): one wave of 4 blocks per SM; SCB_KIVI_SPLITS=N (partitions per KV head) overrides
@@ -1118,9 +1610,7 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
         chunk = (chunk + tile - 1) / tile * tile;
         if (chunk < tile) chunk = tile;
         splits = a->n ? (a->n + chunk - 1) / chunk : 1;
-        const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
         dim3 grid((unsigned)splits, (unsigned)s->Hkv);
-        cudaError_t e = cudaSuccess;
         if (v3) {
             switch (s->bits) {
             case 2: e = part3_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
@@ -1134,8 +1624,9 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
             default: e = part_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
             }
         }
+        }
         SCB_CUDA_TRY(e);
-        kivi_attn_merge_kernel<<<(unsigned)a->Hq, 128, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
+        kivi_attn_merge_kernel<<<(unsigned)a->Hq, KIVI_MERGE_THREADS, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
         SCB_LAUNCH_CHECK("kivi_attn_merge_kernel");
     }
 out:
