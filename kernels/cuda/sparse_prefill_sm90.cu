@@ -127,6 +127,20 @@ static __device__ __forceinline__ void s9_tile_gather(uint32_t kt, uint32_t vt, 
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     h3_mbar_arrive(full);
 }
+/* The query head h, row block mblk and tile plan of consumer c (or of the producer half that
+ * feeds it): mode 0 takes row block 2 pair + c of head hx, modes 1 and 2 head 2 hx + c of row
+ * block pair; ntiles = 0 past the last row block. */
+static __device__ __forceinline__ void s9_role(const sp_params &p, int mode, int hx, int pair, int c, int &h,
+                                               int &mblk, sp_plan &pl, int &ntiles)
+{
+    h = mode ? 2 * hx + c : hx;
+    mblk = mode ? pair : 2 * pair + c;
+    ntiles = 0;
+    if (mblk < p.nblk) {
+        sp_plan_init(p, h, mblk, pl);
+        ntiles = pl.ntiles;
+    }
+}
 /* First key of a contiguous plan tile (STREAM tiles, LIST block tiles). */
 static __device__ __forceinline__ int s9_tile_start(const sp_plan &t, int tile)
 {
@@ -230,14 +244,10 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
         /* ---- producer warpgroup: warps 0-1 feed consumer 0, warps 2-3 consumer 1 ---- */
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
         const int c = tid >> 6, pt = tid & 63;
-        const int h = mode ? 2 * hx + c : hx, kvh = h / p.G;
-        const int mblk = mode ? pair : 2 * pair + c, m0 = mblk * SP_BM;
+        int h, mblk, ntiles;
         sp_plan pl;
-        int ntiles = 0;
-        if (mblk < p.nblk) {
-            sp_plan_init(p, h, mblk, pl);
-            ntiles = pl.ntiles;
-        }
+        s9_role(p, mode, hx, pair, c, h, mblk, pl, ntiles);
+        const int kvh = h / p.G, m0 = mblk * SP_BM;
         const uint32_t sQ = base + S9_OFF_Q(c);
         const uint16_t *kbase = p.k + (long long)kvh * p.kv_head;
         const uint16_t *vbase = p.v + (long long)kvh * p.kv_head;
@@ -292,14 +302,10 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
         /* ---- consumer warpgroups: 64 query rows (one row block) each ---- */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
         const int c = wgi - 1, rg = share || merged ? 0 : c;   /* rg: the K/V ring this consumer reads */
-        const int h = mode ? 2 * hx + c : hx;
-        const int mblk = mode ? pair : 2 * pair + c, m0 = mblk * SP_BM;
+        int h, mblk, ntiles;
         sp_plan pl;
-        int ntiles = 0;
-        if (mblk < p.nblk) {
-            sp_plan_init(p, h, mblk, pl);
-            ntiles = pl.ntiles;
-        }
+        s9_role(p, mode, hx, pair, c, h, mblk, pl, ntiles);
+        const int m0 = mblk * SP_BM;
         const uint32_t sQ = base + S9_OFF_Q(c);
         const int *keys0 = (const int *)(gbase + S9_OFF_KEYS(ST)) + rg * ST * 64;
         const int ltid = tid & 127, warp = ltid >> 5, lane = tid & 31;
