@@ -46,7 +46,7 @@ timeout 15 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.
 head -2 "$L/nvidia-smi.txt" | tail -1
 SEED=${SEED:-20261126}
 # the model is written on the CPU while the kernel test uses the GPU
-( timeout $MT python3 "$D/make_random_model.py" --out "$S/model" --layers 4 > "$L/model.log" 2>&1; echo "rc $?" >> "$L/model.log" ) &
+( timeout $(( MT < $(left) ? MT : $(left) )) python3 "$D/make_random_model.py" --out "$S/model" --layers 4 > "$L/model.log" 2>&1; echo "rc $?" >> "$L/model.log" ) &
 MPID=$!
 el "$PARITY --bench"
 timeout $(( PT < $(left) ? PT : $(left) )) "$B/$PARITY" --seed "$SEED" --bench > "$L/$PLOG" 2>&1; el "rc $?"
