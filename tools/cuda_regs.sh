@@ -10,7 +10,7 @@
 #
 # Compare two trees (e.g. a branch against a clean checkout of main):
 #   diff <(tools/cuda_regs.sh --root /tmp/main-checkout) <(tools/cuda_regs.sh)
-# Equal sass= hashes: the same machine code. The output is sorted by kernel name.
+# Equal sha= hashes: the same machine code. Lines are sorted by mangled kernel name per file.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FILES=()
