@@ -35,6 +35,7 @@
 
 #include "kernels/cuda/attn_common.cuh"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/fa2_tile.cuh"
 #include "kernels/cuda/sm90_common.cuh"
 
 #define H3_BM 128                          /* query rows per block (2 consumer warpgroups) */
@@ -47,6 +48,7 @@
 #define H3_OFF_K (2 * H3_HALF_Q)
 #define H3_OFF_V(S) (H3_OFF_K + (S) * H3_TILE_KV)
 #define H3_OFF_BAR(S) (H3_OFF_V(S) + (S) * H3_TILE_KV)
+#define H3_WHO "sm90 prefill attention"
 #define H3_SMEM_BYTES(S) (H3_OFF_BAR(S) + 128 + 1024) /* + barriers + slack to align to 1024 */
 
 struct scb_h3_params {
@@ -57,57 +59,18 @@ struct scb_h3_params {
     float scale_log2;
 };
 
-/* Online-softmax state of the two rows (g8 and g8 + 8 of the warp's 16) a thread holds. */
-struct h3_rowstate {
-    float mA, mB, lA, lB;   /* running max (log2 domain, scaled), running sum of this thread */
-};
 struct h3_mask {
     int rowA, rowB, r_lo, off, Tk, tq;
     float scale_log2;
 };
 
-static __device__ __forceinline__ void h3_issue_qk(float sc[64], uint32_t qa, uint32_t kt)
-{
-    /* S = Q K^T: 8 k-steps of 16 over D; K-major both, LBO unused, SBO = 8 rows of 128 B */
-#pragma unroll
-    for (int ks = 0; ks < 8; ks++) {
-        const uint32_t ko = (uint32_t)(ks & 3) * 32u;
-        h3_wgmma_ss(sc, h3_desc(qa + (uint32_t)(ks >> 2) * H3_HALF_Q + ko, 16, 1024),
-                    h3_desc(kt + (uint32_t)(ks >> 2) * H3_HALF_KV + ko, 16, 1024), ks > 0);
-    }
-}
-static __device__ __forceinline__ void h3_issue_pv(float o[64], uint32_t pa[8][4], uint32_t vt)
-{
-    /* O += P V: V tile read N-major (transpose bit); LBO = the other 64-column half,
-     * SBO = 8 key rows of 128 B; k-step kk covers keys 16kk..16kk+15 */
-#pragma unroll
-    for (int kk = 0; kk < 8; kk++)
-        h3_wgmma_rs(o, pa[kk], h3_desc(vt + (uint32_t)kk * 16u * 128u, H3_HALF_KV, 1024));
-}
-static __device__ __forceinline__ void h3_keep_p(uint32_t pa[8][4])
-{
-#pragma unroll
-    for (int kk = 0; kk < 8; kk++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) asm volatile("" : "+r"(pa[kk][i])::"memory");
-}
-static __device__ __forceinline__ void h3_scale_o(float o[64], float aA, float aB)
-{
-#pragma unroll
-    for (int d = 0; d < 16; d++) {
-        o[d * 4 + 0] *= aA;
-        o[d * 4 + 1] *= aA;
-        o[d * 4 + 2] *= aB;
-        o[d * 4 + 3] *= aB;
-    }
-}
 /* Scale and mask the S fragment of the key tile starting at kb (the causal and the Tk mask
  * only where the tile reaches past the warpgroup's first row or past Tk), update the row
  * state, return the factors aA, aB that rescale O, and P rounded to bf16 as the A fragments
  * of the PV product (k-step kk = n-tiles 2kk, 2kk+1 of S). */
-static __device__ __forceinline__ void h3_softmax(float sc[64], int kb, const struct h3_mask &mk,
-                                                  struct h3_rowstate &st, float &aA, float &aB,
-                                                  uint32_t pa[8][4])
+static __device__ __forceinline__ void h3_softmax(float (&sc)[64], int kb, const struct h3_mask &mk,
+                                                  struct scb_fa2_rows &st, float &aA, float &aB,
+                                                  uint32_t (&pa)[8][4])
 {
     const bool need_mask = (kb + H3_BN > mk.Tk) || (kb + H3_BN - 1 > mk.r_lo + mk.off);
     float tmA = -INFINITY, tmB = -INFINITY;
@@ -123,38 +86,10 @@ static __device__ __forceinline__ void h3_softmax(float sc[64], int kb, const st
             }
             sc[nt * 4 + e] = x;
         }
-        tmA = fmaxf(tmA, fmaxf(sc[nt * 4 + 0], sc[nt * 4 + 1]));
-        tmB = fmaxf(tmB, fmaxf(sc[nt * 4 + 2], sc[nt * 4 + 3]));
+        scb_fa2_tile_max(sc, nt, tmA, tmB);
     }
-    tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 1));
-    tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 2));
-    tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 1));
-    tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 2));
-    const float nmA = fmaxf(st.mA, tmA), nmB = fmaxf(st.mB, tmB);
-    const float uA = nmA == -INFINITY ? 0.f : nmA, uB = nmB == -INFINITY ? 0.f : nmB;
-    aA = scb_exp2(st.mA - uA);
-    aB = scb_exp2(st.mB - uB);
-    st.mA = nmA;
-    st.mB = nmB;
-    float sA = 0.f, sB = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < 16; nt++) {
-        sc[nt * 4 + 0] = scb_exp2(sc[nt * 4 + 0] - uA);
-        sc[nt * 4 + 1] = scb_exp2(sc[nt * 4 + 1] - uA);
-        sc[nt * 4 + 2] = scb_exp2(sc[nt * 4 + 2] - uB);
-        sc[nt * 4 + 3] = scb_exp2(sc[nt * 4 + 3] - uB);
-        sA += sc[nt * 4 + 0] + sc[nt * 4 + 1];
-        sB += sc[nt * 4 + 2] + sc[nt * 4 + 3];
-    }
-    st.lA = st.lA * aA + sA;
-    st.lB = st.lB * aB + sB;
-#pragma unroll
-    for (int kk = 0; kk < 8; kk++) {
-        pa[kk][0] = scb_pack_bf2(sc[(2 * kk) * 4 + 0], sc[(2 * kk) * 4 + 1]);
-        pa[kk][1] = scb_pack_bf2(sc[(2 * kk) * 4 + 2], sc[(2 * kk) * 4 + 3]);
-        pa[kk][2] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 0], sc[(2 * kk + 1) * 4 + 1]);
-        pa[kk][3] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 2], sc[(2 * kk + 1) * 4 + 3]);
-    }
+    scb_fa2_softmax_m<16>(sc, tmA, tmB, st, aA, aB);
+    scb_fa2_pack_p<16>(sc, pa);
 }
 
 template <bool OVERLAP, int H3_STAGES, bool PINGPONG>
@@ -228,7 +163,7 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
         float o[64];
 #pragma unroll
         for (int i = 0; i < 64; i++) o[i] = 0.f;
-        struct h3_rowstate st = {-INFINITY, -INFINITY, 0.f, 0.f};
+        struct scb_fa2_rows st = {-INFINITY, -INFINITY, 0.f, 0.f};
         uint32_t pa[8][4];
         if (ntiles > 0) h3_mbar_wait(barQ, 0);
         const struct h3_mask mk = {rowA, rowB, r_lo, off, p.Tk, tq, p.scale_log2};
@@ -240,17 +175,17 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
                 float sc[64];
                 h3_mbar_wait(H3_BAR_FK(s), par);
                 h3_wgmma_fence();
-                h3_issue_qk(sc, qa, sK + (uint32_t)s * H3_TILE_KV);
+                h3_issue_qk<64, H3_HALF_Q, H3_HALF_KV>(sc, qa, sK + (uint32_t)s * H3_TILE_KV);
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
                 h3_fence_acc(sc);
                 h3_mbar_arrive(H3_BAR_EK(s));
                 float aA, aB;
                 h3_softmax(sc, (ntiles - 1 - it) * H3_BN, mk, st, aA, aB, pa);
-                h3_scale_o(o, aA, aB);
+                scb_fa2_scale_o(o, aA, aB);
                 h3_mbar_wait(H3_BAR_FV(s), par);
                 h3_wgmma_fence();
-                h3_issue_pv(o, pa, sV + (uint32_t)s * H3_TILE_KV);
+                h3_issue_pv<8, H3_HALF_KV>(o, pa, sV + (uint32_t)s * H3_TILE_KV);
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
                 h3_fence_acc(o);
@@ -268,7 +203,7 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
                 h3_mbar_wait(H3_BAR_FK(0), 0);
                 if (PINGPONG) h3_turn_wait(my_turn);
                 h3_wgmma_fence();
-                h3_issue_qk(sc, qa, sK);
+                h3_issue_qk<64, H3_HALF_Q, H3_HALF_KV>(sc, qa, sK);
                 h3_wgmma_commit();
                 if (PINGPONG) h3_turn_pass(their_turn);
                 h3_wgmma_wait<0>();
@@ -287,9 +222,9 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
                 h3_mbar_wait(H3_BAR_FV(sp), parp);
                 if (PINGPONG) h3_turn_wait(my_turn);
                 h3_wgmma_fence();
-                h3_issue_qk(sc, qa, sK + (uint32_t)s * H3_TILE_KV);
+                h3_issue_qk<64, H3_HALF_Q, H3_HALF_KV>(sc, qa, sK + (uint32_t)s * H3_TILE_KV);
                 h3_wgmma_commit();
-                h3_issue_pv(o, pa, sV + (uint32_t)sp * H3_TILE_KV);
+                h3_issue_pv<8, H3_HALF_KV>(o, pa, sV + (uint32_t)sp * H3_TILE_KV);
                 h3_wgmma_commit();
                 if (PINGPONG) h3_turn_pass(their_turn);
                 h3_wgmma_wait<1>();
@@ -301,7 +236,7 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
                 h3_fence_acc(o);
                 h3_keep_p(pa);   /* the PV product read pa until here */
                 h3_mbar_arrive(H3_BAR_EV(sp));
-                h3_scale_o(o, aA, aB);
+                scb_fa2_scale_o(o, aA, aB);
 #pragma unroll
                 for (int kk = 0; kk < 8; kk++)
 #pragma unroll
@@ -311,39 +246,14 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
             h3_mbar_wait(H3_BAR_FV(sl), (unsigned)((ntiles - 1) / H3_STAGES) & 1u);
             if (PINGPONG) h3_turn_wait(my_turn);
             h3_wgmma_fence();
-            h3_issue_pv(o, pa, sV + (uint32_t)sl * H3_TILE_KV);
+            h3_issue_pv<8, H3_HALF_KV>(o, pa, sV + (uint32_t)sl * H3_TILE_KV);
             h3_wgmma_commit();
             if (PINGPONG && cw == 0) h3_turn_pass(their_turn);   /* the last pass is 0's */
             h3_wgmma_wait<0>();
             h3_fence_acc(o);
             h3_mbar_arrive(H3_BAR_EV(sl));
         }
-        float mA = st.mA, mB = st.mB, lA = st.lA, lB = st.lB;
-
-        /* finish: full row sums across the quad, normalise, store */
-        lA += __shfl_xor_sync(0xffffffffu, lA, 1);
-        lA += __shfl_xor_sync(0xffffffffu, lA, 2);
-        lB += __shfl_xor_sync(0xffffffffu, lB, 1);
-        lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-        const float iA = lA > 0.f ? 1.f / lA : 0.f, iB = lB > 0.f ? 1.f / lB : 0.f;
-        if (rowA < p.Tq) {
-            uint16_t *dst = p.out + ((long long)rowA * p.Hq + h) * H3_D + tq * 2;
-#pragma unroll
-            for (int d = 0; d < 16; d++)
-                *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d * 4 + 0] * iA, o[d * 4 + 1] * iA);
-            if (p.lse && tq == 0)
-                p.lse[(long long)rowA * p.Hq + h] =
-                    lA > 0.f ? (mA + log2f(lA)) * 0.69314718055994531f : -INFINITY;
-        }
-        if (rowB < p.Tq) {
-            uint16_t *dst = p.out + ((long long)rowB * p.Hq + h) * H3_D + tq * 2;
-#pragma unroll
-            for (int d = 0; d < 16; d++)
-                *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d * 4 + 2] * iB, o[d * 4 + 3] * iB);
-            if (p.lse && tq == 0)
-                p.lse[(long long)rowB * p.Hq + h] =
-                    lB > 0.f ? (mB + log2f(lB)) * 0.69314718055994531f : -INFINITY;
-        }
+        scb_fa2_store<16>(o, st, p.out, p.lse, rowA, rowB, p.Tq, p.Hq, h, tq);
     }
 #undef H3_BAR_FK
 #undef H3_BAR_FV
@@ -353,33 +263,6 @@ scb_h3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constan
 }
 
 /* ---- host side ---------------------------------------------------------------------------- */
-
-typedef CUresult (*scb_h3_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
-                                     const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
-                                     const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
-                                     CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-
-/* A 3-D bf16 tensor map (128, d1, d2) with element strides s1, s2 and box (64, b1, b2),
- * 128-byte swizzle, out-of-range elements read as zero. */
-static int scb_h3_map_(scb_h3_encode_fn enc, CUtensorMap *m, const void *ptr, uint64_t d1,
-                       uint64_t d2, uint64_t s1, uint64_t s2, uint32_t b1, uint32_t b2,
-                       const char *what, struct scb_ctx *err)
-{
-    cuuint64_t dims[3] = {H3_D, d1, d2};
-    cuuint64_t strides[2] = {s1 * 2, s2 * 2};
-    cuuint32_t box[3] = {64, b1, b2};
-    cuuint32_t es[3] = {1, 1, 1};
-    CUresult r = enc(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)ptr, dims, strides, box, es,
-                     CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS)
-        return scb_err(err, SCB_E_CUDA,
-                       "sm90 prefill attention: cuTensorMapEncodeTiled(%s: dims 128x%llux%llu, "
-                       "strides %llu, %llu elements) failed with CUresult %d", what,
-                       (unsigned long long)d1, (unsigned long long)d2, (unsigned long long)s1,
-                       (unsigned long long)s2, (int)r);
-    return SCB_OK;
-}
 
 /* 1 when this binary holds sm_90a machine code for the kernel (cached). */
 static int scb_h3_built_(void)
@@ -405,7 +288,7 @@ int scb_attn_sm90_usable_(struct scb_cuda_ctx *cc)
 extern "C" int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc,
                                           const struct scb_attn_cuda_args *a, struct scb_ctx *err)
 {
-    static scb_h3_encode_fn enc = NULL;
+    static scb_sm90_encode_fn enc = NULL;
     int rc = SCB_OK;
     struct scb_h3_params p;
     CUtensorMap mq, mk, mv;
@@ -429,18 +312,7 @@ extern "C" int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc,
                      "sm90 prefill attention: not compiled for sm_90a (build with sm_arch=90)");
         goto out;
     }
-    if (!enc) {
-        void *fn = NULL;
-        cudaDriverEntryPointQueryResult q;
-        SCB_CUDA_TRY(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
-                                                      cudaEnableDefault, &q));
-        if (q != cudaDriverEntryPointSuccess || !fn) {
-            rc = scb_err(err, SCB_E_CUDA,
-                         "sm90 prefill attention: the driver has no cuTensorMapEncodeTiled");
-            goto out;
-        }
-        enc = (scb_h3_encode_fn)fn;
-    }
+    SCB_TRY(scb_sm90_encoder(cc, &enc, H3_WHO, err));
     ts = a->kv_tok_stride ? a->kv_tok_stride : (size_t)a->Hkv * a->D;
     hs = a->kv_head_stride ? a->kv_head_stride : (size_t)a->D;
     p.out = a->out;
@@ -452,23 +324,23 @@ extern "C" int scb_attn_prefill_sm90_cuda(struct scb_cuda_ctx *cc,
     p.kv_swap = hs < ts;
     p.scale_log2 = (a->scale != 0.f ? a->scale : 1.0f / sqrtf((float)a->D)) * 1.4426950408889634f;
     /* Q (Tq, Hq, D) as (D, Hq, Tq); K/V with the smaller stride in the middle dimension */
-    SCB_TRY(scb_h3_map_(enc, &mq, a->q, (uint64_t)a->Hq, (uint64_t)a->Tq, (uint64_t)a->D,
-                        (uint64_t)a->Hq * a->D, 1, H3_BM, "Q", err));
+    SCB_TRY(scb_sm90_map(enc, &mq, a->q, (uint64_t)a->Hq, (uint64_t)a->Tq, (uint64_t)a->D,
+                        (uint64_t)a->Hq * a->D, 1, H3_BM, H3_WHO, "Q", err));
     if (a->Tk == 0) {
         mk = mq;   /* never read: every row sees no key */
         mv = mq;
     } else {
         Tk1 = a->Tk;
         if (p.kv_swap) {
-            SCB_TRY(scb_h3_map_(enc, &mk, a->k, (uint64_t)a->Hkv, (uint64_t)Tk1, hs, ts, 1, H3_BN,
-                                "K", err));
-            SCB_TRY(scb_h3_map_(enc, &mv, a->v, (uint64_t)a->Hkv, (uint64_t)Tk1, hs, ts, 1, H3_BN,
-                                "V", err));
+            SCB_TRY(scb_sm90_map(enc, &mk, a->k, (uint64_t)a->Hkv, (uint64_t)Tk1, hs, ts, 1, H3_BN,
+                                H3_WHO, "K", err));
+            SCB_TRY(scb_sm90_map(enc, &mv, a->v, (uint64_t)a->Hkv, (uint64_t)Tk1, hs, ts, 1, H3_BN,
+                                H3_WHO, "V", err));
         } else {
-            SCB_TRY(scb_h3_map_(enc, &mk, a->k, (uint64_t)Tk1, (uint64_t)a->Hkv, ts, hs, H3_BN, 1,
-                                "K", err));
-            SCB_TRY(scb_h3_map_(enc, &mv, a->v, (uint64_t)Tk1, (uint64_t)a->Hkv, ts, hs, H3_BN, 1,
-                                "V", err));
+            SCB_TRY(scb_sm90_map(enc, &mk, a->k, (uint64_t)Tk1, (uint64_t)a->Hkv, ts, hs, H3_BN, 1,
+                                H3_WHO, "K", err));
+            SCB_TRY(scb_sm90_map(enc, &mv, a->v, (uint64_t)Tk1, (uint64_t)a->Hkv, ts, hs, H3_BN, 1,
+                                H3_WHO, "V", err));
         }
     }
     {

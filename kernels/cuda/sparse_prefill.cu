@@ -1,7 +1,7 @@
 /* sparse_prefill.cu — the sparse prefill kernels of A-shape, Tri-shape and MInference (see
  * kernels/sparse_prefill_cuda.h for the semantics).
  *
- * Sparse attention: the FlashAttention-2 tiling of attn_prefill.cu (4 warps own 64 query rows
+ * Sparse attention: the FlashAttention-2 tiling of attn_prefill.cu (fa2_tile.cuh; 4 warps own 64 query rows
  * of one head, mma.sync m16n8k16 bf16 with fp32 accumulators, online softmax in the log2
  * domain, cp.async double buffering), but the key tiles come from a per-(head, row block)
  * plan: STREAM heads walk a sink range [0, s_end) and a window range [w_lo, w_hi) computed from
@@ -32,6 +32,7 @@ extern "C" {
 }
 #include "kernels/cuda/attn_common.cuh"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/fa2_tile.cuh"
 
 #include "kernels/cuda/sparse_plan.cuh"
 
@@ -39,108 +40,29 @@ template <int D>
 __global__ void __launch_bounds__(SP_WARPS * 32)
 scb_sparse_fa_kernel(const sp_params p)
 {
-    constexpr int LD = D + SP_PAD;
-    constexpr int KD = D / 16;
     constexpr int NT = SP_BN / 8;
-    constexpr int DT = D / 8;
-    constexpr int CH = D / 8;
-    extern __shared__ __align__(16) uint16_t smem[];
-    uint16_t *Qs = smem;                           /* (BM, LD) */
-    uint16_t *Ks = Qs + SP_BM * LD;                /* (2, BN, LD) */
-    uint16_t *Vs = Ks + 2 * SP_BN * LD;            /* (2, BN, LD) */
     __shared__ int keys_s[2][SP_BN];               /* key index of each staged slot, -1 empty */
-
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int g8 = lane >> 2, tq = lane & 3;
+    const int lane = threadIdx.x & 31, tq = lane & 3;
     const int mblk = gridDim.x - 1 - blockIdx.x;
     const int h = blockIdx.y, kvh = h / p.G;
     const int m0 = mblk * SP_BM;
     const int off = p.Tk - p.Tq;
     sp_plan pl;
     sp_plan_init(p, h, mblk, pl);
-    const int ntiles = pl.ntiles;
     const int pf = m0 + off, plast = min(m0 + SP_BM, p.Tq) - 1 + off;   /* first / last row positions */
-    const uint16_t *kbase = p.k + (long long)kvh * p.kv_head;
-    const uint16_t *vbase = p.v + (long long)kvh * p.kv_head;
-
-    for (int c = tid; c < SP_BM * CH; c += SP_WARPS * 32) {
-        int r = c / CH, col = (c % CH) * 8, i = m0 + r;
-        bool ok = i < p.Tq;
-        const uint16_t *src = ok ? p.q + ((long long)i * p.Hq + h) * D + col : p.q;
-        scb_cp_async16(Qs + r * LD + col, src, ok);
-    }
-    auto load_kv = [&](int t, int stage) {
-        uint16_t *ks = Ks + stage * SP_BN * LD, *vs = Vs + stage * SP_BN * LD;
-        for (int c = tid; c < SP_BN * CH; c += SP_WARPS * 32) {
-            int r = c / CH, col = (c % CH) * 8;
-            int j = sp_slot_key(pl, t, r, p.Tk);
-            bool ok = j >= 0;
-            long long o = ok ? (long long)j * p.kv_tok + col : 0;
-            scb_cp_async16(ks + r * LD + col, ok ? kbase + o : p.k, ok);
-            scb_cp_async16(vs + r * LD + col, ok ? vbase + o : p.v, ok);
-            if (col == 0) keys_s[stage][r] = j;
-        }
-    };
-    if (ntiles > 0) load_kv(0, 0);
-    scb_cp_async_commit();
-    scb_cp_async_wait<0>();
-    __syncthreads();
-
-    uint32_t qf[KD][4];
-    {
-        const int r0 = warp * 16 + g8;
-#pragma unroll
-        for (int kk = 0; kk < KD; kk++) {
-            const int c = kk * 16 + tq * 2;
-            qf[kk][0] = *(const uint32_t *)(Qs + r0 * LD + c);
-            qf[kk][1] = *(const uint32_t *)(Qs + (r0 + 8) * LD + c);
-            qf[kk][2] = *(const uint32_t *)(Qs + r0 * LD + c + 8);
-            qf[kk][3] = *(const uint32_t *)(Qs + (r0 + 8) * LD + c + 8);
-        }
-    }
-
-    float o[DT][4];
-#pragma unroll
-    for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-    float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
-    const int rowA = m0 + warp * 16 + g8, rowB = rowA + 8;
     unsigned cnt = 0;
 
-    for (int t = 0; t < ntiles; t++) {
-        const int stage = t & 1;
-        if (t + 1 < ntiles) {
-            load_kv(t + 1, stage ^ 1);
-            scb_cp_async_commit();
-            scb_cp_async_wait<1>();
-        } else {
-            scb_cp_async_wait<0>();
-        }
-        __syncthreads();
-        const uint16_t *ks = Ks + stage * SP_BN * LD, *vs = Vs + stage * SP_BN * LD;
-
-        float s[NT][4];
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < KD; kk += 2) {
-                uint32_t b[4];
-                const int mi = lane >> 3, r = lane & 7;
-                scb_ldmatrix_x4(b, ks + (nt * 8 + r) * LD + kk * 16 + mi * 8);
-                scb_mma_bf16(s[nt], qf[kk], b[0], b[1]);
-                scb_mma_bf16(s[nt], qf[kk + 1], b[2], b[3]);
-            }
-        }
-
-        float tmA = -INFINITY, tmB = -INFINITY;
+    auto key_of = [&](int t, int r, int &j) { j = sp_slot_key(pl, t, r, p.Tk); return j >= 0; };
+    auto staged = [&](int stage, int r, int j) { keys_s[stage][r] = j; };
+    /* scale; the exact rule (and the count of kept pairs) unless the whole tile is visible */
+    auto mask = [&](float (&s)[NT * 4], int t, int stage, int rowA, int rowB, float &tmA, float &tmB) {
         if (sp_tile_full(pl, t, m0, pf, plast, p.dense_from)) {
             cnt += (rowA < p.Tq ? 2u * NT : 0u) + (rowB < p.Tq ? 2u * NT : 0u);
 #pragma unroll
             for (int nt = 0; nt < NT; nt++) {
 #pragma unroll
-                for (int e = 0; e < 4; e++) s[nt][e] *= p.scale_log2;
-                tmA = fmaxf(tmA, fmaxf(s[nt][0], s[nt][1]));
-                tmB = fmaxf(tmB, fmaxf(s[nt][2], s[nt][3]));
+                for (int e = 0; e < 4; e++) s[nt * 4 + e] *= p.scale_log2;
+                scb_fa2_tile_max(s, nt, tmA, tmB);
             }
         } else {
 #pragma unroll
@@ -151,74 +73,19 @@ scb_sparse_fa_kernel(const sp_params p)
                     const int i = (e < 2) ? rowA : rowB;
                     const bool ok = sp_allowed(pl, i, j, off, p.dense_from);
                     cnt += (ok && i < p.Tq) ? 1u : 0u;
-                    s[nt][e] = ok ? s[nt][e] * p.scale_log2 : -INFINITY;
+                    s[nt * 4 + e] = ok ? s[nt * 4 + e] * p.scale_log2 : -INFINITY;
                 }
-                tmA = fmaxf(tmA, fmaxf(s[nt][0], s[nt][1]));
-                tmB = fmaxf(tmB, fmaxf(s[nt][2], s[nt][3]));
+                scb_fa2_tile_max(s, nt, tmA, tmB);
             }
         }
-        tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 1));
-        tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 2));
-        tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 1));
-        tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 2));
-        const float nmA = fmaxf(mA, tmA), nmB = fmaxf(mB, tmB);
-        const float uA = nmA == -INFINITY ? 0.f : nmA, uB = nmB == -INFINITY ? 0.f : nmB;
-        const float aA = scb_exp2(mA - uA), aB = scb_exp2(mB - uB);
-        mA = nmA;
-        mB = nmB;
-        float sA = 0.f, sB = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            s[nt][0] = scb_exp2(s[nt][0] - uA);
-            s[nt][1] = scb_exp2(s[nt][1] - uA);
-            s[nt][2] = scb_exp2(s[nt][2] - uB);
-            s[nt][3] = scb_exp2(s[nt][3] - uB);
-            sA += s[nt][0] + s[nt][1];
-            sB += s[nt][2] + s[nt][3];
-        }
-        lA = lA * aA + sA;
-        lB = lB * aB + sB;
-#pragma unroll
-        for (int d = 0; d < DT; d++) {
-            o[d][0] *= aA;
-            o[d][1] *= aA;
-            o[d][2] *= aB;
-            o[d][3] *= aB;
-        }
-#pragma unroll
-        for (int kk = 0; kk < SP_BN / 16; kk++) {
-            uint32_t a[4];
-            a[0] = scb_pack_bf2(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = scb_pack_bf2(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = scb_pack_bf2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = scb_pack_bf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-            for (int dt = 0; dt < DT; dt += 2) {
-                uint32_t b[4];
-                const int mi = lane >> 3, r = lane & 7;
-                scb_ldmatrix_x4_trans(b, vs + (kk * 16 + (mi & 1) * 8 + r) * LD + (dt + (mi >> 1)) * 8);
-                scb_mma_bf16(o[dt], a, b[0], b[1]);
-                scb_mma_bf16(o[dt + 1], a, b[2], b[3]);
-            }
-        }
-        __syncthreads();
-    }
-
-    lA += __shfl_xor_sync(0xffffffffu, lA, 1);
-    lA += __shfl_xor_sync(0xffffffffu, lA, 2);
-    lB += __shfl_xor_sync(0xffffffffu, lB, 1);
-    lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-    const float iA = lA > 0.f ? 1.f / lA : 0.f, iB = lB > 0.f ? 1.f / lB : 0.f;
-    if (rowA < p.Tq) {
-        uint16_t *dst = p.out + ((long long)rowA * p.Hq + h) * D + tq * 2;
-#pragma unroll
-        for (int d = 0; d < DT; d++) *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d][0] * iA, o[d][1] * iA);
-    }
-    if (rowB < p.Tq) {
-        uint16_t *dst = p.out + ((long long)rowB * p.Hq + h) * D + tq * 2;
-#pragma unroll
-        for (int d = 0; d < DT; d++) *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d][2] * iB, o[d][3] * iB);
-    }
+    };
+    float o[D / 8 * 4];                            /* (D/8, 4) accumulator fragment */
+    struct scb_fa2_rows st;
+    scb_fa2_block<D, SP_BM, SP_BN, SP_WARPS, SP_PAD>(
+        p.q, p.k + (long long)kvh * p.kv_head, p.v + (long long)kvh * p.kv_head, p.k, p.v, p.kv_tok,
+        p.Tq, p.Hq, h, m0, pl.ntiles, key_of, staged, mask, o, st);
+    const int rowA = m0 + (threadIdx.x >> 5) * 16 + (lane >> 2);
+    scb_fa2_store<D / 8, false>(o, st, p.out, NULL, rowA, rowA + 8, p.Tq, p.Hq, h, tq);
     if (p.pairs) {
         for (int o2 = 16; o2 > 0; o2 >>= 1) cnt += __shfl_xor_sync(0xffffffffu, cnt, o2);
         if (lane == 0 && cnt) atomicAdd(p.pairs, (unsigned long long)cnt);

@@ -34,6 +34,7 @@
 
 #include "kernels/cuda/attn_common.cuh"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/fa2_tile.cuh"
 #include "kernels/cuda/sm90_common.cuh"
 #include "kernels/cuda/sparse_plan.cuh"
 
@@ -47,72 +48,13 @@
 #define S9_OFF_KEYS(NS) (2 * S9_TILE + 4 * (NS) * S9_TILE)
 #define S9_OFF_FLAGS(NS) (S9_OFF_KEYS(NS) + 2 * (NS) * 64 * 4)
 #define S9_OFF_BAR(NS) (S9_OFF_FLAGS(NS) + 2 * (NS) * 4)
+#define S9_WHO "sm90 sparse attention"
 #define S9_SMEM_BYTES(NS) (S9_OFF_BAR(NS) + 16 + 16 * 2 * (NS) + 1024) /* + slack to align to 1 KB */
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-/* d (64x64 fp32 fragment, 32 per thread) (+)= A (64x16, smem desc da, K-major)
- * * B (16x64, smem desc db, K-major); accum = 0 overwrites d. */
-static __device__ __forceinline__ void s9_wgmma_ss64(float d[32], uint64_t da, uint64_t db, int accum)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]),
-                   "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
-                   "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
-                   "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                 : "l"(da), "l"(db), "r"(accum));
-}
-static __device__ __forceinline__ void s9_fence32(float d[32])
-{
-#pragma unroll
-    for (int i = 0; i < 32; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-static __device__ __forceinline__ void s9_issue_qk(float sc[32], uint32_t qa, uint32_t kt)
-{
-    /* S = Q K^T: 8 k-steps of 16 over D; K-major both, SBO = 8 rows of 128 B */
-#pragma unroll
-    for (int ks = 0; ks < 8; ks++) {
-        const uint32_t ko = (uint32_t)(ks & 3) * 32u;
-        s9_wgmma_ss64(sc, h3_desc(qa + (uint32_t)(ks >> 2) * S9_HALF + ko, 16, 1024),
-                      h3_desc(kt + (uint32_t)(ks >> 2) * S9_HALF + ko, 16, 1024), ks > 0);
-    }
-}
-static __device__ __forceinline__ void s9_issue_pv(float o[64], uint32_t pa[4][4], uint32_t vt)
-{
-    /* O += P V: V read N-major (transpose bit); LBO = the other 64-column half of D,
-     * SBO = 8 key rows of 128 B; k-step kk covers keys 16kk..16kk+15 */
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-        h3_wgmma_rs(o, pa[kk], h3_desc(vt + (uint32_t)kk * 16u * 128u, S9_HALF, 1024));
-}
-static __device__ __forceinline__ void s9_keep_p(uint32_t pa[4][4])
-{
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) asm volatile("" : "+r"(pa[kk][i])::"memory");
-}
-static __device__ __forceinline__ void s9_scale_o(float o[64], float aA, float aB)
-{
-#pragma unroll
-    for (int d = 0; d < 16; d++) {
-        o[d * 4 + 0] *= aA;
-        o[d * 4 + 1] *= aA;
-        o[d * 4 + 2] *= aB;
-        o[d * 4 + 3] *= aB;
-    }
-}
-struct s9_row {
-    float mA, mB, lA, lB;
-};
 /* Scale (log2 domain) and mask the S fragment of plan tile `it` (slot keys in keys[64]; the
  * exact rule unless the whole tile is visible) and count the kept pairs. */
-static __device__ __forceinline__ void s9_mask(float sc[32], bool full, const int *keys, const sp_plan &pl,
+static __device__ __forceinline__ void s9_mask(float (&sc)[32], bool full, const int *keys, const sp_plan &pl,
                                                int rowA, int rowB, int tq, int off, const sp_params &p,
                                                unsigned &cnt)
 {
@@ -136,44 +78,11 @@ static __device__ __forceinline__ void s9_mask(float sc[32], bool full, const in
 }
 /* Online softmax of the scaled, masked fragment: update the row state, return the O rescale
  * factors and P rounded to bf16 as the A fragments of the P V product. */
-static __device__ __forceinline__ void s9_softmax(float sc[32], struct s9_row &st, float &aA, float &aB,
-                                                  uint32_t pa[4][4])
+static __device__ __forceinline__ void s9_softmax(float (&sc)[32], struct scb_fa2_rows &st, float &aA,
+                                                  float &aB, uint32_t (&pa)[4][4])
 {
-    float tmA = -INFINITY, tmB = -INFINITY;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-        tmA = fmaxf(tmA, fmaxf(sc[nt * 4 + 0], sc[nt * 4 + 1]));
-        tmB = fmaxf(tmB, fmaxf(sc[nt * 4 + 2], sc[nt * 4 + 3]));
-    }
-    tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 1));
-    tmA = fmaxf(tmA, __shfl_xor_sync(0xffffffffu, tmA, 2));
-    tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 1));
-    tmB = fmaxf(tmB, __shfl_xor_sync(0xffffffffu, tmB, 2));
-    const float nmA = fmaxf(st.mA, tmA), nmB = fmaxf(st.mB, tmB);
-    const float uA = nmA == -INFINITY ? 0.f : nmA, uB = nmB == -INFINITY ? 0.f : nmB;
-    aA = scb_exp2(st.mA - uA);
-    aB = scb_exp2(st.mB - uB);
-    st.mA = nmA;
-    st.mB = nmB;
-    float sA = 0.f, sB = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-        sc[nt * 4 + 0] = scb_exp2(sc[nt * 4 + 0] - uA);
-        sc[nt * 4 + 1] = scb_exp2(sc[nt * 4 + 1] - uA);
-        sc[nt * 4 + 2] = scb_exp2(sc[nt * 4 + 2] - uB);
-        sc[nt * 4 + 3] = scb_exp2(sc[nt * 4 + 3] - uB);
-        sA += sc[nt * 4 + 0] + sc[nt * 4 + 1];
-        sB += sc[nt * 4 + 2] + sc[nt * 4 + 3];
-    }
-    st.lA = st.lA * aA + sA;
-    st.lB = st.lB * aB + sB;
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-        pa[kk][0] = scb_pack_bf2(sc[(2 * kk) * 4 + 0], sc[(2 * kk) * 4 + 1]);
-        pa[kk][1] = scb_pack_bf2(sc[(2 * kk) * 4 + 2], sc[(2 * kk) * 4 + 3]);
-        pa[kk][2] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 0], sc[(2 * kk + 1) * 4 + 1]);
-        pa[kk][3] = scb_pack_bf2(sc[(2 * kk + 1) * 4 + 2], sc[(2 * kk + 1) * 4 + 3]);
-    }
+    scb_fa2_softmax<8>(sc, st, aA, aB);
+    scb_fa2_pack_p<8>(sc, pa);
 }
 /* 16-byte cp.async to a shared address, zero-filled when !ok. */
 static __device__ __forceinline__ void s9_cp16(uint32_t dst, const void *src, bool ok)
@@ -181,6 +90,56 @@ static __device__ __forceinline__ void s9_cp16(uint32_t dst, const void *src, bo
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                  "r"(ok ? 16 : 0)
                  : "memory");
+}
+/* K and V of the 64-key tile starting at key j (KV head kvh) into the stage at kt, vt: the four
+ * TMA box loads (two 64-column halves each) that complete on mbarrier full (one thread). */
+static __device__ __forceinline__ void s9_tile_tma(uint32_t kt, uint32_t vt, const CUtensorMap *tm_k,
+                                                   const CUtensorMap *tm_v, uint32_t full, int j, int kvh,
+                                                   int kv_swap)
+{
+    const int c1 = kv_swap ? kvh : j, c2 = kv_swap ? j : kvh;
+    h3_mbar_expect_tx(full, 2 * S9_TILE);
+    h3_tma3(kt, tm_k, full, 0, c1, c2);
+    h3_tma3(kt + S9_HALF, tm_k, full, 64, c1, c2);
+    h3_tma3(vt, tm_v, full, 0, c1, c2);
+    h3_tma3(vt + S9_HALF, tm_v, full, 64, c1, c2);
+}
+/* K and V rows of the slot keys ks[64] (-1: empty, zero-filled) gathered by the 64 producer
+ * threads (pt) with 16-byte cp.async into the swizzled stage at kt, vt; waited for, made
+ * visible to the async proxy, then every thread arrives on mbarrier full. */
+static __device__ __forceinline__ void s9_tile_gather(uint32_t kt, uint32_t vt, const int *ks,
+                                                      const uint16_t *kbase, const uint16_t *vbase,
+                                                      long long kv_tok, int pt, uint32_t full)
+{
+#pragma unroll 4
+    for (int e = 0; e < 32; e++) {
+        const int idx = e * 64 + pt, kv = idx >> 10, rem = idx & 1023;
+        const int r = rem >> 4, c16 = rem & 15, half = c16 >> 3, cc = c16 & 7;
+        const int j = ks[r];
+        const bool ok = j >= 0;
+        const uint32_t dst = (kv ? vt : kt) + (uint32_t)half * S9_HALF + (uint32_t)r * 128u +
+                             (uint32_t)((cc ^ (r & 7)) << 4);
+        const uint16_t *src = (kv ? vbase : kbase) + (ok ? (long long)j * kv_tok + half * 64 + cc * 8 : 0);
+        s9_cp16(dst, src, ok);
+    }
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    h3_mbar_arrive(full);
+}
+/* The query head h, row block mblk and tile plan of consumer c (or of the producer half that
+ * feeds it): mode 0 takes row block 2 pair + c of head hx, modes 1 and 2 head 2 hx + c of row
+ * block pair; ntiles = 0 past the last row block. */
+static __device__ __forceinline__ void s9_role(const sp_params &p, int mode, int hx, int pair, int c, int &h,
+                                               int &mblk, sp_plan &pl, int &ntiles)
+{
+    h = mode ? 2 * hx + c : hx;
+    mblk = mode ? pair : 2 * pair + c;
+    ntiles = 0;
+    if (mblk < p.nblk) {
+        sp_plan_init(p, h, mblk, pl);
+        ntiles = pl.ntiles;
+    }
 }
 /* First key of a contiguous plan tile (STREAM tiles, LIST block tiles). */
 static __device__ __forceinline__ int s9_tile_start(const sp_plan &t, int tile)
@@ -285,14 +244,10 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
         /* ---- producer warpgroup: warps 0-1 feed consumer 0, warps 2-3 consumer 1 ---- */
         asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
         const int c = tid >> 6, pt = tid & 63;
-        const int h = mode ? 2 * hx + c : hx, kvh = h / p.G;
-        const int mblk = mode ? pair : 2 * pair + c, m0 = mblk * SP_BM;
+        int h, mblk, ntiles;
         sp_plan pl;
-        int ntiles = 0;
-        if (mblk < p.nblk) {
-            sp_plan_init(p, h, mblk, pl);
-            ntiles = pl.ntiles;
-        }
+        s9_role(p, mode, hx, pair, c, h, mblk, pl, ntiles);
+        const int kvh = h / p.G, m0 = mblk * SP_BM;
         const uint32_t sQ = base + S9_OFF_Q(c);
         const uint16_t *kbase = p.k + (long long)kvh * p.kv_head;
         const uint16_t *vbase = p.v + (long long)kvh * p.kv_head;
@@ -315,34 +270,13 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 ks[pt] = start >= 0 ? (start + pt < p.Tk ? start + pt : -1) : (pt < cn ? cip[pt] : -1);
                 if (pt == 0) flags[s] = fl | ((start >= 0 ? start + SP_BN - 1 <= pf : cn == SP_BN) ? 4 : 0);
                 if (start >= 0) {
-                    if (pt == 0) {
-                        const int c1 = kv_swap ? kvh : start, c2 = kv_swap ? start : kvh;
-                        h3_mbar_expect_tx(S9_FULL(0, s), 2 * S9_TILE);
-                        h3_tma3(kt, &tm_k, S9_FULL(0, s), 0, c1, c2);
-                        h3_tma3(kt + S9_HALF, &tm_k, S9_FULL(0, s), 64, c1, c2);
-                        h3_tma3(vt, &tm_v, S9_FULL(0, s), 0, c1, c2);
-                        h3_tma3(vt + S9_HALF, &tm_v, S9_FULL(0, s), 64, c1, c2);
-                    } else {
+                    if (pt == 0)
+                        s9_tile_tma(kt, vt, &tm_k, &tm_v, S9_FULL(0, s), start, kvh, kv_swap);
+                    else
                         h3_mbar_arrive(S9_FULL(0, s));
-                    }
                 } else {
                     asm volatile("bar.sync 1, 64;\n" ::: "memory");
-#pragma unroll 4
-                    for (int e = 0; e < 32; e++) {
-                        const int idx = e * 64 + pt, kv = idx >> 10, rem = idx & 1023;
-                        const int r = rem >> 4, c16 = rem & 15, half = c16 >> 3, cc = c16 & 7;
-                        const int j = ks[r];
-                        const bool ok = j >= 0;
-                        const uint32_t dst = (kv ? vt : kt) + (uint32_t)half * S9_HALF + (uint32_t)r * 128u +
-                                             (uint32_t)((cc ^ (r & 7)) << 4);
-                        const uint16_t *src = (kv ? vbase : kbase) +
-                                              (ok ? (long long)j * p.kv_tok + half * 64 + cc * 8 : 0);
-                        s9_cp16(dst, src, ok);
-                    }
-                    asm volatile("cp.async.commit_group;\n" ::: "memory");
-                    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-                    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-                    h3_mbar_arrive(S9_FULL(0, s));
+                    s9_tile_gather(kt, vt, ks, kbase, vbase, p.kv_tok, pt, S9_FULL(0, s));
                 }
             }
         }
@@ -354,50 +288,24 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
             ks[pt] = sp_slot_key(pl, it, pt, p.Tk);
             const bool gather = pl.kind != SCB_SPARSE_STREAM && it >= pl.nbo;
             if (!gather) {
-                if (pt == 0) {
-                    const int j = s9_tile_start(pl, it);
-                    const int c1 = kv_swap ? kvh : j, c2 = kv_swap ? j : kvh;
-                    h3_mbar_expect_tx(S9_FULL(c, s), 2 * S9_TILE);
-                    h3_tma3(kt, &tm_k, S9_FULL(c, s), 0, c1, c2);
-                    h3_tma3(kt + S9_HALF, &tm_k, S9_FULL(c, s), 64, c1, c2);
-                    h3_tma3(vt, &tm_v, S9_FULL(c, s), 0, c1, c2);
-                    h3_tma3(vt + S9_HALF, &tm_v, S9_FULL(c, s), 64, c1, c2);
-                } else {
+                if (pt == 0)
+                    s9_tile_tma(kt, vt, &tm_k, &tm_v, S9_FULL(c, s), s9_tile_start(pl, it), kvh, kv_swap);
+                else
                     h3_mbar_arrive(S9_FULL(c, s));
-                }
             } else {
                 /* the slot keys of this stage, written by the 64 threads just above */
                 asm volatile("bar.sync %0, 64;\n" ::"r"(1 + c) : "memory");
-#pragma unroll 4
-                for (int e = 0; e < 32; e++) {
-                    const int idx = e * 64 + pt, kv = idx >> 10, rem = idx & 1023;
-                    const int r = rem >> 4, c16 = rem & 15, half = c16 >> 3, cc = c16 & 7;
-                    const int j = ks[r];
-                    const bool ok = j >= 0;
-                    const uint32_t dst = (kv ? vt : kt) + (uint32_t)half * S9_HALF + (uint32_t)r * 128u +
-                                         (uint32_t)((cc ^ (r & 7)) << 4);
-                    const uint16_t *src = (kv ? vbase : kbase) +
-                                          (ok ? (long long)j * p.kv_tok + half * 64 + cc * 8 : 0);
-                    s9_cp16(dst, src, ok);
-                }
-                asm volatile("cp.async.commit_group;\n" ::: "memory");
-                asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-                asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-                h3_mbar_arrive(S9_FULL(c, s));
+                s9_tile_gather(kt, vt, ks, kbase, vbase, p.kv_tok, pt, S9_FULL(c, s));
             }
         }
     } else {
         /* ---- consumer warpgroups: 64 query rows (one row block) each ---- */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n" ::: "memory");
         const int c = wgi - 1, rg = share || merged ? 0 : c;   /* rg: the K/V ring this consumer reads */
-        const int h = mode ? 2 * hx + c : hx;
-        const int mblk = mode ? pair : 2 * pair + c, m0 = mblk * SP_BM;
+        int h, mblk, ntiles;
         sp_plan pl;
-        int ntiles = 0;
-        if (mblk < p.nblk) {
-            sp_plan_init(p, h, mblk, pl);
-            ntiles = pl.ntiles;
-        }
+        s9_role(p, mode, hx, pair, c, h, mblk, pl, ntiles);
+        const int m0 = mblk * SP_BM;
         const uint32_t sQ = base + S9_OFF_Q(c);
         const int *keys0 = (const int *)(gbase + S9_OFF_KEYS(ST)) + rg * ST * 64;
         const int ltid = tid & 127, warp = ltid >> 5, lane = tid & 31;
@@ -407,7 +315,7 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
         float o[64];
 #pragma unroll
         for (int i = 0; i < 64; i++) o[i] = 0.f;
-        struct s9_row st = {-INFINITY, -INFINITY, 0.f, 0.f};
+        struct scb_fa2_rows st = {-INFINITY, -INFINITY, 0.f, 0.f};
         uint32_t pa[4][4];
         unsigned cnt = 0;
         if (ntiles > 0) h3_mbar_wait(S9_BARQ(c), 0);
@@ -428,20 +336,20 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 if (fl & (1 << c)) {
                     float sc[32];
                     h3_wgmma_fence();
-                    s9_issue_qk(sc, sQ, base + S9_OFF_K(0, s));
+                    h3_issue_qk<32, S9_HALF, S9_HALF>(sc, sQ, base + S9_OFF_K(0, s));
                     h3_wgmma_commit();
                     h3_wgmma_wait<0>();
-                    s9_fence32(sc);
+                    h3_fence_acc(sc);
                     float aA, aB;
                     s9_mask(sc, (fl & 4) != 0, keys0 + s * 64, pl, rowA, rowB, tq, off, p, cnt);
                     s9_softmax(sc, st, aA, aB, pa);
-                    s9_scale_o(o, aA, aB);
+                    scb_fa2_scale_o(o, aA, aB);
                     h3_wgmma_fence();
-                    s9_issue_pv(o, pa, base + S9_OFF_V(ST, 0, s));
+                    h3_issue_pv<4, S9_HALF>(o, pa, base + S9_OFF_V(ST, 0, s));
                     h3_wgmma_commit();
                     h3_wgmma_wait<0>();
                     h3_fence_acc(o);
-                    s9_keep_p(pa);
+                    h3_keep_p(pa);
                 }
                 h3_mbar_arrive(S9_EMPTY(0, s));
             }
@@ -452,21 +360,21 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 float sc[32];
                 h3_mbar_wait(S9_FULL(rg, s), par);
                 h3_wgmma_fence();
-                s9_issue_qk(sc, sQ, base + S9_OFF_K(rg, s));
+                h3_issue_qk<32, S9_HALF, S9_HALF>(sc, sQ, base + S9_OFF_K(rg, s));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
-                s9_fence32(sc);
+                h3_fence_acc(sc);
                 float aA, aB;
                 s9_mask(sc, sp_tile_full(pl, it, m0, pf, plast, p.dense_from), keys0 + s * 64, pl, rowA, rowB, tq,
                         off, p, cnt);
                 s9_softmax(sc, st, aA, aB, pa);
-                s9_scale_o(o, aA, aB);
+                scb_fa2_scale_o(o, aA, aB);
                 h3_wgmma_fence();
-                s9_issue_pv(o, pa, base + S9_OFF_V(ST, rg, s));
+                h3_issue_pv<4, S9_HALF>(o, pa, base + S9_OFF_V(ST, rg, s));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
                 h3_fence_acc(o);
-                s9_keep_p(pa);
+                h3_keep_p(pa);
                 h3_mbar_arrive(S9_EMPTY(rg, s));
             }
         } else if (ntiles > 0) {
@@ -477,10 +385,10 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 float sc[32];
                 h3_mbar_wait(S9_FULL(rg, 0), 0);
                 h3_wgmma_fence();
-                s9_issue_qk(sc, sQ, base + S9_OFF_K(rg, 0));
+                h3_issue_qk<32, S9_HALF, S9_HALF>(sc, sQ, base + S9_OFF_K(rg, 0));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
-                s9_fence32(sc);
+                h3_fence_acc(sc);
                 float aA, aB;
                 s9_mask(sc, sp_tile_full(pl, 0, m0, pf, plast, p.dense_from), keys0, pl, rowA, rowB, tq, off, p,
                         cnt);
@@ -493,25 +401,25 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
                 uint32_t pn[4][4];
                 h3_mbar_wait(S9_FULL(rg, s), par);
                 h3_wgmma_fence();
-                s9_issue_qk(sc, sQ, base + S9_OFF_K(rg, s));
+                h3_issue_qk<32, S9_HALF, S9_HALF>(sc, sQ, base + S9_OFF_K(rg, s));
                 h3_wgmma_commit();
                 h3_wgmma_wait<0>();
-                s9_fence32(sc);
+                h3_fence_acc(sc);
                 s9_mask(sc, sp_tile_full(pl, it, m0, pf, plast, p.dense_from), keys0 + s * 64, pl, rowA, rowB, tq,
                         off, p, cnt);
                 h3_fence_acc(o);   /* o and pa are final before the product that reads them */
-                s9_keep_p(pa);
-                s9_fence32(sc);
+                h3_keep_p(pa);
+                h3_fence_acc(sc);
                 h3_wgmma_fence();
-                s9_issue_pv(o, pa, base + S9_OFF_V(ST, rg, sp));
+                h3_issue_pv<4, S9_HALF>(o, pa, base + S9_OFF_V(ST, rg, sp));
                 h3_wgmma_commit();
                 float aA, aB;
                 s9_softmax(sc, st, aA, aB, pn);
                 h3_wgmma_wait<0>();
                 h3_fence_acc(o);
-                s9_keep_p(pa);   /* the PV product read pa until here */
+                h3_keep_p(pa);   /* the PV product read pa until here */
                 h3_mbar_arrive(S9_EMPTY(rg, sp));
-                s9_scale_o(o, aA, aB);
+                scb_fa2_scale_o(o, aA, aB);
 #pragma unroll
                 for (int kk = 0; kk < 4; kk++)
 #pragma unroll
@@ -519,33 +427,16 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
             }
             const int sl = (ntiles - 1) % ST;
             h3_fence_acc(o);
-            s9_keep_p(pa);
+            h3_keep_p(pa);
             h3_wgmma_fence();
-            s9_issue_pv(o, pa, base + S9_OFF_V(ST, rg, sl));
+            h3_issue_pv<4, S9_HALF>(o, pa, base + S9_OFF_V(ST, rg, sl));
             h3_wgmma_commit();
             h3_wgmma_wait<0>();
             h3_fence_acc(o);
-            s9_keep_p(pa);   /* the A registers stay untouched until the product has landed */
+            h3_keep_p(pa);   /* the A registers stay untouched until the product has landed */
             h3_mbar_arrive(S9_EMPTY(rg, sl));
         }
-        float lA = st.lA, lB = st.lB;
-        lA += __shfl_xor_sync(0xffffffffu, lA, 1);
-        lA += __shfl_xor_sync(0xffffffffu, lA, 2);
-        lB += __shfl_xor_sync(0xffffffffu, lB, 1);
-        lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-        const float iA = lA > 0.f ? 1.f / lA : 0.f, iB = lB > 0.f ? 1.f / lB : 0.f;
-        if (rowA < p.Tq) {
-            uint16_t *dst = p.out + ((long long)rowA * p.Hq + h) * S9_D + tq * 2;
-#pragma unroll
-            for (int d = 0; d < 16; d++)
-                *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d * 4 + 0] * iA, o[d * 4 + 1] * iA);
-        }
-        if (rowB < p.Tq) {
-            uint16_t *dst = p.out + ((long long)rowB * p.Hq + h) * S9_D + tq * 2;
-#pragma unroll
-            for (int d = 0; d < 16; d++)
-                *(uint32_t *)(dst + d * 8) = scb_pack_bf2(o[d * 4 + 2] * iB, o[d * 4 + 3] * iB);
-        }
+        scb_fa2_store<16, false>(o, st, p.out, NULL, rowA, rowB, p.Tq, p.Hq, h, tq);
         if (p.pairs) {
             for (int o2 = 16; o2 > 0; o2 >>= 1) cnt += __shfl_xor_sync(0xffffffffu, cnt, o2);
             if (lane == 0 && cnt) atomicAdd(p.pairs, (unsigned long long)cnt);
@@ -558,34 +449,6 @@ scb_sparse_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_co
 }
 
 /* ---- host side ---------------------------------------------------------------------------- */
-
-typedef CUresult (*s9_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
-                                 const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
-                                 const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
-                                 CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-
-/* A 3-D bf16 tensor map (128, d1, d2) with element strides s1, s2 and box (64, b1, b2),
- * 128-byte swizzle, out-of-range elements read as zero. */
-static int s9_map_(struct scb_cuda_ctx *cc, s9_encode_fn enc, CUtensorMap *m, const void *ptr, uint64_t d1,
-                   uint64_t d2, uint64_t s1, uint64_t s2, uint32_t b1, uint32_t b2, const char *what,
-                   struct scb_ctx *err)
-{
-    (void)cc;
-    cuuint64_t dims[3] = {S9_D, d1, d2};
-    cuuint64_t strides[2] = {s1 * 2, s2 * 2};
-    cuuint32_t box[3] = {64, b1, b2};
-    cuuint32_t es[3] = {1, 1, 1};
-    CUresult r = enc(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)ptr, dims, strides, box, es,
-                     CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS)
-        return scb_err(err, SCB_E_CUDA,
-                       "sm90 sparse attention: cuTensorMapEncodeTiled(%s: dims 128x%llux%llu, "
-                       "strides %llu, %llu elements) failed with CUresult %d", what,
-                       (unsigned long long)d1, (unsigned long long)d2, (unsigned long long)s1,
-                       (unsigned long long)s2, (int)r);
-    return SCB_OK;
-}
 
 int scb_sparse_sm90_usable_(struct scb_cuda_ctx *cc)
 {
@@ -605,7 +468,7 @@ int scb_sparse_sm90_usable_(struct scb_cuda_ctx *cc)
 
 int scb_sparse_sm90_launch_(struct scb_cuda_ctx *cc, const sp_params *pp, struct scb_ctx *err)
 {
-    static s9_encode_fn enc = NULL;
+    static scb_sm90_encode_fn enc = NULL;
     int rc = SCB_OK;
     CUtensorMap mq, mk, mv;
     int kv_swap;
@@ -619,29 +482,20 @@ int scb_sparse_sm90_launch_(struct scb_cuda_ctx *cc, const sp_params *pp, struct
                      "binary built for sm_90a (this device is %d.%d)", cc->cc_major, cc->cc_minor);
         goto out;
     }
-    if (!enc) {
-        void *fn = NULL;
-        cudaDriverEntryPointQueryResult q;
-        SCB_CUDA_TRY(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
-        if (q != cudaDriverEntryPointSuccess || !fn) {
-            rc = scb_err(err, SCB_E_CUDA, "sm90 sparse attention: the driver has no cuTensorMapEncodeTiled");
-            goto out;
-        }
-        enc = (s9_encode_fn)fn;
-    }
+    SCB_TRY(scb_sm90_encoder(cc, &enc, S9_WHO, err));
     kv_swap = p.kv_head < p.kv_tok;
     /* Q (Tq, Hq, D) as (D, Hq, Tq), box 64 rows of one head */
-    SCB_TRY(s9_map_(cc, enc, &mq, p.q, (uint64_t)p.Hq, (uint64_t)p.Tq, (uint64_t)S9_D, (uint64_t)p.Hq * S9_D, 1,
-                    64, "Q", err));
+    SCB_TRY(scb_sm90_map(enc, &mq, p.q, (uint64_t)p.Hq, (uint64_t)p.Tq, (uint64_t)S9_D, (uint64_t)p.Hq * S9_D, 1,
+                    64, S9_WHO, "Q", err));
     {
         const uint64_t hkv = (uint64_t)(p.Hq / p.G), tk = (uint64_t)p.Tk;
         const uint64_t ts = (uint64_t)p.kv_tok, hs = (uint64_t)p.kv_head;
         if (kv_swap) {
-            SCB_TRY(s9_map_(cc, enc, &mk, p.k, hkv, tk, hs, ts, 1, 64, "K", err));
-            SCB_TRY(s9_map_(cc, enc, &mv, p.v, hkv, tk, hs, ts, 1, 64, "V", err));
+            SCB_TRY(scb_sm90_map(enc, &mk, p.k, hkv, tk, hs, ts, 1, 64, S9_WHO, "K", err));
+            SCB_TRY(scb_sm90_map(enc, &mv, p.v, hkv, tk, hs, ts, 1, 64, S9_WHO, "V", err));
         } else {
-            SCB_TRY(s9_map_(cc, enc, &mk, p.k, tk, hkv, ts, hs, 64, 1, "K", err));
-            SCB_TRY(s9_map_(cc, enc, &mv, p.v, tk, hkv, ts, hs, 64, 1, "V", err));
+            SCB_TRY(scb_sm90_map(enc, &mk, p.k, tk, hkv, ts, hs, 64, 1, S9_WHO, "K", err));
+            SCB_TRY(scb_sm90_map(enc, &mv, p.v, tk, hkv, ts, hs, 64, 1, S9_WHO, "V", err));
         }
     }
     {
