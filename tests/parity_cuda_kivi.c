@@ -316,7 +316,7 @@ static void bench(int Tk)
         printf("  kivi-%d   %8.1f us  reads %7.2f MB  %6.0f GB/s  (store by the CPU formula, 2-byte scales: %.2f MB); "
                "flush of R tokens %.1f us\n", bits, 1e3 * ms / reps, bytes / 1e6, bytes / (1e-3 * ms / reps) / 1e9,
                cpu_formula / 1e6, 1e3 * qms / reps);
-        static const int sps[] = {32, 64, 100, 132, 164, 200, 232, 256};
+        static const int sps[] = {16, 33, 49, 66, 99, 132, 198, 264};
         for (size_t k = 0; bits <= 4 && k < sizeof sps / sizeof sps[0]; k++) {   /* key partitions per KV head */
             a.n_splits = sps[k];
             a.kernel = 4;

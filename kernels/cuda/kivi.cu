@@ -1073,11 +1073,12 @@ static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int l
  * (128 + c built in the mantissa, minus 128). w0 holds the first 8 fields' word, w1 the next
  * (4 bits: two words; 2 bits: one word of 16 fields, w1 unused). */
 template <int BITS>
-static __device__ __forceinline__ uint32_t k4_codes(uint32_t w0, uint32_t w1, uint32_t sh)
+static __device__ __forceinline__ uint32_t k4_codes(uint32_t w0, uint32_t w1, uint32_t sh, uint32_t magic)
 {
+    /* (x & mask) | magic in one LOP3 (magic held in a register: LOP3 takes one immediate) */
+    const uint32_t x = BITS == 2 ? w0 >> sh : __byte_perm(w0 >> sh, w1 >> sh, 0x5410);
     uint32_t u;
-    if constexpr (BITS == 2) u = ((w0 >> sh) & 0x00030003u) | 0x43004300u;
-    else u = (__byte_perm(w0 >> sh, w1 >> sh, 0x5410) & 0x000F000Fu) | 0x43004300u;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(u) : "r"(x), "n"(BITS == 2 ? 0x00030003 : 0x000F000F), "r"(magic));
     return k3_sub_bf2(u, 0x43004300u);
 }
 
@@ -1119,6 +1120,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     __syncthreads();
     const uint16_t *kf = a.k + (size_t)g * a.kcap * K4_D, *vf = a.v + (size_t)g * a.kcap * K4_D;
     const uint32_t sh = BITS * gid;
+    uint32_t magic;                                       /* 0x43004300 (bf16 128, 128) in a register */
+    asm volatile("mov.b32 %0, 0x43004300;" : "=r"(magic));
     float acc[K4_MT][4];   /* O^T tiles: channels 16mt + gid (+8) x heads 2tig, 2tig+1 */
 #pragma unroll
     for (int b = 0; b < K4_MT; b++) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.0f;
@@ -1159,16 +1162,16 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     uint32_t u0, u1, u8, u9;              /* channels 2tig, 2tig+1, 2tig+8, 2tig+9 */
                     if constexpr (BITS == 2) {
                         const uint4 w01 = kw[0], w89 = kw[1];   /* {ch w0, ch w1, ch+1 w0, ch+1 w1} */
-                        u0 = k4_codes<2>(h ? w01.y : w01.x, 0u, sh);
-                        u1 = k4_codes<2>(h ? w01.w : w01.z, 0u, sh);
-                        u8 = k4_codes<2>(h ? w89.y : w89.x, 0u, sh);
-                        u9 = k4_codes<2>(h ? w89.w : w89.z, 0u, sh);
+                        u0 = k4_codes<2>(h ? w01.y : w01.x, 0u, sh, magic);
+                        u1 = k4_codes<2>(h ? w01.w : w01.z, 0u, sh, magic);
+                        u8 = k4_codes<2>(h ? w89.y : w89.x, 0u, sh, magic);
+                        u9 = k4_codes<2>(h ? w89.w : w89.z, 0u, sh, magic);
                     } else {
                         const uint4 c0 = kw[0], c1 = kw[1], c8 = kw[2], c9 = kw[3];   /* words of keys 0-7 .. 24-31 */
-                        u0 = k4_codes<4>(h ? c0.z : c0.x, h ? c0.w : c0.y, sh);
-                        u1 = k4_codes<4>(h ? c1.z : c1.x, h ? c1.w : c1.y, sh);
-                        u8 = k4_codes<4>(h ? c8.z : c8.x, h ? c8.w : c8.y, sh);
-                        u9 = k4_codes<4>(h ? c9.z : c9.x, h ? c9.w : c9.y, sh);
+                        u0 = k4_codes<4>(h ? c0.z : c0.x, h ? c0.w : c0.y, sh, magic);
+                        u1 = k4_codes<4>(h ? c1.z : c1.x, h ? c1.w : c1.y, sh, magic);
+                        u8 = k4_codes<4>(h ? c8.z : c8.x, h ? c8.w : c8.y, sh, magic);
+                        u9 = k4_codes<4>(h ? c9.z : c9.x, h ? c9.w : c9.y, sh, magic);
                     }
                     scb_mma_bf16(c[h][0], fa, __byte_perm(u0, u1, 0x5410), __byte_perm(u8, u9, 0x5410));
                     scb_mma_bf16(c[h][1], fa, __byte_perm(u0, u1, 0x7632), __byte_perm(u8, u9, 0x7632));
@@ -1252,19 +1255,38 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     k3_split(p0 * s01.x, p1 * s01.y, bh0, bl0);
                     k3_split(p8 * s89.x, p9 * s89.y, bh1, bl1);
                     vb[v] = fmaf(p0, m01.x, fmaf(p1, m01.y, fmaf(p8, m89.x, fmaf(p9, m89.y, vb[v]))));
+                    uint32_t wv[4][BITS == 2 ? MTG : 1];         /* 2 bits: the group's words of the 4 tokens */
+                    if constexpr (BITS == 2) {
+                        const int tt[4] = {t0, t0 + 1, t0 + 8, t0 + 9};
+#pragma unroll
+                        for (int i = 0; i < 4; i++) {
+                            const uint32_t *row = &S.vc[tt[i]][v * MTG];
+#pragma unroll
+                            for (int k = 0; k < MTG; k += (MTG >= 4 ? 4 : 2)) {
+                                if constexpr (MTG >= 4) {
+                                    const uint4 q = *reinterpret_cast<const uint4 *>(row + k);
+                                    wv[i][k] = q.x; wv[i][k + 1] = q.y; wv[i][k + 2] = q.z; wv[i][k + 3] = q.w;
+                                } else {
+                                    const uint2 q = *reinterpret_cast<const uint2 *>(row + k);
+                                    wv[i][k] = q.x; wv[i][k + 1] = q.y;
+                                }
+                            }
+                        }
+                    }
 #pragma unroll
                     for (int mt = v * MTG; mt < (v + 1) * MTG; mt++) {   /* channels 16mt .. 16mt + 15 */
                         uint32_t ua, ub, uc, ud;                         /* tokens t0, t0+1, t0+8, t0+9 */
                         if constexpr (BITS == 2) {
-                            ua = k4_codes<2>(S.vc[t0][mt], 0u, sh); ub = k4_codes<2>(S.vc[t0 + 1][mt], 0u, sh);
-                            uc = k4_codes<2>(S.vc[t0 + 8][mt], 0u, sh); ud = k4_codes<2>(S.vc[t0 + 9][mt], 0u, sh);
+                            const int k = mt - v * MTG;
+                            ua = k4_codes<2>(wv[0][k], 0u, sh, magic); ub = k4_codes<2>(wv[1][k], 0u, sh, magic);
+                            uc = k4_codes<2>(wv[2][k], 0u, sh, magic); ud = k4_codes<2>(wv[3][k], 0u, sh, magic);
                         } else {
                             const uint2 wa = *reinterpret_cast<const uint2 *>(&S.vc[t0][2 * mt]);
                             const uint2 wb = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 1][2 * mt]);
                             const uint2 wc = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 8][2 * mt]);
                             const uint2 wd = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 9][2 * mt]);
-                            ua = k4_codes<4>(wa.x, wa.y, sh); ub = k4_codes<4>(wb.x, wb.y, sh);
-                            uc = k4_codes<4>(wc.x, wc.y, sh); ud = k4_codes<4>(wd.x, wd.y, sh);
+                            ua = k4_codes<4>(wa.x, wa.y, sh, magic); ub = k4_codes<4>(wb.x, wb.y, sh, magic);
+                            uc = k4_codes<4>(wc.x, wc.y, sh, magic); ud = k4_codes<4>(wd.x, wd.y, sh, magic);
                         }
                         const uint32_t A[4] = {__byte_perm(ua, ub, 0x5410), __byte_perm(ua, ub, 0x7632),
                                                __byte_perm(uc, ud, 0x5410), __byte_perm(uc, ud, 0x7632)};
@@ -1363,11 +1385,11 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     }
 }
 
-/* Which partition kernel runs: SCB_KIVI_ATTN=v1 (the default: the fastest measured on an H200,
- * 79.9 µs per layer at 32K for 2 bits against 83.8 for v2 and 106.9 for v3) the first
- * (dequantize per element), v2 the folded one (unless its shared memory would exceed
- * KIVI_V2_SMEM_MAX), v3 the tensor-core one where it applies (kivi_v3_fits), v4 the tensor-core
- * one with warps streaming their own keys where it applies (kivi_v4_fits), else v1. */
+/* Which partition kernel runs: SCB_KIVI_ATTN=v4 (the default) the tensor-core kernel with warps
+ * streaming their own keys where it applies (kivi_v4_fits; on an H200, KIVI-2, one layer: 40.3 µs
+ * at 32K keys and 115 µs at 128K against v1's 61 and 229), else v1; v1 the first (dequantize per
+ * element), v2 the folded one (unless its shared memory would exceed KIVI_V2_SMEM_MAX), v3 the
+ * first tensor-core kernel where it applies (kivi_v3_fits), else v1. */
 enum { KIVI_V2_SMEM_MAX = 100 * 1024 };
 static int kivi_attn_version(int asked)
 {
@@ -1375,7 +1397,7 @@ static int kivi_attn_version(int asked)
     if (asked >= 1 && asked <= 4) return asked;
     if (!v) {
         const char *e = getenv("SCB_KIVI_ATTN");
-        v = e && !strcmp(e, "v4") ? 4 : e && !strcmp(e, "v3") ? 3 : e && !strcmp(e, "v2") ? 2 : 1;
+        v = e && !strcmp(e, "v1") ? 1 : e && !strcmp(e, "v3") ? 3 : e && !strcmp(e, "v2") ? 2 : 4;
     }
     return v;
 }
@@ -1427,6 +1449,32 @@ static cudaError_t part4_launch_ng(dim3 grid, cudaStream_t st, const struct scb_
     case 2: return part4_launch_mb<BITS, NG, 2>(grid, st, s, a, G, scale);
     case 4: return part4_launch_mb<BITS, NG, 4>(grid, st, s, a, G, scale);
     default: return part4_launch_mb<BITS, NG, 3>(grid, st, s, a, G, scale);
+    }
+}
+
+/* Blocks of kernel v4 (BITS, the store's group, the kivi_v4_minb variant) resident per SM, from
+ * the occupancy calculator (registers and shared memory), at least 1. */
+template <int BITS, int NG, int MINB>
+static int part4_bps_mb(void)
+{
+    const size_t smem = sizeof(float4) * K4_KS * 32 + 2 * K4_WARPS * sizeof(k4_stage<BITS>);
+    int n = 0;
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(kivi_attn_part4_kernel<BITS, NG, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem);
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kivi_attn_part4_kernel<BITS, NG, MINB>, 32 * K4_WARPS, smem) !=
+        cudaSuccess)
+        n = 1;
+    return n > 0 ? n : 1;
+}
+template <int BITS>
+static int part4_blocks_per_sm(const struct scb_kivi_cuda_store *s)
+{
+    const int mb = kivi_v4_minb();
+    switch (s->group) {
+    case 32: return mb == 2 ? part4_bps_mb<BITS, 4, 2>() : mb == 4 ? part4_bps_mb<BITS, 4, 4>() : part4_bps_mb<BITS, 4, 3>();
+    case 64: return mb == 2 ? part4_bps_mb<BITS, 2, 2>() : mb == 4 ? part4_bps_mb<BITS, 2, 4>() : part4_bps_mb<BITS, 2, 3>();
+    default: return mb == 2 ? part4_bps_mb<BITS, 1, 2>() : mb == 4 ? part4_bps_mb<BITS, 1, 4>() : part4_bps_mb<BITS, 1, 3>();
     }
 }
 
@@ -1584,7 +1632,11 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
                 const char *es = getenv("SCB_KIVI_SPLITS");
                 splits = es ? atoi(es) : 0;
             }
-            int blocks = splits > 0 ? splits : (kivi_v4_minb() * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
+            int blocks = splits;
+            if (blocks <= 0) {   /* one full wave: resident blocks per SM (registers, shared memory) x SMs */
+                const int bps = s->bits == 2 ? part4_blocks_per_sm<2>(s) : part4_blocks_per_sm<4>(s);
+                blocks = bps * scb_cuda_sm_count(cc) / s->Hkv;
+            }
             const int steps = (a->n + K4_STEP - 1) / K4_STEP;
             if (blocks > SCB_KIVI_MAX_SPLITS) blocks = SCB_KIVI_MAX_SPLITS;
             if (blocks > (steps + K4_WARPS - 1) / K4_WARPS) blocks = (steps + K4_WARPS - 1) / K4_WARPS;
