@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <cmocka.h>
 
 #include "kernels/alloc.h"
@@ -131,6 +132,64 @@ static int cmp_i32(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+/* The radix selection (scb_retr_topk_set) vs the previous quickselect (scb_retr_topk_set_qsel)
+ * and a brute-force full sort written here: ties (scores from a few values), +0.0 and -0.0 (equal
+ * scores: ties to the smaller id), negatives, wide magnitudes, n across the 2^16 histogram. */
+struct sc_id { double s; int32_t id; };
+static int sc_desc(const void *x, const void *y)
+{
+    const struct sc_id *a = x, *b = y;
+    if (a->s > b->s) return -1;
+    if (a->s < b->s) return 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static void test_select_radix(void **st)
+{
+    (void)st;
+    struct scb_rng r; scb_rng_seed(&r, seed * 13);
+    const int ns[] = {1, 2, 17, 1000, 4099, 70001};
+    for (int ni = 0; ni < 6; ni++)
+        for (int kind = 0; kind < 4; kind++) {
+            const int n = ns[ni];
+            double *sc = scb_malloc(sizeof(double) * n);
+            for (int t = 0; t < n; t++) {
+                double v;
+                switch (kind) {
+                case 0: v = scb_rng_normal(&r) * 11.3; break;                                  /* distinct */
+                case 1: v = (double)((int)(scb_rng_next(&r) % 7) - 3) * 0.25; break;             /* ties, zeros */
+                case 2: v = (scb_rng_next(&r) & 1) ? 0.0 : -0.0; break;                         /* +0 == -0 */
+                default: v = scb_rng_normal(&r) * ldexp(1.0, (int)(scb_rng_next(&r) % 200) - 100); break;
+                }
+                if (kind == 1 && v == 0.0 && (scb_rng_next(&r) & 1)) v = -0.0;
+                sc[t] = v;
+            }
+            const int ks[] = {1, n / 2 + 1, n - 1, n, n + 5, 4096};
+            void *work = scb_malloc(scb_retr_topk_set_work_bytes(n));
+            int32_t *a = scb_malloc(sizeof(int32_t) * (n + 8)), *b = scb_malloc(sizeof(int32_t) * (n + 8));
+            struct sc_id *all = scb_malloc(sizeof *all * n);
+            for (int ki = 0; ki < 6; ki++) {
+                const int k = ks[ki];
+                if (k < 1) continue;
+                const int kk = k < n ? k : n;
+                int ga = scb_retr_topk_set(sc, n, 7, k, a, work);
+                int gb = scb_retr_topk_set_qsel(sc, n, 7, k, b, work);
+                for (int t = 0; t < n; t++) { all[t].s = sc[t]; all[t].id = 7 + t; }
+                qsort(all, (size_t)n, sizeof *all, sc_desc);
+                int32_t *ref = scb_malloc(sizeof(int32_t) * kk);
+                for (int t = 0; t < kk; t++) ref[t] = all[t].id;
+                qsort(ref, (size_t)kk, sizeof *ref, cmp_i32);
+                assert_int_equal(ga, kk);
+                assert_int_equal(gb, kk);
+                if (memcmp(a, ref, sizeof(int32_t) * kk) || memcmp(b, ref, sizeof(int32_t) * kk))
+                    fail_msg("selection n=%d kind %d k=%d differs from the full sort (seed %llu)", n, kind, k,
+                             (unsigned long long)seed);
+                scb_free(ref);
+            }
+            scb_free(sc); scb_free(work); scb_free(a); scb_free(b); scb_free(all);
+        }
+}
+
 /* The pooled step (what the device binding runs) vs scb_retr_flat_topk per query head. */
 static void test_step_topk(void **st)
 {
@@ -211,6 +270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get),
         cmocka_unit_test(test_scores_bitwise),
+        cmocka_unit_test(test_select_radix),
         cmocka_unit_test(test_step_topk),
         cmocka_unit_test(test_step_bad_shape),
     };
