@@ -77,6 +77,7 @@ static inline __attribute__((always_inline, target("avx2"))) void blk_avx2_n(con
 {
     for (int half = 0; half < 2; half++) {
         __m256d a0[QR], a1[QR];
+#pragma GCC unroll 4
         for (int r = 0; r < nr; r++) { a0[r] = _mm256_setzero_pd(); a1[r] = _mm256_setzero_pd(); }
         const uint16_t *b = blk + half * 8;
         for (int d = 0; d < D; d++) {
@@ -84,12 +85,14 @@ static inline __attribute__((always_inline, target("avx2"))) void blk_avx2_n(con
             __m256 f = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
             __m256d k0 = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
             __m256d k1 = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+#pragma GCC unroll 4
             for (int r = 0; r < nr; r++) {
                 __m256d p = _mm256_set1_pd(qd[(size_t)r * D + d]);
                 a0[r] = _mm256_add_pd(a0[r], _mm256_mul_pd(p, k0));
                 a1[r] = _mm256_add_pd(a1[r], _mm256_mul_pd(p, k1));
             }
         }
+#pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
             _mm256_storeu_pd(out + (size_t)r * KB + half * 8, a0[r]);
             _mm256_storeu_pd(out + (size_t)r * KB + half * 8 + 4, a1[r]);
@@ -113,18 +116,21 @@ static inline __attribute__((always_inline, target("avx512f"))) void blk_avx512_
                                                                                     double *out)
 {
     __m512d a0[QR], a1[QR];
+#pragma GCC unroll 4
     for (int r = 0; r < nr; r++) { a0[r] = _mm512_setzero_pd(); a1[r] = _mm512_setzero_pd(); }
     for (int d = 0; d < D; d++) {
         __m256i h = _mm256_loadu_si256((const __m256i *)(blk + (size_t)d * KB));
         __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
         __m512d k0 = _mm512_cvtps_pd(_mm512_castps512_ps256(f));
         __m512d k1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+#pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
             __m512d p = _mm512_set1_pd(qd[(size_t)r * D + d]);
             a0[r] = _mm512_add_pd(a0[r], _mm512_mul_pd(p, k0));
             a1[r] = _mm512_add_pd(a1[r], _mm512_mul_pd(p, k1));
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < nr; r++) {
         _mm512_storeu_pd(out + (size_t)r * KB, a0[r]);
         _mm512_storeu_pd(out + (size_t)r * KB + 8, a1[r]);
