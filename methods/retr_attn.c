@@ -177,11 +177,16 @@ int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *
     while (above + hist[b] < need) above += hist[b--];
     need -= above;                               /* still to take from digit b */
     int a = 0, m = 0;
+    /* branch-free: both slots are written, the counts advance; in bounds since a <= above < k
+     * (the ids above digit b number fewer than k) and m <= t < n */
     for (int t = 0; t < n; t++) {
         const uint64_t key = score_key(scores[t]);
         const int dg = (int)(key >> (64 - TOP_BITS));
-        if (dg > b) out_id[a++] = id0 + t;
-        else if (dg == b) { ck[m] = key; cp[m] = (uint32_t)t; m++; }
+        out_id[a] = id0 + t;
+        a += dg > b;
+        ck[m] = key;
+        cp[m] = (uint32_t)t;
+        m += dg == b;
     }
     uint64_t prefix = (uint64_t)b;
     for (int shift = 64 - TOP_BITS; shift > 0;) {
