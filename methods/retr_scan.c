@@ -47,7 +47,15 @@ void scb_retr_kb_get(const uint16_t *kb, int D, size_t t, float *out)
 
 void scb_retr_kb_put_rows(uint16_t *kb, int D, size_t t0, const uint16_t *keys, size_t ks, size_t n)
 {
-    for (size_t r = 0; r < n; r++) scb_retr_kb_put(kb, D, t0 + r, keys + r * ks);
+    size_t r = 0;
+    for (; r < n && (t0 + r) % KB; r++) scb_retr_kb_put(kb, D, t0 + r, keys + r * ks);   /* up to a block edge */
+    for (; r + KB <= n; r += KB) {              /* whole blocks: written in order, 16 rows read */
+        uint16_t *blk = kb + (t0 + r) / KB * KB * (size_t)D;   /* (D, KB) */
+        const uint16_t *src = keys + r * ks;
+        for (int d = 0; d < D; d++)
+            for (int j = 0; j < KB; j++) blk[(size_t)d * KB + j] = src[(size_t)j * ks + d];
+    }
+    for (; r < n; r++) scb_retr_kb_put(kb, D, t0 + r, keys + r * ks);
 }
 
 /* ---- one block: out[r*KB + j] = dotf(q_r, key j of the block), r < nr <= QR ---------------- */

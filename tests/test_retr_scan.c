@@ -69,8 +69,9 @@ static void test_put_get(void **st)
     uint16_t *kb = scb_calloc(scb_retr_kb_elems(N, D), sizeof(uint16_t));
     assert_int_equal(scb_retr_kb_elems(N, D), (size_t)48 * D);
     make_keys(&r, N, D, 0, k16, k32);
-    scb_retr_kb_put_rows(kb, D, 0, k16, D, 20);
-    for (int t = 20; t < N; t++) scb_retr_kb_put(kb, D, t, k16 + (size_t)t * D);
+    scb_retr_kb_put_rows(kb, D, 0, k16, D, 5);                              /* part of block 0 */
+    scb_retr_kb_put_rows(kb, D, 5, k16 + (size_t)5 * D, D, 30);             /* rest of 0, 1 whole, part of 2 */
+    for (int t = 35; t < N; t++) scb_retr_kb_put(kb, D, t, k16 + (size_t)t * D);
     for (int t = 0; t < N; t++) {
         scb_retr_kb_get(kb, D, t, row);
         assert_memory_equal(row, k32 + (size_t)t * D, sizeof(float) * D);
