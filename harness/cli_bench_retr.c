@@ -263,9 +263,9 @@ int scb_bench_retr_scan(int argc, char **argv)
     };
     const enum scb_retr_isa auto_isa = scb_retr_scan_isa();
     double ms_best = 0;
-    for (int isa = SCB_RETR_ISA_SCALAR; isa <= SCB_RETR_ISA_AVX512; isa++) {
+    for (int isa = SCB_RETR_ISA_SCALAR; isa < SCB_RETR_ISA_COUNT; isa++) {
         if (scb_retr_scan_force((enum scb_retr_isa)isa) != SCB_OK) {
-            printf("new scan     %-6s not supported by this CPU\n", scb_retr_scan_isa_name((enum scb_retr_isa)isa));
+            printf("new scan     %-9s not supported by this CPU\n", scb_retr_scan_isa_name((enum scb_retr_isa)isa));
             continue;
         }
         memset(s_new, 0, sizeof(double) * (size_t)Hq * n);
@@ -276,7 +276,7 @@ int scb_bench_retr_scan(int argc, char **argv)
         }
         const double ms = median(tm, (int)reps);
         const int same = !memcmp(s_new, s_old, sizeof(double) * (size_t)Hq * n);
-        printf("new scan     %-6s %.3f ms per layer-step  (%.2f GB/s of bf16 keys, %.2fx old, %.2fx floor)  scores %s\n",
+        printf("new scan     %-9s %.3f ms per layer-step  (%.2f GB/s of bf16 keys, %.2fx old, %.2fx floor)  scores %s\n",
                scb_retr_scan_isa_name((enum scb_retr_isa)isa), ms, key_new / (ms * 1e6), ms_old / ms, ms / floor_new,
                same ? "bit-identical to old" : "DIFFER from old");
         if (!same) { rc = scb_err(&ctx, SCB_E_INVAL, "new scan (%s) scores differ from the old scan's",

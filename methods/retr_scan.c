@@ -78,83 +78,99 @@ static void blk_scalar(const double *qd, int nr, const uint16_t *blk, int D, dou
 }
 
 #if SCB_RETR_X86
-/* AVX2: half a block (8 keys, two ymm of doubles) per pass, nr query heads (<= 4: 8 sums). */
-static inline __attribute__((always_inline, target("avx2"))) void blk_avx2_n(const double *qd, const int nr,
-                                                                               const uint16_t *blk, int D,
-                                                                               double *out)
-{
-    for (int half = 0; half < 2; half++) {
-        __m256d a0[QR], a1[QR];
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) { a0[r] = _mm256_setzero_pd(); a1[r] = _mm256_setzero_pd(); }
-        const uint16_t *b = blk + half * 8;
-        for (int d = 0; d < D; d++) {
-            __m128i h = _mm_loadu_si128((const __m128i *)(b + (size_t)d * KB));
-            __m256 f = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-            __m256d k0 = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
-            __m256d k1 = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
-#pragma GCC unroll 4
-            for (int r = 0; r < nr; r++) {
-                __m256d p = _mm256_set1_pd(qd[(size_t)r * D + d]);
-                a0[r] = _mm256_add_pd(a0[r], _mm256_mul_pd(p, k0));
-                a1[r] = _mm256_add_pd(a1[r], _mm256_mul_pd(p, k1));
-            }
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) {
-            _mm256_storeu_pd(out + (size_t)r * KB + half * 8, a0[r]);
-            _mm256_storeu_pd(out + (size_t)r * KB + half * 8 + 4, a1[r]);
-        }
-    }
-}
+/* The SIMD kernels, each defined twice by a macro: with a separate multiply and add (the
+ * default paths) and with a fused multiply-add (paths avx2fma / avx512fma, used only when forced,
+ * for measurement). Both give dotf's bits: (double)q * (double)k of a float and a bf16 value has
+ * at most 24 + 8 significant bits, so the product is exact in double and the fused operation
+ * rounds once, exactly as the add after an exact multiply (tests/test_retr_scan.c checks every
+ * path). MULADD(acc, p, k) is the update. */
+#define MULADD_256(a, p, k) _mm256_add_pd((a), _mm256_mul_pd((p), (k)))
+#define FMA_256(a, p, k) _mm256_fmadd_pd((p), (k), (a))
+#define MULADD_512(a, p, k) _mm512_add_pd((a), _mm512_mul_pd((p), (k)))
+#define FMA_512(a, p, k) _mm512_fmadd_pd((p), (k), (a))
 
-__attribute__((target("avx2"))) static void blk_avx2(const double *qd, int nr, const uint16_t *blk, int D, double *out)
-{
-    switch (nr) {
-    case 4: blk_avx2_n(qd, 4, blk, D, out); break;
-    case 3: blk_avx2_n(qd, 3, blk, D, out); break;
-    case 2: blk_avx2_n(qd, 2, blk, D, out); break;
-    default: blk_avx2_n(qd, 1, blk, D, out); break;
-    }
+/* AVX2: half a block (8 keys, two ymm of doubles) per pass, nr query heads (<= 4: 8 sums). */
+#define DEF_AVX2(NAME, TARGET, UPD)                                                                  \
+static inline __attribute__((always_inline, target(TARGET))) void NAME##_n(const double *qd, const int nr, \
+                                                                           const uint16_t *blk, int D, \
+                                                                           double *out)              \
+{                                                                                                    \
+    for (int half = 0; half < 2; half++) {                                                           \
+        __m256d a0[QR], a1[QR];                                                                      \
+        _Pragma("GCC unroll 4")                                                                      \
+        for (int r = 0; r < nr; r++) { a0[r] = _mm256_setzero_pd(); a1[r] = _mm256_setzero_pd(); }  \
+        const uint16_t *b = blk + half * 8;                                                          \
+        for (int d = 0; d < D; d++) {                                                                \
+            __m128i h = _mm_loadu_si128((const __m128i *)(b + (size_t)d * KB));                      \
+            __m256 f = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));         \
+            __m256d k0 = _mm256_cvtps_pd(_mm256_castps256_ps128(f));                                 \
+            __m256d k1 = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));                               \
+            _Pragma("GCC unroll 4")                                                                  \
+            for (int r = 0; r < nr; r++) {                                                           \
+                __m256d p = _mm256_set1_pd(qd[(size_t)r * D + d]);                                   \
+                a0[r] = UPD(a0[r], p, k0);                                                           \
+                a1[r] = UPD(a1[r], p, k1);                                                           \
+            }                                                                                        \
+        }                                                                                            \
+        _Pragma("GCC unroll 4")                                                                      \
+        for (int r = 0; r < nr; r++) {                                                               \
+            _mm256_storeu_pd(out + (size_t)r * KB + half * 8, a0[r]);                                \
+            _mm256_storeu_pd(out + (size_t)r * KB + half * 8 + 4, a1[r]);                            \
+        }                                                                                            \
+    }                                                                                                \
+}                                                                                                    \
+__attribute__((target(TARGET))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, double *out) \
+{                                                                                                    \
+    switch (nr) {                                                                                    \
+    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
+    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
+    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
+    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
+    }                                                                                                \
 }
 
 /* AVX-512F: the whole block (16 keys, two zmm of doubles) per pass, nr query heads (8 sums). */
-static inline __attribute__((always_inline, target("avx512f"))) void blk_avx512_n(const double *qd, const int nr,
-                                                                                    const uint16_t *blk, int D,
-                                                                                    double *out)
-{
-    __m512d a0[QR], a1[QR];
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) { a0[r] = _mm512_setzero_pd(); a1[r] = _mm512_setzero_pd(); }
-    for (int d = 0; d < D; d++) {
-        __m256i h = _mm256_loadu_si256((const __m256i *)(blk + (size_t)d * KB));
-        __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        __m512d k0 = _mm512_cvtps_pd(_mm512_castps512_ps256(f));
-        __m512d k1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) {
-            __m512d p = _mm512_set1_pd(qd[(size_t)r * D + d]);
-            a0[r] = _mm512_add_pd(a0[r], _mm512_mul_pd(p, k0));
-            a1[r] = _mm512_add_pd(a1[r], _mm512_mul_pd(p, k1));
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) {
-        _mm512_storeu_pd(out + (size_t)r * KB, a0[r]);
-        _mm512_storeu_pd(out + (size_t)r * KB + 8, a1[r]);
-    }
+#define DEF_AVX512(NAME, UPD)                                                                        \
+static inline __attribute__((always_inline, target("avx512f"))) void NAME##_n(const double *qd, const int nr, \
+                                                                              const uint16_t *blk, int D, \
+                                                                              double *out)           \
+{                                                                                                    \
+    __m512d a0[QR], a1[QR];                                                                          \
+    _Pragma("GCC unroll 4")                                                                          \
+    for (int r = 0; r < nr; r++) { a0[r] = _mm512_setzero_pd(); a1[r] = _mm512_setzero_pd(); }      \
+    for (int d = 0; d < D; d++) {                                                                    \
+        __m256i h = _mm256_loadu_si256((const __m256i *)(blk + (size_t)d * KB));                     \
+        __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));             \
+        __m512d k0 = _mm512_cvtps_pd(_mm512_castps512_ps256(f));                                     \
+        __m512d k1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))); \
+        _Pragma("GCC unroll 4")                                                                      \
+        for (int r = 0; r < nr; r++) {                                                               \
+            __m512d p = _mm512_set1_pd(qd[(size_t)r * D + d]);                                       \
+            a0[r] = UPD(a0[r], p, k0);                                                               \
+            a1[r] = UPD(a1[r], p, k1);                                                               \
+        }                                                                                            \
+    }                                                                                                \
+    _Pragma("GCC unroll 4")                                                                          \
+    for (int r = 0; r < nr; r++) {                                                                   \
+        _mm512_storeu_pd(out + (size_t)r * KB, a0[r]);                                               \
+        _mm512_storeu_pd(out + (size_t)r * KB + 8, a1[r]);                                           \
+    }                                                                                                \
+}                                                                                                    \
+__attribute__((target("avx512f"))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, \
+                                                    double *out)                                     \
+{                                                                                                    \
+    switch (nr) {                                                                                    \
+    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
+    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
+    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
+    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
+    }                                                                                                \
 }
 
-__attribute__((target("avx512f"))) static void blk_avx512(const double *qd, int nr, const uint16_t *blk, int D,
-                                                          double *out)
-{
-    switch (nr) {
-    case 4: blk_avx512_n(qd, 4, blk, D, out); break;
-    case 3: blk_avx512_n(qd, 3, blk, D, out); break;
-    case 2: blk_avx512_n(qd, 2, blk, D, out); break;
-    default: blk_avx512_n(qd, 1, blk, D, out); break;
-    }
-}
+DEF_AVX2(blk_avx2, "avx2", MULADD_256)
+DEF_AVX2(blk_avx2fma, "avx2,fma", FMA_256)
+DEF_AVX512(blk_avx512, MULADD_512)
+DEF_AVX512(blk_avx512fma, FMA_512)
 #endif
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
@@ -166,7 +182,11 @@ int scb_retr_scan_supported(enum scb_retr_isa isa)
     case SCB_RETR_ISA_SCALAR: return 1;
 #if SCB_RETR_X86
     case SCB_RETR_ISA_AVX2: __builtin_cpu_init(); return __builtin_cpu_supports("avx2") != 0;
-    case SCB_RETR_ISA_AVX512: __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") != 0;
+    case SCB_RETR_ISA_AVX512:
+    case SCB_RETR_ISA_AVX512_FMA: __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") != 0;
+    case SCB_RETR_ISA_AVX2_FMA:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
 #endif
     default: return 0;
     }
@@ -174,7 +194,13 @@ int scb_retr_scan_supported(enum scb_retr_isa isa)
 
 const char *scb_retr_scan_isa_name(enum scb_retr_isa isa)
 {
-    return isa == SCB_RETR_ISA_AVX512 ? "avx512" : isa == SCB_RETR_ISA_AVX2 ? "avx2" : "scalar";
+    switch (isa) {
+    case SCB_RETR_ISA_AVX2: return "avx2";
+    case SCB_RETR_ISA_AVX512: return "avx512";
+    case SCB_RETR_ISA_AVX2_FMA: return "avx2fma";
+    case SCB_RETR_ISA_AVX512_FMA: return "avx512fma";
+    default: return "scalar";
+    }
 }
 
 enum scb_retr_isa scb_retr_scan_isa(void)
@@ -184,7 +210,7 @@ enum scb_retr_isa scb_retr_scan_isa(void)
     const char *env = getenv("SCB_RETR_SCAN");
     isa = -1;
     if (env && *env) {
-        for (int i = SCB_RETR_ISA_SCALAR; i <= SCB_RETR_ISA_AVX512; i++)
+        for (int i = SCB_RETR_ISA_SCALAR; i < SCB_RETR_ISA_COUNT; i++)
             if (!strcmp(env, scb_retr_scan_isa_name((enum scb_retr_isa)i)) && scb_retr_scan_supported((enum scb_retr_isa)i))
                 isa = i;
     }
@@ -208,6 +234,8 @@ static blk_fn pick(void)
 #if SCB_RETR_X86
     case SCB_RETR_ISA_AVX512: return blk_avx512;
     case SCB_RETR_ISA_AVX2: return blk_avx2;
+    case SCB_RETR_ISA_AVX512_FMA: return blk_avx512fma;
+    case SCB_RETR_ISA_AVX2_FMA: return blk_avx2fma;
 #endif
     default: return blk_scalar;
     }

@@ -11,7 +11,8 @@
  * multiply-add). The SIMD paths put one key in each lane (ACROSS keys), so every lane performs
  * exactly dotf's sequence of operations; several query heads share each key load.
  * Paths: scalar (portable), AVX2, AVX-512F, chosen at run time by CPU support; the environment
- * variable SCB_RETR_SCAN=scalar|avx2|avx512 or scb_retr_scan_force() pins one (tests). */
+ * variable SCB_RETR_SCAN=scalar|avx2|avx512|avx2fma|avx512fma or scb_retr_scan_force() pins one
+ * (tests, benchmark). */
 #ifndef SCB_METHODS_RETR_SCAN_H
 #define SCB_METHODS_RETR_SCAN_H
 
@@ -23,10 +24,15 @@
 
 enum { SCB_RETR_KB = 16 };   /* keys per block */
 
+/* The automatic choice is among the first three (separate multiply and add); the *_FMA paths
+ * (fused multiply-add, bit-identical too: see retr_scan.c) run only when forced. */
 enum scb_retr_isa {
     SCB_RETR_ISA_SCALAR = 0,
     SCB_RETR_ISA_AVX2 = 1,
     SCB_RETR_ISA_AVX512 = 2,
+    SCB_RETR_ISA_AVX2_FMA = 3,
+    SCB_RETR_ISA_AVX512_FMA = 4,
+    SCB_RETR_ISA_COUNT = 5,
 };
 
 /* bf16 elements a store of n keys of dimension D takes (whole blocks). */

@@ -57,7 +57,8 @@ static void make_keys(struct scb_rng *r, int N, int D, int small, uint16_t *k16,
     }
 }
 
-static const enum scb_retr_isa isas[3] = {SCB_RETR_ISA_SCALAR, SCB_RETR_ISA_AVX2, SCB_RETR_ISA_AVX512};
+static const enum scb_retr_isa isas[5] = {SCB_RETR_ISA_SCALAR, SCB_RETR_ISA_AVX2, SCB_RETR_ISA_AVX512,
+                                         SCB_RETR_ISA_AVX2_FMA, SCB_RETR_ISA_AVX512_FMA};
 
 static void test_put_get(void **st)
 {
@@ -87,7 +88,7 @@ static void test_scores_bitwise(void **st)
     struct { int N, t0, n; } rg[] = {{1, 0, 1}, {7, 0, 7}, {16, 0, 16}, {333, 0, 333}, {333, 5, 301},
                                      {300, 17, 255}, {129, 128, 1}, {64, 13, 3}};
     int tested = 0;
-    for (int ii = 0; ii < 3; ii++) {
+    for (int ii = 0; ii < 5; ii++) {
         if (scb_retr_scan_force(isas[ii]) != SCB_OK) {
             printf("  path %s: not supported by this CPU, skipped\n", scb_retr_scan_isa_name(isas[ii]));
             continue;
@@ -202,7 +203,7 @@ static void test_step_topk(void **st)
         {8, 2, 64, 3001, 128, 2489, 100, 0}, {4, 4, 32, 700, 5, 699, 64, 1}, {8, 1, 128, 2100, 16, 2100, 1, 0},
         {6, 2, 96, 515, 3, 400, 500, 1}, {16, 2, 128, 4099, 128, 3587, 1024, 1},
     };
-    for (int ii = 0; ii < 3; ii++) {
+    for (int ii = 0; ii < 5; ii++) {
         if (scb_retr_scan_force(isas[ii]) != SCB_OK) continue;
         struct scb_rng r; scb_rng_seed(&r, seed * 7 + (uint64_t)ii);
         for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {

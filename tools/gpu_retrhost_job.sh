@@ -5,12 +5,13 @@
 # make_random_model.py), run from the root of a checkout: `OUT=/some/dir bash DIR/go.sh`.
 # 1. test_retr_scan: every scan path this host supports bit-identical to dotf, selections equal;
 # 2. `scbench bench retr-scan` on the host alone (nothing else running): old vs new scan per
-#    path, old vs new selection, the host read bandwidth and the floor; 32K at 16 / 8 / 1 threads
+#    path (the fused multiply-add paths avx2fma / avx512fma included), old vs new selection, the host read bandwidth and the floor; 32K at 16 / 8 / 1 threads
 #    and 128K at 16;
 # 3. parity_cuda_retr_attn and tests/py/method_dev_retr_attn.py (the binding on the real GPU
 #    against the CPU engine), while the random 4-layer Llama-3-8B-shaped model is written;
-# 4. `scbench bench cuda --method retr_attn --tokens 32768 --decode 8`: default path, then
-#    SCB_RETR_SCAN=avx2 and =scalar; dense at 32K for the device floor.
+# 4. `scbench bench cuda --method retr_attn --tokens 32768 --decode 8`: default path, dense at
+#    32K (the device floor), then SCB_RETR_SCAN=avx512fma (falls back to the default path where
+#    AVX-512F is missing), =avx2 and =scalar.
 # Every step under `timeout`, the whole within BUDGET seconds (default 145). Full logs:
 # $OUT/retrhost.tgz; a summary on stdout.
 set -u
@@ -102,7 +103,8 @@ eng() {   # name method env...
     [ $rc -ne 0 ] && tail -n 3 "$L/eng_$name.log" | sed 's/^/   ! /' >> "$SUM"
 }
 eng retr_auto retr_attn SCB_NONE=1
-eng retr_avx2 retr_attn SCB_RETR_SCAN=avx2
 eng dense dense SCB_NONE=1
+eng retr_avx512fma retr_attn SCB_RETR_SCAN=avx512fma
+eng retr_avx2 retr_attn SCB_RETR_SCAN=avx2
 eng retr_scalar retr_attn SCB_RETR_SCAN=scalar
 exit 0
