@@ -57,20 +57,26 @@ timeout 10 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,memory.used,memory.t
 timeout 5 lscpu > "$L/lscpu.txt" 2>&1
 timeout 5 free -g > "$L/free.txt" 2>&1
 say "gpu: $(tail -n 1 "$L/gpu.txt")"
-say "host: $(grep -m1 'Model name' "$L/lscpu.txt" | sed 's/Model name: *//'), $(nproc) CPUs online, flags:$(grep -m1 -oE ' avx512f | avx2 ' "$L/lscpu.txt" | tr -d '\n'; grep -oE ' (avx512f|avx2|fma) ' /proc/cpuinfo 2>/dev/null | sort -u | tr -d '\n')"
+say "host: $(grep -m1 'Model name' "$L/lscpu.txt" | sed 's/Model name: *//'), $(nproc) CPUs online, flags:$(grep -m1 '^flags' /proc/cpuinfo | grep -oE ' (avx512f|avx2|fma)( |$)' | tr -d '\n')"
 
 # 1. unit test (every path this CPU has)
 step test_retr_scan 30 "$B/test_retr_scan"
-say "test_retr_scan rc=$? $(grep -E 'path|PASSED|FAILED' "$L/test_retr_scan.log" | tr '\n' ' ' | cut -c1-200)"
+say "test_retr_scan rc=$? $(grep -E 'PASSED|FAILED|not supported|ERROR' "$L/test_retr_scan.log" | tr '\n' ' ' | cut -c1-240)"
 
 # 2. the host scan alone
 bs() {   # name args...
     local name=$1; shift
     step "bench_$name" 40 "$B/scbench" bench retr-scan --reps 9 "$@"
     local rc=$?
-    say "-- bench retr-scan $name ($*) rc=$rc"
-    grep -E "^(threads|bandwidth|floor|old scan|new scan|select|step)" "$L/bench_$name.log" | sed 's/^/   /' >> "$SUM"
-    grep -E "^csv," "$L/bench_$name.log" >> "$L/bench.csv"
+    local f=$L/bench_$name.log
+    # one line per run (ms per layer-step): threads, bandwidth, old scan, each new path, selection
+    # old->new, step old->new (default path, speed-up), floor, step/floor
+    say "bench $name rc=$rc thr=$(awk '/^threads/{print $2}' "$f") bw=$(awk '/^bandwidth/{print $2}' "$f")GB/s" \
+        "old=$(awk '/^old scan/{print $3}' "$f") $(awk '/^new scan/{printf "%s=%s ", $3, $4}' "$f")" \
+        "$(sed -nE 's/^select +old ([0-9.]+) ms, new ([0-9.]+) ms.*/sel \1->\2/p' "$f")" \
+        "$(sed -nE 's/^step +old ([0-9.]+) ms, new \(([a-z0-9]+)\) ([0-9.]+) ms per layer-step: ([0-9.]+x) faster; floor ([0-9.]+) ms, new\/floor ([0-9.]+)/step \1->\3 (\2 \4) floor \5 x\6/p' "$f")"
+    [ $rc -ne 0 ] && tail -n 2 "$f" | sed 's/^/   ! /' >> "$SUM"
+    grep -E "^csv," "$f" >> "$L/bench.csv"
 }
 bs 32k_auto --tokens 32768
 bs 32k_t8 --tokens 32768 --threads 8
@@ -98,9 +104,11 @@ eng() {   # name method env...
     local A=(); [ "$m" != dense ] && A=(--method "$m")
     step "eng_$name" 40 env "$@" "$B/scbench" bench cuda --model "$S/model" --tokens 32768 --decode 8 "${A[@]}"
     local rc=$?
-    say "-- eng $name ($* $m) rc=$rc"
-    grep -E "^(prefill|decode|floor|method)" "$L/eng_$name.log" | cut -c1-220 | sed 's/^/   /' >> "$SUM"
-    [ $rc -ne 0 ] && tail -n 3 "$L/eng_$name.log" | sed 's/^/   ! /' >> "$SUM"
+    local f=$L/eng_$name.log
+    say "eng $name ($1) rc=$rc prefill $(awk '/^prefill/{print $4}' "$f")ms" \
+        "$(sed -nE 's/^floor +([0-9.]+) ms\/token.*KV read ([0-9.]+) MiB.*measured ([0-9.]+) ms\/token = ([0-9.]+x).*/decode \3 ms\/token, device floor \1 (KV \2 MiB) = \4/p' "$f")"
+    grep -E "^method" "$f" | cut -c1-160 | sed 's/^/   /' >> "$SUM"
+    [ $rc -ne 0 ] && tail -n 2 "$f" | cut -c1-200 | sed 's/^/   ! /' >> "$SUM"
 }
 eng retr_auto retr_attn SCB_NONE=1
 eng dense dense SCB_NONE=1
