@@ -2,8 +2,10 @@
  * AVX2 / AVX-512F with run-time dispatch, and the pooled score + select step (retr_scan.h).
  * Bit identity with dotf: every lane holds one key's sum, started at +0.0 and updated with a
  * separate double multiply and add per channel in d order; the project builds with c_std=c11
- * (GCC: -ffp-contract=off), so no multiply-add is fused, also in the intrinsic paths (the unit
- * test tests/test_retr_scan.c compares every path's bits with dotf's). */
+ * (GCC: -ffp-contract=off), so no multiply-add is fused in the default paths, also not in the
+ * intrinsic ones (objdump shows no vfmadd in blk_avx2 / blk_avx512); the forced-only paths
+ * avx2fma / avx512fma fuse them on purpose (exact products: see the kernels). The unit test
+ * tests/test_retr_scan.c compares every path's bits with dotf's. */
 #include "methods/retr_scan.h"
 
 #include <stdlib.h>
@@ -261,8 +263,8 @@ void scb_retr_kb_scores(const float *q, size_t qs, int nq, const uint16_t *kb, i
                 const int nr = nc - r0 < QR ? nc - r0 : QR;
                 fn(qd + (size_t)r0 * D, nr, blk, D, out);
                 for (int r = 0; r < nr; r++) {
-                    double *srow = scores + (size_t)(c0 + r0 + r) * ss + (b * KB - t0);
-                    for (size_t j = j0; j < j1; j++) srow[j] = out[(size_t)r * KB + j];
+                    double *srow = scores + (size_t)(c0 + r0 + r) * ss;   /* score of key t at t - t0 */
+                    for (size_t j = j0; j < j1; j++) srow[b * KB + j - t0] = out[(size_t)r * KB + j];
                 }
             }
         }
