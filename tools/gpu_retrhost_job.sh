@@ -12,7 +12,7 @@
 # 4. `scbench bench cuda --method retr_attn --tokens 32768 --decode 8`: default path, dense at
 #    32K (the device floor), then SCB_RETR_SCAN=avx512fma (falls back to the default path where
 #    AVX-512F is missing), =avx2 and =scalar.
-# Every step under `timeout`, the whole within BUDGET seconds (default 145). Full logs:
+# Every step under `timeout`, the whole within BUDGET seconds (default 140). Full logs:
 # $OUT/retrhost.tgz; a summary on stdout.
 set -u
 export PYTHONUNBUFFERED=1
@@ -22,7 +22,7 @@ OUT=${OUT:-/tmp/retrhost-out}
 L=$OUT/retrhost
 mkdir -p "$L"
 T0=$(date +%s)
-BUDGET=${BUDGET:-145}
+BUDGET=${BUDGET:-140}
 SEED=${SEED:-20261126}
 SUM=$L/summary.txt
 : > "$SUM"
