@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "harness/cli.h"
+#include "harness/cli_bench_retr.h"
 #include "harness/method_bind.h"
 #include "harness/model.h"
 #include "kernels/alloc.h"
@@ -28,6 +29,7 @@ static void usage(FILE *f)
         "usage: scbench bench cpu|cuda --model DIR [--tokens N] [--decode N] [--threads N] [--sgemm-size S]\n"
         "                                [--method SPEC]\n"
         "       scbench bench --backend cpu|cuda --model DIR ...\n"
+        "       scbench bench retr-scan [options]   (retr_attn's host flat scan; --help there)\n"
         "\n"
         "CPU speed of the engine: prefill of N prompt tokens (default 128, deterministic ids) and\n"
         "greedy-style decode of --decode tokens (default 16), in tokens/s; the GFLOP/s achieved by\n"
@@ -187,6 +189,7 @@ int scb_cmd_bench(int argc, char **argv)
     long threads = 0, tokens = 128, ndec = 16, ssize = 1024;
     int opt, status = 0;
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { usage(stdout); return 0; }
+    if (argc >= 2 && !strcmp(argv[1], "retr-scan")) return scb_bench_retr_scan(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "cpu") || !strcmp(argv[1], "cuda"))) {
         target = argv[1];
         argc--; argv++;

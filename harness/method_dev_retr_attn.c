@@ -3,11 +3,12 @@
  * The split of the CPU reference (methods/retr_attn.c) kept as SCBench runs it: the RESIDENT
  * keys (sinks [0, n_sink), the n_recent most recent global tokens, the turn's temp tokens) are
  * attended on the device, where the engine keeps every token; the RETRIEVAL runs on the host
- * with the CPU method's index code over a host copy of the keys (fp32 of the bf16 keys,
- * downloaded once per token: the first prefill's keys after it, each later global token when it
- * first appears): index=flat scans [n_sink, g_i - n_recent) exactly (the results of
- * scb_retr_flat_topk: ties to the smaller token; the G query heads of a KV head scored in one
- * pass over its keys, slices and heads spread over a thread pool), index=graph builds the CPU's
+ * with the CPU method's index code over a host copy of the keys (the bf16 keys in the
+ * key-blocked store of methods/retr_scan.h, downloaded once per token: the first prefill's keys
+ * after it, each later global token when it first appears): index=flat scans
+ * [n_sink, g_i - n_recent) exactly (the results of scb_retr_flat_topk: ties to the smaller
+ * token; scb_retr_step_run: SIMD across keys, the G query heads of a KV head scored in one pass
+ * over its keys, slices and heads spread over a thread pool), index=graph builds the CPU's
  * graph per KV head after the first prefill from its queries and inserts tokens as they leave
  * the recent window. Each query head's retrieved ids go up to the device, whose kernel gathers
  * their keys/values and merges the retrieved part with the resident part by log-sum-exp
@@ -25,10 +26,12 @@
 #include "kernels/kv_cache.h"
 #include "kernels/retr_attn_cuda.h"
 #include "methods/retr_attn.h"
+#include "methods/retr_scan.h"
 
 struct ra_layer {
-    float *hk;                        /* (Hkv, hcap, D) host fp32 copy of the global keys */
-    size_t hcap;
+    uint16_t *kb;                     /* (Hkv, kb_head) host bf16 copy of the global keys, each KV
+                                         head a key-blocked store (methods/retr_scan.h) */
+    size_t hcap, kb_head;             /* keys per head the store holds; its elements per head */
     int host_n;                       /* global tokens copied */
     struct scb_retr_graph **graphs;   /* (Hkv), index=graph only; NULL entries before a build */
     int cpu_end;                      /* graph: tokens [n_sink, cpu_end) inserted */
@@ -47,15 +50,13 @@ struct ra_dev {
     float *work;
     /* host scratch */
     int32_t *h_idx, *h_n;             /* (Hq, stride), (Hq) */
-    int32_t *exact;                   /* (stride) graph recall */
+    int32_t *exact, *exact_n;         /* (Hq, stride), (Hq) graph recall: the exact flat sets */
     uint16_t *q16, *stage;            /* (Hq*D), (dcap*D) bf16 */
     float *qf;                        /* (Hq*D) */
-    double *scores;                   /* (Hq, dcap) flat: inner products of the step's index range */
+    double *scores;                   /* (Hq, dcap) inner products of the step's index range */
     unsigned char *sel_work;          /* (threads, scb_retr_topk_set_work_bytes(dcap)) flat selection */
     size_t sel_bytes;                 /* bytes of one thread's part of sel_work */
-    /* one retrieval step (pool arguments) */
-    int step_lo, step_hi, step_g_layer;
-    int step_fail;
+    float *row;                       /* (dcap, D) graph: keys widened for a build / an insert */
     double recall_sum;
     int64_t recall_n;
 };
@@ -75,13 +76,14 @@ static void ra_destroy(void *state)
     for (int i = 0; st->layers && i < st->L; i++) {
         layer_reset(st, &st->layers[i]);
         scb_free(st->layers[i].graphs);
-        scb_free(st->layers[i].hk);
+        scb_free(st->layers[i].kb);
     }
     scb_free(st->layers);
     scb_pool_destroy(st->pool);
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
-    scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact);
+    scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact); scb_free(st->exact_n);
     scb_free(st->q16); scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work);
+    scb_free(st->row);
     scb_free(st);
 }
 
@@ -139,11 +141,11 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     int rc = SCB_OK;
     if (cap <= st->dcap) return SCB_OK;
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
-    scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact); scb_free(st->q16); scb_free(st->stage); scb_free(st->qf);
-    scb_free(st->scores); scb_free(st->sel_work);
+    scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact); scb_free(st->exact_n); scb_free(st->q16);
+    scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work); scb_free(st->row);
     st->d_idx = st->d_n = NULL; st->work = NULL;
-    st->h_idx = st->h_n = st->exact = NULL; st->q16 = st->stage = NULL; st->qf = NULL; st->scores = NULL;
-    st->sel_work = NULL;
+    st->h_idx = st->h_n = st->exact = st->exact_n = NULL; st->q16 = st->stage = NULL; st->qf = NULL;
+    st->scores = NULL; st->sel_work = NULL; st->row = NULL;
     st->dcap = 0;
     int stride = st->top_k < (int64_t)cap ? st->top_k : (int)cap;
     size_t wf = scb_retr_attn_cuda_work_floats(st->Hq, st->D, (int)cap, stride);
@@ -152,15 +154,17 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->work, sizeof(float) * wf, ctx));
     st->h_idx = scb_malloc(sizeof(int32_t) * (size_t)st->Hq * stride);
     st->h_n = scb_malloc(sizeof(int32_t) * (size_t)st->Hq);
-    st->exact = scb_malloc(sizeof(int32_t) * (size_t)stride);
+    st->exact = st->graph ? scb_malloc(sizeof(int32_t) * (size_t)st->Hq * stride) : NULL;
+    st->exact_n = st->graph ? scb_malloc(sizeof(int32_t) * (size_t)st->Hq) : NULL;
+    st->row = st->graph ? scb_malloc(sizeof(float) * cap * st->D) : NULL;
     st->q16 = scb_malloc(sizeof(uint16_t) * (size_t)st->Hq * st->D);
     st->qf = scb_malloc(sizeof(float) * (size_t)st->Hq * st->D);
     st->stage = scb_malloc(sizeof(uint16_t) * cap * st->D);
-    st->scores = st->graph ? NULL : scb_malloc(sizeof(double) * cap * st->Hq);
+    st->scores = scb_malloc(sizeof(double) * cap * st->Hq);
     st->sel_bytes = scb_retr_topk_set_work_bytes((int)cap);
-    st->sel_work = st->graph ? NULL : scb_malloc(st->sel_bytes * (size_t)scb_pool_threads(st->pool));
-    if (!st->h_idx || !st->h_n || !st->exact || !st->q16 || !st->qf || !st->stage ||
-        (!st->graph && (!st->scores || !st->sel_work))) {
+    st->sel_work = scb_malloc(st->sel_bytes * (size_t)scb_pool_threads(st->pool));
+    if (!st->h_idx || !st->h_n || !st->q16 || !st->qf || !st->stage || !st->scores || !st->sel_work ||
+        (st->graph && (!st->exact || !st->exact_n || !st->row))) {
         rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn (cuda): out of memory");
         goto out;
     }
@@ -170,27 +174,29 @@ out:
     return rc;
 }
 
-/* Copy global keys [l->host_n, Tg) of every KV head into the host copy. */
+/* Copy global keys [l->host_n, Tg) of every KV head into the host store (zeroed when allocated:
+ * the scan reads whole blocks). */
 static int sync_keys(struct ra_dev *st, struct ra_layer *l, const struct scb_dev_attn *a, int Tg, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     if (Tg <= l->host_n) return SCB_OK;
     if (l->hcap < a->cap) {
-        float *hk = scb_malloc(sizeof(float) * (size_t)st->Hkv * a->cap * st->D);
-        if (!hk) return scb_err(ctx, SCB_E_NOMEM, "retr_attn (cuda): out of memory for the host keys");
-        for (int g = 0; g < st->Hkv && l->hk; g++)
-            memcpy(hk + (size_t)g * a->cap * st->D, l->hk + (size_t)g * l->hcap * st->D,
-                   sizeof(float) * (size_t)l->host_n * st->D);
-        scb_free(l->hk);
-        l->hk = hk;
+        const size_t kh = scb_retr_kb_elems(a->cap, st->D);
+        uint16_t *kb = scb_calloc((size_t)st->Hkv * kh, sizeof(uint16_t));
+        if (!kb) return scb_err(ctx, SCB_E_NOMEM, "retr_attn (cuda): out of memory for the host keys");
+        for (int g = 0; g < st->Hkv && l->kb; g++)
+            memcpy(kb + (size_t)g * kh, l->kb + (size_t)g * l->kb_head,
+                   sizeof(uint16_t) * scb_retr_kb_elems((size_t)l->host_n, st->D));
+        scb_free(l->kb);
+        l->kb = kb;
         l->hcap = a->cap;
+        l->kb_head = kh;
     }
-    const size_t n = (size_t)(Tg - l->host_n) * st->D;
+    const size_t n = (size_t)(Tg - l->host_n);
     for (int g = 0; g < st->Hkv; g++) {
         SCB_TRY(scb_cuda_download(st->cc, st->stage, a->k + ((size_t)g * a->cap + l->host_n) * st->D,
-                                  n * sizeof(uint16_t), ctx));
-        float *dst = l->hk + ((size_t)g * l->hcap + l->host_n) * st->D;
-        for (size_t i = 0; i < n; i++) dst[i] = scb_bf16_to_f32(st->stage[i]);
+                                  n * st->D * sizeof(uint16_t), ctx));
+        scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n, st->stage, (size_t)st->D, n);
     }
     l->host_n = Tg;
 out:
@@ -236,8 +242,9 @@ static int ra_after_prefill(void *state, const struct scb_dev_attn *a, struct sc
             for (int j = 0; j < G; j++)
                 for (int d = 0; d < D; d++)
                     tq[((size_t)r * G + j) * D + d] = scb_bf16_to_f32(q16[((size_t)r * st->Hq + g * G + j) * D + d]);
-        rc = scb_retr_graph_build(&l->graphs[g], l->hk + ((size_t)g * l->hcap + lo) * D, (size_t)D, ids, hi - lo, D,
-                                  tq, (size_t)D, Nq * G, &gp, ctx);
+        for (int t = lo; t < hi; t++)
+            scb_retr_kb_get(l->kb + (size_t)g * l->kb_head, D, (size_t)t, st->row + (size_t)(t - lo) * D);
+        rc = scb_retr_graph_build(&l->graphs[g], st->row, (size_t)D, ids, hi - lo, D, tq, (size_t)D, Nq * G, &gp, ctx);
     }
     scb_free(q16);
     if (rc) goto out;
@@ -246,38 +253,6 @@ out:
     scb_free(tq);
     scb_free(ids);
     return rc;
-}
-
-/* Flat search of one step in two pool jobs: the inner products of the G query heads of a KV
- * head in one pass over a slice of its keys (the keys are read once per KV head, not once per
- * query head), then each query head's top-k — the set of ids scb_retr_flat_topk would return,
- * in ascending id order (methods/retr_attn.h: same double sums, same order and tie rule). */
-enum { RA_SLICES = 4 };
-
-static void score_job(void *arg, size_t b, size_t e, int tid)
-{
-    (void)tid;
-    struct ra_dev *st = arg;
-    const struct ra_layer *l = &st->layers[st->step_g_layer];
-    const int G = st->Hq / st->Hkv, lo = st->step_lo, n = st->step_hi - st->step_lo;
-    for (size_t it = b; it < e; it++) {
-        const int g = (int)(it / RA_SLICES), sl = (int)(it % RA_SLICES);
-        const int t0 = (int)((int64_t)n * sl / RA_SLICES), t1 = (int)((int64_t)n * (sl + 1) / RA_SLICES);
-        scb_retr_flat_scores(st->qf + (size_t)g * G * st->D, (size_t)st->D, G,
-                             l->hk + ((size_t)g * l->hcap + lo + t0) * st->D, (size_t)st->D, t1 - t0, st->D,
-                             st->scores + (size_t)g * G * st->dcap + t0, st->dcap);
-    }
-}
-
-static void select_job(void *arg, size_t b, size_t e, int tid)
-{
-    struct ra_dev *st = arg;
-    for (size_t h = b; h < e; h++) {
-        int got = scb_retr_topk_set(st->scores + h * st->dcap, st->step_hi - st->step_lo, st->step_lo, st->top_k,
-                                    st->h_idx + h * (size_t)st->stride, st->sel_work + (size_t)tid * st->sel_bytes);
-        if (got < 0) { st->step_fail = got; got = 0; }
-        st->h_n[h] = got;
-    }
 }
 
 static int cmp_i32(const void *x, const void *y)
@@ -299,8 +274,10 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
     if (use_graph)                                       /* slide into the index, as the CPU */
         for (int t = l->cpu_end; t < Tg - st->n_recent; t++) {
             if (t < st->n_sink) continue;
-            for (int g = 0; g < st->Hkv; g++)
-                SCB_TRY(scb_retr_graph_add(l->graphs[g], l->hk + ((size_t)g * l->hcap + t) * D, t, ctx));
+            for (int g = 0; g < st->Hkv; g++) {
+                scb_retr_kb_get(l->kb + (size_t)g * l->kb_head, D, (size_t)t, st->row);
+                SCB_TRY(scb_retr_graph_add(l->graphs[g], st->row, t, ctx));
+            }
             l->cpu_end = t + 1;
         }
     for (size_t i = 0; i < a->T; i++) {
@@ -318,11 +295,15 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
         const int lo = st->n_sink, hi = g_i - st->n_recent;
         SCB_TRY(scb_cuda_download(st->cc, st->q16, ra.q, sizeof(uint16_t) * (size_t)st->Hq * D, ctx));
         for (size_t e = 0; e < (size_t)st->Hq * D; e++) st->qf[e] = scb_bf16_to_f32(st->q16[e]);
+        /* the exact flat step: the retrieval (flat), or the sets the graph's recall is measured on */
+        struct scb_retr_step fs = {
+            .q = st->qf, .Hq = st->Hq, .Hkv = st->Hkv, .D = D, .kb = l->kb, .kb_head = l->kb_head,
+            .lo = lo, .hi = hi, .top_k = st->top_k, .scores = st->scores, .ss = st->dcap,
+            .sel_work = st->sel_work, .sel_bytes = st->sel_bytes, .idx_stride = st->stride,
+            .idx = use_graph ? st->exact : st->h_idx, .n_idx = use_graph ? st->exact_n : st->h_n,
+        };
+        SCB_TRY(scb_retr_step_run(st->pool, &fs, 3, ctx));
         if (!use_graph) {
-            st->step_lo = lo; st->step_hi = hi; st->step_g_layer = (int)a->layer; st->step_fail = 0;
-            scb_pool_run_sized(st->pool, score_job, st, (size_t)st->Hkv * RA_SLICES, (size_t)(hi - lo) * D * G / RA_SLICES);
-            scb_pool_run_sized(st->pool, select_job, st, (size_t)st->Hq, (size_t)(hi - lo) * 16);
-            if (st->step_fail) { rc = scb_err(ctx, st->step_fail, "retr_attn (cuda): flat search failed"); goto out; }
             for (int h = 0; h < st->Hq; h++)
                 if (st->h_n[h] > 0) { st->recall_sum += 1.0; st->recall_n++; }   /* exact by construction */
         } else {
@@ -332,11 +313,11 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
                 int vis = 0, g = h / G;
                 int n = scb_retr_graph_search(l->graphs[g], q, st->top_k, hi, out, NULL, &vis, ctx);
                 if (n < 0) { rc = n; goto out; }
-                int ne = scb_retr_flat_topk(q, l->hk + ((size_t)g * l->hcap + lo) * D, (size_t)D, NULL, hi - lo, D,
-                                            st->top_k, st->exact, NULL);
-                if (ne < 0) { rc = scb_err(ctx, ne, "retr_attn (cuda): exact search failed"); goto out; }
-                for (int t = 0; t < ne; t++) st->exact[t] += lo;
-                if (ne > 0) { st->recall_sum += scb_retr_recall(out, n, st->exact, ne); st->recall_n++; }
+                const int ne = st->exact_n[h];
+                if (ne > 0) {
+                    st->recall_sum += scb_retr_recall(out, n, st->exact + (size_t)h * st->stride, ne);
+                    st->recall_n++;
+                }
                 st->h_n[h] = n;
             }
         }

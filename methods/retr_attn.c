@@ -141,7 +141,95 @@ int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_
     return k;
 }
 
+/* Order-preserving map of a score to an unsigned key: key(a) > key(b) iff a > b, and equal
+ * doubles (+0.0 and -0.0 included) get equal keys. NaN scores have no defined rank (nor in
+ * cand_better). */
+static uint64_t score_key(double s)
+{
+    s += 0.0;                            /* -0.0 -> +0.0 */
+    uint64_t u;
+    memcpy(&u, &s, sizeof u);
+    return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
+}
+
+/* Radix select in two passes over the scores: pass 1 histograms the top 16 bits of the keys;
+ * pass 2 writes the ids whose top digit lies above the k-th largest's (certainly taken, in id
+ * order) and compacts those of its digit as candidates; the remaining 48 bits are resolved on the
+ * candidates (11 bits at a time, stable compaction), which gives the k-th largest key tau; the
+ * candidates > tau and the first (smallest-id) ones == tau are merged with the certain ids. The
+ * result is the set select_top gives (score descending, ties to the smaller id), in id order. */
+enum { TOP_BITS = 16, RDX_BITS = 11 };
+
 int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+{
+    if (n <= 0 || k <= 0) return 0;
+    if (k >= n) {
+        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
+        return n;
+    }
+    uint64_t *ck = work;                         /* (m) candidate keys */
+    uint32_t *cp = (uint32_t *)(ck + n);         /* (m) their positions */
+    uint32_t *hist = cp + n;                     /* (1 << TOP_BITS) */
+    memset(hist, 0, sizeof(uint32_t) << TOP_BITS);
+    for (int t = 0; t < n; t++) hist[score_key(scores[t]) >> (64 - TOP_BITS)]++;
+    uint32_t need = (uint32_t)k, above = 0;
+    int b = (1 << TOP_BITS) - 1;
+    while (above + hist[b] < need) above += hist[b--];
+    need -= above;                               /* still to take from digit b */
+    int a = 0, m = 0;
+    /* branch-free: both slots are written, the counts advance; in bounds since a <= above < k
+     * (the ids above digit b number fewer than k) and m <= t < n */
+    for (int t = 0; t < n; t++) {
+        const uint64_t key = score_key(scores[t]);
+        const int dg = (int)(key >> (64 - TOP_BITS));
+        out_id[a] = id0 + t;
+        a += dg > b;
+        ck[m] = key;
+        cp[m] = (uint32_t)t;
+        m += dg == b;
+    }
+    uint64_t prefix = (uint64_t)b;
+    for (int shift = 64 - TOP_BITS; shift > 0;) {
+        const int bits = shift >= RDX_BITS ? RDX_BITS : shift;
+        const uint32_t mask = (1u << bits) - 1;
+        shift -= bits;
+        memset(hist, 0, sizeof(uint32_t) << bits);
+        /* candidates already known to be taken hold UINT64_MAX (no finite score maps to it) */
+        for (int i = 0; i < m; i++)
+            if (ck[i] != UINT64_MAX) hist[(ck[i] >> shift) & mask]++;
+        uint32_t ab = 0;
+        int d = (int)mask;
+        while (ab + hist[d] < need) ab += hist[d--];
+        need -= ab;
+        prefix = (prefix << bits) | (uint64_t)d;
+        int m2 = 0;
+        for (int i = 0; i < m; i++) {                /* keep taken ones and digit >= d, in order */
+            const uint32_t dg = (uint32_t)((ck[i] >> shift) & mask);
+            if (ck[i] == UINT64_MAX || dg >= (uint32_t)d) {
+                ck[m2] = ck[i] == UINT64_MAX || dg == (uint32_t)d ? ck[i] : UINT64_MAX;
+                cp[m2] = cp[i];
+                m2++;
+            }
+        }
+        m = m2;
+    }
+    const uint64_t tau = prefix;                 /* the k-th largest key; take `need` of its ties */
+    int c = 0;
+    for (int i = 0; i < m; i++)
+        if (ck[i] > tau || (ck[i] == tau && need > 0)) {
+            if (ck[i] == tau) need--;
+            cp[c++] = cp[i];
+        }
+    for (int i = a + c - 1, x = a - 1, y = c - 1; y >= 0; i--) {   /* merge the two id-ordered lists */
+        if (x >= 0 && out_id[x] > id0 + (int32_t)cp[y]) out_id[i] = out_id[x--];
+        else out_id[i] = id0 + (int32_t)cp[y--];
+    }
+    return a + c;
+}
+
+/* The previous selection (quickselect on (score, id) records, then marks): the reference the
+ * radix select is tested and benchmarked against. */
+int scb_retr_topk_set_qsel(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
 {
     if (n <= 0 || k <= 0) return 0;
     struct cand *c = work;
@@ -176,7 +264,10 @@ int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *
 
 size_t scb_retr_topk_set_work_bytes(int n)
 {
-    return n > 0 ? (size_t)n * sizeof(struct cand) : 0;
+    if (n <= 0) return 0;
+    const size_t radix = (size_t)n * (sizeof(uint64_t) + sizeof(uint32_t)) + (sizeof(uint32_t) << TOP_BITS);
+    const size_t qsel = (size_t)n * sizeof(struct cand);
+    return radix > qsel ? radix : qsel;
 }
 
 double scb_retr_recall(const int32_t *a, int na, const int32_t *b, int nb)

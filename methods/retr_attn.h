@@ -43,6 +43,10 @@ int  scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32
  * scb_retr_topk_set_work_bytes(n) bytes. Returns min(k, n). */
 int  scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
 size_t scb_retr_topk_set_work_bytes(int n);
+/* The same result by the previous method (quickselect on (score, id) records; work as above):
+ * the reference scb_retr_topk_set (a radix select, two passes over the scores) is tested and
+ * benchmarked against. */
+int  scb_retr_topk_set_qsel(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
 
 struct scb_retr_graph_params {
     int M;            /* query-side neighbours per training query (default 16) */

@@ -1,0 +1,330 @@
+/* retr_scan.c — RetrievalAttention's exact flat scan over a key-blocked bf16 store, scalar /
+ * AVX2 / AVX-512F with run-time dispatch, and the pooled score + select step (retr_scan.h).
+ * Bit identity with dotf: every lane holds one key's sum, started at +0.0 and updated with a
+ * separate double multiply and add per channel in d order; the project builds with c_std=c11
+ * (GCC: -ffp-contract=off), so no multiply-add is fused in the default paths, also not in the
+ * intrinsic ones (objdump shows no vfmadd in blk_avx2 / blk_avx512); the forced-only paths
+ * avx2fma / avx512fma fuse them on purpose (exact products: see the kernels). The unit test
+ * tests/test_retr_scan.c compares every path's bits with dotf's. */
+#include "methods/retr_scan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "methods/retr_attn.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SCB_RETR_X86 1
+#include <immintrin.h>
+#else
+#define SCB_RETR_X86 0
+#endif
+
+enum { KB = SCB_RETR_KB, QR = 4 /* query heads per pass */, QCHUNK = 16 /* queries widened at once */ };
+
+static float bf16f(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+size_t scb_retr_kb_elems(size_t n, int D)
+{
+    return (n + KB - 1) / KB * KB * (size_t)D;
+}
+
+void scb_retr_kb_put(uint16_t *kb, int D, size_t t, const uint16_t *key)
+{
+    uint16_t *blk = kb + t / KB * KB * (size_t)D + t % KB;   /* (D, KB) */
+    for (int d = 0; d < D; d++) blk[(size_t)d * KB] = key[d];
+}
+
+void scb_retr_kb_get(const uint16_t *kb, int D, size_t t, float *out)
+{
+    const uint16_t *blk = kb + t / KB * KB * (size_t)D + t % KB;   /* (D, KB) */
+    for (int d = 0; d < D; d++) out[d] = bf16f(blk[(size_t)d * KB]);
+}
+
+void scb_retr_kb_put_rows(uint16_t *kb, int D, size_t t0, const uint16_t *keys, size_t ks, size_t n)
+{
+    size_t r = 0;
+    for (; r < n && (t0 + r) % KB; r++) scb_retr_kb_put(kb, D, t0 + r, keys + r * ks);   /* up to a block edge */
+    for (; r + KB <= n; r += KB) {              /* whole blocks: written in order, 16 rows read */
+        uint16_t *blk = kb + (t0 + r) / KB * KB * (size_t)D;   /* (D, KB) */
+        const uint16_t *src = keys + r * ks;
+        for (int d = 0; d < D; d++)
+            for (int j = 0; j < KB; j++) blk[(size_t)d * KB + j] = src[(size_t)j * ks + d];
+    }
+    for (; r < n; r++) scb_retr_kb_put(kb, D, t0 + r, keys + r * ks);
+}
+
+/* ---- one block: out[r*KB + j] = dotf(q_r, key j of the block), r < nr <= QR ---------------- */
+typedef void (*blk_fn)(const double *qd, int nr, const uint16_t *blk, int D, double *out);
+
+static void blk_scalar(const double *qd, int nr, const uint16_t *blk, int D, double *out)
+{
+    double acc[QR][KB];   /* (nr, KB) */
+    for (int r = 0; r < nr; r++)
+        for (int j = 0; j < KB; j++) acc[r][j] = 0.0;
+    for (int d = 0; d < D; d++) {
+        double k[KB];
+        for (int j = 0; j < KB; j++) k[j] = (double)bf16f(blk[(size_t)d * KB + j]);
+        for (int r = 0; r < nr; r++) {
+            const double p = qd[(size_t)r * D + d];
+            for (int j = 0; j < KB; j++) acc[r][j] += p * k[j];
+        }
+    }
+    for (int r = 0; r < nr; r++) memcpy(out + (size_t)r * KB, acc[r], sizeof acc[r]);
+}
+
+#if SCB_RETR_X86
+/* The SIMD kernels, each defined twice by a macro: with a separate multiply and add (the
+ * default paths) and with a fused multiply-add (paths avx2fma / avx512fma, used only when forced,
+ * for measurement). Both give dotf's bits: (double)q * (double)k of a float and a bf16 value has
+ * at most 24 + 8 significant bits, so the product is exact in double and the fused operation
+ * rounds once, exactly as the add after an exact multiply (tests/test_retr_scan.c checks every
+ * path). MULADD(acc, p, k) is the update. */
+#define MULADD_256(a, p, k) _mm256_add_pd((a), _mm256_mul_pd((p), (k)))
+#define FMA_256(a, p, k) _mm256_fmadd_pd((p), (k), (a))
+#define MULADD_512(a, p, k) _mm512_add_pd((a), _mm512_mul_pd((p), (k)))
+#define FMA_512(a, p, k) _mm512_fmadd_pd((p), (k), (a))
+
+/* AVX2: half a block (8 keys, two ymm of doubles) per pass, nr query heads (<= 4: 8 sums). */
+#define DEF_AVX2(NAME, TARGET, UPD)                                                                  \
+static inline __attribute__((always_inline, target(TARGET))) void NAME##_n(const double *qd, const int nr, \
+                                                                           const uint16_t *blk, int D, \
+                                                                           double *out)              \
+{                                                                                                    \
+    for (int half = 0; half < 2; half++) {                                                           \
+        __m256d a0[QR], a1[QR];                                                                      \
+        _Pragma("GCC unroll 4")                                                                      \
+        for (int r = 0; r < nr; r++) { a0[r] = _mm256_setzero_pd(); a1[r] = _mm256_setzero_pd(); }  \
+        const uint16_t *b = blk + half * 8;                                                          \
+        for (int d = 0; d < D; d++) {                                                                \
+            __m128i h = _mm_loadu_si128((const __m128i *)(b + (size_t)d * KB));                      \
+            __m256 f = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));         \
+            __m256d k0 = _mm256_cvtps_pd(_mm256_castps256_ps128(f));                                 \
+            __m256d k1 = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));                               \
+            _Pragma("GCC unroll 4")                                                                  \
+            for (int r = 0; r < nr; r++) {                                                           \
+                __m256d p = _mm256_set1_pd(qd[(size_t)r * D + d]);                                   \
+                a0[r] = UPD(a0[r], p, k0);                                                           \
+                a1[r] = UPD(a1[r], p, k1);                                                           \
+            }                                                                                        \
+        }                                                                                            \
+        _Pragma("GCC unroll 4")                                                                      \
+        for (int r = 0; r < nr; r++) {                                                               \
+            _mm256_storeu_pd(out + (size_t)r * KB + half * 8, a0[r]);                                \
+            _mm256_storeu_pd(out + (size_t)r * KB + half * 8 + 4, a1[r]);                            \
+        }                                                                                            \
+    }                                                                                                \
+}                                                                                                    \
+__attribute__((target(TARGET))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, double *out) \
+{                                                                                                    \
+    switch (nr) {                                                                                    \
+    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
+    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
+    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
+    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
+    }                                                                                                \
+}
+
+/* AVX-512F: the whole block (16 keys, two zmm of doubles) per pass, nr query heads (8 sums). */
+#define DEF_AVX512(NAME, UPD)                                                                        \
+static inline __attribute__((always_inline, target("avx512f"))) void NAME##_n(const double *qd, const int nr, \
+                                                                              const uint16_t *blk, int D, \
+                                                                              double *out)           \
+{                                                                                                    \
+    __m512d a0[QR], a1[QR];                                                                          \
+    _Pragma("GCC unroll 4")                                                                          \
+    for (int r = 0; r < nr; r++) { a0[r] = _mm512_setzero_pd(); a1[r] = _mm512_setzero_pd(); }      \
+    for (int d = 0; d < D; d++) {                                                                    \
+        __m256i h = _mm256_loadu_si256((const __m256i *)(blk + (size_t)d * KB));                     \
+        __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));             \
+        __m512d k0 = _mm512_cvtps_pd(_mm512_castps512_ps256(f));                                     \
+        __m512d k1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))); \
+        _Pragma("GCC unroll 4")                                                                      \
+        for (int r = 0; r < nr; r++) {                                                               \
+            __m512d p = _mm512_set1_pd(qd[(size_t)r * D + d]);                                       \
+            a0[r] = UPD(a0[r], p, k0);                                                               \
+            a1[r] = UPD(a1[r], p, k1);                                                               \
+        }                                                                                            \
+    }                                                                                                \
+    _Pragma("GCC unroll 4")                                                                          \
+    for (int r = 0; r < nr; r++) {                                                                   \
+        _mm512_storeu_pd(out + (size_t)r * KB, a0[r]);                                               \
+        _mm512_storeu_pd(out + (size_t)r * KB + 8, a1[r]);                                           \
+    }                                                                                                \
+}                                                                                                    \
+__attribute__((target("avx512f"))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, \
+                                                    double *out)                                     \
+{                                                                                                    \
+    switch (nr) {                                                                                    \
+    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
+    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
+    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
+    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
+    }                                                                                                \
+}
+
+DEF_AVX2(blk_avx2, "avx2", MULADD_256)
+DEF_AVX2(blk_avx2fma, "avx2,fma", FMA_256)
+DEF_AVX512(blk_avx512, MULADD_512)
+DEF_AVX512(blk_avx512fma, FMA_512)
+#endif
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+static int g_isa = -1;   /* resolved path, -1 before the first call */
+
+int scb_retr_scan_supported(enum scb_retr_isa isa)
+{
+    switch (isa) {
+    case SCB_RETR_ISA_SCALAR: return 1;
+#if SCB_RETR_X86
+    case SCB_RETR_ISA_AVX2: __builtin_cpu_init(); return __builtin_cpu_supports("avx2") != 0;
+    case SCB_RETR_ISA_AVX512:
+    case SCB_RETR_ISA_AVX512_FMA: __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") != 0;
+    case SCB_RETR_ISA_AVX2_FMA:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
+#endif
+    default: return 0;
+    }
+}
+
+const char *scb_retr_scan_isa_name(enum scb_retr_isa isa)
+{
+    switch (isa) {
+    case SCB_RETR_ISA_AVX2: return "avx2";
+    case SCB_RETR_ISA_AVX512: return "avx512";
+    case SCB_RETR_ISA_AVX2_FMA: return "avx2fma";
+    case SCB_RETR_ISA_AVX512_FMA: return "avx512fma";
+    default: return "scalar";
+    }
+}
+
+enum scb_retr_isa scb_retr_scan_isa(void)
+{
+    int isa = __atomic_load_n(&g_isa, __ATOMIC_ACQUIRE);
+    if (isa >= 0) return (enum scb_retr_isa)isa;
+    const char *env = getenv("SCB_RETR_SCAN");
+    isa = -1;
+    if (env && *env) {
+        for (int i = SCB_RETR_ISA_SCALAR; i < SCB_RETR_ISA_COUNT; i++)
+            if (!strcmp(env, scb_retr_scan_isa_name((enum scb_retr_isa)i)) && scb_retr_scan_supported((enum scb_retr_isa)i))
+                isa = i;
+    }
+    if (isa < 0)
+        isa = scb_retr_scan_supported(SCB_RETR_ISA_AVX512) ? SCB_RETR_ISA_AVX512
+            : scb_retr_scan_supported(SCB_RETR_ISA_AVX2)   ? SCB_RETR_ISA_AVX2 : SCB_RETR_ISA_SCALAR;
+    __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
+    return (enum scb_retr_isa)isa;
+}
+
+int scb_retr_scan_force(enum scb_retr_isa isa)
+{
+    if (!scb_retr_scan_supported(isa)) return SCB_E_UNSUPPORTED;
+    __atomic_store_n(&g_isa, (int)isa, __ATOMIC_RELEASE);
+    return SCB_OK;
+}
+
+static blk_fn pick(void)
+{
+    switch (scb_retr_scan_isa()) {
+#if SCB_RETR_X86
+    case SCB_RETR_ISA_AVX512: return blk_avx512;
+    case SCB_RETR_ISA_AVX2: return blk_avx2;
+    case SCB_RETR_ISA_AVX512_FMA: return blk_avx512fma;
+    case SCB_RETR_ISA_AVX2_FMA: return blk_avx2fma;
+#endif
+    default: return blk_scalar;
+    }
+}
+
+/* ---- the scan ----------------------------------------------------------------------------- */
+void scb_retr_kb_scores(const float *q, size_t qs, int nq, const uint16_t *kb, int D, size_t t0, int n,
+                        double *scores, size_t ss)
+{
+    if (n <= 0 || nq <= 0 || D <= 0 || D > SCB_RETR_SCAN_DMAX) return;
+    const blk_fn fn = pick();
+    double qd[QCHUNK * SCB_RETR_SCAN_DMAX];   /* (QCHUNK, D) the queries widened (exact) */
+    double out[QR * KB];                      /* (QR, KB) one block's sums */
+    const size_t t1 = t0 + (size_t)n;
+    for (int c0 = 0; c0 < nq; c0 += QCHUNK) {
+        const int nc = nq - c0 < QCHUNK ? nq - c0 : QCHUNK;
+        for (int r = 0; r < nc; r++)
+            for (int d = 0; d < D; d++) qd[(size_t)r * D + d] = (double)q[(size_t)(c0 + r) * qs + d];
+        for (size_t b = t0 / KB; b * KB < t1; b++) {
+            const uint16_t *blk = kb + b * KB * (size_t)D;
+            const size_t j0 = b * KB < t0 ? t0 - b * KB : 0, j1 = b * KB + KB > t1 ? t1 - b * KB : KB;
+            for (int r0 = 0; r0 < nc; r0 += QR) {
+                const int nr = nc - r0 < QR ? nc - r0 : QR;
+                fn(qd + (size_t)r0 * D, nr, blk, D, out);
+                for (int r = 0; r < nr; r++) {
+                    double *srow = scores + (size_t)(c0 + r0 + r) * ss;   /* score of key t at t - t0 */
+                    for (size_t j = j0; j < j1; j++) srow[b * KB + j - t0] = out[(size_t)r * KB + j];
+                }
+            }
+        }
+    }
+}
+
+/* ---- pooled step ---------------------------------------------------------------------------- */
+enum { SLICE = 1024 };   /* keys per score job item (a multiple of KB) */
+
+static int slices(const struct scb_retr_step *s)
+{
+    const int a0 = s->lo / KB * KB;
+    return (s->hi - a0 + SLICE - 1) / SLICE;
+}
+
+static void score_job(void *arg, size_t b, size_t e, int tid)
+{
+    (void)tid;
+    struct scb_retr_step *s = arg;
+    const int G = s->Hq / s->Hkv, ns = slices(s), a0 = s->lo / KB * KB;
+    for (size_t it = b; it < e; it++) {
+        const int g = (int)(it / (size_t)ns), sl = (int)(it % (size_t)ns);
+        int t0 = a0 + sl * SLICE, t1 = t0 + SLICE;
+        if (t0 < s->lo) t0 = s->lo;
+        if (t1 > s->hi) t1 = s->hi;
+        if (t1 <= t0) continue;
+        scb_retr_kb_scores(s->q + (size_t)g * G * s->D, (size_t)s->D, G, s->kb + (size_t)g * s->kb_head, s->D,
+                           (size_t)t0, t1 - t0, s->scores + (size_t)g * G * s->ss + (t0 - s->lo), s->ss);
+    }
+}
+
+static void select_job(void *arg, size_t b, size_t e, int tid)
+{
+    struct scb_retr_step *s = arg;
+    for (size_t h = b; h < e; h++) {
+        int got = scb_retr_topk_set(s->scores + h * s->ss, s->hi - s->lo, s->lo, s->top_k,
+                                    s->idx + h * (size_t)s->idx_stride, s->sel_work + (size_t)tid * s->sel_bytes);
+        if (got < 0) { __atomic_store_n(&s->fail, got, __ATOMIC_RELAXED); got = 0; }
+        s->n_idx[h] = got;
+    }
+}
+
+int scb_retr_step_run(struct scb_pool *pool, struct scb_retr_step *s, int which, struct scb_ctx *ctx)
+{
+    const int n = s->hi - s->lo;
+    if (s->Hkv <= 0 || s->Hq % s->Hkv || s->D <= 0 || s->D > SCB_RETR_SCAN_DMAX || n < 0 || (size_t)n > s->ss ||
+        (s->top_k < n ? s->top_k : n) > s->idx_stride || s->sel_bytes < scb_retr_topk_set_work_bytes(n))
+        return scb_err(ctx, SCB_E_INVAL, "retr_attn flat step: bad shape (Hq=%d Hkv=%d D=%d range [%d, %d) "
+                       "scores %zu, top_k %d, stride %d, selection scratch %zu bytes)", s->Hq, s->Hkv, s->D, s->lo,
+                       s->hi, s->ss, s->top_k, s->idx_stride, s->sel_bytes);
+    s->fail = 0;
+    const int G = s->Hq / s->Hkv;
+    if (n == 0) {
+        for (int h = 0; h < s->Hq && (which & 2); h++) s->n_idx[h] = 0;
+        return SCB_OK;
+    }
+    if (which & 1)
+        scb_pool_run_sized(pool, score_job, s, (size_t)s->Hkv * slices(s), (size_t)SLICE * s->D * G);
+    if (which & 2)
+        scb_pool_run_sized(pool, select_job, s, (size_t)s->Hq, (size_t)n * 16);
+    if (s->fail) return scb_err(ctx, s->fail, "retr_attn: flat selection failed");
+    return SCB_OK;
+}

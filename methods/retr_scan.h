@@ -1,0 +1,82 @@
+/* retr_scan.h — RetrievalAttention's exact flat search over a key-blocked bf16 key store, for
+ * the device binding's host index (harness/method_dev_retr_attn.c) and its benchmark.
+ *
+ * Store: the keys of one KV head as blocks of SCB_RETR_KB keys; block b holds keys
+ * [b*KB, b*KB + KB) as (D, KB) bf16, so channel d of the KB keys is one 32-byte run. bf16 is
+ * lossless here: the keys ARE bf16 on the device, and the fp32 copy the index scanned before was
+ * their exact widening. The scan widens in registers (bf16 -> fp32 -> double, both exact).
+ *
+ * Scan: each score is bit for bit dotf's (methods/retr_attn.c): the double products
+ * (double)q[d] * (double)k[d] added in d order from 0.0, a separate multiply and add (no fused
+ * multiply-add). The SIMD paths put one key in each lane (ACROSS keys), so every lane performs
+ * exactly dotf's sequence of operations; several query heads share each key load.
+ * Paths: scalar (portable), AVX2, AVX-512F, chosen at run time by CPU support; the environment
+ * variable SCB_RETR_SCAN=scalar|avx2|avx512|avx2fma|avx512fma or scb_retr_scan_force() pins one
+ * (tests, benchmark). */
+#ifndef SCB_METHODS_RETR_SCAN_H
+#define SCB_METHODS_RETR_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/cpu/pool.h"
+#include "kernels/status.h"
+
+enum { SCB_RETR_KB = 16 };   /* keys per block */
+
+/* The automatic choice is among the first three (separate multiply and add); the *_FMA paths
+ * (fused multiply-add, bit-identical too: see retr_scan.c) run only when forced. */
+enum scb_retr_isa {
+    SCB_RETR_ISA_SCALAR = 0,
+    SCB_RETR_ISA_AVX2 = 1,
+    SCB_RETR_ISA_AVX512 = 2,
+    SCB_RETR_ISA_AVX2_FMA = 3,
+    SCB_RETR_ISA_AVX512_FMA = 4,
+    SCB_RETR_ISA_COUNT = 5,
+};
+
+/* bf16 elements a store of n keys of dimension D takes (whole blocks). */
+size_t scb_retr_kb_elems(size_t n, int D);
+/* Write key t (D bf16 values) into the store / read it back widened to fp32. */
+void scb_retr_kb_put(uint16_t *kb, int D, size_t t, const uint16_t *key);
+void scb_retr_kb_get(const uint16_t *kb, int D, size_t t, float *out);
+/* Write n consecutive keys t0.. (row r at keys + r*ks, bf16) into the store. */
+void scb_retr_kb_put_rows(uint16_t *kb, int D, size_t t0, const uint16_t *keys, size_t ks, size_t n);
+
+/* Scores of nq queries (row r at q + r*qs, fp32) against keys [t0, t0 + n) of the store kb:
+ * scores[r*ss + (t - t0)] = dotf(q_r, key_t) exactly. Keys of the blocks the range touches are
+ * read (the whole first and last block), so those blocks must be initialised (a zeroed or filled
+ * store). D <= SCB_RETR_SCAN_DMAX. */
+enum { SCB_RETR_SCAN_DMAX = 512 };
+void scb_retr_kb_scores(const float *q, size_t qs, int nq, const uint16_t *kb, int D, size_t t0, int n,
+                        double *scores, size_t ss);
+
+/* The path the scan uses (resolved on first call: SCB_RETR_SCAN, else the best this CPU has). */
+enum scb_retr_isa scb_retr_scan_isa(void);
+/* Pin a path: SCB_OK, or SCB_E_UNSUPPORTED when this CPU (or build) lacks it (path unchanged). */
+int  scb_retr_scan_force(enum scb_retr_isa isa);
+int  scb_retr_scan_supported(enum scb_retr_isa isa);
+const char *scb_retr_scan_isa_name(enum scb_retr_isa isa);
+
+/* One retrieval step of the flat index for all query heads, on a pool: the G query heads of
+ * each KV head scored in one pass over slices of its keys [lo, hi), then each query head's top-k
+ * id set in ascending id order (scb_retr_topk_set: the ids scb_retr_flat_topk returns). */
+struct scb_retr_step {
+    const float *q;            /* (Hq, D) fp32 queries of the step */
+    int Hq, Hkv, D;
+    const uint16_t *kb;        /* (Hkv, kb_head) key stores, one per KV head */
+    size_t kb_head;            /* bf16 elements between KV heads' stores */
+    int lo, hi, top_k;         /* index range [lo, hi); ids retrieved per query head */
+    double *scores;            /* (Hq, ss) scratch: scores of keys [lo, hi) */
+    size_t ss;
+    unsigned char *sel_work;   /* (threads, sel_bytes) scratch: scb_retr_topk_set_work_bytes(hi - lo) each */
+    size_t sel_bytes;
+    int32_t *idx;              /* (Hq, idx_stride) out: ascending ids */
+    int idx_stride;
+    int32_t *n_idx;            /* (Hq) out: ids per head */
+    int fail;                  /* internal: first negative status of a job */
+};
+/* Both phases (score, select) or one: which = 1 score, 2 select, 3 both. */
+int scb_retr_step_run(struct scb_pool *pool, struct scb_retr_step *s, int which, struct scb_ctx *ctx);
+
+#endif

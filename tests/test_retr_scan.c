@@ -1,0 +1,280 @@
+/* test_retr_scan.c — the key-blocked flat scan of RetrievalAttention's host index
+ * (methods/retr_scan.h) against the reference flat search of methods/retr_attn.c: every score
+ * bit for bit (memcmp of the doubles) equal to dotf's sum (written out here: double products
+ * added in d order) and to scb_retr_flat_scores, on every dispatch path this CPU supports
+ * (scalar, AVX2, AVX-512F, each forced), for odd counts, ranges not aligned to the 16-key
+ * blocks, D 32/64/96/128, 1..18 query heads; and the pooled step's top-k id sets equal to
+ * scb_retr_flat_topk's (ties included: keys drawn from a few integers tie often). Seeded
+ * random inputs, seed printed (SCB_TEST_SEED overrides). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <cmocka.h>
+
+#include "kernels/alloc.h"
+#include "kernels/cpu/pool.h"
+#include "kernels/util.h"
+#include "methods/retr_attn.h"
+#include "methods/retr_scan.h"
+
+static uint64_t seed = 20261126;
+
+static uint16_t f2bf(float f)   /* round to nearest even (inputs are finite) */
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf2f(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static double dotf_ref(const float *a, const float *b, int D)
+{
+    double s = 0.0;
+    for (int d = 0; d < D; d++) s += (double)a[d] * (double)b[d];
+    return s;
+}
+
+/* keys (N, D) bf16 rows + their fp32 widening; ties: values from {-2..2} * 0.5 when small */
+static void make_keys(struct scb_rng *r, int N, int D, int small, uint16_t *k16, float *k32)
+{
+    for (size_t i = 0; i < (size_t)N * D; i++) {
+        float v = small ? 0.5f * (float)((int)(scb_rng_next(r) % 5) - 2) : scb_rng_normal(r) * 1.7f;
+        k16[i] = f2bf(v);
+        k32[i] = bf2f(k16[i]);
+    }
+}
+
+static const enum scb_retr_isa isas[5] = {SCB_RETR_ISA_SCALAR, SCB_RETR_ISA_AVX2, SCB_RETR_ISA_AVX512,
+                                         SCB_RETR_ISA_AVX2_FMA, SCB_RETR_ISA_AVX512_FMA};
+
+static void test_put_get(void **st)
+{
+    (void)st;
+    struct scb_rng r; scb_rng_seed(&r, seed);
+    const int N = 37, D = 96;
+    uint16_t *k16 = scb_malloc(sizeof(uint16_t) * N * D);
+    float *k32 = scb_malloc(sizeof(float) * N * D), *row = scb_malloc(sizeof(float) * D);
+    uint16_t *kb = scb_calloc(scb_retr_kb_elems(N, D), sizeof(uint16_t));
+    assert_int_equal(scb_retr_kb_elems(N, D), (size_t)48 * D);
+    make_keys(&r, N, D, 0, k16, k32);
+    scb_retr_kb_put_rows(kb, D, 0, k16, D, 5);                              /* part of block 0 */
+    scb_retr_kb_put_rows(kb, D, 5, k16 + (size_t)5 * D, D, 30);             /* rest of 0, 1 whole, part of 2 */
+    for (int t = 35; t < N; t++) scb_retr_kb_put(kb, D, t, k16 + (size_t)t * D);
+    for (int t = 0; t < N; t++) {
+        scb_retr_kb_get(kb, D, t, row);
+        assert_memory_equal(row, k32 + (size_t)t * D, sizeof(float) * D);
+    }
+    scb_free(k16); scb_free(k32); scb_free(row); scb_free(kb);
+}
+
+static void test_scores_bitwise(void **st)
+{
+    (void)st;
+    const int Ds[] = {32, 64, 96, 128};
+    const int nqs[] = {1, 3, 4, 6, 8, 18};
+    struct { int N, t0, n; } rg[] = {{1, 0, 1}, {7, 0, 7}, {16, 0, 16}, {333, 0, 333}, {333, 5, 301},
+                                     {300, 17, 255}, {129, 128, 1}, {64, 13, 3}};
+    int tested = 0;
+    for (int ii = 0; ii < 5; ii++) {
+        if (scb_retr_scan_force(isas[ii]) != SCB_OK) {
+            printf("  path %s: not supported by this CPU, skipped\n", scb_retr_scan_isa_name(isas[ii]));
+            continue;
+        }
+        assert_int_equal(scb_retr_scan_isa(), isas[ii]);
+        tested++;
+        struct scb_rng r; scb_rng_seed(&r, seed + (uint64_t)ii);
+        for (int di = 0; di < 4; di++)
+            for (int qi = 0; qi < 6; qi++)
+                for (int c = 0; c < 8; c++) {
+                    const int D = Ds[di], nq = nqs[qi], N = rg[c].N, t0 = rg[c].t0, n = rg[c].n;
+                    uint16_t *k16 = scb_malloc(sizeof(uint16_t) * N * D);
+                    float *k32 = scb_malloc(sizeof(float) * N * D), *q = scb_malloc(sizeof(float) * nq * (D + 3));
+                    uint16_t *kb = scb_calloc(scb_retr_kb_elems(N, D), sizeof(uint16_t));
+                    const size_t ss = (size_t)n + 5;
+                    double *s_new = scb_calloc((size_t)nq * ss, sizeof(double));
+                    double *s_old = scb_calloc((size_t)nq * ss, sizeof(double));
+                    make_keys(&r, N, D, c % 3 == 2, k16, k32);
+                    for (int i = 0; i < nq * (D + 3); i++) q[i] = scb_rng_normal(&r);
+                    scb_retr_kb_put_rows(kb, D, 0, k16, D, N);
+                    scb_retr_kb_scores(q, D + 3, nq, kb, D, t0, n, s_new, ss);
+                    scb_retr_flat_scores(q, D + 3, nq, k32 + (size_t)t0 * D, D, n, D, s_old, ss);
+                    for (int h = 0; h < nq; h++)
+                        for (int t = 0; t < n; t++) {
+                            double ref = dotf_ref(q + (size_t)h * (D + 3), k32 + (size_t)(t0 + t) * D, D);
+                            if (memcmp(&ref, &s_new[(size_t)h * ss + t], sizeof ref)) {
+                                fail_msg("path %s D=%d nq=%d N=%d t0=%d n=%d head %d key %d: %.17g != dotf %.17g "
+                                         "(seed %llu)", scb_retr_scan_isa_name(isas[ii]), D, nq, N, t0, n, h, t,
+                                         s_new[(size_t)h * ss + t], ref, (unsigned long long)seed);
+                            }
+                        }
+                    assert_memory_equal(s_new, s_old, sizeof(double) * nq * ss);   /* padding untouched too */
+                    scb_free(k16); scb_free(k32); scb_free(q); scb_free(kb); scb_free(s_new); scb_free(s_old);
+                }
+        printf("  path %s: bit-identical to dotf\n", scb_retr_scan_isa_name(isas[ii]));
+    }
+    assert_true(tested >= 1);
+}
+
+static int cmp_i32(const void *x, const void *y)
+{
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* The radix selection (scb_retr_topk_set) vs the previous quickselect (scb_retr_topk_set_qsel)
+ * and a brute-force full sort written here: ties (scores from a few values), +0.0 and -0.0 (equal
+ * scores: ties to the smaller id), negatives, wide magnitudes, n across the 2^16 histogram. */
+struct sc_id { double s; int32_t id; };
+static int sc_desc(const void *x, const void *y)
+{
+    const struct sc_id *a = x, *b = y;
+    if (a->s > b->s) return -1;
+    if (a->s < b->s) return 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static void test_select_radix(void **st)
+{
+    (void)st;
+    struct scb_rng r; scb_rng_seed(&r, seed * 13);
+    const int ns[] = {1, 2, 17, 1000, 4099, 70001};
+    for (int ni = 0; ni < 6; ni++)
+        for (int kind = 0; kind < 4; kind++) {
+            const int n = ns[ni];
+            double *sc = scb_malloc(sizeof(double) * n);
+            for (int t = 0; t < n; t++) {
+                double v;
+                switch (kind) {
+                case 0: v = scb_rng_normal(&r) * 11.3; break;                                  /* distinct */
+                case 1: v = (double)((int)(scb_rng_next(&r) % 7) - 3) * 0.25; break;             /* ties, zeros */
+                case 2: v = (scb_rng_next(&r) & 1) ? 0.0 : -0.0; break;                         /* +0 == -0 */
+                default: v = scb_rng_normal(&r) * ldexp(1.0, (int)(scb_rng_next(&r) % 200) - 100); break;
+                }
+                if (kind == 1 && v == 0.0 && (scb_rng_next(&r) & 1)) v = -0.0;
+                sc[t] = v;
+            }
+            const int ks[] = {1, n / 2 + 1, n - 1, n, n + 5, 4096};
+            void *work = scb_malloc(scb_retr_topk_set_work_bytes(n));
+            int32_t *a = scb_malloc(sizeof(int32_t) * (n + 8)), *b = scb_malloc(sizeof(int32_t) * (n + 8));
+            struct sc_id *all = scb_malloc(sizeof *all * n);
+            for (int ki = 0; ki < 6; ki++) {
+                const int k = ks[ki];
+                if (k < 1) continue;
+                const int kk = k < n ? k : n;
+                int ga = scb_retr_topk_set(sc, n, 7, k, a, work);
+                int gb = scb_retr_topk_set_qsel(sc, n, 7, k, b, work);
+                for (int t = 0; t < n; t++) { all[t].s = sc[t]; all[t].id = 7 + t; }
+                qsort(all, (size_t)n, sizeof *all, sc_desc);
+                int32_t *ref = scb_malloc(sizeof(int32_t) * kk);
+                for (int t = 0; t < kk; t++) ref[t] = all[t].id;
+                qsort(ref, (size_t)kk, sizeof *ref, cmp_i32);
+                assert_int_equal(ga, kk);
+                assert_int_equal(gb, kk);
+                if (memcmp(a, ref, sizeof(int32_t) * kk) || memcmp(b, ref, sizeof(int32_t) * kk))
+                    fail_msg("selection n=%d kind %d k=%d differs from the full sort (seed %llu)", n, kind, k,
+                             (unsigned long long)seed);
+                scb_free(ref);
+            }
+            scb_free(sc); scb_free(work); scb_free(a); scb_free(b); scb_free(all);
+        }
+}
+
+/* The pooled step (what the device binding runs) vs scb_retr_flat_topk per query head. */
+static void test_step_topk(void **st)
+{
+    (void)st;
+    struct scb_pool *pool = NULL;
+    struct scb_ctx ctx = {0};
+    assert_int_equal(scb_pool_create(&pool, 3, &ctx), SCB_OK);
+    struct { int Hq, Hkv, D, N, lo, hi, k, small; } cs[] = {
+        {8, 2, 64, 3001, 128, 2489, 100, 0}, {4, 4, 32, 700, 5, 699, 64, 1}, {8, 1, 128, 2100, 16, 2100, 1, 0},
+        {6, 2, 96, 515, 3, 400, 500, 1}, {16, 2, 128, 4099, 128, 3587, 1024, 1},
+    };
+    for (int ii = 0; ii < 5; ii++) {
+        if (scb_retr_scan_force(isas[ii]) != SCB_OK) continue;
+        struct scb_rng r; scb_rng_seed(&r, seed * 7 + (uint64_t)ii);
+        for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+            const int Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D, N = cs[c].N, G = Hq / Hkv;
+            const int n = cs[c].hi - cs[c].lo, kk = cs[c].k < n ? cs[c].k : n;
+            const size_t kbh = scb_retr_kb_elems(N, D);
+            uint16_t *k16 = scb_malloc(sizeof(uint16_t) * N * D);
+            float *k32 = scb_malloc(sizeof(float) * (size_t)Hkv * N * D), *q = scb_malloc(sizeof(float) * Hq * D);
+            uint16_t *kb = scb_calloc(kbh * Hkv, sizeof(uint16_t));
+            for (int g = 0; g < Hkv; g++) {
+                make_keys(&r, N, D, cs[c].small, k16, k32 + (size_t)g * N * D);
+                scb_retr_kb_put_rows(kb + g * kbh, D, 0, k16, D, N);
+            }
+            for (int i = 0; i < Hq * D; i++) q[i] = cs[c].small ? (float)((int)(scb_rng_next(&r) % 3) - 1) : scb_rng_normal(&r);
+            const int nt = scb_pool_threads(pool);
+            struct scb_retr_step s = {
+                .q = q, .Hq = Hq, .Hkv = Hkv, .D = D, .kb = kb, .kb_head = kbh, .lo = cs[c].lo, .hi = cs[c].hi,
+                .top_k = cs[c].k, .ss = (size_t)N, .sel_bytes = scb_retr_topk_set_work_bytes(N), .idx_stride = kk,
+            };
+            s.scores = scb_malloc(sizeof(double) * Hq * N);
+            s.sel_work = scb_malloc(s.sel_bytes * nt);
+            s.idx = scb_malloc(sizeof(int32_t) * Hq * kk);
+            s.n_idx = scb_malloc(sizeof(int32_t) * Hq);
+            int32_t *ref = scb_malloc(sizeof(int32_t) * kk);
+            assert_int_equal(scb_retr_step_run(pool, &s, 3, &ctx), SCB_OK);
+            for (int h = 0; h < Hq; h++) {
+                int m = scb_retr_flat_topk(q + (size_t)h * D, k32 + ((size_t)(h / G) * N + cs[c].lo) * D, D, NULL, n, D,
+                                           cs[c].k, ref, NULL);
+                assert_int_equal(m, kk);
+                for (int t = 0; t < m; t++) ref[t] += cs[c].lo;
+                qsort(ref, (size_t)m, sizeof *ref, cmp_i32);
+                assert_int_equal(s.n_idx[h], m);
+                if (memcmp(ref, s.idx + (size_t)h * kk, sizeof(int32_t) * m))
+                    fail_msg("path %s case %zu head %d: top-%d set differs from scb_retr_flat_topk (seed %llu)",
+                             scb_retr_scan_isa_name(isas[ii]), c, h, m, (unsigned long long)seed);
+            }
+            scb_free(k16); scb_free(k32); scb_free(q); scb_free(kb); scb_free(s.scores); scb_free(s.sel_work);
+            scb_free(s.idx); scb_free(s.n_idx); scb_free(ref);
+        }
+    }
+    scb_pool_destroy(pool);
+}
+
+static void test_step_bad_shape(void **st)
+{
+    (void)st;
+    struct scb_ctx ctx = {0};
+    struct scb_pool *pool = NULL;
+    assert_int_equal(scb_pool_create(&pool, 1, &ctx), SCB_OK);
+    struct scb_retr_step s = {.Hq = 6, .Hkv = 4, .D = 64, .lo = 0, .hi = 10, .top_k = 4, .ss = 10, .idx_stride = 4,
+                              .sel_bytes = scb_retr_topk_set_work_bytes(10)};
+    assert_int_equal(scb_retr_step_run(pool, &s, 3, &ctx), SCB_E_INVAL);       /* 6 heads over 4 */
+    assert_non_null(strstr(ctx.msg, "Hq=6 Hkv=4"));
+    s.Hq = 8; s.ss = 5;
+    assert_int_equal(scb_retr_step_run(pool, &s, 3, &ctx), SCB_E_INVAL);       /* scores too short */
+    s.ss = 10; s.D = SCB_RETR_SCAN_DMAX + 2;
+    assert_int_equal(scb_retr_step_run(pool, &s, 3, &ctx), SCB_E_INVAL);
+    scb_pool_destroy(pool);
+}
+
+int main(void)
+{
+    const char *e = getenv("SCB_TEST_SEED");
+    if (e) seed = strtoull(e, NULL, 10);
+    printf("test_retr_scan seed %llu\n", (unsigned long long)seed);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_get),
+        cmocka_unit_test(test_scores_bitwise),
+        cmocka_unit_test(test_select_radix),
+        cmocka_unit_test(test_step_topk),
+        cmocka_unit_test(test_step_bad_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
