@@ -216,9 +216,14 @@ enum scb_retr_isa scb_retr_scan_isa(void)
             if (!strcmp(env, scb_retr_scan_isa_name((enum scb_retr_isa)i)) && scb_retr_scan_supported((enum scb_retr_isa)i))
                 isa = i;
     }
+    /* default: the fused paths first. They are bit-identical to the separate multiply and add:
+     * a key is bf16 (8 significant bits) and a query fp32 (24), so the double product is exact
+     * and fusing it into the add rounds the same sum (test_retr_scan checks every path) */
     if (isa < 0)
-        isa = scb_retr_scan_supported(SCB_RETR_ISA_AVX512) ? SCB_RETR_ISA_AVX512
-            : scb_retr_scan_supported(SCB_RETR_ISA_AVX2)   ? SCB_RETR_ISA_AVX2 : SCB_RETR_ISA_SCALAR;
+        isa = scb_retr_scan_supported(SCB_RETR_ISA_AVX512_FMA) ? SCB_RETR_ISA_AVX512_FMA
+            : scb_retr_scan_supported(SCB_RETR_ISA_AVX2_FMA)   ? SCB_RETR_ISA_AVX2_FMA
+            : scb_retr_scan_supported(SCB_RETR_ISA_AVX512)     ? SCB_RETR_ISA_AVX512
+            : scb_retr_scan_supported(SCB_RETR_ISA_AVX2)       ? SCB_RETR_ISA_AVX2 : SCB_RETR_ISA_SCALAR;
     __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
     return (enum scb_retr_isa)isa;
 }

@@ -24,8 +24,9 @@
 
 enum { SCB_RETR_KB = 16 };   /* keys per block */
 
-/* The automatic choice is among the first three (separate multiply and add); the *_FMA paths
- * (fused multiply-add, bit-identical too: see retr_scan.c) run only when forced. */
+/* The automatic choice takes the first supported of AVX512_FMA, AVX2_FMA, AVX512, AVX2, SCALAR:
+ * the fused multiply-add paths are bit-identical to the separate multiply and add (a bf16 key
+ * times an fp32 query is exact in double: see retr_scan.c). */
 enum scb_retr_isa {
     SCB_RETR_ISA_SCALAR = 0,
     SCB_RETR_ISA_AVX2 = 1,
