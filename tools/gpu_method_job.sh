@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # gpu_method_job.sh — the decode-method job for the GPU machine, one method per call:
-#   kivi:  the KIVI decode attention (kernel v3, tensor cores; v1 for comparison);
+#   kivi:  the KIVI decode attention (kernel v4, tensor cores, the default; v1 for comparison);
 #   quest: the Quest decode selection (v2 = bounds kernel + radix top-k; unfused for comparison).
 # Set up a folder DIR with this script, bundle.tar.xz (tools/gpu_bundle.sh --out DIR),
 # tools/make_random_model.py and py/ (tests/py/method_dev_kivi.py and engine_cuda.py, or
 # tests/py/method_dev_kvsel.py), then on the GPU machine, from the root of a checkout:
 #   OUT=/some/dir bash DIR/gpu_method_job.sh kivi|quest
 # (a go.sh of one line `exec bash "$(dirname "$0")/gpu_method_job.sh" kivi` runs it as a job).
-# 1. the method's kernel parity test with --bench (parity_cuda_kivi: kernels v1/v2/v3 against
-#    methods/kivi.c on the shape grid, one layer at 32K/128K for bits 2/4/8 and the v3
+# 1. the method's kernel parity test with --bench (parity_cuda_kivi: kernels v1..v4 against
+#    methods/kivi.c on the shape grid, one layer at 32K/128K for bits 2/4/8 and the v4
 #    partitions sweep; parity_cuda_kvsel: every kernel against the CPU reference, one layer's
 #    step timings at 32K/128K: unfused, v2 (unroll sweep), v2's top-k alone);
 # 2. `scbench bench cuda --method M` at 32K and 128K on a random 4-layer Llama-3-8B-shaped model:
-#    kivi and kivi:bits=4, v3 (default) against SCB_KIVI_ATTN=v1; quest, v2 (default) against
+#    kivi and kivi:bits=4, v4 (default) against SCB_KIVI_ATTN=v1; quest, v2 (default) against
 #    SCB_QUEST_DECODE=unfused, and dense at 128K as the reference;
 # 3. the binding end to end (tests/py/method_dev_kivi.py / method_dev_kvsel.py) if time is left.
 # Everything under `timeout`, within BUDGET seconds (default ~120; a small BUDGET, e.g. 15, is
@@ -65,13 +65,13 @@ run_bench() {   # name tokens method env (env "-" = none) seconds-needed
   grep -iE "error|fail" "$L/b.log" | tail -2
 }
 if [ "$METHOD" = kivi ]; then
-  run_bench kivi32_v3 32768 kivi - 6
+  run_bench kivi32_v4 32768 kivi - 6
   run_bench kivi32_v1 32768 kivi SCB_KIVI_ATTN=v1 6
-  run_bench kivi128_v3 131072 kivi - 10
+  run_bench kivi128_v4 131072 kivi - 10
   run_bench kivi128_v1 131072 kivi SCB_KIVI_ATTN=v1 10
-  run_bench kivi4_32_v3 32768 kivi:bits=4 - 6
+  run_bench kivi4_32_v4 32768 kivi:bits=4 - 6
   run_bench kivi4_32_v1 32768 kivi:bits=4 SCB_KIVI_ATTN=v1 6
-  run_bench kivi4_128_v3 131072 kivi:bits=4 - 10
+  run_bench kivi4_128_v4 131072 kivi:bits=4 - 10
   run_bench kivi4_128_v1 131072 kivi:bits=4 SCB_KIVI_ATTN=v1 10
 else
   run_bench quest128_v2 131072 quest - 12
@@ -90,13 +90,13 @@ else
 fi
 rm -f "$L/b.log"
 if [ "$METHOD" = kivi ]; then
-  echo "== summary: bench cuda decode (ms/token) against its bytes floor, 4-layer 8B-shaped model (v3 default vs v1)"
+  echo "== summary: bench cuda decode (ms/token) against its bytes floor, 4-layer 8B-shaped model (v4 default vs v1)"
   grep -E " rc [0-9]+: " "$L/steps.log" | grep -E "kivi" | sed 's/^\[[^]]*\] //'
   echo "== kernel timings (one layer, Hq 32 Hkv 8 D 128; us)"
   grep -E "kivi_bench|dense  " "$L/$PLOG" 2>/dev/null | head -10
-  echo "== v3 partitions sweep: best partitions per KV head (default: 4 blocks per SM = 66 on 132 SMs, rounded to 64-key tiles)"
+  echo "== v4 partitions sweep: best blocks per KV head (default: one full wave, 3 blocks per SM = 49 at Hkv 8 on 132 SMs)"
   awk '/^bench:/{for(i=1;i<=NF;i++) if($i=="keys") tk=$(i-1)}
-       /kernel v3\) with/{k=tk" "$1; v=$(NF-1)+0; if(!(k in b)||v<b[k]){b[k]=v; s[k]=$5}}
+       /kernel v4\) with/{k=tk" "$1; v=$(NF-1)+0; if(!(k in b)||v<b[k]){b[k]=v; s[k]=$5}}
        END{for(k in b) print "  Tk=" k ": " s[k] " partitions " b[k] " us"}' "$L/$PLOG" 2>/dev/null | sort
 else
   echo "== summary: bench cuda decode (ms/token) against its bytes floor, 4-layer 8B-shaped model"
