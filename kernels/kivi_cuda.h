@@ -74,22 +74,16 @@ struct scb_kivi_attn_cuda_args {
     float *work;              /* device scratch of scb_kivi_attn_cuda_work_floats(Hq, D) floats */
     int n_splits;             /* 0 = automatic; else clamped to [1, SCB_KIVI_MAX_SPLITS] */
     int kernel;               /* partition kernel: 0 = default (the environment variable
-                               * SCB_KIVI_ATTN=v1|v2|v3|v4, else 4), 1 = dequantize each element (x = c s + m,
-                               * then q . x), 2 = the dequantization folded into per-group factors
-                               * (q . x = sum_d (q_d s_d) c_d + sum_d q_d m_d; likewise for p . v),
-                               * which reads one code word and one vector of factors per element;
-                               * 2 falls back to 1 where its shared memory would exceed 100 KiB;
-                               * 3 = tensor cores (mma.sync m16n8k16): the codes as exact bf16
-                               * integers times the same folded factors split into bf16 hi + lo
-                               * parts, fp32 accumulation; for D in {32, 64, 128}, Hq/Hkv <= 8, group
-                               * a multiple of 16 and Tk_q a multiple of 16, else 1 runs; 4 = the same
-                               * products on tensor cores with every warp streaming its own 32-key
-                               * steps through a cp.async double buffer (the 4 warps of a block merged
-                               * in shared memory); for D = 128, 2 or 4 bits, Hq/Hkv <= 8, group 32,
-                               * 64 or 128, else 1 runs. With kernel 3 or 4 and n_splits 0 the
-                               * environment variable SCB_KIVI_SPLITS=N sets the partitions per KV
-                               * head (timing only; kernel 4: blocks per KV head, default one full
-                               * wave of resident blocks) */
+                               * SCB_KIVI_ATTN=v1|v4, else 4), 1 = dequantize each element (x = c s + m,
+                               * then q . x; every shape), 4 = tensor cores (mma.sync m16n8k16): the
+                               * codes as exact bf16 integers times the folded factors q s and p s
+                               * (q . x = sum_d (q_d s_d) c_d + sum_d q_d m_d; likewise for p . v)
+                               * split into bf16 hi + lo parts, fp32 accumulation, every warp
+                               * streaming its own 32-key steps through a cp.async double buffer;
+                               * for D = 128, 2 or 4 bits, Hq/Hkv <= 8, group 32, 64 or 128, else 1
+                               * runs. 2 and 3 (removed kernels) are SCB_E_INVAL. With kernel 4 and
+                               * n_splits 0 the environment variable SCB_KIVI_SPLITS=N sets the
+                               * blocks per KV head (timing only; default one full wave) */
 };
 enum { SCB_KIVI_MAX_SPLITS = 256 };
 size_t scb_kivi_attn_cuda_work_floats(int Hq, int D);

@@ -122,11 +122,11 @@ int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store
     if (rc) return rc;
     if (!a || !a->q || !a->k || !a->v || !a->out || !a->work || a->n < 0 || (size_t)a->n > a->kcap ||
         a->Tk_q < 0 || a->Tv_q < 0 || a->Tk_q > a->n || a->Tv_q > a->n || a->Tk_q > s->cap || a->Tv_q > s->cap ||
-        a->Hq < 1 || a->Hq % s->Hkv || a->Hq / s->Hkv > 16 || a->kernel < 0 || a->kernel > 4)
+        a->Hq < 1 || a->Hq % s->Hkv || a->Hq / s->Hkv > 16 || a->kernel < 0 || a->kernel == 2 || a->kernel == 3 || a->kernel > 4)
         return scb_err(err, SCB_E_INVAL, "emulated kivi attention: bad arguments");
-    const char *ev = getenv("SCB_KIVI_ATTN");   /* the four kernels compute the same function */
-    if (ev && strcmp(ev, "v1") && strcmp(ev, "v2") && strcmp(ev, "v3") && strcmp(ev, "v4"))
-        return scb_err(err, SCB_E_INVAL, "emulated kivi attention: SCB_KIVI_ATTN=%s (expected v1, v2, v3 or v4)", ev);
+    const char *ev = getenv("SCB_KIVI_ATTN");   /* both kernels compute the same function */
+    if (ev && strcmp(ev, "v1") && strcmp(ev, "v4"))
+        return scb_err(err, SCB_E_INVAL, "emulated kivi attention: SCB_KIVI_ATTN=%s (expected v1 or v4)", ev);
     const int D = s->D, G = a->Hq / s->Hkv, n = a->n;
     const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
     float *sc = scb_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));

@@ -9,16 +9,16 @@
  * - quantize + dequantize: the device store dequantized equals scb_kivi_cache_dequant BIT FOR BIT
  *   (tolerance 0: the same fp32 operations — min/max, IEEE subtraction and division, rint half to
  *   even, multiply then add without fusing — on the same inputs);
- * - attention, kernels v1, v2, v3 and v4 (v3, v4 = tensor cores; "kernel 3/4 asked" on shapes
- *   outside v3/v4 checks the fallback): one query row per head over the store + residual + n_extra temp
+ * - attention, kernels v1 and v4 (v4 = tensor cores; "kernel 4 asked" on shapes outside v4
+ *   checks the fallback to v1): one query row per head over the store + residual + n_extra temp
  *   tokens against scb_kivi_cache_attn (double softmax): rel L2 1e-2 on out (one bf16 rounding
- *   of the output, 2^-9, plus fp32 vs double accumulation; v3's and v4's factors q s and p s are bf16
+ *   of the output, 2^-9, plus fp32 vs double accumulation; v4's factors q s and p s are bf16
  *   hi + lo, ~2^-16 relative, and its codes exact in bf16, so the same bound holds; a wrong code,
  *   scale, head, fragment or mask gives order-1 errors), abs 1e-3 on lse (fp32 scores);
  * - argument checks (SCB_E_INVAL).
  * --bench times the attention at 32K and 128K keys on Llama-3-8B's attention shape (Hq 32, Hkv 8,
- * D 128) for 2/4/8 bits, kernels v1, v2, v3 and v4 (and v4's output against v1's), v4 over a range
- * of partition counts, next to the dense split-K decode kernel and the bytes each reads. */
+ * D 128) for 2/4/8 bits, kernels v1 and v4 (and v4's output against v1's), v4 over a range of
+ * partition counts, next to the dense split-K decode kernel and the bytes each reads. */
 #include "kernels/kivi_cuda.h"
 
 #include <math.h>
@@ -162,7 +162,7 @@ static void run_case(const struct kcase *c)
         float *work = dev_alloc(scb_kivi_attn_cuda_work_floats(Hq, D) * 4);
         CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
-      for (int kern = 1; kern <= 4; kern++) {
+      for (int kern = 1; kern <= 4; kern += 3) {
         CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
         struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, Tk_q, Tv_q, n, Hq, scale, dout, dlse, work, c->n_splits,
@@ -173,15 +173,11 @@ static void run_case(const struct kcase *c)
         const int finite = compare_out_lse(dout, dlse, ro, rl, Hq, D, &rel, &lmax);
         snprintf(detail, sizeof detail, "out rel %.2e (tol 1e-2), lse maxabs %.2e (tol 1e-3)%s", rel, lmax,
                  finite ? "" : " NONFINITE");
-        const int v3_fits = (D == 32 || D == 64 || D == 128) && Hq / Hkv <= 8 && c->group % 16 == 0;
         const int v4_fits = D == 128 && c->bits <= 4 && Hq / Hkv <= 8 && (c->group == 32 || c->group == 64 ||
                                                                           c->group == 128);
-        report(kern == 1   ? "  attention, kernel v1 (store + residual + temp)"
-               : kern == 2 ? "  attention, kernel v2 (store + residual + temp)"
-               : kern == 3 ? (v3_fits ? "  attention, kernel v3 tensor cores (store + residual + temp)"
-                                      : "  attention, kernel 3 asked, shape outside v3: v1 runs")
-                           : (v4_fits ? "  attention, kernel v4 tensor cores, warp streams (store + residual + temp)"
-                                      : "  attention, kernel 4 asked, shape outside v4: v1 runs"),
+        report(kern == 1  ? "  attention, kernel v1 (store + residual + temp)"
+               : v4_fits ? "  attention, kernel v4 tensor cores, warp streams (store + residual + temp)"
+                         : "  attention, kernel 4 asked, shape outside v4: v1 runs",
                finite && rel <= 1e-2 && lmax <= 1e-3, detail);
       }
         scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dlse); scb_cuda_free(g_cc, work);
@@ -211,18 +207,22 @@ static void test_errors(void)
     a.Hq = 8; a.Tk_q = 20;
     report("Tk_q > n refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     a.Tk_q = 0;
-    a.kernel = 5;
-    report("kernel 5 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    for (int k = 2; k <= 5; k += k == 3 ? 2 : 1) {   /* 2, 3 (removed kernels), 5 */
+        char nm[48];
+        a.kernel = k;
+        snprintf(nm, sizeof nm, "kernel %d refused", k);
+        report(nm, scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    }
     a.kernel = 0;
-    setenv("SCB_KIVI_ATTN", "v5", 1);
-    report("SCB_KIVI_ATTN=v5 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    setenv("SCB_KIVI_ATTN", "v2", 1);
+    report("SCB_KIVI_ATTN=v2 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     unsetenv("SCB_KIVI_ATTN");
     /* n = 0: out 0, lse -inf */
     float *lse = dev_alloc(8 * 4);
     uint16_t ho[8 * 64];
     float hl[8];
     a.Tk_q = 0; a.n = 0; a.lse = lse;
-    for (int kern = 1; kern <= 4; kern++) {
+    for (int kern = 1; kern <= 4; kern += 3) {
         a.kernel = kern;
         CK(scb_cuda_fill16(g_cc, out, BF16_NAN, 8 * 64, &g_err));
         CK(scb_cuda_fill32(g_cc, (uint32_t *)lse, F32_NAN, 8, &g_err));
@@ -279,7 +279,7 @@ static void bench(int Tk)
         struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, kq, vq, Tk, Hq, 0.0f, dout, NULL, work, 0, 1};
         float kms[5] = {0, 0, 0, 0, 0};
         uint16_t *o1 = host_alloc((size_t)Hq * D * 2), *o3 = host_alloc((size_t)Hq * D * 2);
-        for (int kern = 1; kern <= 4; kern++) {
+        for (int kern = 1; kern <= 4; kern += 3) {
             a.kernel = kern;
             CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
             CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
@@ -298,9 +298,8 @@ static void bench(int Tk)
         }
         scb_free(o1); scb_free(o3);
         ms = bits <= 4 ? kms[4] : kms[1];
-        printf("  kivi_bench Tk=%d bits=%d v1_us %.1f v2_us %.1f v3_us %.1f v4_us %.1f  v4/v1 speedup %.2fx  "
-               "v4 vs v1 out rel %.1e\n", Tk, bits, 1e3 * kms[1] / reps, 1e3 * kms[2] / reps, 1e3 * kms[3] / reps,
-               1e3 * kms[4] / reps, kms[1] / kms[4], den > 0 ? sqrt(num / den) : -1.0);
+        printf("  kivi_bench Tk=%d bits=%d v1_us %.1f v4_us %.1f  v4/v1 speedup %.2fx  v4 vs v1 out rel %.1e\n", Tk,
+               bits, 1e3 * kms[1] / reps, 1e3 * kms[4] / reps, kms[1] / kms[4], den > 0 ? sqrt(num / den) : -1.0);
         /* bytes the kernel reads: codes + fp32 scale/min of the quantized part + bf16 rest */
         double bytes = (double)Hkv * ((double)(kq + vq) * D * bits / 8 + 2.0 * (kq + vq) * D / group * 4 +
                                       (double)((Tk - kq) + (Tk - vq)) * D * 2);
@@ -354,10 +353,10 @@ int main(int argc, char **argv)
         {14, 2, 64, 2, 32, 64, 40, 5, 3, 0},          /* N < R: values all full precision first */
         {4, 2, 96, 8, 32, 32, 64, 0, 0, 0},           /* N a multiple of R, D not a power of 2 */
         {28, 4, 128, 2, 32, 32, 33000, 40, 9, 0},     /* long: many partitions, G = 7 */
-        {32, 8, 128, 2, 16, 32, 2049, 31, 4, 0},      /* group 16: 10 key groups per tile (v2: 68 KiB) */
-        {16, 1, 256, 8, 4, 32, 500, 40, 3, 0},        /* v2 over its shared memory: falls back to v1 */
+        {32, 8, 128, 2, 16, 32, 2049, 31, 4, 0},      /* group 16: 10 key groups per v1 tile, v4 falls back */
+        {16, 1, 256, 8, 4, 32, 500, 40, 3, 0},        /* D 256, group 4, G 16: v1 only */
         {12, 12, 128, 4, 32, 32, 1031, 33, 0, 3},     /* GQA 1 */
-        /* kernel v3 (tensor cores) shapes: groups 16..128, GQA 1/4/8, odd lengths, R != group */
+        /* groups 16..128, GQA 1/4/8, odd lengths, R != group */
         {8, 8, 128, 8, 16, 16, 1500, 20, 5, 0},       /* bits 8, group 16, GQA 1 */
         {32, 4, 128, 4, 128, 128, 2000, 130, 7, 0},   /* G = 8, a key group spanning two 64-key tiles */
         {16, 4, 64, 2, 16, 48, 999, 61, 13, 5},       /* R = 48, odd everything */

@@ -419,568 +419,20 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     }
 }
 
-/* Shared memory of kivi_attn_part2_kernel (floats): that of the first kernel plus the tile's
- * key terms a = q * scale_k (NTG, D, GM) and b = sum_d q * min_k (NTG, GM), and the value terms
- * p * scale_v (T, D/group, GM) and sum_t p * min_v (D/group, GM). */
-static size_t attn2_smem_floats(int D, int GM, int bits, int group)
-{
-    const int ntg = KIVI_THREADS / group + 2, vg = D / group;
-    return attn_smem_floats(D, GM, bits, group) + (size_t)ntg * D * GM + (size_t)ntg * GM +
-           (size_t)KIVI_THREADS * vg * GM + (size_t)vg * GM;
-}
-
-/* An integer code as fp32 without the conversion unit: the code in the low mantissa bits of
- * 2^23, minus 2^23 (exact for codes < 2^23). */
-static __device__ __forceinline__ float kivi_code_f(uint32_t code)
-{
-    return __uint_as_float(0x4B000000u | code) - 8388608.0f;
-}
-
-/* The same partition and tiles as kivi_attn_part_kernel, with the dequantization folded into
- * per-group terms so the inner loops read one code word and one vector of per-head factors:
- * key j of group e scores sum_d (q_d s_de) c_jd + sum_d q_d m_de (a_s, b_s built once per tile),
- * and the values add sum_t (p_t s_tg) c_td per channel plus sum_t p_t m_tg per channel group
- * (ps_s, pm_s). Algebraically the reference's q . (c s + m) and p (c s + m); the fp32 rounding
- * differs by about 1e-7 of |q| |x| per term (the reference rounds c s + m to fp32 first). */
-template <int BITS, int GM>
-__global__ void __launch_bounds__(KIVI_THREADS, 4)
-kivi_attn_part2_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
-{
-    extern __shared__ float sm[];
-    constexpr int per = 32 / BITS, T = KIVI_THREADS, KW = T / per;
-    constexpr uint32_t mask = (1u << BITS) - 1u;
-    const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y, grp = s.group;
-    const int ntg = T / grp + 2, vw = D / per, vg = D / grp;
-    float *q_s = sm;                               /* (D, GM) */
-    float *p_s = q_s + GM * D;                     /* (GM, T) */
-    float *m_s = p_s + GM * T;                     /* (GM) */
-    float *l_s = m_s + GM;                         /* (GM) */
-    float *al_s = l_s + GM;                        /* (GM) */
-    uint32_t *kc_s = reinterpret_cast<uint32_t *>(al_s + GM);   /* (D, KW) */
-    float *ks_s = reinterpret_cast<float *>(kc_s + (size_t)D * KW);   /* (D, ntg) */
-    float *km_s = ks_s + (size_t)D * ntg;          /* (D, ntg) */
-    uint32_t *vc_s = reinterpret_cast<uint32_t *>(km_s + (size_t)D * ntg);   /* (T, vw) */
-    float *vs_s = reinterpret_cast<float *>(vc_s + (size_t)T * vw);   /* (T, vg) */
-    float *vm_s = vs_s + (size_t)T * vg;           /* (T, vg) */
-    float *a_s = vm_s + (size_t)T * vg;            /* (ntg, D, GM) */
-    float *b_s = a_s + (size_t)ntg * D * GM;       /* (ntg, GM) */
-    float *ps_s = b_s + (size_t)ntg * GM;          /* (T, vg, GM) */
-    float *pm_s = ps_s + (size_t)T * vg * GM;      /* (vg, GM) */
-    const int j_begin = split * chunk;
-    const int j_end = min(a.n, j_begin + chunk);
-    for (int i = tid; i < GM * D; i += T) {
-        const int d = i / GM, h = i % GM;
-        q_s[i] = h < G ? scb_bf2f(a.q[((size_t)g * G + h) * D + d]) : 0.0f;
-    }
-    if (tid < GM) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; }
-    float acc[KIVI_MAXDT][GM];
-#pragma unroll
-    for (int c = 0; c < KIVI_MAXDT; c++)
-#pragma unroll
-        for (int h = 0; h < GM; h++) acc[c][h] = 0.0f;
-    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / grp;
-    const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
-    const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
-    const uint32_t *vc = s.v_codes + (size_t)g * s.cap * vw;
-    const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
-    const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
-    const int warp = tid / 32, lane = tid % 32;
-    for (int j0 = j_begin; j0 < j_end; j0 += T) {
-        const int nk_q = max(0, min(T, min(a.Tk_q, j_end) - j0));
-        const int nv_q = max(0, min(T, min(a.Tv_q, j_end) - j0));
-        const int g_lo = j0 / grp;
-        const int kg = nk_q > 0 ? (j0 + nk_q - 1) / grp - g_lo + 1 : 0;
-        if (nk_q > 0) {
-            const int kw = (nk_q + per - 1) / per;
-            if (kw == KW) {                            /* a full tile: KW is a power of two */
-                for (int i = tid; i < D * KW; i += T) {
-                    const int d = i / KW, w = i % KW;
-                    kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
-                }
-            } else {
-                for (int i = tid; i < D * kw; i += T) {
-                    const int d = i / kw, w = i % kw;
-                    kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
-                }
-            }
-            for (int d = tid; d < D; d += T)
-                for (int e = 0; e < kg; e++) {
-                    ks_s[d * ntg + e] = ks[(size_t)d * capg + g_lo + e];
-                    km_s[d * ntg + e] = km[(size_t)d * capg + g_lo + e];
-                }
-        }
-        for (int i = tid; i < nv_q * vw; i += T) vc_s[i] = vc[(size_t)j0 * vw + i];
-        for (int i = tid; i < nv_q * vg; i += T) {
-            vs_s[i] = vs[(size_t)j0 * vg + i];
-            vm_s[i] = vm[(size_t)j0 * vg + i];
-        }
-        __syncthreads();
-        /* per key group of the tile: a = q * scale_k per channel, b = sum_d q * min_k */
-        for (int d = tid; d < D; d += T)
-            for (int e = 0; e < kg; e++) {
-                const float sc = ks_s[d * ntg + e];
-#pragma unroll
-                for (int h = 0; h < GM; h++) a_s[((size_t)e * D + d) * GM + h] = q_s[d * GM + h] * sc;
-            }
-        for (int pr = warp; pr < kg * GM; pr += T / 32) {
-            const int e = pr / GM, h = pr % GM;
-            float b = 0.0f;
-            for (int d = lane; d < D; d += 32) b = fmaf(q_s[d * GM + h], km_s[d * ntg + e], b);
-            for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
-            if (lane == 0) b_s[e * GM + h] = b;
-        }
-        __syncthreads();
-        const int j = j0 + tid;
-        float dot[GM];
-#pragma unroll
-        for (int h = 0; h < GM; h++) dot[h] = 0.0f;
-        if (j < j_end) {
-            if (tid < nk_q) {
-                const uint32_t sh = BITS * (tid % per);
-                const uint32_t *kcj = kc_s + tid / per;
-                const int e = j / grp - g_lo;
-                const float *ae = a_s + (size_t)e * D * GM;
-#pragma unroll 8
-                for (int d = 0; d < D; d++) {
-                    const float cx = kivi_code_f((kcj[d * KW] >> sh) & mask);
-                    const float *ad = ae + d * GM;
-                    if constexpr (GM % 4 == 0) {
-#pragma unroll
-                        for (int h = 0; h < GM; h += 4) {
-                            const float4 a4 = *reinterpret_cast<const float4 *>(ad + h);
-                            dot[h] = fmaf(a4.x, cx, dot[h]);
-                            dot[h + 1] = fmaf(a4.y, cx, dot[h + 1]);
-                            dot[h + 2] = fmaf(a4.z, cx, dot[h + 2]);
-                            dot[h + 3] = fmaf(a4.w, cx, dot[h + 3]);
-                        }
-                    } else {
-#pragma unroll
-                        for (int h = 0; h < GM; h++) dot[h] = fmaf(ad[h], cx, dot[h]);
-                    }
-                }
-#pragma unroll
-                for (int h = 0; h < GM; h++) dot[h] += b_s[e * GM + h];
-            } else {
-                const uint16_t *kr = kf + (size_t)j * D;
-#pragma unroll 4
-                for (int d = 0; d < D; d += 2) {
-                    const uint32_t two = *reinterpret_cast<const uint32_t *>(kr + d);
-                    const float k0 = __uint_as_float(two << 16), k1 = __uint_as_float(two & 0xffff0000u);
-#pragma unroll
-                    for (int h = 0; h < GM; h++)
-                        dot[h] = fmaf(q_s[(d + 1) * GM + h], k1, fmaf(q_s[d * GM + h], k0, dot[h]));
-                }
-            }
-        }
-#pragma unroll
-        for (int h = 0; h < GM; h++) p_s[h * T + tid] = j < j_end ? dot[h] * scale : -INFINITY;
-        __syncthreads();
-        for (int h = warp; h < G; h += T / 32) {
-            float mx = -INFINITY;
-            for (int i = lane; i < T; i += 32) mx = fmaxf(mx, p_s[h * T + i]);
-            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-            const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
-            float sum = 0.0f;
-            for (int i = lane; i < T; i += 32) {
-                const float sc = p_s[h * T + i];
-                const float ex = sc == -INFINITY ? 0.0f : expf(sc - m_new);
-                p_s[h * T + i] = ex;
-                sum += ex;
-            }
-            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-            __syncwarp();
-            if (lane == 0) {
-                const float al = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
-                al_s[h] = al;
-                l_s[h] = l_s[h] * al + sum;
-                m_s[h] = m_new;
-            }
-        }
-        __syncthreads();
-        /* per quantized value token and channel group: p * scale_v; per group: sum_t p * min_v */
-        for (int i = tid; i < nv_q * vg; i += T) {
-            const int t = i / vg;
-            const float sc = vs_s[i];
-#pragma unroll
-            for (int h = 0; h < GM; h++) ps_s[(size_t)i * GM + h] = h < G ? p_s[h * T + t] * sc : 0.0f;
-        }
-        for (int pr = warp; pr < vg * GM; pr += T / 32) {
-            const int gg = pr / GM, h = pr % GM;
-            float b = 0.0f;
-            if (h < G)
-                for (int t = lane; t < nv_q; t += 32) b = fmaf(p_s[h * T + t], vm_s[t * vg + gg], b);
-            for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
-            if (lane == 0) pm_s[gg * GM + h] = b;
-        }
-        __syncthreads();
-        const int nt = min(T, j_end - j0);
-#pragma unroll
-        for (int c = 0; c < KIVI_MAXDT; c++) {
-            const int d = tid + c * T;
-            if (d < D) {
-                const int gd = d / grp;
-#pragma unroll
-                for (int h = 0; h < GM; h++) acc[c][h] = acc[c][h] * (h < G ? al_s[h] : 0.0f) + pm_s[gd * GM + h];
-                const uint32_t sh = BITS * (d % per);
-                const uint32_t *vcd = vc_s + d / per;
-                const float *psd = ps_s + (size_t)gd * GM;
-#pragma unroll 8
-                for (int t = 0; t < nv_q; t++) {
-                    const float cx = kivi_code_f((vcd[t * vw] >> sh) & mask);
-                    const float *pt = psd + (size_t)t * vg * GM;
-                    if constexpr (GM % 4 == 0) {
-#pragma unroll
-                        for (int h = 0; h < GM; h += 4) {
-                            const float4 p4 = *reinterpret_cast<const float4 *>(pt + h);
-                            acc[c][h] = fmaf(p4.x, cx, acc[c][h]);
-                            acc[c][h + 1] = fmaf(p4.y, cx, acc[c][h + 1]);
-                            acc[c][h + 2] = fmaf(p4.z, cx, acc[c][h + 2]);
-                            acc[c][h + 3] = fmaf(p4.w, cx, acc[c][h + 3]);
-                        }
-                    } else {
-#pragma unroll
-                        for (int h = 0; h < GM; h++) acc[c][h] = fmaf(pt[h], cx, acc[c][h]);
-                    }
-                }
-                for (int t = nv_q; t < nt; t++) {
-                    const float vx = scb_bf2f(vf[(size_t)(j0 + t) * D + d]);
-#pragma unroll
-                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[h * T + t], vx, acc[c][h]);
-                }
-            }
-        }
-        __syncthreads();
-    }
-    float *w = a.work + ((size_t)split * a.Hq + (size_t)g * G) * (D + 2);
-#pragma unroll
-    for (int c = 0; c < KIVI_MAXDT; c++) {
-        const int d = tid + c * T;
-        if (d < D) {
-#pragma unroll
-            for (int h = 0; h < GM; h++)
-                if (h < G) w[(size_t)h * (D + 2) + d] = acc[c][h];
-        }
-    }
-    if (tid < G) {
-        w[(size_t)tid * (D + 2) + D] = m_s[tid];
-        w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
-    }
-}
-
-/* ---- kernel v3: tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulators) ----------
- * Block (split, KV head g), 4 warps, keys in tiles of K3_TT = 64 (chunk a multiple of 64).
- * Scores: per 16-key subtile (one per warp) S (keys x heads) = C (keys x channels) . F (channels
- * x heads), C the integer codes (exact in bf16), F = q_d s_{e,d} for the subtile's key group e
- * (group % 16 == 0 and Tk_q % group == 0 make every subtile one group, all quantized or all
- * full precision), split into bf16 hi + lo parts (two MMAs: F to ~16 bits, the fp32 product
- * c * (q s) to ~2^-16 relative), plus the constant sum_d q_d m_{e,d} per head; full-precision
- * keys use the bf16 keys and q (both exact in bf16: one MMA). Row r < 8 of a subtile is key 2r,
- * row r + 8 key 2r + 1, so a lane's two rows sit in adjacent fields of one code word.
- * P.V: O^T (channels x heads) = V^T (channels x tokens) . P' (tokens x heads), V^T the codes of
- * a 16-channel tile (one value group: group % 16 == 0) or the bf16 values, P' = p_t s_{t,g}
- * (hi + lo) for quantized tokens and p_t for full-precision ones, plus sum_t p_t m_{t,g} per
- * channel group and head. Heads are the N dimension (G <= 8, padded to 8). Online softmax over
- * each tile in fp32 as the other kernels; the partials go to work as theirs. */
-enum { K3_TT = 64, K3_GM = 8, K3_NE = K3_TT / 16, K3_KT = K3_TT / 16, K3_MAXVG = 8 };
-
 /* bf16x2 a - b (exact here: integers < 2^8). */
-static __device__ __forceinline__ uint32_t k3_sub_bf2(uint32_t a, uint32_t b)
+static __device__ __forceinline__ uint32_t k4_sub_bf2(uint32_t a, uint32_t b)
 {
     __nv_bfloat162 x = *reinterpret_cast<__nv_bfloat162 *>(&a), y = *reinterpret_cast<__nv_bfloat162 *>(&b);
     __nv_bfloat162 r = __hsub2(x, y);
     return *reinterpret_cast<uint32_t *>(&r);
 }
 
-/* Codes of fields e0, e0 + 1 (e0 at bit sh) of two words wa, wb as bf16x2 pairs:
- * lo = {code_e0(wa), code_e0(wb)}, hi = {code_e0+1(wa), code_e0+1(wb)} (wa in the low half). */
-template <int BITS>
-static __device__ __forceinline__ void k3_pair(uint32_t wa, uint32_t wb, uint32_t sh, uint32_t &lo, uint32_t &hi)
-{
-    const uint32_t t = __byte_perm(wa >> sh, wb >> sh, 0x5410);
-    if constexpr (BITS < 8) {
-        constexpr uint32_t M = (1u << BITS) - 1u, MM = M | (M << 16);
-        /* 0x4300 is 128 in bf16: 128 + code (< 128) exactly, minus 128 */
-        lo = k3_sub_bf2((t & MM) | 0x43004300u, 0x43004300u);
-        hi = k3_sub_bf2(((t >> BITS) & MM) | 0x43004300u, 0x43004300u);
-    } else {
-        lo = scb_pack_bf2(kivi_code_f(t & 0xffu), kivi_code_f((t >> 16) & 0xffu));
-        hi = scb_pack_bf2(kivi_code_f((t >> 8) & 0xffu), kivi_code_f(t >> 24));
-    }
-}
-
 /* fp32 x as bf16 hi + bf16 lo (x - hi rounded): two packed pairs for (x0, x1). */
-static __device__ __forceinline__ void k3_split(float x0, float x1, uint32_t &hi, uint32_t &lo)
+static __device__ __forceinline__ void k4_split(float x0, float x1, uint32_t &hi, uint32_t &lo)
 {
     const __nv_bfloat162 h = __floats2bfloat162_rn(x0, x1);
     hi = *reinterpret_cast<const uint32_t *>(&h);
     lo = scb_pack_bf2(x0 - __low2float(h), x1 - __high2float(h));
-}
-
-/* Factor slot of the 16-key subtile at js in the tile at j0: the tile's first subtile of the
- * same key group (subtiles of one group share their factors and constants). */
-static __device__ __forceinline__ int k3_slot(int j0, int js, int grp)
-{
-    const int first = js / grp * grp;
-    return first > j0 ? (first - j0) / 16 : 0;
-}
-
-static __device__ __forceinline__ uint32_t k3_ld32(const uint16_t *p)
-{
-    return __ldg(reinterpret_cast<const unsigned int *>(p));
-}
-
-template <int BITS, int KD>
-__global__ void __launch_bounds__(128)
-kivi_attn_part3_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
-{
-    constexpr int per = 32 / BITS, D = KD * 16, MT = (KD + 3) / 4;
-    __shared__ uint4 kf_s[(K3_NE + 1) * KD * 32];   /* (slot, kstep, lane): B fragments hi, lo */
-    __shared__ uint4 pf_s[K3_MAXVG * K3_KT * 32];   /* (value group, token kstep, lane) */
-    __shared__ float s_s[K3_GM * K3_TT];            /* (head, key) scores, then p */
-    __shared__ float q_s[K3_GM * D];                /* (head, D) */
-    __shared__ float kc_s[K3_NE * K3_GM], vc_s[K3_MAXVG * K3_GM];
-    __shared__ float m_s[K3_GM], l_s[K3_GM], al_s[K3_GM];
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
-    const int split = blockIdx.x, g = blockIdx.y, grp = s.group, vg = D / grp;
-    const int j_begin = split * chunk, j_end = min(a.n, j_begin + chunk);
-    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / grp;
-    const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
-    const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
-    const uint32_t *vc = s.v_codes + (size_t)g * s.cap * (D / per);
-    const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
-    const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
-    for (int i = tid; i < K3_GM * D; i += 128) {
-        const int h = i / D, d = i % D;
-        q_s[i] = h < G ? scb_bf2f(a.q[((size_t)g * G + h) * D + d]) : 0.0f;
-    }
-    if (tid < K3_GM) { m_s[tid] = -INFINITY; l_s[tid] = 0.0f; al_s[tid] = 0.0f; }
-    for (int i = tid; i < K3_MAXVG * K3_GM; i += 128) vc_s[i] = 0.0f;
-    for (int i = tid; i < K3_NE * K3_GM; i += 128) kc_s[i] = 0.0f;
-    __syncthreads();
-    for (int i = tid; i < KD * 32; i += 128) {     /* slot K3_NE: full-precision keys, F = q */
-        const int kb = i / 32, ln = i % 32, h = ln >> 2, d = kb * 16 + 2 * (ln & 3);
-        uint4 f;
-        f.x = scb_pack_bf2(q_s[h * D + d], q_s[h * D + d + 1]);
-        f.y = scb_pack_bf2(q_s[h * D + d + 8], q_s[h * D + d + 9]);
-        f.z = 0u; f.w = 0u;
-        kf_s[K3_NE * KD * 32 + i] = f;
-    }
-    float acc[MT][4];
-#pragma unroll
-    for (int m = 0; m < MT; m++) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
-    const int r0off = 2 * gid;                         /* a lane's key rows in a subtile: r0off, r0off + 1 */
-    for (int j0 = j_begin; j0 < j_end; j0 += K3_TT) {
-        const int js = j0 + 16 * warp;                 /* the warp's 16-key subtile */
-        const bool kq = js < a.Tk_q && js < j_end;     /* quantized (whole subtile: Tk_q % 16 == 0) */
-        /* 0. the subtile's key code words, issued before the factors' loads (latency overlap) */
-        uint32_t wk[KD][4];
-        if (kq) {
-            const uint32_t *kw = kc + (size_t)((js + r0off) / per);
-#pragma unroll
-            for (int kb = 0; kb < KD; kb++) {
-                const int d = kb * 16 + 2 * tig;
-                wk[kb][0] = __ldg(kw + (size_t)d * capw);
-                wk[kb][1] = __ldg(kw + (size_t)(d + 1) * capw);
-                wk[kb][2] = __ldg(kw + (size_t)(d + 8) * capw);
-                wk[kb][3] = __ldg(kw + (size_t)(d + 9) * capw);
-            }
-        }
-        /* 1. key factors of the tile's quantized subtiles */
-        for (int i = tid; i < K3_NE * KD * 32; i += 128) {
-            const int e = i / (KD * 32), kb = (i / 32) % KD, ln = i % 32, h = ln >> 2;
-            const int js = j0 + 16 * e;
-            if (js >= a.Tk_q || js >= j_end || k3_slot(j0, js, grp) != e) continue;   /* one slot per group */
-            const size_t gi = (size_t)(js / grp);
-            const int d = kb * 16 + 2 * (ln & 3);
-            const float f0 = q_s[h * D + d] * ks[(size_t)d * capg + gi];
-            const float f1 = q_s[h * D + d + 1] * ks[(size_t)(d + 1) * capg + gi];
-            const float f2 = q_s[h * D + d + 8] * ks[(size_t)(d + 8) * capg + gi];
-            const float f3 = q_s[h * D + d + 9] * ks[(size_t)(d + 9) * capg + gi];
-            uint4 f;
-            k3_split(f0, f1, f.x, f.z);
-            k3_split(f2, f3, f.y, f.w);
-            kf_s[i] = f;
-        }
-        const int slot = k3_slot(j0, js, grp);         /* the warp's subtile's factor slot */
-        {   /* warp e: the constants sum_d q_d m_{e,d} of subtile e (the first subtile of its group) */
-            if (kq && slot == warp) {
-                const size_t gi = (size_t)(js / grp);
-                for (int h = 0; h < G; h++) {
-                    float b = 0.0f;
-                    for (int d = lane; d < D; d += 32) b = fmaf(q_s[h * D + d], km[(size_t)d * capg + gi], b);
-                    for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
-                    if (lane == 0) kc_s[warp * K3_GM + h] = b;
-                }
-            }
-        }
-        __syncthreads();
-        /* 2. scores of subtile `warp` */
-        {
-            float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            const int r0 = js + r0off;                     /* keys of the lane's rows: r0, r0 + 1 */
-            if (js < j_end) {
-                if (kq) {
-                    const uint32_t sh = BITS * (r0 % per);
-                    const uint4 *fe = kf_s + slot * KD * 32 + lane;
-#pragma unroll
-                    for (int kb = 0; kb < KD; kb++) {
-                        uint32_t A[4];
-                        k3_pair<BITS>(wk[kb][0], wk[kb][1], sh, A[0], A[1]);
-                        k3_pair<BITS>(wk[kb][2], wk[kb][3], sh, A[2], A[3]);
-                        const uint4 f = fe[kb * 32];
-                        scb_mma_bf16(c, A, f.x, f.y);
-                        scb_mma_bf16(c, A, f.z, f.w);
-                    }
-                    const float b0 = kc_s[slot * K3_GM + 2 * tig], b1 = kc_s[slot * K3_GM + 2 * tig + 1];
-                    c[0] += b0; c[1] += b1; c[2] += b0; c[3] += b1;
-                } else {
-                    const bool v0 = r0 < j_end, v1 = r0 + 1 < j_end;
-                    const uint16_t *k0 = kf + (size_t)r0 * D + 2 * tig, *k1 = k0 + D;
-                    const uint4 *fe = kf_s + K3_NE * KD * 32 + lane;
-#pragma unroll
-                    for (int kb = 0; kb < KD; kb++) {
-                        uint32_t A[4];
-                        A[0] = v0 ? k3_ld32(k0 + kb * 16) : 0u;
-                        A[1] = v1 ? k3_ld32(k1 + kb * 16) : 0u;
-                        A[2] = v0 ? k3_ld32(k0 + kb * 16 + 8) : 0u;
-                        A[3] = v1 ? k3_ld32(k1 + kb * 16 + 8) : 0u;
-                        const uint4 f = fe[kb * 32];
-                        scb_mma_bf16(c, A, f.x, f.y);
-                    }
-                }
-            }
-            const int col = 16 * warp + 2 * gid;
-            const bool v0 = r0 < j_end, v1 = r0 + 1 < j_end;
-            s_s[(2 * tig) * K3_TT + col] = v0 ? c[0] * scale : -INFINITY;
-            s_s[(2 * tig + 1) * K3_TT + col] = v0 ? c[1] * scale : -INFINITY;
-            s_s[(2 * tig) * K3_TT + col + 1] = v1 ? c[2] * scale : -INFINITY;
-            s_s[(2 * tig + 1) * K3_TT + col + 1] = v1 ? c[3] * scale : -INFINITY;
-        }
-        __syncthreads();
-        /* 3a. the value code words of the warp's channel tiles for whole quantized k-steps, issued
-         * before the softmax and the factors (latency overlap) */
-        uint32_t wv[MT][K3_KT][4];
-#pragma unroll
-        for (int m = 0; m < MT; m++) {
-            const int ct = warp + 4 * m;
-#pragma unroll
-            for (int kt = 0; kt < K3_KT; kt++) {
-                const int tt = j0 + 16 * kt;
-                if (ct < KD && tt + 16 <= a.Tv_q) {
-                    const uint32_t *vwp = vc + (size_t)(tt + 2 * tig) * (D / per) + (ct * 16 + r0off) / per;
-                    wv[m][kt][0] = __ldg(vwp);
-                    wv[m][kt][1] = __ldg(vwp + D / per);
-                    wv[m][kt][2] = __ldg(vwp + 8 * (D / per));
-                    wv[m][kt][3] = __ldg(vwp + 9 * (D / per));
-                }
-            }
-        }
-        /* 3. online softmax, one warp per head */
-        for (int h = warp; h < G; h += 4) {
-            const float x0 = s_s[h * K3_TT + lane], x1 = s_s[h * K3_TT + lane + 32];
-            float mx = fmaxf(x0, x1);
-            for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-            const float m_old = m_s[h], m_new = fmaxf(m_old, mx);
-            const float e0 = x0 == -INFINITY ? 0.0f : expf(x0 - m_new);
-            const float e1 = x1 == -INFINITY ? 0.0f : expf(x1 - m_new);
-            s_s[h * K3_TT + lane] = e0;
-            s_s[h * K3_TT + lane + 32] = e1;
-            float sum = e0 + e1;
-            for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-            if (lane == 0) {
-                const float al = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
-                al_s[h] = al;
-                l_s[h] = l_s[h] * al + sum;
-                m_s[h] = m_new;
-            }
-        }
-        __syncthreads();
-        /* 4. value factors P' (hi, lo) and the constants sum_t p_t m_{t,g} */
-        for (int i = tid; i < vg * K3_KT * 32; i += 128) {
-            const int ln = i % 32, kt = (i / 32) % K3_KT, gg = i / (32 * K3_KT), h = ln >> 2;
-            const int t0 = kt * 16 + 2 * (ln & 3);
-            float f[4];
-#pragma unroll
-            for (int u = 0; u < 4; u++) {
-                const int t = t0 + (u & 1) + (u >> 1) * 8, tok = j0 + t;
-                const float p = h < G ? s_s[h * K3_TT + t] : 0.0f;
-                f[u] = tok < a.Tv_q ? p * vs[(size_t)tok * vg + gg] : p;
-            }
-            uint4 r;
-            k3_split(f[0], f[1], r.x, r.z);
-            k3_split(f[2], f[3], r.y, r.w);
-            pf_s[i] = r;
-        }
-        for (int pr = warp; pr < vg * G; pr += 4) {
-            const int gg = pr / G, h = pr % G;
-            float b = 0.0f;
-            for (int t = lane; t < K3_TT; t += 32)
-                if (j0 + t < a.Tv_q) b = fmaf(s_s[h * K3_TT + t], vm[(size_t)(j0 + t) * vg + gg], b);
-            for (int o = 16; o > 0; o >>= 1) b += __shfl_xor_sync(0xffffffffu, b, o);
-            if (lane == 0) vc_s[gg * K3_GM + h] = b;
-        }
-        __syncthreads();
-        /* 5. P.V for the warp's channel tiles */
-#pragma unroll
-        for (int m = 0; m < MT; m++) {
-            const int ct = warp + 4 * m;
-            if (ct < KD) {
-                const int e0 = ct * 16 + 2 * gid, gg = ct * 16 / grp;
-                const float a0 = al_s[2 * tig], a1 = al_s[2 * tig + 1];
-                const float b0 = vc_s[gg * K3_GM + 2 * tig], b1 = vc_s[gg * K3_GM + 2 * tig + 1];
-                acc[m][0] = acc[m][0] * a0 + b0; acc[m][1] = acc[m][1] * a1 + b1;
-                acc[m][2] = acc[m][2] * a0 + b0; acc[m][3] = acc[m][3] * a1 + b1;
-                const uint32_t sh = BITS * (e0 % per);
-#pragma unroll
-                for (int kt = 0; kt < K3_KT; kt++) {
-                    const int tt = j0 + 16 * kt;
-                    if (tt >= j_end) break;
-                    uint32_t A[4];
-                    const int ta = tt + 2 * tig;
-                    if (tt + 16 <= a.Tv_q) {
-                        k3_pair<BITS>(wv[m][kt][0], wv[m][kt][1], sh, A[0], A[1]);
-                        k3_pair<BITS>(wv[m][kt][2], wv[m][kt][3], sh, A[2], A[3]);
-                    } else {
-                        uint32_t x[4];
-#pragma unroll
-                        for (int u = 0; u < 4; u++) {
-                            const int tok = ta + (u & 1) + (u >> 1) * 8;
-                            if (tok < a.Tv_q) {
-                                const uint32_t word = vc[(size_t)tok * (D / per) + e0 / per] >> sh;
-                                constexpr uint32_t M = (1u << BITS) - 1u;
-                                x[u] = scb_pack_bf2(kivi_code_f(word & M), kivi_code_f((word >> BITS) & M));
-                            } else if (tok < j_end) {
-                                x[u] = k3_ld32(vf + (size_t)tok * D + e0);
-                            } else {
-                                x[u] = 0u;
-                            }
-                        }
-                        A[0] = __byte_perm(x[0], x[1], 0x5410);
-                        A[1] = __byte_perm(x[0], x[1], 0x7632);
-                        A[2] = __byte_perm(x[2], x[3], 0x5410);
-                        A[3] = __byte_perm(x[2], x[3], 0x7632);
-                    }
-                    const uint4 f = pf_s[(gg * K3_KT + kt) * 32 + lane];
-                    scb_mma_bf16(acc[m], A, f.x, f.y);
-                    scb_mma_bf16(acc[m], A, f.z, f.w);
-                }
-            }
-        }
-    }
-    float *w = a.work + ((size_t)split * a.Hq + (size_t)g * G) * (D + 2);
-#pragma unroll
-    for (int m = 0; m < MT; m++) {
-        const int ct = warp + 4 * m;
-        if (ct < KD) {
-            const int e0 = ct * 16 + 2 * gid, h0 = 2 * tig, h1 = 2 * tig + 1;
-            if (h0 < G) { w[(size_t)h0 * (D + 2) + e0] = acc[m][0]; w[(size_t)h0 * (D + 2) + e0 + 1] = acc[m][2]; }
-            if (h1 < G) { w[(size_t)h1 * (D + 2) + e0] = acc[m][1]; w[(size_t)h1 * (D + 2) + e0 + 1] = acc[m][3]; }
-        }
-    }
-    if (tid < G) {
-        w[(size_t)tid * (D + 2) + D] = m_s[tid];
-        w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
-    }
 }
 
 /* ---- kernel v4: tensor cores, warps streaming their own keys -------------------------------
@@ -1079,15 +531,15 @@ static __device__ __forceinline__ uint32_t k4_codes(uint32_t w0, uint32_t w1, ui
     const uint32_t x = BITS == 2 ? w0 >> sh : __byte_perm(w0 >> sh, w1 >> sh, 0x5410);
     uint32_t u;
     asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(u) : "r"(x), "n"(BITS == 2 ? 0x00030003 : 0x000F000F), "r"(magic));
-    return k3_sub_bf2(u, 0x43004300u);
+    return k4_sub_bf2(u, 0x43004300u);
 }
 
 /* A fragment of the factors x0..x3 (columns 2tig, 2tig+1, 2tig+8, 2tig+9 of row gid): hi parts
  * in rows 0-7, lo parts in rows 8-15. */
 static __device__ __forceinline__ void k4_split_a(float x0, float x1, float x8, float x9, uint32_t A[4])
 {
-    k3_split(x0, x1, A[0], A[1]);
-    k3_split(x8, x9, A[2], A[3]);
+    k4_split(x0, x1, A[0], A[1]);
+    k4_split(x8, x9, A[2], A[3]);
 }
 
 template <int BITS, int NG, int MINB>
@@ -1252,8 +704,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     const float2 m01 = *reinterpret_cast<const float2 *>(&S.vm[v][t0]);
                     const float2 m89 = *reinterpret_cast<const float2 *>(&S.vm[v][t0 + 8]);
                     uint32_t bh0, bl0, bh1, bl1;
-                    k3_split(p0 * s01.x, p1 * s01.y, bh0, bl0);
-                    k3_split(p8 * s89.x, p9 * s89.y, bh1, bl1);
+                    k4_split(p0 * s01.x, p1 * s01.y, bh0, bl0);
+                    k4_split(p8 * s89.x, p9 * s89.y, bh1, bl1);
                     vb[v] = fmaf(p0, m01.x, fmaf(p1, m01.y, fmaf(p8, m89.x, fmaf(p9, m89.y, vb[v]))));
                     uint32_t wv[4][BITS == 2 ? MTG : 1];         /* 2 bits: the group's words of the 4 tokens */
                     if constexpr (BITS == 2) {
@@ -1309,8 +761,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         if (qz) vb[v] = fmaf(p[i], S.vm[v][tl], vb[v]);
                     }
                     uint32_t bh0, bl0, bh1, bl1;
-                    k3_split(f[0], f[1], bh0, bl0);
-                    k3_split(f[2], f[3], bh1, bl1);
+                    k4_split(f[0], f[1], bh0, bl0);
+                    k4_split(f[2], f[3], bh1, bl1);
 #pragma unroll
                     for (int mt = v * MTG; mt < (v + 1) * MTG; mt++) {
                         uint32_t e[2][4];                 /* (channel gid / gid + 8, token i) */
@@ -1387,17 +839,16 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
 
 /* Which partition kernel runs: SCB_KIVI_ATTN=v4 (the default) the tensor-core kernel with warps
  * streaming their own keys where it applies (kivi_v4_fits; on an H200, KIVI-2, one layer: 40.3 µs
- * at 32K keys and 115 µs at 128K against v1's 61 and 229), else v1; v1 the first (dequantize per
- * element), v2 the folded one (unless its shared memory would exceed KIVI_V2_SMEM_MAX), v3 the
- * first tensor-core kernel where it applies (kivi_v3_fits), else v1. */
-enum { KIVI_V2_SMEM_MAX = 100 * 1024 };
+ * at 32K keys and 115 µs at 128K against v1's 61 and 229), else v1 (dequantize per element,
+ * every shape the store allows). Kernels v2 (SIMT, folded factors) and v3 (a first tensor-core
+ * kernel) were measured slower than v1 and removed. */
 static int kivi_attn_version(int asked)
 {
     static int v = 0;
-    if (asked >= 1 && asked <= 4) return asked;
+    if (asked == 1 || asked == 4) return asked;
     if (!v) {
         const char *e = getenv("SCB_KIVI_ATTN");
-        v = e && !strcmp(e, "v1") ? 1 : e && !strcmp(e, "v3") ? 3 : e && !strcmp(e, "v2") ? 2 : 4;
+        v = e && !strcmp(e, "v1") ? 1 : 4;
     }
     return v;
 }
@@ -1489,40 +940,10 @@ static cudaError_t part4_launch(dim3 grid, cudaStream_t st, const struct scb_kiv
     }
 }
 
-/* Shapes kernel v3 runs: D in {32, 64, 128}, G <= 8, group a multiple of 16 (one key group per
- * 16-key subtile, one value group per 16-channel tile), Tk_q a multiple of 16 (the store
- * quantizes keys in whole groups, so it always is through the binding). */
-static int kivi_v3_fits(const struct scb_kivi_cuda_store *s, const struct scb_kivi_attn_cuda_args *a, int G)
-{
-    return (s->D == 32 || s->D == 64 || s->D == 128) && G <= K3_GM && s->group % 16 == 0 && a->Tk_q % 16 == 0;
-}
-
-template <int BITS>
-static cudaError_t part3_launch(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
-                                const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
-{
-    switch (s->D) {
-    case 32: kivi_attn_part3_kernel<BITS, 2><<<grid, 128, 0, st>>>(*s, *a, G, chunk, scale); break;
-    case 64: kivi_attn_part3_kernel<BITS, 4><<<grid, 128, 0, st>>>(*s, *a, G, chunk, scale); break;
-    default: kivi_attn_part3_kernel<BITS, 8><<<grid, 128, 0, st>>>(*s, *a, G, chunk, scale); break;
-    }
-    return cudaGetLastError();
-}
-
 template <int BITS, int GM>
 static cudaError_t part_launch_gm(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
                                   const struct scb_kivi_attn_cuda_args *a, int G, int chunk, float scale)
 {
-    const size_t smem2 = sizeof(float) * attn2_smem_floats(s->D, GM, BITS, s->group);
-    if (kivi_attn_version(a->kernel) == 2 && smem2 <= KIVI_V2_SMEM_MAX) {
-        if (smem2 > 48 * 1024) {
-            cudaError_t e = cudaFuncSetAttribute(kivi_attn_part2_kernel<BITS, GM>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem2);
-            if (e != cudaSuccess) return e;
-        }
-        kivi_attn_part2_kernel<BITS, GM><<<grid, KIVI_THREADS, smem2, st>>>(*s, *a, G, chunk, scale);
-        return cudaGetLastError();
-    }
     const size_t smem = sizeof(float) * attn_smem_floats(s->D, GM, BITS, s->group);
     if (smem > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(kivi_attn_part_kernel<BITS, GM>,
@@ -1608,9 +1029,10 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
     }
     {
         const char *ev = getenv("SCB_KIVI_ATTN");
-        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v2") && strcmp(ev, "v3") && strcmp(ev, "v4")) || a->kernel < 0 ||
+        if ((ev && strcmp(ev, "v1") && strcmp(ev, "v4")) || a->kernel < 0 || a->kernel == 2 || a->kernel == 3 ||
             a->kernel > 4) {
-            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected v1, v2, v3 or v4)",
+            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: kernel %d / SCB_KIVI_ATTN=%s (expected 0, 1 or 4 / "
+                         "v1 or v4; kernels 2 and 3 were removed)",
                          a->kernel, ev ? ev : "(unset)");
             goto out;
         }
@@ -1618,8 +1040,7 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
     {
         const int G = a->Hq / s->Hkv, D = s->D, ver = kivi_attn_version(a->kernel);
         const int v4 = ver == 4 && kivi_v4_fits(s, a, G);
-        const int v3 = !v4 && ver == 3 && kivi_v3_fits(s, a, G);
-        const int tile = v3 ? (int)K3_TT : (int)KIVI_THREADS;
+        const int tile = KIVI_THREADS;
         const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
         int splits = a->n_splits;
         cudaError_t e = cudaSuccess;
@@ -1646,36 +1067,20 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
             e = s->bits == 2 ? part4_launch<2>(grid, cc->stream, s, a, G, scale)
                              : part4_launch<4>(grid, cc->stream, s, a, G, scale);
         } else {
-        /* v1/v2: ~4 blocks per SM, best of 16..256 measured at 32K (docs/performance.md);
-         * v3 (4 warps, 127 registers and 43 KiB of static shared memory at D = 128: 4 blocks per
-         * SM): one wave of 4 blocks per SM; SCB_KIVI_SPLITS=N (partitions per KV head) overrides
-         * it for timing */
-        if (splits <= 0 && v3) {
-            const char *es = getenv("SCB_KIVI_SPLITS");
-            splits = es ? atoi(es) : 0;
-            if (splits <= 0) splits = 4 * scb_cuda_sm_count(cc) / s->Hkv;
-        }
-        if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
-        if (splits > SCB_KIVI_MAX_SPLITS) splits = SCB_KIVI_MAX_SPLITS;
-        if (splits < 1) splits = 1;
-        int chunk = (a->n + splits - 1) / splits;
-        chunk = (chunk + tile - 1) / tile * tile;
-        if (chunk < tile) chunk = tile;
-        splits = a->n ? (a->n + chunk - 1) / chunk : 1;
-        dim3 grid((unsigned)splits, (unsigned)s->Hkv);
-        if (v3) {
-            switch (s->bits) {
-            case 2: e = part3_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
-            case 4: e = part3_launch<4>(grid, cc->stream, s, a, G, chunk, scale); break;
-            default: e = part3_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
-            }
-        } else {
+            /* v1: 4 blocks per SM (its register bound), one wave; SCB_KIVI_SPLITS does not apply */
+            if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
+            if (splits > SCB_KIVI_MAX_SPLITS) splits = SCB_KIVI_MAX_SPLITS;
+            if (splits < 1) splits = 1;
+            int chunk = (a->n + splits - 1) / splits;
+            chunk = (chunk + tile - 1) / tile * tile;
+            if (chunk < tile) chunk = tile;
+            splits = a->n ? (a->n + chunk - 1) / chunk : 1;
+            dim3 grid((unsigned)splits, (unsigned)s->Hkv);
             switch (s->bits) {
             case 2: e = part_launch<2>(grid, cc->stream, s, a, G, chunk, scale); break;
             case 4: e = part_launch<4>(grid, cc->stream, s, a, G, chunk, scale); break;
             default: e = part_launch<8>(grid, cc->stream, s, a, G, chunk, scale); break;
             }
-        }
         }
         SCB_CUDA_TRY(e);
         kivi_attn_merge_kernel<<<(unsigned)a->Hq, KIVI_MERGE_THREADS, 0, cc->stream>>>(a->work, splits, a->Hq, D, a->out, a->lse);
