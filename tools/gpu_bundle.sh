@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gpu_bundle.sh — build scbench with CUDA (sm_90) on THIS machine and pack what the GPU machine
-# needs to run it into one folder (also parity_cuda_prefill, the sparse prefill kernels' parity test), so `tools/gpu_check.sh --prebuilt .gpu_bundle` can run the
+# needs to run it into one folder (also parity_cuda_prefill, the sparse prefill kernels' parity test,
+# and test_retr_scan, the RetrievalAttention host scan's unit test, with libcmocka), so `tools/gpu_check.sh --prebuilt .gpu_bundle` can run the
 # CUDA parity test, the engine's end-to-end test and the benchmarks there without building
 # (the GPU machine has nvcc and cuBLAS but no cJSON, SQLite headers, utf8proc, PCRE2 or OpenBLAS).
 #
@@ -34,6 +35,8 @@ EXTRA=()
 for t in parity_cuda_kvsel parity_cuda_prefill parity_cuda_kivi parity_cuda_retr_attn; do
     [ -f "tests/$t.c" ] && EXTRA+=("tests/$t")
 done
+# the RetrievalAttention host scan's unit test (tools/gpu_retrhost_job.sh runs it on the GPU host)
+[ -f tests/test_retr_scan.c ] && EXTRA+=(tests/test_retr_scan)
 ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda "${EXTRA[@]}"
 
 STAGE=$(mktemp -d)
@@ -42,7 +45,9 @@ mkdir -p "$STAGE/bundle/lib"
 cp "$BUILD/scbench" "$BUILD/tests/parity_cuda" "$BUILD/tests/bench_cuda" "$STAGE/bundle/"
 for t in "${EXTRA[@]}"; do cp "$BUILD/$t" "$STAGE/bundle/"; done
 # the shared libraries outside glibc, the GCC runtime and CUDA
-for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda "$STAGE"/bundle/parity_cuda_*; do
+for exe in "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda "$STAGE"/bundle/parity_cuda_* \
+           "$STAGE"/bundle/test_retr_scan; do
+    [ -f "$exe" ] || continue
     ldd "$exe" | awk '/=> \//{print $1, $3}'
 done | sort -u | while read -r name path; do
     case "$name" in
@@ -52,7 +57,7 @@ done | sort -u | while read -r name path; do
     esac
 done
 strip --strip-unneeded "$STAGE"/bundle/scbench "$STAGE"/bundle/parity_cuda "$STAGE"/bundle/bench_cuda \
-    "$STAGE"/bundle/parity_cuda_* 2>/dev/null || true
+    "$STAGE"/bundle/parity_cuda_* "$STAGE"/bundle/test_retr_scan 2>/dev/null || true
 {
     echo "built $(date -u +%FT%TZ) on $(uname -n) from $(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
     echo "glibc: $(ldd --version | head -1)"

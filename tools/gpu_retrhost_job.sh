@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gpu_retrhost_job.sh — the GPU job of the retr_attn host scan work (key-blocked bf16 store, SIMD
-# across keys, radix top-k selection), set up as DIR/go.sh by tools/gpu_retrhost_pack.sh --out DIR
+# across keys, radix top-k selection), set up as DIR/go.sh next to a tools/gpu_bundle.sh bundle:
+#   tools/gpu_bundle.sh --out DIR && cp tools/gpu_retrhost_job.sh DIR/go.sh && cp tools/make_random_model.py DIR/
 # (bundle.tar.xz: scbench, parity_cuda_retr_attn, test_retr_scan and their libraries;
 # make_random_model.py), run from the root of a checkout: `OUT=/some/dir bash DIR/go.sh`.
 # 1. test_retr_scan: every scan path this host supports bit-identical to dotf, selections equal;
