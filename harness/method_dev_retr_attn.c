@@ -37,6 +37,9 @@ struct ra_layer {
     int cpu_end;                      /* graph: tokens [n_sink, cpu_end) inserted */
 };
 
+/* New keys per layer copied with one wait (decode steps); more (a prefill) go head by head. */
+enum { RA_KSTAGE = 64 };
+
 struct ra_dev {
     struct scb_cuda_ctx *cc;
     int L, Hq, Hkv, D;
@@ -48,10 +51,11 @@ struct ra_dev {
     int stride;                       /* retrieved ids per head: min(top_k, dcap) */
     int32_t *d_idx, *d_n;             /* (Hq, stride), (Hq) */
     float *work;
-    /* host scratch */
+    /* host scratch; h_idx, h_n, q16 and kstage pinned (scb_cuda_host_alloc): asynchronous copies */
     int32_t *h_idx, *h_n;             /* (Hq, stride), (Hq) */
     int32_t *exact, *exact_n;         /* (Hq, stride), (Hq) graph recall: the exact flat sets */
     uint16_t *q16, *stage;            /* (Hq*D), (dcap*D) bf16 */
+    uint16_t *kstage;                 /* (Hkv, RA_KSTAGE, D) bf16: a decode step's new keys */
     float *qf;                        /* (Hq*D) */
     double *scores;                   /* (Hq, dcap) inner products of the step's index range */
     unsigned char *sel_work;          /* (threads, scb_retr_topk_set_work_bytes(dcap)) flat selection */
@@ -81,8 +85,10 @@ static void ra_destroy(void *state)
     scb_free(st->layers);
     scb_pool_destroy(st->pool);
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
-    scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact); scb_free(st->exact_n);
-    scb_free(st->q16); scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work);
+    scb_cuda_host_free(st->cc, st->h_idx); scb_cuda_host_free(st->cc, st->h_n); scb_cuda_host_free(st->cc, st->q16);
+    scb_cuda_host_free(st->cc, st->kstage);
+    scb_free(st->exact); scb_free(st->exact_n);
+    scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work);
     scb_free(st->row);
     scb_free(st);
 }
@@ -140,11 +146,14 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     if (cap <= st->dcap) return SCB_OK;
+    if (st->dcap) SCB_TRY(scb_cuda_sync(st->cc, ctx));   /* no copy from the pinned buffers in flight */
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
-    scb_free(st->h_idx); scb_free(st->h_n); scb_free(st->exact); scb_free(st->exact_n); scb_free(st->q16);
+    scb_cuda_host_free(st->cc, st->h_idx); scb_cuda_host_free(st->cc, st->h_n); scb_cuda_host_free(st->cc, st->q16);
+    scb_cuda_host_free(st->cc, st->kstage);
+    scb_free(st->exact); scb_free(st->exact_n);
     scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work); scb_free(st->row);
     st->d_idx = st->d_n = NULL; st->work = NULL;
-    st->h_idx = st->h_n = st->exact = st->exact_n = NULL; st->q16 = st->stage = NULL; st->qf = NULL;
+    st->h_idx = st->h_n = st->exact = st->exact_n = NULL; st->q16 = st->stage = st->kstage = NULL; st->qf = NULL;
     st->scores = NULL; st->sel_work = NULL; st->row = NULL;
     st->dcap = 0;
     int stride = st->top_k < (int64_t)cap ? st->top_k : (int)cap;
@@ -152,12 +161,14 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->d_idx, sizeof(int32_t) * (size_t)st->Hq * stride, ctx));
     SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->d_n, sizeof(int32_t) * (size_t)st->Hq, ctx));
     SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->work, sizeof(float) * wf, ctx));
-    st->h_idx = scb_malloc(sizeof(int32_t) * (size_t)st->Hq * stride);
-    st->h_n = scb_malloc(sizeof(int32_t) * (size_t)st->Hq);
+    SCB_TRY(scb_cuda_host_alloc(st->cc, (void **)&st->h_idx, sizeof(int32_t) * (size_t)st->Hq * stride, ctx));
+    SCB_TRY(scb_cuda_host_alloc(st->cc, (void **)&st->h_n, sizeof(int32_t) * (size_t)st->Hq, ctx));
+    SCB_TRY(scb_cuda_host_alloc(st->cc, (void **)&st->q16, sizeof(uint16_t) * (size_t)st->Hq * st->D, ctx));
+    SCB_TRY(scb_cuda_host_alloc(st->cc, (void **)&st->kstage, sizeof(uint16_t) * (size_t)st->Hkv * RA_KSTAGE * st->D,
+                                ctx));
     st->exact = st->graph ? scb_malloc(sizeof(int32_t) * (size_t)st->Hq * stride) : NULL;
     st->exact_n = st->graph ? scb_malloc(sizeof(int32_t) * (size_t)st->Hq) : NULL;
     st->row = st->graph ? scb_malloc(sizeof(float) * cap * st->D) : NULL;
-    st->q16 = scb_malloc(sizeof(uint16_t) * (size_t)st->Hq * st->D);
     st->qf = scb_malloc(sizeof(float) * (size_t)st->Hq * st->D);
     st->stage = scb_malloc(sizeof(uint16_t) * cap * st->D);
     st->scores = scb_malloc(sizeof(double) * cap * st->Hq);
@@ -193,10 +204,22 @@ static int sync_keys(struct ra_dev *st, struct ra_layer *l, const struct scb_dev
         l->kb_head = kh;
     }
     const size_t n = (size_t)(Tg - l->host_n);
-    for (int g = 0; g < st->Hkv; g++) {
-        SCB_TRY(scb_cuda_download(st->cc, st->stage, a->k + ((size_t)g * a->cap + l->host_n) * st->D,
-                                  n * st->D * sizeof(uint16_t), ctx));
-        scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n, st->stage, (size_t)st->D, n);
+    if (n <= RA_KSTAGE) {   /* a decode step: every head's new keys, then one wait */
+        for (int g = 0; g < st->Hkv; g++)
+            SCB_TRY(scb_cuda_download_async(st->cc, st->kstage + (size_t)g * RA_KSTAGE * st->D,
+                                            a->k + ((size_t)g * a->cap + l->host_n) * st->D,
+                                            n * st->D * sizeof(uint16_t), ctx));
+        SCB_TRY(scb_cuda_sync(st->cc, ctx));
+        for (int g = 0; g < st->Hkv; g++)
+            scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n,
+                                 st->kstage + (size_t)g * RA_KSTAGE * st->D, (size_t)st->D, n);
+    } else {
+        for (int g = 0; g < st->Hkv; g++) {
+            SCB_TRY(scb_cuda_download(st->cc, st->stage, a->k + ((size_t)g * a->cap + l->host_n) * st->D,
+                                      n * st->D * sizeof(uint16_t), ctx));
+            scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n, st->stage, (size_t)st->D,
+                                 n);
+        }
     }
     l->host_n = Tg;
 out:
@@ -293,7 +316,9 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
             continue;
         }
         const int lo = st->n_sink, hi = g_i - st->n_recent;
-        SCB_TRY(scb_cuda_download(st->cc, st->q16, ra.q, sizeof(uint16_t) * (size_t)st->Hq * D, ctx));
+        /* pinned q16: the wait also covers the previous step's id upload, so h_idx is free */
+        SCB_TRY(scb_cuda_download_async(st->cc, st->q16, ra.q, sizeof(uint16_t) * (size_t)st->Hq * D, ctx));
+        SCB_TRY(scb_cuda_sync(st->cc, ctx));
         for (size_t e = 0; e < (size_t)st->Hq * D; e++) st->qf[e] = scb_bf16_to_f32(st->q16[e]);
         /* the exact flat step: the retrieval (flat), or the sets the graph's recall is measured on */
         struct scb_retr_step fs = {
@@ -323,8 +348,10 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
         }
         for (int h = 0; use_graph && h < st->Hq; h++)    /* the flat selection is in id order already */
             qsort(st->h_idx + (size_t)h * st->stride, (size_t)st->h_n[h], sizeof(int32_t), cmp_i32);
-        SCB_TRY(scb_cuda_upload(st->cc, st->d_idx, st->h_idx, sizeof(int32_t) * (size_t)st->Hq * st->stride, ctx));
-        SCB_TRY(scb_cuda_upload(st->cc, st->d_n, st->h_n, sizeof(int32_t) * (size_t)st->Hq, ctx));
+        /* no wait: h_idx / h_n are pinned and not written again before the next step's sync */
+        SCB_TRY(scb_cuda_upload_async(st->cc, st->d_idx, st->h_idx, sizeof(int32_t) * (size_t)st->Hq * st->stride,
+                                      ctx));
+        SCB_TRY(scb_cuda_upload_async(st->cc, st->d_n, st->h_n, sizeof(int32_t) * (size_t)st->Hq, ctx));
         ra.r0_begin = 0; ra.r0_end = st->n_sink; ra.r1_begin = hi; ra.r1_end = nc;
         ra.idx = st->d_idx; ra.n_idx = st->d_n; ra.idx_stride = st->stride;
         SCB_TRY(scb_retr_attn_cuda(st->cc, &ra, ctx));
