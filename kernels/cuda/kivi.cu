@@ -447,7 +447,7 @@ static __device__ __forceinline__ void k4_split(float x0, float x1, uint32_t &hi
  *   bf16 (128 + c built in the mantissa, 128 subtracted exactly); a lane's words give keys gid and
  *   8 + gid of its four channels at once. Plus sum_d q_d m_de per head. Full-precision keys
  *   (past Tk_q) multiply the bf16 keys by q (exact in bf16: one MMA, rows 8-15 zero).
- * - online softmax per head in registers: the lane holding head gid's scores of keys 2tig, 2tig+1,
+ * - online softmax per head in registers (log2 units, ex2): the lane holding head gid's scores of keys 2tig, 2tig+1,
  *   8+2tig, 9+2tig of each 16-key half holds exactly the A fragment P . V needs (no shuffles);
  *   the accumulator is rescaled only when a maximum grows.
  * - O (heads hi/lo x channels) += P' (heads x 16 tokens) . V (16 tokens x channels), P' = p_t s_tg
@@ -574,6 +574,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     const uint32_t sh = BITS * gid;
     uint32_t magic;                                       /* 0x43004300 (bf16 128, 128) in a register */
     asm volatile("mov.b32 %0, 0x43004300;" : "=r"(magic));
+    const float sl2 = scale * 1.4426950408889634f;       /* scores in log2 units: ex2 for exp */
     float acc[K4_MT][4];   /* O^T tiles: channels 16mt + gid (+8) x heads 2tig, 2tig+1 */
 #pragma unroll
     for (int b = 0; b < K4_MT; b++) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.0f;
@@ -635,8 +636,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
             for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int b = 0; b < 2; b++) {
-                    x[h][b][0] = (c[h][b][0] + c[h][b][2] + kb) * scale;
-                    x[h][b][1] = (c[h][b][1] + c[h][b][3] + kb) * scale;
+                    x[h][b][0] = (c[h][b][0] + c[h][b][2] + kb) * sl2;
+                    x[h][b][1] = (c[h][b][1] + c[h][b][3] + kb) * sl2;
                 }
         } else {                                          /* full-precision keys: bf16 k times q */
 #pragma unroll
@@ -653,8 +654,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         scb_mma_bf16(c, A, kr < j_end ? kp[8 * ks] : 0u, kr < j_end ? kp[8 * ks + 4] : 0u);
                     }
                     const int kc = s0 + 16 * h + 8 * b + 2 * tig;    /* the keys of the lane's C columns */
-                    x[h][b][0] = kc < j_end ? c[0] * scale : -INFINITY;
-                    x[h][b][1] = kc + 1 < j_end ? c[1] * scale : -INFINITY;
+                    x[h][b][0] = kc < j_end ? c[0] * sl2 : -INFINITY;
+                    x[h][b][1] = kc + 1 < j_end ? c[1] * sl2 : -INFINITY;
                 }
         }
         /* online softmax of head gid over the step's 32 keys (8 per lane, 4 lanes per head) */
@@ -666,7 +667,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_new = fmaxf(m_run, mx);             /* finite: every step has a key below j_end */
-        const float alpha = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
+        const float alpha = scb_exp2(m_run - m_new);     /* 2^-inf = 0 on the first step */
         float ps = 0.0f;
 #pragma unroll
         for (int h = 0; h < 2; h++)
@@ -674,7 +675,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
             for (int b = 0; b < 2; b++)
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
-                    x[h][b][i] = x[h][b][i] == -INFINITY ? 0.0f : expf(x[h][b][i] - m_new);
+                    x[h][b][i] = scb_exp2(x[h][b][i] - m_new);   /* masked keys: 2^-inf = 0 */
                     ps += x[h][b][i];
                 }
         ps += __shfl_xor_sync(0xffffffffu, ps, 1);
@@ -809,7 +810,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         }
         if (tig == 0) {
             float *w = pw + ((size_t)warp * 8 + gid) * RS;
-            w[K4_D] = m_run; w[K4_D + 1] = l_run;
+            w[K4_D] = m_run * 0.6931471805599453f; w[K4_D + 1] = l_run;   /* m back to natural-log units */
 #pragma unroll
             for (int v = 0; v < NG; v++) w[K4_D + 2 + v] = vb[v];
         }
@@ -838,8 +839,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
 }
 
 /* Which partition kernel runs: SCB_KIVI_ATTN=v4 (the default) the tensor-core kernel with warps
- * streaming their own keys where it applies (kivi_v4_fits; on an H200, KIVI-2, one layer: 40.3 µs
- * at 32K keys and 115 µs at 128K against v1's 61 and 229), else v1 (dequantize per element,
+ * streaming their own keys where it applies (kivi_v4_fits; on an H200, KIVI-2, one layer: 40.0 µs
+ * at 32K keys and 112.8 µs at 128K against v1's 61 and 229), else v1 (dequantize per element,
  * every shape the store allows). Kernels v2 (SIMT, folded factors) and v3 (a first tensor-core
  * kernel) were measured slower than v1 and removed. */
 static int kivi_attn_version(int asked)
