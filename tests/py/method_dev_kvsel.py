@@ -153,7 +153,21 @@ def main():
                     fails.append(f"{what}: {ex}")
                     continue
                 c_cpu, c_cuda = costs(e_cpu), costs(e_cuda)
-                if not c_cpu or c_cpu != c_cuda:
+                # a turn's costs count the tokens generated up to its end: when greedy decoding
+                # diverges so that one backend stops at EOS and the other does not (the selection
+                # methods flip pages or entries on bf16 vs fp32 near-ties, which their "reported"
+                # logits allow), the costs compare over the turns before the one that diverged
+                lens = [len(t) for t in g_cpu], [len(t) for t in g_cuda]
+                k = next((i for i, (x, y) in enumerate(zip(*lens)) if x != y), None)
+                if k is not None:
+                    if tol is not None:
+                        fails.append(f"{what}: generated lengths differ: cpu {lens[0]} cuda {lens[1]}")
+                    else:
+                        print(f"  NOTE {what}: generated lengths differ (cpu {lens[0]}, cuda {lens[1]}): "
+                              f"costs compared over turns 1..{k}")
+                    c_cpu = {t: v for t, v in c_cpu.items() if int(t) <= k}
+                    c_cuda = {t: v for t, v in c_cuda.items() if int(t) <= k}
+                if (not c_cpu and (k is None or k > 0)) or c_cpu != c_cuda:
                     fails.append(f"{what}: costs differ: cpu {c_cpu} cuda {c_cuda}")
                 if any(r != "-1.0000" for r in recall(e_cuda)):
                     fails.append(f"{what}: device recall {recall(e_cuda)}, expected -1 (not computed)")
