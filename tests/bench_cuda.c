@@ -219,6 +219,31 @@ static void attn_fn(void *p, int rep)
         CK(scb_attn_prefill_fa2_cuda(g_cc, a, &g_err));
 }
 
+/* Time one decode-attention configuration and print its row with the bandwidth it reached
+ * reading `bytes` per call. */
+static void decode_row(const char *name, const char *shape, struct attn_arg *x, int warm, int reps, double bytes)
+{
+    struct bench_row *r = new_row(name, shape);
+    time_it(attn_fn, x, warm, reps, r);
+    r->gbps = bytes / (r->med * 1e-3) / 1e9;
+    r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
+    print_row(r);
+}
+
+/* The decode kernel at each partition count of ns (rows "<prefix>=N"; tuning data), then back
+ * to the automatic choice. */
+static void decode_splits_sweep(const char *prefix, const int *ns, size_t nn, const char *shape, struct attn_arg *x,
+                                double bytes)
+{
+    for (size_t v = 0; v < nn; v++) {
+        char nm[48];
+        x->n_splits = ns[v];
+        snprintf(nm, sizeof nm, "%s=%d", prefix, ns[v]);
+        decode_row(nm, shape, x, 3, 30, bytes);
+    }
+    x->n_splits = 0;
+}
+
 static void bench_attention(int quick, int prefill_only)
 {
     const int Hq = 32, Hkv = 8, D = 128;
@@ -303,26 +328,12 @@ static void bench_attention(int quick, int prefill_only)
             a->Tq = 1; a->Tk = Tk; a->Hq = Hq; a->Hkv = Hkv; a->D = D;
         }
         snprintf(shape, sizeof shape, "Tq=1 Tk=%d Hq=%d Hkv=%d D=%d", Tk, Hq, Hkv, D);
-        struct bench_row *r = new_row("decode_splitk", shape);
-        time_it(attn_fn, &x, 5, quick ? 10 : 50, r);
-        double bytes = (double)kv_bytes + 2.0 * Hq * D * 2;
-        r->gbps = bytes / (r->med * 1e-3) / 1e9;
-        r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
-        print_row(r);
+        const double bytes = (double)kv_bytes + 2.0 * Hq * D * 2;
+        decode_row("decode_splitk", shape, &x, 5, quick ? 10 : 50, bytes);
         /* partition counts around the automatic choice (tuning data; automatic = 0) */
         if (s == 1 && !quick) {
             static const int ns[] = {16, 64, 132, 264, 528};
-            for (size_t v = 0; v < sizeof ns / sizeof ns[0]; v++) {
-                char nm[48];
-                x.n_splits = ns[v];
-                snprintf(nm, sizeof nm, "decode_splits=%d", ns[v]);
-                r = new_row(nm, shape);
-                time_it(attn_fn, &x, 3, 30, r);
-                r->gbps = bytes / (r->med * 1e-3) / 1e9;
-                r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
-                print_row(r);
-            }
-            x.n_splits = 0;
+            decode_splits_sweep("decode_splits", ns, sizeof ns / sizeof ns[0], shape, &x, bytes);
         }
         for (int i = 0; i < x.nsets; i++) {
             scb_cuda_free(g_cc, (void *)x.a[i].q);
@@ -481,27 +492,13 @@ static void bench_decode_pieces(void)
         for (int v = 0; v < 3; v++) {
             if (v == 1) setenv("SCB_ATTN_DECODE", "v1", 1);
             x.kern = v == 2 ? 2 : 0;
-            struct bench_row *r = new_row(names[v], shape);
-            time_it(attn_fn, &x, 5, 50, r);
-            r->gbps = bytes / (r->med * 1e-3) / 1e9;
-            r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
-            print_row(r);
+            decode_row(names[v], shape, &x, 5, 50, bytes);
             if (v == 1) unsetenv("SCB_ATTN_DECODE");
         }
         x.kern = 0;
         if (Tk >= 32768) {
             static const int ns[] = {16, 33, 66, 132, 264};
-            for (size_t v = 0; v < sizeof ns / sizeof ns[0]; v++) {
-                char nm[48];
-                x.n_splits = ns[v];
-                snprintf(nm, sizeof nm, "dec_tiled_splits=%d", ns[v]);
-                struct bench_row *r = new_row(nm, shape);
-                time_it(attn_fn, &x, 3, 30, r);
-                r->gbps = bytes / (r->med * 1e-3) / 1e9;
-                r->pct = g_peak_gbps > 0 ? 100.0 * r->gbps / g_peak_gbps : 0;
-                print_row(r);
-            }
-            x.n_splits = 0;
+            decode_splits_sweep("dec_tiled_splits", ns, sizeof ns / sizeof ns[0], shape, &x, bytes);
         }
         for (int i = 0; i < x.nsets; i++) {
             scb_cuda_free(g_cc, (void *)x.a[i].q);

@@ -207,10 +207,11 @@ static void test_errors(void)
     a.Hq = 8; a.Tk_q = 20;
     report("Tk_q > n refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     a.Tk_q = 0;
-    for (int k = 2; k <= 5; k += k == 3 ? 2 : 1) {   /* 2, 3 (removed kernels), 5 */
+    static const int refused[] = {2, 3, 5};            /* 2, 3: removed kernels */
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         char nm[48];
-        a.kernel = k;
-        snprintf(nm, sizeof nm, "kernel %d refused", k);
+        a.kernel = refused[i];
+        snprintf(nm, sizeof nm, "kernel %d refused", refused[i]);
         report(nm, scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     }
     a.kernel = 0;

@@ -226,6 +226,26 @@ static size_t attn_smem_floats(int D, int GM, int bits, int group)
            2 * (size_t)D * ntg + (size_t)KIVI_THREADS * (D / per) + 2 * (size_t)KIVI_THREADS * (D / group);
 }
 
+/* y[h] += w[h] x for the GM heads of a channel / token (w in shared memory, the heads side by
+ * side: one 16-byte load for four heads). */
+template <int GM>
+static __device__ __forceinline__ void kivi_axpy_heads(float (&y)[GM], const float *w, float x)
+{
+    if constexpr (GM % 4 == 0) {
+#pragma unroll
+        for (int h = 0; h < GM; h += 4) {
+            const float4 wv = *reinterpret_cast<const float4 *>(w + h);
+            y[h] = fmaf(wv.x, x, y[h]);
+            y[h + 1] = fmaf(wv.y, x, y[h + 1]);
+            y[h + 2] = fmaf(wv.z, x, y[h + 2]);
+            y[h + 3] = fmaf(wv.w, x, y[h + 3]);
+        }
+    } else {
+#pragma unroll
+        for (int h = 0; h < GM; h++) y[h] = fmaf(w[h], x, y[h]);
+    }
+}
+
 /* Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
  * in tiles of T = KIVI_THREADS tokens (chunk and the tile starts are multiples of T). Per tile:
  * the tile's packed key codes, key scale/min, value codes and value scale/min are staged into
@@ -306,20 +326,7 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
 #pragma unroll 8
                 for (int d = 0; d < D; d++) {
                     const float2 sm2 = kqe[d * ntg];
-                    const float kx = kivi_deq((kcj[d * KW] >> sh) & mask, sm2.x, sm2.y);
-                    if constexpr (GM % 4 == 0) {
-#pragma unroll
-                        for (int h = 0; h < GM; h += 4) {
-                            const float4 qv = *reinterpret_cast<const float4 *>(q_s + d * GM + h);
-                            dot[h] = fmaf(qv.x, kx, dot[h]);
-                            dot[h + 1] = fmaf(qv.y, kx, dot[h + 1]);
-                            dot[h + 2] = fmaf(qv.z, kx, dot[h + 2]);
-                            dot[h + 3] = fmaf(qv.w, kx, dot[h + 3]);
-                        }
-                    } else {
-#pragma unroll
-                        for (int h = 0; h < GM; h++) dot[h] = fmaf(q_s[d * GM + h], kx, dot[h]);
-                    }
+                    kivi_axpy_heads<GM>(dot, q_s + d * GM, kivi_deq((kcj[d * KW] >> sh) & mask, sm2.x, sm2.y));
                 }
             } else {
                 const uint16_t *kr = kf + (size_t)j * D;
@@ -379,25 +386,10 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
 #pragma unroll 8
                 for (int t = 0; t < nv_q; t++) {
                     const float2 sm2 = vqd[t * vg];
-                    const float vx = kivi_deq((vcd[t * vw] >> sh) & mask, sm2.x, sm2.y);
-                    if constexpr (GM % 4 == 0) {
-#pragma unroll
-                        for (int h = 0; h < GM; h += 4) {
-                            const float4 pv = *reinterpret_cast<const float4 *>(p_s + t * GM + h);
-                            acc[c][h] = fmaf(pv.x, vx, acc[c][h]);
-                            acc[c][h + 1] = fmaf(pv.y, vx, acc[c][h + 1]);
-                            acc[c][h + 2] = fmaf(pv.z, vx, acc[c][h + 2]);
-                            acc[c][h + 3] = fmaf(pv.w, vx, acc[c][h + 3]);
-                        }
-                    } else {
-#pragma unroll
-                        for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[t * GM + h], vx, acc[c][h]);
-                    }
+                    kivi_axpy_heads<GM>(acc[c], p_s + t * GM, kivi_deq((vcd[t * vw] >> sh) & mask, sm2.x, sm2.y));
                 }
                 for (int t = nv_q; t < nt; t++) {
-                    const float vx = scb_bf2f(vf[(size_t)(j0 + t) * D + d]);
-#pragma unroll
-                    for (int h = 0; h < GM; h++) acc[c][h] = fmaf(p_s[t * GM + h], vx, acc[c][h]);
+                    kivi_axpy_heads<GM>(acc[c], p_s + t * GM, scb_bf2f(vf[(size_t)(j0 + t) * D + d]));
                 }
             }
         }
@@ -874,70 +866,78 @@ static int kivi_v4_minb(void)
     return m;
 }
 
+/* One-time set-up of a kernel v4 instantiation (not on every decode step): its dynamic shared
+ * memory allowed, and the blocks resident per SM from the occupancy calculator (registers and
+ * shared memory; at least 1). */
 template <int BITS, int NG, int MINB>
-static cudaError_t part4_launch_mb(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
-                                   const struct scb_kivi_attn_cuda_args *a, int G, float scale)
+static cudaError_t part4_setup(size_t smem, int *bps)
+{
+    static int cached = 0;
+    static cudaError_t err = cudaSuccess;
+    if (!cached) {
+        int n = 0;
+        if (smem > 48 * 1024)
+            err = cudaFuncSetAttribute(kivi_attn_part4_kernel<BITS, NG, MINB>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (err == cudaSuccess &&
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kivi_attn_part4_kernel<BITS, NG, MINB>, 32 * K4_WARPS,
+                                                          smem) != cudaSuccess)
+            n = 1;
+        cached = n > 0 ? n : 1;
+    }
+    *bps = cached;
+    return err;
+}
+
+/* Launch kernel v4 with `blocks` blocks per KV head (<= 0: one full wave of resident blocks),
+ * at most SCB_KIVI_MAX_SPLITS and one 32-key step per warp; the partitions launched go to
+ * *splits. */
+template <int BITS, int NG, int MINB>
+static cudaError_t part4_launch_mb(cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                   const struct scb_kivi_attn_cuda_args *a, int G, float scale, int blocks, int sms,
+                                   int *splits)
 {
     const size_t smem = sizeof(float4) * K4_KS * 32 + 2 * K4_WARPS * sizeof(k4_stage<BITS>);
-    if (smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(kivi_attn_part4_kernel<BITS, NG, MINB>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        if (e != cudaSuccess) return e;
-    }
+    int bps = 1;
+    cudaError_t e = part4_setup<BITS, NG, MINB>(smem, &bps);
+    if (e != cudaSuccess) return e;
+    if (blocks <= 0) blocks = bps * sms / s->Hkv;
+    const int steps = (a->n + K4_STEP - 1) / K4_STEP;
+    if (blocks > SCB_KIVI_MAX_SPLITS) blocks = SCB_KIVI_MAX_SPLITS;
+    if (blocks > (steps + K4_WARPS - 1) / K4_WARPS) blocks = (steps + K4_WARPS - 1) / K4_WARPS;
+    if (blocks < 1) blocks = 1;
+    *splits = blocks;
     static int ilv = -1;   /* SCB_KIVI_V4_ORDER=contig: each warp a quarter of the block's keys */
     if (ilv < 0) {
-        const char *e = getenv("SCB_KIVI_V4_ORDER");
-        ilv = !(e && !strcmp(e, "contig"));
+        const char *ev = getenv("SCB_KIVI_V4_ORDER");
+        ilv = !(ev && !strcmp(ev, "contig"));
     }
-    kivi_attn_part4_kernel<BITS, NG, MINB><<<grid, 32 * K4_WARPS, smem, st>>>(*s, *a, G, scale, ilv);
+    kivi_attn_part4_kernel<BITS, NG, MINB><<<dim3((unsigned)blocks, (unsigned)s->Hkv), 32 * K4_WARPS, smem, st>>>(
+        *s, *a, G, scale, ilv);
     return cudaGetLastError();
 }
 
 template <int BITS, int NG>
-static cudaError_t part4_launch_ng(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
-                                   const struct scb_kivi_attn_cuda_args *a, int G, float scale)
+static cudaError_t part4_launch_ng(cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                   const struct scb_kivi_attn_cuda_args *a, int G, float scale, int blocks, int sms,
+                                   int *splits)
 {
     switch (kivi_v4_minb()) {
-    case 2: return part4_launch_mb<BITS, NG, 2>(grid, st, s, a, G, scale);
-    case 4: return part4_launch_mb<BITS, NG, 4>(grid, st, s, a, G, scale);
-    default: return part4_launch_mb<BITS, NG, 3>(grid, st, s, a, G, scale);
-    }
-}
-
-/* Blocks of kernel v4 (BITS, the store's group, the kivi_v4_minb variant) resident per SM, from
- * the occupancy calculator (registers and shared memory), at least 1. */
-template <int BITS, int NG, int MINB>
-static int part4_bps_mb(void)
-{
-    const size_t smem = sizeof(float4) * K4_KS * 32 + 2 * K4_WARPS * sizeof(k4_stage<BITS>);
-    int n = 0;
-    if (smem > 48 * 1024)
-        cudaFuncSetAttribute(kivi_attn_part4_kernel<BITS, NG, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)smem);
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kivi_attn_part4_kernel<BITS, NG, MINB>, 32 * K4_WARPS, smem) !=
-        cudaSuccess)
-        n = 1;
-    return n > 0 ? n : 1;
-}
-template <int BITS>
-static int part4_blocks_per_sm(const struct scb_kivi_cuda_store *s)
-{
-    const int mb = kivi_v4_minb();
-    switch (s->group) {
-    case 32: return mb == 2 ? part4_bps_mb<BITS, 4, 2>() : mb == 4 ? part4_bps_mb<BITS, 4, 4>() : part4_bps_mb<BITS, 4, 3>();
-    case 64: return mb == 2 ? part4_bps_mb<BITS, 2, 2>() : mb == 4 ? part4_bps_mb<BITS, 2, 4>() : part4_bps_mb<BITS, 2, 3>();
-    default: return mb == 2 ? part4_bps_mb<BITS, 1, 2>() : mb == 4 ? part4_bps_mb<BITS, 1, 4>() : part4_bps_mb<BITS, 1, 3>();
+    case 2: return part4_launch_mb<BITS, NG, 2>(st, s, a, G, scale, blocks, sms, splits);
+    case 4: return part4_launch_mb<BITS, NG, 4>(st, s, a, G, scale, blocks, sms, splits);
+    default: return part4_launch_mb<BITS, NG, 3>(st, s, a, G, scale, blocks, sms, splits);
     }
 }
 
 template <int BITS>
-static cudaError_t part4_launch(dim3 grid, cudaStream_t st, const struct scb_kivi_cuda_store *s,
-                                const struct scb_kivi_attn_cuda_args *a, int G, float scale)
+static cudaError_t part4_launch(cudaStream_t st, const struct scb_kivi_cuda_store *s,
+                                const struct scb_kivi_attn_cuda_args *a, int G, float scale, int blocks, int sms,
+                                int *splits)
 {
     switch (s->group) {
-    case 32: return part4_launch_ng<BITS, 4>(grid, st, s, a, G, scale);
-    case 64: return part4_launch_ng<BITS, 2>(grid, st, s, a, G, scale);
-    default: return part4_launch_ng<BITS, 1>(grid, st, s, a, G, scale);
+    case 32: return part4_launch_ng<BITS, 4>(st, s, a, G, scale, blocks, sms, splits);
+    case 64: return part4_launch_ng<BITS, 2>(st, s, a, G, scale, blocks, sms, splits);
+    default: return part4_launch_ng<BITS, 1>(st, s, a, G, scale, blocks, sms, splits);
     }
 }
 
@@ -1054,19 +1054,8 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
                 const char *es = getenv("SCB_KIVI_SPLITS");
                 splits = es ? atoi(es) : 0;
             }
-            int blocks = splits;
-            if (blocks <= 0) {   /* one full wave: resident blocks per SM (registers, shared memory) x SMs */
-                const int bps = s->bits == 2 ? part4_blocks_per_sm<2>(s) : part4_blocks_per_sm<4>(s);
-                blocks = bps * scb_cuda_sm_count(cc) / s->Hkv;
-            }
-            const int steps = (a->n + K4_STEP - 1) / K4_STEP;
-            if (blocks > SCB_KIVI_MAX_SPLITS) blocks = SCB_KIVI_MAX_SPLITS;
-            if (blocks > (steps + K4_WARPS - 1) / K4_WARPS) blocks = (steps + K4_WARPS - 1) / K4_WARPS;
-            if (blocks < 1) blocks = 1;
-            splits = blocks;
-            dim3 grid((unsigned)blocks, (unsigned)s->Hkv);
-            e = s->bits == 2 ? part4_launch<2>(grid, cc->stream, s, a, G, scale)
-                             : part4_launch<4>(grid, cc->stream, s, a, G, scale);
+            e = s->bits == 2 ? part4_launch<2>(cc->stream, s, a, G, scale, splits, scb_cuda_sm_count(cc), &splits)
+                             : part4_launch<4>(cc->stream, s, a, G, scale, splits, scb_cuda_sm_count(cc), &splits);
         } else {
             /* v1: 4 blocks per SM (its register bound), one wave; SCB_KIVI_SPLITS does not apply */
             if (splits <= 0) splits = (4 * scb_cuda_sm_count(cc) + s->Hkv - 1) / s->Hkv;
