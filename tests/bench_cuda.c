@@ -219,6 +219,16 @@ static void attn_fn(void *p, int rep)
         CK(scb_attn_prefill_fa2_cuda(g_cc, a, &g_err));
 }
 
+/* Free the q/k/v of each input set (the shared output is the caller's). */
+static void attn_arg_free(struct attn_arg *x)
+{
+    for (int i = 0; i < x->nsets; i++) {
+        scb_cuda_free(g_cc, (void *)x->a[i].q);
+        scb_cuda_free(g_cc, (void *)x->a[i].k);
+        scb_cuda_free(g_cc, (void *)x->a[i].v);
+    }
+}
+
 /* Time one decode-attention configuration and print its row with the bandwidth it reached
  * reading `bytes` per call. */
 static void decode_row(const char *name, const char *shape, struct attn_arg *x, int warm, int reps, double bytes)
@@ -300,11 +310,7 @@ static void bench_attention(int quick, int prefill_only)
             r->pct = g_peak_tflops > 0 ? 100.0 * r->tflops / g_peak_tflops : 0;
             print_row(r);
         }
-        for (int i = 0; i < x.nsets; i++) {
-            scb_cuda_free(g_cc, (void *)x.a[i].q);
-            scb_cuda_free(g_cc, (void *)x.a[i].k);
-            scb_cuda_free(g_cc, (void *)x.a[i].v);
-        }
+        attn_arg_free(&x);
         scb_cuda_free(g_cc, out);
     }
     for (int s = 0; s < (prefill_only ? 0 : 2); s++) {
@@ -335,11 +341,7 @@ static void bench_attention(int quick, int prefill_only)
             static const int ns[] = {16, 64, 132, 264, 528};
             decode_splits_sweep("decode_splits", ns, sizeof ns / sizeof ns[0], shape, &x, bytes);
         }
-        for (int i = 0; i < x.nsets; i++) {
-            scb_cuda_free(g_cc, (void *)x.a[i].q);
-            scb_cuda_free(g_cc, (void *)x.a[i].k);
-            scb_cuda_free(g_cc, (void *)x.a[i].v);
-        }
+        attn_arg_free(&x);
         scb_cuda_free(g_cc, out);
     }
 }
@@ -500,11 +502,7 @@ static void bench_decode_pieces(void)
             static const int ns[] = {16, 33, 66, 132, 264};
             decode_splits_sweep("dec_tiled_splits", ns, sizeof ns / sizeof ns[0], shape, &x, bytes);
         }
-        for (int i = 0; i < x.nsets; i++) {
-            scb_cuda_free(g_cc, (void *)x.a[i].q);
-            scb_cuda_free(g_cc, (void *)x.a[i].k);
-            scb_cuda_free(g_cc, (void *)x.a[i].v);
-        }
+        attn_arg_free(&x);
         scb_cuda_free(g_cc, out);
         scb_cuda_free(g_cc, x.dtk);
     }
