@@ -386,6 +386,28 @@ static int dev_decode(void *user, const struct scb_dev_attn *a, struct scb_ctx *
     return b->dkvp && b->dkvp->decode ? b->dkvp->decode(b->skvp, a, ctx) : scb_model_dev_dense(a, ctx);
 }
 
+/* The one-token step in the engine's replayed graph: a policy without a decode (dense over what
+ * it kept) always, one with a decode when it implements the step hooks and says so. */
+static int dev_step_graphable(void *user, const struct scb_kv_cache *kv, size_t layer)
+{
+    struct scb_method_binding *b = user;
+    if (!b->dkvp || !b->dkvp->decode) return 1;
+    return b->dkvp->step_graphable ? b->dkvp->step_graphable(b->skvp, kv, layer) : 0;
+}
+
+static int dev_step_prep(void *user, const struct scb_dev_attn *a, uint64_t *key, struct scb_ctx *ctx)
+{
+    struct scb_method_binding *b = user;
+    *key = 0;
+    return b->dkvp && b->dkvp->decode && b->dkvp->step_prep ? b->dkvp->step_prep(b->skvp, a, key, ctx) : SCB_OK;
+}
+
+static int dev_step_dev(void *user, const struct scb_dev_attn *a, const int32_t *n_dev, struct scb_ctx *ctx)
+{
+    struct scb_method_binding *b = user;
+    return b->dkvp->step_dev(b->skvp, a, n_dev, ctx);
+}
+
 /* Find the device implementation of one side (NULL ops for dense) and create its state. */
 static int dev_side(const struct scb_method *m, const struct scb_model_info *mi, void *cc,
                     const struct scb_dev_method_ops **ops, void **state, struct scb_ctx *ctx)
@@ -414,7 +436,8 @@ static int dev_bind(struct scb_method_binding *b, struct scb_model *m, struct sc
         rc = scb_err(ctx, SCB_E_INVAL, "method %s: its device implementation has no prefill", b->pre.ops->name);
         goto out;
     }
-    struct scb_dev_hooks h = {dev_prefill, dev_decode, dev_after_prefill, b};
+    struct scb_dev_hooks h = {dev_prefill, dev_decode, dev_after_prefill, b, dev_step_graphable, dev_step_prep,
+                              b->dkvp && b->dkvp->decode && b->dkvp->step_dev ? dev_step_dev : NULL};
     scb_model_set_dev_hooks(m, &h);
 out:
     return rc;

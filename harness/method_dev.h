@@ -44,6 +44,13 @@ struct scb_dev_method_ops {
     /* optional: correct the costs computed from the cache's counts (physical bytes, bytes read
      * per decode step, recall) with what the device store holds */
     int  (*costs)(void *state, const struct scb_kv_cache *kv, struct scb_turn_costs *c, struct scb_ctx *ctx);
+    /* optional, for KV policies with a decode: their one-token steps inside the engine's replayed
+     * CUDA graph (the contract of struct scb_dev_hooks' step_graphable / step_prep / step_dev;
+     * all three or none). Policies without a decode (dense over what is kept) are graph steps
+     * without them. */
+    int  (*step_graphable)(void *state, const struct scb_kv_cache *kv, size_t layer);
+    int  (*step_prep)(void *state, const struct scb_dev_attn *a, uint64_t *key, struct scb_ctx *ctx);
+    int  (*step_dev)(void *state, const struct scb_dev_attn *a, const int32_t *n_dev, struct scb_ctx *ctx);
     int  per_query_heads;    /* the cache stores one head per QUERY head (SCBench's GQA repetition for
                                 SnapKV/PyramidKV/StreamingLLM) unless the method's option gqa=true */
 };

@@ -13,6 +13,7 @@
 #include "kernels/alloc.h"
 #include "kernels/kivi_cuda.h"
 #include "kernels/kv_cache.h"
+#include "kernels/util.h"
 #include "methods/kivi.h"
 
 enum { KIVI_DEV_ELT_BYTES = 2 };   /* bf16: the byte counts of the CPU binding */
@@ -135,6 +136,33 @@ out:
     return rc;
 }
 
+/* Bring the layer's store up to row i of a's chunk (causal keys nc): every global token up to
+ * min(nc, the global segment) joins the residuals one at a time, a residual past R flushing its
+ * first R tokens with requant=true. */
+static int layer_advance(struct kivi_dev *st, struct kivi_dev_layer *l, const struct scb_dev_attn *a, int nc,
+                         size_t row, struct scb_ctx *ctx)
+{
+    int rc = SCB_OK;
+    const int Tg = (int)a->kv->n_global[a->layer * a->kv->Hkv], R = st->R;
+    const int g_end = nc < Tg ? nc : Tg;
+    while (l->Tk_q + l->nk_r < g_end) {                     /* append global tokens one at a time */
+        l->nk_r++; l->nv_r++;
+        if (st->requant && l->nk_r > R) {
+            SCB_TRY(scb_kivi_cuda_quant_keys(st->cc, &l->s, a->k, a->cap, l->Tk_q, R, ctx));
+            l->Tk_q += R; l->nk_r = 1;
+        }
+        if (st->requant && l->nv_r > R) {
+            SCB_TRY(scb_kivi_cuda_quant_values(st->cc, &l->s, a->v, a->cap, l->Tv_q, R, ctx));
+            l->Tv_q += R; l->nv_r = 1;
+        }
+    }
+    if (l->Tk_q + l->nk_r > g_end)
+        rc = scb_err(ctx, SCB_E_INVAL, "kivi (cuda): the quantized cache holds %d tokens but row %zu sees only "
+                     "%d global keys (was the global segment shortened?)", l->Tk_q + l->nk_r, row, g_end);
+out:
+    return rc;
+}
+
 static int kivi_dev_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *ctx)
 {
     struct kivi_dev *st = state;
@@ -142,26 +170,9 @@ static int kivi_dev_decode(void *state, const struct scb_dev_attn *a, struct scb
     SCB_TRY(check_layer(st, a, ctx));
     struct kivi_dev_layer *l = &st->layers[a->layer];
     if (!l->active) return scb_model_dev_dense(a, ctx);   /* no first prefill yet: nothing quantized */
-    const int Tg = (int)a->kv->n_global[a->layer * a->kv->Hkv], R = st->R;
     for (size_t i = 0; i < a->T; i++) {
         const int nc = (int)(i + a->Tk - a->T + 1);         /* causal keys of row i */
-        const int g_end = nc < Tg ? nc : Tg;
-        while (l->Tk_q + l->nk_r < g_end) {                 /* append global tokens one at a time */
-            l->nk_r++; l->nv_r++;
-            if (st->requant && l->nk_r > R) {
-                SCB_TRY(scb_kivi_cuda_quant_keys(st->cc, &l->s, a->k, a->cap, l->Tk_q, R, ctx));
-                l->Tk_q += R; l->nk_r = 1;
-            }
-            if (st->requant && l->nv_r > R) {
-                SCB_TRY(scb_kivi_cuda_quant_values(st->cc, &l->s, a->v, a->cap, l->Tv_q, R, ctx));
-                l->Tv_q += R; l->nv_r = 1;
-            }
-        }
-        if (l->Tk_q + l->nk_r > g_end) {
-            rc = scb_err(ctx, SCB_E_INVAL, "kivi (cuda): the quantized cache holds %d tokens but row %zu sees only "
-                         "%d global keys (was the global segment shortened?)", l->Tk_q + l->nk_r, i, g_end);
-            goto out;
-        }
+        SCB_TRY(layer_advance(st, l, a, nc, i, ctx));
         struct scb_kivi_attn_cuda_args aa = {
             .q = a->q + i * a->H * a->D, .k = a->k, .v = a->v, .kcap = a->cap,
             .Tk_q = l->Tk_q, .Tv_q = l->Tv_q, .n = nc, .Hq = (int)a->H, .scale = a->scale,
@@ -171,6 +182,59 @@ static int kivi_dev_decode(void *state, const struct scb_dev_attn *a, struct scb
     }
 out:
     return rc;
+}
+
+/* The one-token step inside the engine's replayed graph: a layer with a store whose attention
+ * runs kernel v4 (the one reading its key count from the device); with requant=true a flush
+ * must keep Tk_q a multiple of 32, so R must be one. */
+static int kivi_dev_step_graphable(void *state, const struct scb_kv_cache *kv, size_t layer)
+{
+    struct kivi_dev *st = state;
+    if (layer >= (size_t)st->L || (st->requant && st->R % 32)) return 0;
+    const struct kivi_dev_layer *l = &st->layers[layer];
+    const int n = (int)scb_kv_cache_len(kv, layer, 0) + 1;
+    return l->active && scb_kivi_attn_cuda_dev_fits(st->cc, &l->s, st->Hq, l->Tk_q, n, NULL);
+}
+
+/* Host side of a graph step: the bookkeeping (and any flush, enqueued before the graph) and the
+ * key of what the recorded launch bakes in (store, Tk_q, Tv_q, partitions). */
+static int kivi_dev_step_prep(void *state, const struct scb_dev_attn *a, uint64_t *key, struct scb_ctx *ctx)
+{
+    struct kivi_dev *st = state;
+    int rc = SCB_OK;
+    SCB_TRY(check_layer(st, a, ctx));
+    struct kivi_dev_layer *l = &st->layers[a->layer];
+    if (!l->active || a->T != 1) {
+        rc = scb_err(ctx, SCB_E_INVAL, "kivi (cuda): a graph step on layer %zu without a store or with %zu rows",
+                     a->layer, a->T);
+        goto out;
+    }
+    SCB_TRY(layer_advance(st, l, a, (int)a->Tk, 0, ctx));
+    int splits = 0;
+    if (!scb_kivi_attn_cuda_dev_fits(st->cc, &l->s, st->Hq, l->Tk_q, (int)a->Tk, &splits)) {
+        rc = scb_err(ctx, SCB_E_INVAL, "kivi (cuda): layer %zu's step no longer fits kernel v4 (Tk_q=%d)", a->layer,
+                     l->Tk_q);
+        goto out;
+    }
+    const uint64_t v[] = {(uint64_t)(uintptr_t)l->s.k_codes, (uint64_t)l->s.cap, (uint64_t)l->Tk_q,
+                          (uint64_t)l->Tv_q, (uint64_t)splits, (uint64_t)(uintptr_t)a->k, (uint64_t)a->cap};
+    *key = scb_hash64(v, sizeof v, SCB_HASH64_INIT);
+out:
+    return rc;
+}
+
+/* The layer's attention inside the graph: the launch of kivi_dev_decode's one row, its key count
+ * read from the device (the partitions those of a->Tk, as step_prep keyed them). */
+static int kivi_dev_step_dev(void *state, const struct scb_dev_attn *a, const int32_t *n_dev, struct scb_ctx *ctx)
+{
+    struct kivi_dev *st = state;
+    const struct kivi_dev_layer *l = &st->layers[a->layer];
+    const struct scb_kivi_attn_cuda_args aa = {
+        .q = a->q, .k = a->k, .v = a->v, .kcap = a->cap, .Tk_q = l->Tk_q, .Tv_q = l->Tv_q, .n = (int)a->Tk,
+        .Hq = (int)a->H, .scale = a->scale, .out = a->out, .lse = NULL, .work = st->work, .n_splits = 0,
+        .n_dev = n_dev,
+    };
+    return scb_kivi_attn_cuda(st->cc, &l->s, &aa, ctx);
 }
 
 /* Physical bytes as the CPU binding counts them (method_bind.c): the quantized store with
@@ -206,4 +270,7 @@ const struct scb_dev_method_ops scb_dev_kivi = {
     .after_prefill = kivi_dev_after_prefill,
     .decode = kivi_dev_decode,
     .costs = kivi_dev_costs,
+    .step_graphable = kivi_dev_step_graphable,
+    .step_prep = kivi_dev_step_prep,
+    .step_dev = kivi_dev_step_dev,
 };

@@ -102,6 +102,21 @@ struct scb_dev_hooks {
                                        may compact the layer (scb_kv_cache_keep + the device
                                        gather); NULL = keep everything */
     void *user;
+    /* Optional, for a decode hook whose one-token step can be part of the engine's replayed CUDA
+     * graph (harness/model_cuda.c); with step_graphable NULL, steps with a decode hook are plain
+     * launches. step_graphable says, with no side effect, whether layer `layer`'s next one-token
+     * step can run in the graph (1) or not (0). When every layer says 1, step_prep runs on the
+     * host before the graph for every layer in order, after the step's entry is appended to the
+     * cache's bookkeeping (a: T = 1, Tk = the entries after the append; q/out the engine's
+     * buffers): it does the step's own bookkeeping, may enqueue work on the stream (it runs
+     * before the graph), and returns in *key what the layer's recorded launches bake in (a change
+     * records the graph anew). step_dev launches the layer's attention inside the graph, reading
+     * the entry count (a->Tk at a replay) from the device int32 n_dev (its a->kv is NULL: it runs
+     * while the graph is recorded, not at each step); NULL = the engine's dense decode attention
+     * over the cache. */
+    int (*step_graphable)(void *user, const struct scb_kv_cache *kv, size_t layer);
+    int (*step_prep)(void *user, const struct scb_dev_attn *a, uint64_t *key, struct scb_ctx *ctx);
+    int (*step_dev)(void *user, const struct scb_dev_attn *a, const int32_t *n_dev, struct scb_ctx *ctx);
 };
 
 enum scb_forward_flags {

@@ -11,6 +11,7 @@
 #include "kernels/alloc.h"
 #include "kernels/cuda/backend_cuda.h"
 #include "kernels/kernels_cuda.h"
+#include "kernels/util.h"
 
 #define ALIGN_BYTES 256
 #define LM_ROWS 64            /* rows of the LM head computed (and downloaded) at a time */
@@ -61,6 +62,8 @@ struct scb_model_cuda {
         size_t cap, Hs;
         void *arena;                       /* the activation arena (its pointers are baked in) */
         int n_splits;                      /* decode attention partitions */
+        struct scb_dev_hooks hooks;        /* the method's step hooks (step_dev NULL: dense) */
+        uint64_t hook_key;                 /* what its step_prep said the launches bake in */
         int valid;
     } gk;
     int32_t *h_step;                       /* (2 + 2L) pinned host: id, pos, per layer len, len+1 */
@@ -412,7 +415,16 @@ static int replay_step_launches(void *user, struct scb_ctx *ctx)
             .Tq = 1, .Tk = 0, .Hq = H, .Hkv = (int)g->Hs, .D = D,
             .kv_tok_stride = c->D, .kv_head_stride = g->cap * c->D, .scale = (float)(1.0 / sqrt((double)c->D)),
         };
-        SCB_TRY(scb_attn_decode_dev_cuda(cc, &x, d->d_step + 3 + 2 * l, g->n_splits, ctx)); /* (1, H, D) */
+        if (g->hooks.step_dev) {
+            const struct scb_dev_attn at = {
+                .cc = cc, .q = d->q, .out = d->att, .k = g->kc + lay, .v = g->vc + lay, .kv = NULL, .layer = l,
+                .T = 1, .H = c->H, .Hs = g->Hs, .D = c->D, .cap = g->cap, .Tk = (size_t)d->h_step[3 + 2 * l],
+                .scale = x.scale,
+            };
+            SCB_TRY(g->hooks.step_dev(g->hooks.user, &at, d->d_step + 3 + 2 * l, ctx));         /* (1, H, D) */
+        } else {
+            SCB_TRY(scb_attn_decode_dev_cuda(cc, &x, d->d_step + 3 + 2 * l, g->n_splits, ctx)); /* (1, H, D) */
+        }
         SCB_TRY(scb_cuda_gemm(cc, d->tmp, 0, d->att, w->wo, w->bo, 1, qd, dm, 0, ctx));
         SCB_TRY(scb_cuda_add(cc, d->x, d->tmp, (size_t)dm, ctx));
         SCB_TRY(scb_cuda_rmsnorm(cc, d->xn, d->x, w->mlp_norm, 1, dm, eps, ctx));
@@ -431,7 +443,7 @@ out:
 
 /* One decode step through the replayed graph (recorded again when what it baked in changed). */
 static int forward_replay(struct scb_model_cuda *d, struct scb_kv_cache *kv, int32_t id, int32_t *next,
-                          double *flops, struct scb_ctx *ctx)
+                          const struct scb_dev_hooks *hooks, double *flops, struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
     const struct scb_model_config *c = d->c;
@@ -451,11 +463,30 @@ static int forward_replay(struct scb_model_cuda *d, struct scb_kv_cache *kv, int
     d->h_step[1] = (int32_t)pos0;
     const struct scb_attn_cuda_args sa = {.Tq = 1, .Tk = (int)(maxlen + 1), .Hq = (int)c->H, .Hkv = (int)kv->Hkv,
                                           .D = (int)c->D};
-    const struct gkey want = {.kc = s->k, .vc = s->v, .cap = kv->cap, .Hs = kv->Hkv, .arena = d->arena,
-                              .n_splits = scb_attn_decode_splits(cc, &sa), .valid = 1};
+    struct gkey want = {.kc = s->k, .vc = s->v, .cap = kv->cap, .Hs = kv->Hkv, .arena = d->arena,
+                        .n_splits = scb_attn_decode_splits(cc, &sa), .valid = 1};
+    for (size_t l = 0; l < c->L; l++) SCB_TRY(scb_kv_cache_append_meta(kv, l, 1, pos0, ctx));
+    if (hooks->decode) {
+        /* the method's host side of the step, layer by layer (its bookkeeping sees the appended
+         * entry, as its decode hook would), and what its launches bake in */
+        want.hooks = *hooks;
+        want.hook_key = SCB_HASH64_INIT;
+        for (size_t l = 0; l < c->L; l++) {
+            const size_t lay = l * kv->Hkv * kv->cap * c->D;
+            const struct scb_dev_attn at = {
+                .cc = cc, .q = d->q, .out = d->att, .k = s->k + lay, .v = s->v + lay, .kv = kv, .layer = l,
+                .T = 1, .H = c->H, .Hs = kv->Hkv, .D = c->D, .cap = kv->cap, .Tk = (size_t)d->h_step[3 + 2 * l],
+                .scale = (float)(1.0 / sqrt((double)c->D)),
+            };
+            uint64_t k = 0;
+            if (hooks->step_prep) SCB_TRY(hooks->step_prep(hooks->user, &at, &k, ctx));
+            want.hook_key = scb_hash64(&k, sizeof k, want.hook_key);
+        }
+    }
     const struct gkey *h = &d->gk;
     if (!h->valid || h->kc != want.kc || h->vc != want.vc || h->cap != want.cap || h->Hs != want.Hs ||
-        h->arena != want.arena || h->n_splits != want.n_splits) {
+        h->arena != want.arena || h->n_splits != want.n_splits || h->hooks.user != want.hooks.user ||
+        h->hooks.step_dev != want.hooks.step_dev || h->hook_key != want.hook_key) {
         d->gk = want;
         rc = scb_cuda_graph_record(cc, d->graph, replay_step_launches, d, ctx);
         if (rc < 0) {
@@ -465,7 +496,6 @@ static int forward_replay(struct scb_model_cuda *d, struct scb_kv_cache *kv, int
             return rc;
         }
     }
-    for (size_t l = 0; l < c->L; l++) SCB_TRY(scb_kv_cache_append_meta(kv, l, 1, pos0, ctx));
     SCB_TRY(scb_cuda_graph_replay(cc, d->graph, ctx));
     scb_kv_cache_advance(kv, 1);
     SCB_TRY(scb_cuda_sync(cc, ctx));
@@ -476,6 +506,17 @@ static int forward_replay(struct scb_model_cuda *d, struct scb_kv_cache *kv, int
     }
 out:
     return rc;
+}
+
+/* 1 when a one-token step with these hooks can be the replayed graph: no decode hook, or one
+ * whose step_graphable says yes for every layer. */
+static int hooks_graphable(const struct scb_dev_hooks *hooks, const struct scb_kv_cache *kv, size_t L)
+{
+    if (!hooks->decode) return 1;
+    if (!hooks->step_graphable) return 0;
+    for (size_t l = 0; l < L; l++)
+        if (!hooks->step_graphable(hooks->user, kv, l)) return 0;
+    return 1;
 }
 
 int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, const int32_t *ids,
@@ -504,11 +545,11 @@ int scb_model_cuda_forward(struct scb_model_cuda *d, struct scb_kv_cache *kv, co
     /* a dense single-token step that only wants the argmax runs as one CUDA graph: recorded once
      * and replayed (the decode attention kernel for D 64/128 reads its key count from the device),
      * or recorded anew every step */
-    const int graph_step = d->graphs && n == 1 && !logits && next && !first_prefill && !hooks->decode;
+    const int graph_step = d->graphs && n == 1 && !logits && next && !first_prefill;
     if (graph_step && d->graphs == GRAPHS_REPLAY && (c->D == 64 || c->D == 128) && kv->seen < INT32_MAX &&
-        kv->cap < INT32_MAX)
-        return forward_replay(d, kv, ids[0], next, flops, ctx);
-    const int graph = graph_step && d->graphs == GRAPHS_RERECORD;
+        kv->cap < INT32_MAX && hooks_graphable(hooks, kv, c->L))
+        return forward_replay(d, kv, ids[0], next, hooks, flops, ctx);
+    const int graph = graph_step && !hooks->decode && d->graphs == GRAPHS_RERECORD;
     if (graph) {
         d->h_io[0] = ids[0];
         SCB_TRY(scb_cuda_graph_begin(cc, d->graph, ctx));

@@ -84,11 +84,23 @@ struct scb_kivi_attn_cuda_args {
                                * runs. 2 and 3 (removed kernels) are SCB_E_INVAL. With kernel 4 and
                                * n_splits 0 the environment variable SCB_KIVI_SPLITS=N sets the
                                * blocks per KV head (timing only; default one full wave) */
+    const int32_t *n_dev;     /* NULL, or a DEVICE int32 read when the kernel runs: the keys attended
+                               * then (n is the count the launch is sized for; the partitions and
+                               * the grid stay those of n), for a launch recorded once in a CUDA
+                               * graph and replayed as the cache grows; <= kcap, >= Tk_q and Tv_q
+                               * at every run. Kernel v4 only (scb_kivi_attn_cuda_dev_fits) */
 };
 enum { SCB_KIVI_MAX_SPLITS = 256 };
 size_t scb_kivi_attn_cuda_work_floats(int Hq, int D);
 int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
                        const struct scb_kivi_attn_cuda_args *a, struct scb_ctx *err);
+
+/* 1 when an attention of Hq query heads over n keys with Tk_q quantized keys runs kernel v4 (the
+ * only kernel taking n_dev): D = 128, 2 or 4 bits, Hq/Hkv <= 8, groups of 32, 64 or 128, Tk_q a
+ * multiple of 32, and SCB_KIVI_ATTN not v1; *splits (may be NULL) = the partitions such a launch
+ * uses (what a graph recording it bakes in). 0 otherwise. */
+int scb_kivi_attn_cuda_dev_fits(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int Hq, int Tk_q,
+                                int n, int *splits);
 
 #ifdef __cplusplus
 }

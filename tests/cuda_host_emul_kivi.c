@@ -117,7 +117,6 @@ int scb_kivi_cuda_dequant(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_st
 int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
                        const struct scb_kivi_attn_cuda_args *a, struct scb_ctx *err)
 {
-    (void)cc;
     int rc = check_store(s, "attention", err);
     if (rc) return rc;
     if (!a || !a->q || !a->k || !a->v || !a->out || !a->work || a->n < 0 || (size_t)a->n > a->kcap ||
@@ -127,7 +126,13 @@ int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store
     const char *ev = getenv("SCB_KIVI_ATTN");   /* both kernels compute the same function */
     if (ev && strcmp(ev, "v1") && strcmp(ev, "v4"))
         return scb_err(err, SCB_E_INVAL, "emulated kivi attention: SCB_KIVI_ATTN=%s (expected v1 or v4)", ev);
-    const int D = s->D, G = a->Hq / s->Hkv, n = a->n;
+    if (a->n_dev && !scb_kivi_attn_cuda_dev_fits(cc, s, a->Hq, a->Tk_q, a->n, NULL))
+        return scb_err(err, SCB_E_INVAL, "emulated kivi attention: a device key count needs kernel v4");
+    /* a device key count is read when the "kernel runs": here, now (a replayed graph calls again) */
+    const int D = s->D, G = a->Hq / s->Hkv, n = a->n_dev ? *a->n_dev : a->n;
+    if (n < 0 || (size_t)n > a->kcap || a->Tk_q > n || a->Tv_q > n)
+        return scb_err(err, SCB_E_INVAL, "emulated kivi attention: device key count %d outside [max(Tk_q, Tv_q), "
+                       "kcap]", n);
     const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
     float *sc = scb_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!sc) return scb_err(err, SCB_E_NOMEM, "emulated kivi attention: out of memory");
@@ -155,4 +160,25 @@ int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store
     }
     scb_free(sc);
     return SCB_OK;
+}
+
+/* The real launcher's rule (kernels/kivi_cuda.h): kernel v4 for D 128, 2 or 4 bits, Hq/Hkv <= 8,
+ * groups of 32/64/128, Tk_q % 32 == 0, SCB_KIVI_ATTN not v1; the partitions of one full wave of 3
+ * blocks per SM on a 132-SM card, at most one 32-key step per warp of 4 (the graph key only). */
+int scb_kivi_attn_cuda_dev_fits(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int Hq, int Tk_q,
+                                int n, int *splits)
+{
+    (void)cc;
+    if (splits) *splits = 0;
+    if (!s || s->Hkv < 1 || Hq < 1 || Hq % s->Hkv || Tk_q < 0 || n < 0) return 0;
+    const char *ev = getenv("SCB_KIVI_ATTN");
+    if (ev && strcmp(ev, "v4")) return 0;
+    if (s->D != 128 || (s->bits != 2 && s->bits != 4) || Hq / s->Hkv > 8 ||
+        (s->group != 32 && s->group != 64 && s->group != 128) || Tk_q % 32)
+        return 0;
+    int b = 3 * 132 / s->Hkv, cap = ((n + 31) / 32 + 3) / 4;
+    if (b > SCB_KIVI_MAX_SPLITS) b = SCB_KIVI_MAX_SPLITS;
+    if (b > cap) b = cap;
+    if (splits) *splits = b < 1 ? 1 : b;
+    return 1;
 }

@@ -179,6 +179,41 @@ static void run_case(const struct kcase *c)
                : v4_fits ? "  attention, kernel v4 tensor cores, warp streams (store + residual + temp)"
                          : "  attention, kernel 4 asked, shape outside v4: v1 runs",
                finite && rel <= 1e-2 && lmax <= 1e-3, detail);
+        if (kern == 4 && v4_fits) {
+            /* the graph form: the key count read from the device. Sized for n it must equal the
+             * host-count launch bit for bit; sized for fewer keys (a graph recorded at an earlier
+             * step, the cache grown since) it must still match the reference */
+            const int fits = scb_kivi_attn_cuda_dev_fits(g_cc, &s, Hq, Tk_q, n, NULL);
+            report("  scb_kivi_attn_cuda_dev_fits agrees (v4 shape)", fits == (Tk_q % 32 == 0), "");
+            if (fits) {
+                uint16_t *h_host = host_alloc((size_t)Hq * D * 2), *h_dev = host_alloc((size_t)Hq * D * 2);
+                int32_t *dn = dev_alloc(4);
+                CK(scb_cuda_download(g_cc, h_host, dout, (size_t)Hq * D * 2, &g_err));
+                CK(scb_cuda_upload(g_cc, dn, &n, 4, &g_err));
+                const int small = Tk_q > Tv_q ? (Tk_q > 1 ? Tk_q : 1) : (Tv_q > 1 ? Tv_q : 1);
+                for (int sized = 0; sized < 2; sized++) {
+                    CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
+                    CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
+                    a.n = sized ? small : n;
+                    a.n_dev = dn;
+                    CK(scb_kivi_attn_cuda(g_cc, &s, &a, &g_err));
+                    CK(scb_cuda_sync(g_cc, &g_err));
+                    CK(scb_cuda_download(g_cc, h_dev, dout, (size_t)Hq * D * 2, &g_err));
+                    const int fin2 = compare_out_lse(dout, dlse, ro, rl, Hq, D, &rel, &lmax);
+                    const int same = !memcmp(h_host, h_dev, (size_t)Hq * D * 2);
+                    snprintf(detail, sizeof detail, "launch sized for %d keys, %d on the device: out rel %.2e, lse "
+                             "maxabs %.2e%s%s", a.n, n, rel, lmax, fin2 ? "" : " NONFINITE",
+                             sized ? "" : same ? ", bit-identical to the host count" : ", DIFFERS from the host count");
+                    report(sized ? "  attention, kernel v4, device key count, launch sized for fewer keys"
+                                 : "  attention, kernel v4, device key count",
+                           fin2 && rel <= 1e-2 && lmax <= 1e-3 && (sized || same), detail);
+                }
+                a.n = n;
+                a.n_dev = NULL;
+                scb_cuda_free(g_cc, dn);
+                scb_free(h_host); scb_free(h_dev);
+            }
+        }
       }
         scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dlse); scb_cuda_free(g_cc, work);
         scb_free(ro); scb_free(rl);
@@ -214,6 +249,12 @@ static void test_errors(void)
         snprintf(nm, sizeof nm, "kernel %d refused", refused[i]);
         report(nm, scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
     }
+    a.kernel = 1;
+    int32_t *dn = dev_alloc(4);
+    a.n_dev = dn;
+    report("device key count with kernel v1 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");
+    a.n_dev = NULL;
+    scb_cuda_free(g_cc, dn);
     a.kernel = 0;
     setenv("SCB_KIVI_ATTN", "v2", 1);
     report("SCB_KIVI_ATTN=v2 refused", scb_kivi_attn_cuda(g_cc, &s, &a, &g_err) == SCB_E_INVAL, "");

@@ -12,9 +12,11 @@
 #    partitions sweep; parity_cuda_kvsel: every kernel against the CPU reference, one layer's
 #    step timings at 32K/128K: unfused, v2 (unroll sweep), v2's top-k alone);
 # 2. `scbench bench cuda --method M` at 32K and 128K on a random 4-layer Llama-3-8B-shaped model:
-#    kivi and kivi:bits=4, v4 (default) against SCB_KIVI_ATTN=v1; quest, v2 (default) against
-#    SCB_QUEST_DECODE=unfused, and dense at 128K as the reference;
-# 3. the binding end to end (tests/py/method_dev_kivi.py / method_dev_kvsel.py) if time is left.
+#    kivi and kivi:bits=4 (steps as CUDA graphs, the default, against SCB_CUDA_GRAPHS=0 and
+#    kernel v1 at 128K), SnapKV; quest, v2 (default) against SCB_QUEST_DECODE=unfused; dense at
+#    128K as the reference;
+# 3. the binding end to end (tests/py/method_dev_kivi.py / method_dev_kvsel.py) if time is left,
+#    and for kivi then tests/py/engine_cuda.py (the engine, its CUDA graphs with methods).
 # Everything under `timeout`, within BUDGET seconds (default ~120; a small BUDGET, e.g. 15, is
 # a dry run: the parity step cut short, the rest skipped). Full logs: $OUT/p2kivi.tgz or $OUT/p2quest.tgz.
 set -u
@@ -65,14 +67,15 @@ run_bench() {   # name tokens method env (env "-" = none) seconds-needed
   grep -iE "error|fail" "$L/b.log" | tail -2
 }
 if [ "$METHOD" = kivi ]; then
-  run_bench kivi32_v4 32768 kivi - 6
-  run_bench kivi32_v1 32768 kivi SCB_KIVI_ATTN=v1 6
-  run_bench kivi128_v4 131072 kivi - 10
+  run_bench kivi32 32768 kivi - 6
+  run_bench kivi32_nograph 32768 kivi SCB_CUDA_GRAPHS=0 6
+  run_bench kivi128 131072 kivi - 10
+  run_bench kivi128_nograph 131072 kivi SCB_CUDA_GRAPHS=0 10
+  run_bench kivi4_32 32768 kivi:bits=4 - 6
+  run_bench kivi4_128 131072 kivi:bits=4 - 10
   run_bench kivi128_v1 131072 kivi SCB_KIVI_ATTN=v1 10
-  run_bench kivi4_32_v4 32768 kivi:bits=4 - 6
-  run_bench kivi4_32_v1 32768 kivi:bits=4 SCB_KIVI_ATTN=v1 6
-  run_bench kivi4_128_v4 131072 kivi:bits=4 - 10
-  run_bench kivi4_128_v1 131072 kivi:bits=4 SCB_KIVI_ATTN=v1 10
+  run_bench snapkv128 131072 snapkv - 10
+  run_bench dense128 131072 dense - 12
 else
   run_bench quest128_v2 131072 quest - 12
   run_bench quest128_unfused 131072 quest SCB_QUEST_DECODE=unfused 12
@@ -88,10 +91,16 @@ if [ "$(left)" -ge $PYNEED ]; then
 else
   el "skip $PY (time)"
 fi
+if [ "$METHOD" = kivi ] && [ "$(left)" -ge 40 ]; then
+  el "engine_cuda (limit $(( $(left) - 3 ))s)"
+  timeout $(( $(left) - 3 )) python3 "$D/py/engine_cuda.py" --scbench "$B/scbench" --fixtures "$ROOT/tests/fixtures" \
+      --seed "$SEED" > "$L/engine_cuda.log" 2>&1
+  el "rc $?"; grep -E "FAIL|passed|CUDA graphs" "$L/engine_cuda.log" | tail -4
+fi
 rm -f "$L/b.log"
 if [ "$METHOD" = kivi ]; then
-  echo "== summary: bench cuda decode (ms/token) against its bytes floor, 4-layer 8B-shaped model (v4 default vs v1)"
-  grep -E " rc [0-9]+: " "$L/steps.log" | grep -E "kivi" | sed 's/^\[[^]]*\] //'
+  echo "== summary: bench cuda decode (ms/token) against its bytes floor, 4-layer 8B-shaped model"
+  grep -E " rc [0-9]+: " "$L/steps.log" | grep -E "kivi|snapkv|dense" | sed 's/^\[[^]]*\] //'
   echo "== kernel timings (one layer, Hq 32 Hkv 8 D 128; us)"
   grep -E "kivi_bench|dense  " "$L/$PLOG" 2>/dev/null | head -10
   echo "== v4 partitions sweep: best blocks per KV head (default: one full wave, 3 blocks per SM = 49 at Hkv 8 on 132 SMs)"

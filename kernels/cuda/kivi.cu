@@ -546,13 +546,14 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     const int g = blockIdx.y;
     /* the block's steps [b0, b1); warp w takes b0 + w, b0 + w + 4, ... (ilv: neighbouring warps
      * read neighbouring keys, sharing cache sectors) or its own quarter */
-    const int n_steps = (a.n + K4_STEP - 1) / K4_STEP;
+    const int n = a.n_dev ? *a.n_dev : a.n;                /* keys attended (device count: graphs) */
+    const int n_steps = (n + K4_STEP - 1) / K4_STEP;
     const int b0 = (int)((long long)n_steps * blockIdx.x / gridDim.x);
     const int b1 = (int)((long long)n_steps * (blockIdx.x + 1) / gridDim.x);
     const int st0 = ilv ? b0 + warp : b0 + (b1 - b0) * warp / K4_WARPS;
     const int st1 = ilv ? b1 : b0 + (b1 - b0) * (warp + 1) / K4_WARPS;
     const int sst = ilv ? K4_WARPS : 1;
-    const int j_end = a.n;
+    const int j_end = n;
     for (int i = tid; i < K4_KS * 32; i += 128) {
         const int ks = i >> 5, h = (i & 31) >> 2, d = ks * 16 + 2 * (i & 3);
         const uint16_t *qh = a.q + ((size_t)g * G + h) * K4_D;
@@ -889,24 +890,32 @@ static cudaError_t part4_setup(size_t smem, int *bps)
     return err;
 }
 
+/* Blocks per KV head of a v4 launch over n keys: `blocks` if > 0, else one full wave of bps
+ * resident blocks per SM; at most SCB_KIVI_MAX_SPLITS and one 32-key step per warp. */
+static int part4_blocks(int blocks, int bps, int sms, int Hkv, int n)
+{
+    if (blocks <= 0) blocks = bps * sms / Hkv;
+    const int steps = (n + K4_STEP - 1) / K4_STEP;
+    if (blocks > SCB_KIVI_MAX_SPLITS) blocks = SCB_KIVI_MAX_SPLITS;
+    if (blocks > (steps + K4_WARPS - 1) / K4_WARPS) blocks = (steps + K4_WARPS - 1) / K4_WARPS;
+    return blocks < 1 ? 1 : blocks;
+}
+
 /* Launch kernel v4 with `blocks` blocks per KV head (<= 0: one full wave of resident blocks),
  * at most SCB_KIVI_MAX_SPLITS and one 32-key step per warp; the partitions launched go to
  * *splits. */
 template <int BITS, int NG, int MINB>
 static cudaError_t part4_launch_mb(cudaStream_t st, const struct scb_kivi_cuda_store *s,
                                    const struct scb_kivi_attn_cuda_args *a, int G, float scale, int blocks, int sms,
-                                   int *splits)
+                                   int *splits, bool count_only = false)
 {
     const size_t smem = sizeof(float4) * K4_KS * 32 + 2 * K4_WARPS * sizeof(k4_stage<BITS>);
     int bps = 1;
     cudaError_t e = part4_setup<BITS, NG, MINB>(smem, &bps);
     if (e != cudaSuccess) return e;
-    if (blocks <= 0) blocks = bps * sms / s->Hkv;
-    const int steps = (a->n + K4_STEP - 1) / K4_STEP;
-    if (blocks > SCB_KIVI_MAX_SPLITS) blocks = SCB_KIVI_MAX_SPLITS;
-    if (blocks > (steps + K4_WARPS - 1) / K4_WARPS) blocks = (steps + K4_WARPS - 1) / K4_WARPS;
-    if (blocks < 1) blocks = 1;
+    blocks = part4_blocks(blocks, bps, sms, s->Hkv, a->n);
     *splits = blocks;
+    if (count_only) return cudaSuccess;                   /* scb_kivi_attn_cuda_dev_fits */
     static int ilv = -1;   /* SCB_KIVI_V4_ORDER=contig: each warp a quarter of the block's keys */
     if (ilv < 0) {
         const char *ev = getenv("SCB_KIVI_V4_ORDER");
@@ -920,24 +929,24 @@ static cudaError_t part4_launch_mb(cudaStream_t st, const struct scb_kivi_cuda_s
 template <int BITS, int NG>
 static cudaError_t part4_launch_ng(cudaStream_t st, const struct scb_kivi_cuda_store *s,
                                    const struct scb_kivi_attn_cuda_args *a, int G, float scale, int blocks, int sms,
-                                   int *splits)
+                                   int *splits, bool count_only)
 {
     switch (kivi_v4_minb()) {
-    case 2: return part4_launch_mb<BITS, NG, 2>(st, s, a, G, scale, blocks, sms, splits);
-    case 4: return part4_launch_mb<BITS, NG, 4>(st, s, a, G, scale, blocks, sms, splits);
-    default: return part4_launch_mb<BITS, NG, 3>(st, s, a, G, scale, blocks, sms, splits);
+    case 2: return part4_launch_mb<BITS, NG, 2>(st, s, a, G, scale, blocks, sms, splits, count_only);
+    case 4: return part4_launch_mb<BITS, NG, 4>(st, s, a, G, scale, blocks, sms, splits, count_only);
+    default: return part4_launch_mb<BITS, NG, 3>(st, s, a, G, scale, blocks, sms, splits, count_only);
     }
 }
 
 template <int BITS>
 static cudaError_t part4_launch(cudaStream_t st, const struct scb_kivi_cuda_store *s,
                                 const struct scb_kivi_attn_cuda_args *a, int G, float scale, int blocks, int sms,
-                                int *splits)
+                                int *splits, bool count_only = false)
 {
     switch (s->group) {
-    case 32: return part4_launch_ng<BITS, 4>(st, s, a, G, scale, blocks, sms, splits);
-    case 64: return part4_launch_ng<BITS, 2>(st, s, a, G, scale, blocks, sms, splits);
-    default: return part4_launch_ng<BITS, 1>(st, s, a, G, scale, blocks, sms, splits);
+    case 32: return part4_launch_ng<BITS, 4>(st, s, a, G, scale, blocks, sms, splits, count_only);
+    case 64: return part4_launch_ng<BITS, 2>(st, s, a, G, scale, blocks, sms, splits, count_only);
+    default: return part4_launch_ng<BITS, 1>(st, s, a, G, scale, blocks, sms, splits, count_only);
     }
 }
 
@@ -1014,6 +1023,34 @@ kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t 
     if (tid == 0 && lse) lse[h] = L > 0.0f ? M + logf(L) : -INFINITY;
 }
 
+/* The SCB_KIVI_SPLITS timing knob (blocks per KV head of kernel v4; 0 = one full wave). */
+static int kivi_v4_env_splits(void)
+{
+    const char *es = getenv("SCB_KIVI_SPLITS");
+    return es ? atoi(es) : 0;
+}
+
+extern "C" int scb_kivi_attn_cuda_dev_fits(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int Hq,
+                                           int Tk_q, int n, int *splits)
+{
+    if (splits) *splits = 0;
+    if (!cc || !s || s->Hkv < 1 || Hq < 1 || Hq % s->Hkv || Tk_q < 0 || n < 0) return 0;
+    const char *ev = getenv("SCB_KIVI_ATTN");
+    if (ev && strcmp(ev, "v4")) return 0;
+    struct scb_kivi_attn_cuda_args a;
+    memset(&a, 0, sizeof a);
+    a.Tk_q = Tk_q; a.n = n; a.Hq = Hq;
+    const int G = Hq / s->Hkv;
+    if (kivi_attn_version(0) != 4 || !kivi_v4_fits(s, &a, G)) return 0;
+    int sp = 0;
+    const cudaError_t e = s->bits == 2
+        ? part4_launch<2>(cc->stream, s, &a, G, 1.0f, kivi_v4_env_splits(), scb_cuda_sm_count(cc), &sp, true)
+        : part4_launch<4>(cc->stream, s, &a, G, 1.0f, kivi_v4_env_splits(), scb_cuda_sm_count(cc), &sp, true);
+    if (e != cudaSuccess) return 0;
+    if (splits) *splits = sp;
+    return 1;
+}
+
 extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s,
                                   const struct scb_kivi_attn_cuda_args *a, struct scb_ctx *err)
 {
@@ -1041,6 +1078,12 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
     {
         const int G = a->Hq / s->Hkv, D = s->D, ver = kivi_attn_version(a->kernel);
         const int v4 = ver == 4 && kivi_v4_fits(s, a, G);
+        if (a->n_dev && !v4) {
+            rc = scb_err(err, SCB_E_INVAL, "CUDA kivi attention: a device key count needs kernel v4 "
+                         "(scb_kivi_attn_cuda_dev_fits: D=%d bits=%d group=%d Hq/Hkv=%d Tk_q=%d)",
+                         D, s->bits, s->group, G, a->Tk_q);
+            goto out;
+        }
         const int tile = KIVI_THREADS;
         const float scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)D);
         int splits = a->n_splits;
@@ -1050,10 +1093,7 @@ extern "C" int scb_kivi_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_kivi
              * of the blocks per SM its register bound allows (kivi_v4_minb) unless n_splits or
              * SCB_KIVI_SPLITS=N (blocks per KV head) says; at most SCB_KIVI_MAX_SPLITS, and one
              * 32-key step per warp */
-            if (splits <= 0) {
-                const char *es = getenv("SCB_KIVI_SPLITS");
-                splits = es ? atoi(es) : 0;
-            }
+            if (splits <= 0) splits = kivi_v4_env_splits();
             e = s->bits == 2 ? part4_launch<2>(cc->stream, s, a, G, scale, splits, scb_cuda_sm_count(cc), &splits)
                              : part4_launch<4>(cc->stream, s, a, G, scale, splits, scb_cuda_sm_count(cc), &splits);
         } else {

@@ -277,20 +277,27 @@ def main():
         try:
             off = generate(scb, "cuda", mdir, prompt, 24)[0]
             # 1: recorded once and replayed (step values from device memory); rerecord: every step.
-            # Both head dims of the decode kernel, and a StreamingLLM cache (compacted after the
-            # prefill: the replayed step reads the shorter per-layer lengths from the device)
-            for model, method in (("rand_d64", None), ("rand_d128", None), ("rand_d64", "streamingllm:n_init=4,n_local=12")):
+            # Both head dims of the decode kernel, a StreamingLLM cache (compacted after the
+            # prefill: the replayed step reads the shorter per-layer lengths from the device), and
+            # KIVI's store (its step hooks: the attention over the store inside the graph, the
+            # generated tokens read in full precision from the cache's temp segment), and the
+            # costs lines equal
+            for model, method, new in (("rand_d64", None, 24), ("rand_d128", None, 24),
+                                       ("rand_d64", "streamingllm:n_init=4,n_local=12", 24), ("rand_d128", "kivi", 24),
+                                       ("rand_d128", "kivi:bits=4,requant=true", 40)):
                 md = os.path.join(tmp, model)
                 extra = ["--method", method] if method else []
                 ref = subprocess.run([scb, "generate", "--backend", "cuda", "--model", md, "--ids",
-                                      ",".join(map(str, prompt)), "--max-new", "24"] + extra, capture_output=True, text=True,
-                                     env=dict(os.environ, SCB_CUDA_GRAPHS="0"))
+                                      ",".join(map(str, prompt)), "--max-new", str(new)] + extra, capture_output=True,
+                                     text=True, env=dict(os.environ, SCB_CUDA_GRAPHS="0"))
                 for mode in ("1", "rerecord"):
                     env = dict(os.environ, SCB_CUDA_GRAPHS=mode)
                     p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", md, "--ids",
-                                        ",".join(map(str, prompt)), "--max-new", "24"] + extra, capture_output=True, text=True,
-                                       env=env)
-                    if ref.returncode or p.returncode or p.stdout != ref.stdout:
+                                        ",".join(map(str, prompt)), "--max-new", str(new)] + extra, capture_output=True,
+                                       text=True, env=env)
+                    def costs(err):
+                        return [x for x in err.split("\n") if " costs:" in x]
+                    if ref.returncode or p.returncode or p.stdout != ref.stdout or costs(p.stderr) != costs(ref.stderr):
                         fails.append(f"CUDA graphs ({mode}, {model}, {method}): output {p.stdout.strip()!r} (exit "
                                      f"{p.returncode}) with graphs, {ref.stdout.strip()!r} (exit {ref.returncode}) "
                                      f"without ({p.stderr.strip()} {ref.stderr.strip()})")
@@ -310,8 +317,18 @@ def main():
                 if p.returncode or not line or not line[0].startswith(want):
                     fails.append(f"bench cuda SCB_CUDA_GRAPHS={val}: expected '{want}', got exit {p.returncode} "
                                  f"{line} {p.stderr.strip()}")
+            # the methods' steps are graphs: a policy without a decode (dense over what it kept)
+            # and KIVI through its step hooks (D 128, 2 and 4 bits: kernel v4); Quest has none
+            for method, want in (("streamingllm:n_init=4,n_local=12", 12), ("kivi", 12), ("kivi:bits=4,requant=true", 12),
+                                 ("quest", 0)):
+                p = subprocess.run([scb, "bench", "cuda", "--model", os.path.join(tmp, "rand_d128"), "--tokens", "50",
+                                    "--decode", "12", "--method", method], capture_output=True, text=True)
+                line = [x for x in p.stdout.split("\n") if x.startswith("decode graph")]
+                if p.returncode or not line or not line[0].startswith(f"decode graph {want} of 12 steps"):
+                    fails.append(f"bench cuda --method {method}: expected 'decode graph {want} of 12 steps', got exit "
+                                 f"{p.returncode} {line} {p.stderr.strip()}")
             print(f"  CUDA graphs: {len(off[0])} greedy tokens identical with SCB_CUDA_GRAPHS=1 and =rerecord "
-                  f"(D=64, D=128, StreamingLLM)")
+                  f"(D=64, D=128, StreamingLLM, KIVI 2 and 4 bits); method steps counted as graphs")
         except RuntimeError as ex:
             fails.append(f"CUDA graphs: {ex}")
 
