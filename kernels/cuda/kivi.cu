@@ -411,6 +411,14 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     }
 }
 
+/* bf16x2 a - b (exact here: integers < 2^8). */
+static __device__ __forceinline__ uint32_t k4_sub_bf2(uint32_t a, uint32_t b)
+{
+    __nv_bfloat162 x = *reinterpret_cast<__nv_bfloat162 *>(&a), y = *reinterpret_cast<__nv_bfloat162 *>(&b);
+    __nv_bfloat162 r = __hsub2(x, y);
+    return *reinterpret_cast<uint32_t *>(&r);
+}
+
 /* fp32 x as bf16 hi + bf16 lo (x - hi rounded): two packed pairs for (x0, x1). */
 static __device__ __forceinline__ void k4_split(float x0, float x1, uint32_t &hi, uint32_t &lo)
 {
@@ -427,10 +435,9 @@ static __device__ __forceinline__ void k4_split(float x0, float x1, uint32_t &hi
  * shared-memory stage with cp.async while the previous step computes (two stages). Per step:
  * - scores S^T (heads x keys) = F (16 x 128) . C^T (128 x keys): the MMA's 16 rows are the 8 heads'
  *   folded factors q_d s_de in bf16 hi (rows 0-7) and lo = q s - hi (rows 8-15), so one MMA gives
- *   both halves of every product and hi + lo carries ~16 bits of q s; C are the codes as bf16
- *   bit patterns u = c << p < 256, exactly u 2^-133 (one byte permute and one mask per pair of
- *   codes; q is pre-scaled by 2^64 and the 2^p of the lane's field offset undone per score
- *   column, so every product stays an exact normal fp32). Plus sum_d q_d m_de per head. Full-precision keys
+ *   both halves of every product and hi + lo carries ~16 bits of q s; C are the codes, exact in
+ *   bf16 (128 + c built in the mantissa, 128 subtracted exactly); a lane's words give keys gid and
+ *   8 + gid of its four channels at once. Plus sum_d q_d m_de per head. Full-precision keys
  *   (past Tk_q) multiply the bf16 keys by q (exact in bf16: one MMA, rows 8-15 zero).
  * - online softmax per head in registers (log2 units, ex2): the lane holding head gid's scores of keys 2tig, 2tig+1,
  *   8+2tig, 9+2tig of each 16-key half holds exactly the A fragment P . V needs (no shuffles);
@@ -441,12 +448,6 @@ static __device__ __forceinline__ void k4_split(float x0, float x1, uint32_t &hi
  * The 4 warps' partials are merged in shared memory; the block's (unnormalized O, m, l) goes to
  * work as partition blockIdx.x. */
 enum { K4_STEP = 32, K4_WARPS = 4, K4_D = 128, K4_KS = K4_D / 16, K4_MT = K4_D / 16, K4_MAXNG = 4 };
-/* Scales of the subnormal-code products: q (and p) are pre-scaled by K4_QS = 2^64, a code u is
- * worth u 2^-133, so a code product carries 2^-69 (K4_CS undoes it); every factor stays a normal
- * bf16 and every product a normal fp32 for |q|, |s| and p in any realistic range. */
-#define K4_QS 0x1p64f
-#define K4_QSI 0x1p-64f
-#define K4_CS 0x1p69f
 
 /* One warp's stage: a 32-key step. Key codes of channel d sit at (d/16, tig, slot) where the
  * lane (gid, tig) of k-step d/16 reads channels 2tig, 2tig+1, 2tig+8, 2tig+9 (slots 0..3) in one
@@ -512,14 +513,17 @@ static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int l
     }
 }
 
-/* bf16x2 pair of codes as bf16 bit patterns below 256, whose values are exactly u * 2^-133 (the
- * subnormals and the first normal binade are evenly spaced; the tensor cores take them exactly,
- * checked on sm_90): byte `sel` picks of words a (low half) and b (high half), masked to the
- * lane's field, so u = c << p with the lane's field offset p (the 2^p and 2^-133 are folded
- * into the factors and undone on the results). */
-static __device__ __forceinline__ uint32_t k4_pair(uint32_t a, uint32_t b, uint32_t sel, uint32_t mask)
+/* bf16x2 pair of codes: keys/channels gid and 8 + gid of one row (low / high half), exact
+ * (128 + c built in the mantissa, minus 128). w0 holds the first 8 fields' word, w1 the next
+ * (4 bits: two words; 2 bits: one word of 16 fields, w1 unused). */
+template <int BITS>
+static __device__ __forceinline__ uint32_t k4_codes(uint32_t w0, uint32_t w1, uint32_t sh, uint32_t magic)
 {
-    return __byte_perm(a, b, sel) & mask;
+    /* (x & mask) | magic in one LOP3 (magic held in a register: LOP3 takes one immediate) */
+    const uint32_t x = BITS == 2 ? w0 >> sh : __byte_perm(w0 >> sh, w1 >> sh, 0x5410);
+    uint32_t u;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(u) : "r"(x), "n"(BITS == 2 ? 0x00030003 : 0x000F000F), "r"(magic));
+    return k4_sub_bf2(u, 0x43004300u);
 }
 
 /* A fragment of the factors x0..x3 (columns 2tig, 2tig+1, 2tig+8, 2tig+9 of row gid): hi parts
@@ -553,27 +557,17 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     for (int i = tid; i < K4_KS * 32; i += 128) {
         const int ks = i >> 5, h = (i & 31) >> 2, d = ks * 16 + 2 * (i & 3);
         const uint16_t *qh = a.q + ((size_t)g * G + h) * K4_D;
-        q4[i] = h < G ? make_float4(scb_bf2f(qh[d]) * K4_QS, scb_bf2f(qh[d + 1]) * K4_QS, scb_bf2f(qh[d + 8]) * K4_QS,
-                                    scb_bf2f(qh[d + 9]) * K4_QS)
+        q4[i] = h < G ? make_float4(scb_bf2f(qh[d]), scb_bf2f(qh[d + 1]), scb_bf2f(qh[d + 8]), scb_bf2f(qh[d + 9]))
                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
     if (st0 < st1) k4_load<BITS, NG>(sb[0], st0 * K4_STEP, lane, s, a, g);
     scb_cp_async_commit();
     __syncthreads();
     const uint16_t *kf = a.k + (size_t)g * a.kcap * K4_D, *vf = a.v + (size_t)g * a.kcap * K4_D;
-    /* the lane's code field: 2 bits, channel/key gid of a 16-field word at byte gid/4, offset
-     * 2 (gid % 4); 4 bits, of an 8-field word at byte gid/2, offset 4 (gid % 2). sel0 takes that
-     * byte of two words into the two halves; sel1 the byte 2 further (fields 8 + gid, 2 bits) */
-    const uint32_t fb = BITS == 2 ? (uint32_t)gid >> 2 : (uint32_t)gid >> 1;
-    const uint32_t foff = BITS == 2 ? 2u * (gid & 3) : 4u * (gid & 1);
-    const uint32_t sel0 = fb | (fb << 4) | ((4u + fb) << 8) | ((4u + fb) << 12), sel1 = sel0 + 0x2222u;
-    const uint32_t fmask = (BITS == 2 ? 0x00030003u : 0x000F000Fu) << foff;
+    const uint32_t sh = BITS * gid;
+    uint32_t magic;                                       /* 0x43004300 (bf16 128, 128) in a register */
+    asm volatile("mov.b32 %0, 0x43004300;" : "=r"(magic));
     const float sl2 = scale * 1.4426950408889634f;       /* scores in log2 units: ex2 for exp */
-    /* score columns 2tig, 2tig+1 (keys at field offsets of those indices): code products times
-     * 2^69 2^-offset, in log2 units */
-    const float kx0 = sl2 * K4_CS * (BITS == 2 ? __int_as_float((127 - 2 * ((2 * tig) & 3)) << 23) : 1.0f);
-    const float kx1 = sl2 * K4_CS * (BITS == 2 ? __int_as_float((127 - 2 * ((2 * tig + 1) & 3)) << 23) : 0x1p-4f);
-    const float vscale = K4_CS * __int_as_float((127 - (int)foff) << 23);   /* rows gid, gid+8 of O^T */
     float acc[K4_MT][4];   /* O^T tiles: channels 16mt + gid (+8) x heads 2tig, 2tig+1 */
 #pragma unroll
     for (int b = 0; b < K4_MT; b++) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.0f;
@@ -611,31 +605,32 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                 const uint4 *kw = reinterpret_cast<const uint4 *>(S.kc[ks][tig]);
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
-                    /* B registers: channels {2tig, 2tig+1} and {2tig+8, 2tig+9} of key 8b + gid */
+                    uint32_t u0, u1, u8, u9;              /* channels 2tig, 2tig+1, 2tig+8, 2tig+9 */
                     if constexpr (BITS == 2) {
                         const uint4 w01 = kw[0], w89 = kw[1];   /* {ch w0, ch w1, ch+1 w0, ch+1 w1} */
-                        const uint32_t a0 = h ? w01.y : w01.x, a1 = h ? w01.w : w01.z;
-                        const uint32_t a8 = h ? w89.y : w89.x, a9 = h ? w89.w : w89.z;
-                        scb_mma_bf16(c[h][0], fa, k4_pair(a0, a1, sel0, fmask), k4_pair(a8, a9, sel0, fmask));
-                        scb_mma_bf16(c[h][1], fa, k4_pair(a0, a1, sel1, fmask), k4_pair(a8, a9, sel1, fmask));
+                        u0 = k4_codes<2>(h ? w01.y : w01.x, 0u, sh, magic);
+                        u1 = k4_codes<2>(h ? w01.w : w01.z, 0u, sh, magic);
+                        u8 = k4_codes<2>(h ? w89.y : w89.x, 0u, sh, magic);
+                        u9 = k4_codes<2>(h ? w89.w : w89.z, 0u, sh, magic);
                     } else {
                         const uint4 c0 = kw[0], c1 = kw[1], c8 = kw[2], c9 = kw[3];   /* words of keys 0-7 .. 24-31 */
-                        scb_mma_bf16(c[h][0], fa, k4_pair(h ? c0.z : c0.x, h ? c1.z : c1.x, sel0, fmask),
-                                     k4_pair(h ? c8.z : c8.x, h ? c9.z : c9.x, sel0, fmask));
-                        scb_mma_bf16(c[h][1], fa, k4_pair(h ? c0.w : c0.y, h ? c1.w : c1.y, sel0, fmask),
-                                     k4_pair(h ? c8.w : c8.y, h ? c9.w : c9.y, sel0, fmask));
+                        u0 = k4_codes<4>(h ? c0.z : c0.x, h ? c0.w : c0.y, sh, magic);
+                        u1 = k4_codes<4>(h ? c1.z : c1.x, h ? c1.w : c1.y, sh, magic);
+                        u8 = k4_codes<4>(h ? c8.z : c8.x, h ? c8.w : c8.y, sh, magic);
+                        u9 = k4_codes<4>(h ? c9.z : c9.x, h ? c9.w : c9.y, sh, magic);
                     }
+                    scb_mma_bf16(c[h][0], fa, __byte_perm(u0, u1, 0x5410), __byte_perm(u8, u9, 0x5410));
+                    scb_mma_bf16(c[h][1], fa, __byte_perm(u0, u1, 0x7632), __byte_perm(u8, u9, 0x7632));
                 }
             }
             kb += __shfl_xor_sync(0xffffffffu, kb, 1);
             kb += __shfl_xor_sync(0xffffffffu, kb, 2);
-            kb *= sl2 * K4_QSI;
 #pragma unroll
             for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int b = 0; b < 2; b++) {
-                    x[h][b][0] = fmaf(c[h][b][0] + c[h][b][2], kx0, kb);
-                    x[h][b][1] = fmaf(c[h][b][1] + c[h][b][3], kx1, kb);
+                    x[h][b][0] = (c[h][b][0] + c[h][b][2] + kb) * sl2;
+                    x[h][b][1] = (c[h][b][1] + c[h][b][3] + kb) * sl2;
                 }
         } else {                                          /* full-precision keys: bf16 k times q */
 #pragma unroll
@@ -652,8 +647,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         scb_mma_bf16(c, A, kr < j_end ? kp[8 * ks] : 0u, kr < j_end ? kp[8 * ks + 4] : 0u);
                     }
                     const int kc = s0 + 16 * h + 8 * b + 2 * tig;    /* the keys of the lane's C columns */
-                    x[h][b][0] = kc < j_end ? c[0] * (sl2 * K4_QSI) : -INFINITY;   /* q was scaled by 2^64 */
-                    x[h][b][1] = kc + 1 < j_end ? c[1] * (sl2 * K4_QSI) : -INFINITY;
+                    x[h][b][0] = kc < j_end ? c[0] * sl2 : -INFINITY;
+                    x[h][b][1] = kc + 1 < j_end ? c[1] * sl2 : -INFINITY;
                 }
         }
         /* online softmax of head gid over the step's 32 keys (8 per lane, 4 lanes per head) */
@@ -666,7 +661,6 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_new = fmaxf(m_run, mx);             /* finite: every step has a key below j_end */
         const float alpha = scb_exp2(m_run - m_new);     /* 2^-inf = 0 on the first step */
-        const float m_p = m_new - 64.0f;                  /* p 2^64 (K4_QS): l_run and vb carry it too */
         float ps = 0.0f;
 #pragma unroll
         for (int h = 0; h < 2; h++)
@@ -674,7 +668,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
             for (int b = 0; b < 2; b++)
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
-                    x[h][b][i] = scb_exp2(x[h][b][i] - m_p);     /* masked keys: 2^-inf = 0 */
+                    x[h][b][i] = scb_exp2(x[h][b][i] - m_new);   /* masked keys: 2^-inf = 0 */
                     ps += x[h][b][i];
                 }
         ps += __shfl_xor_sync(0xffffffffu, ps, 1);
@@ -727,19 +721,21 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     }
 #pragma unroll
                     for (int mt = v * MTG; mt < (v + 1) * MTG; mt++) {   /* channels 16mt .. 16mt + 15 */
-                        uint32_t A[4];    /* rows (channels) gid, gid+8 x columns (tokens) t0, t0+1 | t0+8, t0+9 */
+                        uint32_t ua, ub, uc, ud;                         /* tokens t0, t0+1, t0+8, t0+9 */
                         if constexpr (BITS == 2) {
                             const int k = mt - v * MTG;
-                            A[0] = k4_pair(wv[0][k], wv[1][k], sel0, fmask); A[1] = k4_pair(wv[0][k], wv[1][k], sel1, fmask);
-                            A[2] = k4_pair(wv[2][k], wv[3][k], sel0, fmask); A[3] = k4_pair(wv[2][k], wv[3][k], sel1, fmask);
+                            ua = k4_codes<2>(wv[0][k], 0u, sh, magic); ub = k4_codes<2>(wv[1][k], 0u, sh, magic);
+                            uc = k4_codes<2>(wv[2][k], 0u, sh, magic); ud = k4_codes<2>(wv[3][k], 0u, sh, magic);
                         } else {
                             const uint2 wa = *reinterpret_cast<const uint2 *>(&S.vc[t0][2 * mt]);
                             const uint2 wb = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 1][2 * mt]);
                             const uint2 wc = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 8][2 * mt]);
                             const uint2 wd = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 9][2 * mt]);
-                            A[0] = k4_pair(wa.x, wb.x, sel0, fmask); A[1] = k4_pair(wa.y, wb.y, sel0, fmask);
-                            A[2] = k4_pair(wc.x, wd.x, sel0, fmask); A[3] = k4_pair(wc.y, wd.y, sel0, fmask);
+                            ua = k4_codes<4>(wa.x, wa.y, sh, magic); ub = k4_codes<4>(wb.x, wb.y, sh, magic);
+                            uc = k4_codes<4>(wc.x, wc.y, sh, magic); ud = k4_codes<4>(wd.x, wd.y, sh, magic);
                         }
+                        const uint32_t A[4] = {__byte_perm(ua, ub, 0x5410), __byte_perm(ua, ub, 0x7632),
+                                               __byte_perm(uc, ud, 0x5410), __byte_perm(uc, ud, 0x7632)};
                         scb_mma_bf16(acc[mt], A, bh0, bh1);
                         scb_mma_bf16(acc[mt], A, bl0, bl1);
                     }
@@ -755,8 +751,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     for (int i = 0; i < 4; i++) {
                         const int tl = tok[i] - s0;
                         const bool qz = tok[i] < a.Tv_q;
-                        /* codes u 2^-133 times p 2^64 s; bf16 values v 2^offset times p 2^-69 */
-                        f[i] = qz ? p[i] * S.vs[v][tl] : (p[i] * K4_QSI) * 0x1p-69f;
+                        f[i] = qz ? p[i] * S.vs[v][tl] : p[i];
                         if (qz) vb[v] = fmaf(p[i], S.vm[v][tl], vb[v]);
                     }
                     uint32_t bh0, bl0, bh1, bl1;
@@ -770,15 +765,12 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                             const int ch = 16 * mt + 8 * r + gid;
 #pragma unroll
                             for (int i = 0; i < 4; i++) {
-                                if (tok[i] < a.Tv_q) {                /* the code's bits, at the lane's offset */
+                                if (tok[i] < a.Tv_q) {
                                     const uint32_t code = (S.vc[tok[i] - s0][ch / per] >> (BITS * (ch % per))) &
                                                           ((1u << BITS) - 1u);
-                                    e[r][i] = code << foff;
-                                } else {                              /* v 2^offset: exact */
-                                    e[r][i] = tok[i] < j_end
-                                        ? scb_f2bf(scb_bf2f(vf[(size_t)tok[i] * K4_D + ch]) *
-                                                   __int_as_float((127 + (int)foff) << 23))
-                                        : 0u;
+                                    e[r][i] = scb_f2bf((float)code);
+                                } else {
+                                    e[r][i] = tok[i] < j_end ? vf[(size_t)tok[i] * K4_D + ch] : 0u;
                                 }
                             }
                         }
@@ -805,15 +797,15 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     {
         float *w0 = pw + ((size_t)warp * 8 + 2 * tig) * RS, *w1 = w0 + RS;
 #pragma unroll
-        for (int mt = 0; mt < K4_MT; mt++) {                 /* the code products' 2^-69 2^offset undone */
-            w0[16 * mt + gid] = acc[mt][0] * vscale; w1[16 * mt + gid] = acc[mt][1] * vscale;
-            w0[16 * mt + gid + 8] = acc[mt][2] * vscale; w1[16 * mt + gid + 8] = acc[mt][3] * vscale;
+        for (int mt = 0; mt < K4_MT; mt++) {
+            w0[16 * mt + gid] = acc[mt][0]; w1[16 * mt + gid] = acc[mt][1];
+            w0[16 * mt + gid + 8] = acc[mt][2]; w1[16 * mt + gid + 8] = acc[mt][3];
         }
-        if (tig == 0) {                                     /* l and the value bias carried p 2^64 */
+        if (tig == 0) {
             float *w = pw + ((size_t)warp * 8 + gid) * RS;
-            w[K4_D] = m_run * 0.6931471805599453f; w[K4_D + 1] = l_run * K4_QSI;   /* m back to natural-log units */
+            w[K4_D] = m_run * 0.6931471805599453f; w[K4_D + 1] = l_run;   /* m back to natural-log units */
 #pragma unroll
-            for (int v = 0; v < NG; v++) w[K4_D + 2 + v] = vb[v] * K4_QSI;
+            for (int v = 0; v < NG; v++) w[K4_D + 2 + v] = vb[v];
         }
     }
     __syncthreads();
