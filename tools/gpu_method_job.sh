@@ -53,6 +53,13 @@ MPID=$!
 el "$PARITY --bench"
 timeout $(( PT < $(left) ? PT : $(left) )) "$B/$PARITY" --seed "$SEED" --bench > "$L/$PLOG" 2>&1; el "rc $?"
 grep -E "FAIL|passed" "$L/$PLOG" | tail -8
+# KIVI_EXTRA_ENV="VAR=value ...": each also times the kernels alone (bench only) under that setting
+for X in ${KIVI_EXTRA_ENV:-}; do
+  [ "$METHOD" = kivi ] && [ "$(left)" -ge 40 ] || break
+  el "bench only, $X"
+  env "$X" SCB_KIVI_BENCH_ONLY=1 timeout 30 "$B/$PARITY" --seed "$SEED" --bench > "$L/bench_$X.log" 2>&1; el "rc $?"
+  grep -E "kivi_bench" "$L/bench_$X.log" | sed "s/^/  [$X] /" | head -6
+done
 wait $MPID; el "model: $(tail -1 "$L/model.log")"
 run_bench() {   # name tokens method env (env "-" = none) seconds-needed
   local name=$1 T=$2 M=$3 E=$4 need=$5
