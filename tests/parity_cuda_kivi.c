@@ -315,7 +315,12 @@ static void bench(int Tk)
         struct scb_kivi_cuda_store s;
         int cap = (int)((kcap + group - 1) / group * group);
         store_alloc(&s, Hkv, D, bits, group, cap);
+        /* SCB_KIVI_BENCH_TAIL=N: N full-precision tokens at the end (keys and values past the
+         * store: temp tokens, as in a decode; default: the residual's R values, keys all quantized) */
+        const char *tl = getenv("SCB_KIVI_BENCH_TAIL");
+        const int tail = tl ? atoi(tl) : -1;
         int kq = Tk - Tk % R, vq = Tk - R;
+        if (tail >= 0 && tail < Tk) { kq = (Tk - tail) / R * R; vq = Tk - tail; }
         CK(scb_kivi_cuda_quant_keys(g_cc, &s, dk, kcap, 0, kq, &g_err));
         CK(scb_kivi_cuda_quant_values(g_cc, &s, dv, kcap, 0, vq, &g_err));
         struct scb_kivi_attn_cuda_args a = {dq, dk, dv, kcap, kq, vq, Tk, Hq, 0.0f, dout, NULL, work, 0, 1};
@@ -413,7 +418,7 @@ int main(int argc, char **argv)
         {32, 8, 128, 2, 32, 32, 40000, 77, 1, 0},     /* long, odd total */
     };
     /* profiling knobs (--bench): SCB_KIVI_BENCH_ONLY=1 skips the parity cases, SCB_KIVI_BENCH_TK=N
-     * times N keys only */
+     * times N keys only, SCB_KIVI_BENCH_TAIL=N puts N full-precision tokens at the end */
     const char *only = getenv("SCB_KIVI_BENCH_ONLY"), *btk = getenv("SCB_KIVI_BENCH_TK");
     if (!(do_bench && only && !strcmp(only, "1"))) {
         printf("kivi quantize / dequantize / attention vs methods/kivi.c\n");
