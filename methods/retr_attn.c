@@ -7,6 +7,11 @@
 
 #include "kernels/alloc.h"
 #include "methods/dense.h"
+#include "methods/retr_scan.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 static double dotf(const float *a, const float *b, int D)
 {
@@ -141,16 +146,7 @@ int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_
     return k;
 }
 
-/* Order-preserving map of a score to an unsigned key: key(a) > key(b) iff a > b, and equal
- * doubles (+0.0 and -0.0 included) get equal keys. NaN scores have no defined rank (nor in
- * cand_better). */
-static uint64_t score_key(double s)
-{
-    s += 0.0;                            /* -0.0 -> +0.0 */
-    uint64_t u;
-    memcpy(&u, &s, sizeof u);
-    return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
-}
+static uint64_t score_key(double s) { return scb_retr_score_key(s); }
 
 /* Radix select in two passes over the scores: pass 1 histograms the top 16 bits of the keys;
  * pass 2 writes the ids whose top digit lies above the k-th largest's (certainly taken, in id
@@ -160,36 +156,16 @@ static uint64_t score_key(double s)
  * result is the set select_top gives (score descending, ties to the smaller id), in id order. */
 enum { TOP_BITS = 16, RDX_BITS = 11 };
 
-int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+/* The end of a radix select, shared by scb_retr_topk_set and scb_retr_topk_set_dig: the m
+ * candidates (keys ck, positions cp, in position order) share the top (64 - shift) key bits
+ * `prefix`; `need` of them are still to take. The remaining bits are resolved RDX_BITS at a time
+ * (stable compaction), which gives the k-th largest key tau; the candidates > tau and the first
+ * `need` == tau are merged with the a certain ids already in out_id (id order). hist holds
+ * 1 << RDX_BITS counts. Returns the total. */
+static int radix_finish(uint64_t *ck, uint32_t *cp, int m, uint32_t need, uint64_t prefix, int shift,
+                        uint32_t *hist, int32_t *out_id, int a, int32_t id0)
 {
-    if (n <= 0 || k <= 0) return 0;
-    if (k >= n) {
-        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
-        return n;
-    }
-    uint64_t *ck = work;                         /* (m) candidate keys */
-    uint32_t *cp = (uint32_t *)(ck + n);         /* (m) their positions */
-    uint32_t *hist = cp + n;                     /* (1 << TOP_BITS) */
-    memset(hist, 0, sizeof(uint32_t) << TOP_BITS);
-    for (int t = 0; t < n; t++) hist[score_key(scores[t]) >> (64 - TOP_BITS)]++;
-    uint32_t need = (uint32_t)k, above = 0;
-    int b = (1 << TOP_BITS) - 1;
-    while (above + hist[b] < need) above += hist[b--];
-    need -= above;                               /* still to take from digit b */
-    int a = 0, m = 0;
-    /* branch-free: both slots are written, the counts advance; in bounds since a <= above < k
-     * (the ids above digit b number fewer than k) and m <= t < n */
-    for (int t = 0; t < n; t++) {
-        const uint64_t key = score_key(scores[t]);
-        const int dg = (int)(key >> (64 - TOP_BITS));
-        out_id[a] = id0 + t;
-        a += dg > b;
-        ck[m] = key;
-        cp[m] = (uint32_t)t;
-        m += dg == b;
-    }
-    uint64_t prefix = (uint64_t)b;
-    for (int shift = 64 - TOP_BITS; shift > 0;) {
+    while (shift > 0) {
         const int bits = shift >= RDX_BITS ? RDX_BITS : shift;
         const uint32_t mask = (1u << bits) - 1;
         shift -= bits;
@@ -225,6 +201,144 @@ int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *
         else out_id[i] = id0 + (int32_t)cp[y--];
     }
     return a + c;
+}
+
+int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+{
+    if (n <= 0 || k <= 0) return 0;
+    if (k >= n) {
+        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
+        return n;
+    }
+    uint64_t *ck = work;                         /* (m) candidate keys */
+    uint32_t *cp = (uint32_t *)(ck + n);         /* (m) their positions */
+    uint32_t *hist = cp + n;                     /* (1 << TOP_BITS) */
+    memset(hist, 0, sizeof(uint32_t) << TOP_BITS);
+    for (int t = 0; t < n; t++) hist[score_key(scores[t]) >> (64 - TOP_BITS)]++;
+    uint32_t need = (uint32_t)k, above = 0;
+    int b = (1 << TOP_BITS) - 1;
+    while (above + hist[b] < need) above += hist[b--];
+    need -= above;                               /* still to take from digit b */
+    int a = 0, m = 0;
+    /* branch-free: both slots are written, the counts advance; in bounds since a <= above < k
+     * (the ids above digit b number fewer than k) and m <= t < n */
+    for (int t = 0; t < n; t++) {
+        const uint64_t key = score_key(scores[t]);
+        const int dg = (int)(key >> (64 - TOP_BITS));
+        out_id[a] = id0 + t;
+        a += dg > b;
+        ck[m] = key;
+        cp[m] = (uint32_t)t;
+        m += dg == b;
+    }
+    return radix_finish(ck, cp, m, need, (uint64_t)b, 64 - TOP_BITS, hist, out_id, a, id0);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* The digit pass with AVX-512F: 16 digits per step widened to 32 bits and compared; the ids of
+ * the certain ones / the positions of the candidates compressed in a register (ascending) and
+ * stored whole (a masked compress to memory is microcoded on some CPUs): the slots past the
+ * count are scratch that later stores overwrite. In bounds: cp has n slots and m <= t, so
+ * m + 16 <= n in the loop; out_id has k slots and a + popcount <= above < k, so the whole store
+ * is used while a + 16 <= k, a masked one after. */
+__attribute__((target("avx512f"))) static void dig_split_avx512(const uint16_t *dig, int n, int k, int32_t id0,
+                                                                uint32_t lo_c, uint32_t hi_c, int32_t *out_id,
+                                                                int *pa, uint32_t *cp, int *pm)
+{
+    int a = *pa, m = *pm, t = 0;
+    const __m512i vlo = _mm512_set1_epi32((int)lo_c), vhi = _mm512_set1_epi32((int)hi_c);
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i pos = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i vid0 = _mm512_set1_epi32(id0);
+    for (; t + 16 <= n; t += 16) {
+        const __m512i d = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(dig + t)));
+        const __mmask16 gt = _mm512_cmpgt_epu32_mask(d, vhi);
+        const __mmask16 eq = _mm512_mask_cmpge_epu32_mask((__mmask16)~gt, d, vlo);
+        if (gt) {
+            const __m512i ids = _mm512_maskz_compress_epi32(gt, _mm512_add_epi32(pos, vid0));
+            if (a + 16 <= k) _mm512_storeu_si512((void *)(out_id + a), ids);
+            else _mm512_mask_storeu_epi32(out_id + a, (__mmask16)((1u << __builtin_popcount(gt)) - 1), ids);
+            a += __builtin_popcount(gt);
+        }
+        if (eq) {
+            _mm512_storeu_si512((void *)(cp + m), _mm512_maskz_compress_epi32(eq, pos));
+            m += __builtin_popcount(eq);
+        }
+        pos = _mm512_add_epi32(pos, step);
+    }
+    for (; t < n; t++) {
+        const uint32_t d = dig[t];
+        if (d > hi_c) out_id[a++] = id0 + t;
+        else if (d >= lo_c) cp[m++] = (uint32_t)t;
+    }
+    *pa = a;
+    *pm = m;
+}
+#endif
+
+int scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
+                          int32_t id0, int k, int32_t *out_id, void *work)
+{
+    if (n <= 0 || k <= 0) return 0;
+    if (k >= n) {
+        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
+        return n;
+    }
+    uint64_t *ck = work;                         /* (m) candidate keys */
+    uint32_t *cp = (uint32_t *)(ck + n);         /* (m) their positions */
+    uint32_t *rh = cp + n;                       /* (1 << RDX_BITS) */
+    uint32_t need = (uint32_t)k, above = 0;
+    int b = (1 << hbits) - 1;
+    while (above + hist[b] < need) above += hist[b--];
+    need -= above;                               /* still to take from bin b */
+    const int sh = 16 - hbits;
+    const uint32_t lo_c = (uint32_t)b << sh, hi_c = (((uint32_t)b + 1) << sh) - 1;   /* bin b's digits */
+    int a = 0, m = 0;
+#if defined(__GNUC__) && defined(__x86_64__)
+    const enum scb_retr_isa isa = scb_retr_scan_isa();   /* the scan's path (forced in tests) */
+    if (isa == SCB_RETR_ISA_AVX512 || isa == SCB_RETR_ISA_AVX512_FMA) {
+        dig_split_avx512(dig, n, k, id0, lo_c, hi_c, out_id, &a, cp, &m);
+    } else
+#endif
+    {
+        /* branch-free as in scb_retr_topk_set: a <= above < k and m <= t < n keep both in bounds */
+        for (int t = 0; t < n; t++) {
+            const uint32_t d = dig[t];
+            out_id[a] = id0 + t;
+            a += d > hi_c;
+            cp[m] = (uint32_t)t;
+            m += d >= lo_c && d <= hi_c;
+        }
+    }
+    if (sh == 0) {
+        for (int i = 0; i < m; i++) ck[i] = score_key(scores[cp[i]]);
+        return radix_finish(ck, cp, m, need, (uint64_t)b, 48, rh, out_id, a, id0);
+    }
+    /* the digits' low sh bits split bin b further without reading scores: candidates above the
+     * sub-bin b2 are taken (UINT64_MAX, kept in id order), those in it need their full key */
+    const uint32_t lmask = (1u << sh) - 1;
+    memset(rh, 0, sizeof(uint32_t) << sh);
+    for (int i = 0; i < m; i++) rh[dig[cp[i]] & lmask]++;
+    uint32_t ab = 0;
+    int b2 = (int)lmask;
+    while (ab + rh[b2] < need) ab += rh[b2--];
+    need -= ab;
+    /* those above b2 are merged into the certain ids now (both in id order; staged in ck's
+     * memory, which is free until the sub-bin's keys go in); the sub-bin's stay candidates */
+    int32_t *tk = (int32_t *)ck;
+    int m2 = 0, nt = 0;
+    for (int i = 0; i < m; i++) {
+        const uint32_t dl = dig[cp[i]] & lmask, p = cp[i];
+        if (dl > (uint32_t)b2) tk[nt++] = id0 + (int32_t)p;
+        else if (dl == (uint32_t)b2) cp[m2++] = p;
+    }
+    for (int i = a + nt - 1, x = a - 1, y = nt - 1; y >= 0; i--) {   /* a + nt <= k slots */
+        if (x >= 0 && out_id[x] > tk[y]) out_id[i] = out_id[x--];
+        else out_id[i] = tk[y--];
+    }
+    a += nt;
+    for (int i = 0; i < m2; i++) ck[i] = score_key(scores[cp[i]]);
+    return radix_finish(ck, cp, m2, need, ((uint64_t)b << sh) | (uint64_t)b2, 48, rh, out_id, a, id0);
 }
 
 /* The previous selection (quickselect on (score, id) records, then marks): the reference the
