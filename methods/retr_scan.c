@@ -430,12 +430,11 @@ static void fused_job(void *arg, size_t pb, size_t pe, int tid)
                 digits(sr, t1 - t0, dr);
             }
             if (s->hist_in_select) continue;
-            /* count key by key across the G heads: neighbouring keys often share a bin, and the
-             * G histograms make G independent chains of increments instead of one */
-            uint32_t *h0 = hists + (size_t)g * G * HSTR;
-            const uint16_t *d0 = s->dig + (size_t)g * G * s->ss + off;
-            for (int j = 0; j < t1 - t0; j++)
-                for (int r = 0; r < G; r++) h0[(size_t)r * HSTR + (d0[(size_t)r * s->ss + j] >> (16 - HB))]++;
+            for (int r = 0; r < G; r++) {   /* the slice's digits are in L1 now */
+                uint32_t *hist = hists + (size_t)(g * G + r) * HSTR;
+                const uint16_t *dr = s->dig + (size_t)(g * G + r) * s->ss + off;
+                for (int j = 0; j < t1 - t0; j++) hist[dr[j] >> (16 - HB)]++;
+            }
         }
         if (s->profile) times[0] = scb_now_ms();
         barrier(&s->arrived, nt);
