@@ -57,10 +57,12 @@ static inline uint64_t scb_retr_score_key(double s)
 }
 /* The same set as scb_retr_topk_set from what a scan has already computed (the fused step of
  * methods/retr_scan.h): dig[t] = scb_retr_score_key(scores[t]) >> 48 and hist[b] = the number of
- * t with dig[t] >> (16 - hbits) == b (1 << hbits bins, 1 <= hbits <= 16). One pass over the
- * digits splits the certain ids from the boundary bin's candidates; only those candidates' scores
- * are read (the digit pass uses AVX-512F when the scan's path, scb_retr_scan_isa, is an AVX-512
- * one). work: scb_retr_topk_set_work_bytes(n) bytes. Returns min(k, n). */
+ * t with dig[t] >> (16 - hbits) == b (1 << hbits bins, 1 <= hbits <= 16). Two passes over the
+ * 2-byte digits (the boundary bin's positions; at the end the ids, in order) and the bin split
+ * again by the digits' low bits; only the positions whose digit equals the k-th largest's read
+ * their scores. No merge, no sort (the digit passes use AVX-512F when the scan's path,
+ * scb_retr_scan_isa, is an AVX-512 one). work: scb_retr_topk_set_work_bytes(n) bytes. Returns
+ * min(k, n). */
 int  scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
                            int32_t id0, int k, int32_t *out_id, void *work);
 /* The same result by the previous method (quickselect on (score, id) records; work as above):
