@@ -3,10 +3,12 @@
  * (scb_pool_set_spin_us) see it without the mutex, sleeping ones are woken under the mutex
  * (gen changes and `sleepers` is read under it, so no wake-up is lost). Completion: `pending`
  * counts down atomically; the caller spins on it for the same time, then sleeps on cv_done (the
- * worker that reaches 0 signals under the mutex). */
+ * worker that reaches 0 signals under the mutex). Spinning yields the CPU every ~1000 pauses, so
+ * threads that outnumber the free CPUs still get to run. */
 #include "kernels/cpu/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "kernels/alloc.h"
@@ -59,7 +61,10 @@ static int spin_gen(struct scb_pool *p, unsigned long seen)
         if (__atomic_load_n(&p->gen, __ATOMIC_ACQUIRE) != seen || __atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
             return 1;
         POOL_PAUSE();
-        if ((i & 63) == 63 && now_ns() > end) return 0;
+        if ((i & 63) == 63) {
+            if (now_ns() > end) return 0;
+            if ((i & 1023) == 1023) sched_yield();   /* more threads than free CPUs: let them run */
+        }
     }
 }
 
@@ -150,7 +155,10 @@ void scb_pool_run(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n)
         const long end = now_ns() + spin;
         for (int i = 0; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; i++) {
             POOL_PAUSE();
-            if ((i & 63) == 63 && now_ns() > end) break;
+            if ((i & 63) == 63) {
+                if (now_ns() > end) break;
+                if ((i & 1023) == 1023) sched_yield();
+            }
         }
     }
     if (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0) {
