@@ -73,7 +73,7 @@ bs() {   # name args...
         "$(sed -nE 's/^select +old ([0-9.]+) ms, new ([0-9.]+) ms.*/sel \1->\2/p' "$f")"
     # fused: asleep (scan + select), spinning (scan + select), histograms at selection; then vs two-phase
     sed -nE 's/^fused +asleep ([0-9.]+) ms \(scan ([0-9.]+) \+ select ([0-9.]+)\), spinning ([0-9.]+) ms \(([0-9.]+) \+ ([0-9.]+)\), spinning with the histograms counted at selection ([0-9.]+) ms \(([0-9.]+) \+ ([0-9.]+)\).*sets identical.*/   fused asleep \1 (\2+\3) spin \4 (\5+\6) selhist \7 (\8+\9) same sets/p' "$f" >> "$SUM"
-    sed -nE 's/^fused step +(.*)/   \1/p' "$f" | cut -c1-200 >> "$SUM"
+    sed -nE 's/^fused step +([0-9.]+) ms asleep \/ ([0-9.]+) ms spinning per layer-step vs two-phase ([0-9.]+) ms: ([0-9.]+x) \/ ([0-9.]+x); fused\/floor ([0-9.]+) \/ ([0-9.]+)/   two-phase \3 -> fused \1 asleep \/ \2 spinning (\4 \/ \5), fused\/floor \6 \/ \7/p' "$f" >> "$SUM"
     [ $rc -ne 0 ] && tail -n 2 "$f" | sed 's/^/   ! /' >> "$SUM"
     grep -E "^csv," "$f" >> "$L/bench.csv"
 }
@@ -105,8 +105,10 @@ eng() {   # name method env...
     local f=$L/eng_$name.log
     say "eng $name ($*) rc=$rc $(sed -nE 's/^decode +[0-9]+ tokens.* ([0-9.]+) ms\/token .*/decode \1 ms\/token/p' "$f")" \
         "$(sed -nE 's/^floor +([0-9.]+) ms\/token.*KV read ([0-9.]+) MiB.*= ([0-9.]+x) the floor.*/| floor(cost model) \1 = \3/p' "$f")"
-    grep -E "^floor\+host" "$f" | sed -E 's/^floor\+host +/   floor+host /' | cut -c1-330 >> "$SUM"
-    grep -E "^retr_attn profile" "$f" | tail -n 1 | sed -E 's/\(totals.*//' | cut -c1-330 | sed 's/^/   /' >> "$SUM"
+    # the binding's floor: device bytes / copy bandwidth + host index key bytes / host read bandwidth
+    sed -nE 's/^floor\+host +([0-9.]+) ms\/token = device ([0-9.]+) ms .* \+ host ([0-9.]+) ms .*host read ([0-9.]+) GB\/s.*= ([0-9.]+x) this floor.*/   floor+host \1 = device \2 + host \3 (host read \4 GB\/s): measured = \5/p' "$f" >> "$SUM"
+    # the last session's host phases, ms per retrieval (layer-)step
+    grep -E "^retr_attn profile" "$f" | tail -n 1 | sed -E 's/.*ms per retrieval step: (.*) +\(totals.*/   prof \1/' | cut -c1-200 >> "$SUM"
     [ $rc -ne 0 ] && tail -n 2 "$f" | cut -c1-200 | sed 's/^/   ! /' >> "$SUM"
 }
 eng retr_prof retr_attn SCB_RETR_PROFILE=1
