@@ -102,7 +102,6 @@ struct scb_retr_step {
     int fail;                  /* first negative status of a job */
     int nt;                    /* threads of the fused dispatch */
     int arrived;               /* fused: threads past the scan */
-    double t_scan, t_sel;      /* fused, profile: latest phase ends (ms, scb_now_ms) */
 };
 /* Bytes of hist_work for a pool of `threads` threads and Hq query heads. */
 size_t scb_retr_step_hist_bytes(int threads, int Hq);
