@@ -3,11 +3,14 @@
  * alone on a large square product on this machine; on CUDA the GEMM TFLOP/s over the forward
  * time, the weight bytes streamed per decode step, and (with or without a long-context method
  * bound through --method) the bytes-moved floor of a decode step: weights + the KV bytes the
- * policy reads per step, at the device-to-device copy bandwidth measured in the same run.
+ * policy reads per step, at the device-to-device copy bandwidth measured in the same run; for
+ * retr_attn also the binding's own floor: the device's bytes (weights, resident and retrieved
+ * K/V) at that bandwidth plus the host's index key bytes at the host read bandwidth.
  * Measures and prints; asserts nothing. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -43,7 +46,10 @@ static void usage(FILE *f)
         "per step (what the cache holds at the end of the decode, or with a method what its policy\n"
         "reads: the kept entries, or Quest's page metadata + selected pages) at the bandwidth of a\n"
         "512 MiB device-to-device copy measured in the same run (bytes read + written), and the\n"
-        "measured time per token over that floor.\n"
+        "measured time per token over that floor. With --method retr_attn a second line, floor+host:\n"
+        "the device binding's floor, the device's bytes (weights, the resident K/V, each query head's\n"
+        "top_k retrieved K/V) at that copy bandwidth plus the host's bytes (each KV head's bf16 index\n"
+        "keys, read once per layer-step) at the host read bandwidth measured here, and the ratio.\n"
         "--method SPEC (cuda): bind a long-context method (e.g. snapkv, quest:budget=2048) for the\n"
         "prefill and decode, as `scbench run` does; prints its per-turn costs.\n");
 }
@@ -167,6 +173,30 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
            "  measured %.3f ms/token = %.2fx the floor  [%s, %ld + %ld tokens]\n",
            floor_ms, wbytes / 1048576.0, kv_read / 1048576.0, ms_tok, floor_ms > 0 ? ms_tok / floor_ms : 0.0,
            method ? method : "dense", tokens, ndec);
+    if (method && !strcmp(spec.kv.ops->name, "retr_attn")) {
+        /* the binding's own floor: the device reads the weights, the resident K/V (sinks, recent
+         * window, temp tokens) and each query head's top_k retrieved K/V per layer; the host reads
+         * each KV head's bf16 index keys once per layer-step (the G query heads share the pass);
+         * the two run one after the other, so their floors add */
+        const long Tg = tokens, sink = scb_method_opt_int(&spec.kv, "n_sink"), rec = scb_method_opt_int(&spec.kv, "n_recent");
+        const long nidx = Tg > sink + rec ? Tg - sink - rec : 0, res = (Tg < sink + rec ? Tg : sink + rec) + ndec;
+        const long topk = scb_method_opt_int(&spec.kv, "top_k"), kk = topk < nidx ? topk : nidx;
+        const double row = (double)c->D * 2.0;   /* bf16 */
+        const double dev_kv = (double)c->L * (2.0 * c->Hkv * res * row + 2.0 * c->H * kk * row);
+        const double host_b = (double)c->L * c->Hkv * nidx * row;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        const int hthreads = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu;   /* as the binding's pool */
+        int hrc = SCB_OK;
+        const double hbw = scb_bench_host_read_gbps(hthreads, 1024, ctx, &hrc);
+        if (hrc < 0) { rc = hrc; goto out; }
+        const double dev_ms = bw > 0 ? (wbytes + dev_kv) / (bw * 1e6) : 0, host_ms = hbw > 0 ? host_b / (hbw * 1e6) : 0;
+        printf("floor+host   %.3f ms/token = device %.3f ms ((weights %.1f MiB + resident and retrieved K/V %.1f MiB "
+               "per token) / copy bandwidth) + host %.3f ms (bf16 index keys %.1f MiB per token / host read %.1f GB/s, "
+               "%d threads);  measured %.3f ms/token = %.2fx this floor  [retr_attn device binding: index %ld keys per "
+               "KV head, top_k %ld, resident %ld]\n", dev_ms + host_ms, dev_ms, wbytes / 1048576.0, dev_kv / 1048576.0,
+               host_ms, host_b / 1048576.0, hbw, hthreads, ms_tok, dev_ms + host_ms > 0 ? ms_tok / (dev_ms + host_ms) : 0.0,
+               nidx, kk, res);
+    }
     printf("decode graph %ld of %ld steps ran as one CUDA graph each (default: recorded once and replayed; "
            "SCB_CUDA_GRAPHS=0: off, =rerecord: recorded every step)\n",
            sd.graph_steps, ndec);

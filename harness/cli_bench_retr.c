@@ -7,6 +7,12 @@
  *   new   scb_retr_step_run's scan over the key-blocked bf16 store, on every path this CPU has;
  *   select the top-k set selection: old (quickselect, scb_retr_topk_set_qsel) and new (radix
  *         select, scb_retr_topk_set), whose id sets are checked equal;
+ *   fused the fused step (SCB_RETR_STEP_FUSED, what the binding runs): scan + digits +
+ *         histograms, a barrier, the digit selection, in one dispatch; its scores and id sets
+ *         checked equal to the two-phase step's; timed with the pool's workers sleeping between
+ *         steps (spin 0) and spinning (--spin-us, default 1000, the binding's default), and
+ *         spinning with the histograms counted from the digits at selection (hist_in_select),
+ *         each with its phase split (scan, select);
  * and the host's read bandwidth, measured in the same run (each pool thread sums its part of a
  * buffer larger than the caches, best of 3), with the floor of a layer-step: the key bytes the
  * scan reads once (bf16 store; fp32 for the old copy) at that bandwidth. It also checks that the
@@ -37,12 +43,13 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: scbench bench retr-scan [--tokens N] [--hq H] [--hkv H] [--d D] [--threads N]\n"
         "                               [--top-k K] [--n-sink S] [--n-recent R] [--reps N] [--bw-mib M]\n"
-        "                               [--seed S]\n"
+        "                               [--seed S] [--spin-us U]\n"
         "\n"
         "Host flat search of retr_attn on the CUDA backend, per layer-step (one token, one layer):\n"
         "the old scan (fp32 key-major, scalar), the new key-blocked bf16 scan on each SIMD path this\n"
-        "CPU supports (scalar, avx2, avx512), and the top-k selection, in ms (median of --reps, default\n"
-        "7, after a warm-up); the host read bandwidth of --threads threads over a --bw-mib buffer\n"
+        "CPU supports (scalar, avx2, avx512), the top-k selection, and the fused step (scan + histograms\n"
+        "+ selection in one dispatch; workers sleeping, then spinning --spin-us between steps, default\n"
+        "1000), in ms (median of --reps, default 7, after a warm-up); the host read bandwidth of --threads threads over a --bw-mib buffer\n"
         "(default 1024 MiB) and the floor: key bytes read once / bandwidth. Defaults: a Llama-3-8B\n"
         "layer at 32K (--tokens 32768 --hq 32 --hkv 8 --d 128 --top-k 4096 --n-sink 128\n"
         "--n-recent 512), --threads = online CPUs capped at 16 (what the binding uses).\n");
@@ -95,6 +102,18 @@ static void bw_fn(void *arg, size_t b, size_t e, int tid)
 }
 
 /* GB/s (1e9 bytes) of reading mib MiB with the pool; best of 3 after a warm-up. */
+static double read_gbps(struct scb_pool *pool, size_t mib, struct scb_ctx *ctx, int *rc);
+
+double scb_bench_host_read_gbps(int threads, size_t mib, struct scb_ctx *ctx, int *rc)
+{
+    struct scb_pool *pool = NULL;
+    *rc = scb_pool_create(&pool, threads, ctx);
+    if (*rc < 0) return 0;
+    const double g = read_gbps(pool, mib, ctx, rc);
+    scb_pool_destroy(pool);
+    return g;
+}
+
 static double read_gbps(struct scb_pool *pool, size_t mib, struct scb_ctx *ctx, int *rc)
 {
     struct bw_job *j = scb_calloc(1, sizeof *j);
@@ -162,10 +181,10 @@ int scb_bench_retr_scan(int argc, char **argv)
         {"d", required_argument, 0, 'd'}, {"threads", required_argument, 0, 't'}, {"top-k", required_argument, 0, 'K'},
         {"n-sink", required_argument, 0, 's'}, {"n-recent", required_argument, 0, 'r'},
         {"reps", required_argument, 0, 'R'}, {"bw-mib", required_argument, 0, 'b'}, {"seed", required_argument, 0, 'S'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"spin-us", required_argument, 0, 'u'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *cmd = "bench retr-scan";
     long T = 32768, Hq = 32, Hkv = 8, D = 128, threads = 0, K = 4096, sink = 128, recent = 512, reps = 7, bw_mib = 1024,
-         seed = 1;
+         seed = 1, spin_us = 1000;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -181,6 +200,7 @@ int scb_bench_retr_scan(int argc, char **argv)
         case 'R': if (scb_cli_parse_long(cmd, "--reps", optarg, 1, 1000, &reps)) return 2; break;
         case 'b': if (scb_cli_parse_long(cmd, "--bw-mib", optarg, 1, 1 << 16, &bw_mib)) return 2; break;
         case 'S': if (scb_cli_parse_long(cmd, "--seed", optarg, 0, 1L << 40, &seed)) return 2; break;
+        case 'u': if (scb_cli_parse_long(cmd, "--spin-us", optarg, 0, 1000000, &spin_us)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: return scb_cli_usage_error(cmd, "unknown option");
         }
@@ -303,12 +323,68 @@ int scb_bench_retr_scan(int argc, char **argv)
     printf("select       old %.3f ms, new %.3f ms per layer-step (%.2fx; top-%d set of %d scores, %ld query heads)  "
            "id sets %s\n", ms_sel_old, ms_sel, ms_sel_old / ms_sel, kk, n, Hq, same_sel ? "identical" : "DIFFER");
     if (!same_sel) { rc = scb_err(&ctx, SCB_E_INVAL, "new selection differs from the old one"); goto out; }
+    /* the fused step, workers sleeping between steps (spin 0), then spinning */
+    int32_t *idx2 = scb_malloc(sizeof(int32_t) * (size_t)Hq * kk), *nidx2 = scb_malloc(sizeof(int32_t) * (size_t)Hq);
+    double *s_two = scb_malloc(sizeof(double) * (size_t)Hq * n);            /* (Hq, n) */
+    uint16_t *dig = scb_malloc(sizeof(uint16_t) * (size_t)Hq * n);          /* (Hq, n) */
+    const size_t hb = scb_retr_step_hist_bytes((int)threads, (int)Hq);
+    unsigned char *hw = scb_malloc(hb);
+    double ms_fused[3] = {0, 0, 0}, ph[3][2] = {{0, 0}, {0, 0}, {0, 0}};
+    if (!idx2 || !nidx2 || !s_two || !dig || !hw) {
+        scb_free(idx2); scb_free(nidx2); scb_free(s_two); scb_free(dig); scb_free(hw);
+        rc = scb_err(&ctx, SCB_E_NOMEM, "bench retr-scan: out of memory");
+        goto out;
+    }
+    memcpy(s_two, s_new, sizeof(double) * (size_t)Hq * n);
+    memcpy(idx2, idx, sizeof(int32_t) * (size_t)Hq * kk);
+    memcpy(nidx2, nidx, sizeof(int32_t) * (size_t)Hq);
+    st.dig = dig; st.hist_work = hw; st.hist_bytes = hb;
+    int same_fused = 1;
+    double *tph = scb_malloc(sizeof(double) * 2 * (size_t)reps);
+    /* v 0: workers asleep, histograms in the scan; 1: spinning, in the scan; 2: spinning, counted
+     * before the selection (hist_in_select) */
+    for (int v = 0; v < 3 && tph; v++) {
+        scb_pool_set_spin_us(pool, v ? (int)spin_us : 0);
+        st.profile = 1;
+        st.hist_in_select = v == 2;
+        for (long i = -1; i < reps; i++) {
+            memset(s_new, 0, sizeof(double) * (size_t)Hq * n);
+            memset(idx, 0xff, sizeof(int32_t) * (size_t)Hq * kk);
+            if (!v) usleep(300);                 /* the workers fall asleep, as between layers */
+            double t0 = scb_now_ms();
+            rc = scb_retr_step_run(pool, &st, SCB_RETR_STEP_FUSED, &ctx);
+            if (i >= 0) tm[i] = scb_now_ms() - t0;
+            if (rc < 0) break;
+            if (i >= 0) { tph[i] = st.prof_ms[0]; tph[reps + i] = st.prof_ms[1]; }
+            same_fused &= !memcmp(s_new, s_two, sizeof(double) * (size_t)Hq * n) &&
+                          !memcmp(idx, idx2, sizeof(int32_t) * (size_t)Hq * kk) &&
+                          !memcmp(nidx, nidx2, sizeof(int32_t) * (size_t)Hq);
+        }
+        if (rc < 0) break;
+        ms_fused[v] = median(tm, (int)reps);
+        ph[v][0] = median(tph, (int)reps);
+        ph[v][1] = median(tph + reps, (int)reps);
+    }
+    scb_pool_set_spin_us(pool, 0);
+    if (!tph && rc >= 0) rc = scb_err(&ctx, SCB_E_NOMEM, "bench retr-scan: out of memory");
+    scb_free(tph); scb_free(idx2); scb_free(nidx2); scb_free(s_two); scb_free(dig); scb_free(hw);
+    if (rc < 0) goto out;
+    printf("fused        asleep %.3f ms (scan %.3f + select %.3f), spinning %.3f ms (%.3f + %.3f), spinning with "
+           "the histograms counted at selection %.3f ms (%.3f + %.3f) per layer-step (--spin-us %ld)  scores and id "
+           "sets %s\n", ms_fused[0], ph[0][0], ph[0][1], ms_fused[1], ph[1][0], ph[1][1], ms_fused[2], ph[2][0],
+           ph[2][1], spin_us, same_fused ? "identical to the two-phase step" : "DIFFER");
+    if (!same_fused) { rc = scb_err(&ctx, SCB_E_INVAL, "the fused step differs from the two-phase step"); goto out; }
     printf("step         old %.3f ms, new (%s) %.3f ms per layer-step: %.2fx faster; floor %.3f ms, new/floor %.2f\n",
            ms_old + ms_sel_old, scb_retr_scan_isa_name(auto_isa), ms_best + ms_sel,
            (ms_old + ms_sel_old) / (ms_best + ms_sel), floor_new, (ms_best + ms_sel) / floor_new);
+    printf("fused step   %.3f ms asleep / %.3f ms spinning per layer-step vs two-phase %.3f ms: %.2fx / %.2fx; "
+           "fused/floor %.2f / %.2f\n", ms_fused[0], ms_fused[1], ms_best + ms_sel, (ms_best + ms_sel) / ms_fused[0],
+           (ms_best + ms_sel) / ms_fused[1], ms_fused[0] / floor_new, ms_fused[1] / floor_new);
     printf("csv,retr_scan,T=%ld,Hq=%ld,Hkv=%ld,D=%ld,threads=%ld,isa=%s,gbps=%.3f,floor_ms=%.4f,old_scan_ms=%.4f,"
-           "new_scan_ms=%.4f,old_select_ms=%.4f,new_select_ms=%.4f\n", T, Hq, Hkv, D, threads,
-           scb_retr_scan_isa_name(auto_isa), gbps, floor_new, ms_old, ms_best, ms_sel_old, ms_sel);
+           "new_scan_ms=%.4f,old_select_ms=%.4f,new_select_ms=%.4f,fused_ms=%.4f,fused_spin_ms=%.4f,"
+           "fused_scan_ms=%.4f,fused_select_ms=%.4f,fused_selhist_ms=%.4f\n", T, Hq, Hkv, D, threads,
+           scb_retr_scan_isa_name(auto_isa), gbps, floor_new, ms_old, ms_best, ms_sel_old, ms_sel, ms_fused[0],
+           ms_fused[1], ph[1][0], ph[1][1], ms_fused[2]);
 out:
     if (rc < 0) status = scb_cli_fail(cmd, &ctx);
     scb_pool_destroy(pool);

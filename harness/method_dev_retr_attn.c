@@ -7,16 +7,22 @@
  * key-blocked store of methods/retr_scan.h, downloaded once per token: the first prefill's keys
  * after it, each later global token when it first appears): index=flat scans
  * [n_sink, g_i - n_recent) exactly (the results of scb_retr_flat_topk: ties to the smaller
- * token; scb_retr_step_run: SIMD across keys, the G query heads of a KV head scored in one pass
- * over its keys, slices and heads spread over a thread pool), index=graph builds the CPU's
+ * token; scb_retr_step_run's FUSED step: SIMD across keys, the G query heads of a KV head scored
+ * in one pass over its keys, each score's radix digit and histogram taken while it is hot, a
+ * barrier, then the digit selection, all in ONE dispatch of a thread pool whose workers spin
+ * SCB_RETR_SPIN_US (default 1000) microseconds between steps instead of sleeping; the new keys'
+ * downloads and the query's share one wait), index=graph builds the CPU's
  * graph per KV head after the first prefill from its queries and inserts tokens as they leave
  * the recent window. Each query head's retrieved ids go up to the device, whose kernel gathers
  * their keys/values and merges the retrieved part with the resident part by log-sum-exp
  * (kernels/retr_attn_cuda.h). A decode chunk of T rows runs as T one-token steps (SCBench's
  * dense_prefix=True; row i sees the global tokens g_i = min(i + Tk - T + 1, Tg)).
- * Costs: the CPU cost model (method_bind.c) and the recall of this instance's retrievals. */
+ * Costs: the CPU cost model (method_bind.c) and the recall of this instance's retrievals.
+ * SCB_RETR_PROFILE=1 prints the decode steps' host phases (ms per retrieval step) to stderr per
+ * session and at the end; SCB_RETR_HIST=select counts the histograms at selection instead. */
 #include "harness/method_dev.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +31,7 @@
 #include "kernels/cpu/pool.h"
 #include "kernels/kv_cache.h"
 #include "kernels/retr_attn_cuda.h"
+#include "kernels/util.h"
 #include "methods/retr_attn.h"
 #include "methods/retr_scan.h"
 
@@ -39,6 +46,22 @@ struct ra_layer {
 
 /* New keys per layer copied with one wait (decode steps); more (a prefill) go head by head. */
 enum { RA_KSTAGE = 64 };
+
+/* Profiled phases of ra_decode (SCB_RETR_PROFILE=1). */
+enum {
+    RA_P_CALL = 0,      /* the whole ra_decode call */
+    RA_P_ENQ = 1,       /* enqueue the new keys' and the query's downloads */
+    RA_P_WAIT = 2,      /* the one wait for them (and for the device work before: the layer's q) */
+    RA_P_PUT = 3,       /* new keys into the key-blocked store */
+    RA_P_QCONV = 4,     /* query bf16 -> fp32 */
+    RA_P_SCAN = 5,      /* fused step: dispatch to the last scan's end (scores, digits, histograms) */
+    RA_P_SEL = 6,       /* fused step: barrier to the last selection's end */
+    RA_P_STEP = 7,      /* the whole fused step call */
+    RA_P_LAUNCH = 8,    /* id uploads + the attention launch */
+    RA_NPROF = 9,
+};
+static const char *const ra_prof_names[RA_NPROF] = {"call", "enqueue", "wait", "put_keys", "q_convert",
+                                                    "scan", "select", "step", "upload_launch"};
 
 struct ra_dev {
     struct scb_cuda_ctx *cc;
@@ -61,8 +84,17 @@ struct ra_dev {
     unsigned char *sel_work;          /* (threads, scb_retr_topk_set_work_bytes(dcap)) flat selection */
     size_t sel_bytes;                 /* bytes of one thread's part of sel_work */
     float *row;                       /* (dcap, D) graph: keys widened for a build / an insert */
+    uint16_t *dig;                    /* (Hq, dcap) the fused step's score digits */
+    unsigned char *hist_work;         /* the fused step's histograms: scb_retr_step_hist_bytes */
+    size_t hist_bytes;
     double recall_sum;
     int64_t recall_n;
+    /* SCB_RETR_PROFILE=1: wall times of the decode steps' host phases (ms, summed over a
+     * session; printed to stderr when the next session begins and at the end) */
+    int prof;
+    int hist_sel;                     /* SCB_RETR_HIST=select: histograms counted at selection */
+    int64_t prof_steps, prof_calls;
+    double prof_ms[RA_NPROF];
 };
 
 static void layer_reset(struct ra_dev *st, struct ra_layer *l)
@@ -73,10 +105,25 @@ static void layer_reset(struct ra_dev *st, struct ra_layer *l)
     l->cpu_end = 0;
 }
 
+static void prof_print(struct ra_dev *st)
+{
+    if (!st->prof || !st->prof_calls) return;
+    fprintf(stderr, "retr_attn profile: %lld decode calls, %lld retrieval steps (layer-steps); ms per retrieval step:",
+            (long long)st->prof_calls, (long long)st->prof_steps);
+    const double ns = st->prof_steps ? (double)st->prof_steps : 1.0;
+    for (int i = 0; i < RA_NPROF; i++) fprintf(stderr, " %s %.4f", ra_prof_names[i], st->prof_ms[i] / ns);
+    fprintf(stderr, "  (totals ms:");
+    for (int i = 0; i < RA_NPROF; i++) fprintf(stderr, " %s %.2f", ra_prof_names[i], st->prof_ms[i]);
+    fprintf(stderr, ")\n");
+    st->prof_calls = st->prof_steps = 0;
+    memset(st->prof_ms, 0, sizeof st->prof_ms);
+}
+
 static void ra_destroy(void *state)
 {
     struct ra_dev *st = state;
     if (!st) return;
+    prof_print(st);
     for (int i = 0; st->layers && i < st->L; i++) {
         layer_reset(st, &st->layers[i]);
         scb_free(st->layers[i].graphs);
@@ -89,7 +136,7 @@ static void ra_destroy(void *state)
     scb_cuda_host_free(st->cc, st->kstage);
     scb_free(st->exact); scb_free(st->exact_n);
     scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work);
-    scb_free(st->row);
+    scb_free(st->row); scb_free(st->dig); scb_free(st->hist_work);
     scb_free(st);
 }
 
@@ -124,6 +171,14 @@ static int ra_create(void **state, const struct scb_method *m, const struct scb_
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int nt = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu;
     SCB_TRY(scb_pool_create(&st->pool, nt, ctx));
+    /* the workers spin between the layers' steps (a layer's device work apart) instead of sleeping:
+     * SCB_RETR_SPIN_US microseconds, default 1000; 0 sleeps at once */
+    const char *spin = getenv("SCB_RETR_SPIN_US");
+    scb_pool_set_spin_us(st->pool, spin && *spin ? atoi(spin) : 1000);
+    const char *prof = getenv("SCB_RETR_PROFILE");
+    st->prof = prof && *prof && strcmp(prof, "0");
+    const char *hist = getenv("SCB_RETR_HIST");   /* scan (default) | select: where the fused step counts */
+    st->hist_sel = hist && !strcmp(hist, "select");
     *state = st;
     st = NULL;
 out:
@@ -135,6 +190,7 @@ static int ra_session_begin(void *state, struct scb_ctx *ctx)
 {
     (void)ctx;
     struct ra_dev *st = state;
+    prof_print(st);
     for (int i = 0; i < st->L; i++) layer_reset(st, &st->layers[i]);
     st->recall_sum = 0.0;
     st->recall_n = 0;
@@ -152,6 +208,8 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     scb_cuda_host_free(st->cc, st->kstage);
     scb_free(st->exact); scb_free(st->exact_n);
     scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work); scb_free(st->row);
+    scb_free(st->dig); scb_free(st->hist_work);
+    st->dig = NULL; st->hist_work = NULL;
     st->d_idx = st->d_n = NULL; st->work = NULL;
     st->h_idx = st->h_n = st->exact = st->exact_n = NULL; st->q16 = st->stage = st->kstage = NULL; st->qf = NULL;
     st->scores = NULL; st->sel_work = NULL; st->row = NULL;
@@ -174,7 +232,11 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     st->scores = scb_malloc(sizeof(double) * cap * st->Hq);
     st->sel_bytes = scb_retr_topk_set_work_bytes((int)cap);
     st->sel_work = scb_malloc(st->sel_bytes * (size_t)scb_pool_threads(st->pool));
-    if (!st->h_idx || !st->h_n || !st->q16 || !st->qf || !st->stage || !st->scores || !st->sel_work ||
+    st->dig = scb_malloc(sizeof(uint16_t) * cap * st->Hq);
+    st->hist_bytes = scb_retr_step_hist_bytes(scb_pool_threads(st->pool), st->Hq);
+    st->hist_work = scb_malloc(st->hist_bytes);
+    if (!st->h_idx || !st->h_n || !st->q16 || !st->qf || !st->stage || !st->scores || !st->sel_work || !st->dig ||
+        !st->hist_work ||
         (st->graph && (!st->exact || !st->exact_n || !st->row))) {
         rc = scb_err(ctx, SCB_E_NOMEM, "retr_attn (cuda): out of memory");
         goto out;
@@ -186,10 +248,14 @@ out:
 }
 
 /* Copy global keys [l->host_n, Tg) of every KV head into the host store (zeroed when allocated:
- * the scan reads whole blocks). */
-static int sync_keys(struct ra_dev *st, struct ra_layer *l, const struct scb_dev_attn *a, int Tg, struct scb_ctx *ctx)
+ * the scan reads whole blocks). A decode step's few new keys (<= RA_KSTAGE) are only ENQUEUED
+ * into the pinned kstage (*pending = their count; sync_keys_finish puts them after a wait the
+ * caller shares with its query download); more (a prefill) are copied head by head here. */
+static int sync_keys(struct ra_dev *st, struct ra_layer *l, const struct scb_dev_attn *a, int Tg, int *pending,
+                     struct scb_ctx *ctx)
 {
     int rc = SCB_OK;
+    *pending = 0;
     if (Tg <= l->host_n) return SCB_OK;
     if (l->hcap < a->cap) {
         const size_t kh = scb_retr_kb_elems(a->cap, st->D);
@@ -204,26 +270,34 @@ static int sync_keys(struct ra_dev *st, struct ra_layer *l, const struct scb_dev
         l->kb_head = kh;
     }
     const size_t n = (size_t)(Tg - l->host_n);
-    if (n <= RA_KSTAGE) {   /* a decode step: every head's new keys, then one wait */
+    if (n <= RA_KSTAGE) {   /* a decode step: every head's new keys, waited for by the caller */
         for (int g = 0; g < st->Hkv; g++)
             SCB_TRY(scb_cuda_download_async(st->cc, st->kstage + (size_t)g * RA_KSTAGE * st->D,
                                             a->k + ((size_t)g * a->cap + l->host_n) * st->D,
                                             n * st->D * sizeof(uint16_t), ctx));
-        SCB_TRY(scb_cuda_sync(st->cc, ctx));
-        for (int g = 0; g < st->Hkv; g++)
-            scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n,
-                                 st->kstage + (size_t)g * RA_KSTAGE * st->D, (size_t)st->D, n);
-    } else {
-        for (int g = 0; g < st->Hkv; g++) {
-            SCB_TRY(scb_cuda_download(st->cc, st->stage, a->k + ((size_t)g * a->cap + l->host_n) * st->D,
-                                      n * st->D * sizeof(uint16_t), ctx));
-            scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n, st->stage, (size_t)st->D,
-                                 n);
-        }
+        *pending = (int)n;
+        return SCB_OK;
+    }
+    for (int g = 0; g < st->Hkv; g++) {
+        SCB_TRY(scb_cuda_download(st->cc, st->stage, a->k + ((size_t)g * a->cap + l->host_n) * st->D,
+                                  n * st->D * sizeof(uint16_t), ctx));
+        scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n, st->stage, (size_t)st->D, n);
     }
     l->host_n = Tg;
 out:
     return rc;
+}
+
+/* After the wait: the pending new keys from kstage into the store. */
+static void sync_keys_finish(struct ra_dev *st, struct ra_layer *l, int *pending)
+{
+    if (!*pending) return;
+    const size_t n = (size_t)*pending;
+    for (int g = 0; g < st->Hkv; g++)
+        scb_retr_kb_put_rows(l->kb + (size_t)g * l->kb_head, st->D, (size_t)l->host_n,
+                             st->kstage + (size_t)g * RA_KSTAGE * st->D, (size_t)st->D, n);
+    l->host_n += (int)n;
+    *pending = 0;
 }
 
 static int check_layer(const struct ra_dev *st, const struct scb_dev_attn *a, struct scb_ctx *ctx)
@@ -246,7 +320,12 @@ static int ra_after_prefill(void *state, const struct scb_dev_attn *a, struct sc
     layer_reset(st, l);
     SCB_TRY(ensure_scratch(st, a->cap, ctx));
     const int N = (int)a->kv->n_global[a->layer * a->kv->Hkv];
-    SCB_TRY(sync_keys(st, l, a, N, ctx));
+    int pend = 0;
+    SCB_TRY(sync_keys(st, l, a, N, &pend, ctx));
+    if (pend) {
+        SCB_TRY(scb_cuda_sync(st->cc, ctx));
+        sync_keys_finish(st, l, &pend);
+    }
     if (!st->graph) goto out;
     /* the CPU's graph per KV head over [n_sink, N - n_recent), trained on the prefill's queries */
     int lo = st->n_sink, hi = N - st->n_recent;
@@ -287,14 +366,22 @@ static int cmp_i32(const void *x, const void *y)
 static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *ctx)
 {
     struct ra_dev *st = state;
-    int rc = SCB_OK;
+    int rc = SCB_OK, pend = 0;
+    const int prof = st->prof;
+    double tc = prof ? scb_now_ms() : 0, tp = tc;
+#define RA_LAP(ph) do { if (prof) { const double t_ = scb_now_ms(); st->prof_ms[ph] += t_ - tp; tp = t_; } } while (0)
     SCB_TRY(check_layer(st, a, ctx));
     struct ra_layer *l = &st->layers[a->layer];
     SCB_TRY(ensure_scratch(st, a->cap, ctx));
     const int Tg = (int)a->kv->n_global[a->layer * a->kv->Hkv], D = st->D, G = st->Hq / st->Hkv;
-    SCB_TRY(sync_keys(st, l, a, Tg, ctx));
+    if (prof) tp = scb_now_ms();
+    SCB_TRY(sync_keys(st, l, a, Tg, &pend, ctx));
     const int use_graph = st->graph && l->graphs[0];
-    if (use_graph)                                       /* slide into the index, as the CPU */
+    if (use_graph) {                                     /* slide into the index, as the CPU */
+        if (pend) {
+            SCB_TRY(scb_cuda_sync(st->cc, ctx));
+            sync_keys_finish(st, l, &pend);
+        }
         for (int t = l->cpu_end; t < Tg - st->n_recent; t++) {
             if (t < st->n_sink) continue;
             for (int g = 0; g < st->Hkv; g++) {
@@ -303,6 +390,7 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
             }
             l->cpu_end = t + 1;
         }
+    }
     for (size_t i = 0; i < a->T; i++) {
         const int nc = (int)(i + a->Tk - a->T + 1);
         const int g_i = nc < Tg ? nc : Tg;
@@ -316,18 +404,32 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
             continue;
         }
         const int lo = st->n_sink, hi = g_i - st->n_recent;
-        /* pinned q16: the wait also covers the previous step's id upload, so h_idx is free */
+        /* pinned q16, after the new keys' downloads: ONE wait covers both (and the previous
+         * step's id upload, so h_idx is free) */
         SCB_TRY(scb_cuda_download_async(st->cc, st->q16, ra.q, sizeof(uint16_t) * (size_t)st->Hq * D, ctx));
+        RA_LAP(RA_P_ENQ);
         SCB_TRY(scb_cuda_sync(st->cc, ctx));
+        RA_LAP(RA_P_WAIT);
+        sync_keys_finish(st, l, &pend);
+        RA_LAP(RA_P_PUT);
         for (size_t e = 0; e < (size_t)st->Hq * D; e++) st->qf[e] = scb_bf16_to_f32(st->q16[e]);
+        RA_LAP(RA_P_QCONV);
         /* the exact flat step: the retrieval (flat), or the sets the graph's recall is measured on */
         struct scb_retr_step fs = {
             .q = st->qf, .Hq = st->Hq, .Hkv = st->Hkv, .D = D, .kb = l->kb, .kb_head = l->kb_head,
             .lo = lo, .hi = hi, .top_k = st->top_k, .scores = st->scores, .ss = st->dcap,
             .sel_work = st->sel_work, .sel_bytes = st->sel_bytes, .idx_stride = st->stride,
             .idx = use_graph ? st->exact : st->h_idx, .n_idx = use_graph ? st->exact_n : st->h_n,
+            .dig = st->dig, .hist_work = st->hist_work, .hist_bytes = st->hist_bytes, .profile = prof,
+            .hist_in_select = st->hist_sel,
         };
-        SCB_TRY(scb_retr_step_run(st->pool, &fs, 3, ctx));
+        SCB_TRY(scb_retr_step_run(st->pool, &fs, SCB_RETR_STEP_FUSED, ctx));
+        if (prof) {
+            st->prof_ms[RA_P_SCAN] += fs.prof_ms[0];
+            st->prof_ms[RA_P_SEL] += fs.prof_ms[1];
+            st->prof_steps++;
+        }
+        RA_LAP(RA_P_STEP);
         if (!use_graph) {
             for (int h = 0; h < st->Hq; h++)
                 if (st->h_n[h] > 0) { st->recall_sum += 1.0; st->recall_n++; }   /* exact by construction */
@@ -348,6 +450,7 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
         }
         for (int h = 0; use_graph && h < st->Hq; h++)    /* the flat selection is in id order already */
             qsort(st->h_idx + (size_t)h * st->stride, (size_t)st->h_n[h], sizeof(int32_t), cmp_i32);
+        if (prof) tp = scb_now_ms();
         /* no wait: h_idx / h_n are pinned and not written again before the next step's sync */
         SCB_TRY(scb_cuda_upload_async(st->cc, st->d_idx, st->h_idx, sizeof(int32_t) * (size_t)st->Hq * st->stride,
                                       ctx));
@@ -355,7 +458,17 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
         ra.r0_begin = 0; ra.r0_end = st->n_sink; ra.r1_begin = hi; ra.r1_end = nc;
         ra.idx = st->d_idx; ra.n_idx = st->d_n; ra.idx_stride = st->stride;
         SCB_TRY(scb_retr_attn_cuda(st->cc, &ra, ctx));
+        RA_LAP(RA_P_LAUNCH);
     }
+    if (pend) {                                          /* no retrieval row: the keys still go in */
+        SCB_TRY(scb_cuda_sync(st->cc, ctx));
+        sync_keys_finish(st, l, &pend);
+    }
+    if (prof) {
+        st->prof_ms[RA_P_CALL] += scb_now_ms() - tc;
+        st->prof_calls++;
+    }
+#undef RA_LAP
 out:
     return rc;
 }

@@ -7,6 +7,11 @@
 
 #include "kernels/alloc.h"
 #include "methods/dense.h"
+#include "methods/retr_scan.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 static double dotf(const float *a, const float *b, int D)
 {
@@ -141,16 +146,7 @@ int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_
     return k;
 }
 
-/* Order-preserving map of a score to an unsigned key: key(a) > key(b) iff a > b, and equal
- * doubles (+0.0 and -0.0 included) get equal keys. NaN scores have no defined rank (nor in
- * cand_better). */
-static uint64_t score_key(double s)
-{
-    s += 0.0;                            /* -0.0 -> +0.0 */
-    uint64_t u;
-    memcpy(&u, &s, sizeof u);
-    return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
-}
+static uint64_t score_key(double s) { return scb_retr_score_key(s); }
 
 /* Radix select in two passes over the scores: pass 1 histograms the top 16 bits of the keys;
  * pass 2 writes the ids whose top digit lies above the k-th largest's (certainly taken, in id
@@ -160,36 +156,16 @@ static uint64_t score_key(double s)
  * result is the set select_top gives (score descending, ties to the smaller id), in id order. */
 enum { TOP_BITS = 16, RDX_BITS = 11 };
 
-int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+/* The end of a radix select, shared by scb_retr_topk_set and scb_retr_topk_set_dig: the m
+ * candidates (keys ck, positions cp, in position order) share the top (64 - shift) key bits
+ * `prefix`; `need` of them are still to take. The remaining bits are resolved RDX_BITS at a time
+ * (stable compaction), which gives the k-th largest key tau; the candidates > tau and the first
+ * `need` == tau are merged with the a certain ids already in out_id (id order). hist holds
+ * 1 << RDX_BITS counts. Returns the total. */
+static int radix_finish(uint64_t *ck, uint32_t *cp, int m, uint32_t need, uint64_t prefix, int shift,
+                        uint32_t *hist, int32_t *out_id, int a, int32_t id0)
 {
-    if (n <= 0 || k <= 0) return 0;
-    if (k >= n) {
-        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
-        return n;
-    }
-    uint64_t *ck = work;                         /* (m) candidate keys */
-    uint32_t *cp = (uint32_t *)(ck + n);         /* (m) their positions */
-    uint32_t *hist = cp + n;                     /* (1 << TOP_BITS) */
-    memset(hist, 0, sizeof(uint32_t) << TOP_BITS);
-    for (int t = 0; t < n; t++) hist[score_key(scores[t]) >> (64 - TOP_BITS)]++;
-    uint32_t need = (uint32_t)k, above = 0;
-    int b = (1 << TOP_BITS) - 1;
-    while (above + hist[b] < need) above += hist[b--];
-    need -= above;                               /* still to take from digit b */
-    int a = 0, m = 0;
-    /* branch-free: both slots are written, the counts advance; in bounds since a <= above < k
-     * (the ids above digit b number fewer than k) and m <= t < n */
-    for (int t = 0; t < n; t++) {
-        const uint64_t key = score_key(scores[t]);
-        const int dg = (int)(key >> (64 - TOP_BITS));
-        out_id[a] = id0 + t;
-        a += dg > b;
-        ck[m] = key;
-        cp[m] = (uint32_t)t;
-        m += dg == b;
-    }
-    uint64_t prefix = (uint64_t)b;
-    for (int shift = 64 - TOP_BITS; shift > 0;) {
+    while (shift > 0) {
         const int bits = shift >= RDX_BITS ? RDX_BITS : shift;
         const uint32_t mask = (1u << bits) - 1;
         shift -= bits;
@@ -225,6 +201,212 @@ int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *
         else out_id[i] = id0 + (int32_t)cp[y--];
     }
     return a + c;
+}
+
+int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+{
+    if (n <= 0 || k <= 0) return 0;
+    if (k >= n) {
+        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
+        return n;
+    }
+    uint64_t *ck = work;                         /* (m) candidate keys */
+    uint32_t *cp = (uint32_t *)(ck + n);         /* (m) their positions */
+    uint32_t *hist = cp + n;                     /* (1 << TOP_BITS) */
+    memset(hist, 0, sizeof(uint32_t) << TOP_BITS);
+    for (int t = 0; t < n; t++) hist[score_key(scores[t]) >> (64 - TOP_BITS)]++;
+    uint32_t need = (uint32_t)k, above = 0;
+    int b = (1 << TOP_BITS) - 1;
+    while (above + hist[b] < need) above += hist[b--];
+    need -= above;                               /* still to take from digit b */
+    int a = 0, m = 0;
+    /* branch-free: both slots are written, the counts advance; in bounds since a <= above < k
+     * (the ids above digit b number fewer than k) and m <= t < n */
+    for (int t = 0; t < n; t++) {
+        const uint64_t key = score_key(scores[t]);
+        const int dg = (int)(key >> (64 - TOP_BITS));
+        out_id[a] = id0 + t;
+        a += dg > b;
+        ck[m] = key;
+        cp[m] = (uint32_t)t;
+        m += dg == b;
+    }
+    return radix_finish(ck, cp, m, need, (uint64_t)b, 64 - TOP_BITS, hist, out_id, a, id0);
+}
+
+/* ---- selection from a scan's digits (scb_retr_topk_set_dig) --------------------------------
+ * 1. the boundary bin b from the hbits-bit counts; one pass over the digits collects the bin's
+ *    positions; 2. their digits' low 16 - hbits bits split the bin again (no score read): the
+ *    sub-bin holding the k-th largest gives the threshold digit D*; 3. only the positions whose
+ *    digit is D* read their scores: their full keys give the k-th largest key tau and how many of
+ *    its ties to take (the first ones: ties to the smaller id); 4. one last pass over the digits
+ *    writes, in id order, every id whose digit is > D*, and of those == D* the ones with key > tau
+ *    or among the first taken ties. No merge, no sort; branch-free or SIMD passes. */
+
+/* The k-th largest key among ck[0..m) (all sharing the top 64 - shift bits `prefix`), `need` of
+ * those still to take: resolved RDX_BITS at a time without moving the keys (a filter by the
+ * prefix so far). *ties: how many keys equal to it are taken. */
+static uint64_t radix_tau(const uint64_t *ck, int m, uint32_t need, uint64_t prefix, int shift, uint32_t *hist,
+                          uint32_t *ties)
+{
+    while (shift > 0) {
+        const int bits = shift >= RDX_BITS ? RDX_BITS : shift, s_old = shift;
+        const uint32_t mask = (1u << bits) - 1;
+        shift -= bits;
+        memset(hist, 0, sizeof(uint32_t) << bits);
+        for (int i = 0; i < m; i++)
+            if ((ck[i] >> s_old) == prefix) hist[(ck[i] >> shift) & mask]++;
+        uint32_t ab = 0;
+        int d = (int)mask;
+        while (ab + hist[d] < need) ab += hist[d--];
+        need -= ab;
+        prefix = (prefix << bits) | (uint64_t)d;
+    }
+    *ties = need;
+    return prefix;
+}
+
+/* Positions t with lo_c <= dig[t] <= hi_c into cp (ascending); returns their count. */
+static int dig_range_scalar(const uint16_t *dig, int n, uint32_t lo_c, uint32_t hi_c, uint32_t *cp)
+{
+    int m = 0;
+    for (int t = 0; t < n; t++) {                /* branch-free: m <= t < n */
+        const uint32_t d = dig[t];
+        cp[m] = (uint32_t)t;
+        m += d >= lo_c && d <= hi_c;
+    }
+    return m;
+}
+
+/* The last pass: ids of digits > dstar, and of those == dstar (keys ck in position order) the
+ * ones with key > tau or the first `ties` with key == tau; returns the count written. */
+static int dig_emit_scalar(const uint16_t *dig, int n, int32_t id0, uint32_t dstar, const uint64_t *ck,
+                           uint64_t tau, uint32_t ties, int32_t *out_id)
+{
+    int a = 0, j = 0;
+    for (int t = 0; t < n; t++) {
+        const uint32_t d = dig[t];
+        if (d > dstar) {
+            out_id[a++] = id0 + t;
+        } else if (d == dstar) {
+            const uint64_t key = ck[j++];
+            if (key > tau || (key == tau && ties > 0)) {
+                ties -= key == tau;
+                out_id[a++] = id0 + t;
+            }
+        }
+    }
+    return a;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* The two digit passes with AVX-512F: 16 digits per step widened to 32 bits and compared; the
+ * selected positions / ids compressed in a register (ascending) and stored whole (a masked
+ * compress to memory is microcoded on some CPUs): the slots past the count are scratch that
+ * later stores overwrite, used only while in bounds (cp: m + 16 <= t + 16 <= n; out_id: k slots,
+ * a masked store near the end). */
+__attribute__((target("avx512f"))) static int dig_range_avx512(const uint16_t *dig, int n, uint32_t lo_c,
+                                                               uint32_t hi_c, uint32_t *cp)
+{
+    int m = 0, t = 0;
+    const __m512i vlo = _mm512_set1_epi32((int)lo_c), vhi = _mm512_set1_epi32((int)hi_c);
+    __m512i pos = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; t + 16 <= n; t += 16) {
+        const __m512i d = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(dig + t)));
+        const __mmask16 in = _mm512_mask_cmple_epu32_mask(_mm512_cmpge_epu32_mask(d, vlo), d, vhi);
+        if (in) {
+            _mm512_storeu_si512((void *)(cp + m), _mm512_maskz_compress_epi32(in, pos));
+            m += __builtin_popcount(in);
+        }
+        pos = _mm512_add_epi32(pos, _mm512_set1_epi32(16));
+    }
+    for (; t < n; t++)
+        if (dig[t] >= lo_c && dig[t] <= hi_c) cp[m++] = (uint32_t)t;
+    return m;
+}
+
+__attribute__((target("avx512f"))) static int dig_emit_avx512(const uint16_t *dig, int n, int k, int32_t id0,
+                                                              uint32_t dstar, const uint64_t *ck, uint64_t tau,
+                                                              uint32_t ties, int32_t *out_id)
+{
+    int a = 0, j = 0, t = 0;
+    const __m512i vd = _mm512_set1_epi32((int)dstar);
+    __m512i ids = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                   _mm512_set1_epi32(id0));
+    for (; t + 16 <= n; t += 16) {
+        const __m512i d = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(dig + t)));
+        __mmask16 take = _mm512_cmpgt_epu32_mask(d, vd);
+        for (unsigned eq = _mm512_cmpeq_epu32_mask(d, vd); eq; eq &= eq - 1) {   /* the few at D* */
+            const uint64_t key = ck[j++];
+            if (key > tau || (key == tau && ties > 0)) {
+                ties -= key == tau;
+                take |= (__mmask16)(eq & -eq);
+            }
+        }
+        if (take) {
+            const int c = __builtin_popcount(take);
+            const __m512i v = _mm512_maskz_compress_epi32(take, ids);
+            if (a + 16 <= k) _mm512_storeu_si512((void *)(out_id + a), v);
+            else _mm512_mask_storeu_epi32(out_id + a, (__mmask16)((1u << c) - 1), v);
+            a += c;
+        }
+        ids = _mm512_add_epi32(ids, _mm512_set1_epi32(16));
+    }
+    return a + dig_emit_scalar(dig + t, n - t, id0 + t, dstar, ck + j, tau, ties, out_id + a);
+}
+#endif
+
+int scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
+                          int32_t id0, int k, int32_t *out_id, void *work)
+{
+    if (n <= 0 || k <= 0) return 0;
+    if (k >= n) {
+        for (int t = 0; t < n; t++) out_id[t] = id0 + t;
+        return n;
+    }
+    uint64_t *ck = work;                         /* (m) keys of the positions at D* */
+    uint32_t *cp = (uint32_t *)(ck + n);         /* (m) candidate positions */
+    uint32_t *rh = cp + n;                       /* (1 << RDX_BITS) */
+    uint32_t need = (uint32_t)k;
+    int b = (1 << hbits) - 1;
+    while (hist[b] < need) need -= hist[b--];    /* still to take from bin b */
+    const int sh = 16 - hbits;
+    const uint32_t lo_c = (uint32_t)b << sh, hi_c = (((uint32_t)b + 1) << sh) - 1;   /* bin b's digits */
+#if defined(__GNUC__) && defined(__x86_64__)
+    const enum scb_retr_isa isa = scb_retr_scan_isa();   /* the scan's path (forced in tests) */
+    const int simd = isa == SCB_RETR_ISA_AVX512 || isa == SCB_RETR_ISA_AVX512_FMA;
+#else
+    const int simd = 0;
+#endif
+    int m;
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (simd) m = dig_range_avx512(dig, n, lo_c, hi_c, cp);
+    else
+#endif
+        m = dig_range_scalar(dig, n, lo_c, hi_c, cp);
+    uint32_t dstar = lo_c;
+    if (sh > 0) {                                /* the sub-bin from the digits' low bits */
+        const uint32_t lmask = (1u << sh) - 1;
+        memset(rh, 0, sizeof(uint32_t) << sh);
+        for (int i = 0; i < m; i++) rh[dig[cp[i]] & lmask]++;
+        uint32_t b2 = lmask;
+        while (rh[b2] < need) need -= rh[b2--];
+        dstar = lo_c | b2;
+        int m2 = 0;
+        for (int i = 0; i < m; i++) {            /* branch-free: m2 <= i */
+            const uint32_t p = cp[i];
+            cp[m2] = p;
+            m2 += dig[p] == dstar;
+        }
+        m = m2;
+    }
+    for (int i = 0; i < m; i++) ck[i] = score_key(scores[cp[i]]);
+    uint32_t ties = 0;
+    const uint64_t tau = radix_tau(ck, m, need, (uint64_t)dstar, 48, rh, &ties);
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (simd) return dig_emit_avx512(dig, n, k, id0, dstar, ck, tau, ties, out_id);
+#endif
+    return dig_emit_scalar(dig, n, id0, dstar, ck, tau, ties, out_id);
 }
 
 /* The previous selection (quickselect on (score, id) records, then marks): the reference the

@@ -19,6 +19,7 @@
 #define SCB_METHODS_RETR_ATTN_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "methods/method.h"
 
@@ -43,6 +44,27 @@ int  scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32
  * scb_retr_topk_set_work_bytes(n) bytes. Returns min(k, n). */
 int  scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
 size_t scb_retr_topk_set_work_bytes(int n);
+/* Order-preserving map of a score to an unsigned key: key(a) > key(b) iff a > b, and equal
+ * doubles (+0.0 and -0.0 included) get equal keys. NaN scores have no defined rank (nor in the
+ * score-ordered selections). The radix selections work on these keys; a key's top 16 bits are
+ * the score's DIGIT (scb_retr_topk_set_dig). */
+static inline uint64_t scb_retr_score_key(double s)
+{
+    s += 0.0;                            /* -0.0 -> +0.0 */
+    uint64_t u;
+    memcpy(&u, &s, sizeof u);
+    return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
+}
+/* The same set as scb_retr_topk_set from what a scan has already computed (the fused step of
+ * methods/retr_scan.h): dig[t] = scb_retr_score_key(scores[t]) >> 48 and hist[b] = the number of
+ * t with dig[t] >> (16 - hbits) == b (1 << hbits bins, 1 <= hbits <= 16). Two passes over the
+ * 2-byte digits (the boundary bin's positions; at the end the ids, in order) and the bin split
+ * again by the digits' low bits; only the positions whose digit equals the k-th largest's read
+ * their scores. No merge, no sort (the digit passes use AVX-512F when the scan's path,
+ * scb_retr_scan_isa, is an AVX-512 one). work: scb_retr_topk_set_work_bytes(n) bytes. Returns
+ * min(k, n). */
+int  scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
+                           int32_t id0, int k, int32_t *out_id, void *work);
 /* The same result by the previous method (quickselect on (score, id) records; work as above):
  * the reference scb_retr_topk_set (a radix select, two passes over the scores) is tested and
  * benchmarked against. */

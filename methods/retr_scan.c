@@ -5,12 +5,16 @@
  * (GCC: -ffp-contract=off), so no multiply-add is fused in the default paths, also not in the
  * intrinsic ones (objdump shows no vfmadd in blk_avx2 / blk_avx512); the forced-only paths
  * avx2fma / avx512fma fuse them on purpose (exact products: see the kernels). The unit test
- * tests/test_retr_scan.c compares every path's bits with dotf's. */
+ * tests/test_retr_scan.c compares every path's bits with dotf's. The fused step (one dispatch:
+ * scan + digits + per-thread histograms, a barrier, the digit selection of retr_attn.c) gives
+ * the two-phase step's scores and id sets; the test checks that too. */
 #include "methods/retr_scan.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/util.h"
 #include "methods/retr_attn.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -312,6 +316,152 @@ static void select_job(void *arg, size_t b, size_t e, int tid)
     }
 }
 
+/* ---- score digits: out[j] = scb_retr_score_key(s[j]) >> 48 ----------------------------------
+ * key = bits(s + 0.0) ^ (sign ? ~0 : 1 << 63): the branch-free form of scb_retr_score_key. */
+typedef void (*dig_fn)(const double *s, int n, uint16_t *out);
+
+static void dig_scalar(const double *s, int n, uint16_t *out)
+{
+    for (int j = 0; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 48);
+}
+
+#if SCB_RETR_X86
+__attribute__((target("avx512f"))) static void dig_avx512(const double *s, int n, uint16_t *out)
+{
+    const __m512i top = _mm512_set1_epi64((long long)(UINT64_C(1) << 63));
+    const __m512d zero = _mm512_setzero_pd();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m512i u = _mm512_castpd_si512(_mm512_add_pd(_mm512_loadu_pd(s + j), zero));
+        const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi64(u, 63), top));
+        _mm_storeu_si128((__m128i *)(out + j), _mm512_cvtepi64_epi16(_mm512_srli_epi64(key, 48)));
+    }
+    for (; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 48);
+}
+
+__attribute__((target("avx2"))) static void dig_avx2(const double *s, int n, uint16_t *out)
+{
+    const __m256i top = _mm256_set1_epi64x((long long)(UINT64_C(1) << 63)), zi = _mm256_setzero_si256();
+    const __m256d zero = _mm256_setzero_pd();
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const __m256i u = _mm256_castpd_si256(_mm256_add_pd(_mm256_loadu_pd(s + j), zero));
+        const __m256i key = _mm256_xor_si256(u, _mm256_or_si256(_mm256_cmpgt_epi64(zi, u), top));
+        uint64_t k4[4];
+        _mm256_storeu_si256((__m256i *)k4, _mm256_srli_epi64(key, 48));
+        for (int i = 0; i < 4; i++) out[j + i] = (uint16_t)k4[i];
+    }
+    for (; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 48);
+}
+#endif
+
+static dig_fn pick_dig(void)
+{
+    switch (scb_retr_scan_isa()) {
+#if SCB_RETR_X86
+    case SCB_RETR_ISA_AVX512:
+    case SCB_RETR_ISA_AVX512_FMA: return dig_avx512;
+    case SCB_RETR_ISA_AVX2:
+    case SCB_RETR_ISA_AVX2_FMA: return dig_avx2;
+#endif
+    default: return dig_scalar;
+    }
+}
+
+/* ---- the fused step ----------------------------------------------------------------------- */
+enum { HB = SCB_RETR_HIST_BITS, NBIN = 1 << SCB_RETR_HIST_BITS, HSTR = NBIN + 16 /* a head's histogram, padded: no two at one cache set */ };
+
+/* hist_work: per thread (stride hw_stride bytes): 2 doubles (profile: scan end, selection end),
+ * Hq "used" flags, padding to 64, Hq histograms of NBIN counts, one merged histogram. */
+static size_t hw_head(int Hq) { return ((2 * sizeof(double) + (size_t)Hq) + 63) / 64 * 64; }
+static size_t hw_stride(int Hq) { return hw_head(Hq) + sizeof(uint32_t) * HSTR * ((size_t)Hq + 1); }
+
+size_t scb_retr_step_hist_bytes(int threads, int Hq)
+{
+    return (size_t)(threads < 1 ? 1 : threads) * hw_stride(Hq < 1 ? 1 : Hq);
+}
+
+/* Wait until all nt threads arrived: spin (the others finish within microseconds when the work
+ * is balanced), then yield (more threads than free CPUs). */
+static void barrier(int *arrived, int nt)
+{
+    __atomic_add_fetch(arrived, 1, __ATOMIC_ACQ_REL);
+    for (long spin = 0; __atomic_load_n(arrived, __ATOMIC_ACQUIRE) < nt; spin++) {
+        if (spin < 4000) {
+#if SCB_RETR_X86
+            _mm_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+static void fused_job(void *arg, size_t pb, size_t pe, int tid)
+{
+    (void)tid;
+    struct scb_retr_step *s = arg;
+    const int G = s->Hq / s->Hkv, ns = slices(s), a0 = s->lo / KB * KB, n = s->hi - s->lo, nt = s->nt;
+    const size_t stride = hw_stride(s->Hq);
+    const dig_fn digits = pick_dig();
+    for (size_t p = pb; p < pe; p++) {            /* one participant per thread (pe = pb + 1) */
+        unsigned char *mine = s->hist_work + p * stride;
+        double *times = (double *)mine;           /* (2) */
+        unsigned char *used = mine + 2 * sizeof(double);   /* (Hq) */
+        uint32_t *hists = (uint32_t *)(mine + hw_head(s->Hq));   /* (Hq, HSTR) */
+        uint32_t *merged = hists + (size_t)s->Hq * HSTR;        /* (NBIN) */
+        memset(used, 0, (size_t)s->Hq);
+        /* 1. my contiguous share of the (KV head, slice) items: scores, digits, histograms */
+        const size_t items = (size_t)s->Hkv * ns, i0 = items * p / (size_t)nt, i1 = items * (p + 1) / (size_t)nt;
+        for (size_t it = i0; it < i1; it++) {
+            const int g = (int)(it / (size_t)ns), sl = (int)(it % (size_t)ns);
+            int t0 = a0 + sl * SLICE, t1 = t0 + SLICE;
+            if (t0 < s->lo) t0 = s->lo;
+            if (t1 > s->hi) t1 = s->hi;
+            if (t1 <= t0) continue;
+            const size_t off = (size_t)(t0 - s->lo);
+            scb_retr_kb_scores(s->q + (size_t)g * G * s->D, (size_t)s->D, G, s->kb + (size_t)g * s->kb_head, s->D,
+                               (size_t)t0, t1 - t0, s->scores + (size_t)g * G * s->ss + off, s->ss);
+            for (int r = 0; r < G; r++) {
+                const int h = g * G + r;
+                const double *sr = s->scores + (size_t)h * s->ss + off;
+                uint16_t *dr = s->dig + (size_t)h * s->ss + off;
+                if (!used[h]) { memset(hists + (size_t)h * HSTR, 0, sizeof(uint32_t) * NBIN); used[h] = 1; }
+                digits(sr, t1 - t0, dr);
+            }
+            if (s->hist_in_select) continue;
+            for (int r = 0; r < G; r++) {   /* the slice's digits are in L1 now */
+                uint32_t *hist = hists + (size_t)(g * G + r) * HSTR;
+                const uint16_t *dr = s->dig + (size_t)(g * G + r) * s->ss + off;
+                for (int j = 0; j < t1 - t0; j++) hist[dr[j] >> (16 - HB)]++;
+            }
+        }
+        if (s->profile) times[0] = scb_now_ms();
+        barrier(&s->arrived, nt);
+        /* 2. my share of the query heads: sum their histograms, select */
+        const int h0 = (int)((size_t)s->Hq * p / (size_t)nt), h1 = (int)((size_t)s->Hq * (p + 1) / (size_t)nt);
+        for (int h = h0; h < h1; h++) {
+            memset(merged, 0, sizeof(uint32_t) * NBIN);
+            if (s->hist_in_select) {
+                const uint16_t *dr = s->dig + (size_t)h * s->ss;
+                for (int t = 0; t < n; t++) merged[dr[t] >> (16 - HB)]++;
+            }
+            for (int u = 0; u < nt && !s->hist_in_select; u++) {
+                const unsigned char *other = s->hist_work + (size_t)u * stride;
+                if (!other[2 * sizeof(double) + h]) continue;
+                const uint32_t *oh = (const uint32_t *)(other + hw_head(s->Hq)) + (size_t)h * HSTR;
+                for (int b = 0; b < NBIN; b++) merged[b] += oh[b];
+            }
+            int got = scb_retr_topk_set_dig(s->scores + (size_t)h * s->ss, s->dig + (size_t)h * s->ss, merged, HB, n,
+                                            s->lo, s->top_k, s->idx + (size_t)h * s->idx_stride,
+                                            s->sel_work + p * s->sel_bytes);
+            if (got < 0) { __atomic_store_n(&s->fail, got, __ATOMIC_RELAXED); got = 0; }
+            s->n_idx[h] = got;
+        }
+        if (s->profile) times[1] = scb_now_ms();
+    }
+}
+
 int scb_retr_step_run(struct scb_pool *pool, struct scb_retr_step *s, int which, struct scb_ctx *ctx)
 {
     const int n = s->hi - s->lo;
@@ -320,16 +470,45 @@ int scb_retr_step_run(struct scb_pool *pool, struct scb_retr_step *s, int which,
         return scb_err(ctx, SCB_E_INVAL, "retr_attn flat step: bad shape (Hq=%d Hkv=%d D=%d range [%d, %d) "
                        "scores %zu, top_k %d, stride %d, selection scratch %zu bytes)", s->Hq, s->Hkv, s->D, s->lo,
                        s->hi, s->ss, s->top_k, s->idx_stride, s->sel_bytes);
+    if (which < SCB_RETR_STEP_SCORE || which > SCB_RETR_STEP_FUSED)
+        return scb_err(ctx, SCB_E_INVAL, "retr_attn flat step: unknown phase selector %d", which);
+    const int fused = which == SCB_RETR_STEP_FUSED;
+    const int threads = scb_pool_threads(pool);
+    if (fused && (!s->dig || !s->hist_work || s->hist_bytes < scb_retr_step_hist_bytes(threads, s->Hq)))
+        return scb_err(ctx, SCB_E_INVAL, "retr_attn flat step: the fused step needs digit scratch and %zu bytes of "
+                       "histogram scratch (got %zu)", scb_retr_step_hist_bytes(threads, s->Hq), s->hist_bytes);
     s->fail = 0;
     const int G = s->Hq / s->Hkv;
     if (n == 0) {
-        for (int h = 0; h < s->Hq && (which & 2); h++) s->n_idx[h] = 0;
+        for (int h = 0; h < s->Hq && (which & 6); h++) s->n_idx[h] = 0;
         return SCB_OK;
     }
-    if (which & 1)
-        scb_pool_run_sized(pool, score_job, s, (size_t)s->Hkv * slices(s), (size_t)SLICE * s->D * G);
-    if (which & 2)
-        scb_pool_run_sized(pool, select_job, s, (size_t)s->Hq, (size_t)n * 16);
+    if (fused) {
+        const double t0 = s->profile ? scb_now_ms() : 0;
+        /* small steps run inline (as scb_pool_run_sized): waking the workers costs more */
+        const size_t work = (size_t)s->Hkv * (size_t)n * (size_t)s->D * (size_t)G;
+        s->nt = work < SCB_POOL_MIN_WORK ? 1 : threads;
+        s->arrived = 0;
+        if (s->nt == 1) fused_job(s, 0, 1, 0);
+        else scb_pool_run(pool, fused_job, s, (size_t)s->nt);
+        if (s->profile) {
+            const double t1 = scb_now_ms();
+            double scan = 0, sel = 0;
+            for (int u = 0; u < s->nt; u++) {
+                const double *tm = (const double *)(s->hist_work + (size_t)u * hw_stride(s->Hq));
+                if (tm[0] - t0 > scan) scan = tm[0] - t0;
+                if (tm[1] - t0 > sel) sel = tm[1] - t0;
+            }
+            s->prof_ms[0] = scan;
+            s->prof_ms[1] = sel - scan;
+            s->prof_ms[2] = t1 - t0;
+        }
+    } else {
+        if (which & SCB_RETR_STEP_SCORE)
+            scb_pool_run_sized(pool, score_job, s, (size_t)s->Hkv * slices(s), (size_t)SLICE * s->D * G);
+        if (which & SCB_RETR_STEP_SELECT)
+            scb_pool_run_sized(pool, select_job, s, (size_t)s->Hq, (size_t)n * 16);
+    }
     if (s->fail) return scb_err(ctx, s->fail, "retr_attn: flat selection failed");
     return SCB_OK;
 }

@@ -61,7 +61,20 @@ const char *scb_retr_scan_isa_name(enum scb_retr_isa isa);
 
 /* One retrieval step of the flat index for all query heads, on a pool: the G query heads of
  * each KV head scored in one pass over slices of its keys [lo, hi), then each query head's top-k
- * id set in ascending id order (scb_retr_topk_set: the ids scb_retr_flat_topk returns). */
+ * id set in ascending id order (scb_retr_topk_set: the ids scb_retr_flat_topk returns).
+ * The FUSED step (which = SCB_RETR_STEP_FUSED) does both in ONE pool dispatch: each thread
+ * scores its contiguous share of the (KV head, slice) items and, while the scores are hot,
+ * writes each score's 16-bit digit (scb_retr_score_key >> 48) and counts its top
+ * SCB_RETR_HIST_BITS bits in its own histogram per query head; after a barrier (spin, then
+ * yield) each query head's histograms are summed and scb_retr_topk_set_dig selects: one pass over
+ * the digits plus the boundary bin's candidates. Same scores, same id sets as which = 3. */
+enum { SCB_RETR_HIST_BITS = 12 };
+enum {
+    SCB_RETR_STEP_SCORE = 1,
+    SCB_RETR_STEP_SELECT = 2,
+    SCB_RETR_STEP_BOTH = 3,    /* score, then select: two dispatches (the previous step) */
+    SCB_RETR_STEP_FUSED = 4,   /* the fused step; needs dig and hist_work */
+};
 struct scb_retr_step {
     const float *q;            /* (Hq, D) fp32 queries of the step */
     int Hq, Hkv, D;
@@ -75,9 +88,24 @@ struct scb_retr_step {
     int32_t *idx;              /* (Hq, idx_stride) out: ascending ids */
     int idx_stride;
     int32_t *n_idx;            /* (Hq) out: ids per head */
-    int fail;                  /* internal: first negative status of a job */
+    /* fused step only */
+    uint16_t *dig;             /* (Hq, ss) scratch: the scores' digits */
+    unsigned char *hist_work;  /* scratch: scb_retr_step_hist_bytes(threads, Hq) bytes */
+    size_t hist_bytes;
+    int hist_in_select;        /* nonzero: the scan writes only the digits; each query head's
+                                  histogram is counted from them before its selection */
+    int profile;               /* nonzero: fill prof_ms */
+    double prof_ms[3];         /* fused step, when profile: [0] dispatch to the last scan's end
+                                  (score + digits + histograms), [1] barrier to the last
+                                  selection's end, [2] the whole call */
+    /* internal */
+    int fail;                  /* first negative status of a job */
+    int nt;                    /* threads of the fused dispatch */
+    int arrived;               /* fused: threads past the scan */
 };
-/* Both phases (score, select) or one: which = 1 score, 2 select, 3 both. */
+/* Bytes of hist_work for a pool of `threads` threads and Hq query heads. */
+size_t scb_retr_step_hist_bytes(int threads, int Hq);
+/* which: SCB_RETR_STEP_SCORE, _SELECT, _BOTH or _FUSED. */
 int scb_retr_step_run(struct scb_pool *pool, struct scb_retr_step *s, int which, struct scb_ctx *ctx);
 
 #endif

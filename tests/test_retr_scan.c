@@ -4,7 +4,9 @@
  * added in d order) and to scb_retr_flat_scores, on every dispatch path this CPU supports
  * (scalar, AVX2, AVX-512F, each forced), for odd counts, ranges not aligned to the 16-key
  * blocks, D 32/64/96/128, 1..18 query heads; and the pooled step's top-k id sets equal to
- * scb_retr_flat_topk's (ties included: keys drawn from a few integers tie often). Seeded
+ * scb_retr_flat_topk's (ties included: keys drawn from a few integers tie often); the fused step
+ * (scan + digits + histograms, one dispatch) against the two-phase step (same scores, same sets)
+ * and its digit selection against scb_retr_topk_set (ties, signed zeros, NaNs). Seeded
  * random inputs, seed printed (SCB_TEST_SEED overrides). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -192,6 +194,62 @@ static void test_select_radix(void **st)
         }
 }
 
+/* scb_retr_topk_set_dig (the fused step's selection: digits and a coarse histogram from the
+ * scan) vs scb_retr_topk_set on the same scores: random, ties-heavy (a few values, +0.0 / -0.0),
+ * all equal, wide magnitudes, with NaNs (the key order puts them at the ends, as now); every
+ * histogram width 1..16 bits; k across the range. */
+static void test_select_dig(void **st)
+{
+    (void)st;
+    const uint64_t sd = seed * 31 + 5;
+    struct scb_rng r; scb_rng_seed(&r, sd);
+    const int ns[] = {1, 3, 16, 33, 1000, 5003, 40000};
+    for (int ni = 0; ni < 7; ni++)
+        for (int kind = 0; kind < 5; kind++) {
+            const int n = ns[ni];
+            double *sc = scb_malloc(sizeof(double) * n);
+            uint16_t *dig = scb_malloc(sizeof(uint16_t) * n);
+            for (int t = 0; t < n; t++) {
+                double v;
+                switch (kind) {
+                case 0: v = scb_rng_normal(&r) * 11.3; break;
+                case 1:
+                    v = (double)((int)(scb_rng_next(&r) % 5) - 2) * 0.5;
+                    if (v == 0.0 && (scb_rng_next(&r) & 1)) v = -0.0;
+                    break;
+                case 2: v = 3.25; break;                                                        /* all tie */
+                case 3: v = scb_rng_normal(&r) * ldexp(1.0, (int)(scb_rng_next(&r) % 200) - 100); break;
+                default: v = scb_rng_next(&r) % 97 == 0 ? (scb_rng_next(&r) & 1 ? NAN : -NAN) : scb_rng_normal(&r); break;
+                }
+                sc[t] = v;
+                dig[t] = (uint16_t)(scb_retr_score_key(v) >> 48);
+            }
+            uint32_t *hist = scb_malloc(sizeof(uint32_t) << 16);
+            void *work = scb_malloc(scb_retr_topk_set_work_bytes(n));
+            int32_t *a = scb_malloc(sizeof(int32_t) * (n + 8)), *b = scb_malloc(sizeof(int32_t) * (n + 8));
+            const int ks[] = {1, 2, n / 8 + 1, n / 2, n - 1, n, n + 3};
+            for (int hb = 1; hb <= 16; hb += (hb < 4 || hb >= 11) ? 1 : 4)
+            for (int ii = 0; ii < 5; ii++) {   /* the digit pass: scalar, or AVX-512 with those paths */
+                if (scb_retr_scan_force(isas[ii]) != SCB_OK) continue;
+                memset(hist, 0, sizeof(uint32_t) << hb);
+                for (int t = 0; t < n; t++) hist[dig[t] >> (16 - hb)]++;
+                for (int ki = 0; ki < 7; ki++) {
+                    const int k = ks[ki];
+                    if (k < 1) continue;
+                    int ga = scb_retr_topk_set(sc, n, 11, k, a, work);
+                    int gb = scb_retr_topk_set_dig(sc, dig, hist, hb, n, 11, k, b, work);
+                    assert_int_equal(ga, k < n ? k : n);
+                    assert_int_equal(gb, ga);
+                    if (memcmp(a, b, sizeof(int32_t) * ga))
+                        fail_msg("digit selection (%s) n=%d kind %d bits %d k=%d differs from scb_retr_topk_set "
+                                 "(seed %llu)", scb_retr_scan_isa_name(isas[ii]), n, kind, hb, k,
+                                 (unsigned long long)seed);
+                }
+            }
+            scb_free(sc); scb_free(dig); scb_free(hist); scb_free(work); scb_free(a); scb_free(b);
+        }
+}
+
 /* The pooled step (what the device binding runs) vs scb_retr_flat_topk per query head. */
 static void test_step_topk(void **st)
 {
@@ -201,7 +259,7 @@ static void test_step_topk(void **st)
     assert_int_equal(scb_pool_create(&pool, 3, &ctx), SCB_OK);
     struct { int Hq, Hkv, D, N, lo, hi, k, small; } cs[] = {
         {8, 2, 64, 3001, 128, 2489, 100, 0}, {4, 4, 32, 700, 5, 699, 64, 1}, {8, 1, 128, 2100, 16, 2100, 1, 0},
-        {6, 2, 96, 515, 3, 400, 500, 1}, {16, 2, 128, 4099, 128, 3587, 1024, 1},
+        {6, 2, 96, 515, 3, 400, 500, 1}, {16, 2, 128, 4099, 128, 3587, 1024, 1}, {4, 1, 128, 1300, 16, 1300, 200, 1},
     };
     for (int ii = 0; ii < 5; ii++) {
         if (scb_retr_scan_force(isas[ii]) != SCB_OK) continue;
@@ -228,7 +286,29 @@ static void test_step_topk(void **st)
             s.idx = scb_malloc(sizeof(int32_t) * Hq * kk);
             s.n_idx = scb_malloc(sizeof(int32_t) * Hq);
             int32_t *ref = scb_malloc(sizeof(int32_t) * kk);
-            assert_int_equal(scb_retr_step_run(pool, &s, 3, &ctx), SCB_OK);
+            assert_int_equal(scb_retr_step_run(pool, &s, SCB_RETR_STEP_BOTH, &ctx), SCB_OK);
+            /* the fused step: the same scores (memcmp) and the same id sets as the two-phase one */
+            double *sc2 = scb_malloc(sizeof(double) * Hq * N);
+            memcpy(sc2, s.scores, sizeof(double) * Hq * N);
+            int32_t *idx2 = scb_malloc(sizeof(int32_t) * Hq * kk), *n2 = scb_malloc(sizeof(int32_t) * Hq);
+            memcpy(idx2, s.idx, sizeof(int32_t) * Hq * kk);
+            memcpy(n2, s.n_idx, sizeof(int32_t) * Hq);
+            memset(s.scores, 0, sizeof(double) * Hq * N);
+            memset(s.idx, 0xff, sizeof(int32_t) * Hq * kk);
+            s.dig = scb_malloc(sizeof(uint16_t) * Hq * N);
+            s.hist_bytes = scb_retr_step_hist_bytes(nt, Hq);
+            s.hist_work = scb_malloc(s.hist_bytes);
+            s.profile = (int)(c % 2);
+            for (int rep = 0; rep < 2; rep++) {   /* twice: the histograms are reset per step */
+                assert_int_equal(scb_retr_step_run(pool, &s, SCB_RETR_STEP_FUSED, &ctx), SCB_OK);
+                for (int h = 0; h < Hq; h++)
+                    if (memcmp(sc2 + (size_t)h * N, s.scores + (size_t)h * N, sizeof(double) * n) ||
+                        s.n_idx[h] != n2[h] || memcmp(idx2 + (size_t)h * kk, s.idx + (size_t)h * kk, sizeof(int32_t) * n2[h]))
+                        fail_msg("path %s case %zu head %d: fused step differs from the two-phase step (seed %llu)",
+                                 scb_retr_scan_isa_name(isas[ii]), c, h, (unsigned long long)seed);
+            }
+            if (s.profile) assert_true(s.prof_ms[2] >= s.prof_ms[0] && s.prof_ms[0] >= 0 && s.prof_ms[1] >= 0);
+            scb_free(sc2); scb_free(idx2); scb_free(n2); scb_free(s.dig); scb_free(s.hist_work);
             for (int h = 0; h < Hq; h++) {
                 int m = scb_retr_flat_topk(q + (size_t)h * D, k32 + ((size_t)(h / G) * N + cs[c].lo) * D, D, NULL, n, D,
                                            cs[c].k, ref, NULL);
@@ -261,6 +341,10 @@ static void test_step_bad_shape(void **st)
     assert_int_equal(scb_retr_step_run(pool, &s, 3, &ctx), SCB_E_INVAL);       /* scores too short */
     s.ss = 10; s.D = SCB_RETR_SCAN_DMAX + 2;
     assert_int_equal(scb_retr_step_run(pool, &s, 3, &ctx), SCB_E_INVAL);
+    s.D = 64;
+    assert_int_equal(scb_retr_step_run(pool, &s, SCB_RETR_STEP_FUSED, &ctx), SCB_E_INVAL);   /* no scratch */
+    assert_non_null(strstr(ctx.msg, "fused step"));
+    assert_int_equal(scb_retr_step_run(pool, &s, 9, &ctx), SCB_E_INVAL);
     scb_pool_destroy(pool);
 }
 
@@ -273,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_put_get),
         cmocka_unit_test(test_scores_bitwise),
         cmocka_unit_test(test_select_radix),
+        cmocka_unit_test(test_select_dig),
         cmocka_unit_test(test_step_topk),
         cmocka_unit_test(test_step_bad_shape),
     };

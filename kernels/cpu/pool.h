@@ -26,5 +26,10 @@ void scb_pool_run(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n);
 #define SCB_POOL_MIN_WORK ((size_t)1 << 17)
 void scb_pool_run_sized(struct scb_pool *p, scb_pool_fn fn, void *arg, size_t n, size_t work_per_item);
 int  scb_pool_threads(const struct scb_pool *p);
+/* After a job, workers spin up to `us` microseconds for the next one before they sleep, and the
+ * caller spins as long for the workers to finish: a job that follows within that time starts
+ * without a wake-up (futex) round trip, at the price of busy CPUs meanwhile. 0 (the default):
+ * sleep at once. */
+void scb_pool_set_spin_us(struct scb_pool *p, int us);
 
 #endif

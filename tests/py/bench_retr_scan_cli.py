@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench_retr_scan_cli.py — `scbench bench retr-scan` (harness/cli_bench_retr.c) end to end on a
 small shape: exit 0, every SIMD path this CPU has reported bit-identical to the old scan and the
-selections identical (the command checks both itself and fails otherwise), the floor printed
+selections identical, the fused step's scores and id sets identical to the two-phase step's (the
+command checks all three itself and fails otherwise), the floor printed
 from the measured bandwidth and the key bytes (checked here: bf16 bytes of the index range /
 bandwidth); bad input (heads not a multiple, no index left, head dim too large, unknown option)
 exits 2 naming the option, without a crash. Exit 0 pass, else fail."""
@@ -36,6 +37,12 @@ def main():
             fails.append(f"new scan paths: {paths}")
         if "id sets identical" not in p.stdout:
             fails.append("selection not reported identical")
+        fu = re.search(r"^fused +asleep ([0-9.]+) ms .* spinning ([0-9.]+) ms .* selection ([0-9.]+) ms .*"
+                       r"scores and id sets (.*)$", p.stdout, re.M)
+        if not fu or fu.group(4) != "identical to the two-phase step" or min(map(float, fu.groups()[:3])) <= 0:
+            fails.append(f"fused step line: {fu.group(0) if fu else 'missing'}")
+        if not re.search(r"^fused step +[0-9.]+ ms asleep / [0-9.]+ ms spinning", p.stdout, re.M):
+            fails.append("fused step comparison line missing")
         bw = float(re.search(r"^bandwidth +([0-9.]+) GB/s", p.stdout, re.M).group(1))
         fl = float(re.search(r"^floor +new ([0-9.]+) ms", p.stdout, re.M).group(1))
         want = Hkv * (T - sink - recent) * D * 2 / (bw * 1e6)
@@ -46,6 +53,7 @@ def main():
         (["--tokens", "600"], "leaves no index"),
         (["--d", "1000"], "--d"),
         (["--bogus"], "unknown option"),
+        (["--spin-us", "-1"], "--spin-us"),
     ]
     for args, msg in bad:
         q = run(a.scbench, *args)
