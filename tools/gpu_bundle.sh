@@ -35,7 +35,7 @@ EXTRA=()
 for t in parity_cuda_kvsel parity_cuda_prefill parity_cuda_kivi parity_cuda_retr_attn; do
     [ -f "tests/$t.c" ] && EXTRA+=("tests/$t")
 done
-# the RetrievalAttention host scan's unit test (tools/gpu_retrhost_job.sh runs it on the GPU host)
+# the RetrievalAttention host scan's unit test (tools/gpu_retrpipe_job.sh runs it on the GPU host)
 [ -f tests/test_retr_scan.c ] && EXTRA+=(tests/test_retr_scan)
 ninja -C "$BUILD" -j2 scbench tests/parity_cuda tests/bench_cuda "${EXTRA[@]}"
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # gpu_retrpipe_job.sh — the GPU job of the retr_attn fused host step (scan + digits + histograms +
 # selection in one pool dispatch), the spinning pool, the per-phase profile (SCB_RETR_PROFILE=1)
-# and the floor+host line of `bench cuda --method retr_attn`. Built from tools/gpu_retrhost_job.sh;
-# lies next to a tools/gpu_bundle.sh bundle (bundle.tar.xz) and make_random_model.py; run from the
+# and the floor+host line of `bench cuda --method retr_attn` (it replaced the fourth session's
+# gpu_retrhost_job.sh). It lies next to a tools/gpu_bundle.sh bundle (bundle.tar.xz) and make_random_model.py; run from the
 # root of a checkout: `bash .gpu_retrpipe/go.sh` (OUT: where retrpipe.tgz goes). Set up:
 #   tools/gpu_bundle.sh --out DIR && cp tools/gpu_retrpipe_job.sh DIR/go.sh && cp tools/make_random_model.py DIR/
 # 1. test_retr_scan (every scan path, the digit selection, the fused step vs the two-phase one);
