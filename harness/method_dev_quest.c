@@ -19,6 +19,7 @@
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
 #include "kernels/kvsel_cuda.h"
+#include "kernels/util.h"
 #include "methods/quest.h"
 
 enum { QUEST_ROWS = 64 };   /* query rows selected per batch (bounds the ub scratch) */
@@ -174,7 +175,58 @@ out:
     return rc;
 }
 
+/* The one-token step inside the engine's replayed graph (scb_cuda_quest_decode_dev: the key count
+ * from the device, the last page rebuilt): the default fused path, the metadata current up to the
+ * step's previous entry, equal heads, fewer pages selected than there are. */
+static int quest_step_graphable(void *state, const struct scb_kv_cache *kv, size_t layer)
+{
+    const struct questdev *s = state;
+    if (!s->step2 || s->kv != kv || !s->valid || layer >= s->L || s->D % 8 ||
+        sizeof(float) * (s->H / s->Hs) * s->D > 48 * 1024)
+        return 0;
+    const size_t len = scb_kv_cache_len(kv, layer, 0);
+    for (size_t h = 1; h < s->Hs; h++)
+        if (scb_kv_cache_len(kv, layer, h) != len) return 0;
+    const int Tk = (int)len + 1, np = (Tk + s->P - 1) / s->P;
+    return s->valid[layer] == len && len + 1 <= s->cap && scb_quest_kpages(Tk, s->P, s->budget) < np;
+}
+
+/* Host side of a graph step: the metadata counts the step's entry from now on (the graph rebuilds
+ * its page), and the key of what the recorded launches bake in. */
+static int quest_step_prep(void *state, const struct scb_dev_attn *a, uint64_t *key, struct scb_ctx *ctx)
+{
+    struct questdev *s = state;
+    int rc = SCB_OK;
+    SCB_TRY(ensure(s, a, ctx));
+    const size_t moff = a->layer * s->Hs * (size_t)s->mp * s->D;
+    const int Tk = (int)a->Tk, kp = scb_quest_kpages(Tk, s->P, s->budget);
+    if (a->T != 1 || s->valid[a->layer] + 1 != a->Tk || kp >= (Tk + s->P - 1) / s->P ||
+        !scb_cuda_quest_decode_dev_fits(a->q, (int)a->H, (int)a->Hs, (int)a->D, a->k, s->kmin + moff, s->kmax + moff)) {
+        rc = scb_err(ctx, SCB_E_INVAL, "device quest: layer %zu's step (%zu rows, %zu entries, %zu current) does not "
+                     "fit a graph step", a->layer, a->T, a->Tk, s->valid[a->layer]);
+        goto out;
+    }
+    s->valid[a->layer] = a->Tk;
+    const uint64_t v[] = {(uint64_t)(uintptr_t)s->kmin, (uint64_t)(uintptr_t)s->ub, (uint64_t)(uintptr_t)s->work,
+                          (uint64_t)s->mp, (uint64_t)kp, (uint64_t)(uintptr_t)a->k, (uint64_t)a->cap};
+    *key = scb_hash64(v, sizeof v, SCB_HASH64_INIT);
+out:
+    return rc;
+}
+
+/* The layer's selection and attention inside the graph, the key count read from the device. */
+static int quest_step_dev(void *state, const struct scb_dev_attn *a, const int32_t *n_dev, struct scb_ctx *ctx)
+{
+    struct questdev *s = state;
+    const size_t moff = a->layer * s->Hs * (size_t)s->mp * s->D;
+    const int kp = scb_quest_kpages((int)a->Tk, s->P, s->budget);
+    return scb_cuda_quest_decode_dev(s->cc, a->q, (int)a->H, (int)a->Hs, (int)a->D, a->k, a->v, a->cap, s->kmin + moff,
+                                     s->kmax + moff, s->mp, n_dev, s->P, kp, s->ub, s->sel, a->scale, s->work, a->out,
+                                     ctx);
+}
+
 const struct scb_dev_method_ops scb_dev_quest = {
     .name = "quest", .create = quest_create, .destroy = quest_destroy, .session_begin = quest_session_begin,
     .after_prefill = quest_after_prefill, .decode = quest_decode, .per_query_heads = 0,
+    .step_graphable = quest_step_graphable, .step_prep = quest_step_prep, .step_dev = quest_step_dev,
 };

@@ -90,6 +90,23 @@ int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16_t *q, int 
                                 int T, int P, int p0, int kp, int unroll, float *ub, int32_t *sel,
                                 void *work, struct scb_ctx *err);
 
+/* One decode row's selection and attention with the key count read from the DEVICE int32 T_dev
+ * (a graph step recorded once and replayed while the cache grows): exactly
+ * scb_cuda_quest_step_select2(q, H, Hs, D, k, cap, kmin, kmax, mp, T, P, p0 = (T - 1) / P, kp, ...)
+ * then scb_cuda_quest_attn(q, k, v, cap, out, 0, 1, 1, T, ...) with T = *T_dev when they run:
+ * the metadata of pages before the last must be current (the previous step's). Grids sized for
+ * mp pages (mp * P >= cap). Shapes: scb_cuda_quest_decode_dev_fits. ub, sel: as select2's (H, mp)
+ * and (H, kp); work: scb_cuda_quest_attn_work_floats(1, H, D, kp, P). */
+int scb_cuda_quest_decode_dev(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D, const uint16_t *k,
+                              const uint16_t *v, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
+                              const int32_t *T_dev, int P, int kp, float *ub, int32_t *sel, float scale, float *work,
+                              uint16_t *out, struct scb_ctx *err);
+/* 1 when scb_cuda_quest_decode_dev takes these shapes and pointers: D % 8 == 0, D <= 256,
+ * 16-byte aligned q, k, kmin, kmax, the group's q in 48 KiB of shared memory (select2's fused
+ * path). */
+int scb_cuda_quest_decode_dev_fits(const void *q, int H, int Hs, int D, const void *k, const void *kmin,
+                                   const void *kmax);
+
 /* fp32 words of work space scb_cuda_quest_attn needs for nr rows: (nr, H, S, D + 2) partials,
  * S = ceil(kp * P / 32) blocks of selected entries per row and head. */
 size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, int P);

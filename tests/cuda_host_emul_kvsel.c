@@ -7,6 +7,7 @@
 #include "kernels/kvsel_cuda.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,4 +261,37 @@ int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16
         }
     scb_free(acc);
     return SCB_OK;
+}
+
+/* The header's semantics: the key count read now (a replayed graph calls again), the last page's
+ * metadata rebuilt, the one-row selection, the attention. */
+int scb_cuda_quest_decode_dev_fits(const void *q, int H, int Hs, int D, const void *k, const void *kmin,
+                                   const void *kmax)
+{
+    const int G = Hs > 0 ? H / Hs : 0;
+    return q && k && kmin && kmax && H >= 1 && Hs >= 1 && H % Hs == 0 && D >= 8 && D % 8 == 0 && D <= 256 &&
+           !(((uintptr_t)q | (uintptr_t)k | (uintptr_t)kmin | (uintptr_t)kmax) & 15u) &&
+           sizeof(float) * (size_t)G * D <= 48 * 1024;
+}
+
+int scb_cuda_quest_decode_dev(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D, const uint16_t *k,
+                              const uint16_t *v, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
+                              const int32_t *T_dev, int P, int kp, float *ub, int32_t *sel, float scale, float *work,
+                              uint16_t *out, struct scb_ctx *err)
+{
+    if (!scb_cuda_quest_decode_dev_fits(q, H, Hs, D, k, kmin, kmax) || !v || !out || !T_dev || !ub || !sel ||
+        !work || P < 1 || mp < 1 || (size_t)mp * P < cap || kp < 1 || kp > mp)
+        return scb_err(err, SCB_E_INVAL, "emulated quest decode (device count): bad arguments");
+    const int T = *T_dev;
+    if (T < 1 || (size_t)T > cap || kp > (T + P - 1) / P)
+        return scb_err(err, SCB_E_INVAL, "emulated quest decode (device count): key count %d (cap %zu, kp %d)", T,
+                       cap, kp);
+    float *w = scb_malloc(sizeof(float) * (size_t)H * D);
+    if (!w) return scb_err(err, SCB_E_NOMEM, "emulated quest decode: out of memory");
+    int rc = scb_cuda_quest_meta(cc, k, cap, Hs, D, P, T, (T - 1) / P, kmin, kmax, mp, err);
+    if (rc == SCB_OK) rc = scb_cuda_quest_signs(cc, q, 1, H, D, w, err);
+    if (rc == SCB_OK) rc = scb_cuda_quest_select(cc, q, 0, 1, H, Hs, D, w, kmin, kmax, mp, T, P, kp, ub, sel, err);
+    if (rc == SCB_OK) rc = scb_cuda_quest_attn(cc, q, k, v, cap, out, 0, 1, 1, T, H, Hs, D, P, kp, sel, scale, work, err);
+    scb_free(w);
+    return rc;
 }

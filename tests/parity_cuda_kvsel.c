@@ -446,6 +446,82 @@ static void test_quest_step2(int Tk, int Hq, int Hkv, int D, int P, int budget)
     scb_free(m_ref); scb_free(m_got); scb_free(ub_got); scb_free(sel_got); scb_free(own);
 }
 
+/* scb_cuda_quest_decode_dev (a graph step: the key count read from the device, the last page
+ * rebuilt) against scb_cuda_quest_step_select2 (p0 = the page of entry Tk - 1) + scb_cuda_quest_attn
+ * on the same inputs: metadata, bounds, pages and output bit for bit, outputs NaN-poisoned. */
+static void test_quest_decode_dev(int Tk, int Hq, int Hkv, int D, int P, int budget)
+{
+    const int np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, budget);
+    const size_t cap = (size_t)Tk + 37;
+    const int mp = (int)((cap + P - 1) / P);
+    const size_t nkv = (size_t)Hkv * cap * D, mn = (size_t)Hkv * mp * D;
+    uint16_t *qb = host_alloc(sizeof(uint16_t) * (size_t)Hq * D), *kb = host_alloc(sizeof(uint16_t) * nkv),
+             *vb = host_alloc(sizeof(uint16_t) * nkv);
+    float *scratch = host_alloc(sizeof(float) * nkv);
+    rand_bf16(qb, scratch, (size_t)Hq * D, 1.0f);
+    rand_bf16(kb, scratch, nkv, 1.0f);
+    rand_bf16(vb, scratch, nkv, 1.0f);
+    uint16_t *dq = dup_dev(qb, sizeof(uint16_t) * (size_t)Hq * D), *dk = dup_dev(kb, sizeof(uint16_t) * nkv),
+             *dv = dup_dev(vb, sizeof(uint16_t) * nkv);
+    uint16_t *kmin[2], *kmax[2], *out[2];
+    float *ub[2], *work[2];
+    int32_t *sel[2];
+    uint16_t *nan16 = host_alloc(sizeof(uint16_t) * (size_t)Hq * D);
+    for (size_t i = 0; i < (size_t)Hq * D; i++) nan16[i] = 0x7fc0u;
+    for (int i = 0; i < 2; i++) {
+        kmin[i] = dalloc(sizeof(uint16_t) * mn); kmax[i] = dalloc(sizeof(uint16_t) * mn);
+        out[i] = dup_dev(nan16, sizeof(uint16_t) * (size_t)Hq * D);
+        ub[i] = dalloc(sizeof(float) * (size_t)Hq * mp);
+        sel[i] = dalloc(sizeof(int32_t) * (size_t)Hq * mp);
+        work[i] = dalloc(sizeof(float) * scb_cuda_quest_attn_work_floats(1, Hq, D, kp, P));
+        CK(scb_cuda_quest_meta(g_cc, dk, cap, Hkv, D, P, Tk - 1, 0, kmin[i], kmax[i], mp, &g_err));  /* the previous step's */
+    }
+    void *swork = dalloc(scb_cuda_quest_step_work_bytes(Hq, D, mp));
+    int32_t *dT = dup_dev(&Tk, sizeof Tk);
+    CK(scb_cuda_quest_step_select2(g_cc, dq, Hq, Hkv, D, dk, cap, kmin[0], kmax[0], mp, Tk, P, (Tk - 1) / P, kp, 0,
+                                   ub[0], sel[0], swork, &g_err));
+    CK(scb_cuda_quest_attn(g_cc, dq, dk, dv, cap, out[0], 0, 1, 1, Tk, Hq, Hkv, D, P, kp, sel[0], 0.f, work[0], &g_err));
+    const int fits = scb_cuda_quest_decode_dev_fits(dq, Hq, Hkv, D, dk, kmin[1], kmax[1]);
+    if (fits)
+        CK(scb_cuda_quest_decode_dev(g_cc, dq, Hq, Hkv, D, dk, dv, cap, kmin[1], kmax[1], mp, dT, P, kp, ub[1], sel[1],
+                                     0.f, work[1], out[1], &g_err));
+    CK(scb_cuda_sync(g_cc, &g_err));
+    int same_meta = 1, same_ub = 1, same_sel = 1, same_out = 1;
+    {
+        uint16_t *a = host_alloc(sizeof(uint16_t) * mn), *b = host_alloc(sizeof(uint16_t) * mn);
+        for (int t = 0; t < 2; t++) {
+            down(a, t ? kmax[0] : kmin[0], sizeof(uint16_t) * mn); down(b, t ? kmax[1] : kmin[1], sizeof(uint16_t) * mn);
+            for (int s2 = 0; s2 < Hkv; s2++)
+                if (memcmp(a + (size_t)s2 * mp * D, b + (size_t)s2 * mp * D, sizeof(uint16_t) * (size_t)np * D)) same_meta = 0;
+        }
+        scb_free(a); scb_free(b);
+        float *ua = host_alloc(sizeof(float) * (size_t)Hq * np), *ubb = host_alloc(sizeof(float) * (size_t)Hq * np);
+        down(ua, ub[0], sizeof(float) * (size_t)Hq * np); down(ubb, ub[1], sizeof(float) * (size_t)Hq * np);
+        same_ub = !memcmp(ua, ubb, sizeof(float) * (size_t)Hq * np);
+        scb_free(ua); scb_free(ubb);
+        int32_t *sa = host_alloc(sizeof(int32_t) * (size_t)Hq * kp), *sb = host_alloc(sizeof(int32_t) * (size_t)Hq * kp);
+        down(sa, sel[0], sizeof(int32_t) * (size_t)Hq * kp); down(sb, sel[1], sizeof(int32_t) * (size_t)Hq * kp);
+        same_sel = !memcmp(sa, sb, sizeof(int32_t) * (size_t)Hq * kp);
+        scb_free(sa); scb_free(sb);
+        uint16_t *oa = host_alloc(sizeof(uint16_t) * (size_t)Hq * D), *ob = host_alloc(sizeof(uint16_t) * (size_t)Hq * D);
+        down(oa, out[0], sizeof(uint16_t) * (size_t)Hq * D); down(ob, out[1], sizeof(uint16_t) * (size_t)Hq * D);
+        same_out = !memcmp(oa, ob, sizeof(uint16_t) * (size_t)Hq * D);
+        for (size_t i = 0; i < (size_t)Hq * D; i++) if ((ob[i] & 0x7f80u) == 0x7f80u) same_out = 0;   /* NaN/inf left */
+        scb_free(oa); scb_free(ob);
+    }
+    check(fits && same_meta && same_ub && same_sel && same_out, "quest decode, device key count Tk=%d Hq=%d Hkv=%d D=%d "
+          "P=%d kp=%d np=%d mp=%d: fits %d, metadata %s, bounds %s, pages %s, output %s (against select2 + attention)",
+          Tk, Hq, Hkv, D, P, kp, np, mp, fits, same_meta ? "equal" : "DIFFER", same_ub ? "equal" : "DIFFER",
+          same_sel ? "equal" : "DIFFER", same_out ? "equal" : "DIFFERS");
+    for (int i = 0; i < 2; i++) {
+        scb_cuda_free(g_cc, kmin[i]); scb_cuda_free(g_cc, kmax[i]); scb_cuda_free(g_cc, out[i]);
+        scb_cuda_free(g_cc, ub[i]); scb_cuda_free(g_cc, sel[i]); scb_cuda_free(g_cc, work[i]);
+    }
+    scb_cuda_free(g_cc, swork); scb_cuda_free(g_cc, dT);
+    scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv);
+    scb_free(qb); scb_free(kb); scb_free(vb); scb_free(scratch); scb_free(nan16);
+}
+
 /* ---- --bench: one layer's Quest decode step at Llama-3-8B's attention shape ------------------ */
 static float time_ms(int reps, void (*fn)(void *), void *arg)
 {
@@ -860,6 +936,13 @@ int main(int argc, char **argv)
         test_quest_step2(2001, 8, 8, 256, 32, 1024);
         test_quest_step2(1999, 8, 1, 8, 16, 300);
         test_quest_step2(4097, 16, 4, 2, 16, 1024);
+        test_quest_decode_dev(1000, 32, 8, 128, 16, 256);    /* mid-page */
+        test_quest_decode_dev(4097, 32, 8, 128, 16, 1024);   /* the first entry of a new page */
+        test_quest_decode_dev(4096, 32, 8, 128, 16, 1024);   /* the last entry of a page */
+        test_quest_decode_dev(517, 8, 2, 64, 16, 128);
+        test_quest_decode_dev(3001, 32, 2, 96, 16, 512);
+        test_quest_decode_dev(2001, 8, 8, 256, 32, 1024);
+        test_quest_decode_dev(33001, 32, 8, 128, 16, 4096);  /* 32K */
     }
     test_errors();
     /* the bindings: (spec, N, Hq, Hkv, D, L, layer) */

@@ -13,10 +13,10 @@
 #    step timings at 32K/128K: unfused, v2 (unroll sweep), v2's top-k alone);
 # 2. `scbench bench cuda --method M` at 32K and 128K on a random 4-layer Llama-3-8B-shaped model:
 #    kivi and kivi:bits=4 (steps as CUDA graphs, the default, against SCB_CUDA_GRAPHS=0 and
-#    kernel v1 at 128K), SnapKV; quest, v2 (default) against SCB_QUEST_DECODE=unfused; dense at
-#    128K as the reference;
+#    kernel v1 at 128K), SnapKV; quest (graphs, the default, against SCB_CUDA_GRAPHS=0 and
+#    SCB_QUEST_DECODE=unfused); dense at 128K as the reference;
 # 3. the binding end to end (tests/py/method_dev_kivi.py / method_dev_kvsel.py) if time is left,
-#    and for kivi then tests/py/engine_cuda.py (the engine, its CUDA graphs with methods).
+#    then tests/py/engine_cuda.py (the engine, its CUDA graphs with methods) if 40 s are left.
 # Everything under `timeout`, within BUDGET seconds (default ~120; a small BUDGET, e.g. 15, is
 # a dry run: the parity step cut short, the rest skipped). Full logs: $OUT/p2kivi.tgz or $OUT/p2quest.tgz.
 set -u
@@ -85,9 +85,10 @@ if [ "$METHOD" = kivi ]; then
   run_bench dense128 131072 dense - 12
 else
   run_bench quest128_v2 131072 quest - 12
+  run_bench quest128_nograph 131072 quest SCB_CUDA_GRAPHS=0 12
   run_bench quest128_unfused 131072 quest SCB_QUEST_DECODE=unfused 12
   run_bench quest32_v2 32768 quest - 7
-  run_bench quest32_unfused 32768 quest SCB_QUEST_DECODE=unfused 7
+  run_bench quest32_nograph 32768 quest SCB_CUDA_GRAPHS=0 7
   run_bench dense128 131072 dense - 12
 fi
 if [ "$(left)" -ge $PYNEED ]; then
@@ -98,7 +99,7 @@ if [ "$(left)" -ge $PYNEED ]; then
 else
   el "skip $PY (time)"
 fi
-if [ "$METHOD" = kivi ] && [ "$(left)" -ge 40 ]; then
+if [ "$(left)" -ge 40 ]; then
   el "engine_cuda (limit $(( $(left) - 3 ))s)"
   timeout $(( $(left) - 3 )) python3 "$D/py/engine_cuda.py" --scbench "$B/scbench" --fixtures "$ROOT/tests/fixtures" \
       --seed "$SEED" > "$L/engine_cuda.log" 2>&1

@@ -419,8 +419,10 @@ enum { QT_THREADS = 1024, QT_WARPS = QT_THREADS / 32, QT_HCOPIES = 8, QT_SMEM_DE
  * to the threshold (ballots), warp 0 turns the counts into output offsets and how many equal keys
  * each warp takes (the smallest indices first), then each warp writes its picks in index order. */
 __global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float *src, int n, int kp, int use_smem,
-                                                                   int32_t *sel)
+                                                                   int32_t *sel, const int *T_dev = nullptr,
+                                                                   int P = 1)
 {
+    if (T_dev) n = (*T_dev + P - 1) / P;                  /* the pages of the device's key count */
     extern __shared__ float qt_sm[];
     __shared__ int hist[QT_HCOPIES][256];
     __shared__ int tot[256];
@@ -585,9 +587,14 @@ static __device__ __forceinline__ void scb_unpack8(const uint4 v, float *f)
 template <int U>
 __global__ void __launch_bounds__(QB_THREADS) scb_quest_ub2_kernel(
     const uint16_t *q, int G, int D, int L, const uint16_t *k, long long cap, uint16_t *kmin, uint16_t *kmax,
-    int mp, int T, int P, int p0, int np, float *ub)
+    int mp, int T, int P, int p0, int np, float *ub, const int *T_dev = nullptr)
 {
     extern __shared__ float qb_sm[];
+    if (T_dev) {                  /* a graph step: the key count from the device, its last page rebuilt */
+        T = *T_dev;
+        p0 = (T - 1) / P;
+        np = (T + P - 1) / P;
+    }
     const int s = blockIdx.y, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     for (int i = tid; i < G * D; i += QB_THREADS) qb_sm[i] = scb_bf2f(q[(long long)s * G * D + i]);
     const int sub = lane % L, slot = lane / L, PW = 32 / L, d0 = sub * 8;
@@ -728,9 +735,10 @@ extern "C" size_t scb_cuda_quest_attn_work_floats(int nr, int H, int D, int kp, 
 template <int DL>
 __global__ void __launch_bounds__(32 * QA_WARPS) scb_quest_attn_kernel(
     const uint16_t *q, const uint16_t *k, const uint16_t *v, long long cap, int r0, int Tq, int Tk,
-    int H, int G, int D, int P, int kp, const int32_t *sel, float scale, float *work)
+    int H, int G, int D, int P, int kp, const int32_t *sel, float scale, float *work, const int *Tk_dev = nullptr)
 {
     constexpr int U = QA_KEYS / QA_WARPS;
+    if (Tk_dev) Tk = *Tk_dev;
     __shared__ float wm[QA_WARPS], wl[QA_WARPS];
     __shared__ float wacc[QA_WARPS][32 * QA_DL];
     const int h = blockIdx.x, i = blockIdx.y, z = blockIdx.z, S = gridDim.z, gi = r0 + i, s = h / G;
@@ -839,6 +847,39 @@ __global__ void scb_quest_merge_kernel(const float *work, int S, int r0, int H, 
     }
 }
 
+/* The attention and merge launches of scb_cuda_quest_attn (Tk_dev: the key count from the device). */
+static int quest_attn_launch(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                             size_t cap, uint16_t *out, int r0, int nr, int Tq, int Tk, int H, int Hs, int D, int P,
+                             int kp, const int32_t *sel, float scale, float *work, const int32_t *Tk_dev,
+                             struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    scale = scale != 0.f ? scale : 1.0f / sqrtf((float)D);
+    const int S = (int)(((long long)kp * P + QA_KEYS - 1) / QA_KEYS);
+    const dim3 grid((unsigned)H, (unsigned)nr, (unsigned)S);
+#define SCB_QA(DLV) scb_quest_attn_kernel<DLV><<<grid, 32 * QA_WARPS, 0, cc->stream>>>( \
+        q, k, v, (long long)cap, r0, Tq, Tk, H, H / Hs, D, P, kp, sel, scale, work, Tk_dev)
+    if (D <= 32) SCB_QA(1);
+    else if (D <= 64) SCB_QA(2);
+    else if (D <= 128) SCB_QA(4);
+    else SCB_QA(QA_DL);
+#undef SCB_QA
+    SCB_LAUNCH_CHECK("scb_quest_attn_kernel");
+    scb_quest_merge_kernel<<<dim3((unsigned)H, (unsigned)nr), 128, 0, cc->stream>>>(work, S, r0, H, D, out);
+    SCB_LAUNCH_CHECK("scb_quest_merge_kernel");
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_quest_decode_dev_fits(const void *q, int H, int Hs, int D, const void *k, const void *kmin,
+                                              const void *kmax)
+{
+    const int G = Hs > 0 ? H / Hs : 0;
+    return q && k && kmin && kmax && H >= 1 && Hs >= 1 && H % Hs == 0 && D >= 8 && D % 8 == 0 && D <= 32 * QA_DL &&
+           !(((uintptr_t)q | (uintptr_t)k | (uintptr_t)kmin | (uintptr_t)kmax) & 15u) &&
+           sizeof(float) * (size_t)G * D <= 48 * 1024;
+}
+
 extern "C" int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k,
                                    const uint16_t *v, size_t cap, uint16_t *out, int r0, int nr, int Tq, int Tk,
                                    int H, int Hs, int D, int P, int kp, const int32_t *sel, float scale,
@@ -852,25 +893,48 @@ extern "C" int scb_cuda_quest_attn(struct scb_cuda_ctx *cc, const uint16_t *q, c
                      "Hs=%d D=%d P=%d kp=%d)", r0, nr, Tq, Tk, cap, H, Hs, D, P, kp);
         goto out;
     }
+    rc = quest_attn_launch(cc, q, k, v, cap, out, r0, nr, Tq, Tk, H, Hs, D, P, kp, sel, scale, work, NULL, err);
+out:
+    return rc;
+}
+
+extern "C" int scb_cuda_quest_decode_dev(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D,
+                                         const uint16_t *k, const uint16_t *v, size_t cap, uint16_t *kmin,
+                                         uint16_t *kmax, int mp, const int32_t *T_dev, int P, int kp, float *ub,
+                                         int32_t *sel, float scale, float *work, uint16_t *out, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    SCB_CHECK_ALIVE();
+    if (!scb_cuda_quest_decode_dev_fits(q, H, Hs, D, k, kmin, kmax) || !v || !out || !T_dev || !ub || !sel ||
+        !work || P < 1 || mp < 1 || (size_t)mp * P < cap || kp < 1 || kp > mp) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA quest decode (device count): bad arguments (H=%d Hs=%d D=%d cap=%zu "
+                     "P=%d mp=%d kp=%d, 16-byte aligned q/k/kmin/kmax, D %% 8 == 0)", H, Hs, D, cap, P, mp, kp);
+        goto out;
+    }
     {
-        scale = scale != 0.f ? scale : 1.0f / sqrtf((float)D);
-        const int S = (int)(((long long)kp * P + QA_KEYS - 1) / QA_KEYS);
-        const dim3 grid((unsigned)H, (unsigned)nr, (unsigned)S);
-        if (D <= 32)
-            scb_quest_attn_kernel<1><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk, H,
-                                                                           H / Hs, D, P, kp, sel, scale, work);
-        else if (D <= 64)
-            scb_quest_attn_kernel<2><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk, H,
-                                                                           H / Hs, D, P, kp, sel, scale, work);
-        else if (D <= 128)
-            scb_quest_attn_kernel<4><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk, H,
-                                                                           H / Hs, D, P, kp, sel, scale, work);
-        else
-            scb_quest_attn_kernel<QA_DL><<<grid, 32 * QA_WARPS, 0, cc->stream>>>(q, k, v, (long long)cap, r0, Tq, Tk,
-                                                                               H, H / Hs, D, P, kp, sel, scale, work);
-        SCB_LAUNCH_CHECK("scb_quest_attn_kernel");
-        scb_quest_merge_kernel<<<dim3((unsigned)H, (unsigned)nr), 128, 0, cc->stream>>>(work, S, r0, H, D, out);
-        SCB_LAUNCH_CHECK("scb_quest_merge_kernel");
+        /* the bounds: a grid for every page the cache can hold (blocks past the device's page
+         * count only stage q), the last page rebuilt from k; the top-k over the device's page
+         * count (its row staged in shared memory when mp pages fit); the attention */
+        const int G = H / Hs;
+        const size_t qsm = sizeof(float) * (size_t)G * D;
+        int L = 1;
+        while (L * 8 < D) L <<= 1;
+        const int run = 4 * QB_WARPS * (32 / L);
+        const dim3 g((unsigned)((mp + run - 1) / run), (unsigned)Hs);
+        scb_quest_ub2_kernel<4><<<g, QB_THREADS, qsm, cc->stream>>>(q, G, D, L, k, (long long)cap, kmin, kmax, mp,
+                                                                     1, P, 0, 1, ub, T_dev);
+        SCB_LAUNCH_CHECK("scb_quest_ub2_kernel");
+        static int smem_raised = 0;
+        size_t smem = (size_t)mp * sizeof(float);
+        if (smem > QT_SMEM_MAX) smem = 0;
+        if (smem > QT_SMEM_DEFAULT && !smem_raised) {
+            SCB_CUDA_TRY(cudaFuncSetAttribute(scb_quest_topk2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              QT_SMEM_MAX));
+            smem_raised = 1;
+        }
+        scb_quest_topk2_kernel<<<(unsigned)H, QT_THREADS, smem, cc->stream>>>(ub, 1, kp, smem > 0, sel, T_dev, P);
+        SCB_LAUNCH_CHECK("scb_quest_topk2_kernel");
+        rc = quest_attn_launch(cc, q, k, v, cap, out, 0, 1, 1, 1, H, Hs, D, P, kp, sel, scale, work, T_dev, err);
     }
 out:
     return rc;

@@ -284,7 +284,8 @@ def main():
             # costs lines equal
             for model, method, new in (("rand_d64", None, 24), ("rand_d128", None, 24),
                                        ("rand_d64", "streamingllm:n_init=4,n_local=12", 24), ("rand_d128", "kivi", 24),
-                                       ("rand_d128", "kivi:bits=4,requant=true", 40)):
+                                       ("rand_d128", "kivi:bits=4,requant=true", 40),
+                                       ("rand_d128", "quest:budget=16,page=4", 24)):
                 md = os.path.join(tmp, model)
                 extra = ["--method", method] if method else []
                 ref = subprocess.run([scb, "generate", "--backend", "cuda", "--model", md, "--ids",
@@ -317,10 +318,11 @@ def main():
                 if p.returncode or not line or not line[0].startswith(want):
                     fails.append(f"bench cuda SCB_CUDA_GRAPHS={val}: expected '{want}', got exit {p.returncode} "
                                  f"{line} {p.stderr.strip()}")
-            # the methods' steps are graphs: a policy without a decode (dense over what it kept)
-            # and KIVI through its step hooks (D 128, 2 and 4 bits: kernel v4); Quest has none
+            # the methods' steps are graphs: a policy without a decode (dense over what it kept),
+            # KIVI and Quest through their step hooks (KIVI: D 128, 2 and 4 bits, kernel v4; Quest:
+            # after its first decode step, which sets up its page metadata as plain launches)
             for method, want in (("streamingllm:n_init=4,n_local=12", 12), ("kivi", 12), ("kivi:bits=4,requant=true", 12),
-                                 ("quest", 0)):
+                                 ("quest:budget=16,page=4", 11), ("quest", 11)):
                 p = subprocess.run([scb, "bench", "cuda", "--model", os.path.join(tmp, "rand_d128"), "--tokens", "50",
                                     "--decode", "12", "--method", method], capture_output=True, text=True)
                 line = [x for x in p.stdout.split("\n") if x.startswith("decode graph")]
@@ -328,7 +330,7 @@ def main():
                     fails.append(f"bench cuda --method {method}: expected 'decode graph {want} of 12 steps', got exit "
                                  f"{p.returncode} {line} {p.stderr.strip()}")
             print(f"  CUDA graphs: {len(off[0])} greedy tokens identical with SCB_CUDA_GRAPHS=1 and =rerecord "
-                  f"(D=64, D=128, StreamingLLM, KIVI 2 and 4 bits); method steps counted as graphs")
+                  f"(D=64, D=128, StreamingLLM, KIVI 2 and 4 bits, Quest); method steps counted as graphs")
         except RuntimeError as ex:
             fails.append(f"CUDA graphs: {ex}")
 
