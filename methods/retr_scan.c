@@ -95,6 +95,18 @@ static void blk_scalar(const double *qd, int nr, const uint16_t *blk, int D, dou
 #define MULADD_512(a, p, k) _mm512_add_pd((a), _mm512_mul_pd((p), (k)))
 #define FMA_512(a, p, k) _mm512_fmadd_pd((p), (k), (a))
 
+/* The kernel NAME for nr query heads: NAME##_n instantiated with nr a constant (1..4). */
+#define DEF_NR_DISPATCH(NAME, TARGET)                                                                \
+__attribute__((target(TARGET))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, double *out) \
+{                                                                                                    \
+    switch (nr) {                                                                                    \
+    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
+    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
+    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
+    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
+    }                                                                                                \
+}
+
 /* AVX2: half a block (8 keys, two ymm of doubles) per pass, nr query heads (<= 4: 8 sums). */
 #define DEF_AVX2(NAME, TARGET, UPD)                                                                  \
 static inline __attribute__((always_inline, target(TARGET))) void NAME##_n(const double *qd, const int nr, \
@@ -125,15 +137,7 @@ static inline __attribute__((always_inline, target(TARGET))) void NAME##_n(const
         }                                                                                            \
     }                                                                                                \
 }                                                                                                    \
-__attribute__((target(TARGET))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, double *out) \
-{                                                                                                    \
-    switch (nr) {                                                                                    \
-    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
-    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
-    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
-    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
-    }                                                                                                \
-}
+DEF_NR_DISPATCH(NAME, TARGET)
 
 /* AVX-512F: the whole block (16 keys, two zmm of doubles) per pass, nr query heads (8 sums). */
 #define DEF_AVX512(NAME, UPD)                                                                        \
@@ -162,16 +166,7 @@ static inline __attribute__((always_inline, target("avx512f"))) void NAME##_n(co
         _mm512_storeu_pd(out + (size_t)r * KB + 8, a1[r]);                                           \
     }                                                                                                \
 }                                                                                                    \
-__attribute__((target("avx512f"))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, \
-                                                    double *out)                                     \
-{                                                                                                    \
-    switch (nr) {                                                                                    \
-    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
-    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
-    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
-    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
-    }                                                                                                \
-}
+DEF_NR_DISPATCH(NAME, "avx512f")
 
 DEF_AVX2(blk_avx2, "avx2", MULADD_256)
 DEF_AVX2(blk_avx2fma, "avx2,fma", FMA_256)

@@ -172,7 +172,7 @@ int scb_kivi_attn_cuda_dev_fits(struct scb_cuda_ctx *cc, const struct scb_kivi_c
     if (splits) *splits = 0;
     if (!s || s->Hkv < 1 || Hq < 1 || Hq % s->Hkv || Tk_q < 0 || n < 0) return 0;
     const char *ev = getenv("SCB_KIVI_ATTN");
-    if (ev && strcmp(ev, "v4")) return 0;
+    if (ev && !strcmp(ev, "v1")) return 0;
     if (s->D != 128 || (s->bits != 2 && s->bits != 4) || Hq / s->Hkv > 8 ||
         (s->group != 32 && s->group != 64 && s->group != 128) || Tk_q % 32)
         return 0;

@@ -66,6 +66,30 @@ static __device__ __forceinline__ uint16_t scb_f2bf(float f)
     __nv_bfloat16 h = __float2bfloat16_rn(f);
     return *reinterpret_cast<uint16_t *>(&h);
 }
+/* Block-wide max / sum of x over the block's nw warps (every thread gets it): warp shuffles, then
+ * red (nw floats of shared memory) summed from warp 0 up. Starts with a barrier, so consecutive
+ * calls may share red; its barriers also publish the shared-memory writes made before it. */
+static __device__ __forceinline__ float scb_block_max(float x, float *red, int nw)
+{
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float r = red[0];
+    for (int i = 1; i < nw; i++) r = fmaxf(r, red[i]);
+    return r;
+}
+static __device__ __forceinline__ float scb_block_sum(float x, float *red, int nw)
+{
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float r = red[0];
+    for (int i = 1; i < nw; i++) r += red[i];
+    return r;
+}
+
 /* Two floats to a packed bf16x2 (lo = a, the lower address). */
 static __device__ __forceinline__ uint32_t scb_pack_bf2(float a, float b)
 {

@@ -21,14 +21,7 @@ static unsigned scb_ew_blocks_(size_t n)
 static __device__ float scb_block_sum_(float v)
 {
     __shared__ float part[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    float t = 0.f;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += part[w];
-    return t;
+    return scb_block_sum(v, part, (int)(blockDim.x >> 5));
 }
 
 /* ---- RMSNorm ---------------------------------------------------------------------------- */

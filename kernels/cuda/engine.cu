@@ -118,30 +118,6 @@ out:
 
 enum { GEN_THREADS = 128 };
 
-static __device__ float scb_block_max_(float x, float *red)
-{
-    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    __syncthreads();
-    if (lane == 0) red[w] = x;
-    __syncthreads();
-    float r = red[0];
-    for (int i = 1; i < GEN_THREADS / 32; i++) r = fmaxf(r, red[i]);
-    return r;
-}
-
-static __device__ float scb_block_sum_(float x, float *red)
-{
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    __syncthreads();
-    if (lane == 0) red[w] = x;
-    __syncthreads();
-    float r = red[0];
-    for (int i = 1; i < GEN_THREADS / 32; i++) r += red[i];
-    return r;
-}
-
 /* One block per (query row t, head h): keys in tiles of GEN_THREADS (one score per thread),
  * online softmax in fp32, P·V with fp32 probabilities (not rounded), D <= 2 * GEN_THREADS. */
 __global__ void scb_attn_generic_kernel(const uint16_t *q, const uint16_t *k, const uint16_t *v,
@@ -170,10 +146,10 @@ __global__ void scb_attn_generic_kernel(const uint16_t *q, const uint16_t *k, co
             for (int d = 0; d < D; d++) dot += qs[d] * scb_bf2f(kr[d]);
             s = dot * scale;
         }
-        const float mnew = fmaxf(m, scb_block_max_(s, red));
+        const float mnew = fmaxf(m, scb_block_max(s, red, GEN_THREADS / 32));
         const float pj = j < nk ? expf(s - mnew) : 0.f;
         p[tid] = pj;
-        const float sum = scb_block_sum_(pj, red);   /* its barriers also publish p[] */
+        const float sum = scb_block_sum(pj, red, GEN_THREADS / 32);   /* its barriers also publish p[] */
         const float corr = expf(m - mnew);           /* 0 on the first tile (m = -inf) */
         l = l * corr + sum;
         acc0 *= corr;

@@ -984,17 +984,12 @@ kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t 
 {
     __shared__ float w_s[SCB_KIVI_MAX_SPLITS];
     __shared__ float red[KIVI_MERGE_THREADS / 32];
-    const int h = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int h = blockIdx.x, tid = threadIdx.x;
     const size_t st = (size_t)Hq * (D + 2);
     const float *wh = work + (size_t)h * (D + 2);
     float M = -INFINITY;
     for (int s = tid; s < n_splits; s += KIVI_MERGE_THREADS) M = fmaxf(M, wh[s * st + D]);
-    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-    if (lane == 0) red[warp] = M;
-    __syncthreads();
-    M = red[0];
-    for (int i = 1; i < KIVI_MERGE_THREADS / 32; i++) M = fmaxf(M, red[i]);
-    __syncthreads();
+    M = scb_block_max(M, red, KIVI_MERGE_THREADS / 32);
     float L = 0.0f;
     for (int s = tid; s < n_splits; s += KIVI_MERGE_THREADS) {
         const float m = wh[s * st + D];
@@ -1002,11 +997,7 @@ kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t 
         w_s[s] = e;
         L = fmaf(wh[s * st + D + 1], e, L);
     }
-    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
-    if (lane == 0) red[warp] = L;
-    __syncthreads();
-    L = 0.0f;
-    for (int i = 0; i < KIVI_MERGE_THREADS / 32; i++) L += red[i];
+    L = scb_block_sum(L, red, KIVI_MERGE_THREADS / 32);   /* its barriers also publish w_s */
     for (int d = tid; d < D; d += KIVI_MERGE_THREADS) {
         float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
         int s = 0;
@@ -1023,11 +1014,15 @@ kivi_attn_merge_kernel(const float *work, int n_splits, int Hq, int D, uint16_t 
     if (tid == 0 && lse) lse[h] = L > 0.0f ? M + logf(L) : -INFINITY;
 }
 
-/* The SCB_KIVI_SPLITS timing knob (blocks per KV head of kernel v4; 0 = one full wave). */
+/* The SCB_KIVI_SPLITS timing knob (blocks per KV head of kernel v4; 0 = one full wave); read once. */
 static int kivi_v4_env_splits(void)
 {
-    const char *es = getenv("SCB_KIVI_SPLITS");
-    return es ? atoi(es) : 0;
+    static int v = -1;
+    if (v < 0) {
+        const char *es = getenv("SCB_KIVI_SPLITS");
+        v = es && atoi(es) > 0 ? atoi(es) : 0;
+    }
+    return v;
 }
 
 extern "C" int scb_kivi_attn_cuda_dev_fits(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int Hq,
@@ -1035,8 +1030,6 @@ extern "C" int scb_kivi_attn_cuda_dev_fits(struct scb_cuda_ctx *cc, const struct
 {
     if (splits) *splits = 0;
     if (!cc || !s || s->Hkv < 1 || Hq < 1 || Hq % s->Hkv || Tk_q < 0 || n < 0) return 0;
-    const char *ev = getenv("SCB_KIVI_ATTN");
-    if (ev && strcmp(ev, "v4")) return 0;
     struct scb_kivi_attn_cuda_args a;
     memset(&a, 0, sizeof a);
     a.Tk_q = Tk_q; a.n = n; a.Hq = Hq;

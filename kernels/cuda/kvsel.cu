@@ -536,8 +536,10 @@ __global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float
     }
 }
 
+/* The top-k launch over rows of n scores; with T_dev the rows hold ceil(*T_dev / P) scores when it
+ * runs, at most n (the row the shared memory is sized for). */
 static int scb_quest_topk_launch(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
-                                 struct scb_ctx *err)
+                                 struct scb_ctx *err, const int32_t *T_dev = nullptr, int P = 1)
 {
     static int smem_raised = 0;
     int rc = SCB_OK;
@@ -548,7 +550,7 @@ static int scb_quest_topk_launch(struct scb_cuda_ctx *cc, const float *s, int R,
                                           QT_SMEM_MAX));
         smem_raised = 1;
     }
-    scb_quest_topk2_kernel<<<(unsigned)R, QT_THREADS, smem, cc->stream>>>(s, n, kp, smem > 0, sel);
+    scb_quest_topk2_kernel<<<(unsigned)R, QT_THREADS, smem, cc->stream>>>(s, n, kp, smem > 0, sel, T_dev, P);
     SCB_LAUNCH_CHECK("scb_quest_topk2_kernel");
 out:
     return rc;
@@ -676,6 +678,30 @@ __global__ void __launch_bounds__(QB_THREADS) scb_quest_ub2_kernel(
     }
 }
 
+/* The bounds launch of select2 (U pages in flight per thread) over `pages` pages per stored head;
+ * with T_dev the kernel takes T, p0 and np from the device's key count. */
+static int quest_ub2_launch(struct scb_cuda_ctx *cc, const uint16_t *q, int G, int D, int Hs, const uint16_t *k,
+                            size_t cap, uint16_t *kmin, uint16_t *kmax, int mp, int T, int P, int p0, int pages, int U,
+                            float *ub, const int32_t *T_dev, struct scb_ctx *err)
+{
+    int rc = SCB_OK;
+    const size_t qsm = sizeof(float) * (size_t)G * D;
+    int L = 1;
+    while (L * 8 < D) L <<= 1;
+    const int run = U * QB_WARPS * (32 / L);
+    const dim3 g((unsigned)((pages + run - 1) / run), (unsigned)Hs);
+#define SCB_QB2(UU) scb_quest_ub2_kernel<UU><<<g, QB_THREADS, qsm, cc->stream>>>( \
+        q, G, D, L, k, (long long)cap, kmin, kmax, mp, T, P, p0, pages, ub, T_dev)
+    if (U == 1) SCB_QB2(1);
+    else if (U == 2) SCB_QB2(2);
+    else if (U == 4) SCB_QB2(4);
+    else SCB_QB2(8);
+#undef SCB_QB2
+    SCB_LAUNCH_CHECK("scb_quest_ub2_kernel");
+out:
+    return rc;
+}
+
 extern "C" int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D,
                                            const uint16_t *k, size_t cap, uint16_t *kmin, uint16_t *kmax, int mp,
                                            int T, int P, int p0, int kp, int unroll, float *ub, int32_t *sel,
@@ -702,18 +728,9 @@ extern "C" int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16
             rc = scb_cuda_quest_select(cc, q, 0, 1, H, Hs, D, w, kmin, kmax, mp, T, P, kp, ub, sel, err);
             goto out;
         }
-        int L = 1;
-        while (L * 8 < D) L <<= 1;
-        const int U = unroll ? unroll : 4, run = U * QB_WARPS * (32 / L);
-        const dim3 g((unsigned)((np + run - 1) / run), (unsigned)Hs);
-#define SCB_QB2(UU) scb_quest_ub2_kernel<UU><<<g, QB_THREADS, qsm, cc->stream>>>( \
-            q, G, D, L, k, (long long)cap, kmin, kmax, mp, T, P, p0, np, ub)
-        if (U == 1) SCB_QB2(1);
-        else if (U == 2) SCB_QB2(2);
-        else if (U == 4) SCB_QB2(4);
-        else SCB_QB2(8);
-#undef SCB_QB2
-        SCB_LAUNCH_CHECK("scb_quest_ub2_kernel");
+        if ((rc = quest_ub2_launch(cc, q, G, D, Hs, k, cap, kmin, kmax, mp, T, P, p0, np, unroll ? unroll : 4, ub,
+                                   NULL, err)) < 0)
+            goto out;
         rc = scb_quest_topk_launch(cc, ub, H, np, kp, sel, err);
     }
 out:
@@ -915,25 +932,9 @@ extern "C" int scb_cuda_quest_decode_dev(struct scb_cuda_ctx *cc, const uint16_t
         /* the bounds: a grid for every page the cache can hold (blocks past the device's page
          * count only stage q), the last page rebuilt from k; the top-k over the device's page
          * count (its row staged in shared memory when mp pages fit); the attention */
-        const int G = H / Hs;
-        const size_t qsm = sizeof(float) * (size_t)G * D;
-        int L = 1;
-        while (L * 8 < D) L <<= 1;
-        const int run = 4 * QB_WARPS * (32 / L);
-        const dim3 g((unsigned)((mp + run - 1) / run), (unsigned)Hs);
-        scb_quest_ub2_kernel<4><<<g, QB_THREADS, qsm, cc->stream>>>(q, G, D, L, k, (long long)cap, kmin, kmax, mp,
-                                                                     1, P, 0, 1, ub, T_dev);
-        SCB_LAUNCH_CHECK("scb_quest_ub2_kernel");
-        static int smem_raised = 0;
-        size_t smem = (size_t)mp * sizeof(float);
-        if (smem > QT_SMEM_MAX) smem = 0;
-        if (smem > QT_SMEM_DEFAULT && !smem_raised) {
-            SCB_CUDA_TRY(cudaFuncSetAttribute(scb_quest_topk2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              QT_SMEM_MAX));
-            smem_raised = 1;
-        }
-        scb_quest_topk2_kernel<<<(unsigned)H, QT_THREADS, smem, cc->stream>>>(ub, 1, kp, smem > 0, sel, T_dev, P);
-        SCB_LAUNCH_CHECK("scb_quest_topk2_kernel");
+        if ((rc = quest_ub2_launch(cc, q, H / Hs, D, Hs, k, cap, kmin, kmax, mp, 1, P, 0, mp, 4, ub, T_dev, err)) < 0 ||
+            (rc = scb_quest_topk_launch(cc, ub, H, mp, kp, sel, err, T_dev, P)) < 0)
+            goto out;
         rc = quest_attn_launch(cc, q, k, v, cap, out, 0, 1, 1, 1, H, Hs, D, P, kp, sel, scale, work, T_dev, err);
     }
 out:

@@ -64,23 +64,14 @@ retr_part_kernel(struct scb_retr_attn_cuda_args a, int res_chunks, float scale)
     __syncthreads();
     float mx = -INFINITY;
     for (int i = tid; i < cnt; i += RA_THREADS) mx = fmaxf(mx, p_s[i]);
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if (lane == 0) red[warp] = mx;
-    __syncthreads();
-    mx = red[0];
-    for (int w = 1; w < RA_THREADS / 32; w++) mx = fmaxf(mx, red[w]);
-    __syncthreads();
+    mx = scb_block_max(mx, red, RA_THREADS / 32);
     float sum = 0.0f;
     for (int i = tid; i < cnt; i += RA_THREADS) {
         const float e = expf(p_s[i] - mx);
         p_s[i] = e;
         sum += e;
     }
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (lane == 0) red[warp] = sum;
-    __syncthreads();
-    sum = 0.0f;
-    for (int w = 0; w < RA_THREADS / 32; w++) sum += red[w];
+    sum = scb_block_sum(sum, red, RA_THREADS / 32);          /* its barriers also publish p_s */
     float *w = a.work + ((size_t)c * a.Hq + h) * (D + 2);
     for (int d = tid; d < D; d += RA_THREADS) {
         float acc = 0.0f;

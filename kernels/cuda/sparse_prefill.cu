@@ -330,24 +330,15 @@ __global__ void __launch_bounds__(256)
 scb_minf_rowstats_kernel(const float *S, int N, int lq, float *stats)
 {
     __shared__ float red[8];
-    const int r = blockIdx.x, hi = blockIdx.y, tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int r = blockIdx.x, hi = blockIdx.y, tid = threadIdx.x;
     const float *row = S + ((long long)hi * lq + r) * N;
     float m = -INFINITY;
     for (int j = tid; j < N; j += 256) m = fmaxf(m, row[j]);
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    if (lane == 0) red[w] = m;
-    __syncthreads();
-    m = red[0];
-    for (int i = 1; i < 8; i++) m = fmaxf(m, red[i]);
-    __syncthreads();
+    m = scb_block_max(m, red, 8);
     float l = 0.f;
     for (int j = tid; j < N; j += 256) l += expf(row[j] - m);
-    for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
-    if (lane == 0) red[w] = l;
-    __syncthreads();
+    const float t = scb_block_sum(l, red, 8);
     if (tid == 0) {
-        float t = 0.f;
-        for (int i = 0; i < 8; i++) t += red[i];
         stats[((long long)hi * lq + r) * 2] = m;
         stats[((long long)hi * lq + r) * 2 + 1] = t;
     }
