@@ -12,9 +12,11 @@
  * - attention, kernels v1 and v4 (v4 = tensor cores; "kernel 4 asked" on shapes outside v4
  *   checks the fallback to v1): one query row per head over the store + residual + n_extra temp
  *   tokens against scb_kivi_cache_attn (double softmax): rel L2 1e-2 on out (one bf16 rounding
- *   of the output, 2^-9, plus fp32 vs double accumulation; v4's factors q s and p s are bf16
- *   hi + lo, ~2^-16 relative, and its codes exact in bf16, so the same bound holds; a wrong code,
- *   scale, head, fragment or mask gives order-1 errors), abs 1e-3 on lse (fp32 scores);
+ *   of the output, 2^-9, plus fp32 vs double accumulation; v4's key factors q s are bf16 hi + lo,
+ *   ~2^-16 relative, its value weights p s one bf16 each, 2^-9 relative, as FlashAttention rounds
+ *   P (measured: out rel ~4e-3), its codes exact in bf16 with a +128 offset taken back out by
+ *   exact products, so the same bound holds; a wrong code, scale, head, fragment or mask gives
+ *   order-1 errors), abs 1e-3 on lse (fp32 scores);
  * - argument checks (SCB_E_INVAL).
  * --bench times the attention at 32K and 128K keys on Llama-3-8B's attention shape (Hq 32, Hkv 8,
  * D 128) for 2/4/8 bits, kernels v1 and v4 (and v4's output against v1's), v4 over a range of

@@ -435,16 +435,19 @@ static __device__ __forceinline__ void k4_split(float x0, float x1, uint32_t &hi
  * shared-memory stage with cp.async while the previous step computes (two stages). Per step:
  * - scores S^T (heads x keys) = F (16 x 128) . C^T (128 x keys): the MMA's 16 rows are the 8 heads'
  *   folded factors q_d s_de in bf16 hi (rows 0-7) and lo = q s - hi (rows 8-15), so one MMA gives
- *   both halves of every product and hi + lo carries ~16 bits of q s; C are the codes, exact in
- *   bf16 (128 + c built in the mantissa, 128 subtracted exactly); a lane's words give keys gid and
- *   8 + gid of its four channels at once. Plus sum_d q_d m_de per head. Full-precision keys
+ *   both halves of every product and hi + lo carries ~16 bits of q s; C are the codes plus 128,
+ *   exact in bf16 (128 + c built in the mantissa), and one more MMA per k-step with C = 128
+ *   everywhere gives the offset's share sum_d F_d 128 (exact products, fp32 sums like the
+ *   scores'), subtracted once per step; a lane's words give keys gid and 8 + gid of its four
+ *   channels at once. Plus sum_d q_d m_de per head. Full-precision keys
  *   (past Tk_q) multiply the bf16 keys by q (exact in bf16: one MMA, rows 8-15 zero).
  * - online softmax per head in registers (log2 units, ex2): the lane holding head gid's scores of keys 2tig, 2tig+1,
  *   8+2tig, 9+2tig of each 16-key half holds exactly the A fragment P . V needs (no shuffles);
  *   the accumulator is rescaled only when a maximum grows.
- * - O (heads hi/lo x channels) += P' (heads x 16 tokens) . V (16 tokens x channels), P' = p_t s_tg
- *   for the channel group g (hi rows 0-7, lo rows 8-15), V the value codes (exact bf16), plus
- *   sum_t p_t m_tg per channel group; tokens past Tv_q use p and the bf16 values.
+ * - O (heads x channels) += P' (heads x 16 tokens) . V (16 tokens x channels), P' = p_t s_tg for
+ *   the channel group g rounded to bf16 (as FlashAttention rounds P before P V: 2^-9 relative
+ *   per weight), V the value codes (exact bf16), plus sum_t p_t m_tg per channel group in fp32;
+ *   tokens past Tv_q use p (bf16) and the bf16 values.
  * The 4 warps' partials are merged in shared memory; the block's (unnormalized O, m, l) goes to
  * work as partition blockIdx.x. */
 enum { K4_STEP = 32, K4_WARPS = 4, K4_D = 128, K4_KS = K4_D / 16, K4_MT = K4_D / 16, K4_MAXNG = 4 };
@@ -475,36 +478,61 @@ static __device__ __forceinline__ void k4_cp8(void *smem, const void *gmem)
                  "l"(gmem) : "memory");
 }
 
+/* A lane's step-invariant load offsets (elements from the store's arrays; 32 bits: kivi_v4_fits
+ * bounds the store), set once per kernel: a step's source is one add away. */
+struct k4_src {
+    unsigned kc;    /* key codes: word of channel `lane` of KV head g at token 0 */
+    unsigned kg;    /* key scale / min: channel `lane` of KV head g, group 0 */
+    unsigned kcs;   /* words between channels lane and lane + 32 */
+    unsigned kgs;   /* groups between channels lane and lane + 32 */
+    unsigned v0;    /* value tokens before KV head g's first (g * cap) */
+};
+
 /* Issue the copies of step s0 (a multiple of 32) into st: key codes and scale/min when the step
  * is quantized (s0 < Tk_q; Tk_q is a multiple of 32), the quantized values' codes and scale/min
- * (tokens s0 .. min(s0 + 32, Tv_q)). */
+ * (tokens s0 .. min(s0 + 32, Tv_q)); a whole quantized step's value copies are unrolled. The key
+ * group is 128 / NG tokens (the launch picks NG from the store's group), so the step's group
+ * index is a shift. */
 template <int BITS, int NG>
 static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int lane, const struct scb_kivi_cuda_store &s,
-                                               const struct scb_kivi_attn_cuda_args &a, int g)
+                                               const struct scb_kivi_attn_cuda_args &a, const struct k4_src &o)
 {
-    constexpr int per = 32 / BITS, KW = k4_stage<BITS>::KW, VW = k4_stage<BITS>::VW;
-    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / s.group;
+    constexpr int per = 32 / BITS, KW = k4_stage<BITS>::KW, VW = k4_stage<BITS>::VW, GS = K4_D / NG;
+    const unsigned u0 = (unsigned)s0;
     if (s0 < a.Tk_q) {
-        const uint32_t *kc = s.k_codes + (size_t)g * K4_D * capw + s0 / per;
-        const size_t e = (size_t)g * K4_D * capg + (size_t)(s0 / s.group);
+        const unsigned kc = o.kc + u0 / per, kg = o.kg + u0 / GS;
+        const int dd = lane & 15, t = (dd & 7) >> 1, slot = (dd & 1) | ((dd >> 3) << 1);
 #pragma unroll
         for (int i = 0; i < K4_D / 32; i++) {
-            const int d = lane + 32 * i, ks = d >> 4, dd = d & 15, t = (dd & 7) >> 1, slot = (dd & 1) | ((dd >> 3) << 1);
-            if constexpr (KW == 2) k4_cp8(&st.kc[ks][t][slot * KW], kc + (size_t)d * capw);
-            else scb_cp_async16(&st.kc[ks][t][slot * KW], kc + (size_t)d * capw, true);
-            k4_cp4(&st.ks[ks][t][slot], s.k_scale + e + (size_t)d * capg);
-            k4_cp4(&st.km[ks][t][slot], s.k_min + e + (size_t)d * capg);
+            const int ks = (lane >> 4) + 2 * i;           /* channel lane + 32 i */
+            const uint32_t *src = s.k_codes + kc + i * o.kcs;
+            if constexpr (KW == 2) k4_cp8(&st.kc[ks][t][slot * KW], src);
+            else scb_cp_async16(&st.kc[ks][t][slot * KW], src, true);
+            k4_cp4(&st.ks[ks][t][slot], s.k_scale + kg + i * o.kgs);
+            k4_cp4(&st.km[ks][t][slot], s.k_min + kg + i * o.kgs);
         }
     }
     const int nv = min(K4_STEP, a.Tv_q - s0);
-    if (nv > 0) {
-        constexpr int CH = VW / 4;                    /* 16-byte chunks per token */
-        const uint32_t *vc = s.v_codes + ((size_t)g * s.cap + s0) * VW;
+    constexpr int CH = VW / 4;                        /* 16-byte chunks per token */
+    const uint32_t *vc = s.v_codes + (size_t)(o.v0 + u0) * VW;
+    const size_t m0 = (size_t)(o.v0 + u0) * NG;
+    if (nv == K4_STEP) {                              /* the whole step quantized: fixed trip counts */
+#pragma unroll
+        for (int j = 0; j < K4_STEP * CH / 32; j++) {
+            const int i = lane + 32 * j, t = i / CH, c = i % CH;
+            scb_cp_async16(&st.vc[t][4 * c], vc + 4 * i, true);
+        }
+#pragma unroll
+        for (int j = 0; j < NG; j++) {
+            const int i = lane + 32 * j, t = i / NG, gv = i % NG;
+            k4_cp4(&st.vs[gv][t], s.v_scale + m0 + i);
+            k4_cp4(&st.vm[gv][t], s.v_min + m0 + i);
+        }
+    } else if (nv > 0) {
         for (int i = lane; i < nv * CH; i += 32) {
             const int t = i / CH, c = i % CH;
             scb_cp_async16(&st.vc[t][4 * c], vc + (size_t)t * VW + 4 * c, true);
         }
-        const size_t m0 = ((size_t)g * s.cap + s0) * NG;
         for (int i = lane; i < nv * NG; i += 32) {
             const int t = i / NG, gv = i % NG;
             k4_cp4(&st.vs[gv][t], s.v_scale + m0 + i);
@@ -514,16 +542,17 @@ static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int l
 }
 
 /* bf16x2 pair of codes: keys/channels gid and 8 + gid of one row (low / high half), exact
- * (128 + c built in the mantissa, minus 128). w0 holds the first 8 fields' word, w1 the next
+ * (128 + c built in the mantissa, minus 128; OFF: 128 + c, the key path, whose MMA takes the 128
+ * back out with one correction product per k-step). w0 holds the first 8 fields' word, w1 the next
  * (4 bits: two words; 2 bits: one word of 16 fields, w1 unused). */
-template <int BITS>
+template <int BITS, bool OFF = false>
 static __device__ __forceinline__ uint32_t k4_codes(uint32_t w0, uint32_t w1, uint32_t sh, uint32_t magic)
 {
     /* (x & mask) | magic in one LOP3 (magic held in a register: LOP3 takes one immediate) */
     const uint32_t x = BITS == 2 ? w0 >> sh : __byte_perm(w0 >> sh, w1 >> sh, 0x5410);
     uint32_t u;
     asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(u) : "r"(x), "n"(BITS == 2 ? 0x00030003 : 0x000F000F), "r"(magic));
-    return k4_sub_bf2(u, 0x43004300u);
+    return OFF ? u : k4_sub_bf2(u, 0x43004300u);
 }
 
 /* A fragment of the factors x0..x3 (columns 2tig, 2tig+1, 2tig+8, 2tig+9 of row gid): hi parts
@@ -544,6 +573,15 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     k4_stage<BITS> *sb = reinterpret_cast<k4_stage<BITS> *>(sm4 + sizeof(float4) * K4_KS * 32) + 2 * (threadIdx.x >> 5);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
     const int g = blockIdx.y;
+    struct k4_src lo;                                     /* the lane's load offsets */
+    {
+        const unsigned capw = (unsigned)s.cap / per, capg = (unsigned)s.cap / (K4_D / NG);
+        lo.kc = ((unsigned)g * K4_D + lane) * capw;
+        lo.kg = ((unsigned)g * K4_D + lane) * capg;
+        lo.kcs = 32u * capw;
+        lo.kgs = 32u * capg;
+        lo.v0 = (unsigned)g * (unsigned)s.cap;
+    }
     /* the block's steps [b0, b1); warp w takes b0 + w, b0 + w + 4, ... (ilv: neighbouring warps
      * read neighbouring keys, sharing cache sectors) or its own quarter */
     const int n = a.n_dev ? *a.n_dev : a.n;                /* keys attended (device count: graphs) */
@@ -554,14 +592,14 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     const int st1 = ilv ? b1 : b0 + (b1 - b0) * (warp + 1) / K4_WARPS;
     const int sst = ilv ? K4_WARPS : 1;
     const int j_end = n;
+    if (st0 < st1) k4_load<BITS, NG>(sb[0], st0 * K4_STEP, lane, s, a, lo);   /* in flight while q loads */
+    scb_cp_async_commit();
     for (int i = tid; i < K4_KS * 32; i += 128) {
         const int ks = i >> 5, h = (i & 31) >> 2, d = ks * 16 + 2 * (i & 3);
         const uint16_t *qh = a.q + ((size_t)g * G + h) * K4_D;
         q4[i] = h < G ? make_float4(scb_bf2f(qh[d]), scb_bf2f(qh[d + 1]), scb_bf2f(qh[d + 8]), scb_bf2f(qh[d + 9]))
                       : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-    if (st0 < st1) k4_load<BITS, NG>(sb[0], st0 * K4_STEP, lane, s, a, g);
-    scb_cp_async_commit();
     __syncthreads();
     const uint16_t *kf = a.k + (size_t)g * a.kcap * K4_D, *vf = a.v + (size_t)g * a.kcap * K4_D;
     const uint32_t sh = BITS * gid;
@@ -571,6 +609,8 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     float acc[K4_MT][4];   /* O^T tiles: channels 16mt + gid (+8) x heads 2tig, 2tig+1 */
 #pragma unroll
     for (int b = 0; b < K4_MT; b++) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.0f;
+    float v128[4] = {0.0f, 0.0f, 0.0f, 0.0f};   /* row gid < NG: sum_t P'_t 128 of channel group gid,
+                                                  heads 2tig, 2tig+1 (the value codes' offset) */
     float vb[NG];          /* head gid: the lane's part of sum_t p_t m_tg per channel group */
 #pragma unroll
     for (int v = 0; v < NG; v++) vb[v] = 0.0f;
@@ -580,7 +620,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         k4_stage<BITS> &S = sb[it & 1];
         scb_cp_async_wait<0>();
         __syncwarp();
-        if (st + sst < st1) k4_load<BITS, NG>(sb[(it + 1) & 1], s0 + sst * K4_STEP, lane, s, a, g);
+        if (st + sst < st1) k4_load<BITS, NG>(sb[(it + 1) & 1], s0 + sst * K4_STEP, lane, s, a, lo);
         scb_cp_async_commit();
         float x[2][2][2];                                 /* (half, n-block, pair): keys 16h + 8b + 2tig + i */
         if (s0 < a.Tk_q) {                                /* quantized keys: the whole step */
@@ -592,6 +632,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
 #pragma unroll
                 for (int b = 0; b < 2; b++) c[h][b][0] = c[h][b][1] = c[h][b][2] = c[h][b][3] = 0.0f;
             float kb = 0.0f;
+            float k128[4] = {0.0f, 0.0f, 0.0f, 0.0f};    /* sum_d F_d 128: the codes' offset, hi / lo rows */
 #pragma unroll
             for (int ks = 0; ks < K4_KS; ks++) {
                 uint32_t fa[4];
@@ -608,23 +649,25 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     uint32_t u0, u1, u8, u9;              /* channels 2tig, 2tig+1, 2tig+8, 2tig+9 */
                     if constexpr (BITS == 2) {
                         const uint4 w01 = kw[0], w89 = kw[1];   /* {ch w0, ch w1, ch+1 w0, ch+1 w1} */
-                        u0 = k4_codes<2>(h ? w01.y : w01.x, 0u, sh, magic);
-                        u1 = k4_codes<2>(h ? w01.w : w01.z, 0u, sh, magic);
-                        u8 = k4_codes<2>(h ? w89.y : w89.x, 0u, sh, magic);
-                        u9 = k4_codes<2>(h ? w89.w : w89.z, 0u, sh, magic);
+                        u0 = k4_codes<2, true>(h ? w01.y : w01.x, 0u, sh, magic);
+                        u1 = k4_codes<2, true>(h ? w01.w : w01.z, 0u, sh, magic);
+                        u8 = k4_codes<2, true>(h ? w89.y : w89.x, 0u, sh, magic);
+                        u9 = k4_codes<2, true>(h ? w89.w : w89.z, 0u, sh, magic);
                     } else {
                         const uint4 c0 = kw[0], c1 = kw[1], c8 = kw[2], c9 = kw[3];   /* words of keys 0-7 .. 24-31 */
-                        u0 = k4_codes<4>(h ? c0.z : c0.x, h ? c0.w : c0.y, sh, magic);
-                        u1 = k4_codes<4>(h ? c1.z : c1.x, h ? c1.w : c1.y, sh, magic);
-                        u8 = k4_codes<4>(h ? c8.z : c8.x, h ? c8.w : c8.y, sh, magic);
-                        u9 = k4_codes<4>(h ? c9.z : c9.x, h ? c9.w : c9.y, sh, magic);
+                        u0 = k4_codes<4, true>(h ? c0.z : c0.x, h ? c0.w : c0.y, sh, magic);
+                        u1 = k4_codes<4, true>(h ? c1.z : c1.x, h ? c1.w : c1.y, sh, magic);
+                        u8 = k4_codes<4, true>(h ? c8.z : c8.x, h ? c8.w : c8.y, sh, magic);
+                        u9 = k4_codes<4, true>(h ? c9.z : c9.x, h ? c9.w : c9.y, sh, magic);
                     }
                     scb_mma_bf16(c[h][0], fa, __byte_perm(u0, u1, 0x5410), __byte_perm(u8, u9, 0x5410));
                     scb_mma_bf16(c[h][1], fa, __byte_perm(u0, u1, 0x7632), __byte_perm(u8, u9, 0x7632));
                 }
+                scb_mma_bf16(k128, fa, magic, magic);    /* every column: sum over the k-step of F 128 */
             }
             kb += __shfl_xor_sync(0xffffffffu, kb, 1);
             kb += __shfl_xor_sync(0xffffffffu, kb, 2);
+            kb -= k128[0] + k128[2];                      /* the codes' 128 offset (exact products) */
 #pragma unroll
             for (int h = 0; h < 2; h++)
 #pragma unroll
@@ -680,12 +723,13 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
             const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * tig), a1 = __shfl_sync(0xffffffffu, alpha, 8 * tig + 4);
 #pragma unroll
             for (int b = 0; b < K4_MT; b++) { acc[b][0] *= a0; acc[b][1] *= a1; acc[b][2] *= a0; acc[b][3] *= a1; }
+            v128[0] *= a0; v128[1] *= a1;
 #pragma unroll
             for (int v = 0; v < NG; v++) vb[v] *= alpha;
         }
         /* O^T (channels x heads) += V^T (channels x 16 tokens) . P'^T (tokens x heads) over the two
          * 16-token halves: the lane's p (head gid, tokens 2tig, 2tig+1, 2tig+8, 2tig+9) are exactly
-         * its B fragment; P' = p s_tg in bf16 hi and lo (two MMAs into the same tile) */
+         * its B fragment; P' = p s_tg in bf16 */
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             const int t0 = 16 * h + 2 * tig;              /* step-local token of p[h][0][0] */
@@ -697,9 +741,11 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     const float2 s89 = *reinterpret_cast<const float2 *>(&S.vs[v][t0 + 8]);
                     const float2 m01 = *reinterpret_cast<const float2 *>(&S.vm[v][t0]);
                     const float2 m89 = *reinterpret_cast<const float2 *>(&S.vm[v][t0 + 8]);
-                    uint32_t bh0, bl0, bh1, bl1;
-                    k4_split(p0 * s01.x, p1 * s01.y, bh0, bl0);
-                    k4_split(p8 * s89.x, p9 * s89.y, bh1, bl1);
+                    const uint32_t b0 = scb_pack_bf2(p0 * s01.x, p1 * s01.y), b1 = scb_pack_bf2(p8 * s89.x, p9 * s89.y);
+                    {   /* the codes below carry +128: row v of a 128 matrix times P' counts it */
+                        const uint32_t o = gid == v ? magic : 0u, A128[4] = {o, 0u, o, 0u};
+                        scb_mma_bf16(v128, A128, b0, b1);
+                    }
                     vb[v] = fmaf(p0, m01.x, fmaf(p1, m01.y, fmaf(p8, m89.x, fmaf(p9, m89.y, vb[v]))));
                     uint32_t wv[4][BITS == 2 ? MTG : 1];         /* 2 bits: the group's words of the 4 tokens */
                     if constexpr (BITS == 2) {
@@ -724,20 +770,19 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         uint32_t ua, ub, uc, ud;                         /* tokens t0, t0+1, t0+8, t0+9 */
                         if constexpr (BITS == 2) {
                             const int k = mt - v * MTG;
-                            ua = k4_codes<2>(wv[0][k], 0u, sh, magic); ub = k4_codes<2>(wv[1][k], 0u, sh, magic);
-                            uc = k4_codes<2>(wv[2][k], 0u, sh, magic); ud = k4_codes<2>(wv[3][k], 0u, sh, magic);
+                            ua = k4_codes<2, true>(wv[0][k], 0u, sh, magic); ub = k4_codes<2, true>(wv[1][k], 0u, sh, magic);
+                            uc = k4_codes<2, true>(wv[2][k], 0u, sh, magic); ud = k4_codes<2, true>(wv[3][k], 0u, sh, magic);
                         } else {
                             const uint2 wa = *reinterpret_cast<const uint2 *>(&S.vc[t0][2 * mt]);
                             const uint2 wb = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 1][2 * mt]);
                             const uint2 wc = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 8][2 * mt]);
                             const uint2 wd = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 9][2 * mt]);
-                            ua = k4_codes<4>(wa.x, wa.y, sh, magic); ub = k4_codes<4>(wb.x, wb.y, sh, magic);
-                            uc = k4_codes<4>(wc.x, wc.y, sh, magic); ud = k4_codes<4>(wd.x, wd.y, sh, magic);
+                            ua = k4_codes<4, true>(wa.x, wa.y, sh, magic); ub = k4_codes<4, true>(wb.x, wb.y, sh, magic);
+                            uc = k4_codes<4, true>(wc.x, wc.y, sh, magic); ud = k4_codes<4, true>(wd.x, wd.y, sh, magic);
                         }
                         const uint32_t A[4] = {__byte_perm(ua, ub, 0x5410), __byte_perm(ua, ub, 0x7632),
                                                __byte_perm(uc, ud, 0x5410), __byte_perm(uc, ud, 0x7632)};
-                        scb_mma_bf16(acc[mt], A, bh0, bh1);
-                        scb_mma_bf16(acc[mt], A, bl0, bl1);
+                        scb_mma_bf16(acc[mt], A, b0, b1);
                     }
                 }
             } else {                                      /* some tokens full precision (or past the end) */
@@ -754,9 +799,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         f[i] = qz ? p[i] * S.vs[v][tl] : p[i];
                         if (qz) vb[v] = fmaf(p[i], S.vm[v][tl], vb[v]);
                     }
-                    uint32_t bh0, bl0, bh1, bl1;
-                    k4_split(f[0], f[1], bh0, bl0);
-                    k4_split(f[2], f[3], bh1, bl1);
+                    const uint32_t b0 = scb_pack_bf2(f[0], f[1]), b1 = scb_pack_bf2(f[2], f[3]);
 #pragma unroll
                     for (int mt = v * MTG; mt < (v + 1) * MTG; mt++) {
                         uint32_t e[2][4];                 /* (channel gid / gid + 8, token i) */
@@ -776,8 +819,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         }
                         const uint32_t A[4] = {e[0][0] | (e[0][1] << 16), e[1][0] | (e[1][1] << 16),
                                                e[0][2] | (e[0][3] << 16), e[1][2] | (e[1][3] << 16)};
-                        scb_mma_bf16(acc[mt], A, bh0, bh1);
-                        scb_mma_bf16(acc[mt], A, bl0, bl1);
+                        scb_mma_bf16(acc[mt], A, b0, b1);
                     }
                 }
             }
@@ -787,6 +829,10 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     for (int v = 0; v < NG; v++) {
         vb[v] += __shfl_xor_sync(0xffffffffu, vb[v], 1);
         vb[v] += __shfl_xor_sync(0xffffffffu, vb[v], 2);
+        /* minus the value codes' offset: head gid's share sits in lane (v, gid / 2), column gid & 1 */
+        const float c0 = __shfl_sync(0xffffffffu, v128[0], 4 * v + (gid >> 1));
+        const float c1 = __shfl_sync(0xffffffffu, v128[1], 4 * v + (gid >> 1));
+        vb[v] -= (gid & 1) ? c1 : c0;
     }
     /* the 4 warps' partials merged through shared memory (the stages are free now): one partial
      * per block goes to work, partition blockIdx.x. Row of a (warp, head): O (D), m, l, the value
@@ -848,11 +894,13 @@ static int kivi_attn_version(int asked)
 }
 
 /* Shapes kernel v4 runs: D = 128, 2 or 4 bits, G <= 8, groups of 32, 64 or 128 (a 32-key step in
- * one key group), Tk_q a multiple of 32 (the store quantizes keys in whole groups). */
+ * one key group), Tk_q a multiple of 32 (the store quantizes keys in whole groups), a store of
+ * fewer than 2^32 key elements (its loads use 32-bit offsets). */
 static int kivi_v4_fits(const struct scb_kivi_cuda_store *s, const struct scb_kivi_attn_cuda_args *a, int G)
 {
     return s->D == K4_D && (s->bits == 2 || s->bits == 4) && G <= 8 &&
-           (s->group == 32 || s->group == 64 || s->group == 128) && a->Tk_q % K4_STEP == 0;
+           (s->group == 32 || s->group == 64 || s->group == 128) && a->Tk_q % K4_STEP == 0 &&
+           (size_t)s->Hkv * K4_D * (size_t)s->cap < ((size_t)1 << 32);   /* k4_src's 32-bit offsets */
 }
 
 /* Blocks per SM kernel v4 is compiled for (its register bound): SCB_KIVI_V4_MINB=2 (up to 255
