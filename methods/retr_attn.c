@@ -56,8 +56,21 @@ static inline __attribute__((always_inline)) void scores_body(const float *q, si
             s2[t] = dot_chain(q2, kt, D); s3[t] = dot_chain(q3, kt, D);
         }
     }
-    for (; r0 < nq; r0++)
-        for (int t = 0; t < n; t++) scores[(size_t)r0 * ss + t] = dot_chain(q + (size_t)r0 * qs, keys + (size_t)t * ks, D);
+    for (; r0 < nq; r0++) {                   /* one query: four keys per pass, four chains */
+        const float *q0 = q + (size_t)r0 * qs;
+        float *s0 = scores + (size_t)r0 * ss;
+        int t = 0;
+        for (; t + 4 <= n; t += 4) {
+            const float *k0 = keys + (size_t)t * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            for (int d = 0; d < D; d++) {
+                a0 = __builtin_fmaf(q0[d], k0[d], a0); a1 = __builtin_fmaf(q0[d], k1[d], a1);
+                a2 = __builtin_fmaf(q0[d], k2[d], a2); a3 = __builtin_fmaf(q0[d], k3[d], a3);
+            }
+            s0[t] = a0; s0[t + 1] = a1; s0[t + 2] = a2; s0[t + 3] = a3;
+        }
+        for (; t < n; t++) s0[t] = dot_chain(q0, keys + (size_t)t * ks, D);
+    }
 }
 
 static float dot_plain(const float *a, const float *b, int D) { return dot_chain(a, b, D); }
@@ -155,10 +168,15 @@ int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32
     if (n <= 0 || k <= 0) return 0;
     struct cand *c = scb_malloc(sizeof *c * (size_t)n);
     if (!c) return SCB_E_NOMEM;
-    for (int t = 0; t < n; t++) {
-        c[t].s = scb_retr_score(q, keys + (size_t)t * ks, D);
-        c[t].id = ids ? ids[t] : t;
-        c[t].node = t;
+    float sc[256];                               /* (256) a chunk of keys' scores */
+    for (int t0 = 0; t0 < n; t0 += 256) {
+        const int m = n - t0 < 256 ? n - t0 : 256;
+        scb_retr_flat_scores(q, 0, 1, keys + (size_t)t0 * ks, ks, m, D, sc, 0);
+        for (int t = t0; t < t0 + m; t++) {
+            c[t].s = sc[t - t0];
+            c[t].id = ids ? ids[t] : t;
+            c[t].node = t;
+        }
     }
     if (k > n) k = n;
     select_sorted(c, n, k);
