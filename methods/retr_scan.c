@@ -105,9 +105,10 @@ __attribute__((target(TARGET))) static void NAME(const float *q, size_t qs, int 
     }                                                                                                \
 }
 
-/* AVX2 + FMA: a block in two ymm of 8 fp32 lanes, nr query heads (<= 4: 8 chains). A channel's 16 bf16 keys (32 bytes) widen by interleaving with zeros:
- * unpacklo gives keys 0-3 and 8-11, unpackhi keys 4-7 and 12-15 (one shuffle each, no shift);
- * the stores put the halves back in key order. */
+/* AVX2 + FMA: a block in two ymm of 8 fp32 lanes, nr query heads (<= 4: 8 chains). A channel's
+ * 16 bf16 keys (32 bytes) widen by interleaving with zeros: unpacklo gives keys 0-3 and 8-11,
+ * unpackhi keys 4-7 and 12-15 (one shuffle each, no shift); the stores put the halves back in
+ * key order. */
 static inline __attribute__((always_inline, target("avx2,fma"))) void blk_avx2fma_n(
     const float *q, size_t qs, const int nr, const uint16_t *blk, int D, float *out, size_t os)
 {
