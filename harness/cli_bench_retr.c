@@ -2,9 +2,10 @@
  * device binding (harness/method_dev_retr_attn.c) on random keys of a model's shape, timed per
  * layer-step (one decode token of one layer: every query head scans its KV head's index range
  * [n_sink, T - n_recent), then takes its top-k set):
- *   old   the previous scan: fp32 key-major copy, scb_retr_flat_scores (scalar, 4 queries x 2
- *         keys per pass), 4 slices per KV head on the pool;
- *   new   scb_retr_step_run's scan over the key-blocked bf16 store, on every path this CPU has;
+ *   old   the previous scan: fp32 key-major copy, scb_retr_flat_scores (scalar fp32 fused
+ *         multiply-add chains, 4 queries x 2 keys per pass), 4 slices per KV head on the pool;
+ *   new   scb_retr_step_run's scan over the key-blocked bf16 store, on every path this CPU has
+ *         (scalar, avx2fma, avx512fma), each one's scores checked bit-identical to old's;
  *   select the top-k set selection: old (quickselect, scb_retr_topk_set_qsel) and new (radix
  *         select, scb_retr_topk_set), whose id sets are checked equal;
  *   fused the fused step (SCB_RETR_STEP_FUSED, what the binding runs): scan + digits +
@@ -46,8 +47,9 @@ static void usage(FILE *f)
         "                               [--seed S] [--spin-us U]\n"
         "\n"
         "Host flat search of retr_attn on the CUDA backend, per layer-step (one token, one layer):\n"
-        "the old scan (fp32 key-major, scalar), the new key-blocked bf16 scan on each SIMD path this\n"
-        "CPU supports (scalar, avx2, avx512), the top-k selection, and the fused step (scan + histograms\n"
+        "the old scan (fp32 key-major, scalar), the new key-blocked bf16 scan on each path this CPU\n"
+        "supports (scalar, avx2fma, avx512fma; fp32 fused multiply-add scores as SCBench's faiss flat\n"
+        "index, each path's bits checked against the old scan's), the top-k selection, and the fused step (scan + histograms\n"
         "+ selection in one dispatch; workers sleeping, then spinning --spin-us between steps, default\n"
         "1000), in ms (median of --reps, default 7, after a warm-up); the host read bandwidth of --threads threads over a --bw-mib buffer\n"
         "(default 1024 MiB) and the floor: key bytes read once / bandwidth. Defaults: a Llama-3-8B\n"
@@ -136,7 +138,7 @@ out:
 }
 
 /* ---- the previous scan (fp32 key-major, 4 slices per KV head) ------------------------------ */
-struct old_job { const float *q, *hk; double *scores; int Hq, Hkv, D, T, lo, hi; size_t ss; };
+struct old_job { const float *q, *hk; float *scores; int Hq, Hkv, D, T, lo, hi; size_t ss; };
 
 static void old_score(void *arg, size_t b, size_t e, int tid)
 {
@@ -152,7 +154,7 @@ static void old_score(void *arg, size_t b, size_t e, int tid)
     }
 }
 
-struct old_sel { const double *scores; int n, lo, k, stride; size_t ss, selb; unsigned char *work; int32_t *idx; };
+struct old_sel { const float *scores; int n, lo, k, stride; size_t ss, selb; unsigned char *work; int32_t *idx; };
 
 static void old_select(void *arg, size_t b, size_t e, int tid)
 {
@@ -225,8 +227,8 @@ int scb_bench_retr_scan(int argc, char **argv)
     float *hk = scb_malloc(sizeof(float) * (size_t)Hkv * T * D);             /* (Hkv, T, D) */
     float *q = scb_malloc(sizeof(float) * (size_t)Hq * D);                   /* (Hq, D) */
     uint16_t *row = scb_malloc(sizeof(uint16_t) * (size_t)D);                /* (D) */
-    double *s_old = scb_malloc(sizeof(double) * (size_t)Hq * n);             /* (Hq, n) */
-    double *s_new = scb_malloc(sizeof(double) * (size_t)Hq * n);             /* (Hq, n) */
+    float *s_old = scb_malloc(sizeof(float) * (size_t)Hq * n);               /* (Hq, n) */
+    float *s_new = scb_malloc(sizeof(float) * (size_t)Hq * n);               /* (Hq, n) */
     int32_t *idx = scb_malloc(sizeof(int32_t) * (size_t)Hq * kk), *nidx = scb_malloc(sizeof(int32_t) * (size_t)Hq);
     unsigned char *sel = NULL;
     int32_t *idx_old = NULL;
@@ -288,14 +290,14 @@ int scb_bench_retr_scan(int argc, char **argv)
             printf("new scan     %-9s not supported by this CPU\n", scb_retr_scan_isa_name((enum scb_retr_isa)isa));
             continue;
         }
-        memset(s_new, 0, sizeof(double) * (size_t)Hq * n);
+        memset(s_new, 0, sizeof(float) * (size_t)Hq * n);
         for (long i = -1; i < reps; i++) {
             double t0 = scb_now_ms();
             SCB_TRY(scb_retr_step_run(pool, &st, 1, &ctx));
             if (i >= 0) tm[i] = scb_now_ms() - t0;
         }
         const double ms = median(tm, (int)reps);
-        const int same = !memcmp(s_new, s_old, sizeof(double) * (size_t)Hq * n);
+        const int same = !memcmp(s_new, s_old, sizeof(float) * (size_t)Hq * n);
         printf("new scan     %-9s %.3f ms per layer-step  (%.2f GB/s of bf16 keys, %.2fx old, %.2fx floor)  scores %s\n",
                scb_retr_scan_isa_name((enum scb_retr_isa)isa), ms, key_new / (ms * 1e6), ms_old / ms, ms / floor_new,
                same ? "bit-identical to old" : "DIFFER from old");
@@ -325,7 +327,7 @@ int scb_bench_retr_scan(int argc, char **argv)
     if (!same_sel) { rc = scb_err(&ctx, SCB_E_INVAL, "new selection differs from the old one"); goto out; }
     /* the fused step, workers sleeping between steps (spin 0), then spinning */
     int32_t *idx2 = scb_malloc(sizeof(int32_t) * (size_t)Hq * kk), *nidx2 = scb_malloc(sizeof(int32_t) * (size_t)Hq);
-    double *s_two = scb_malloc(sizeof(double) * (size_t)Hq * n);            /* (Hq, n) */
+    float *s_two = scb_malloc(sizeof(float) * (size_t)Hq * n);              /* (Hq, n) */
     uint16_t *dig = scb_malloc(sizeof(uint16_t) * (size_t)Hq * n);          /* (Hq, n) */
     const size_t hb = scb_retr_step_hist_bytes((int)threads, (int)Hq);
     unsigned char *hw = scb_malloc(hb);
@@ -335,7 +337,7 @@ int scb_bench_retr_scan(int argc, char **argv)
         rc = scb_err(&ctx, SCB_E_NOMEM, "bench retr-scan: out of memory");
         goto out;
     }
-    memcpy(s_two, s_new, sizeof(double) * (size_t)Hq * n);
+    memcpy(s_two, s_new, sizeof(float) * (size_t)Hq * n);
     memcpy(idx2, idx, sizeof(int32_t) * (size_t)Hq * kk);
     memcpy(nidx2, nidx, sizeof(int32_t) * (size_t)Hq);
     st.dig = dig; st.hist_work = hw; st.hist_bytes = hb;
@@ -348,7 +350,7 @@ int scb_bench_retr_scan(int argc, char **argv)
         st.profile = 1;
         st.hist_in_select = v == 2;
         for (long i = -1; i < reps; i++) {
-            memset(s_new, 0, sizeof(double) * (size_t)Hq * n);
+            memset(s_new, 0, sizeof(float) * (size_t)Hq * n);
             memset(idx, 0xff, sizeof(int32_t) * (size_t)Hq * kk);
             if (!v) usleep(300);                 /* the workers fall asleep, as between layers */
             double t0 = scb_now_ms();
@@ -356,7 +358,7 @@ int scb_bench_retr_scan(int argc, char **argv)
             if (i >= 0) tm[i] = scb_now_ms() - t0;
             if (rc < 0) break;
             if (i >= 0) { tph[i] = st.prof_ms[0]; tph[reps + i] = st.prof_ms[1]; }
-            same_fused &= !memcmp(s_new, s_two, sizeof(double) * (size_t)Hq * n) &&
+            same_fused &= !memcmp(s_new, s_two, sizeof(float) * (size_t)Hq * n) &&
                           !memcmp(idx, idx2, sizeof(int32_t) * (size_t)Hq * kk) &&
                           !memcmp(nidx, nidx2, sizeof(int32_t) * (size_t)Hq);
         }

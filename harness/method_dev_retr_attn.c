@@ -6,8 +6,8 @@
  * with the CPU method's index code over a host copy of the keys (the bf16 keys in the
  * key-blocked store of methods/retr_scan.h, downloaded once per token: the first prefill's keys
  * after it, each later global token when it first appears): index=flat scans
- * [n_sink, g_i - n_recent) exactly (the results of scb_retr_flat_topk: ties to the smaller
- * token; scb_retr_step_run's FUSED step: SIMD across keys, the G query heads of a KV head scored
+ * [n_sink, g_i - n_recent) exactly (the results of scb_retr_flat_topk: fp32 scores of
+ * scb_retr_score, as faiss's flat index, ties to the smaller token; scb_retr_step_run's FUSED step: SIMD across keys, the G query heads of a KV head scored
  * in one pass over its keys, each score's radix digit and histogram taken while it is hot, a
  * barrier, then the digit selection, all in ONE dispatch of a thread pool whose workers spin
  * SCB_RETR_SPIN_US (default 1000) microseconds between steps instead of sleeping; the new keys'
@@ -80,7 +80,7 @@ struct ra_dev {
     uint16_t *q16, *stage;            /* (Hq*D), (dcap*D) bf16 */
     uint16_t *kstage;                 /* (Hkv, RA_KSTAGE, D) bf16: a decode step's new keys */
     float *qf;                        /* (Hq*D) */
-    double *scores;                   /* (Hq, dcap) inner products of the step's index range */
+    float *scores;                    /* (Hq, dcap) scores (scb_retr_score) of the step's index range */
     unsigned char *sel_work;          /* (threads, scb_retr_topk_set_work_bytes(dcap)) flat selection */
     size_t sel_bytes;                 /* bytes of one thread's part of sel_work */
     float *row;                       /* (dcap, D) graph: keys widened for a build / an insert */
@@ -229,7 +229,7 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     st->row = st->graph ? scb_malloc(sizeof(float) * cap * st->D) : NULL;
     st->qf = scb_malloc(sizeof(float) * (size_t)st->Hq * st->D);
     st->stage = scb_malloc(sizeof(uint16_t) * cap * st->D);
-    st->scores = scb_malloc(sizeof(double) * cap * st->Hq);
+    st->scores = scb_malloc(sizeof(float) * cap * st->Hq);
     st->sel_bytes = scb_retr_topk_set_work_bytes((int)cap);
     st->sel_work = scb_malloc(st->sel_bytes * (size_t)scb_pool_threads(st->pool));
     st->dig = scb_malloc(sizeof(uint16_t) * cap * st->Hq);

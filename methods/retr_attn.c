@@ -13,14 +13,103 @@
 #include <immintrin.h>
 #endif
 
-static double dotf(const float *a, const float *b, int D)
+/* ---- the score: an fp32 fused multiply-add chain in d order (scb_retr_score) ----------------
+ * Written once as an always-inline body and instantiated twice: plainly (fmaf: the C library's,
+ * exact on any CPU) and, on x86, for CPUs with FMA (the compiler emits vfmadd231ss). Both round
+ * every step once, so their bits are equal; the FMA one is picked at run time for speed. */
+static inline __attribute__((always_inline)) float dot_chain(const float *a, const float *b, int D)
 {
-    double s = 0.0;
-    for (int d = 0; d < D; d++) s += (double)a[d] * (double)b[d];
+    float s = 0.0f;
+    for (int d = 0; d < D; d++) s = __builtin_fmaf(a[d], b[d], s);
     return s;
 }
 
-struct cand { double s; int32_t id; int32_t node; };
+/* Four queries and two keys per pass: eight independent chains interleaved (for the processor's
+ * parallelism), each one dot_chain's sequence of operations, so every score is bit for bit
+ * scb_retr_score's. */
+static inline __attribute__((always_inline)) void scores_body(const float *q, size_t qs, int nq, const float *keys,
+                                                              size_t ks, int n, int D, float *scores, size_t ss)
+{
+    int r0 = 0;
+    for (; r0 + 4 <= nq; r0 += 4) {
+        const float *q0 = q + (size_t)r0 * qs, *q1 = q0 + qs, *q2 = q1 + qs, *q3 = q2 + qs;
+        float *s0 = scores + (size_t)r0 * ss, *s1 = s0 + ss, *s2 = s1 + ss, *s3 = s2 + ss;
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const float *ka = keys + (size_t)t * ks, *kb = ka + ks;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+            for (int d = 0; d < D; d++) {
+                const float x = ka[d], y = kb[d];
+                a0 = __builtin_fmaf(q0[d], x, a0); b0 = __builtin_fmaf(q0[d], y, b0);
+                a1 = __builtin_fmaf(q1[d], x, a1); b1 = __builtin_fmaf(q1[d], y, b1);
+                a2 = __builtin_fmaf(q2[d], x, a2); b2 = __builtin_fmaf(q2[d], y, b2);
+                a3 = __builtin_fmaf(q3[d], x, a3); b3 = __builtin_fmaf(q3[d], y, b3);
+            }
+            s0[t] = a0; s0[t + 1] = b0;
+            s1[t] = a1; s1[t + 1] = b1;
+            s2[t] = a2; s2[t + 1] = b2;
+            s3[t] = a3; s3[t + 1] = b3;
+        }
+        for (; t < n; t++) {
+            const float *kt = keys + (size_t)t * ks;
+            s0[t] = dot_chain(q0, kt, D); s1[t] = dot_chain(q1, kt, D);
+            s2[t] = dot_chain(q2, kt, D); s3[t] = dot_chain(q3, kt, D);
+        }
+    }
+    for (; r0 < nq; r0++) {                   /* one query: four keys per pass, four chains */
+        const float *q0 = q + (size_t)r0 * qs;
+        float *s0 = scores + (size_t)r0 * ss;
+        int t = 0;
+        for (; t + 4 <= n; t += 4) {
+            const float *k0 = keys + (size_t)t * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            for (int d = 0; d < D; d++) {
+                a0 = __builtin_fmaf(q0[d], k0[d], a0); a1 = __builtin_fmaf(q0[d], k1[d], a1);
+                a2 = __builtin_fmaf(q0[d], k2[d], a2); a3 = __builtin_fmaf(q0[d], k3[d], a3);
+            }
+            s0[t] = a0; s0[t + 1] = a1; s0[t + 2] = a2; s0[t + 3] = a3;
+        }
+        for (; t < n; t++) s0[t] = dot_chain(q0, keys + (size_t)t * ks, D);
+    }
+}
+
+static float dot_plain(const float *a, const float *b, int D) { return dot_chain(a, b, D); }
+static void scores_plain(const float *q, size_t qs, int nq, const float *keys, size_t ks, int n, int D, float *scores,
+                         size_t ss)
+{
+    scores_body(q, qs, nq, keys, ks, n, D, scores, ss);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("fma"))) static float dot_hw(const float *a, const float *b, int D) { return dot_chain(a, b, D); }
+__attribute__((target("fma"))) static void scores_hw(const float *q, size_t qs, int nq, const float *keys, size_t ks,
+                                                     int n, int D, float *scores, size_t ss)
+{
+    scores_body(q, qs, nq, keys, ks, n, D, scores, ss);
+}
+
+static int have_fma(void)
+{
+    static int known = -1;   /* a benign race: every thread computes the same value */
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("fma") != 0;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+#endif
+
+float scb_retr_score(const float *q, const float *k, int D)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (have_fma()) return dot_hw(q, k, D);
+#endif
+    return dot_plain(q, k, D);
+}
+
+struct cand { float s; int32_t id; int32_t node; };
 static int cand_desc(const void *x, const void *y)
 {
     const struct cand *a = x, *b = y;
@@ -79,57 +168,36 @@ int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32
     if (n <= 0 || k <= 0) return 0;
     struct cand *c = scb_malloc(sizeof *c * (size_t)n);
     if (!c) return SCB_E_NOMEM;
-    for (int t = 0; t < n; t++) {
-        c[t].s = dotf(q, keys + (size_t)t * ks, D);
-        c[t].id = ids ? ids[t] : t;
-        c[t].node = t;
+    float sc[256];                               /* (256) a chunk of keys' scores */
+    for (int t0 = 0; t0 < n; t0 += 256) {
+        const int m = n - t0 < 256 ? n - t0 : 256;
+        scb_retr_flat_scores(q, 0, 1, keys + (size_t)t0 * ks, ks, m, D, sc, 0);
+        for (int t = t0; t < t0 + m; t++) {
+            c[t].s = sc[t - t0];
+            c[t].id = ids ? ids[t] : t;
+            c[t].node = t;
+        }
     }
     if (k > n) k = n;
     select_sorted(c, n, k);
     for (int t = 0; t < k; t++) {
         out_id[t] = c[t].id;
-        if (out_ip) out_ip[t] = (float)c[t].s;
+        if (out_ip) out_ip[t] = c[t].s;
     }
     scb_free(c);
     return k;
 }
 
 void scb_retr_flat_scores(const float *q, size_t qs, int nq, const float *keys, size_t ks, int n, int D,
-                          double *scores, size_t ss)
+                          float *scores, size_t ss)
 {
-    int r0 = 0;
-    /* four queries and two keys per pass: eight independent sums interleaved (for the
-     * processor's parallelism), each one in dotf's order, so every score is bit for bit dotf's */
-    for (; r0 + 4 <= nq; r0 += 4) {
-        const float *q0 = q + (size_t)r0 * qs, *q1 = q0 + qs, *q2 = q1 + qs, *q3 = q2 + qs;
-        double *s0 = scores + (size_t)r0 * ss, *s1 = s0 + ss, *s2 = s1 + ss, *s3 = s2 + ss;
-        int t = 0;
-        for (; t + 2 <= n; t += 2) {
-            const float *ka = keys + (size_t)t * ks, *kb = ka + ks;
-            double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
-            for (int d = 0; d < D; d++) {
-                const double x = (double)ka[d], y = (double)kb[d];
-                const double p0 = (double)q0[d], p1 = (double)q1[d], p2 = (double)q2[d], p3 = (double)q3[d];
-                a0 += p0 * x; b0 += p0 * y;
-                a1 += p1 * x; b1 += p1 * y;
-                a2 += p2 * x; b2 += p2 * y;
-                a3 += p3 * x; b3 += p3 * y;
-            }
-            s0[t] = a0; s0[t + 1] = b0;
-            s1[t] = a1; s1[t + 1] = b1;
-            s2[t] = a2; s2[t + 1] = b2;
-            s3[t] = a3; s3[t + 1] = b3;
-        }
-        for (; t < n; t++) {
-            const float *kt = keys + (size_t)t * ks;
-            s0[t] = dotf(q0, kt, D); s1[t] = dotf(q1, kt, D); s2[t] = dotf(q2, kt, D); s3[t] = dotf(q3, kt, D);
-        }
-    }
-    for (; r0 < nq; r0++)
-        for (int t = 0; t < n; t++) scores[(size_t)r0 * ss + t] = dotf(q + (size_t)r0 * qs, keys + (size_t)t * ks, D);
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (have_fma()) { scores_hw(q, qs, nq, keys, ks, n, D, scores, ss); return; }
+#endif
+    scores_plain(q, qs, nq, keys, ks, n, D, scores, ss);
 }
 
-int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_t *out_id)
+int scb_retr_topk_scores(const float *scores, int n, int32_t id0, int k, int32_t *out_id)
 {
     if (n <= 0 || k <= 0) return 0;
     struct cand *c = scb_malloc(sizeof *c * (size_t)n);
@@ -146,23 +214,23 @@ int scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_
     return k;
 }
 
-static uint64_t score_key(double s) { return scb_retr_score_key(s); }
+static uint32_t score_key(float s) { return scb_retr_score_key(s); }
 
 /* Radix select in two passes over the scores: pass 1 histograms the top 16 bits of the keys;
  * pass 2 writes the ids whose top digit lies above the k-th largest's (certainly taken, in id
- * order) and compacts those of its digit as candidates; the remaining 48 bits are resolved on the
+ * order) and compacts those of its digit as candidates; the remaining 16 bits are resolved on the
  * candidates (11 bits at a time, stable compaction), which gives the k-th largest key tau; the
  * candidates > tau and the first (smallest-id) ones == tau are merged with the certain ids. The
  * result is the set select_top gives (score descending, ties to the smaller id), in id order. */
 enum { TOP_BITS = 16, RDX_BITS = 11 };
 
 /* The end of a radix select, shared by scb_retr_topk_set and scb_retr_topk_set_dig: the m
- * candidates (keys ck, positions cp, in position order) share the top (64 - shift) key bits
+ * candidates (keys ck, positions cp, in position order) share the top (32 - shift) key bits
  * `prefix`; `need` of them are still to take. The remaining bits are resolved RDX_BITS at a time
  * (stable compaction), which gives the k-th largest key tau; the candidates > tau and the first
  * `need` == tau are merged with the a certain ids already in out_id (id order). hist holds
  * 1 << RDX_BITS counts. Returns the total. */
-static int radix_finish(uint64_t *ck, uint32_t *cp, int m, uint32_t need, uint64_t prefix, int shift,
+static int radix_finish(uint32_t *ck, uint32_t *cp, int m, uint32_t need, uint32_t prefix, int shift,
                         uint32_t *hist, int32_t *out_id, int a, int32_t id0)
 {
     while (shift > 0) {
@@ -170,26 +238,26 @@ static int radix_finish(uint64_t *ck, uint32_t *cp, int m, uint32_t need, uint64
         const uint32_t mask = (1u << bits) - 1;
         shift -= bits;
         memset(hist, 0, sizeof(uint32_t) << bits);
-        /* candidates already known to be taken hold UINT64_MAX (no finite score maps to it) */
+        /* candidates already known to be taken hold UINT32_MAX (no finite score maps to it) */
         for (int i = 0; i < m; i++)
-            if (ck[i] != UINT64_MAX) hist[(ck[i] >> shift) & mask]++;
+            if (ck[i] != UINT32_MAX) hist[(ck[i] >> shift) & mask]++;
         uint32_t ab = 0;
         int d = (int)mask;
         while (ab + hist[d] < need) ab += hist[d--];
         need -= ab;
-        prefix = (prefix << bits) | (uint64_t)d;
+        prefix = (prefix << bits) | (uint32_t)d;
         int m2 = 0;
         for (int i = 0; i < m; i++) {                /* keep taken ones and digit >= d, in order */
             const uint32_t dg = (uint32_t)((ck[i] >> shift) & mask);
-            if (ck[i] == UINT64_MAX || dg >= (uint32_t)d) {
-                ck[m2] = ck[i] == UINT64_MAX || dg == (uint32_t)d ? ck[i] : UINT64_MAX;
+            if (ck[i] == UINT32_MAX || dg >= (uint32_t)d) {
+                ck[m2] = ck[i] == UINT32_MAX || dg == (uint32_t)d ? ck[i] : UINT32_MAX;
                 cp[m2] = cp[i];
                 m2++;
             }
         }
         m = m2;
     }
-    const uint64_t tau = prefix;                 /* the k-th largest key; take `need` of its ties */
+    const uint32_t tau = prefix;                 /* the k-th largest key; take `need` of its ties */
     int c = 0;
     for (int i = 0; i < m; i++)
         if (ck[i] > tau || (ck[i] == tau && need > 0)) {
@@ -203,18 +271,18 @@ static int radix_finish(uint64_t *ck, uint32_t *cp, int m, uint32_t need, uint64
     return a + c;
 }
 
-int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+int scb_retr_topk_set(const float *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
 {
     if (n <= 0 || k <= 0) return 0;
     if (k >= n) {
         for (int t = 0; t < n; t++) out_id[t] = id0 + t;
         return n;
     }
-    uint64_t *ck = work;                         /* (m) candidate keys */
+    uint32_t *ck = work;                         /* (m) candidate keys */
     uint32_t *cp = (uint32_t *)(ck + n);         /* (m) their positions */
     uint32_t *hist = cp + n;                     /* (1 << TOP_BITS) */
     memset(hist, 0, sizeof(uint32_t) << TOP_BITS);
-    for (int t = 0; t < n; t++) hist[score_key(scores[t]) >> (64 - TOP_BITS)]++;
+    for (int t = 0; t < n; t++) hist[score_key(scores[t]) >> (32 - TOP_BITS)]++;
     uint32_t need = (uint32_t)k, above = 0;
     int b = (1 << TOP_BITS) - 1;
     while (above + hist[b] < need) above += hist[b--];
@@ -223,15 +291,15 @@ int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *
     /* branch-free: both slots are written, the counts advance; in bounds since a <= above < k
      * (the ids above digit b number fewer than k) and m <= t < n */
     for (int t = 0; t < n; t++) {
-        const uint64_t key = score_key(scores[t]);
-        const int dg = (int)(key >> (64 - TOP_BITS));
+        const uint32_t key = score_key(scores[t]);
+        const int dg = (int)(key >> (32 - TOP_BITS));
         out_id[a] = id0 + t;
         a += dg > b;
         ck[m] = key;
         cp[m] = (uint32_t)t;
         m += dg == b;
     }
-    return radix_finish(ck, cp, m, need, (uint64_t)b, 64 - TOP_BITS, hist, out_id, a, id0);
+    return radix_finish(ck, cp, m, need, (uint32_t)b, 32 - TOP_BITS, hist, out_id, a, id0);
 }
 
 /* ---- selection from a scan's digits (scb_retr_topk_set_dig) --------------------------------
@@ -243,10 +311,10 @@ int scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *
  *    writes, in id order, every id whose digit is > D*, and of those == D* the ones with key > tau
  *    or among the first taken ties. No merge, no sort; branch-free or SIMD passes. */
 
-/* The k-th largest key among ck[0..m) (all sharing the top 64 - shift bits `prefix`), `need` of
+/* The k-th largest key among ck[0..m) (all sharing the top 32 - shift bits `prefix`), `need` of
  * those still to take: resolved RDX_BITS at a time without moving the keys (a filter by the
  * prefix so far). *ties: how many keys equal to it are taken. */
-static uint64_t radix_tau(const uint64_t *ck, int m, uint32_t need, uint64_t prefix, int shift, uint32_t *hist,
+static uint32_t radix_tau(const uint32_t *ck, int m, uint32_t need, uint32_t prefix, int shift, uint32_t *hist,
                           uint32_t *ties)
 {
     while (shift > 0) {
@@ -260,7 +328,7 @@ static uint64_t radix_tau(const uint64_t *ck, int m, uint32_t need, uint64_t pre
         int d = (int)mask;
         while (ab + hist[d] < need) ab += hist[d--];
         need -= ab;
-        prefix = (prefix << bits) | (uint64_t)d;
+        prefix = (prefix << bits) | (uint32_t)d;
     }
     *ties = need;
     return prefix;
@@ -280,8 +348,8 @@ static int dig_range_scalar(const uint16_t *dig, int n, uint32_t lo_c, uint32_t 
 
 /* The last pass: ids of digits > dstar, and of those == dstar (keys ck in position order) the
  * ones with key > tau or the first `ties` with key == tau; returns the count written. */
-static int dig_emit_scalar(const uint16_t *dig, int n, int32_t id0, uint32_t dstar, const uint64_t *ck,
-                           uint64_t tau, uint32_t ties, int32_t *out_id)
+static int dig_emit_scalar(const uint16_t *dig, int n, int32_t id0, uint32_t dstar, const uint32_t *ck,
+                           uint32_t tau, uint32_t ties, int32_t *out_id)
 {
     int a = 0, j = 0;
     for (int t = 0; t < n; t++) {
@@ -289,7 +357,7 @@ static int dig_emit_scalar(const uint16_t *dig, int n, int32_t id0, uint32_t dst
         if (d > dstar) {
             out_id[a++] = id0 + t;
         } else if (d == dstar) {
-            const uint64_t key = ck[j++];
+            const uint32_t key = ck[j++];
             if (key > tau || (key == tau && ties > 0)) {
                 ties -= key == tau;
                 out_id[a++] = id0 + t;
@@ -326,7 +394,7 @@ __attribute__((target("avx512f"))) static int dig_range_avx512(const uint16_t *d
 }
 
 __attribute__((target("avx512f"))) static int dig_emit_avx512(const uint16_t *dig, int n, int k, int32_t id0,
-                                                              uint32_t dstar, const uint64_t *ck, uint64_t tau,
+                                                              uint32_t dstar, const uint32_t *ck, uint32_t tau,
                                                               uint32_t ties, int32_t *out_id)
 {
     int a = 0, j = 0, t = 0;
@@ -337,7 +405,7 @@ __attribute__((target("avx512f"))) static int dig_emit_avx512(const uint16_t *di
         const __m512i d = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(dig + t)));
         __mmask16 take = _mm512_cmpgt_epu32_mask(d, vd);
         for (unsigned eq = _mm512_cmpeq_epu32_mask(d, vd); eq; eq &= eq - 1) {   /* the few at D* */
-            const uint64_t key = ck[j++];
+            const uint32_t key = ck[j++];
             if (key > tau || (key == tau && ties > 0)) {
                 ties -= key == tau;
                 take |= (__mmask16)(eq & -eq);
@@ -356,7 +424,7 @@ __attribute__((target("avx512f"))) static int dig_emit_avx512(const uint16_t *di
 }
 #endif
 
-int scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
+int scb_retr_topk_set_dig(const float *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
                           int32_t id0, int k, int32_t *out_id, void *work)
 {
     if (n <= 0 || k <= 0) return 0;
@@ -364,7 +432,7 @@ int scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint3
         for (int t = 0; t < n; t++) out_id[t] = id0 + t;
         return n;
     }
-    uint64_t *ck = work;                         /* (m) keys of the positions at D* */
+    uint32_t *ck = work;                         /* (m) keys of the positions at D* */
     uint32_t *cp = (uint32_t *)(ck + n);         /* (m) candidate positions */
     uint32_t *rh = cp + n;                       /* (1 << RDX_BITS) */
     uint32_t need = (uint32_t)k;
@@ -374,7 +442,7 @@ int scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint3
     const uint32_t lo_c = (uint32_t)b << sh, hi_c = (((uint32_t)b + 1) << sh) - 1;   /* bin b's digits */
 #if defined(__GNUC__) && defined(__x86_64__)
     const enum scb_retr_isa isa = scb_retr_scan_isa();   /* the scan's path (forced in tests) */
-    const int simd = isa == SCB_RETR_ISA_AVX512 || isa == SCB_RETR_ISA_AVX512_FMA;
+    const int simd = isa == SCB_RETR_ISA_AVX512_FMA;
 #else
     const int simd = 0;
 #endif
@@ -402,7 +470,7 @@ int scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint3
     }
     for (int i = 0; i < m; i++) ck[i] = score_key(scores[cp[i]]);
     uint32_t ties = 0;
-    const uint64_t tau = radix_tau(ck, m, need, (uint64_t)dstar, 48, rh, &ties);
+    const uint32_t tau = radix_tau(ck, m, need, (uint32_t)dstar, 16, rh, &ties);
 #if defined(__GNUC__) && defined(__x86_64__)
     if (simd) return dig_emit_avx512(dig, n, k, id0, dstar, ck, tau, ties, out_id);
 #endif
@@ -411,7 +479,7 @@ int scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint3
 
 /* The previous selection (quickselect on (score, id) records, then marks): the reference the
  * radix select is tested and benchmarked against. */
-int scb_retr_topk_set_qsel(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
+int scb_retr_topk_set_qsel(const float *scores, int n, int32_t id0, int k, int32_t *out_id, void *work)
 {
     if (n <= 0 || k <= 0) return 0;
     struct cand *c = work;
@@ -447,7 +515,7 @@ int scb_retr_topk_set_qsel(const double *scores, int n, int32_t id0, int k, int3
 size_t scb_retr_topk_set_work_bytes(int n)
 {
     if (n <= 0) return 0;
-    const size_t radix = (size_t)n * (sizeof(uint64_t) + sizeof(uint32_t)) + (sizeof(uint32_t) << TOP_BITS);
+    const size_t radix = (size_t)n * 2 * sizeof(uint32_t) + (sizeof(uint32_t) << TOP_BITS);
     const size_t qsel = (size_t)n * sizeof(struct cand);
     return radix > qsel ? radix : qsel;
 }
@@ -559,7 +627,7 @@ static int g_search(const struct scb_retr_graph *g, const float *q, int ef, int3
         int u = g->entry[e];
         if (u < 0 || u >= g->n || seen[u]) continue;
         seen[u] = 1; (*visited)++;
-        struct cand c = {dotf(q, g->keys + (size_t)u * g->D, g->D), g->ids[u], u};
+        struct cand c = {scb_retr_score(q, g->keys + (size_t)u * g->D, g->D), g->ids[u], u};
         h_push(&C, c);
         if (g->ids[u] < id_limit) { h_push(&R, c); if (R.n > ef) h_pop(&R); }
     }
@@ -571,7 +639,7 @@ static int g_search(const struct scb_retr_graph *g, const float *q, int ef, int3
             int u = a[i];
             if (seen[u]) continue;
             seen[u] = 1; (*visited)++;
-            struct cand x = {dotf(q, g->keys + (size_t)u * g->D, g->D), g->ids[u], u};
+            struct cand x = {scb_retr_score(q, g->keys + (size_t)u * g->D, g->D), g->ids[u], u};
             if (R.n < ef || x.s > R.a[0].s) {
                 h_push(&C, x);
                 if (g->ids[u] < id_limit) { h_push(&R, x); if (R.n > ef) h_pop(&R); }

@@ -6,8 +6,8 @@
  * (§1.3), which equals one softmax over the union. Global tokens appended later slide through
  * the recent window into the index one at a time.
  *
- * Indexes: FLAT is SCBench's (papyfaiss FlatIndex: exact maximum inner product, ties -> smaller
- * token). GRAPH is beyond SCBench, after the paper's attention-aware index (RoarGraph-style):
+ * Indexes: FLAT is SCBench's (papyfaiss FlatIndex: exact maximum inner product over fp32 keys,
+ * scored in fp32 as faiss does: scb_retr_score; ties -> smaller token). GRAPH is beyond SCBench, after the paper's attention-aware index (RoarGraph-style):
  * queries and keys are out of distribution to each other, so neighbours are taken from the
  * QUERY side: for each training query (the prefill's queries of the group) its exact top-M keys
  * are linked to its top-1 key (bipartite kNN graph projected onto the keys), every key is also
@@ -23,52 +23,57 @@
 
 #include "methods/method.h"
 
-/* Exact top-k by inner product over n keys (key t at keys + t*ks; ids[t] its token id, or t when
+/* The flat index's score (SCBench's papyfaiss FlatIndex = faiss flat inner-product search over
+ * fp32 keys): s = 0.0f, then s = fmaf(q[d], k[d], s) for d = 0..D-1, an fp32 fused multiply-add
+ * chain in d order. Deterministic, and every SIMD path of methods/retr_scan.h (one key per lane,
+ * lane-wise fused multiply-add in d order) gives the same bits. */
+float scb_retr_score(const float *q, const float *k, int D);
+
+/* Exact top-k by that score over n keys (key t at keys + t*ks; ids[t] its token id, or t when
  * ids is NULL). Writes min(k, n) token ids sorted by score descending (ties: smaller id) into
- * out_id and their inner products into out_ip (may be NULL). Returns the count or a negative
- * status. */
+ * out_id and their scores into out_ip (may be NULL). Returns the count or a negative status. */
 int scb_retr_flat_topk(const float *q, const float *keys, size_t ks, const int32_t *ids, int n,
                        int D, int k, int32_t *out_id, float *out_ip);
 
 /* The flat search in two steps, for callers that scan several queries over the same keys (the
- * device binding: the G query heads of a KV head in one pass over its keys). Scores: the inner
- * products of nq queries (row r at q + r*qs) with n keys (key t at keys + t*ks), in double in
- * the order scb_retr_flat_topk sums them: scores[r*ss + t]. Top-k of n scores of token ids
- * id0.. : the ids scb_retr_flat_topk returns for the same keys (score descending, ties to the
- * smaller id). Returns min(k, n) or a negative status. */
+ * device binding: the G query heads of a KV head in one pass over its keys). Scores: the scores
+ * (scb_retr_score, bit for bit) of nq queries (row r at q + r*qs) with n keys (key t at
+ * keys + t*ks): scores[r*ss + t]. Top-k of n scores of token ids id0.. : the ids
+ * scb_retr_flat_topk returns for the same keys (score descending, ties to the smaller id).
+ * Returns min(k, n) or a negative status. */
 void scb_retr_flat_scores(const float *q, size_t qs, int nq, const float *keys, size_t ks, int n, int D,
-                          double *scores, size_t ss);
-int  scb_retr_topk_scores(const double *scores, int n, int32_t id0, int k, int32_t *out_id);
+                          float *scores, size_t ss);
+int  scb_retr_topk_scores(const float *scores, int n, int32_t id0, int k, int32_t *out_id);
 /* The same top-k SET as scb_retr_topk_scores, written in ascending id order (what the device
  * kernel consumes), without sorting by score and without allocating: work holds
  * scb_retr_topk_set_work_bytes(n) bytes. Returns min(k, n). */
-int  scb_retr_topk_set(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
+int  scb_retr_topk_set(const float *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
 size_t scb_retr_topk_set_work_bytes(int n);
-/* Order-preserving map of a score to an unsigned key: key(a) > key(b) iff a > b, and equal
- * doubles (+0.0 and -0.0 included) get equal keys. NaN scores have no defined rank (nor in the
- * score-ordered selections). The radix selections work on these keys; a key's top 16 bits are
- * the score's DIGIT (scb_retr_topk_set_dig). */
-static inline uint64_t scb_retr_score_key(double s)
+/* Order-preserving map of a score to an unsigned 32-bit key: key(a) > key(b) iff a > b, and
+ * equal floats (+0.0f and -0.0f included) get equal keys. NaN scores have no defined rank (nor in
+ * the score-ordered selections). The radix selections work on these keys; a key's top 16 bits
+ * are the score's DIGIT (scb_retr_topk_set_dig). */
+static inline uint32_t scb_retr_score_key(float s)
 {
-    s += 0.0;                            /* -0.0 -> +0.0 */
-    uint64_t u;
+    s += 0.0f;                           /* -0.0f -> +0.0f */
+    uint32_t u;
     memcpy(&u, &s, sizeof u);
-    return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
+    return (u >> 31) ? ~u : (u | (UINT32_C(1) << 31));
 }
 /* The same set as scb_retr_topk_set from what a scan has already computed (the fused step of
- * methods/retr_scan.h): dig[t] = scb_retr_score_key(scores[t]) >> 48 and hist[b] = the number of
+ * methods/retr_scan.h): dig[t] = scb_retr_score_key(scores[t]) >> 16 and hist[b] = the number of
  * t with dig[t] >> (16 - hbits) == b (1 << hbits bins, 1 <= hbits <= 16). Two passes over the
  * 2-byte digits (the boundary bin's positions; at the end the ids, in order) and the bin split
  * again by the digits' low bits; only the positions whose digit equals the k-th largest's read
  * their scores. No merge, no sort (the digit passes use AVX-512F when the scan's path,
- * scb_retr_scan_isa, is an AVX-512 one). work: scb_retr_topk_set_work_bytes(n) bytes. Returns
+ * scb_retr_scan_isa, is the AVX-512 one). work: scb_retr_topk_set_work_bytes(n) bytes. Returns
  * min(k, n). */
-int  scb_retr_topk_set_dig(const double *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
+int  scb_retr_topk_set_dig(const float *scores, const uint16_t *dig, const uint32_t *hist, int hbits, int n,
                            int32_t id0, int k, int32_t *out_id, void *work);
 /* The same result by the previous method (quickselect on (score, id) records; work as above):
  * the reference scb_retr_topk_set (a radix select, two passes over the scores) is tested and
  * benchmarked against. */
-int  scb_retr_topk_set_qsel(const double *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
+int  scb_retr_topk_set_qsel(const float *scores, int n, int32_t id0, int k, int32_t *out_id, void *work);
 
 struct scb_retr_graph_params {
     int M;            /* query-side neighbours per training query (default 16) */

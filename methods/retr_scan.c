@@ -1,13 +1,12 @@
 /* retr_scan.c — RetrievalAttention's exact flat scan over a key-blocked bf16 store, scalar /
- * AVX2 / AVX-512F with run-time dispatch, and the pooled score + select step (retr_scan.h).
- * Bit identity with dotf: every lane holds one key's sum, started at +0.0 and updated with a
- * separate double multiply and add per channel in d order; the project builds with c_std=c11
- * (GCC: -ffp-contract=off), so no multiply-add is fused in the default paths, also not in the
- * intrinsic ones (objdump shows no vfmadd in blk_avx2 / blk_avx512); the forced-only paths
- * avx2fma / avx512fma fuse them on purpose (exact products: see the kernels). The unit test
- * tests/test_retr_scan.c compares every path's bits with dotf's. The fused step (one dispatch:
- * scan + digits + per-thread histograms, a barrier, the digit selection of retr_attn.c) gives
- * the two-phase step's scores and id sets; the test checks that too. */
+ * AVX2 + FMA / AVX-512F with run-time dispatch, and the pooled score + select step (retr_scan.h).
+ * Bit identity with scb_retr_score (methods/retr_attn.c): every lane holds one key's fp32 sum,
+ * started at +0.0f and updated with one fused multiply-add per channel in d order (vfmadd*ps
+ * lane-wise; the scalar path calls fmaf), so every path rounds exactly as the fmaf chain. The
+ * unit test tests/test_retr_scan.c compares every path's bits with an fmaf chain written in the
+ * test. The fused step (one dispatch: scan + digits + per-thread histograms, a barrier, the digit
+ * selection of retr_attn.c) gives the two-phase step's scores and id sets; the test checks that
+ * too. */
 #include "methods/retr_scan.h"
 
 #include <sched.h>
@@ -24,7 +23,7 @@
 #define SCB_RETR_X86 0
 #endif
 
-enum { KB = SCB_RETR_KB, QR = 4 /* query heads per pass */, QCHUNK = 16 /* queries widened at once */ };
+enum { KB = SCB_RETR_KB, QR = 4 /* query heads per pass */ };
 
 static float bf16f(uint16_t b)
 {
@@ -64,114 +63,104 @@ void scb_retr_kb_put_rows(uint16_t *kb, int D, size_t t0, const uint16_t *keys, 
     for (; r < n; r++) scb_retr_kb_put(kb, D, t0 + r, keys + r * ks);
 }
 
-/* ---- one block: out[r*KB + j] = dotf(q_r, key j of the block), r < nr <= QR ---------------- */
-typedef void (*blk_fn)(const double *qd, int nr, const uint16_t *blk, int D, double *out);
+/* ---- one block: out[r*os + j] = scb_retr_score(q_r, key j of the block), r < nr <= QR ------ */
+typedef void (*blk_fn)(const float *q, size_t qs, int nr, const uint16_t *blk, int D, float *out, size_t os);
 
-static void blk_scalar(const double *qd, int nr, const uint16_t *blk, int D, double *out)
+/* The scalar kernel, one lane at a time; written once (always inline) and instantiated plainly
+ * (fmaf: the C library's, exact on any CPU) and, on x86, for CPUs with FMA (an inline vfmadd,
+ * the same single rounding): the path named scalar takes the second where the CPU has it. */
+static inline __attribute__((always_inline)) void blk_scalar_body(const float *q, size_t qs, int nr,
+                                                                  const uint16_t *blk, int D, float *out, size_t os)
 {
-    double acc[QR][KB];   /* (nr, KB) */
+    float acc[QR][KB];   /* (nr, KB) */
     for (int r = 0; r < nr; r++)
-        for (int j = 0; j < KB; j++) acc[r][j] = 0.0;
+        for (int j = 0; j < KB; j++) acc[r][j] = 0.0f;
     for (int d = 0; d < D; d++) {
-        double k[KB];
-        for (int j = 0; j < KB; j++) k[j] = (double)bf16f(blk[(size_t)d * KB + j]);
+        float k[KB];
+        for (int j = 0; j < KB; j++) k[j] = bf16f(blk[(size_t)d * KB + j]);
         for (int r = 0; r < nr; r++) {
-            const double p = qd[(size_t)r * D + d];
-            for (int j = 0; j < KB; j++) acc[r][j] += p * k[j];
+            const float p = q[(size_t)r * qs + d];
+            for (int j = 0; j < KB; j++) acc[r][j] = __builtin_fmaf(p, k[j], acc[r][j]);
         }
     }
-    for (int r = 0; r < nr; r++) memcpy(out + (size_t)r * KB, acc[r], sizeof acc[r]);
+    for (int r = 0; r < nr; r++) memcpy(out + (size_t)r * os, acc[r], sizeof acc[r]);
+}
+
+static void blk_scalar(const float *q, size_t qs, int nr, const uint16_t *blk, int D, float *out, size_t os)
+{
+    blk_scalar_body(q, qs, nr, blk, D, out, os);
 }
 
 #if SCB_RETR_X86
-/* The SIMD kernels, each defined twice by a macro: with a separate multiply and add (the
- * default paths) and with a fused multiply-add (paths avx2fma / avx512fma, used only when forced,
- * for measurement). Both give dotf's bits: (double)q * (double)k of a float and a bf16 value has
- * at most 24 + 8 significant bits, so the product is exact in double and the fused operation
- * rounds once, exactly as the add after an exact multiply (tests/test_retr_scan.c checks every
- * path). MULADD(acc, p, k) is the update. */
-#define MULADD_256(a, p, k) _mm256_add_pd((a), _mm256_mul_pd((p), (k)))
-#define FMA_256(a, p, k) _mm256_fmadd_pd((p), (k), (a))
-#define MULADD_512(a, p, k) _mm512_add_pd((a), _mm512_mul_pd((p), (k)))
-#define FMA_512(a, p, k) _mm512_fmadd_pd((p), (k), (a))
-
 /* The kernel NAME for nr query heads: NAME##_n instantiated with nr a constant (1..4). */
 #define DEF_NR_DISPATCH(NAME, TARGET)                                                                \
-__attribute__((target(TARGET))) static void NAME(const double *qd, int nr, const uint16_t *blk, int D, double *out) \
+__attribute__((target(TARGET))) static void NAME(const float *q, size_t qs, int nr, const uint16_t *blk, int D, \
+                                                 float *out, size_t os)                              \
 {                                                                                                    \
     switch (nr) {                                                                                    \
-    case 4: NAME##_n(qd, 4, blk, D, out); break;                                                     \
-    case 3: NAME##_n(qd, 3, blk, D, out); break;                                                     \
-    case 2: NAME##_n(qd, 2, blk, D, out); break;                                                     \
-    default: NAME##_n(qd, 1, blk, D, out); break;                                                    \
+    case 4: NAME##_n(q, qs, 4, blk, D, out, os); break;                                              \
+    case 3: NAME##_n(q, qs, 3, blk, D, out, os); break;                                              \
+    case 2: NAME##_n(q, qs, 2, blk, D, out, os); break;                                              \
+    default: NAME##_n(q, qs, 1, blk, D, out, os); break;                                             \
     }                                                                                                \
 }
 
-/* AVX2: half a block (8 keys, two ymm of doubles) per pass, nr query heads (<= 4: 8 sums). */
-#define DEF_AVX2(NAME, TARGET, UPD)                                                                  \
-static inline __attribute__((always_inline, target(TARGET))) void NAME##_n(const double *qd, const int nr, \
-                                                                           const uint16_t *blk, int D, \
-                                                                           double *out)              \
-{                                                                                                    \
-    for (int half = 0; half < 2; half++) {                                                           \
-        __m256d a0[QR], a1[QR];                                                                      \
-        _Pragma("GCC unroll 4")                                                                      \
-        for (int r = 0; r < nr; r++) { a0[r] = _mm256_setzero_pd(); a1[r] = _mm256_setzero_pd(); }  \
-        const uint16_t *b = blk + half * 8;                                                          \
-        for (int d = 0; d < D; d++) {                                                                \
-            __m128i h = _mm_loadu_si128((const __m128i *)(b + (size_t)d * KB));                      \
-            __m256 f = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));         \
-            __m256d k0 = _mm256_cvtps_pd(_mm256_castps256_ps128(f));                                 \
-            __m256d k1 = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));                               \
-            _Pragma("GCC unroll 4")                                                                  \
-            for (int r = 0; r < nr; r++) {                                                           \
-                __m256d p = _mm256_set1_pd(qd[(size_t)r * D + d]);                                   \
-                a0[r] = UPD(a0[r], p, k0);                                                           \
-                a1[r] = UPD(a1[r], p, k1);                                                           \
-            }                                                                                        \
-        }                                                                                            \
-        _Pragma("GCC unroll 4")                                                                      \
-        for (int r = 0; r < nr; r++) {                                                               \
-            _mm256_storeu_pd(out + (size_t)r * KB + half * 8, a0[r]);                                \
-            _mm256_storeu_pd(out + (size_t)r * KB + half * 8 + 4, a1[r]);                            \
-        }                                                                                            \
-    }                                                                                                \
-}                                                                                                    \
-DEF_NR_DISPATCH(NAME, TARGET)
+/* AVX2 + FMA: a block in two ymm of 8 fp32 lanes, nr query heads (<= 4: 8 chains). A channel's
+ * 16 bf16 keys (32 bytes) widen by interleaving with zeros: unpacklo gives keys 0-3 and 8-11,
+ * unpackhi keys 4-7 and 12-15 (one shuffle each, no shift); the stores put the halves back in
+ * key order. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void blk_avx2fma_n(
+    const float *q, size_t qs, const int nr, const uint16_t *blk, int D, float *out, size_t os)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256 a0[QR], a1[QR];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) { a0[r] = _mm256_setzero_ps(); a1[r] = _mm256_setzero_ps(); }
+    for (int d = 0; d < D; d++) {
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + (size_t)d * KB));
+        const __m256 k0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, h));
+        const __m256 k1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, h));
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            const __m256 p = _mm256_set1_ps(q[(size_t)r * qs + d]);
+            a0[r] = _mm256_fmadd_ps(p, k0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(p, k1, a1[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        float *o = out + (size_t)r * os;
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps(a0[r], a1[r], 0x20));
+        _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(a0[r], a1[r], 0x31));
+    }
+}
+DEF_NR_DISPATCH(blk_avx2fma, "avx2,fma")
 
-/* AVX-512F: the whole block (16 keys, two zmm of doubles) per pass, nr query heads (8 sums). */
-#define DEF_AVX512(NAME, UPD)                                                                        \
-static inline __attribute__((always_inline, target("avx512f"))) void NAME##_n(const double *qd, const int nr, \
-                                                                              const uint16_t *blk, int D, \
-                                                                              double *out)           \
-{                                                                                                    \
-    __m512d a0[QR], a1[QR];                                                                          \
-    _Pragma("GCC unroll 4")                                                                          \
-    for (int r = 0; r < nr; r++) { a0[r] = _mm512_setzero_pd(); a1[r] = _mm512_setzero_pd(); }      \
-    for (int d = 0; d < D; d++) {                                                                    \
-        __m256i h = _mm256_loadu_si256((const __m256i *)(blk + (size_t)d * KB));                     \
-        __m512 f = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));             \
-        __m512d k0 = _mm512_cvtps_pd(_mm512_castps512_ps256(f));                                     \
-        __m512d k1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))); \
-        _Pragma("GCC unroll 4")                                                                      \
-        for (int r = 0; r < nr; r++) {                                                               \
-            __m512d p = _mm512_set1_pd(qd[(size_t)r * D + d]);                                       \
-            a0[r] = UPD(a0[r], p, k0);                                                               \
-            a1[r] = UPD(a1[r], p, k1);                                                               \
-        }                                                                                            \
-    }                                                                                                \
-    _Pragma("GCC unroll 4")                                                                          \
-    for (int r = 0; r < nr; r++) {                                                                   \
-        _mm512_storeu_pd(out + (size_t)r * KB, a0[r]);                                               \
-        _mm512_storeu_pd(out + (size_t)r * KB + 8, a1[r]);                                           \
-    }                                                                                                \
-}                                                                                                    \
-DEF_NR_DISPATCH(NAME, "avx512f")
+/* AVX-512F: a block in one zmm of 16 fp32 lanes (the channel's 16 bf16 keys zero-extended and
+ * shifted), nr query heads (<= 4 chains). Two blocks interleaved (8 chains) measured 1.75x
+ * slower on an AMD EPYC (Zen 4), so one block per pass. */
+static inline __attribute__((always_inline, target("avx512f"))) void blk_avx512fma_n(
+    const float *q, size_t qs, const int nr, const uint16_t *blk, int D, float *out, size_t os)
+{
+    __m512 acc[QR];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
+    for (int d = 0; d < D; d++) {
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + (size_t)d * KB));
+        const __m512 k = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[(size_t)r * qs + d]), k, acc[r]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) _mm512_storeu_ps(out + (size_t)r * os, acc[r]);
+}
+DEF_NR_DISPATCH(blk_avx512fma, "avx512f")
 
-DEF_AVX2(blk_avx2, "avx2", MULADD_256)
-DEF_AVX2(blk_avx2fma, "avx2,fma", FMA_256)
-DEF_AVX512(blk_avx512, MULADD_512)
-DEF_AVX512(blk_avx512fma, FMA_512)
+__attribute__((target("fma"))) static void blk_scalar_fma(const float *q, size_t qs, int nr, const uint16_t *blk,
+                                                          int D, float *out, size_t os)
+{
+    blk_scalar_body(q, qs, nr, blk, D, out, os);
+}
 #endif
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
@@ -182,8 +171,6 @@ int scb_retr_scan_supported(enum scb_retr_isa isa)
     switch (isa) {
     case SCB_RETR_ISA_SCALAR: return 1;
 #if SCB_RETR_X86
-    case SCB_RETR_ISA_AVX2: __builtin_cpu_init(); return __builtin_cpu_supports("avx2") != 0;
-    case SCB_RETR_ISA_AVX512:
     case SCB_RETR_ISA_AVX512_FMA: __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") != 0;
     case SCB_RETR_ISA_AVX2_FMA:
         __builtin_cpu_init();
@@ -196,8 +183,6 @@ int scb_retr_scan_supported(enum scb_retr_isa isa)
 const char *scb_retr_scan_isa_name(enum scb_retr_isa isa)
 {
     switch (isa) {
-    case SCB_RETR_ISA_AVX2: return "avx2";
-    case SCB_RETR_ISA_AVX512: return "avx512";
     case SCB_RETR_ISA_AVX2_FMA: return "avx2fma";
     case SCB_RETR_ISA_AVX512_FMA: return "avx512fma";
     default: return "scalar";
@@ -215,14 +200,9 @@ enum scb_retr_isa scb_retr_scan_isa(void)
             if (!strcmp(env, scb_retr_scan_isa_name((enum scb_retr_isa)i)) && scb_retr_scan_supported((enum scb_retr_isa)i))
                 isa = i;
     }
-    /* default: the fused paths first. They are bit-identical to the separate multiply and add:
-     * a key is bf16 (8 significant bits) and a query fp32 (24), so the double product is exact
-     * and fusing it into the add rounds the same sum (test_retr_scan checks every path) */
-    if (isa < 0)
+    if (isa < 0)   /* the widest this CPU has; all paths give the same bits */
         isa = scb_retr_scan_supported(SCB_RETR_ISA_AVX512_FMA) ? SCB_RETR_ISA_AVX512_FMA
-            : scb_retr_scan_supported(SCB_RETR_ISA_AVX2_FMA)   ? SCB_RETR_ISA_AVX2_FMA
-            : scb_retr_scan_supported(SCB_RETR_ISA_AVX512)     ? SCB_RETR_ISA_AVX512
-            : scb_retr_scan_supported(SCB_RETR_ISA_AVX2)       ? SCB_RETR_ISA_AVX2 : SCB_RETR_ISA_SCALAR;
+            : scb_retr_scan_supported(SCB_RETR_ISA_AVX2_FMA)   ? SCB_RETR_ISA_AVX2_FMA : SCB_RETR_ISA_SCALAR;
     __atomic_store_n(&g_isa, isa, __ATOMIC_RELEASE);
     return (enum scb_retr_isa)isa;
 }
@@ -238,38 +218,36 @@ static blk_fn pick(void)
 {
     switch (scb_retr_scan_isa()) {
 #if SCB_RETR_X86
-    case SCB_RETR_ISA_AVX512: return blk_avx512;
-    case SCB_RETR_ISA_AVX2: return blk_avx2;
     case SCB_RETR_ISA_AVX512_FMA: return blk_avx512fma;
     case SCB_RETR_ISA_AVX2_FMA: return blk_avx2fma;
-#endif
+    default: __builtin_cpu_init(); return __builtin_cpu_supports("fma") ? blk_scalar_fma : blk_scalar;
+#else
     default: return blk_scalar;
+#endif
     }
 }
 
 /* ---- the scan ----------------------------------------------------------------------------- */
 void scb_retr_kb_scores(const float *q, size_t qs, int nq, const uint16_t *kb, int D, size_t t0, int n,
-                        double *scores, size_t ss)
+                        float *scores, size_t ss)
 {
     if (n <= 0 || nq <= 0 || D <= 0 || D > SCB_RETR_SCAN_DMAX) return;
     const blk_fn fn = pick();
-    double qd[QCHUNK * SCB_RETR_SCAN_DMAX];   /* (QCHUNK, D) the queries widened (exact) */
-    double out[QR * KB];                      /* (QR, KB) one block's sums */
-    const size_t t1 = t0 + (size_t)n;
-    for (int c0 = 0; c0 < nq; c0 += QCHUNK) {
-        const int nc = nq - c0 < QCHUNK ? nq - c0 : QCHUNK;
-        for (int r = 0; r < nc; r++)
-            for (int d = 0; d < D; d++) qd[(size_t)r * D + d] = (double)q[(size_t)(c0 + r) * qs + d];
-        for (size_t b = t0 / KB; b * KB < t1; b++) {
-            const uint16_t *blk = kb + b * KB * (size_t)D;
-            const size_t j0 = b * KB < t0 ? t0 - b * KB : 0, j1 = b * KB + KB > t1 ? t1 - b * KB : KB;
-            for (int r0 = 0; r0 < nc; r0 += QR) {
-                const int nr = nc - r0 < QR ? nc - r0 : QR;
-                fn(qd + (size_t)r0 * D, nr, blk, D, out);
-                for (int r = 0; r < nr; r++) {
-                    double *srow = scores + (size_t)(c0 + r0 + r) * ss;   /* score of key t at t - t0 */
-                    for (size_t j = j0; j < j1; j++) srow[b * KB + j - t0] = out[(size_t)r * KB + j];
-                }
+    float edge[QR * KB];                      /* (QR, KB) an edge block's scores */
+    const size_t t1 = t0 + (size_t)n, bend = (t1 + KB - 1) / KB;
+    for (size_t b = t0 / KB; b < bend; b++) {
+        const uint16_t *blk = kb + b * KB * (size_t)D;
+        const size_t j0 = b * KB < t0 ? t0 - b * KB : 0, j1 = b * KB + KB > t1 ? t1 - b * KB : KB;
+        for (int r0 = 0; r0 < nq; r0 += QR) {
+            const int nr = nq - r0 < QR ? nq - r0 : QR;
+            if (j0 == 0 && j1 == KB) {       /* a whole block: its scores in place */
+                fn(q + (size_t)r0 * qs, qs, nr, blk, D, scores + (size_t)r0 * ss + (b * KB - t0), ss);
+                continue;
+            }
+            fn(q + (size_t)r0 * qs, qs, nr, blk, D, edge, KB);
+            for (int r = 0; r < nr; r++) {
+                float *srow = scores + (size_t)(r0 + r) * ss;   /* score of key t at t - t0 */
+                for (size_t j = j0; j < j1; j++) srow[b * KB + j - t0] = edge[(size_t)r * KB + j];
             }
         }
     }
@@ -311,42 +289,41 @@ static void select_job(void *arg, size_t b, size_t e, int tid)
     }
 }
 
-/* ---- score digits: out[j] = scb_retr_score_key(s[j]) >> 48 ----------------------------------
- * key = bits(s + 0.0) ^ (sign ? ~0 : 1 << 63): the branch-free form of scb_retr_score_key. */
-typedef void (*dig_fn)(const double *s, int n, uint16_t *out);
+/* ---- score digits: out[j] = scb_retr_score_key(s[j]) >> 16 ----------------------------------
+ * key = bits(s + 0.0f) ^ (sign ? ~0 : 1 << 31): the branch-free form of scb_retr_score_key. */
+typedef void (*dig_fn)(const float *s, int n, uint16_t *out);
 
-static void dig_scalar(const double *s, int n, uint16_t *out)
+static void dig_scalar(const float *s, int n, uint16_t *out)
 {
-    for (int j = 0; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 48);
+    for (int j = 0; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 16);
 }
 
 #if SCB_RETR_X86
-__attribute__((target("avx512f"))) static void dig_avx512(const double *s, int n, uint16_t *out)
+__attribute__((target("avx512f"))) static void dig_avx512(const float *s, int n, uint16_t *out)
 {
-    const __m512i top = _mm512_set1_epi64((long long)(UINT64_C(1) << 63));
-    const __m512d zero = _mm512_setzero_pd();
+    const __m512i top = _mm512_set1_epi32((int)(UINT32_C(1) << 31));
+    const __m512 zero = _mm512_setzero_ps();
     int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        const __m512i u = _mm512_castpd_si512(_mm512_add_pd(_mm512_loadu_pd(s + j), zero));
-        const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi64(u, 63), top));
-        _mm_storeu_si128((__m128i *)(out + j), _mm512_cvtepi64_epi16(_mm512_srli_epi64(key, 48)));
+    for (; j + 16 <= n; j += 16) {
+        const __m512i u = _mm512_castps_si512(_mm512_add_ps(_mm512_loadu_ps(s + j), zero));
+        const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31), top));
+        _mm256_storeu_si256((__m256i *)(out + j), _mm512_cvtepi32_epi16(_mm512_srli_epi32(key, 16)));
     }
-    for (; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 48);
+    for (; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 16);
 }
 
-__attribute__((target("avx2"))) static void dig_avx2(const double *s, int n, uint16_t *out)
+__attribute__((target("avx2"))) static void dig_avx2(const float *s, int n, uint16_t *out)
 {
-    const __m256i top = _mm256_set1_epi64x((long long)(UINT64_C(1) << 63)), zi = _mm256_setzero_si256();
-    const __m256d zero = _mm256_setzero_pd();
+    const __m256i top = _mm256_set1_epi32((int)(UINT32_C(1) << 31));
+    const __m256 zero = _mm256_setzero_ps();
     int j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const __m256i u = _mm256_castpd_si256(_mm256_add_pd(_mm256_loadu_pd(s + j), zero));
-        const __m256i key = _mm256_xor_si256(u, _mm256_or_si256(_mm256_cmpgt_epi64(zi, u), top));
-        uint64_t k4[4];
-        _mm256_storeu_si256((__m256i *)k4, _mm256_srli_epi64(key, 48));
-        for (int i = 0; i < 4; i++) out[j + i] = (uint16_t)k4[i];
+    for (; j + 8 <= n; j += 8) {
+        const __m256i u = _mm256_castps_si256(_mm256_add_ps(_mm256_loadu_ps(s + j), zero));
+        const __m256i key = _mm256_srli_epi32(_mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), top)), 16);
+        _mm_storeu_si128((__m128i *)(out + j),   /* the 16-bit halves (< 65536: no saturation) */
+                         _mm_packus_epi32(_mm256_castsi256_si128(key), _mm256_extracti128_si256(key, 1)));
     }
-    for (; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 48);
+    for (; j < n; j++) out[j] = (uint16_t)(scb_retr_score_key(s[j]) >> 16);
 }
 #endif
 
@@ -354,9 +331,7 @@ static dig_fn pick_dig(void)
 {
     switch (scb_retr_scan_isa()) {
 #if SCB_RETR_X86
-    case SCB_RETR_ISA_AVX512:
     case SCB_RETR_ISA_AVX512_FMA: return dig_avx512;
-    case SCB_RETR_ISA_AVX2:
     case SCB_RETR_ISA_AVX2_FMA: return dig_avx2;
 #endif
     default: return dig_scalar;
@@ -419,7 +394,7 @@ static void fused_job(void *arg, size_t pb, size_t pe, int tid)
                                (size_t)t0, t1 - t0, s->scores + (size_t)g * G * s->ss + off, s->ss);
             for (int r = 0; r < G; r++) {
                 const int h = g * G + r;
-                const double *sr = s->scores + (size_t)h * s->ss + off;
+                const float *sr = s->scores + (size_t)h * s->ss + off;
                 uint16_t *dr = s->dig + (size_t)h * s->ss + off;
                 if (!used[h]) { memset(hists + (size_t)h * HSTR, 0, sizeof(uint32_t) * NBIN); used[h] = 1; }
                 digits(sr, t1 - t0, dr);

@@ -3,16 +3,18 @@
  *
  * Store: the keys of one KV head as blocks of SCB_RETR_KB keys; block b holds keys
  * [b*KB, b*KB + KB) as (D, KB) bf16, so channel d of the KB keys is one 32-byte run. bf16 is
- * lossless here: the keys ARE bf16 on the device, and the fp32 copy the index scanned before was
- * their exact widening. The scan widens in registers (bf16 -> fp32 -> double, both exact).
+ * lossless here: the keys ARE bf16 on the device, and the fp32 key the score reads is their exact
+ * widening, done in registers (a shift).
  *
- * Scan: each score is bit for bit dotf's (methods/retr_attn.c): the double products
- * (double)q[d] * (double)k[d] added in d order from 0.0, a separate multiply and add (no fused
- * multiply-add). The SIMD paths put one key in each lane (ACROSS keys), so every lane performs
- * exactly dotf's sequence of operations; several query heads share each key load.
- * Paths: scalar (portable), AVX2, AVX-512F, chosen at run time by CPU support; the environment
- * variable SCB_RETR_SCAN=scalar|avx2|avx512|avx2fma|avx512fma or scb_retr_scan_force() pins one
- * (tests, benchmark). */
+ * Scan: each score is bit for bit scb_retr_score's (methods/retr_attn.h: faiss's flat
+ * inner-product search in fp32, as SCBench's papyfaiss FlatIndex): s = 0.0f, then
+ * s = fmaf(q[d], k[d], s) in d order. The SIMD paths put one key in each lane (ACROSS keys), so
+ * every lane performs exactly that chain of fused multiply-adds; several query heads share each
+ * key load. Paths: scalar (portable, the C library's fmaf), AVX2 + FMA (a block in two ymm of 8
+ * lanes), AVX-512F (a block in one zmm of 16 lanes; AVX-512F includes FMA); the best this CPU has
+ * is chosen at run time; the environment variable SCB_RETR_SCAN=scalar|avx2fma|avx512fma or
+ * scb_retr_scan_force() pins one (tests, benchmark). A separate fp32 multiply and add would round
+ * twice and give other bits: no such path exists. */
 #ifndef SCB_METHODS_RETR_SCAN_H
 #define SCB_METHODS_RETR_SCAN_H
 
@@ -24,16 +26,13 @@
 
 enum { SCB_RETR_KB = 16 };   /* keys per block */
 
-/* The automatic choice takes the first supported of AVX512_FMA, AVX2_FMA, AVX512, AVX2, SCALAR:
- * the fused multiply-add paths are bit-identical to the separate multiply and add (a bf16 key
- * times an fp32 query is exact in double: see retr_scan.c). */
+/* The automatic choice takes the first supported of AVX512_FMA, AVX2_FMA, SCALAR (all three
+ * bit-identical). */
 enum scb_retr_isa {
     SCB_RETR_ISA_SCALAR = 0,
-    SCB_RETR_ISA_AVX2 = 1,
-    SCB_RETR_ISA_AVX512 = 2,
-    SCB_RETR_ISA_AVX2_FMA = 3,
-    SCB_RETR_ISA_AVX512_FMA = 4,
-    SCB_RETR_ISA_COUNT = 5,
+    SCB_RETR_ISA_AVX2_FMA = 1,
+    SCB_RETR_ISA_AVX512_FMA = 2,
+    SCB_RETR_ISA_COUNT = 3,
 };
 
 /* bf16 elements a store of n keys of dimension D takes (whole blocks). */
@@ -45,12 +44,12 @@ void scb_retr_kb_get(const uint16_t *kb, int D, size_t t, float *out);
 void scb_retr_kb_put_rows(uint16_t *kb, int D, size_t t0, const uint16_t *keys, size_t ks, size_t n);
 
 /* Scores of nq queries (row r at q + r*qs, fp32) against keys [t0, t0 + n) of the store kb:
- * scores[r*ss + (t - t0)] = dotf(q_r, key_t) exactly. Keys of the blocks the range touches are
+ * scores[r*ss + (t - t0)] = scb_retr_score(q_r, key_t) exactly. Keys of the blocks the range touches are
  * read (the whole first and last block), so those blocks must be initialised (a zeroed or filled
  * store). D <= SCB_RETR_SCAN_DMAX. */
 enum { SCB_RETR_SCAN_DMAX = 512 };
 void scb_retr_kb_scores(const float *q, size_t qs, int nq, const uint16_t *kb, int D, size_t t0, int n,
-                        double *scores, size_t ss);
+                        float *scores, size_t ss);
 
 /* The path the scan uses (resolved on first call: SCB_RETR_SCAN, else the best this CPU has). */
 enum scb_retr_isa scb_retr_scan_isa(void);
@@ -64,7 +63,7 @@ const char *scb_retr_scan_isa_name(enum scb_retr_isa isa);
  * id set in ascending id order (scb_retr_topk_set: the ids scb_retr_flat_topk returns).
  * The FUSED step (which = SCB_RETR_STEP_FUSED) does both in ONE pool dispatch: each thread
  * scores its contiguous share of the (KV head, slice) items and, while the scores are hot,
- * writes each score's 16-bit digit (scb_retr_score_key >> 48) and counts its top
+ * writes each score's 16-bit digit (scb_retr_score_key >> 16) and counts its top
  * SCB_RETR_HIST_BITS bits in its own histogram per query head; after a barrier (spin, then
  * yield) each query head's histograms are summed and scb_retr_topk_set_dig selects: one pass over
  * the digits plus the boundary bin's candidates. Same scores, same id sets as which = 3. */
@@ -81,7 +80,7 @@ struct scb_retr_step {
     const uint16_t *kb;        /* (Hkv, kb_head) key stores, one per KV head */
     size_t kb_head;            /* bf16 elements between KV heads' stores */
     int lo, hi, top_k;         /* index range [lo, hi); ids retrieved per query head */
-    double *scores;            /* (Hq, ss) scratch: scores of keys [lo, hi) */
+    float *scores;             /* (Hq, ss) scratch: scores of keys [lo, hi) */
     size_t ss;
     unsigned char *sel_work;   /* (threads, sel_bytes) scratch: scb_retr_topk_set_work_bytes(hi - lo) each */
     size_t sel_bytes;

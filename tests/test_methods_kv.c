@@ -408,6 +408,15 @@ static void test_quest(void **st)
 }
 
 /* ---- RetrievalAttention ------------------------------------------------------------------------ */
+/* The flat index's score (spec/methods.md §8.2: faiss's flat inner-product search over fp32
+ * keys): an fp32 fused multiply-add chain in d order from 0.0f. */
+static float retr_score_ref(const float *q, const float *k, int D)
+{
+    float s = 0.0f;
+    for (int d = 0; d < D; d++) s = fmaf(q[d], k[d], s);
+    return s;
+}
+
 static void test_retr_flat_and_merge(void **st)
 {
     (void)st;
@@ -417,8 +426,8 @@ static void test_retr_flat_and_merge(void **st)
     int32_t id[500], ids[500];
     for (int t = 0; t < n; t++) ids[t] = 1000 + t;
     assert_int_equal(scb_retr_flat_topk(q, keys, D, ids, n, D, k, id, ip), k);
-    double *s = malloc(sizeof(double) * n);
-    for (int t = 0; t < n; t++) { s[t] = 0; for (int d = 0; d < D; d++) s[t] += (double)q[d] * keys[(size_t)t * D + d]; }
+    float *s = malloc(sizeof(float) * n);
+    for (int t = 0; t < n; t++) s[t] = retr_score_ref(q, keys + (size_t)t * D, D);
     for (int a = 0; a < k; a++) {                       /* brute force: a-th largest */
         int b = -1;
         for (int t = 0; t < n; t++) {
@@ -427,6 +436,7 @@ static void test_retr_flat_and_merge(void **st)
             if (!taken && (b < 0 || s[t] > s[b])) b = t;
         }
         assert_int_equal(id[a], 1000 + b);
+        assert_memory_equal(&ip[a], &s[b], sizeof(float));   /* its score, bit for bit */
     }
     assert_int_equal(scb_retr_flat_topk(q, keys, D, NULL, 5, D, 50, id, NULL), 5);   /* k clamped */
     assert_true(scb_retr_recall(id, 5, id, 5) == 1.0);
@@ -454,8 +464,8 @@ static void test_retr_flat_and_merge(void **st)
  * (scb_retr_flat_scores + scb_retr_topk_scores) and the id-ordered set the CUDA binding takes
  * (scb_retr_topk_set) against a brute-force full sort written here, on keys with many exact ties
  * (integer values): same ids, same order (score descending, ties to the smaller id; the set: the
- * same ids ascending), the same double scores bit for bit. */
-struct bf_cand { double s; int32_t id; };
+ * same ids ascending), the same fp32 scores bit for bit. */
+struct bf_cand { float s; int32_t id; };
 static int bf_cmp(const void *x, const void *y)
 {
     const struct bf_cand *a = x, *b = y;
@@ -479,7 +489,7 @@ static void test_retr_select_vs_sort(void **st)
         const int k = 1 + (int)(scb_rng_next(&rng) % 450), nq = 1 + (int)(scb_rng_next(&rng) % 9);
         const int span = it % 2 ? 3 : 1000;                /* span 3: ties everywhere */
         float *q = malloc(sizeof(float) * (size_t)nq * D), *keys = malloc(sizeof(float) * (size_t)n * D);
-        double *sc = malloc(sizeof(double) * (size_t)nq * n);
+        float *sc = malloc(sizeof(float) * (size_t)nq * n);
         struct bf_cand *c = malloc(sizeof *c * (size_t)n);
         int32_t *got = malloc(sizeof(int32_t) * (size_t)(k + 1)), *got2 = malloc(sizeof(int32_t) * (size_t)(k + 1));
         int32_t *got3 = malloc(sizeof(int32_t) * (size_t)(k + 1)), *want3 = malloc(sizeof(int32_t) * (size_t)(k + 1));
@@ -492,8 +502,7 @@ static void test_retr_select_vs_sort(void **st)
         scb_retr_flat_scores(q, (size_t)D, nq, keys, (size_t)D, n, D, sc, (size_t)n);
         for (int r = 0; r < nq; r++) {
             for (int t = 0; t < n; t++) {
-                double s = 0.0;
-                for (int d = 0; d < D; d++) s += (double)q[r * D + d] * (double)keys[t * D + d];
+                const float s = retr_score_ref(q + r * D, keys + t * D, D);
                 c[t].s = s;
                 c[t].id = 100 + t;
                 assert_memory_equal(&s, &sc[(size_t)r * n + t], sizeof s);
@@ -513,6 +522,57 @@ static void test_retr_select_vs_sort(void **st)
         }
         free(q); free(keys); free(sc); free(c); free(got); free(got2); free(got3); free(want3); free(work);
     }
+}
+
+/* spec/methods.md §8.5 "flat top-k equals brute-force sort (ties excluded)": the fp32 flat search
+ * against a brute force computed in DOUBLE on random data (D 128, normal keys and queries, as the
+ * model's), skipping the (query, k) cases whose k-th and (k+1)-th double scores are within a
+ * relative 1e-5 of each other (a near-tie fp32 rounding may order either way): the id sets
+ * must be equal. */
+static int dbl_desc(const void *x, const void *y)
+{
+    const double a = *(const double *)x, b = *(const double *)y;
+    return (a < b) - (a > b);
+}
+
+static void test_retr_flat_vs_double(void **st)
+{
+    (void)st;
+    struct scb_rng r;
+    scb_rng_seed(&r, seed + 21);
+    const int D = 128, n = 3000, nq = 24, ks[] = {1, 7, 64, 500, 2999};
+    float *keys = tu_randn(&r, (size_t)n * D, 1.0f), *q = tu_randn(&r, (size_t)nq * D, 1.0f);
+    double *s = malloc(sizeof(double) * n), *sorted = malloc(sizeof(double) * n);
+    int32_t *got = malloc(sizeof(int32_t) * n);
+    unsigned char *in = malloc((size_t)n);
+    assert_non_null(s); assert_non_null(sorted); assert_non_null(got); assert_non_null(in);
+    int checked = 0, skipped = 0;
+    for (int i = 0; i < nq; i++) {
+        const float *qi = q + (size_t)i * D;
+        for (int t = 0; t < n; t++) {
+            double a = 0.0;
+            for (int d = 0; d < D; d++) a += (double)qi[d] * (double)keys[(size_t)t * D + d];
+            s[t] = a;
+        }
+        memcpy(sorted, s, sizeof(double) * n);
+        qsort(sorted, (size_t)n, sizeof *sorted, dbl_desc);
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+            const int k = ks[ki];
+            const double sk = sorted[k - 1], sk1 = sorted[k];
+            if (fabs(sk - sk1) <= 1e-5 * fmax(fabs(sk), fabs(sk1))) { skipped++; continue; }
+            assert_int_equal(scb_retr_flat_topk(qi, keys, (size_t)D, NULL, n, D, k, got, NULL), k);
+            memset(in, 0, (size_t)n);
+            for (int t = 0; t < k; t++) in[got[t]] = 1;
+            for (int t = 0; t < n; t++)   /* in the fp32 set iff in the double top k (scores > the (k+1)-th) */
+                if (in[t] != (s[t] >= sk))
+                    fail_msg("query %d k=%d: key %d (double score %.17g, k-th %.17g) %s the fp32 top-k (seed %llu)", i,
+                             k, t, s[t], sk, in[t] ? "in" : "not in", (unsigned long long)seed);
+            checked++;
+        }
+    }
+    printf("# flat top-k vs double brute force: %d cases equal, %d near-ties skipped\n", checked, skipped);
+    assert_true(checked >= 100);
+    free(s); free(sorted); free(got); free(in); scb_free(keys); scb_free(q);
 }
 
 static void test_retr_graph(void **st)
@@ -645,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_quest),
         cmocka_unit_test(test_retr_flat_and_merge),
         cmocka_unit_test(test_retr_select_vs_sort),
+        cmocka_unit_test(test_retr_flat_vs_double),
         cmocka_unit_test(test_retr_graph),
         cmocka_unit_test(test_cacheblend),
         cmocka_unit_test(test_unlimited_budget_bitwise),
