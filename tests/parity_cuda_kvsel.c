@@ -23,7 +23,9 @@
  * rows its bookkeeping (positions) says, and those positions equal the CPU method's keep lists up
  * to near-tie swaps (at most 2% of a head's list); Quest's decode over a growing cache (single
  * steps, chunks larger than its 64-row batch, a dropped temp segment refilled with new keys)
- * equals methods/quest.c's attention within the attention tolerance above. */
+ * equals methods/quest.c's attention within the attention tolerance above, except rows whose
+ * reference page choice is a near-tie (the kp-th and next page bounds within 1e-4 of the largest;
+ * at most 2% of the rows: seed 61 gave one such row). */
 #include "kernels/kvsel_cuda.h"
 
 #include <math.h>
@@ -733,6 +735,28 @@ static void test_binding_kvdrop(const char *spec, int N, int Hq, int Hkv, int D,
     scb_free(qb); scb_free(kb); scb_free(vb); scb_free(qf); scb_free(kf); scb_free(vf); scb_free(ks); scb_free(vs);
 }
 
+/* Whether the CPU reference's page choice for one query row is a near-tie: the kp-th and
+ * (kp+1)-th largest page bounds (scb_quest_bounds with the chunk's sign weights w) within
+ * 1e-4 of the largest magnitude, so fp32 bounds on the device may keep the other page. */
+static int quest_row_near_tie(const float *q, const float *w, const float *k, size_t ks, int Tk, int D, int P,
+                              int budget)
+{
+    const int np = (Tk + P - 1) / P, kp = scb_quest_kpages(Tk, P, budget);
+    if (kp >= np) return 0;
+    double *ub = host_alloc(sizeof(double) * (size_t)np);
+    scb_quest_bounds(q, w, k, ks, Tk, D, P, ub);
+    double mx = 0, a = -INFINITY, b = -INFINITY;   /* a: kp-th largest, b: (kp+1)-th */
+    for (int p = 0; p < np; p++) mx = fmax(mx, fabs(ub[p]));
+    for (int p = 0; p < np; p++) {
+        int above = 0;
+        for (int o = 0; o < np; o++) above += ub[o] > ub[p] || (ub[o] == ub[p] && o < p);
+        if (above == kp - 1) a = ub[p];
+        if (above == kp) b = ub[p];
+    }
+    scb_free(ub);
+    return a - b <= 1e-4 * mx;
+}
+
 static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
 {
     char spec[64];
@@ -767,7 +791,8 @@ static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
     if (ops->after_prefill) CK(ops->after_prefill(st, &at, &g_err));
     scb_kv_cache_set_mode(kv, SCB_KV_APPEND_TEMP);
     double worst = 0;
-    int finite = 1;
+    int finite = 1, rows = 0, ties = 0;
+    float *w = host_alloc(sizeof(float) * (size_t)D);
     for (int c = 0; c < nch; c++) {
         if (chunks[c] < 0) {
             /* drop the temp segment and overwrite its rows with new keys, as a next turn would */
@@ -814,18 +839,32 @@ static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
                                   .D = D, .kv_tok_stride = (size_t)D, .kv_head_stride = cap * D};
         CK(scb_quest_attn(&a, P, budget, &g_err));
         for (int r = 0; r < T * Hq; r++) {
-            double mx = 0;
+            double mx = 0, rw = 0;
             for (int d = 0; d < D; d++) mx = fmax(mx, fabs(rout[(size_t)r * D + d]));
             for (int d = 0; d < D; d++) {
                 const float g = scb_bf16_to_f32(ob[(size_t)r * D + d]);
                 if (!isfinite(g)) finite = 0;
                 const double e = fabs((double)g - rout[(size_t)r * D + d]) / (mx > 0 ? mx : 1.0);
-                if (e > worst) worst = e;
+                if (e > rw) rw = e;
             }
+            rows++;
+            if (rw > 1e-2) {   /* allowed only where the reference's page choice is a near-tie */
+                const int h = r % Hq;
+                scb_quest_signs(qf + (size_t)h * D, (size_t)Hq * D, T, D, w);
+                if (quest_row_near_tie(qf + (size_t)r * D, w, kf + (size_t)(h / (Hq / Hkv)) * cap * D, (size_t)D, Tk,
+                                       D, P, budget)) {
+                    ties++;
+                    continue;
+                }
+            }
+            if (rw > worst) worst = rw;
         }
     }
-    check(finite && worst <= 1e-2, "binding %s N=%d Hq=%d Hkv=%d D=%d: decode steps, chunks of 7/9/70 rows, a dropped "
-          "and refilled temp segment: max err %.2e of row max (tol 1e-2)", spec, N, Hq, Hkv, D, worst);
+    scb_free(w);
+    check(finite && worst <= 1e-2 && ties * 50 <= rows,
+          "binding %s N=%d Hq=%d Hkv=%d D=%d: decode steps, chunks of 7/9/70 rows, a dropped and refilled temp "
+          "segment: max err %.2e of row max (tol 1e-2) outside %d of %d rows whose reference page choice is a "
+          "near-tie (at most 2%%)", spec, N, Hq, Hkv, D, worst, ties, rows);
     ops->destroy(st);
     scb_kv_cache_destroy(kv);
     scb_method_spec_fini(&sp);
