@@ -58,10 +58,11 @@ enum {
     RA_P_SEL = 6,       /* fused step: barrier to the last selection's end */
     RA_P_STEP = 7,      /* the whole fused step call */
     RA_P_LAUNCH = 8,    /* id uploads + the attention launch */
-    RA_NPROF = 9,
+    RA_P_PREF = 9,      /* the prefetch dispatch before the wait (SCB_RETR_PREFETCH_KB) */
+    RA_NPROF = 10,
 };
 static const char *const ra_prof_names[RA_NPROF] = {"call", "enqueue", "wait", "put_keys", "q_convert",
-                                                    "scan", "select", "step", "upload_launch"};
+                                                    "scan", "select", "step", "upload_launch", "prefetch"};
 
 struct ra_dev {
     struct scb_cuda_ctx *cc;
@@ -93,6 +94,8 @@ struct ra_dev {
      * session; printed to stderr when the next session begins and at the end) */
     int prof;
     int hist_sel;                     /* SCB_RETR_HIST=select: histograms counted at selection */
+    size_t prefetch;                  /* bytes each scan thread reads ahead while the device computes
+                                         the query (SCB_RETR_PREFETCH_KB, default 2048; 0: off) */
     int64_t prof_steps, prof_calls;
     double prof_ms[RA_NPROF];
 };
@@ -179,6 +182,9 @@ static int ra_create(void **state, const struct scb_method *m, const struct scb_
     st->prof = prof && *prof && strcmp(prof, "0");
     const char *hist = getenv("SCB_RETR_HIST");   /* scan (default) | select: where the fused step counts */
     st->hist_sel = hist && !strcmp(hist, "select");
+    const char *pfk = getenv("SCB_RETR_PREFETCH_KB");
+    const long pf_kb = pfk && *pfk ? atol(pfk) : 2048;
+    st->prefetch = pf_kb > 0 ? (size_t)pf_kb * 1024 : 0;
     *state = st;
     st = NULL;
 out:
@@ -408,6 +414,13 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
          * step's id upload, so h_idx is free) */
         SCB_TRY(scb_cuda_download_async(st->cc, st->q16, ra.q, sizeof(uint16_t) * (size_t)st->Hq * D, ctx));
         RA_LAP(RA_P_ENQ);
+        if (st->prefetch) {   /* while the device computes q: warm the start of each thread's keys (lines
+                               * the new keys' put will touch are simply written after) */
+            const struct scb_retr_step pf = {.Hq = st->Hq, .Hkv = st->Hkv, .D = D, .kb = l->kb, .kb_head = l->kb_head,
+                                             .lo = lo, .hi = hi};
+            scb_retr_step_prefetch(st->pool, &pf, st->prefetch);
+            RA_LAP(RA_P_PREF);
+        }
         SCB_TRY(scb_cuda_sync(st->cc, ctx));
         RA_LAP(RA_P_WAIT);
         sync_keys_finish(st, l, &pend);

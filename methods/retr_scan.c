@@ -432,6 +432,59 @@ static void fused_job(void *arg, size_t pb, size_t pe, int tid)
     }
 }
 
+/* Threads of a fused dispatch: 1 (inline) for a small step, as scb_pool_run_sized decides. */
+static int fused_threads(struct scb_pool *pool, const struct scb_retr_step *s)
+{
+    const size_t work = (size_t)s->Hkv * (size_t)(s->hi - s->lo) * (size_t)s->D * (size_t)(s->Hq / s->Hkv);
+    return work < SCB_POOL_MIN_WORK ? 1 : scb_pool_threads(pool);
+}
+
+struct prefetch_arg {
+    const struct scb_retr_step *s;
+    size_t bytes;
+    int nt;
+};
+
+/* Participant p reads one word per 64-byte line of the first a->bytes of its items' keys (the
+ * fused step's partition), in the order the scan will read them. */
+static void prefetch_job(void *arg, size_t pb, size_t pe, int tid)
+{
+    (void)tid;
+    const struct prefetch_arg *a = arg;
+    const struct scb_retr_step *s = a->s;
+    const int ns = slices(s), a0 = s->lo / KB * KB;
+    const size_t blk_bytes = (size_t)KB * s->D * sizeof(uint16_t);
+    for (size_t p = pb; p < pe; p++) {
+        const size_t items = (size_t)s->Hkv * ns, i0 = items * p / (size_t)a->nt, i1 = items * (p + 1) / (size_t)a->nt;
+        size_t left = a->bytes;
+        uint64_t acc = 0;
+        for (size_t it = i0; it < i1 && left > 0; it++) {
+            const int g = (int)(it / (size_t)ns), sl = (int)(it % (size_t)ns);
+            int t0 = a0 + sl * SLICE, t1 = t0 + SLICE;
+            if (t0 < s->lo) t0 = s->lo;
+            if (t1 > s->hi) t1 = s->hi;
+            if (t1 <= t0) continue;
+            const unsigned char *b = (const unsigned char *)(s->kb + (size_t)g * s->kb_head + (size_t)(t0 / KB) * KB * s->D);
+            size_t n = (size_t)((t1 - 1) / KB - t0 / KB + 1) * blk_bytes;
+            if (n > left) n = left;
+            for (size_t o = 0; o < n; o += 64) {
+                uint64_t w;
+                memcpy(&w, b + o, sizeof w);
+                acc ^= w;
+            }
+            left -= n;
+        }
+        __asm__ __volatile__("" : : "r"(acc));   /* the reads are the point: keep them */
+    }
+}
+
+void scb_retr_step_prefetch(struct scb_pool *pool, const struct scb_retr_step *s, size_t bytes)
+{
+    if (!pool || !s || !s->kb || bytes == 0 || s->Hkv <= 0 || s->Hq % s->Hkv || s->hi <= s->lo) return;
+    struct prefetch_arg a = {s, bytes, fused_threads(pool, s)};
+    if (a.nt > 1) scb_pool_run(pool, prefetch_job, &a, (size_t)a.nt);
+}
+
 int scb_retr_step_run(struct scb_pool *pool, struct scb_retr_step *s, int which, struct scb_ctx *ctx)
 {
     const int n = s->hi - s->lo;
@@ -456,8 +509,7 @@ int scb_retr_step_run(struct scb_pool *pool, struct scb_retr_step *s, int which,
     if (fused) {
         const double t0 = s->profile ? scb_now_ms() : 0;
         /* small steps run inline (as scb_pool_run_sized): waking the workers costs more */
-        const size_t work = (size_t)s->Hkv * (size_t)n * (size_t)s->D * (size_t)G;
-        s->nt = work < SCB_POOL_MIN_WORK ? 1 : threads;
+        s->nt = fused_threads(pool, s);
         s->arrived = 0;
         if (s->nt == 1) fused_job(s, 0, 1, 0);
         else scb_pool_run(pool, fused_job, s, (size_t)s->nt);

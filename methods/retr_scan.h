@@ -102,6 +102,12 @@ struct scb_retr_step {
     int nt;                    /* threads of the fused dispatch */
     int arrived;               /* fused: threads past the scan */
 };
+/* Warm the caches for the fused step before its query is known (the device binding calls it
+ * while the device computes the query): each thread of the step's dispatch reads the first
+ * `bytes` of the keys its share of the fused step will scan, so the scan starts on cached lines.
+ * Same partition as SCB_RETR_STEP_FUSED (needs Hkv, D, kb, kb_head, lo, hi; no query, no
+ * output); nothing to do for a step that would run inline. */
+void scb_retr_step_prefetch(struct scb_pool *pool, const struct scb_retr_step *s, size_t bytes);
 /* Bytes of hist_work for a pool of `threads` threads and Hq query heads. */
 size_t scb_retr_step_hist_bytes(int threads, int Hq);
 /* which: SCB_RETR_STEP_SCORE, _SELECT, _BOTH or _FUSED. */
