@@ -262,17 +262,27 @@ static int slices(const struct scb_retr_step *s)
     return (s->hi - a0 + SLICE - 1) / SLICE;
 }
 
+/* Item `it` of a step's (KV head, slice) items: its KV head *g and keys [*t0, *t1) within
+ * [lo, hi); 0 when the slice holds none of them. ns = slices(s). */
+static int slice_keys(const struct scb_retr_step *s, size_t it, int ns, int *g, int *t0, int *t1)
+{
+    const int a0 = s->lo / KB * KB, sl = (int)(it % (size_t)ns);
+    *g = (int)(it / (size_t)ns);
+    *t0 = a0 + sl * SLICE;
+    *t1 = *t0 + SLICE;
+    if (*t0 < s->lo) *t0 = s->lo;
+    if (*t1 > s->hi) *t1 = s->hi;
+    return *t1 > *t0;
+}
+
 static void score_job(void *arg, size_t b, size_t e, int tid)
 {
     (void)tid;
     struct scb_retr_step *s = arg;
-    const int G = s->Hq / s->Hkv, ns = slices(s), a0 = s->lo / KB * KB;
+    const int G = s->Hq / s->Hkv, ns = slices(s);
     for (size_t it = b; it < e; it++) {
-        const int g = (int)(it / (size_t)ns), sl = (int)(it % (size_t)ns);
-        int t0 = a0 + sl * SLICE, t1 = t0 + SLICE;
-        if (t0 < s->lo) t0 = s->lo;
-        if (t1 > s->hi) t1 = s->hi;
-        if (t1 <= t0) continue;
+        int g, t0, t1;
+        if (!slice_keys(s, it, ns, &g, &t0, &t1)) continue;
         scb_retr_kb_scores(s->q + (size_t)g * G * s->D, (size_t)s->D, G, s->kb + (size_t)g * s->kb_head, s->D,
                            (size_t)t0, t1 - t0, s->scores + (size_t)g * G * s->ss + (t0 - s->lo), s->ss);
     }
@@ -371,7 +381,7 @@ static void fused_job(void *arg, size_t pb, size_t pe, int tid)
 {
     (void)tid;
     struct scb_retr_step *s = arg;
-    const int G = s->Hq / s->Hkv, ns = slices(s), a0 = s->lo / KB * KB, n = s->hi - s->lo, nt = s->nt;
+    const int G = s->Hq / s->Hkv, ns = slices(s), n = s->hi - s->lo, nt = s->nt;
     const size_t stride = hw_stride(s->Hq);
     const dig_fn digits = pick_dig();
     for (size_t p = pb; p < pe; p++) {            /* one participant per thread (pe = pb + 1) */
@@ -384,11 +394,8 @@ static void fused_job(void *arg, size_t pb, size_t pe, int tid)
         /* 1. my contiguous share of the (KV head, slice) items: scores, digits, histograms */
         const size_t items = (size_t)s->Hkv * ns, i0 = items * p / (size_t)nt, i1 = items * (p + 1) / (size_t)nt;
         for (size_t it = i0; it < i1; it++) {
-            const int g = (int)(it / (size_t)ns), sl = (int)(it % (size_t)ns);
-            int t0 = a0 + sl * SLICE, t1 = t0 + SLICE;
-            if (t0 < s->lo) t0 = s->lo;
-            if (t1 > s->hi) t1 = s->hi;
-            if (t1 <= t0) continue;
+            int g, t0, t1;
+            if (!slice_keys(s, it, ns, &g, &t0, &t1)) continue;
             const size_t off = (size_t)(t0 - s->lo);
             scb_retr_kb_scores(s->q + (size_t)g * G * s->D, (size_t)s->D, G, s->kb + (size_t)g * s->kb_head, s->D,
                                (size_t)t0, t1 - t0, s->scores + (size_t)g * G * s->ss + off, s->ss);
@@ -452,18 +459,15 @@ static void prefetch_job(void *arg, size_t pb, size_t pe, int tid)
     (void)tid;
     const struct prefetch_arg *a = arg;
     const struct scb_retr_step *s = a->s;
-    const int ns = slices(s), a0 = s->lo / KB * KB;
+    const int ns = slices(s);
     const size_t blk_bytes = (size_t)KB * s->D * sizeof(uint16_t);
     for (size_t p = pb; p < pe; p++) {
         const size_t items = (size_t)s->Hkv * ns, i0 = items * p / (size_t)a->nt, i1 = items * (p + 1) / (size_t)a->nt;
         size_t left = a->bytes;
         uint64_t acc = 0;
         for (size_t it = i0; it < i1 && left > 0; it++) {
-            const int g = (int)(it / (size_t)ns), sl = (int)(it % (size_t)ns);
-            int t0 = a0 + sl * SLICE, t1 = t0 + SLICE;
-            if (t0 < s->lo) t0 = s->lo;
-            if (t1 > s->hi) t1 = s->hi;
-            if (t1 <= t0) continue;
+            int g, t0, t1;
+            if (!slice_keys(s, it, ns, &g, &t0, &t1)) continue;
             const unsigned char *b = (const unsigned char *)(s->kb + (size_t)g * s->kb_head + (size_t)(t0 / KB) * KB * s->D);
             size_t n = (size_t)((t1 - 1) / KB - t0 / KB + 1) * blk_bytes;
             if (n > left) n = left;

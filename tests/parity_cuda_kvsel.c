@@ -735,6 +735,12 @@ static void test_binding_kvdrop(const char *spec, int N, int Hq, int Hkv, int D,
     scb_free(qb); scb_free(kb); scb_free(vb); scb_free(qf); scb_free(kf); scb_free(vf); scb_free(ks); scb_free(vs);
 }
 
+static int cmp_desc(const void *x, const void *y)
+{
+    const double a = *(const double *)x, b = *(const double *)y;
+    return (a < b) - (a > b);
+}
+
 /* Whether the CPU reference's page choice for one query row is a near-tie: the kp-th and
  * (kp+1)-th largest page bounds (scb_quest_bounds with the chunk's sign weights w) within
  * 1e-4 of the largest magnitude, so fp32 bounds on the device may keep the other page. */
@@ -745,16 +751,12 @@ static int quest_row_near_tie(const float *q, const float *w, const float *k, si
     if (kp >= np) return 0;
     double *ub = host_alloc(sizeof(double) * (size_t)np);
     scb_quest_bounds(q, w, k, ks, Tk, D, P, ub);
-    double mx = 0, a = -INFINITY, b = -INFINITY;   /* a: kp-th largest, b: (kp+1)-th */
+    double mx = 0;
     for (int p = 0; p < np; p++) mx = fmax(mx, fabs(ub[p]));
-    for (int p = 0; p < np; p++) {
-        int above = 0;
-        for (int o = 0; o < np; o++) above += ub[o] > ub[p] || (ub[o] == ub[p] && o < p);
-        if (above == kp - 1) a = ub[p];
-        if (above == kp) b = ub[p];
-    }
+    qsort(ub, (size_t)np, sizeof *ub, cmp_desc);
+    const int tie = ub[kp - 1] - ub[kp] <= 1e-4 * mx;   /* the kp-th largest against the next */
     scb_free(ub);
-    return a - b <= 1e-4 * mx;
+    return tie;
 }
 
 static void test_binding_quest(int N, int Hq, int Hkv, int D, int P, int budget)
