@@ -12,8 +12,15 @@
  * lo/hi = min/max of the group, s = (hi - lo) / (2^b - 1) in fp32 (IEEE division),
  * code = rint(clamp((x - lo) / s, 0, 2^b - 1)) (half to even), code 0 when s == 0;
  * x_hat = code * s + lo (fp32 multiply, then add: no fused multiply-add, as the C reference).
- * Packing: 32/b codes per uint32, element t of a word in bits [b*t, b*t + b).
- * Keys per channel over `group` TOKENS, values per token over `group` CHANNELS. */
+ * Keys per channel over `group` TOKENS, values per token over `group` CHANNELS.
+ *
+ * Code layout (scb_kivi_code_pos): both code arrays are tiled in blocks of 32 tokens x 16
+ * channels, each block 32 "lanes" of b/2 words, arranged for the tensor-core kernel's fragments
+ * (mma m16n8k16, lane = 4 gid + tig): a lane's word holds, in each 16-bit half, the codes its
+ * fragment registers need with no byte permutes. Keys: lane (gid, tig) holds tokens gid + 8i
+ * (i = 0..3) of channels 2tig + j + 8r (half j, r = 0..1); values: lane (gid, tig) holds channels
+ * gid + 8r of tokens 2tig + j + 8i. Field k = 4r + i of half j sits at bit 16j + (k b mod 16) of
+ * word k b / 16. The token count is padded to a multiple of 32 and D to one of 16. */
 #ifndef SCB_KERNELS_KIVI_CUDA_H
 #define SCB_KERNELS_KIVI_CUDA_H
 
@@ -30,12 +37,31 @@ extern "C" {
  * scb_kivi_cuda_store_bytes). bits in {2, 4, 8}; group divides D and is a multiple of 32/bits;
  * cap (tokens) a multiple of group. */
 struct scb_kivi_cuda_store {
-    uint32_t *k_codes;        /* (Hkv, D, cap*bits/32) */
+    uint32_t *k_codes;        /* (Hkv, ceil(cap/32), ceil(D/16), 32 lanes, bits/2): scb_kivi_code_pos */
     float *k_scale, *k_min;   /* (Hkv, D, cap/group) */
-    uint32_t *v_codes;        /* (Hkv, cap, D*bits/32) */
+    uint32_t *v_codes;        /* (Hkv, ceil(cap/32), ceil(D/16), 32 lanes, bits/2): scb_kivi_code_pos */
     float *v_scale, *v_min;   /* (Hkv, cap, D/group) */
     int Hkv, D, bits, group, cap;
 };
+
+#ifdef __CUDACC__
+#define SCB_KIVI_HD __host__ __device__
+#else
+#define SCB_KIVI_HD
+#endif
+
+/* Word index (from the array's start) and bit (*bit) of the code of token t, channel d of KV head
+ * h in a store of D channels, cap tokens, `bits` bits: keys (keys != 0) or values. */
+static inline SCB_KIVI_HD size_t scb_kivi_code_pos(int keys, int D, int cap, int bits, int h, int t, int d, int *bit)
+{
+    const int tt = t & 31, dd = d & 15, k = 4 * (dd >> 3) + (tt >> 3);
+    const int lane = keys ? (tt & 7) * 4 + ((dd & 7) >> 1) : (dd & 7) * 4 + ((tt & 7) >> 1);
+    const int j = keys ? dd & 1 : tt & 1;
+    const size_t nt = ((size_t)cap + 31) / 32, nd = ((size_t)D + 15) / 16;
+    *bit = 16 * j + (k * bits) % 16;
+    return ((((size_t)h * nt + (size_t)(t / 32)) * nd + (size_t)(d / 16)) * 32 + (size_t)lane) * (size_t)(bits / 2) +
+           (size_t)(k * bits / 16);
+}
 
 /* Bytes of each array of a store of this shape: codes (each of k_codes, v_codes) and meta (each
  * of the four scale/min arrays). */

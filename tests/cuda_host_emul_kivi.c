@@ -15,7 +15,7 @@
 
 void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes, size_t *meta)
 {
-    *codes = (size_t)Hkv * D * cap / (32 / bits) * sizeof(uint32_t);
+    *codes = (size_t)Hkv * ((size_t)cap + 31) / 32 * (((size_t)D + 15) / 16) * 16 * bits * sizeof(uint32_t);
     *meta = (size_t)Hkv * D * (cap / group) * sizeof(float);
 }
 
@@ -30,6 +30,15 @@ static int check_store(const struct scb_kivi_cuda_store *s, const char *what, st
     return SCB_OK;
 }
 
+/* Store one code at its place in the tiled layout (scb_kivi_code_pos). */
+static void put_code(uint32_t *codes, const struct scb_kivi_cuda_store *s, int keys, int h, int t, int d, uint8_t c)
+{
+    int bit;
+    const size_t w = scb_kivi_code_pos(keys, s->D, s->cap, s->bits, h, t, d, &bit);
+    const uint32_t mask = ((1u << s->bits) - 1u) << bit;
+    codes[w] = (codes[w] & ~mask) | ((uint32_t)c << bit);
+}
+
 static int quant(const struct scb_kivi_cuda_store *s, const uint16_t *x, size_t kcap, int t0, int n, int keys,
                  struct scb_ctx *err)
 {
@@ -37,7 +46,7 @@ static int quant(const struct scb_kivi_cuda_store *s, const uint16_t *x, size_t 
     if (rc) return rc;
     if (!x || t0 < 0 || n < 0 || (size_t)t0 + n > kcap || t0 + n > s->cap || (keys && (t0 % s->group || n % s->group)))
         return scb_err(err, SCB_E_INVAL, "emulated kivi quant: tokens %d..%d outside the store", t0, t0 + n);
-    const int D = s->D, g = s->group, per = 32 / s->bits;
+    const int D = s->D, g = s->group;
     float buf[256];
     uint8_t codes[256];
     for (int h = 0; h < s->Hkv; h++) {
@@ -48,7 +57,7 @@ static int quant(const struct scb_kivi_cuda_store *s, const uint16_t *x, size_t 
                     for (int i = 0; i < g; i++) buf[i] = scb_bf16_to_f32(x[((size_t)h * kcap + (size_t)gi * g + i) * D + d]);
                     size_t m = row * (s->cap / g) + gi;
                     scb_kivi_quant_group(buf, 1, g, s->bits, codes, &s->k_scale[m], &s->k_min[m]);
-                    scb_kivi_pack(codes, g, s->bits, s->k_codes + row * (s->cap / per) + (size_t)gi * g / per);
+                    for (int i = 0; i < g; i++) put_code(s->k_codes, s, 1, h, gi * g + i, d, codes[i]);
                 }
             }
         } else {
@@ -58,7 +67,7 @@ static int quant(const struct scb_kivi_cuda_store *s, const uint16_t *x, size_t 
                     for (int i = 0; i < g; i++) buf[i] = scb_bf16_to_f32(x[((size_t)h * kcap + t) * D + (size_t)c * g + i]);
                     size_t m = tok * (D / g) + c;
                     scb_kivi_quant_group(buf, 1, g, s->bits, codes, &s->v_scale[m], &s->v_min[m]);
-                    scb_kivi_pack(codes, g, s->bits, s->v_codes + tok * (D / per) + (size_t)c * g / per);
+                    for (int i = 0; i < g; i++) put_code(s->v_codes, s, 0, h, t, c * g + i, codes[i]);
                 }
             }
         }
@@ -80,22 +89,23 @@ int scb_kivi_cuda_quant_values(struct scb_cuda_ctx *cc, const struct scb_kivi_cu
     return quant(s, v, kcap, t0, n, 0, err);
 }
 
-static float code_at(const uint32_t *w, int i, int bits)
+static float code_at(const uint32_t *codes, const struct scb_kivi_cuda_store *s, int keys, int h, int t, int d)
 {
-    int per = 32 / bits;
-    return (float)((w[i / per] >> (bits * (i % per))) & ((1u << bits) - 1u));
+    int bit;
+    const size_t w = scb_kivi_code_pos(keys, s->D, s->cap, s->bits, h, t, d, &bit);
+    return (float)((codes[w] >> bit) & ((1u << s->bits) - 1u));
 }
 
 static float key_at(const struct scb_kivi_cuda_store *s, int h, int t, int d)
 {
     size_t row = (size_t)h * s->D + d, m = row * (s->cap / s->group) + t / s->group;
-    return code_at(s->k_codes + row * (s->cap / (32 / s->bits)), t, s->bits) * s->k_scale[m] + s->k_min[m];
+    return code_at(s->k_codes, s, 1, h, t, d) * s->k_scale[m] + s->k_min[m];
 }
 
 static float value_at(const struct scb_kivi_cuda_store *s, int h, int t, int d)
 {
     size_t tok = (size_t)h * s->cap + t, m = tok * (s->D / s->group) + d / s->group;
-    return code_at(s->v_codes + tok * (s->D / (32 / s->bits)), d, s->bits) * s->v_scale[m] + s->v_min[m];
+    return code_at(s->v_codes, s, 0, h, t, d) * s->v_scale[m] + s->v_min[m];
 }
 
 int scb_kivi_cuda_dequant(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_store *s, int nk, int nv,

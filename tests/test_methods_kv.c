@@ -16,6 +16,7 @@
 #include "methods_testutil.h"
 #include "methods/cacheblend.h"
 #include "methods/dense.h"
+#include "kernels/kivi_cuda.h"
 #include "methods/kivi.h"
 #include "methods/quest.h"
 #include "methods/retr_attn.h"
@@ -235,6 +236,43 @@ static void test_kivi_pack_quant(void **st)
     scb_kivi_quant_group(c, 1, 32, 2, codes, &sc, &mn);                 /* constant group */
     assert_true(sc == 0.0f && mn == 1.5f);
     for (int i = 0; i < 32; i++) assert_int_equal(codes[i], 0);
+}
+
+/* The device store's tiled code layout (kernels/kivi_cuda.h, scb_kivi_code_pos): every code of a
+ * store has its own aligned bit field inside the array, and the pairs the tensor-core kernel's
+ * fragment registers take sit in one word, 16 bits apart: keys, channels 2c and 2c + 1 of a
+ * token; values, tokens 2u and 2u + 1 of a channel. */
+static void test_kivi_cuda_code_layout(void **st)
+{
+    (void)st;
+    const int Ds[] = {6, 16, 96, 128, 256}, caps[] = {32, 48, 160}, bitsv[] = {2, 4, 8};
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 3; c++) {
+                const int D = Ds[a], cap = caps[b], bits = bitsv[c], Hkv = 2;
+                const size_t words = (size_t)Hkv * ((cap + 31) / 32) * ((D + 15) / 16) * 16 * bits;
+                for (int keys = 0; keys < 2; keys++) {
+                    uint32_t *used = calloc(words, sizeof(uint32_t));
+                    assert_non_null(used);
+                    for (int h = 0; h < Hkv; h++)
+                        for (int t = 0; t < cap; t++)
+                            for (int d = 0; d < D; d++) {
+                                int bit;
+                                const size_t w = scb_kivi_code_pos(keys, D, cap, bits, h, t, d, &bit);
+                                assert_true(w < words && bit >= 0 && bit % bits == 0 && bit + bits <= 32);
+                                const uint32_t m = ((1u << bits) - 1u) << bit;
+                                assert_true((used[w] & m) == 0);   /* no two codes share a bit */
+                                used[w] |= m;
+                                if ((keys ? d : t) % 2 == 0) {     /* the pair partner: + 16 bits, same word */
+                                    int bit2;
+                                    const size_t w2 = keys ? scb_kivi_code_pos(keys, D, cap, bits, h, t, d + 1, &bit2)
+                                                           : scb_kivi_code_pos(keys, D, cap, bits, h, t + 1, d, &bit2);
+                                    if (keys ? d + 1 < D : t + 1 < cap) assert_true(w2 == w && bit2 == bit + 16);
+                                }
+                            }
+                    free(used);
+                }
+            }
 }
 
 static void test_kivi_cache(void **st)
@@ -700,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_snapkv_select),
         cmocka_unit_test(test_pyramidkv_schedule),
         cmocka_unit_test(test_kivi_pack_quant),
+        cmocka_unit_test(test_kivi_cuda_code_layout),
         cmocka_unit_test(test_kivi_cache),
         cmocka_unit_test(test_kivi_method),
         cmocka_unit_test(test_quest),

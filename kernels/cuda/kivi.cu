@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <type_traits>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/attn_common.cuh"
 
@@ -16,7 +18,8 @@ enum { KIVI_THREADS = 128, KIVI_MAXG = 16, KIVI_MAXDT = 2 };   /* D <= KIVI_THRE
 extern "C" void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes,
                                           size_t *meta)
 {
-    *codes = (size_t)Hkv * D * cap / (32 / bits) * sizeof(uint32_t);
+    /* (Hkv, ceil(cap/32), ceil(D/16), 32 lanes, bits/2) words: scb_kivi_code_pos */
+    *codes = (size_t)Hkv * (((size_t)cap + 31) / 32) * (((size_t)D + 15) / 16) * 16 * bits * sizeof(uint32_t);
     *meta = (size_t)Hkv * D * (cap / group) * sizeof(float);
 }
 
@@ -44,69 +47,93 @@ static __device__ __forceinline__ float kivi_deq(uint32_t code, float s, float m
     return __fadd_rn(__fmul_rn((float)code, s), mn);
 }
 
-/* One group of n values x[i * stride] (bf16): codes packed into n / (32/BITS) words. */
+/* The range of one group of n values x[i * stride] (bf16): lo = min, s = (max - lo) / (2^b - 1)
+ * (IEEE division), as scb_kivi_quant_group. */
 template <int BITS>
-static __device__ void kivi_quant_group(const uint16_t *x, size_t stride, int n, uint32_t *words,
-                                        float *scale, float *mn)
+static __device__ void kivi_group_range(const uint16_t *x, size_t stride, int n, float *scale, float *mn)
 {
-    constexpr int per = 32 / BITS;
     const float qmax = (float)((1 << BITS) - 1);
     float lo = scb_bf2f(x[0]), hi = lo;
     for (int i = 1; i < n; i++) {
-        float t = scb_bf2f(x[(size_t)i * stride]);
+        const float t = scb_bf2f(x[(size_t)i * stride]);
         lo = fminf(lo, t);
         hi = fmaxf(hi, t);
     }
-    const float s = __fdiv_rn(__fsub_rn(hi, lo), qmax);
-    for (int w = 0; w < n / per; w++) {
-        uint32_t word = 0;
-        for (int e = 0; e < per; e++) {
-            uint32_t code = 0;
-            if (s != 0.0f) {
-                float t = __fdiv_rn(__fsub_rn(scb_bf2f(x[(size_t)(w * per + e) * stride]), lo), s);
-                t = fminf(fmaxf(t, 0.0f), qmax);
-                code = (uint32_t)rintf(t);            /* half to even, as nearbyintf */
-            }
-            word |= code << (BITS * e);
-        }
-        words[w] = word;
-    }
-    *scale = s;
+    *scale = __fdiv_rn(__fsub_rn(hi, lo), qmax);
     *mn = lo;
 }
 
-/* item = (h, group index, d), d fastest (coalesced bf16 reads across channels) */
+/* The code of x in a group of scale s and minimum lo: rint(clamp((x - lo) / s)), 0 when s == 0. */
 template <int BITS>
-__global__ void kivi_quant_keys_kernel(struct scb_kivi_cuda_store s, const uint16_t *k, long long kcap,
-                                       int g0, int ng)
+static __device__ __forceinline__ uint32_t kivi_code(float x, float s, float lo)
 {
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const int D = s.D;
-    if (idx >= (long long)s.Hkv * ng * D) return;
-    const int d = (int)(idx % D);
-    const long long r = idx / D;
-    const int gi = g0 + (int)(r % ng), h = (int)(r / ng);
-    const size_t row = (size_t)h * D + d, capw = (size_t)s.cap / (32 / BITS), capg = (size_t)s.cap / s.group;
-    kivi_quant_group<BITS>(k + ((size_t)h * kcap + (size_t)gi * s.group) * D + d, (size_t)D, s.group,
-                           s.k_codes + row * capw + (size_t)gi * s.group / (32 / BITS),
-                           s.k_scale + row * capg + gi, s.k_min + row * capg + gi);
+    const float qmax = (float)((1 << BITS) - 1);
+    if (s == 0.0f) return 0u;
+    const float t = fminf(fmaxf(__fdiv_rn(__fsub_rn(x, lo), s), 0.0f), qmax);
+    return (uint32_t)rintf(t);                        /* half to even, as nearbyintf */
 }
 
-/* item = (h, token, channel group), channel group fastest */
-template <int BITS>
-__global__ void kivi_quant_values_kernel(struct scb_kivi_cuda_store s, const uint16_t *v, long long kcap,
-                                         int t0, int n)
+/* Quantize tokens t0 .. t0+n-1 of x (Hkv, kcap, D) bf16 (keys or values) into the store. Block
+ * (32-token block t0/32 + blockIdx.x, KV head blockIdx.y): first the scale/min of the groups the
+ * block's tokens in range touch (keys: per channel over `group` tokens, written by the block
+ * holding the group's first token; values: per token over `group` channels) into shared memory
+ * and the store, then each of the block's code words (scb_kivi_code_pos), fields of tokens
+ * outside the range kept. A word never spans two blocks: the launch has no write races. */
+enum { KQ_THREADS = 128, KQ_META = 256 * 10 };   /* keys: D <= 256 x (32/group + 2) groups */
+template <int BITS, bool KEYS>
+__global__ void __launch_bounds__(KQ_THREADS)
+kivi_quant_kernel(struct scb_kivi_cuda_store s, const uint16_t *x, long long kcap, int t0, int n)
 {
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const int D = s.D, vg = D / s.group;
-    if (idx >= (long long)s.Hkv * n * vg) return;
-    const int c = (int)(idx % vg);
-    const long long r = idx / vg;
-    const int t = t0 + (int)(r % n), h = (int)(r / n);
-    const size_t tok = (size_t)h * s.cap + t;
-    kivi_quant_group<BITS>(v + ((size_t)h * kcap + t) * D + (size_t)c * s.group, 1, s.group,
-                           s.v_codes + tok * (D / (32 / BITS)) + (size_t)c * s.group / (32 / BITS),
-                           s.v_scale + tok * vg + c, s.v_min + tok * vg + c);
+    __shared__ float sc_s[KQ_META], mn_s[KQ_META];   /* keys (group, D) / values (token, D / group) */
+    const int D = s.D, grp = s.group, h = blockIdx.y, b = t0 / 32 + (int)blockIdx.x;
+    const int lo_t = max(t0, 32 * b), hi_t = min(t0 + n, 32 * b + 32), vg = D / grp;
+    const int g_first = lo_t / grp, ng = (hi_t - 1) / grp - g_first + 1;
+    const uint16_t *xh = x + (size_t)h * kcap * D;
+    if (KEYS) {
+        const size_t capg = (size_t)s.cap / grp;
+        for (int i = threadIdx.x; i < ng * D; i += KQ_THREADS) {
+            const int gl = i / D, d = i % D, gi = g_first + gl;
+            float sc, mn;
+            kivi_group_range<BITS>(xh + (size_t)gi * grp * D + d, (size_t)D, grp, &sc, &mn);
+            sc_s[i] = sc; mn_s[i] = mn;
+            if (gi * grp >= 32 * b) {
+                const size_t m = ((size_t)h * D + d) * capg + gi;
+                s.k_scale[m] = sc; s.k_min[m] = mn;
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < (hi_t - lo_t) * vg; i += KQ_THREADS) {
+            const int t = lo_t + i / vg, c = i % vg;
+            float sc, mn;
+            kivi_group_range<BITS>(xh + (size_t)t * D + (size_t)c * grp, 1, grp, &sc, &mn);
+            sc_s[(t - 32 * b) * vg + c] = sc; mn_s[(t - 32 * b) * vg + c] = mn;
+            const size_t m = ((size_t)h * s.cap + t) * vg + c;
+            s.v_scale[m] = sc; s.v_min[m] = mn;
+        }
+    }
+    __syncthreads();
+    constexpr int LW = BITS / 2, FH = 16 / BITS;      /* words per lane, fields per 16-bit half */
+    const int nd = (D + 15) / 16;
+    uint32_t *codes = (KEYS ? s.k_codes : s.v_codes) +
+                      (((size_t)h * ((s.cap + 31) / 32) + b) * nd) * 32 * LW;
+    for (int wi = threadIdx.x; wi < nd * 32 * LW; wi += KQ_THREADS) {
+        const int dt = wi / (32 * LW), lane = (wi / LW) % 32, wk = wi % LW, gid = lane >> 2, tig = lane & 3;
+        uint32_t word = codes[wi];
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int f = 0; f < FH; f++) {
+                const int k = wk * FH + f, r = k >> 2, i = k & 3;
+                const int t = 32 * b + (KEYS ? gid + 8 * i : 2 * tig + j + 8 * i);
+                const int d = 16 * dt + (KEYS ? 2 * tig + j + 8 * r : gid + 8 * r);
+                if (t < lo_t || t >= hi_t || d >= D) continue;
+                const int mi = KEYS ? (t / grp - g_first) * D + d : (t - 32 * b) * vg + d / grp;
+                const uint32_t c = kivi_code<BITS>(scb_bf2f(xh[(size_t)t * D + d]), sc_s[mi], mn_s[mi]);
+                const int bit = 16 * j + f * BITS;
+                word = (word & ~(((1u << BITS) - 1u) << bit)) | (c << bit);
+            }
+        codes[wi] = word;
+    }
 }
 
 template <int BITS>
@@ -114,13 +141,11 @@ static int quant_launch(struct scb_cuda_ctx *cc, const struct scb_kivi_cuda_stor
                         size_t kcap, int t0, int n, int keys, struct scb_ctx *err)
 {
     int rc = SCB_OK;
-    long long items = keys ? (long long)s->Hkv * (n / s->group) * s->D : (long long)s->Hkv * n * (s->D / s->group);
-    unsigned blocks = (unsigned)((items + 127) / 128);
+    const dim3 grid((unsigned)((t0 + n - 1) / 32 - t0 / 32 + 1), (unsigned)s->Hkv);
     if (keys)
-        kivi_quant_keys_kernel<BITS><<<blocks, 128, 0, cc->stream>>>(*s, x, (long long)kcap, t0 / s->group,
-                                                                     n / s->group);
+        kivi_quant_kernel<BITS, true><<<grid, KQ_THREADS, 0, cc->stream>>>(*s, x, (long long)kcap, t0, n);
     else
-        kivi_quant_values_kernel<BITS><<<blocks, 128, 0, cc->stream>>>(*s, x, (long long)kcap, t0, n);
+        kivi_quant_kernel<BITS, false><<<grid, KQ_THREADS, 0, cc->stream>>>(*s, x, (long long)kcap, t0, n);
     SCB_LAUNCH_CHECK("kivi_quant_kernel");
 out:
     return rc;
@@ -164,23 +189,24 @@ extern "C" int scb_kivi_cuda_quant_values(struct scb_cuda_ctx *cc, const struct 
 __global__ void kivi_dequant_kernel(struct scb_kivi_cuda_store s, int nk, int nv, float *k, float *v)
 {
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const int D = s.D, per = 32 / s.bits;
+    const int D = s.D;
     const uint32_t mask = (1u << s.bits) - 1u;
     const int nmax = nk > nv ? nk : nv;
     if (idx >= (long long)s.Hkv * nmax * D) return;
     const int d = (int)(idx % D);
     const long long r = idx / D;
     const int t = (int)(r % nmax), h = (int)(r / nmax);
+    int bit;
     if (t < nk) {
         const size_t row = (size_t)h * D + d, capg = (size_t)s.cap / s.group;
-        uint32_t w = s.k_codes[row * (s.cap / per) + t / per];
-        k[((size_t)h * nk + t) * D + d] = kivi_deq((w >> (s.bits * (t % per))) & mask,
+        const uint32_t w = s.k_codes[scb_kivi_code_pos(1, D, s.cap, s.bits, h, t, d, &bit)];
+        k[((size_t)h * nk + t) * D + d] = kivi_deq((w >> bit) & mask,
                                                    s.k_scale[row * capg + t / s.group], s.k_min[row * capg + t / s.group]);
     }
     if (t < nv) {
         const size_t tok = (size_t)h * s.cap + t;
-        uint32_t w = s.v_codes[tok * (D / per) + d / per];
-        v[((size_t)h * nv + t) * D + d] = kivi_deq((w >> (s.bits * (d % per))) & mask,
+        const uint32_t w = s.v_codes[scb_kivi_code_pos(0, D, s.cap, s.bits, h, t, d, &bit)];
+        v[((size_t)h * nv + t) * D + d] = kivi_deq((w >> bit) & mask,
                                                    s.v_scale[tok * (D / s.group) + d / s.group],
                                                    s.v_min[tok * (D / s.group) + d / s.group]);
     }
@@ -209,21 +235,35 @@ out:
 
 /* ---- attention ---------------------------------------------------------------------------
  * Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
- * in tiles of KIVI_THREADS: thread t scores key j0+t for the G <= GM query heads of g (the key
- * codes of a channel are consecutive words across tokens: a warp's loads are coalesced), the
+ * in tiles of KIVI_THREADS: thread t scores key j0+t for the G <= GM query heads of g, the
  * tile's online-softmax update per head by one warp, then thread d accumulates channel d (and
- * d + KIVI_THREADS) of P·V (value words of a token are consecutive across channels). GM is a
+ * d + KIVI_THREADS) of P·V (the code blocks of a tile are one contiguous range). GM is a
  * compile-time bound on G (1, 2, 4, 8 or 16) so the per-head loops unroll without waste.
  * Partials (unnormalized output, m, l) go to work (split, Hq, D + 2). */
 /* Shared memory of the attention kernel for D, GM, BITS, group (floats; codes are 32-bit words):
- * q (D, GM), p (GM, T), m/l/alpha (3 GM), then one tile's key codes (D, T/per), key scale/min
- * (2, D, NTG), value codes (T, D/per), value scale/min (2, T, D/group), NTG = the key groups a
- * tile of T tokens can touch. */
+ * q (D, GM), p (GM, T), m/l/alpha (3 GM), then one tile's key code blocks (T/32 blocks of
+ * ceil(D/16) x 16 bits words, scb_kivi_code_pos), key scale/min (2, D, NTG), value code blocks
+ * (as the keys'), value scale/min (2, T, D/group), NTG = the key groups a tile of T tokens can
+ * touch. */
+/* Kernel v1 keeps a tile's 32 x LW code words (LW = bits/2) in shared memory with the word
+ * offset p = lane LW + w XOR-swizzled by kivi_v1_swz(lane, tile) (an involution that leaves the
+ * bits it depends on alone): the 8 lanes (gid) one channel's or token's codes sit in, and the two
+ * tiles of a warp's 32 value channels, fall in distinct banks (unswizzled, 8 bits had 8-way
+ * conflicts). tile counts the tiles staged (block x ceil(D/16) + channel tile). */
+template <int LW>
+static __device__ __forceinline__ int kivi_v1_swz(int lane, int tile)
+{
+    if constexpr (LW == 1) return tile & 1;
+    else if constexpr (LW == 2) return ((lane >> 4) | ((tile & 1) << 1)) << 1;
+    else return ((lane >> 3) << 2) ^ (tile & 1);
+}
+
 static size_t attn_smem_floats(int D, int GM, int bits, int group)
 {
-    const int per = 32 / bits, ntg = KIVI_THREADS / group + 2;
-    return (size_t)GM * D + (size_t)GM * KIVI_THREADS + (size_t)((3 * GM + 3) / 4 * 4) + (size_t)D * (KIVI_THREADS / per) +
-           2 * (size_t)D * ntg + (size_t)KIVI_THREADS * (D / per) + 2 * (size_t)KIVI_THREADS * (D / group);
+    const int ntg = KIVI_THREADS / group + 2;
+    const size_t cw = (size_t)KIVI_THREADS / 32 * ((D + 15) / 16) * 16 * bits;   /* a tile's code words */
+    return (size_t)GM * D + (size_t)GM * KIVI_THREADS + (size_t)((3 * GM + 3) / 4 * 4) + cw +
+           2 * (size_t)D * ntg + cw + 2 * (size_t)KIVI_THREADS * (D / group);
 }
 
 /* y[h] += w[h] x for the GM heads of a channel / token (w in shared memory, the heads side by
@@ -248,9 +288,10 @@ static __device__ __forceinline__ void kivi_axpy_heads(float (&y)[GM], const flo
 
 /* Block (split, KV head g), KIVI_THREADS threads, keys [split*chunk, min(n, split*chunk+chunk))
  * in tiles of T = KIVI_THREADS tokens (chunk and the tile starts are multiples of T). Per tile:
- * the tile's packed key codes, key scale/min, value codes and value scale/min are staged into
- * shared memory by all threads at once (independent coalesced loads: the value rows of a tile
- * are one contiguous range), then thread t scores key j0+t for the G <= GM query heads of g,
+ * the tile's packed key codes (swizzled: kivi_v1_swz), key scale/min, value codes and value
+ * scale/min are staged into shared memory by all threads at once (independent coalesced loads:
+ * a tile's code blocks are one contiguous range), then thread t scores key j0+t for the G <= GM
+ * query heads of g,
  * one warp per head updates the online softmax, and thread d accumulates channel d (and
  * d + T) of P·V. Full-precision tokens (residual, temp) are read from the bf16 cache. GM is a
  * compile-time bound on G (1, 2, 4, 8 or 16). Partials (unnormalized output, m, l) go to
@@ -260,10 +301,11 @@ __global__ void __launch_bounds__(KIVI_THREADS, 4)
 kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, int chunk, float scale)
 {
     extern __shared__ __align__(16) float sm[];
-    constexpr int per = 32 / BITS, T = KIVI_THREADS, KW = T / per;
+    constexpr int T = KIVI_THREADS, LW = BITS / 2;     /* LW: code words per lane of a block */
     constexpr uint32_t mask = (1u << BITS) - 1u;
     const int D = s.D, tid = threadIdx.x, split = blockIdx.x, g = blockIdx.y, grp = s.group;
-    const int ntg = T / grp + 2, vw = D / per, vg = D / grp;
+    constexpr int TS = 32 * LW;                       /* words per code tile */
+    const int ntg = T / grp + 2, vg = D / grp, nd = (D + 15) / 16, WB = nd * 32 * LW;   /* words per block */
     float *q_s = sm;                               /* (D, GM) */
     /* Layout for few shared-memory loads per multiply-add (the kernel is bound by them): q and p
      * hold the GM heads of a channel / token together (one 16-byte load for four heads), the
@@ -272,10 +314,10 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     float *m_s = p_s + GM * T;                     /* (GM) */
     float *l_s = m_s + GM;                         /* (GM) */
     float *al_s = l_s + GM;                        /* (GM) */
-    uint32_t *kc_s = reinterpret_cast<uint32_t *>(m_s + (3 * GM + 3) / 4 * 4);   /* (D, KW) */
-    float2 *kq_s = reinterpret_cast<float2 *>(kc_s + (size_t)D * KW);   /* (D, ntg) key (scale, min) */
-    uint32_t *vc_s = reinterpret_cast<uint32_t *>(kq_s + (size_t)D * ntg);   /* (T, vw) */
-    float2 *vq_s = reinterpret_cast<float2 *>(vc_s + (size_t)T * vw);   /* (T, vg) value (scale, min) */
+    uint32_t *kc_s = reinterpret_cast<uint32_t *>(m_s + (3 * GM + 3) / 4 * 4);   /* (T/32 x nd tiles, TS) key codes */
+    float2 *kq_s = reinterpret_cast<float2 *>(kc_s + (size_t)(T / 32) * nd * TS);   /* (D, ntg) key (scale, min) */
+    uint32_t *vc_s = reinterpret_cast<uint32_t *>(kq_s + (size_t)D * ntg);   /* (T/32 x nd tiles, TS) value codes */
+    float2 *vq_s = reinterpret_cast<float2 *>(vc_s + (size_t)(T / 32) * nd * TS);   /* (T, vg) value (scale, min) */
     const int j_begin = split * chunk;
     const int j_end = min(a.n, j_begin + chunk);
     for (int i = tid; i < GM * D; i += T) {
@@ -288,10 +330,10 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
     for (int c = 0; c < KIVI_MAXDT; c++)
 #pragma unroll
         for (int h = 0; h < GM; h++) acc[c][h] = 0.0f;
-    const size_t capw = (size_t)s.cap / per, capg = (size_t)s.cap / grp;
-    const uint32_t *kc = s.k_codes + (size_t)g * D * capw;
+    const size_t capg = (size_t)s.cap / grp, hw = (size_t)((s.cap + 31) / 32) * WB;   /* a head's code words */
+    const uint32_t *kc = s.k_codes + (size_t)g * hw;
     const float *ks = s.k_scale + (size_t)g * D * capg, *km = s.k_min + (size_t)g * D * capg;
-    const uint32_t *vc = s.v_codes + (size_t)g * s.cap * vw;
+    const uint32_t *vc = s.v_codes + (size_t)g * hw;
     const float *vs = s.v_scale + (size_t)g * s.cap * vg, *vm = s.v_min + (size_t)g * s.cap * vg;
     const uint16_t *kf = a.k + (size_t)g * a.kcap * D, *vf = a.v + (size_t)g * a.kcap * D;
     const int warp = tid / 32, lane = tid % 32;
@@ -300,18 +342,17 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
         const int nk_q = max(0, min(T, min(a.Tk_q, j_end) - j0));     /* quantized keys of the tile */
         const int nv_q = max(0, min(T, min(a.Tv_q, j_end) - j0));     /* quantized values */
         const int g_lo = j0 / grp;
-        if (nk_q > 0) {
-            const int kw = (nk_q + per - 1) / per, kg = (j0 + nk_q - 1) / grp - g_lo + 1;
-            for (int i = tid; i < D * kw; i += T) {
-                const int d = i / kw, w = i % kw;
-                kc_s[d * KW + w] = kc[(size_t)d * capw + (size_t)j0 / per + w];
-            }
+        if (nk_q > 0) {   /* j0 is a multiple of T: whole code blocks */
+            const int kg = (j0 + nk_q - 1) / grp - g_lo + 1;
+            for (int i = tid; i < (nk_q + 31) / 32 * WB; i += T)
+                kc_s[i / TS * TS + (i % TS ^ kivi_v1_swz<LW>(i % TS / LW, i / TS))] = kc[(size_t)j0 / 32 * WB + i];
             for (int i = tid; i < D * kg; i += T) {
                 const int d = i / kg, e = i % kg;
                 kq_s[d * ntg + e] = make_float2(ks[(size_t)d * capg + g_lo + e], km[(size_t)d * capg + g_lo + e]);
             }
         }
-        for (int i = tid; i < nv_q * vw; i += T) vc_s[i] = vc[(size_t)j0 * vw + i];
+        for (int i = tid; i < (nv_q + 31) / 32 * WB; i += T)
+            vc_s[i / TS * TS + (i % TS ^ kivi_v1_swz<LW>(i % TS / LW, i / TS))] = vc[(size_t)j0 / 32 * WB + i];
         for (int i = tid; i < nv_q * vg; i += T) vq_s[i] = make_float2(vs[(size_t)j0 * vg + i], vm[(size_t)j0 * vg + i]);
         __syncthreads();
         const int j = j0 + tid;
@@ -320,14 +361,35 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
         for (int h = 0; h < GM; h++) dot[h] = 0.0f;
         if (j < j_end) {
             if (tid < nk_q) {
-                const uint32_t sh = BITS * (tid % per);
-                const uint32_t *kcj = kc_s + tid / per;
+                /* token tid of the tile: block tid / 32, lane 4 (tid % 8) + (channel % 8) / 2, fields
+                 * 4r + i (i = tid % 32 / 8, r = channel % 16 / 8) of half channel % 2 */
+                const int i = (tid & 31) >> 3;
+                const int gid = tid & 7, tb = (tid >> 5) * nd;    /* the token's lane group, first tile */
                 const float2 *kqe = kq_s + (j / grp - g_lo);
-#pragma unroll 8
-                for (int d = 0; d < D; d++) {
-                    const float2 sm2 = kqe[d * ntg];
-                    kivi_axpy_heads<GM>(dot, q_s + d * GM, kivi_deq((kcj[d * KW] >> sh) & mask, sm2.x, sm2.y));
-                }
+                /* r = 0 / 1: the word and shift of field 4r + i; a word (pre-shifted) gives channels
+                 * 2tg + j + 8r of its tile (j = 0, 1: bits 0 and 16) */
+                const int w0 = i * BITS / 16, w1 = (4 + i) * BITS / 16, s0 = i * BITS % 16, s1 = (4 + i) * BITS % 16;
+                auto tile = [&](int d0, auto check) {
+                    const int tl = tb + (d0 >> 4);
+                    const uint32_t *kct = kc_s + (size_t)tl * TS;
+#pragma unroll
+                    for (int tg = 0; tg < 4; tg++) {
+                        const int ln = 4 * gid + tg, z = kivi_v1_swz<LW>(ln, tl);
+                        const uint32_t x0 = kct[(ln * LW + w0) ^ z] >> s0, x1 = kct[(ln * LW + w1) ^ z] >> s1;
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {             /* channel 2tg + (e & 1) + 8 (e >> 1) */
+                            const int d = d0 + 2 * tg + (e & 1) + 8 * (e >> 1);
+                            if (!decltype(check)::value || d < D) {
+                                const float2 sm2 = kqe[d * ntg];
+                                const uint32_t c = ((e >> 1 ? x1 : x0) >> (16 * (e & 1))) & mask;
+                                kivi_axpy_heads<GM>(dot, q_s + d * GM, kivi_deq(c, sm2.x, sm2.y));
+                            }
+                        }
+                    }
+                };
+                int d0 = 0;
+                for (; d0 + 16 <= D; d0 += 16) tile(d0, std::false_type{});
+                if (d0 < D) tile(d0, std::true_type{});
             } else {
                 const uint16_t *kr = kf + (size_t)j * D;
 #pragma unroll 4
@@ -380,14 +442,33 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
             if (d < D) {
 #pragma unroll
                 for (int h = 0; h < GM; h++) acc[c][h] *= h < G ? al_s[h] : 0.0f;
-                const uint32_t sh = BITS * (d % per);
-                const uint32_t *vcd = vc_s + d / per;
+                /* channel d: lane 4 (d % 8) + (token % 8) / 2 of its channel tile, fields 4r + i
+                 * (r = d % 16 / 8, i = token % 32 / 8) of half token % 2 */
+
                 const float2 *vqd = vq_s + d / grp;
-#pragma unroll 8
-                for (int t = 0; t < nv_q; t++) {
-                    const float2 sm2 = vqd[t * vg];
-                    kivi_axpy_heads<GM>(acc[c], p_s + t * GM, kivi_deq((vcd[t * vw] >> sh) & mask, sm2.x, sm2.y));
-                }
+                const int r = (d & 15) >> 3;
+                auto chunk8 = [&](int t0, auto check) {   /* tokens t0 .. t0 + 7 */
+                    const int k = 4 * r + ((t0 & 31) >> 3);
+                    const int tl = (t0 >> 5) * nd + (d >> 4), wk = k * BITS / 16, sh = k * BITS % 16;
+                    const uint32_t *vct = vc_s + (size_t)tl * TS;
+#pragma unroll
+                    for (int tg = 0; tg < 4; tg++) {              /* tokens t0 + 2tg, t0 + 2tg + 1 */
+                        const int ln = 4 * (d & 7) + tg;
+                        const uint32_t x = vct[(ln * LW + wk) ^ kivi_v1_swz<LW>(ln, tl)] >> sh;
+#pragma unroll
+                        for (int jj = 0; jj < 2; jj++) {
+                            const int t = t0 + 2 * tg + jj;
+                            if (!decltype(check)::value || t < nv_q) {
+                                const float2 sm2 = vqd[t * vg];
+                                kivi_axpy_heads<GM>(acc[c], p_s + t * GM,
+                                                    kivi_deq((x >> (16 * jj)) & mask, sm2.x, sm2.y));
+                            }
+                        }
+                    }
+                };
+                int t0 = 0;
+                for (; t0 + 8 <= nv_q; t0 += 8) chunk8(t0, std::false_type{});
+                if (t0 < nv_q) chunk8(t0, std::true_type{});
                 for (int t = nv_q; t < nt; t++) {
                     kivi_axpy_heads<GM>(acc[c], p_s + t * GM, scb_bf2f(vf[(size_t)(j0 + t) * D + d]));
                 }
@@ -409,14 +490,6 @@ kivi_attn_part_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_ar
         w[(size_t)tid * (D + 2) + D] = m_s[tid];
         w[(size_t)tid * (D + 2) + D + 1] = l_s[tid];
     }
-}
-
-/* bf16x2 a - b (exact here: integers < 2^8). */
-static __device__ __forceinline__ uint32_t k4_sub_bf2(uint32_t a, uint32_t b)
-{
-    __nv_bfloat162 x = *reinterpret_cast<__nv_bfloat162 *>(&a), y = *reinterpret_cast<__nv_bfloat162 *>(&b);
-    __nv_bfloat162 r = __hsub2(x, y);
-    return *reinterpret_cast<uint32_t *>(&r);
 }
 
 /* fp32 x as bf16 hi + bf16 lo (x - hi rounded): two packed pairs for (x0, x1). */
@@ -452,18 +525,17 @@ static __device__ __forceinline__ void k4_split(float x0, float x1, uint32_t &hi
  * work as partition blockIdx.x. */
 enum { K4_STEP = 32, K4_WARPS = 4, K4_D = 128, K4_KS = K4_D / 16, K4_MT = K4_D / 16, K4_MAXNG = 4 };
 
-/* One warp's stage: a 32-key step. Key codes of channel d sit at (d/16, tig, slot) where the
- * lane (gid, tig) of k-step d/16 reads channels 2tig, 2tig+1, 2tig+8, 2tig+9 (slots 0..3) in one
- * or four 16-byte loads (4-bit rows padded by 16 bytes against bank conflicts); value rows are
- * padded by 16 bytes for the same reason. */
+/* One warp's stage: a 32-key step. The step's key and value code blocks as stored (32 tokens x
+ * 16 channels per tile, lane-major: scb_kivi_code_pos), so lane reads of its own words are
+ * conflict-free; the scale/min of the step's key group at (k-step d/16, tig, slot) where the lane
+ * (gid, tig) of k-step d/16 reads channels 2tig, 2tig+1, 2tig+8, 2tig+9 (slots 0..3). */
 template <int BITS>
 struct k4_stage {
-    static constexpr int KW = K4_STEP * BITS / 32;              /* code words per channel and step */
-    static constexpr int KROW = 4 * KW + (BITS == 4 ? 4 : 0);   /* words per (k-step, tig) */
-    static constexpr int VW = K4_D * BITS / 32;                 /* code words per value token */
-    uint32_t kc[K4_KS][4][KROW];          /* (k-step, tig, slot x KW) key codes */
+    static constexpr int LW = BITS / 2;                         /* code words per lane and tile */
+    static constexpr int WB = K4_KS * 32 * LW;                  /* code words per block (step) */
+    uint32_t kc[K4_KS][32][LW];           /* (k-step, lane, word) key codes */
     float ks[K4_KS][4][4], km[K4_KS][4][4];   /* (k-step, tig, slot) key scale / min of the step's group */
-    uint32_t vc[K4_STEP][VW + 4];         /* (token, word) value codes */
+    uint32_t vc[K4_MT][32][LW];           /* (channel tile, lane, word) value codes */
     float vs[K4_MAXNG][K4_STEP], vm[K4_MAXNG][K4_STEP];   /* (channel group, token) value scale / min */
 };
 
@@ -472,56 +544,48 @@ static __device__ __forceinline__ void k4_cp4(void *smem, const void *gmem)
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
                  "l"(gmem) : "memory");
 }
-static __device__ __forceinline__ void k4_cp8(void *smem, const void *gmem)
-{
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
-                 "l"(gmem) : "memory");
-}
 
 /* A lane's step-invariant load offsets (elements from the store's arrays; 32 bits: kivi_v4_fits
  * bounds the store), set once per kernel: a step's source is one add away. */
 struct k4_src {
-    unsigned kc;    /* key codes: word of channel `lane` of KV head g at token 0 */
+    unsigned hc;    /* code words before KV head g's first block (keys and values alike) */
     unsigned kg;    /* key scale / min: channel `lane` of KV head g, group 0 */
-    unsigned kcs;   /* words between channels lane and lane + 32 */
     unsigned kgs;   /* groups between channels lane and lane + 32 */
     unsigned v0;    /* value tokens before KV head g's first (g * cap) */
 };
 
-/* Issue the copies of step s0 (a multiple of 32) into st: key codes and scale/min when the step
- * is quantized (s0 < Tk_q; Tk_q is a multiple of 32), the quantized values' codes and scale/min
- * (tokens s0 .. min(s0 + 32, Tv_q)); a whole quantized step's value copies are unrolled. The key
- * group is 128 / NG tokens (the launch picks NG from the store's group), so the step's group
- * index is a shift. */
+/* Issue the copies of step s0 (a multiple of 32) into st: the key code block and scale/min when
+ * the step is quantized (s0 < Tk_q; Tk_q is a multiple of 32), the value code block when any of
+ * its tokens is (fields past Tv_q are read but not used) and the quantized values' scale/min
+ * (tokens s0 .. min(s0 + 32, Tv_q)). The key group is 128 / NG tokens (the launch picks NG from
+ * the store's group), so the step's group index is a shift. */
 template <int BITS, int NG>
 static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int lane, const struct scb_kivi_cuda_store &s,
                                                const struct scb_kivi_attn_cuda_args &a, const struct k4_src &o)
 {
-    constexpr int per = 32 / BITS, KW = k4_stage<BITS>::KW, VW = k4_stage<BITS>::VW, GS = K4_D / NG;
-    const unsigned u0 = (unsigned)s0;
+    constexpr int WB = k4_stage<BITS>::WB, GS = K4_D / NG;
+    const unsigned u0 = (unsigned)s0, cb = o.hc + (u0 / K4_STEP) * WB;   /* the step's code block */
     if (s0 < a.Tk_q) {
-        const unsigned kc = o.kc + u0 / per, kg = o.kg + u0 / GS;
+        const unsigned kg = o.kg + u0 / GS;
         const int dd = lane & 15, t = (dd & 7) >> 1, slot = (dd & 1) | ((dd >> 3) << 1);
+#pragma unroll
+        for (int i = 0; i < WB / 128; i++)
+            scb_cp_async16(&st.kc[0][0][0] + 4 * (lane + 32 * i), s.k_codes + cb + 4 * (lane + 32 * i), true);
 #pragma unroll
         for (int i = 0; i < K4_D / 32; i++) {
             const int ks = (lane >> 4) + 2 * i;           /* channel lane + 32 i */
-            const uint32_t *src = s.k_codes + kc + i * o.kcs;
-            if constexpr (KW == 2) k4_cp8(&st.kc[ks][t][slot * KW], src);
-            else scb_cp_async16(&st.kc[ks][t][slot * KW], src, true);
             k4_cp4(&st.ks[ks][t][slot], s.k_scale + kg + i * o.kgs);
             k4_cp4(&st.km[ks][t][slot], s.k_min + kg + i * o.kgs);
         }
     }
     const int nv = min(K4_STEP, a.Tv_q - s0);
-    constexpr int CH = VW / 4;                        /* 16-byte chunks per token */
-    const uint32_t *vc = s.v_codes + (size_t)(o.v0 + u0) * VW;
     const size_t m0 = (size_t)(o.v0 + u0) * NG;
-    if (nv == K4_STEP) {                              /* the whole step quantized: fixed trip counts */
+    if (nv > 0) {
 #pragma unroll
-        for (int j = 0; j < K4_STEP * CH / 32; j++) {
-            const int i = lane + 32 * j, t = i / CH, c = i % CH;
-            scb_cp_async16(&st.vc[t][4 * c], vc + 4 * i, true);
-        }
+        for (int i = 0; i < WB / 128; i++)
+            scb_cp_async16(&st.vc[0][0][0] + 4 * (lane + 32 * i), s.v_codes + cb + 4 * (lane + 32 * i), true);
+    }
+    if (nv == K4_STEP) {                              /* the whole step quantized: fixed trip counts */
 #pragma unroll
         for (int j = 0; j < NG; j++) {
             const int i = lane + 32 * j, t = i / NG, gv = i % NG;
@@ -529,10 +593,6 @@ static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int l
             k4_cp4(&st.vm[gv][t], s.v_min + m0 + i);
         }
     } else if (nv > 0) {
-        for (int i = lane; i < nv * CH; i += 32) {
-            const int t = i / CH, c = i % CH;
-            scb_cp_async16(&st.vc[t][4 * c], vc + (size_t)t * VW + 4 * c, true);
-        }
         for (int i = lane; i < nv * NG; i += 32) {
             const int t = i / NG, gv = i % NG;
             k4_cp4(&st.vs[gv][t], s.v_scale + m0 + i);
@@ -541,18 +601,26 @@ static __device__ __forceinline__ void k4_load(k4_stage<BITS> &st, int s0, int l
     }
 }
 
-/* bf16x2 pair of codes: keys/channels gid and 8 + gid of one row (low / high half), exact
- * (128 + c built in the mantissa, minus 128; OFF: 128 + c, the key path, whose MMA takes the 128
- * back out with one correction product per k-step). w0 holds the first 8 fields' word, w1 the next
- * (4 bits: two words; 2 bits: one word of 16 fields, w1 unused). */
-template <int BITS, bool OFF = false>
-static __device__ __forceinline__ uint32_t k4_codes(uint32_t w0, uint32_t w1, uint32_t sh, uint32_t magic)
+/* Field K (= 4r + i) of a lane's words w of a tile, both halves, as a bf16x2 pair 128 + c (c built
+ * in the mantissa: exact; the MMAs take the 128 back out with exact correction products): the
+ * fragment register of (key tokens gid + 8i, channels 2tig + 8r, +1) or (value channel gid + 8r,
+ * tokens 2tig + 8i, +1). One LOP3 (and a shift for K b mod 16 != 0). */
+template <int BITS, int K>
+static __device__ __forceinline__ uint32_t k4_field(const uint32_t *w, uint32_t magic)
 {
-    /* (x & mask) | magic in one LOP3 (magic held in a register: LOP3 takes one immediate) */
-    const uint32_t x = BITS == 2 ? w0 >> sh : __byte_perm(w0 >> sh, w1 >> sh, 0x5410);
+    constexpr int WI = K * BITS / 16, SH = K * BITS % 16;
     uint32_t u;
-    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(u) : "r"(x), "n"(BITS == 2 ? 0x00030003 : 0x000F000F), "r"(magic));
-    return OFF ? u : k4_sub_bf2(u, 0x43004300u);
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(u) : "r"(w[WI] >> SH), "n"(BITS == 2 ? 0x00030003 : 0x000F000F), "r"(magic));
+    return u;
+}
+
+/* The code of value token tl (step-local), channel ch from a stage (the partial-step path). */
+template <int BITS>
+static __device__ __forceinline__ uint32_t k4_vcode(const k4_stage<BITS> &S, int tl, int ch)
+{
+    const int k = 4 * ((ch & 15) >> 3) + (tl >> 3);
+    const uint32_t w = S.vc[ch >> 4][(ch & 7) * 4 + ((tl & 7) >> 1)][k * BITS / 16];
+    return (w >> (16 * (tl & 1) + k * BITS % 16)) & ((1u << BITS) - 1u);
 }
 
 /* A fragment of the factors x0..x3 (columns 2tig, 2tig+1, 2tig+8, 2tig+9 of row gid): hi parts
@@ -568,17 +636,16 @@ __global__ void __launch_bounds__(128, MINB)
 kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_args a, int G, float scale, int ilv)
 {
     extern __shared__ __align__(16) unsigned char sm4[];
-    constexpr int per = 32 / BITS, MTG = K4_MT / NG;      /* 16-channel tiles per value group */
+    constexpr int MTG = K4_MT / NG, LW = BITS / 2;       /* 16-channel tiles per value group; words per lane */
     float4 *q4 = reinterpret_cast<float4 *>(sm4);         /* (K4_KS, 32): q of head gid, channels 2tig.. of lane */
     k4_stage<BITS> *sb = reinterpret_cast<k4_stage<BITS> *>(sm4 + sizeof(float4) * K4_KS * 32) + 2 * (threadIdx.x >> 5);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
     const int g = blockIdx.y;
     struct k4_src lo;                                     /* the lane's load offsets */
     {
-        const unsigned capw = (unsigned)s.cap / per, capg = (unsigned)s.cap / (K4_D / NG);
-        lo.kc = ((unsigned)g * K4_D + lane) * capw;
+        const unsigned capg = (unsigned)s.cap / (K4_D / NG);
+        lo.hc = (unsigned)g * ((unsigned)s.cap / K4_STEP) * (unsigned)k4_stage<BITS>::WB;
         lo.kg = ((unsigned)g * K4_D + lane) * capg;
-        lo.kcs = 32u * capw;
         lo.kgs = 32u * capg;
         lo.v0 = (unsigned)g * (unsigned)s.cap;
     }
@@ -602,7 +669,6 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
     }
     __syncthreads();
     const uint16_t *kf = a.k + (size_t)g * a.kcap * K4_D, *vf = a.v + (size_t)g * a.kcap * K4_D;
-    const uint32_t sh = BITS * gid;
     uint32_t magic;                                       /* 0x43004300 (bf16 128, 128) in a register */
     asm volatile("mov.b32 %0, 0x43004300;" : "=r"(magic));
     const float sl2 = scale * 1.4426950408889634f;       /* scores in log2 units: ex2 for exp */
@@ -643,26 +709,15 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                     k4_split_a(q.x * sc.x, q.y * sc.y, q.z * sc.z, q.w * sc.w, fa);
                     kb = fmaf(q.x, mn.x, kb); kb = fmaf(q.y, mn.y, kb); kb = fmaf(q.z, mn.z, kb); kb = fmaf(q.w, mn.w, kb);
                 }
-                const uint4 *kw = reinterpret_cast<const uint4 *>(S.kc[ks][tig]);
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    uint32_t u0, u1, u8, u9;              /* channels 2tig, 2tig+1, 2tig+8, 2tig+9 */
-                    if constexpr (BITS == 2) {
-                        const uint4 w01 = kw[0], w89 = kw[1];   /* {ch w0, ch w1, ch+1 w0, ch+1 w1} */
-                        u0 = k4_codes<2, true>(h ? w01.y : w01.x, 0u, sh, magic);
-                        u1 = k4_codes<2, true>(h ? w01.w : w01.z, 0u, sh, magic);
-                        u8 = k4_codes<2, true>(h ? w89.y : w89.x, 0u, sh, magic);
-                        u9 = k4_codes<2, true>(h ? w89.w : w89.z, 0u, sh, magic);
-                    } else {
-                        const uint4 c0 = kw[0], c1 = kw[1], c8 = kw[2], c9 = kw[3];   /* words of keys 0-7 .. 24-31 */
-                        u0 = k4_codes<4, true>(h ? c0.z : c0.x, h ? c0.w : c0.y, sh, magic);
-                        u1 = k4_codes<4, true>(h ? c1.z : c1.x, h ? c1.w : c1.y, sh, magic);
-                        u8 = k4_codes<4, true>(h ? c8.z : c8.x, h ? c8.w : c8.y, sh, magic);
-                        u9 = k4_codes<4, true>(h ? c9.z : c9.x, h ? c9.w : c9.y, sh, magic);
-                    }
-                    scb_mma_bf16(c[h][0], fa, __byte_perm(u0, u1, 0x5410), __byte_perm(u8, u9, 0x5410));
-                    scb_mma_bf16(c[h][1], fa, __byte_perm(u0, u1, 0x7632), __byte_perm(u8, u9, 0x7632));
-                }
+                uint32_t kw[LW];                          /* the lane's words of the k-step's tile */
+                if constexpr (LW == 1) kw[0] = S.kc[ks][lane][0];
+                else { const uint2 w2 = *reinterpret_cast<const uint2 *>(S.kc[ks][lane]); kw[0] = w2.x; kw[1] = w2.y; }
+                /* keys 16h + 8b + gid (field i = 2h + b): channels 2tig, 2tig+1 (r = 0) and
+                 * 2tig+8, 2tig+9 (r = 1) */
+                scb_mma_bf16(c[0][0], fa, k4_field<BITS, 0>(kw, magic), k4_field<BITS, 4>(kw, magic));
+                scb_mma_bf16(c[0][1], fa, k4_field<BITS, 1>(kw, magic), k4_field<BITS, 5>(kw, magic));
+                scb_mma_bf16(c[1][0], fa, k4_field<BITS, 2>(kw, magic), k4_field<BITS, 6>(kw, magic));
+                scb_mma_bf16(c[1][1], fa, k4_field<BITS, 3>(kw, magic), k4_field<BITS, 7>(kw, magic));
                 scb_mma_bf16(k128, fa, magic, magic);    /* every column: sum over the k-step of F 128 */
             }
             kb += __shfl_xor_sync(0xffffffffu, kb, 1);
@@ -747,41 +802,21 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
                         scb_mma_bf16(v128, A128, b0, b1);
                     }
                     vb[v] = fmaf(p0, m01.x, fmaf(p1, m01.y, fmaf(p8, m89.x, fmaf(p9, m89.y, vb[v]))));
-                    uint32_t wv[4][BITS == 2 ? MTG : 1];         /* 2 bits: the group's words of the 4 tokens */
-                    if constexpr (BITS == 2) {
-                        const int tt[4] = {t0, t0 + 1, t0 + 8, t0 + 9};
-#pragma unroll
-                        for (int i = 0; i < 4; i++) {
-                            const uint32_t *row = &S.vc[tt[i]][v * MTG];
-#pragma unroll
-                            for (int k = 0; k < MTG; k += (MTG >= 4 ? 4 : 2)) {
-                                if constexpr (MTG >= 4) {
-                                    const uint4 q = *reinterpret_cast<const uint4 *>(row + k);
-                                    wv[i][k] = q.x; wv[i][k + 1] = q.y; wv[i][k + 2] = q.z; wv[i][k + 3] = q.w;
-                                } else {
-                                    const uint2 q = *reinterpret_cast<const uint2 *>(row + k);
-                                    wv[i][k] = q.x; wv[i][k + 1] = q.y;
-                                }
-                            }
-                        }
-                    }
 #pragma unroll
                     for (int mt = v * MTG; mt < (v + 1) * MTG; mt++) {   /* channels 16mt .. 16mt + 15 */
-                        uint32_t ua, ub, uc, ud;                         /* tokens t0, t0+1, t0+8, t0+9 */
-                        if constexpr (BITS == 2) {
-                            const int k = mt - v * MTG;
-                            ua = k4_codes<2, true>(wv[0][k], 0u, sh, magic); ub = k4_codes<2, true>(wv[1][k], 0u, sh, magic);
-                            uc = k4_codes<2, true>(wv[2][k], 0u, sh, magic); ud = k4_codes<2, true>(wv[3][k], 0u, sh, magic);
+                        uint32_t vw[LW];                                 /* the lane's words of tile mt */
+                        if constexpr (LW == 1) vw[0] = S.vc[mt][lane][0];
+                        else { const uint2 w2 = *reinterpret_cast<const uint2 *>(S.vc[mt][lane]); vw[0] = w2.x; vw[1] = w2.y; }
+                        /* channels gid (r = 0), gid + 8 (r = 1) of tokens t0, t0+1 (i = 2h) and
+                         * t0+8, t0+9 (i = 2h + 1) */
+                        uint32_t A[4];
+                        if (h == 0) {
+                            A[0] = k4_field<BITS, 0>(vw, magic); A[1] = k4_field<BITS, 4>(vw, magic);
+                            A[2] = k4_field<BITS, 1>(vw, magic); A[3] = k4_field<BITS, 5>(vw, magic);
                         } else {
-                            const uint2 wa = *reinterpret_cast<const uint2 *>(&S.vc[t0][2 * mt]);
-                            const uint2 wb = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 1][2 * mt]);
-                            const uint2 wc = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 8][2 * mt]);
-                            const uint2 wd = *reinterpret_cast<const uint2 *>(&S.vc[t0 + 9][2 * mt]);
-                            ua = k4_codes<4, true>(wa.x, wa.y, sh, magic); ub = k4_codes<4, true>(wb.x, wb.y, sh, magic);
-                            uc = k4_codes<4, true>(wc.x, wc.y, sh, magic); ud = k4_codes<4, true>(wd.x, wd.y, sh, magic);
+                            A[0] = k4_field<BITS, 2>(vw, magic); A[1] = k4_field<BITS, 6>(vw, magic);
+                            A[2] = k4_field<BITS, 3>(vw, magic); A[3] = k4_field<BITS, 7>(vw, magic);
                         }
-                        const uint32_t A[4] = {__byte_perm(ua, ub, 0x5410), __byte_perm(ua, ub, 0x7632),
-                                               __byte_perm(uc, ud, 0x5410), __byte_perm(uc, ud, 0x7632)};
                         scb_mma_bf16(acc[mt], A, b0, b1);
                     }
                 }
@@ -809,9 +844,7 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
 #pragma unroll
                             for (int i = 0; i < 4; i++) {
                                 if (tok[i] < a.Tv_q) {
-                                    const uint32_t code = (S.vc[tok[i] - s0][ch / per] >> (BITS * (ch % per))) &
-                                                          ((1u << BITS) - 1u);
-                                    e[r][i] = scb_f2bf((float)code);
+                                    e[r][i] = scb_f2bf((float)k4_vcode<BITS>(S, tok[i] - s0, ch));
                                 } else {
                                     e[r][i] = tok[i] < j_end ? vf[(size_t)tok[i] * K4_D + ch] : 0u;
                                 }
