@@ -23,6 +23,7 @@
 #include "methods/method.h"
 #include "scb_config.h"
 #if SCB_HAVE_CUDA
+#include "harness/method_dev.h"
 #include "kernels/kernels_cuda.h"
 #endif
 
@@ -46,10 +47,13 @@ static void usage(FILE *f)
         "per step (what the cache holds at the end of the decode, or with a method what its policy\n"
         "reads: the kept entries, or Quest's page metadata + selected pages) at the bandwidth of a\n"
         "512 MiB device-to-device copy measured in the same run (bytes read + written), and the\n"
-        "measured time per token over that floor. With --method retr_attn a second line, floor+host:\n"
-        "the device binding's floor, the device's bytes (weights, the resident K/V, each query head's\n"
-        "top_k retrieved K/V) at that copy bandwidth plus the host's bytes (each KV head's bf16 index\n"
-        "keys, read once per layer-step) at the host read bandwidth measured here, and the ratio.\n"
+        "measured time per token over that floor. With --method retr_attn a second line, the device\n"
+        "binding's floor: with the flat index searched on the device (SCB_RETR_SCAN=device, the\n"
+        "default) floor+scan, the weights, the resident K/V, each query head's top_k retrieved K/V,\n"
+        "each KV head's bf16 index keys and each query head's fp32 scores (written and read) at\n"
+        "that copy bandwidth; with SCB_RETR_SCAN=host (or index=graph) floor+host, the device's\n"
+        "bytes at that copy bandwidth plus the host's (each KV head's bf16 index keys, read once per\n"
+        "layer-step) at the host read bandwidth measured here.\n"
         "--method SPEC (cuda): bind a long-context method (e.g. snapkv, quest:budget=2048) for the\n"
         "prefill and decode, as `scbench run` does; prints its per-turn costs.\n");
 }
@@ -184,6 +188,26 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
         const double row = (double)c->D * 2.0;   /* bf16 */
         const double dev_kv = (double)c->L * (2.0 * c->Hkv * res * row + 2.0 * c->H * kk * row);
         const double host_b = (double)c->L * c->Hkv * nidx * row;
+        char iname[32] = "";
+        SCB_TRY(scb_method_get(&spec.kv, "index", iname, sizeof iname));
+#if SCB_HAVE_CUDA
+        const int dscan = strcmp(iname, "graph") ? scb_dev_retr_scan_device(ctx) : 0;
+#else
+        const int dscan = 0;   /* no device binding in this build */
+#endif
+        if (dscan < 0) { rc = dscan; goto out; }
+        if (dscan) {
+            /* SCB_RETR_SCAN=device: the device also reads each KV head's index keys once per
+             * layer-step and writes and reads each query head's fp32 score of every index key */
+            const double scan_b = host_b + (double)c->L * c->H * nidx * 4.0 * 2.0;
+            const double f_ms = bw > 0 ? (wbytes + dev_kv + scan_b) / (bw * 1e6) : 0;
+            printf("floor+scan   %.3f ms/token = (weights %.1f MiB + resident and retrieved K/V %.1f MiB + index keys and "
+                   "scores %.1f MiB per token) / copy bandwidth;  measured %.3f ms/token = %.2fx this floor  "
+                   "[retr_attn, search on the device (SCB_RETR_SCAN=device): index %ld keys per KV head, top_k %ld, "
+                   "resident %ld]\n", f_ms, wbytes / 1048576.0, dev_kv / 1048576.0, scan_b / 1048576.0, ms_tok,
+                   f_ms > 0 ? ms_tok / f_ms : 0.0, nidx, kk, res);
+            goto graph_line;
+        }
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         const int hthreads = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (int)ncpu;   /* as the binding's pool */
         int hrc = SCB_OK;
@@ -197,6 +221,7 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
                host_ms, host_b / 1048576.0, hbw, hthreads, ms_tok, dev_ms + host_ms > 0 ? ms_tok / (dev_ms + host_ms) : 0.0,
                nidx, kk, res);
     }
+graph_line:
     printf("decode graph %ld of %ld steps ran as one CUDA graph each (default: recorded once and replayed; "
            "SCB_CUDA_GRAPHS=0: off, =rerecord: recorded every step)\n",
            sd.graph_steps, ndec);

@@ -17,6 +17,11 @@
  * their keys/values and merges the retrieved part with the resident part by log-sum-exp
  * (kernels/retr_attn_cuda.h). A decode chunk of T rows runs as T one-token steps (SCBench's
  * dense_prefix=True; row i sees the global tokens g_i = min(i + Tk - T + 1, Tg)).
+ * SCB_RETR_SCAN=device (the default for index=flat) runs the same exact retrieval on the device
+ * instead (scb_retr_flat_topk_cuda: scb_retr_score's fp32 chains over the device cache's keys, a
+ * radix top-k with the same ties: the same ids), with no host copy of the keys and no wait for the
+ * host inside a step; SCB_RETR_SCAN=host keeps SCBench's arrangement (the search on the CPU, as
+ * above). index=graph always searches on the host.
  * Costs: the CPU cost model (method_bind.c) and the recall of this instance's retrievals.
  * SCB_RETR_PROFILE=1 prints the decode steps' host phases (ms per retrieval step) to stderr per
  * session and at the end; SCB_RETR_HIST=select counts the histograms at selection instead. */
@@ -68,6 +73,7 @@ struct ra_dev {
     struct scb_cuda_ctx *cc;
     int L, Hq, Hkv, D;
     int top_k, n_sink, n_recent, graph, M, ef;
+    int dev_scan;                     /* index=flat retrieval on the device (SCB_RETR_SCAN=device) */
     struct ra_layer *layers;          /* (L) */
     struct scb_pool *pool;
     /* device scratch, sized for the cache capacity at first use */
@@ -75,6 +81,7 @@ struct ra_dev {
     int stride;                       /* retrieved ids per head: min(top_k, dcap) */
     int32_t *d_idx, *d_n;             /* (Hq, stride), (Hq) */
     float *work;
+    float *d_scores;                  /* (Hq, dcap) device scan's scores (dev_scan only) */
     /* host scratch; h_idx, h_n, q16 and kstage pinned (scb_cuda_host_alloc): asynchronous copies */
     int32_t *h_idx, *h_n;             /* (Hq, stride), (Hq) */
     int32_t *exact, *exact_n;         /* (Hq, stride), (Hq) graph recall: the exact flat sets */
@@ -135,6 +142,7 @@ static void ra_destroy(void *state)
     scb_free(st->layers);
     scb_pool_destroy(st->pool);
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
+    scb_cuda_free(st->cc, st->d_scores);
     scb_cuda_host_free(st->cc, st->h_idx); scb_cuda_host_free(st->cc, st->h_n); scb_cuda_host_free(st->cc, st->q16);
     scb_cuda_host_free(st->cc, st->kstage);
     scb_free(st->exact); scb_free(st->exact_n);
@@ -160,6 +168,11 @@ static int ra_create(void **state, const struct scb_method *m, const struct scb_
     st->ef = scb_method_opt_int(m, "ef");
     SCB_TRY(scb_method_get(m, "index", index, sizeof index));
     st->graph = !strcmp(index, "graph");
+    {
+        const int ds = scb_dev_retr_scan_device(ctx);
+        if (ds < 0) { rc = ds; goto out; }
+        st->dev_scan = ds && !st->graph;
+    }
     if (st->D > 256 || st->D % 2) {
         rc = scb_err(ctx, SCB_E_UNSUPPORTED, "retr_attn (cuda): head dim %d not supported by the device kernel "
                      "(even, at most 256)", st->D);
@@ -210,13 +223,14 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     if (cap <= st->dcap) return SCB_OK;
     if (st->dcap) SCB_TRY(scb_cuda_sync(st->cc, ctx));   /* no copy from the pinned buffers in flight */
     scb_cuda_free(st->cc, st->d_idx); scb_cuda_free(st->cc, st->d_n); scb_cuda_free(st->cc, st->work);
+    scb_cuda_free(st->cc, st->d_scores);
     scb_cuda_host_free(st->cc, st->h_idx); scb_cuda_host_free(st->cc, st->h_n); scb_cuda_host_free(st->cc, st->q16);
     scb_cuda_host_free(st->cc, st->kstage);
     scb_free(st->exact); scb_free(st->exact_n);
     scb_free(st->stage); scb_free(st->qf); scb_free(st->scores); scb_free(st->sel_work); scb_free(st->row);
     scb_free(st->dig); scb_free(st->hist_work);
     st->dig = NULL; st->hist_work = NULL;
-    st->d_idx = st->d_n = NULL; st->work = NULL;
+    st->d_idx = st->d_n = NULL; st->work = st->d_scores = NULL;
     st->h_idx = st->h_n = st->exact = st->exact_n = NULL; st->q16 = st->stage = st->kstage = NULL; st->qf = NULL;
     st->scores = NULL; st->sel_work = NULL; st->row = NULL;
     st->dcap = 0;
@@ -225,6 +239,13 @@ static int ensure_scratch(struct ra_dev *st, size_t cap, struct scb_ctx *ctx)
     SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->d_idx, sizeof(int32_t) * (size_t)st->Hq * stride, ctx));
     SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->d_n, sizeof(int32_t) * (size_t)st->Hq, ctx));
     SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->work, sizeof(float) * wf, ctx));
+    if (st->dev_scan) {   /* the device scan's scores; the host scan's buffers are not needed */
+        SCB_TRY(scb_cuda_malloc(st->cc, (void **)&st->d_scores,
+                                sizeof(float) * scb_retr_flat_cuda_work_floats(st->Hq, (int)cap), ctx));
+        st->stride = stride;
+        st->dcap = cap;
+        goto out;
+    }
     SCB_TRY(scb_cuda_host_alloc(st->cc, (void **)&st->h_idx, sizeof(int32_t) * (size_t)st->Hq * stride, ctx));
     SCB_TRY(scb_cuda_host_alloc(st->cc, (void **)&st->h_n, sizeof(int32_t) * (size_t)st->Hq, ctx));
     SCB_TRY(scb_cuda_host_alloc(st->cc, (void **)&st->q16, sizeof(uint16_t) * (size_t)st->Hq * st->D, ctx));
@@ -325,6 +346,7 @@ static int ra_after_prefill(void *state, const struct scb_dev_attn *a, struct sc
     struct ra_layer *l = &st->layers[a->layer];
     layer_reset(st, l);
     SCB_TRY(ensure_scratch(st, a->cap, ctx));
+    if (st->dev_scan) goto out;                           /* the device scans its own cache */
     const int N = (int)a->kv->n_global[a->layer * a->kv->Hkv];
     int pend = 0;
     SCB_TRY(sync_keys(st, l, a, N, &pend, ctx));
@@ -381,7 +403,7 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
     SCB_TRY(ensure_scratch(st, a->cap, ctx));
     const int Tg = (int)a->kv->n_global[a->layer * a->kv->Hkv], D = st->D, G = st->Hq / st->Hkv;
     if (prof) tp = scb_now_ms();
-    SCB_TRY(sync_keys(st, l, a, Tg, &pend, ctx));
+    if (!st->dev_scan) SCB_TRY(sync_keys(st, l, a, Tg, &pend, ctx));
     const int use_graph = st->graph && l->graphs[0];
     if (use_graph) {                                     /* slide into the index, as the CPU */
         if (pend) {
@@ -410,6 +432,18 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
             continue;
         }
         const int lo = st->n_sink, hi = g_i - st->n_recent;
+        if (st->dev_scan) {   /* the exact flat retrieval on the device: no host round trip */
+            SCB_TRY(scb_retr_flat_topk_cuda(st->cc, ra.q, a->k, a->cap, st->Hq, st->Hkv, D, lo, hi, st->top_k,
+                                            st->d_idx, st->stride, st->d_n, st->d_scores, ctx));
+            if (hi > lo && st->top_k > 0) {                 /* exact by construction */
+                st->recall_sum += st->Hq;
+                st->recall_n += st->Hq;
+            }
+            ra.r0_begin = 0; ra.r0_end = st->n_sink; ra.r1_begin = hi; ra.r1_end = nc;
+            ra.idx = st->d_idx; ra.n_idx = st->d_n; ra.idx_stride = st->stride;
+            SCB_TRY(scb_retr_attn_cuda(st->cc, &ra, ctx));
+            continue;
+        }
         /* pinned q16, after the new keys' downloads: ONE wait covers both (and the previous
          * step's id upload, so h_idx is free) */
         SCB_TRY(scb_cuda_download_async(st->cc, st->q16, ra.q, sizeof(uint16_t) * (size_t)st->Hq * D, ctx));
@@ -484,6 +518,14 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
 #undef RA_LAP
 out:
     return rc;
+}
+
+int scb_dev_retr_scan_device(struct scb_ctx *ctx)
+{
+    const char *e = getenv("SCB_RETR_SCAN");
+    if (!e || !*e || !strcmp(e, "device")) return 1;
+    if (!strcmp(e, "host")) return 0;
+    return scb_err(ctx, SCB_E_INVAL, "SCB_RETR_SCAN=%s: expected device (the default) or host", e);
 }
 
 static int ra_costs(void *state, const struct scb_kv_cache *kv, struct scb_turn_costs *c, struct scb_ctx *ctx)

@@ -73,6 +73,11 @@ size_t scb_cuda_quest_step_work_bytes(int H, int D, int mp);
  * shared-memory histograms), then a compaction in index order. 1 <= kp <= n. */
 int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
                         struct scb_ctx *err);
+/* The same selection with row r's ids at sel + r * sel_stride (sel_stride >= kp) and id0 added
+ * to every index (a row of scores of tokens id0, id0 + 1, ...): RetrievalAttention's flat top-k
+ * on the device (kernels/retr_attn_cuda.h). */
+int scb_cuda_topk_rows(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel, int sel_stride,
+                       int32_t id0, struct scb_ctx *err);
 
 /* The selection of ONE decode row (Tq = 1; the hot path of harness/method_dev_quest.c, the
  * default there; SCB_QUEST_DECODE=unfused runs the separate launchers): exactly

@@ -42,6 +42,19 @@ size_t scb_retr_attn_cuda_work_floats(int Hq, int D, int n_res, int idx_stride);
 /* The two parts and their merge. A head with no key at all gets out = 0, lse = -inf. */
 int scb_retr_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_retr_attn_cuda_args *a, struct scb_ctx *err);
 
+/* The flat index's retrieval on the device (SCB_RETR_SCAN=device in harness/method_dev_retr_attn.c):
+ * the exact top-k the host scan computes (methods/retr_attn.h, scb_retr_flat_topk), the same ids.
+ * For query head h (KV head h / (Hq/Hkv)) and each key t in [lo, hi) of k (Hkv, kcap, D) bf16:
+ * the score s = 0, s = fmaf(q_d, k_td, s) for d = 0..D-1 in fp32 (the bf16 values widened;
+ * scb_retr_score's bits), into scores (Hq, hi - lo); then the kp = min(top_k, hi - lo) tokens of
+ * largest score (ties, -0 = +0 included, to the smaller token) into idx (Hq, idx_stride) in
+ * ascending order, and n_idx[h] = kp. hi == lo gives n_idx = 0. D even, <= 256; kp <= idx_stride.
+ * scores: scb_retr_flat_cuda_work_floats(Hq, hi - lo) floats of device scratch. */
+size_t scb_retr_flat_cuda_work_floats(int Hq, int n);
+int scb_retr_flat_topk_cuda(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, size_t kcap, int Hq,
+                            int Hkv, int D, int lo, int hi, int top_k, int32_t *idx, int idx_stride, int32_t *n_idx,
+                            float *scores, struct scb_ctx *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -204,6 +204,22 @@ int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, i
     return SCB_OK;
 }
 
+int scb_cuda_topk_rows(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel, int sel_stride,
+                       int32_t id0, struct scb_ctx *err)
+{
+    (void)cc;
+    if (!s || !sel || R < 1 || n < 1 || kp < 1 || kp > n || sel_stride < kp)
+        return scb_err(err, SCB_E_INVAL, "emulated top-k rows: bad arguments (R=%d n=%d kp=%d sel_stride=%d)", R, n,
+                       kp, sel_stride);
+    for (int r = 0; r < R; r++) {
+        int32_t *o = sel + (size_t)r * sel_stride;
+        int rc = topk(s + (size_t)r * n, n, kp, o, err);
+        if (rc) return rc;
+        for (int i = 0; i < kp; i++) o[i] += id0;
+    }
+    return SCB_OK;
+}
+
 /* The documented semantics: metadata from p0, the row's own signs, the one-row selection. */
 int scb_cuda_quest_step_select2(struct scb_cuda_ctx *cc, const uint16_t *q, int H, int Hs, int D, const uint16_t *k,
                                 size_t cap, uint16_t *kmin, uint16_t *kmax, int mp, int T, int P, int p0, int kp,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/alloc.h"
+#include "methods/retr_attn.h"
 
 size_t scb_retr_attn_cuda_work_floats(int Hq, int D, int n_res, int idx_stride)
 {
@@ -73,5 +74,39 @@ int scb_retr_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_retr_attn_cuda_
     }
     scb_free(js);
     scb_free(sc);
+    return SCB_OK;
+}
+
+size_t scb_retr_flat_cuda_work_floats(int Hq, int n) { return (size_t)Hq * (size_t)(n > 0 ? n : 1); }
+
+/* The header's semantics with the CPU method's own code: scb_retr_score of the widened bf16
+ * values, scb_retr_topk_set (ties to the smaller token, ascending ids). */
+int scb_retr_flat_topk_cuda(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, size_t kcap, int Hq,
+                            int Hkv, int D, int lo, int hi, int top_k, int32_t *idx, int idx_stride, int32_t *n_idx,
+                            float *scores, struct scb_ctx *err)
+{
+    (void)cc;
+    const int n = hi - lo, kp = top_k < n ? top_k : n;
+    if (!q || !k || !n_idx || Hkv < 1 || Hq < 1 || Hq % Hkv || D < 2 || D % 2 || D > 256 || lo < 0 || n < 0 ||
+        (size_t)hi > kcap || top_k < 0 || (n > 0 && (!idx || !scores || kp > idx_stride)))
+        return scb_err(err, SCB_E_INVAL, "emulated retr_attn flat top-k: bad arguments");
+    for (int h = 0; h < Hq; h++) n_idx[h] = kp > 0 ? kp : 0;
+    if (kp <= 0) return SCB_OK;
+    float *kf = scb_malloc(sizeof(float) * (size_t)D);
+    void *work = scb_malloc(scb_retr_topk_set_work_bytes(n));
+    if (!kf || !work) { scb_free(kf); scb_free(work); return scb_err(err, SCB_E_NOMEM, "emulated retr_attn: out of memory"); }
+    const int G = Hq / Hkv;
+    for (int h = 0; h < Hq; h++) {
+        float qf[256];
+        for (int d = 0; d < D; d++) qf[d] = scb_bf16_to_f32(q[(size_t)h * D + d]);
+        for (int t = 0; t < n; t++) {
+            const uint16_t *kr = k + ((size_t)(h / G) * kcap + (size_t)(lo + t)) * D;
+            for (int d = 0; d < D; d++) kf[d] = scb_bf16_to_f32(kr[d]);
+            scores[(size_t)h * n + t] = scb_retr_score(qf, kf, D);
+        }
+        scb_retr_topk_set(scores + (size_t)h * n, n, lo, kp, idx + (size_t)h * idx_stride, work);
+    }
+    scb_free(kf);
+    scb_free(work);
     return SCB_OK;
 }

@@ -14,7 +14,11 @@
  * errors), abs 1e-3 on lse (fp32 scores). Argument checks: SCB_E_INVAL.
  * --bench times one layer's step at 32K keys on Llama-3-8B's attention shape (Hq 32, Hkv 8,
  * D 128; SCBench's top_k 4096, n_sink 128, n_recent 512): the host flat search per query head
- * (single thread, as the CPU method), the upload of the lists and the kernel. */
+ * (single thread, as the CPU method), the upload of the lists and the kernel; and the flat
+ * retrieval on the device (scb_retr_flat_topk_cuda) at 32K and 128K keys.
+ * Each case also runs the device retrieval and requires exactly the host's lists (ids and order;
+ * one case of repeated keys puts ties at the top-k boundary, one a 50K index past the top-k's
+ * shared-memory stage). */
 #include "kernels/retr_attn_cuda.h"
 
 #include <math.h>
@@ -25,6 +29,7 @@
 
 #include "kernels/alloc.h"
 #include "kernels/kernels_cuda.h"
+#include "kernels/kvsel_cuda.h"
 #include "tests/parity_util.h"
 #include "kernels/util.h"
 #include "methods/dense.h"
@@ -47,7 +52,7 @@ static int cmp_i32(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-struct rcase { int Hq, Hkv, D, Tk, Tg, n_sink, n_recent, top_k; };
+struct rcase { int Hq, Hkv, D, Tk, Tg, n_sink, n_recent, top_k, dup; };   /* dup: keys repeat (ties) */
 
 /* The host half of one step, as the binding: lists (Hq, stride), counts (Hq); returns the
  * resident ranges. */
@@ -86,9 +91,13 @@ static void run_case(const struct rcase *c)
     for (size_t i = 0; i < nkv; i++) {
         hk[i] = scb_bf16_from_f32(rng_normal() * 1.5f);
         hv[i] = scb_bf16_from_f32(rng_normal());
-        fk[i] = scb_bf16_to_f32(hk[i]);
-        fv[i] = scb_bf16_to_f32(hv[i]);
     }
+    if (c->dup)   /* every key a copy of one of `dup` rows: equal scores, ties at the top-k boundary */
+        for (int g = 0; g < Hkv; g++)
+            for (int t = c->dup; t < Tk; t++)
+                memcpy(hk + ((size_t)g * kcap + t) * D, hk + ((size_t)g * kcap + (size_t)(t % c->dup)) * D,
+                       sizeof(uint16_t) * D);
+    for (size_t i = 0; i < nkv; i++) { fk[i] = scb_bf16_to_f32(hk[i]); fv[i] = scb_bf16_to_f32(hv[i]); }
     for (size_t i = 0; i < (size_t)Hq * D; i++) { hq[i] = scb_bf16_from_f32(rng_normal()); fq[i] = scb_bf16_to_f32(hq[i]); }
 
     /* reference: the CPU method's whole path on the same numbers */
@@ -135,6 +144,27 @@ static void run_case(const struct rcase *c)
              lmax, (double)ml_max, finite ? "" : " NONFINITE");
     report("  resident + retrieved, lse-merged", finite && rel <= 1e-2 && lmax <= 1e-3, detail);
 
+    /* the flat retrieval on the device (SCB_RETR_SCAN=device): exactly the host's lists */
+    if (r[1] == c->n_sink && r[2] > c->n_sink) {   /* the row retrieves from a non-empty index */
+        const int lo = c->n_sink, hi = r[2];
+        float *dsc = dev_alloc(sizeof(float) * scb_retr_flat_cuda_work_floats(Hq, hi - lo));
+        CK(scb_cuda_fill32(g_cc, (uint32_t *)didx, 0xffffffffu, (size_t)Hq * stride, &g_err));
+        CK(scb_cuda_fill32(g_cc, (uint32_t *)dcnt, 0xffffffffu, (size_t)Hq, &g_err));
+        CK(scb_retr_flat_topk_cuda(g_cc, dq, dk, kcap, Hq, Hkv, D, lo, hi, c->top_k, didx, stride, dcnt, dsc, &g_err));
+        int32_t *gl = host_alloc(sizeof(int32_t) * (size_t)Hq * stride), *gc = host_alloc(sizeof(int32_t) * (size_t)Hq);
+        CK(scb_cuda_download(g_cc, gl, didx, sizeof(int32_t) * (size_t)Hq * stride, &g_err));
+        CK(scb_cuda_download(g_cc, gc, dcnt, sizeof(int32_t) * (size_t)Hq, &g_err));
+        int bad = 0;
+        for (int h = 0; h < Hq; h++) {
+            if (gc[h] != cnt[h]) { bad++; continue; }
+            if (memcmp(gl + (size_t)h * stride, lists + (size_t)h * stride, sizeof(int32_t) * (size_t)cnt[h])) bad++;
+        }
+        snprintf(detail, sizeof detail, "%d of %d heads' lists differ from the host's (%d ids each)", bad, Hq, cnt[0]);
+        report("  device flat top-k = the host's lists (ids, order)", bad == 0, detail);
+        scb_free(gl); scb_free(gc);
+        scb_cuda_free(g_cc, dsc);
+    }
+
     scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dv); scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, dout);
     scb_cuda_free(g_cc, dlse); scb_cuda_free(g_cc, didx); scb_cuda_free(g_cc, dcnt); scb_cuda_free(g_cc, work);
     scb_free(hk); scb_free(hv); scb_free(hq); scb_free(fk); scb_free(fv); scb_free(fq);
@@ -161,9 +191,41 @@ static void test_errors(void)
     scb_cuda_free(g_cc, d); scb_cuda_free(g_cc, work);
 }
 
+/* The flat retrieval on the device at Tk keys (scores + top-k of one layer's step), us. */
+static void bench_device_scan(int Tk)
+{
+    const struct rcase c = {32, 8, 128, Tk, Tk, 128, 512, 4096, 0};
+    const int Hq = c.Hq, Hkv = c.Hkv, D = c.D, reps = 20, lo = c.n_sink, hi = Tk - c.n_recent;
+    const size_t kcap = (size_t)Tk + 64, nkv = (size_t)Hkv * kcap * D;
+    uint16_t *h = host_alloc(nkv * 2);
+    for (size_t i = 0; i < nkv; i++) h[i] = scb_bf16_from_f32(rng_normal());
+    uint16_t *dk = dev_alloc(nkv * 2), *dq = dev_alloc((size_t)Hq * D * 2);
+    CK(scb_cuda_upload(g_cc, dk, h, nkv * 2, &g_err));
+    CK(scb_cuda_upload(g_cc, dq, h, (size_t)Hq * D * 2, &g_err));
+    int32_t *didx = dev_alloc(sizeof(int32_t) * (size_t)Hq * c.top_k), *dcnt = dev_alloc(sizeof(int32_t) * (size_t)Hq);
+    float *dsc = dev_alloc(sizeof(float) * scb_retr_flat_cuda_work_floats(Hq, hi - lo)), ms = 0;
+    CK(scb_retr_flat_topk_cuda(g_cc, dq, dk, kcap, Hq, Hkv, D, lo, hi, c.top_k, didx, c.top_k, dcnt, dsc, &g_err));
+    CK(scb_cuda_timer_start(g_cc, &g_err));
+    for (int i = 0; i < reps; i++)
+        CK(scb_retr_flat_topk_cuda(g_cc, dq, dk, kcap, Hq, Hkv, D, lo, hi, c.top_k, didx, c.top_k, dcnt, dsc, &g_err));
+    CK(scb_cuda_timer_stop(g_cc, &g_err));
+    CK(scb_cuda_timer_ms(g_cc, &ms, &g_err));
+    const double keys = (double)Hkv * (hi - lo) * D * 2, us = 1e3 * ms / reps;
+    printf("  device flat retrieval, %6d keys          %9.1f us  (bf16 keys %.1f MB: %.0f GB/s; scores + top-%d of %d "
+           "heads)\n", Tk, us, keys / 1e6, keys / (us * 1e3), c.top_k, Hq);
+    CK(scb_cuda_timer_start(g_cc, &g_err));
+    for (int i = 0; i < reps; i++) CK(scb_cuda_topk_rows(g_cc, dsc, Hq, hi - lo, c.top_k, didx, c.top_k, lo, &g_err));
+    CK(scb_cuda_timer_stop(g_cc, &g_err));
+    CK(scb_cuda_timer_ms(g_cc, &ms, &g_err));
+    printf("    of which the top-k alone                  %9.1f us\n", 1e3 * ms / reps);
+    scb_cuda_free(g_cc, dk); scb_cuda_free(g_cc, dq); scb_cuda_free(g_cc, didx); scb_cuda_free(g_cc, dcnt);
+    scb_cuda_free(g_cc, dsc);
+    scb_free(h);
+}
+
 static void bench(void)
 {
-    const struct rcase c = {32, 8, 128, 32768, 32768, 128, 512, 4096};
+    const struct rcase c = {32, 8, 128, 32768, 32768, 128, 512, 4096, 0};
     const int Hq = c.Hq, Hkv = c.Hkv, D = c.D, reps = 20;
     const size_t kcap = (size_t)c.Tk + 64, nkv = (size_t)Hkv * kcap * D;
     printf("bench: one layer's step, Hq=%d Hkv=%d D=%d, %d keys, n_sink %d, n_recent %d, top_k %d\n", Hq, Hkv, D, c.Tk,
@@ -230,11 +292,17 @@ int main(int argc, char **argv)
         {6, 6, 96, 200, 200, 4, 16, 50},             /* G = 1, D not a power of 2 */
         {4, 2, 64, 40, 40, 16, 32, 8},               /* Tg < n_sink + n_recent: all resident */
         {28, 4, 128, 33000, 33000, 128, 512, 4096},  /* long */
+        {8, 2, 64, 2000, 2000, 4, 32, 300, 7},       /* 7 distinct keys: ties at the boundary */
+        {4, 4, 128, 50000, 50000, 16, 64, 2048, 0},  /* an index past the top-k's shared-memory stage */
     };
     printf("retr_attn resident + retrieved attention vs methods/retr_attn.c\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
     test_errors();
-    if (do_bench) bench();
+    if (do_bench) {
+        bench();
+        bench_device_scan(32768);
+        bench_device_scan(131072);
+    }
     printf("parity_cuda_retr_attn: %d passed, %d failed\n", g_pass, g_fail);
     scb_cuda_ctx_destroy(g_cc);
     return g_fail ? 1 : 0;

@@ -6,8 +6,11 @@
 #include "kernels/retr_attn_cuda.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/attn_common.cuh"
+#include "kernels/kvsel_cuda.h"
 
 enum { RA_THREADS = 128, RA_MAXD = 256 };
 
@@ -130,6 +133,114 @@ extern "C" int scb_retr_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_retr
         retr_merge_kernel<<<(unsigned)a->Hq, 128, 0, cc->stream>>>(a->work, n, a->Hq, a->D, a->out, a->lse);
         SCB_LAUNCH_CHECK("retr_merge_kernel");
     }
+out:
+    return rc;
+}
+
+/* ---- the flat index's retrieval on the device ----------------------------------------------
+ * Scores: block (RF_KEYS keys, KV head g), thread = one key; the G query heads' q (fp32) in
+ * shared memory. STAGED (D % 8 == 0, D <= 128, 16-byte aligned rows): the block's key rows are
+ * first copied into shared memory with coalesced 16-byte loads (rows padded by 16 bytes: a
+ * quarter-warp's row reads fall in distinct banks), else each thread reads its own row from
+ * global memory. RF_HEADS heads' fused multiply-add chains at a time (independent chains, each
+ * in d order: scb_retr_score's bits). */
+enum { RF_THREADS = 128, RF_KEYS = RF_THREADS, RF_HEADS = 4, RF_MAXSD = 128 };
+
+extern "C" size_t scb_retr_flat_cuda_work_floats(int Hq, int n) { return (size_t)Hq * (size_t)(n > 0 ? n : 1); }
+
+template <bool STAGED>
+__global__ void __launch_bounds__(RF_THREADS)
+retr_flat_scores_kernel(const uint16_t *q, const uint16_t *k, size_t kcap, int Hq, int Hkv, int D, int lo, int n,
+                        float *scores)
+{
+    extern __shared__ __align__(16) float rf_q[];         /* (G, D) fp32, then (RF_KEYS, D + 8) bf16 rows */
+    const int g = blockIdx.y, G = Hq / Hkv, tid = threadIdx.x, t0 = blockIdx.x * RF_KEYS, t = t0 + tid;
+    for (int i = tid; i < G * D; i += RF_THREADS) rf_q[i] = scb_bf2f(q[(size_t)g * G * D + i]);
+    const uint16_t *kh = k + ((size_t)g * kcap + (size_t)lo) * D;
+    uint16_t *rows = reinterpret_cast<uint16_t *>(rf_q + G * D);
+    const int RS = D + 8;                                  /* staged row stride (elements) */
+    if constexpr (STAGED) {
+        const int cpr = D / 8, nk = min(RF_KEYS, n - t0);  /* 16-byte chunks per row, keys here */
+        for (int i = tid; i < nk * cpr; i += RF_THREADS) {   /* cp.async: every copy in flight at once */
+            const int r = i / cpr, c = i % cpr;
+            scb_cp_async16(rows + (size_t)r * RS + 8 * c, kh + (size_t)(t0 + r) * D + 8 * c, true);
+        }
+        scb_cp_async_commit();
+        scb_cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (t >= n) return;
+    const uint16_t *kr = STAGED ? rows + (size_t)tid * RS : kh + (size_t)t * D;
+    const bool vec = STAGED || ((D % 8) == 0 && ((uintptr_t)kr & 15) == 0);
+    for (int h0 = 0; h0 < G; h0 += RF_HEADS) {
+        float acc[RF_HEADS];
+#pragma unroll
+        for (int j = 0; j < RF_HEADS; j++) acc[j] = 0.0f;
+        if (vec) {
+            for (int d0 = 0; d0 < D; d0 += 8) {
+                const uint4 w = *reinterpret_cast<const uint4 *>(kr + d0);
+                const uint32_t u[4] = {w.x, w.y, w.z, w.w};
+                float x[8];
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    x[2 * e] = __uint_as_float(u[e] << 16);
+                    x[2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
+                }
+#pragma unroll
+                for (int j = 0; j < RF_HEADS; j++) {
+                    const float *qh = rf_q + (size_t)min(h0 + j, G - 1) * D + d0;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[j] = fmaf(qh[e], x[e], acc[j]);
+                }
+            }
+        } else {
+            for (int d = 0; d < D; d++) {
+                const float x = scb_bf2f(kr[d]);
+#pragma unroll
+                for (int j = 0; j < RF_HEADS; j++) acc[j] = fmaf(rf_q[(size_t)min(h0 + j, G - 1) * D + d], x, acc[j]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < RF_HEADS; j++)
+            if (h0 + j < G) scores[(size_t)(g * G + h0 + j) * n + t] = acc[j];
+    }
+}
+
+extern "C" int scb_retr_flat_topk_cuda(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, size_t kcap,
+                                       int Hq, int Hkv, int D, int lo, int hi, int top_k, int32_t *idx, int idx_stride,
+                                       int32_t *n_idx, float *scores, struct scb_ctx *err)
+{
+    int rc = SCB_OK, n = hi - lo, kp = top_k < n ? top_k : n;
+    SCB_CHECK_ALIVE();
+    if (!q || !k || !n_idx || Hkv < 1 || Hq < 1 || Hq % Hkv || D < 2 || D % 2 || D > RA_MAXD || lo < 0 || n < 0 ||
+        (size_t)hi > kcap || top_k < 0 || (n > 0 && (!idx || !scores || kp > idx_stride))) {
+        rc = scb_err(err, SCB_E_INVAL, "CUDA retr_attn flat top-k: bad arguments (Hq=%d Hkv=%d D=%d keys [%d,%d) "
+                     "kcap=%zu top_k=%d idx_stride=%d)", Hq, Hkv, D, lo, hi, kcap, top_k, idx_stride);
+        goto out;
+    }
+    SCB_TRY(scb_cuda_fill32(cc, (uint32_t *)n_idx, (uint32_t)(kp > 0 ? kp : 0), (size_t)Hq, err));
+    if (kp <= 0) goto out;
+    {
+        static int direct = -1;   /* SCB_RETR_SCAN_DIRECT=1: rows read from global memory (timing) */
+        if (direct < 0) direct = getenv("SCB_RETR_SCAN_DIRECT") != nullptr;
+        const bool staged = D % 8 == 0 && D <= RF_MAXSD && ((uintptr_t)k & 15) == 0 && !direct;
+        const size_t smem = sizeof(float) * (size_t)(Hq / Hkv) * D +
+                            (staged ? sizeof(uint16_t) * (size_t)RF_KEYS * (D + 8) : 0);
+        const dim3 grid((unsigned)((n + RF_KEYS - 1) / RF_KEYS), (unsigned)Hkv);
+        if (staged) {
+            if (smem > 48 * 1024)
+                SCB_CUDA_TRY(cudaFuncSetAttribute(retr_flat_scores_kernel<true>,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            retr_flat_scores_kernel<true><<<grid, RF_THREADS, smem, cc->stream>>>(q, k, kcap, Hq, Hkv, D, lo, n, scores);
+        } else {
+            if (smem > 48 * 1024)
+                SCB_CUDA_TRY(cudaFuncSetAttribute(retr_flat_scores_kernel<false>,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            retr_flat_scores_kernel<false><<<grid, RF_THREADS, smem, cc->stream>>>(q, k, kcap, Hq, Hkv, D, lo, n, scores);
+        }
+        SCB_LAUNCH_CHECK("retr_flat_scores_kernel");
+    }
+    rc = scb_cuda_topk_rows(cc, scores, Hq, n, kp, idx, idx_stride, lo, err);
 out:
     return rc;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """method_dev_retr_attn.py — RetrievalAttention on the CUDA engine (harness/method_dev_retr_attn.c:
-resident part on the device, retrieval on the host with the CPU index code, log-sum-exp merge)
+resident part on the device, the flat retrieval on the device (SCB_RETR_SCAN=device, the default)
+and on the host with the CPU index code (=host), log-sum-exp merge)
 against the CPU engine running the CPU reference (methods/retr_attn.c), on the random bf16
 models of method_dev_kivi.py (head dims 32/64/128, GQA 1/4/8), with the same two-turn
 protocol (`generate --ids P --then-ids F [--commit] --then-logits`). Checked:
@@ -19,8 +20,10 @@ protocol (`generate --ids P --then-ids F [--commit] --then-logits`). Checked:
 3. turn 1's greedy ids: printed (not checked).
 Run on `scbench_cuda_emul` in CI, on the real scbench on a GPU machine (exit 77 without one)."""
 import argparse
+import filecmp
 import os
 import random
+import shutil
 import sys
 import tempfile
 
@@ -58,10 +61,34 @@ def main():
             (1, 20, 30, "retr_attn:n_sink=8,n_recent=32,top_k=8", 3e-2, None, False),     # prompt inside the window
         ]
         for mi, n, f, spec, tol, rtol, commit in cases:
-            try:
-                mk.check(scb, models[mi][0], V, ids(n), ids(f), spec, tol, commit, tmp, fails, recall_tol=rtol)
-            except RuntimeError as e:
-                fails.append(str(e))
+            p_ids, f_ids = ids(n), ids(f)
+            # where the flat index searches (SCB_RETR_SCAN): the same ids, so the same logits bit
+            # for bit; index=graph searches on the host either way
+            scans = ("host",) if "index=graph" in spec else ("device", "host")
+            for scan in scans:
+                os.environ["SCB_RETR_SCAN"] = scan
+                print(f"  SCB_RETR_SCAN={scan}")
+                try:
+                    mk.check(scb, models[mi][0], V, p_ids, f_ids, spec, tol, commit, tmp, fails, recall_tol=rtol)
+                    shutil.copyfile(os.path.join(tmp, "cuda.f32"), os.path.join(tmp, f"cuda_{scan}.f32"))
+                except RuntimeError as e:
+                    fails.append(f"SCB_RETR_SCAN={scan}: {e}")
+            if len(scans) == 2:
+                same = all(os.path.exists(os.path.join(tmp, f"cuda_{x}.f32")) for x in scans) and \
+                    filecmp.cmp(os.path.join(tmp, "cuda_device.f32"), os.path.join(tmp, "cuda_host.f32"), shallow=False)
+                print(f"  {spec}: the follow-up's logits with the device and the host search "
+                      f"{'identical' if same else 'DIFFER'}")
+                if not same:
+                    fails.append(f"{spec}: the logits differ between SCB_RETR_SCAN=device and =host")
+            for x in scans:
+                if os.path.exists(os.path.join(tmp, f"cuda_{x}.f32")):
+                    os.remove(os.path.join(tmp, f"cuda_{x}.f32"))
+        os.environ["SCB_RETR_SCAN"] = "bogus"
+        p = mk.ec.run([scb, "generate", "--backend", "cuda", "--model", models[0][0], "--ids", "1,2,3",
+                       "--max-new", "2", "--method", "retr_attn"])
+        if p.returncode == 0 or "SCB_RETR_SCAN=bogus" not in p.stderr:
+            fails.append(f"SCB_RETR_SCAN=bogus: expected a clear error, got exit {p.returncode}: {p.stderr.strip()}")
+        del os.environ["SCB_RETR_SCAN"]
     for f in fails:
         print("FAIL", f)
     print("method_dev_retr_attn:", "FAIL" if fails else "ok")
