@@ -48,10 +48,10 @@ static void usage(FILE *f)
         "reads: the kept entries, or Quest's page metadata + selected pages) at the bandwidth of a\n"
         "512 MiB device-to-device copy measured in the same run (bytes read + written), and the\n"
         "measured time per token over that floor. With --method retr_attn a second line, the device\n"
-        "binding's floor: with the flat index searched on the device (SCB_RETR_SCAN=device, the\n"
+        "binding's floor: with the flat index searched on the device (SCB_RETR_SEARCH=device, the\n"
         "default) floor+scan, the weights, the resident K/V, each query head's top_k retrieved K/V,\n"
         "each KV head's bf16 index keys and each query head's fp32 scores (written and read) at\n"
-        "that copy bandwidth; with SCB_RETR_SCAN=host (or index=graph) floor+host, the device's\n"
+        "that copy bandwidth; with SCB_RETR_SEARCH=host (or index=graph) floor+host, the device's\n"
         "bytes at that copy bandwidth plus the host's (each KV head's bf16 index keys, read once per\n"
         "layer-step) at the host read bandwidth measured here.\n"
         "--method SPEC (cuda): bind a long-context method (e.g. snapkv, quest:budget=2048) for the\n"
@@ -197,13 +197,13 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
 #endif
         if (dscan < 0) { rc = dscan; goto out; }
         if (dscan) {
-            /* SCB_RETR_SCAN=device: the device also reads each KV head's index keys once per
+            /* SCB_RETR_SEARCH=device: the device also reads each KV head's index keys once per
              * layer-step and writes and reads each query head's fp32 score of every index key */
             const double scan_b = host_b + (double)c->L * c->H * nidx * 4.0 * 2.0;
             const double f_ms = bw > 0 ? (wbytes + dev_kv + scan_b) / (bw * 1e6) : 0;
             printf("floor+scan   %.3f ms/token = (weights %.1f MiB + resident and retrieved K/V %.1f MiB + index keys and "
                    "scores %.1f MiB per token) / copy bandwidth;  measured %.3f ms/token = %.2fx this floor  "
-                   "[retr_attn, search on the device (SCB_RETR_SCAN=device): index %ld keys per KV head, top_k %ld, "
+                   "[retr_attn, search on the device (SCB_RETR_SEARCH=device): index %ld keys per KV head, top_k %ld, "
                    "resident %ld]\n", f_ms, wbytes / 1048576.0, dev_kv / 1048576.0, scan_b / 1048576.0, ms_tok,
                    f_ms > 0 ? ms_tok / f_ms : 0.0, nidx, kk, res);
             goto graph_line;

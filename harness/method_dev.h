@@ -55,7 +55,7 @@ struct scb_dev_method_ops {
                                 SnapKV/PyramidKV/StreamingLLM) unless the method's option gqa=true */
 };
 
-/* Where RetrievalAttention's flat index searches on the CUDA backend (SCB_RETR_SCAN): 1 on the
+/* Where RetrievalAttention's flat index searches on the CUDA backend (SCB_RETR_SEARCH): 1 on the
  * device (the default), 0 on the host (SCBench's CPU arrangement); SCB_E_INVAL for another value.
  * index=graph searches on the host either way. */
 int scb_dev_retr_scan_device(struct scb_ctx *ctx);

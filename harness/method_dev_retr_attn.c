@@ -17,10 +17,10 @@
  * their keys/values and merges the retrieved part with the resident part by log-sum-exp
  * (kernels/retr_attn_cuda.h). A decode chunk of T rows runs as T one-token steps (SCBench's
  * dense_prefix=True; row i sees the global tokens g_i = min(i + Tk - T + 1, Tg)).
- * SCB_RETR_SCAN=device (the default for index=flat) runs the same exact retrieval on the device
+ * SCB_RETR_SEARCH=device (the default for index=flat) runs the same exact retrieval on the device
  * instead (scb_retr_flat_topk_cuda: scb_retr_score's fp32 chains over the device cache's keys, a
  * radix top-k with the same ties: the same ids), with no host copy of the keys and no wait for the
- * host inside a step; SCB_RETR_SCAN=host keeps SCBench's arrangement (the search on the CPU, as
+ * host inside a step; SCB_RETR_SEARCH=host keeps SCBench's arrangement (the search on the CPU, as
  * above). index=graph always searches on the host.
  * Costs: the CPU cost model (method_bind.c) and the recall of this instance's retrievals.
  * SCB_RETR_PROFILE=1 prints the decode steps' host phases (ms per retrieval step) to stderr per
@@ -73,7 +73,7 @@ struct ra_dev {
     struct scb_cuda_ctx *cc;
     int L, Hq, Hkv, D;
     int top_k, n_sink, n_recent, graph, M, ef;
-    int dev_scan;                     /* index=flat retrieval on the device (SCB_RETR_SCAN=device) */
+    int dev_scan;                     /* index=flat retrieval on the device (SCB_RETR_SEARCH=device) */
     struct ra_layer *layers;          /* (L) */
     struct scb_pool *pool;
     /* device scratch, sized for the cache capacity at first use */
@@ -522,10 +522,10 @@ out:
 
 int scb_dev_retr_scan_device(struct scb_ctx *ctx)
 {
-    const char *e = getenv("SCB_RETR_SCAN");
+    const char *e = getenv("SCB_RETR_SEARCH");
     if (!e || !*e || !strcmp(e, "device")) return 1;
     if (!strcmp(e, "host")) return 0;
-    return scb_err(ctx, SCB_E_INVAL, "SCB_RETR_SCAN=%s: expected device (the default) or host", e);
+    return scb_err(ctx, SCB_E_INVAL, "SCB_RETR_SEARCH=%s: expected device (the default) or host", e);
 }
 
 static int ra_costs(void *state, const struct scb_kv_cache *kv, struct scb_turn_costs *c, struct scb_ctx *ctx)

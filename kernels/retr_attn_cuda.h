@@ -42,7 +42,7 @@ size_t scb_retr_attn_cuda_work_floats(int Hq, int D, int n_res, int idx_stride);
 /* The two parts and their merge. A head with no key at all gets out = 0, lse = -inf. */
 int scb_retr_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_retr_attn_cuda_args *a, struct scb_ctx *err);
 
-/* The flat index's retrieval on the device (SCB_RETR_SCAN=device in harness/method_dev_retr_attn.c):
+/* The flat index's retrieval on the device (SCB_RETR_SEARCH=device in harness/method_dev_retr_attn.c):
  * the exact top-k the host scan computes (methods/retr_attn.h, scb_retr_flat_topk), the same ids.
  * For query head h (KV head h / (Hq/Hkv)) and each key t in [lo, hi) of k (Hkv, kcap, D) bf16:
  * the score s = 0, s = fmaf(q_d, k_td, s) for d = 0..D-1 in fp32 (the bf16 values widened;

@@ -144,7 +144,7 @@ static void run_case(const struct rcase *c)
              lmax, (double)ml_max, finite ? "" : " NONFINITE");
     report("  resident + retrieved, lse-merged", finite && rel <= 1e-2 && lmax <= 1e-3, detail);
 
-    /* the flat retrieval on the device (SCB_RETR_SCAN=device): exactly the host's lists */
+    /* the flat retrieval on the device (SCB_RETR_SEARCH=device): exactly the host's lists */
     if (r[1] == c->n_sink && r[2] > c->n_sink) {   /* the row retrieves from a non-empty index */
         const int lo = c->n_sink, hi = r[2];
         float *dsc = dev_alloc(sizeof(float) * scb_retr_flat_cuda_work_floats(Hq, hi - lo));

@@ -221,8 +221,8 @@ extern "C" int scb_retr_flat_topk_cuda(struct scb_cuda_ctx *cc, const uint16_t *
     SCB_TRY(scb_cuda_fill32(cc, (uint32_t *)n_idx, (uint32_t)(kp > 0 ? kp : 0), (size_t)Hq, err));
     if (kp <= 0) goto out;
     {
-        static int direct = -1;   /* SCB_RETR_SCAN_DIRECT=1: rows read from global memory (timing) */
-        if (direct < 0) direct = getenv("SCB_RETR_SCAN_DIRECT") != nullptr;
+        static int direct = -1;   /* SCB_RETR_SEARCH_DIRECT=1: rows read from global memory (timing) */
+        if (direct < 0) direct = getenv("SCB_RETR_SEARCH_DIRECT") != nullptr;
         const bool staged = D % 8 == 0 && D <= RF_MAXSD && ((uintptr_t)k & 15) == 0 && !direct;
         const size_t smem = sizeof(float) * (size_t)(Hq / Hkv) * D +
                             (staged ? sizeof(uint16_t) * (size_t)RF_KEYS * (D + 8) : 0);

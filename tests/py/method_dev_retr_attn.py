@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """method_dev_retr_attn.py — RetrievalAttention on the CUDA engine (harness/method_dev_retr_attn.c:
-resident part on the device, the flat retrieval on the device (SCB_RETR_SCAN=device, the default)
+resident part on the device, the flat retrieval on the device (SCB_RETR_SEARCH=device, the default)
 and on the host with the CPU index code (=host), log-sum-exp merge)
 against the CPU engine running the CPU reference (methods/retr_attn.c), on the random bf16
 models of method_dev_kivi.py (head dims 32/64/128, GQA 1/4/8), with the same two-turn
@@ -62,33 +62,33 @@ def main():
         ]
         for mi, n, f, spec, tol, rtol, commit in cases:
             p_ids, f_ids = ids(n), ids(f)
-            # where the flat index searches (SCB_RETR_SCAN): the same ids, so the same logits bit
+            # where the flat index searches (SCB_RETR_SEARCH): the same ids, so the same logits bit
             # for bit; index=graph searches on the host either way
             scans = ("host",) if "index=graph" in spec else ("device", "host")
             for scan in scans:
-                os.environ["SCB_RETR_SCAN"] = scan
-                print(f"  SCB_RETR_SCAN={scan}")
+                os.environ["SCB_RETR_SEARCH"] = scan
+                print(f"  SCB_RETR_SEARCH={scan}")
                 try:
                     mk.check(scb, models[mi][0], V, p_ids, f_ids, spec, tol, commit, tmp, fails, recall_tol=rtol)
                     shutil.copyfile(os.path.join(tmp, "cuda.f32"), os.path.join(tmp, f"cuda_{scan}.f32"))
                 except RuntimeError as e:
-                    fails.append(f"SCB_RETR_SCAN={scan}: {e}")
+                    fails.append(f"SCB_RETR_SEARCH={scan}: {e}")
             if len(scans) == 2:
                 same = all(os.path.exists(os.path.join(tmp, f"cuda_{x}.f32")) for x in scans) and \
                     filecmp.cmp(os.path.join(tmp, "cuda_device.f32"), os.path.join(tmp, "cuda_host.f32"), shallow=False)
                 print(f"  {spec}: the follow-up's logits with the device and the host search "
                       f"{'identical' if same else 'DIFFER'}")
                 if not same:
-                    fails.append(f"{spec}: the logits differ between SCB_RETR_SCAN=device and =host")
+                    fails.append(f"{spec}: the logits differ between SCB_RETR_SEARCH=device and =host")
             for x in scans:
                 if os.path.exists(os.path.join(tmp, f"cuda_{x}.f32")):
                     os.remove(os.path.join(tmp, f"cuda_{x}.f32"))
-        os.environ["SCB_RETR_SCAN"] = "bogus"
+        os.environ["SCB_RETR_SEARCH"] = "bogus"
         p = mk.ec.run([scb, "generate", "--backend", "cuda", "--model", models[0][0], "--ids", "1,2,3",
                        "--max-new", "2", "--method", "retr_attn"])
-        if p.returncode == 0 or "SCB_RETR_SCAN=bogus" not in p.stderr:
-            fails.append(f"SCB_RETR_SCAN=bogus: expected a clear error, got exit {p.returncode}: {p.stderr.strip()}")
-        del os.environ["SCB_RETR_SCAN"]
+        if p.returncode == 0 or "SCB_RETR_SEARCH=bogus" not in p.stderr:
+            fails.append(f"SCB_RETR_SEARCH=bogus: expected a clear error, got exit {p.returncode}: {p.stderr.strip()}")
+        del os.environ["SCB_RETR_SEARCH"]
     for f in fails:
         print("FAIL", f)
     print("method_dev_retr_attn:", "FAIL" if fails else "ok")
