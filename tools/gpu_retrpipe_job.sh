@@ -12,10 +12,12 @@
 #    engine) while the random 4-layer Llama-3-8B-shaped model is written;
 # 4. bench cuda at 32K, 8 decode tokens: retr_attn with SCB_RETR_PROFILE=1 (spin default 1000 us),
 #    retr_attn with SCB_RETR_SPIN_US=0, retr_attn with SCB_RETR_HIST=select, dense.
-# Every step under `timeout`, the whole within BUDGET seconds (default 140). Full logs:
+# Everything runs with SCB_RETR_SEARCH=host (the default searches on the device; method_dev_retr_attn.py
+# runs both). Every step under `timeout`, the whole within BUDGET seconds (default 140). Full logs:
 # $OUT/retrpipe.tgz; a summary on stdout.
 set -u
 export PYTHONUNBUFFERED=1
+export SCB_RETR_SEARCH=host   # this job measures the HOST search (the device one is the default)
 D=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(pwd)
 OUT=${OUT:-/tmp/retrpipe-out}
