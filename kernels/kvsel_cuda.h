@@ -75,7 +75,9 @@ int scb_cuda_quest_topk(struct scb_cuda_ctx *cc, const float *s, int R, int n, i
                         struct scb_ctx *err);
 /* The same selection with row r's ids at sel + r * sel_stride (sel_stride >= kp) and id0 added
  * to every index (a row of scores of tokens id0, id0 + 1, ...): RetrievalAttention's flat top-k
- * on the device (kernels/retr_attn_cuda.h). */
+ * on the device (kernels/retr_attn_cuda.h). Rows of 4096 to 327680 scores run on a cluster of 8
+ * blocks each (the segment's keys in each block's shared memory, the histograms summed through
+ * distributed shared memory; SCB_TOPK_CLUSTER=0 turns it off for timing), others as above. */
 int scb_cuda_topk_rows(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel, int sel_stride,
                        int32_t id0, struct scb_ctx *err);
 

@@ -7,9 +7,11 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/kvsel_cuda.h"
 
+#include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- block top-k ------------------------------------------------------------------------- */
 enum { TOPK_THREADS = 1024, QTOPK_THREADS = 512, QTOPK_SMEM_MAX = 40 * 1024 };  /* + ~3 KiB static: within 48 KiB */
@@ -605,6 +607,137 @@ out:
     return rc;
 }
 
+/* ---- top-k of long rows: one cluster of TC_CL blocks per row ------------------------------
+ * The same selection as scb_quest_topk2_kernel (radix select of the kp-th largest order-preserving
+ * key, 8 bits a pass; ties to the smaller index; ids ascending) spread over a thread-block
+ * cluster: block r of a row's cluster keeps the keys of its segment [r seg, (r+1) seg) in shared
+ * memory; each pass every block histograms its segment, the cluster syncs, and every block sums
+ * the TC_CL histograms through distributed shared memory and picks the same bin; the compaction
+ * offsets of a block are the above/equal counts of the blocks before it. */
+enum { TC_CL = 8, TC_THREADS = 512, TC_WARPS = TC_THREADS / 32, TC_MAXSEG = 40 * 1024 };   /* keys a block */
+namespace cg = cooperative_groups;
+
+__global__ void __cluster_dims__(TC_CL, 1, 1) __launch_bounds__(TC_THREADS)
+scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, int sel_stride, int32_t id0)
+{
+    extern __shared__ uint32_t tc_keys[];                 /* (seg) the segment's keys */
+    __shared__ int hist[256];
+    __shared__ int tot[256];
+    __shared__ uint32_t pre_s;
+    __shared__ int kk_s, blk_gt, blk_eq;
+    __shared__ int cnt_gt[TC_WARPS], cnt_eq[TC_WARPS], off_w[TC_WARPS], take_w[TC_WARPS];
+    cg::cluster_group cluster = cg::this_cluster();
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, rank = (int)cluster.block_rank(), r = blockIdx.y;
+    const int j0 = rank * seg, j1 = min(n, j0 + seg), m = max(0, j1 - j0);
+    const float *s = src + (long long)r * n;
+    for (int j = tid; j < m; j += TC_THREADS) tc_keys[j] = scb_okey(s[j0 + j]);
+    uint32_t mask = 0, prefix = 0;
+    int kk = kp;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int i = tid; i < 256; i += TC_THREADS) hist[i] = 0;
+        __syncthreads();
+        for (int base = 0; base < m; base += TC_THREADS) {   /* uniform trip count: full warps */
+            const int j = base + tid;
+            uint32_t bin = 256u;
+            if (j < m) {
+                const uint32_t key = tc_keys[j];
+                if ((key & mask) == prefix) bin = (key >> shift) & 255u;
+            }
+            const uint32_t b0 = __shfl_sync(0xffffffffu, bin, 0);
+            const unsigned same = __ballot_sync(0xffffffffu, bin == b0);
+            if (lane == 0 && b0 < 256u) atomicAdd(&hist[b0], __popc(same));
+            if (bin != b0 && bin < 256u) atomicAdd(&hist[bin], 1);
+        }
+        cluster.sync();                                   /* every block's histogram complete */
+        if (tid < 256) {
+            int t = 0;
+#pragma unroll
+            for (int q = 0; q < TC_CL; q++) t += cluster.map_shared_rank(hist, q)[tid];
+            tot[tid] = t;
+        }
+        cluster.sync();                                   /* remote reads done before the next zeroing */
+        if (warp == 0) {
+            int c[8], sum = 0;
+#pragma unroll
+            for (int t = 0; t < 8; t++) { c[t] = tot[255 - 8 * lane - t]; sum += c[t]; }
+            int incl = sum;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const int y = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += y;
+            }
+            const int excl = incl - sum;
+            if (excl < kk && kk <= incl) {
+                int rr = kk - excl, bin = 255 - 8 * lane, taken = 0;
+#pragma unroll
+                for (int t = 0; t < 8; t++)
+                    if (!taken) {
+                        if (c[t] < rr && t < 7) rr -= c[t];
+                        else { taken = 1; bin = 255 - 8 * lane - t; }
+                    }
+                kk_s = rr;
+                pre_s = prefix | ((uint32_t)bin << shift);
+            }
+        }
+        __syncthreads();
+        prefix = pre_s;
+        kk = kk_s;
+        mask |= 255u << shift;
+    }
+    /* compaction: warp w of this block owns [w cw, (w+1) cw) of the segment */
+    const uint32_t thr = prefix;
+    const int cw = ((m + TC_WARPS - 1) / TC_WARPS + 31) / 32 * 32;
+    const int a0 = min(m, warp * cw), a1 = min(m, a0 + cw);
+    int ngt = 0, neq = 0;
+    for (int b = a0; b < a1; b += 32) {
+        const int j = b + lane;
+        const uint32_t key = j < a1 ? tc_keys[j] : 0u;
+        ngt += __popc(__ballot_sync(0xffffffffu, j < a1 && key > thr));
+        neq += __popc(__ballot_sync(0xffffffffu, j < a1 && key == thr));
+    }
+    if (lane == 0) { cnt_gt[warp] = ngt; cnt_eq[warp] = neq; }
+    __syncthreads();
+    if (tid == 0) {
+        int g = 0, e = 0;
+        for (int w = 0; w < TC_WARPS; w++) { g += cnt_gt[w]; e += cnt_eq[w]; }
+        blk_gt = g; blk_eq = e;
+    }
+    cluster.sync();                                       /* every block's counts published */
+    if (warp == 0) {
+        int gb = 0, eb = 0;                               /* above / equal keys in the blocks before */
+        for (int q = 0; q < rank; q++) {
+            gb += *cluster.map_shared_rank(&blk_gt, q);
+            eb += *cluster.map_shared_rank(&blk_eq, q);
+        }
+        const int tb_blk = min(eb, kk);                   /* equal keys taken by the blocks before */
+        const int g = lane < TC_WARPS ? cnt_gt[lane] : 0, e = lane < TC_WARPS ? cnt_eq[lane] : 0;
+        int ig = g, ie = e;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int yg = __shfl_up_sync(0xffffffffu, ig, o), ye = __shfl_up_sync(0xffffffffu, ie, o);
+            if (lane >= o) { ig += yg; ie += ye; }
+        }
+        const int gbw = gb + ig - g, ebw = eb + ie - e;   /* above / equal keys before this warp */
+        const int tbw = min(ebw, kk);
+        if (lane < TC_WARPS) { off_w[lane] = gbw + tbw; take_w[lane] = max(0, min(e, kk - tbw)); }
+        (void)tb_blk;
+    }
+    cluster.sync();                                       /* remote reads done (no block exits early) */
+    int o = off_w[warp], te = take_w[warp], eseen = 0;
+    int32_t *out = sel + (long long)r * sel_stride;
+    const unsigned lt = (1u << lane) - 1u;
+    for (int b = a0; b < a1; b += 32) {
+        const int j = b + lane;
+        const uint32_t key = j < a1 ? tc_keys[j] : 0u;
+        const unsigned eqb = __ballot_sync(0xffffffffu, j < a1 && key == thr);
+        const bool take = j < a1 && (key > thr || (key == thr && eseen + __popc(eqb & lt) < te));
+        const unsigned tb = __ballot_sync(0xffffffffu, take);
+        if (take) out[o + __popc(tb & lt)] = id0 + j0 + j;
+        o += __popc(tb);
+        eseen += __popc(eqb);
+    }
+}
+
 extern "C" int scb_cuda_topk_rows(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
                                   int sel_stride, int32_t id0, struct scb_ctx *err)
 {
@@ -615,7 +748,27 @@ extern "C" int scb_cuda_topk_rows(struct scb_cuda_ctx *cc, const float *s, int R
                      sel_stride);
         goto out;
     }
-    rc = scb_quest_topk_launch(cc, s, R, n, kp, sel, err, nullptr, 1, sel_stride, id0);
+    {
+        static int cluster_ok = -1;   /* SCB_TOPK_CLUSTER=0: one block a row (timing); else clusters
+                                       * for rows of at least 4096 scores (n <= TC_CL x TC_MAXSEG) */
+        const int seg = ((n + TC_CL - 1) / TC_CL + 31) / 32 * 32;
+        if (cluster_ok < 0) {
+            const char *e = getenv("SCB_TOPK_CLUSTER");
+            cluster_ok = !(e && !strcmp(e, "0"));
+            if (cluster_ok && cudaFuncSetAttribute(scb_topk_cluster_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   (int)(TC_MAXSEG * sizeof(uint32_t))) != cudaSuccess) {
+                (void)cudaGetLastError();
+                cluster_ok = 0;
+            }
+        }
+        if (cluster_ok && n >= 4096 && seg <= TC_MAXSEG) {
+            scb_topk_cluster_kernel<<<dim3(TC_CL, (unsigned)R), TC_THREADS, (size_t)seg * sizeof(uint32_t), cc->stream>>>(
+                s, n, kp, seg, sel, sel_stride, id0);
+            SCB_LAUNCH_CHECK("scb_topk_cluster_kernel");
+        } else {
+            rc = scb_quest_topk_launch(cc, s, R, n, kp, sel, err, nullptr, 1, sel_stride, id0);
+        }
+    }
 out:
     return rc;
 }
