@@ -312,13 +312,8 @@ scb_decode_split_kernel(const struct scb_dec_params p)
             for (int c = 0; c < D / 8; c++) kr[c] = __ldg(krow + c);
 #pragma unroll
             for (int c = 0; c < D / 8; c++) {
-                const uint32_t w[4] = {kr[c].x, kr[c].y, kr[c].z, kr[c].w};
                 float kf[8];
-#pragma unroll
-                for (int u = 0; u < 4; u++) {
-                    kf[2 * u] = __uint_as_float(w[u] << 16);
-                    kf[2 * u + 1] = __uint_as_float(w[u] & 0xffff0000u);
-                }
+                scb_unpack8(kr[c], kf);
 #pragma unroll
                 for (int mm = 0; mm < MQ; mm++) {
                     const float4 qa = *(const float4 *)&qs[mm][c * 8];

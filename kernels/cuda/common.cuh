@@ -90,6 +90,17 @@ static __device__ __forceinline__ float scb_block_sum(float x, float *red, int n
     return r;
 }
 
+/* Eight bf16 (one 16-byte load, the lower address first) widened to fp32 (exact). */
+static __device__ __forceinline__ void scb_unpack8(const uint4 v, float f[8])
+{
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+        f[2 * u] = __uint_as_float(w[u] << 16);
+        f[2 * u + 1] = __uint_as_float(w[u] & 0xffff0000u);
+    }
+}
+
 /* Two floats to a packed bf16x2 (lo = a, the lower address). */
 static __device__ __forceinline__ uint32_t scb_pack_bf2(float a, float b)
 {

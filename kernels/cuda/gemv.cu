@@ -31,15 +31,6 @@ static __device__ __forceinline__ uint4 scb_ld_stream16(const void *p)
     return r;
 }
 
-static __device__ __forceinline__ void scb_unpack8(const uint4 v, float f[8])
-{
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int u = 0; u < 4; u++) {
-        f[2 * u] = __uint_as_float(w[u] << 16);
-        f[2 * u + 1] = __uint_as_float(w[u] & 0xffff0000u);
-    }
-}
 
 /* mode: 0 = y = xW^T, 1 = + bias[o], 2 = + y (accumulate); U chunks per row in flight */
 template <int T, int ROWS, int GEMV_U, bool F32>

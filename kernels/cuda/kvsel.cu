@@ -409,6 +409,48 @@ extern "C" size_t scb_cuda_quest_step_work_bytes(int H, int D, int mp)
     return (size_t)H * (2 * (size_t)mp + 32) * (sizeof(int32_t) + sizeof(float)) + (size_t)H * D * sizeof(float);
 }
 
+/* A warp's U chunks of 32 scores from b on (lane j of chunk u: s[b + 32u + j], 0 past j1), all
+ * loads issued before any is used. */
+template <int U>
+static __device__ __forceinline__ void qt_load_warp(const float *s, int b, int lane, int j1, float *v)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = b + 32 * u + lane;
+        v[u] = j < j1 ? s[j] : 0.0f;
+    }
+}
+
+/* Warp 0 of a radix-select pass: the bin (of 256, counts tot) holding the kk-th largest key,
+ * counted from the top. Lane L holds bins 255-8L .. 248-8L (descending) and takes prefix sums;
+ * the lane whose range holds rank kk writes *pre_s = prefix with the bin at `shift` and *kk_s =
+ * the rank within the bin. */
+static __device__ __forceinline__ void scb_radix_pick(const int *tot, int lane, int kk, uint32_t prefix, int shift,
+                                                      uint32_t *pre_s, int *kk_s)
+{
+    int c[8], sum = 0;
+#pragma unroll
+    for (int t = 0; t < 8; t++) { c[t] = tot[255 - 8 * lane - t]; sum += c[t]; }
+    int incl = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int y = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += y;
+    }
+    const int excl = incl - sum;
+    if (excl < kk && kk <= incl) {
+        int rr = kk - excl, bin = 255 - 8 * lane, taken = 0;
+#pragma unroll
+        for (int t = 0; t < 8; t++)      /* constant indices: c stays in registers */
+            if (!taken) {
+                if (c[t] < rr && t < 7) rr -= c[t];
+                else { taken = 1; bin = 255 - 8 * lane - t; }
+            }
+        *kk_s = rr;
+        *pre_s = prefix | ((uint32_t)bin << shift);
+    }
+}
+
 /* ---- Quest: the decode-step selection, version 2 (bounds kernel + radix top-k) -------------- */
 enum { QT_THREADS = 1024, QT_WARPS = QT_THREADS / 32, QT_HCOPIES = 8, QT_SMEM_DEFAULT = 36 * 1024,  /* + ~10 KiB static */
        QT_SMEM_MAX = 160 * 1024, QB_THREADS = 256, QB_WARPS = QB_THREADS / 32 };
@@ -476,30 +518,7 @@ __global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float
             tot[tid] = t;
         }
         __syncthreads();
-        if (warp == 0) {
-            /* lane L holds bins 255-8L .. 248-8L (descending); prefix sums from the top */
-            int c[8], sum = 0;
-#pragma unroll
-            for (int t = 0; t < 8; t++) { c[t] = tot[255 - 8 * lane - t]; sum += c[t]; }
-            int incl = sum;
-#pragma unroll
-            for (int o = 1; o < 32; o <<= 1) {
-                const int y = __shfl_up_sync(0xffffffffu, incl, o);
-                if (lane >= o) incl += y;
-            }
-            const int excl = incl - sum;
-            if (excl < kk && kk <= incl) {
-                int rr = kk - excl, bin = 255 - 8 * lane, taken = 0;
-#pragma unroll
-                for (int t = 0; t < 8; t++)      /* constant indices: c stays in registers */
-                    if (!taken) {
-                        if (c[t] < rr && t < 7) rr -= c[t];
-                        else { taken = 1; bin = 255 - 8 * lane - t; }
-                    }
-                kk_s = rr;
-                pre_s = prefix | ((uint32_t)bin << shift);
-            }
-        }
+        if (warp == 0) scb_radix_pick(tot, lane, kk, prefix, shift, &pre_s, &kk_s);
         __syncthreads();
         prefix = pre_s;
         kk = kk_s;
@@ -513,11 +532,7 @@ __global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float
     int ngt = 0, neq = 0;
     for (int b = j0; b < j1; b += 32 * QT_UNROLL) {
         float v[QT_UNROLL];
-#pragma unroll
-        for (int u = 0; u < QT_UNROLL; u++) {
-            const int j = b + 32 * u + lane;
-            v[u] = j < j1 ? s[j] : 0.0f;
-        }
+        qt_load_warp<QT_UNROLL>(s, b, lane, j1, v);
 #pragma unroll
         for (int u = 0; u < QT_UNROLL; u++) {
             const int j = b + 32 * u + lane;
@@ -547,11 +562,7 @@ __global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float
     const unsigned lt = (1u << lane) - 1u;
     for (int b = j0; b < j1; b += 32 * QT_UNROLL) {
         float v[QT_UNROLL];
-#pragma unroll
-        for (int u = 0; u < QT_UNROLL; u++) {
-            const int j = b + 32 * u + lane;
-            v[u] = j < j1 ? s[j] : 0.0f;
-        }
+        qt_load_warp<QT_UNROLL>(s, b, lane, j1, v);
 #pragma unroll
         for (int u = 0; u < QT_UNROLL; u++) {
             const int j = b + 32 * u + lane;
@@ -656,29 +667,7 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
             tot[tid] = t;
         }
         cluster.sync();                                   /* remote reads done before the next zeroing */
-        if (warp == 0) {
-            int c[8], sum = 0;
-#pragma unroll
-            for (int t = 0; t < 8; t++) { c[t] = tot[255 - 8 * lane - t]; sum += c[t]; }
-            int incl = sum;
-#pragma unroll
-            for (int o = 1; o < 32; o <<= 1) {
-                const int y = __shfl_up_sync(0xffffffffu, incl, o);
-                if (lane >= o) incl += y;
-            }
-            const int excl = incl - sum;
-            if (excl < kk && kk <= incl) {
-                int rr = kk - excl, bin = 255 - 8 * lane, taken = 0;
-#pragma unroll
-                for (int t = 0; t < 8; t++)
-                    if (!taken) {
-                        if (c[t] < rr && t < 7) rr -= c[t];
-                        else { taken = 1; bin = 255 - 8 * lane - t; }
-                    }
-                kk_s = rr;
-                pre_s = prefix | ((uint32_t)bin << shift);
-            }
-        }
+        if (warp == 0) scb_radix_pick(tot, lane, kk, prefix, shift, &pre_s, &kk_s);
         __syncthreads();
         prefix = pre_s;
         kk = kk_s;
@@ -771,16 +760,6 @@ extern "C" int scb_cuda_topk_rows(struct scb_cuda_ctx *cc, const float *s, int R
     }
 out:
     return rc;
-}
-
-static __device__ __forceinline__ void scb_unpack8(const uint4 v, float *f)
-{
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        f[2 * i] = __uint_as_float(w[i] << 16);
-        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
 }
 
 /* Grid (ceil(np / (U * QB_WARPS * 32 / L)), Hs), block QB_THREADS, dynamic shared memory q

@@ -29,6 +29,18 @@ extern "C" size_t scb_retr_attn_cuda_work_floats(int Hq, int D, int n_res, int i
     return (size_t)(chunks(n_res) + chunks(idx_stride) + 1) * Hq * (D + 2);
 }
 
+/* The 16-byte chunk sl of rows j_s[i0 + u step] (u < RA_U, zeros past cnt) of a (kcap, D) head:
+ * RA_U independent loads in flight. */
+static __device__ __forceinline__ void ra_load_rows(const uint16_t *base, const int *j_s, int i0, int step, int cnt,
+                                                    int D, int sl, uint4 *w)
+{
+#pragma unroll
+    for (int u = 0; u < RA_U; u++) {
+        const int i = i0 + u * step;
+        w[u] = i < cnt ? *reinterpret_cast<const uint4 *>(base + (size_t)j_s[i] * D + 8 * sl) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 __global__ void __launch_bounds__(RA_THREADS)
 retr_part_kernel(struct scb_retr_attn_cuda_args a, int res_chunks, float scale)
 {
@@ -71,18 +83,13 @@ retr_part_kernel(struct scb_retr_attn_cuda_args a, int res_chunks, float scale)
         for (int b0 = warp * kpw; b0 < cnt; b0 += RA_U * step) {   /* warp-uniform trip count (shuffles) */
             const int i0 = b0 + sub;
             uint4 w[RA_U];
+            ra_load_rows(kh, j_s, i0, step, cnt, D, sl, w);
 #pragma unroll
             for (int u = 0; u < RA_U; u++) {
-                const int i = i0 + u * step;
-                w[u] = i < cnt ? *reinterpret_cast<const uint4 *>(kh + (size_t)j_s[i] * D + 8 * sl) : make_uint4(0, 0, 0, 0);
-            }
+                float x[8], dot = 0.0f;
+                scb_unpack8(w[u], x);
 #pragma unroll
-            for (int u = 0; u < RA_U; u++) {
-                const uint32_t x[4] = {w[u].x, w[u].y, w[u].z, w[u].w};
-                float dot = 0.0f;
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    dot = fmaf(qf[2 * e + 1], __uint_as_float(x[e] & 0xffff0000u), fmaf(qf[2 * e], __uint_as_float(x[e] << 16), dot));
+                for (int e = 0; e < 8; e++) dot = fmaf(qf[e], x[e], dot);
                 for (int o = lpk / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
                 const int i = i0 + u * step;
                 if (sl == 0 && i < cnt) p_s[i] = dot * scale;
@@ -122,21 +129,15 @@ retr_part_kernel(struct scb_retr_attn_cuda_args a, int res_chunks, float scale)
         for (int e = 0; e < 8; e++) acc[e] = 0.0f;
         for (int i0 = kg; i0 < cnt; i0 += RA_U * ng) {
             uint4 v[RA_U];
-#pragma unroll
-            for (int u = 0; u < RA_U; u++) {
-                const int i = i0 + u * ng;
-                v[u] = i < cnt ? *reinterpret_cast<const uint4 *>(vh + (size_t)j_s[i] * D + 8 * sl) : make_uint4(0, 0, 0, 0);
-            }
+            ra_load_rows(vh, j_s, i0, ng, cnt, D, sl, v);
 #pragma unroll
             for (int u = 0; u < RA_U; u++) {
                 const int i = i0 + u * ng;
                 const float p = i < cnt ? p_s[i] : 0.0f;
-                const uint32_t x[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+                float x[8];
+                scb_unpack8(v[u], x);
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    acc[2 * e] = fmaf(p, __uint_as_float(x[e] << 16), acc[2 * e]);
-                    acc[2 * e + 1] = fmaf(p, __uint_as_float(x[e] & 0xffff0000u), acc[2 * e + 1]);
-                }
+                for (int e = 0; e < 8; e++) acc[e] = fmaf(p, x[e], acc[e]);
             }
         }
         __syncthreads();                                   /* p_s / j_s reads done: reuse red_s */
@@ -252,14 +253,8 @@ retr_flat_scores_kernel(const uint16_t *q, const uint16_t *k, size_t kcap, int H
         for (int j = 0; j < RF_HEADS; j++) acc[j] = 0.0f;
         if (vec) {
             for (int d0 = 0; d0 < D; d0 += 8) {
-                const uint4 w = *reinterpret_cast<const uint4 *>(kr + d0);
-                const uint32_t u[4] = {w.x, w.y, w.z, w.w};
                 float x[8];
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    x[2 * e] = __uint_as_float(u[e] << 16);
-                    x[2 * e + 1] = __uint_as_float(u[e] & 0xffff0000u);
-                }
+                scb_unpack8(*reinterpret_cast<const uint4 *>(kr + d0), x);
 #pragma unroll
                 for (int j = 0; j < RF_HEADS; j++) {
                     const float *qh = rf_q + (size_t)min(h0 + j, G - 1) * D + d0;
