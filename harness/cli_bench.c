@@ -191,7 +191,7 @@ static int bench_device(struct scb_model *m, const char *model_dir, long tokens,
         char iname[32] = "";
         SCB_TRY(scb_method_get(&spec.kv, "index", iname, sizeof iname));
 #if SCB_HAVE_CUDA
-        const int dscan = strcmp(iname, "graph") ? scb_dev_retr_scan_device(ctx) : 0;
+        const int dscan = strcmp(iname, "graph") ? scb_dev_retr_search_device(ctx) : 0;
 #else
         const int dscan = 0;   /* no device binding in this build */
 #endif

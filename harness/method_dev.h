@@ -58,7 +58,7 @@ struct scb_dev_method_ops {
 /* Where RetrievalAttention's flat index searches on the CUDA backend (SCB_RETR_SEARCH): 1 on the
  * device (the default), 0 on the host (SCBench's CPU arrangement); SCB_E_INVAL for another value.
  * index=graph searches on the host either way. */
-int scb_dev_retr_scan_device(struct scb_ctx *ctx);
+int scb_dev_retr_search_device(struct scb_ctx *ctx);
 
 /* The implementation for a method name, NULL when there is none. */
 const struct scb_dev_method_ops *scb_dev_method_find(const char *name);

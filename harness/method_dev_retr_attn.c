@@ -169,7 +169,7 @@ static int ra_create(void **state, const struct scb_method *m, const struct scb_
     SCB_TRY(scb_method_get(m, "index", index, sizeof index));
     st->graph = !strcmp(index, "graph");
     {
-        const int ds = scb_dev_retr_scan_device(ctx);
+        const int ds = scb_dev_retr_search_device(ctx);
         if (ds < 0) { rc = ds; goto out; }
         st->dev_scan = ds && !st->graph;
     }
@@ -391,6 +391,16 @@ static int cmp_i32(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+/* The row's attention: resident sinks [0, n_sink) and [hi, nc) (recent window + temp tokens),
+ * each query head's retrieved ids from d_idx / d_n, merged by log-sum-exp. */
+static int attend_retrieved(struct ra_dev *st, struct scb_retr_attn_cuda_args *ra, int hi, int nc,
+                            struct scb_ctx *ctx)
+{
+    ra->r0_begin = 0; ra->r0_end = st->n_sink; ra->r1_begin = hi; ra->r1_end = nc;
+    ra->idx = st->d_idx; ra->n_idx = st->d_n; ra->idx_stride = st->stride;
+    return scb_retr_attn_cuda(st->cc, ra, ctx);
+}
+
 static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *ctx)
 {
     struct ra_dev *st = state;
@@ -439,9 +449,7 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
                 st->recall_sum += st->Hq;
                 st->recall_n += st->Hq;
             }
-            ra.r0_begin = 0; ra.r0_end = st->n_sink; ra.r1_begin = hi; ra.r1_end = nc;
-            ra.idx = st->d_idx; ra.n_idx = st->d_n; ra.idx_stride = st->stride;
-            SCB_TRY(scb_retr_attn_cuda(st->cc, &ra, ctx));
+            SCB_TRY(attend_retrieved(st, &ra, hi, nc, ctx));
             continue;
         }
         /* pinned q16, after the new keys' downloads: ONE wait covers both (and the previous
@@ -502,9 +510,7 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
         SCB_TRY(scb_cuda_upload_async(st->cc, st->d_idx, st->h_idx, sizeof(int32_t) * (size_t)st->Hq * st->stride,
                                       ctx));
         SCB_TRY(scb_cuda_upload_async(st->cc, st->d_n, st->h_n, sizeof(int32_t) * (size_t)st->Hq, ctx));
-        ra.r0_begin = 0; ra.r0_end = st->n_sink; ra.r1_begin = hi; ra.r1_end = nc;
-        ra.idx = st->d_idx; ra.n_idx = st->d_n; ra.idx_stride = st->stride;
-        SCB_TRY(scb_retr_attn_cuda(st->cc, &ra, ctx));
+        SCB_TRY(attend_retrieved(st, &ra, hi, nc, ctx));
         RA_LAP(RA_P_LAUNCH);
     }
     if (pend) {                                          /* no retrieval row: the keys still go in */
@@ -520,7 +526,7 @@ out:
     return rc;
 }
 
-int scb_dev_retr_scan_device(struct scb_ctx *ctx)
+int scb_dev_retr_search_device(struct scb_ctx *ctx)
 {
     const char *e = getenv("SCB_RETR_SEARCH");
     if (!e || !*e || !strcmp(e, "device")) return 1;

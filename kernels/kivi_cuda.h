@@ -63,6 +63,12 @@ static inline SCB_KIVI_HD size_t scb_kivi_code_pos(int keys, int D, int cap, int
            (size_t)(k * bits / 16);
 }
 
+/* 32-bit words of each code array of a store: Hkv x ceil(cap/32) x ceil(D/16) tiles of 16 bits words. */
+static inline SCB_KIVI_HD size_t scb_kivi_code_words(int Hkv, int D, int bits, int cap)
+{
+    return (size_t)Hkv * (((size_t)cap + 31) / 32) * (((size_t)D + 15) / 16) * 16 * (size_t)bits;
+}
+
 /* Bytes of each array of a store of this shape: codes (each of k_codes, v_codes) and meta (each
  * of the four scale/min arrays). */
 void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes, size_t *meta);

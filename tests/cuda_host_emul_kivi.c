@@ -15,7 +15,7 @@
 
 void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes, size_t *meta)
 {
-    *codes = (size_t)Hkv * ((size_t)cap + 31) / 32 * (((size_t)D + 15) / 16) * 16 * bits * sizeof(uint32_t);
+    *codes = scb_kivi_code_words(Hkv, D, bits, cap) * sizeof(uint32_t);
     *meta = (size_t)Hkv * D * (cap / group) * sizeof(float);
 }
 

@@ -250,7 +250,7 @@ static void test_kivi_cuda_code_layout(void **st)
         for (int b = 0; b < 3; b++)
             for (int c = 0; c < 3; c++) {
                 const int D = Ds[a], cap = caps[b], bits = bitsv[c], Hkv = 2;
-                const size_t words = (size_t)Hkv * ((cap + 31) / 32) * ((D + 15) / 16) * 16 * bits;
+                const size_t words = scb_kivi_code_words(Hkv, D, bits, cap);
                 for (int keys = 0; keys < 2; keys++) {
                     uint32_t *used = calloc(words, sizeof(uint32_t));
                     assert_non_null(used);

@@ -18,8 +18,7 @@ enum { KIVI_THREADS = 128, KIVI_MAXG = 16, KIVI_MAXDT = 2 };   /* D <= KIVI_THRE
 extern "C" void scb_kivi_cuda_store_bytes(int Hkv, int D, int bits, int group, int cap, size_t *codes,
                                           size_t *meta)
 {
-    /* (Hkv, ceil(cap/32), ceil(D/16), 32 lanes, bits/2) words: scb_kivi_code_pos */
-    *codes = (size_t)Hkv * (((size_t)cap + 31) / 32) * (((size_t)D + 15) / 16) * 16 * bits * sizeof(uint32_t);
+    *codes = scb_kivi_code_words(Hkv, D, bits, cap) * sizeof(uint32_t);   /* scb_kivi_code_pos's layout */
     *meta = (size_t)Hkv * D * (cap / group) * sizeof(float);
 }
 
