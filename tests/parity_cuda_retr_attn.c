@@ -15,10 +15,11 @@
  * --bench times one layer's step at 32K keys on Llama-3-8B's attention shape (Hq 32, Hkv 8,
  * D 128; SCBench's top_k 4096, n_sink 128, n_recent 512): the host flat search per query head
  * (single thread, as the CPU method), the upload of the lists and the kernel; and the flat
- * retrieval on the device (scb_retr_flat_topk_cuda) at 32K and 128K keys.
+ * retrieval on the device (scb_retr_flat_topk_cuda) at 32K and 128K keys. PARITY_RETR_SCAN_ONLY=N
+ * times only that retrieval at N keys (for a profiler: its launches are the run's only ones).
  * Each case also runs the device retrieval and requires exactly the host's lists (ids and order;
- * one case of repeated keys puts ties at the top-k boundary, one a 50K index past the top-k's
- * shared-memory stage). */
+ * cases of repeated keys put ties at the top-k boundary, among the cluster top-k's candidates or
+ * not, one a 50K index past the top-k's shared-memory stage). */
 #include "kernels/retr_attn_cuda.h"
 
 #include <math.h>
@@ -92,10 +93,14 @@ static void run_case(const struct rcase *c)
         hk[i] = scb_bf16_from_f32(rng_normal() * 1.5f);
         hv[i] = scb_bf16_from_f32(rng_normal());
     }
-    if (c->dup)   /* every key a copy of one of `dup` rows: equal scores, ties at the top-k boundary */
+    /* dup > 0: every key a copy of one of `dup` rows (equal scores, ties at the top-k boundary);
+     * dup < 0: the keys of the second half copies of -dup rows (concentrated scores in one half: there the
+     * cluster top-k's warps read their whole ranges, in the other half only their candidates) */
+    const int nd = c->dup < 0 ? -c->dup : c->dup, t_dup = c->dup < 0 ? Tk / 2 : nd;
+    if (c->dup)
         for (int g = 0; g < Hkv; g++)
-            for (int t = c->dup; t < Tk; t++)
-                memcpy(hk + ((size_t)g * kcap + t) * D, hk + ((size_t)g * kcap + (size_t)(t % c->dup)) * D,
+            for (int t = t_dup; t < Tk; t++)
+                memcpy(hk + ((size_t)g * kcap + t) * D, hk + ((size_t)g * kcap + (size_t)(t % nd)) * D,
                        sizeof(uint16_t) * D);
     for (size_t i = 0; i < nkv; i++) { fk[i] = scb_bf16_to_f32(hk[i]); fv[i] = scb_bf16_to_f32(hv[i]); }
     for (size_t i = 0; i < (size_t)Hq * D; i++) { hq[i] = scb_bf16_from_f32(rng_normal()); fq[i] = scb_bf16_to_f32(hq[i]); }
@@ -281,6 +286,12 @@ int main(int argc, char **argv)
                            "--bench also times one layer's step at 32K keys.\n",
                            "--bench", &do_bench);
     if (rc0 >= 0) return rc0;
+    const char *only = getenv("PARITY_RETR_SCAN_ONLY");   /* N: time only the search at N keys (profilers) */
+    if (only && atoi(only) > 0) {
+        bench_device_scan(atoi(only));
+        scb_cuda_ctx_destroy(g_cc);
+        return 0;
+    }
     static const struct rcase cases[] = {
         /* Hq Hkv  D     Tk     Tg sink recent top_k */
         {4, 1, 32, 300, 300, 4, 16, 8},
@@ -294,6 +305,9 @@ int main(int argc, char **argv)
         {28, 4, 128, 33000, 33000, 128, 512, 4096},  /* long */
         {8, 2, 64, 6000, 6000, 4, 32, 300, 7},       /* 7 distinct keys: ties at the boundary */
         {4, 4, 128, 50000, 50000, 16, 64, 2048, 0},  /* an index past the top-k's shared-memory stage */
+        {8, 2, 64, 40000, 40000, 4, 32, 3000, 2000}, /* 2000 distinct keys: ties among the candidates */
+        {8, 2, 64, 40000, 40000, 4, 32, 3000, 50},   /* 50 distinct keys: every warp reads its whole range */
+        {8, 2, 128, 70000, 70000, 8, 64, 4096, -40}, /* half random, half 40 distinct keys */
     };
     printf("retr_attn resident + retrieved attention vs methods/retr_attn.c\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);

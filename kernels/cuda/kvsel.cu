@@ -622,16 +622,45 @@ out:
  * The same selection as scb_quest_topk2_kernel (radix select of the kp-th largest order-preserving
  * key, 8 bits a pass; ties to the smaller index; ids ascending) spread over a thread-block
  * cluster: block r of a row's cluster keeps the keys of its segment [r seg, (r+1) seg) in shared
- * memory; each pass every block histograms its segment, the cluster syncs, and every block sums
- * the TC_CL histograms through distributed shared memory and picks the same bin; the compaction
- * offsets of a block are the above/equal counts of the blocks before it. */
-enum { TC_CL = 8, TC_THREADS = 512, TC_WARPS = TC_THREADS / 32, TC_MAXSEG = 40 * 1024 };   /* keys a block */
+ * memory; each pass every block histograms its keys, the cluster syncs, and every block sums the
+ * TC_CL histograms through distributed shared memory and picks the same bin. The first pass's
+ * histogram is taken while the keys load. Then warp w, which owns the contiguous indices
+ * [w cw, (w+1) cw) of the segment, counts its keys above the first pass's bin and compacts the keys
+ * inside it (the candidates) in place, in index order, at the start of its range; the later
+ * passes and the above/equal counts read only those. The compaction offsets of a block are the
+ * above/equal counts of the blocks before it; the ids are written from the scores again (L2). */
+enum { TC_CL = 8, TC_THREADS = 512, TC_WARPS = TC_THREADS / 32, TC_MAXSEG = 40 * 1024, TC_LOADU = 4, TC_WARPU = 4 };
 namespace cg = cooperative_groups;
 
-__global__ void __cluster_dims__(TC_CL, 1, 1) __launch_bounds__(TC_THREADS)
+/* Add key's bin (or nothing: bin >= 256) to hist; the lanes that share lane 0's bin add once. */
+static __device__ __forceinline__ void tc_hist_add(int *hist, uint32_t bin, int lane)
+{
+    const uint32_t b0 = __shfl_sync(0xffffffffu, bin, 0);
+    const unsigned same = __ballot_sync(0xffffffffu, bin == b0);
+    if (lane == 0 && b0 < 256u) atomicAdd(&hist[b0], __popc(same));
+    if (bin != b0 && bin < 256u) atomicAdd(&hist[bin], 1);
+}
+
+/* The cluster's pass: sum the TC_CL blocks' histograms into tot, warp 0 picks the bin. */
+static __device__ __forceinline__ void tc_pick(cg::cluster_group &cluster, const int *hist, int *tot, int tid,
+                                               int kk, uint32_t prefix, int shift, uint32_t *pre_s, int *kk_s)
+{
+    cluster.sync();                                       /* every block's histogram complete */
+    if (tid < 256) {
+        int t = 0;
+#pragma unroll
+        for (int q = 0; q < TC_CL; q++) t += cluster.map_shared_rank(hist, q)[tid];
+        tot[tid] = t;
+    }
+    cluster.sync();                                       /* remote reads done before the next zeroing */
+    if (tid < 32) scb_radix_pick(tot, tid, kk, prefix, shift, pre_s, kk_s);
+    __syncthreads();
+}
+
+__global__ void __cluster_dims__(TC_CL, 1, 1) __launch_bounds__(TC_THREADS, 3)   /* 3 blocks an SM: one wave */
 scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, int sel_stride, int32_t id0)
 {
-    extern __shared__ uint32_t tc_keys[];                 /* (seg) the segment's keys */
+    extern __shared__ uint32_t tc_keys[];                 /* (seg) the segment's keys; then each warp's candidates */
     __shared__ int hist[256];
     __shared__ int tot[256];
     __shared__ uint32_t pre_s;
@@ -640,49 +669,73 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
     cg::cluster_group cluster = cg::this_cluster();
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, rank = (int)cluster.block_rank(), r = blockIdx.y;
     const int j0 = rank * seg, j1 = min(n, j0 + seg), m = max(0, j1 - j0);
-    const float *s = src + (long long)r * n;
-    for (int j = tid; j < m; j += TC_THREADS) tc_keys[j] = scb_okey(s[j0 + j]);
-    uint32_t mask = 0, prefix = 0;
-    int kk = kp;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int i = tid; i < 256; i += TC_THREADS) hist[i] = 0;
-        __syncthreads();
-        for (int base = 0; base < m; base += TC_THREADS) {   /* uniform trip count: full warps */
-            const int j = base + tid;
+    const float *s = src + (long long)r * n + j0;
+    const unsigned lt = (1u << lane) - 1u;
+    /* pass 1 (bits 31..24) while the keys load */
+    for (int i = tid; i < 256; i += TC_THREADS) hist[i] = 0;
+    __syncthreads();
+    for (int base = 0; base < m; base += TC_THREADS * TC_LOADU) {   /* uniform trip count: full warps */
+        float v[TC_LOADU];
+#pragma unroll
+        for (int u = 0; u < TC_LOADU; u++) {
+            const int j = base + u * TC_THREADS + tid;
+            v[u] = j < m ? s[j] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < TC_LOADU; u++) {
+            const int j = base + u * TC_THREADS + tid;
             uint32_t bin = 256u;
             if (j < m) {
-                const uint32_t key = tc_keys[j];
+                const uint32_t key = scb_okey(v[u]);
+                tc_keys[j] = key;
+                bin = key >> 24;
+            }
+            tc_hist_add(hist, bin, lane);
+        }
+    }
+    int kk = kp;
+    tc_pick(cluster, hist, tot, tid, kk, 0u, 24, &pre_s, &kk_s);
+    uint32_t prefix = pre_s, mask = 0xff000000u;
+    kk = kk_s;
+    /* the candidates, compacted in place (a lane reads its key before any lane writes: the ballots) */
+    const int cw = ((m + TC_WARPS - 1) / TC_WARPS + 31) / 32 * 32;
+    const int a0 = min(m, warp * cw), a1 = min(m, a0 + cw);
+    uint32_t *cand = tc_keys + a0;
+    int n_above = 0, nl = 0;
+    for (int b = a0; b < a1; b += 32) {
+        const int j = b + lane;
+        const uint32_t key = j < a1 ? tc_keys[j] : 0u;
+        n_above += __popc(__ballot_sync(0xffffffffu, j < a1 && (key & mask) > prefix));
+        const unsigned cb = __ballot_sync(0xffffffffu, j < a1 && (key & mask) == prefix);
+        if ((cb >> lane) & 1u) cand[nl + __popc(cb & lt)] = key;
+        nl += __popc(cb);
+    }
+    /* passes 2..4 (bits 23..0) over the candidates */
+    for (int shift = 16; shift >= 0; shift -= 8) {
+        for (int i = tid; i < 256; i += TC_THREADS) hist[i] = 0;
+        __syncthreads();
+        for (int b = 0; b < nl; b += 32) {                 /* uniform a warp */
+            const int j = b + lane;
+            uint32_t bin = 256u;
+            if (j < nl) {
+                const uint32_t key = cand[j];
                 if ((key & mask) == prefix) bin = (key >> shift) & 255u;
             }
-            const uint32_t b0 = __shfl_sync(0xffffffffu, bin, 0);
-            const unsigned same = __ballot_sync(0xffffffffu, bin == b0);
-            if (lane == 0 && b0 < 256u) atomicAdd(&hist[b0], __popc(same));
-            if (bin != b0 && bin < 256u) atomicAdd(&hist[bin], 1);
+            tc_hist_add(hist, bin, lane);
         }
-        cluster.sync();                                   /* every block's histogram complete */
-        if (tid < 256) {
-            int t = 0;
-#pragma unroll
-            for (int q = 0; q < TC_CL; q++) t += cluster.map_shared_rank(hist, q)[tid];
-            tot[tid] = t;
-        }
-        cluster.sync();                                   /* remote reads done before the next zeroing */
-        if (warp == 0) scb_radix_pick(tot, lane, kk, prefix, shift, &pre_s, &kk_s);
-        __syncthreads();
+        tc_pick(cluster, hist, tot, tid, kk, prefix, shift, &pre_s, &kk_s);
         prefix = pre_s;
         kk = kk_s;
         mask |= 255u << shift;
     }
-    /* compaction: warp w of this block owns [w cw, (w+1) cw) of the segment */
+    /* above / equal counts of this warp: the keys above the first bin plus the candidates' */
     const uint32_t thr = prefix;
-    const int cw = ((m + TC_WARPS - 1) / TC_WARPS + 31) / 32 * 32;
-    const int a0 = min(m, warp * cw), a1 = min(m, a0 + cw);
-    int ngt = 0, neq = 0;
-    for (int b = a0; b < a1; b += 32) {
+    int ngt = n_above, neq = 0;
+    for (int b = 0; b < nl; b += 32) {
         const int j = b + lane;
-        const uint32_t key = j < a1 ? tc_keys[j] : 0u;
-        ngt += __popc(__ballot_sync(0xffffffffu, j < a1 && key > thr));
-        neq += __popc(__ballot_sync(0xffffffffu, j < a1 && key == thr));
+        const uint32_t key = j < nl ? cand[j] : 0u;
+        ngt += __popc(__ballot_sync(0xffffffffu, j < nl && key > thr));
+        neq += __popc(__ballot_sync(0xffffffffu, j < nl && key == thr));
     }
     if (lane == 0) { cnt_gt[warp] = ngt; cnt_eq[warp] = neq; }
     __syncthreads();
@@ -698,7 +751,6 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
             gb += *cluster.map_shared_rank(&blk_gt, q);
             eb += *cluster.map_shared_rank(&blk_eq, q);
         }
-        const int tb_blk = min(eb, kk);                   /* equal keys taken by the blocks before */
         const int g = lane < TC_WARPS ? cnt_gt[lane] : 0, e = lane < TC_WARPS ? cnt_eq[lane] : 0;
         int ig = g, ie = e;
 #pragma unroll
@@ -709,21 +761,24 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
         const int gbw = gb + ig - g, ebw = eb + ie - e;   /* above / equal keys before this warp */
         const int tbw = min(ebw, kk);
         if (lane < TC_WARPS) { off_w[lane] = gbw + tbw; take_w[lane] = max(0, min(e, kk - tbw)); }
-        (void)tb_blk;
     }
     cluster.sync();                                       /* remote reads done (no block exits early) */
     int o = off_w[warp], te = take_w[warp], eseen = 0;
     int32_t *out = sel + (long long)r * sel_stride;
-    const unsigned lt = (1u << lane) - 1u;
-    for (int b = a0; b < a1; b += 32) {
-        const int j = b + lane;
-        const uint32_t key = j < a1 ? tc_keys[j] : 0u;
-        const unsigned eqb = __ballot_sync(0xffffffffu, j < a1 && key == thr);
-        const bool take = j < a1 && (key > thr || (key == thr && eseen + __popc(eqb & lt) < te));
-        const unsigned tb = __ballot_sync(0xffffffffu, take);
-        if (take) out[o + __popc(tb & lt)] = id0 + j0 + j;
-        o += __popc(tb);
-        eseen += __popc(eqb);
+    for (int b = a0; b < a1; b += 32 * TC_WARPU) {        /* the keys again, from the scores */
+        float v[TC_WARPU];
+        qt_load_warp<TC_WARPU>(s, b, lane, a1, v);
+#pragma unroll
+        for (int u = 0; u < TC_WARPU; u++) {
+            const int j = b + 32 * u + lane;
+            const uint32_t key = scb_okey(v[u]);
+            const unsigned eqb = __ballot_sync(0xffffffffu, j < a1 && key == thr);
+            const bool take = j < a1 && (key > thr || (key == thr && eseen + __popc(eqb & lt) < te));
+            const unsigned tb = __ballot_sync(0xffffffffu, take);
+            if (take) out[o + __popc(tb & lt)] = id0 + j0 + j;
+            o += __popc(tb);
+            eseen += __popc(eqb);
+        }
     }
 }
 
