@@ -641,7 +641,10 @@ static __device__ __forceinline__ void tc_hist_add(int *hist, uint32_t bin, int 
     if (bin != b0 && bin < 256u) atomicAdd(&hist[bin], 1);
 }
 
-/* The cluster's pass: sum the TC_CL blocks' histograms into tot, warp 0 picks the bin. */
+/* The cluster's pass: sum the TC_CL blocks' histograms into tot, warp 0 picks the bin. The passes
+ * alternate between two histograms, so one cluster barrier a pass suffices: a block zeroes a
+ * histogram two passes after it was read, and every block's remote reads of it came before the
+ * barrier of the pass between. */
 static __device__ __forceinline__ void tc_pick(cg::cluster_group &cluster, const int *hist, int *tot, int tid,
                                                int kk, uint32_t prefix, int shift, uint32_t *pre_s, int *kk_s)
 {
@@ -652,7 +655,7 @@ static __device__ __forceinline__ void tc_pick(cg::cluster_group &cluster, const
         for (int q = 0; q < TC_CL; q++) t += cluster.map_shared_rank(hist, q)[tid];
         tot[tid] = t;
     }
-    cluster.sync();                                       /* remote reads done before the next zeroing */
+    __syncthreads();
     if (tid < 32) scb_radix_pick(tot, tid, kk, prefix, shift, pre_s, kk_s);
     __syncthreads();
 }
@@ -661,7 +664,7 @@ __global__ void __cluster_dims__(TC_CL, 1, 1) __launch_bounds__(TC_THREADS, 3)  
 scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, int sel_stride, int32_t id0)
 {
     extern __shared__ uint32_t tc_keys[];                 /* (seg) the segment's keys; then each warp's candidates */
-    __shared__ int hist[256];
+    __shared__ int hist[2][256];                          /* pass p: hist[p % 2] */
     __shared__ int tot[256];
     __shared__ uint32_t pre_s;
     __shared__ int kk_s, blk_gt, blk_eq;
@@ -672,7 +675,7 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
     const float *s = src + (long long)r * n + j0;
     const unsigned lt = (1u << lane) - 1u;
     /* pass 1 (bits 31..24) while the keys load */
-    for (int i = tid; i < 256; i += TC_THREADS) hist[i] = 0;
+    for (int i = tid; i < 512; i += TC_THREADS) hist[i / 256][i % 256] = 0;
     __syncthreads();
     for (int base = 0; base < m; base += TC_THREADS * TC_LOADU) {   /* uniform trip count: full warps */
         float v[TC_LOADU];
@@ -690,11 +693,11 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
                 tc_keys[j] = key;
                 bin = key >> 24;
             }
-            tc_hist_add(hist, bin, lane);
+            tc_hist_add(hist[0], bin, lane);
         }
     }
     int kk = kp;
-    tc_pick(cluster, hist, tot, tid, kk, 0u, 24, &pre_s, &kk_s);
+    tc_pick(cluster, hist[0], tot, tid, kk, 0u, 24, &pre_s, &kk_s);
     uint32_t prefix = pre_s, mask = 0xff000000u;
     kk = kk_s;
     /* the candidates, compacted in place (a lane reads its key before any lane writes: the ballots) */
@@ -711,9 +714,12 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
         nl += __popc(cb);
     }
     /* passes 2..4 (bits 23..0) over the candidates */
-    for (int shift = 16; shift >= 0; shift -= 8) {
-        for (int i = tid; i < 256; i += TC_THREADS) hist[i] = 0;
-        __syncthreads();
+    for (int shift = 16, p = 1; shift >= 0; shift -= 8, p++) {
+        int *hp = hist[p % 2];
+        if (p >= 2) {                                     /* read by the cluster two passes ago */
+            for (int i = tid; i < 256; i += TC_THREADS) hp[i] = 0;
+            __syncthreads();
+        }
         for (int b = 0; b < nl; b += 32) {                 /* uniform a warp */
             const int j = b + lane;
             uint32_t bin = 256u;
@@ -721,9 +727,9 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
                 const uint32_t key = cand[j];
                 if ((key & mask) == prefix) bin = (key >> shift) & 255u;
             }
-            tc_hist_add(hist, bin, lane);
+            tc_hist_add(hp, bin, lane);
         }
-        tc_pick(cluster, hist, tot, tid, kk, prefix, shift, &pre_s, &kk_s);
+        tc_pick(cluster, hp, tot, tid, kk, prefix, shift, &pre_s, &kk_s);
         prefix = pre_s;
         kk = kk_s;
         mask |= 255u << shift;
