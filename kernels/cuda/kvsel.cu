@@ -421,6 +421,18 @@ static __device__ __forceinline__ void qt_load_warp(const float *s, int b, int l
     }
 }
 
+/* A block's U loads from base on (thread tid of NT: s[base + u NT + tid], 0 past n), all issued
+ * before any is used. */
+template <int U, int NT>
+static __device__ __forceinline__ void qt_load_block(const float *s, int base, int tid, int n, float *v)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = base + u * NT + tid;
+        v[u] = j < n ? s[j] : 0.0f;
+    }
+}
+
 /* Warp 0 of a radix-select pass: the bin (of 256, counts tot) holding the kk-th largest key,
  * counted from the top. Lane L holds bins 255-8L .. 248-8L (descending) and takes prefix sums;
  * the lane whose range holds rank kk writes *pre_s = prefix with the bin at `shift` and *kk_s =
@@ -489,11 +501,7 @@ __global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float
         int *hw = hist[warp % QT_HCOPIES];
         for (int base = 0; base < n; base += QT_THREADS * QT_UNROLL) {   /* uniform trip count: full warps */
             float v[QT_UNROLL];                               /* QT_UNROLL loads in flight (L2 latency) */
-#pragma unroll
-            for (int u = 0; u < QT_UNROLL; u++) {
-                const int j = base + u * QT_THREADS + tid;
-                v[u] = j < n ? s[j] : 0.0f;
-            }
+            qt_load_block<QT_UNROLL, QT_THREADS>(s, base, tid, n, v);
 #pragma unroll
             for (int u = 0; u < QT_UNROLL; u++) {
                 const int j = base + u * QT_THREADS + tid;
@@ -679,11 +687,7 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
     __syncthreads();
     for (int base = 0; base < m; base += TC_THREADS * TC_LOADU) {   /* uniform trip count: full warps */
         float v[TC_LOADU];
-#pragma unroll
-        for (int u = 0; u < TC_LOADU; u++) {
-            const int j = base + u * TC_THREADS + tid;
-            v[u] = j < m ? s[j] : 0.0f;
-        }
+        qt_load_block<TC_LOADU, TC_THREADS>(s, base, tid, m, v);
 #pragma unroll
         for (int u = 0; u < TC_LOADU; u++) {
             const int j = base + u * TC_THREADS + tid;
