@@ -463,6 +463,31 @@ static __device__ __forceinline__ void scb_radix_pick(const int *tot, int lane, 
     }
 }
 
+/* A warp's ids of its range [j0, j1) of the scores s: every key above thr and the first te keys
+ * equal to it, in index order, written from out[o] on as idb + index (U loads a lane in flight). */
+template <int U>
+static __device__ __forceinline__ void qt_write_range(const float *s, int j0, int j1, int lane, uint32_t thr, int te,
+                                                      int o, int32_t *out, int32_t idb)
+{
+    const unsigned lt = (1u << lane) - 1u;
+    int eseen = 0;
+    for (int b = j0; b < j1; b += 32 * U) {
+        float v[U];
+        qt_load_warp<U>(s, b, lane, j1, v);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int j = b + 32 * u + lane;
+            const uint32_t key = scb_okey(v[u]);
+            const unsigned eqb = __ballot_sync(0xffffffffu, j < j1 && key == thr);
+            const bool take = j < j1 && (key > thr || (key == thr && eseen + __popc(eqb & lt) < te));
+            const unsigned tb = __ballot_sync(0xffffffffu, take);
+            if (take) out[o + __popc(tb & lt)] = idb + j;
+            o += __popc(tb);
+            eseen += __popc(eqb);
+        }
+    }
+}
+
 /* ---- Quest: the decode-step selection, version 2 (bounds kernel + radix top-k) -------------- */
 enum { QT_THREADS = 1024, QT_WARPS = QT_THREADS / 32, QT_HCOPIES = 8, QT_SMEM_DEFAULT = 36 * 1024,  /* + ~10 KiB static */
        QT_SMEM_MAX = 160 * 1024, QB_THREADS = 256, QB_WARPS = QB_THREADS / 32 };
@@ -565,24 +590,8 @@ __global__ void __launch_bounds__(QT_THREADS) scb_quest_topk2_kernel(const float
         take_w[lane] = min(e, kk - tb);
     }
     __syncthreads();
-    int o = off_w[warp], te = take_w[warp], eseen = 0;
     int32_t *out = sel + (long long)r * (sel_stride > 0 ? sel_stride : kp);   /* row r's ids: id0 + index */
-    const unsigned lt = (1u << lane) - 1u;
-    for (int b = j0; b < j1; b += 32 * QT_UNROLL) {
-        float v[QT_UNROLL];
-        qt_load_warp<QT_UNROLL>(s, b, lane, j1, v);
-#pragma unroll
-        for (int u = 0; u < QT_UNROLL; u++) {
-            const int j = b + 32 * u + lane;
-            const uint32_t key = j < j1 ? scb_okey(v[u]) : 0u;
-            const unsigned eqb = __ballot_sync(0xffffffffu, j < j1 && key == thr);
-            const bool take = j < j1 && (key > thr || (key == thr && eseen + __popc(eqb & lt) < te));
-            const unsigned tb = __ballot_sync(0xffffffffu, take);
-            if (take) out[o + __popc(tb & lt)] = id0 + j;
-            o += __popc(tb);
-            eseen += __popc(eqb);
-        }
-    }
+    qt_write_range<QT_UNROLL>(s, j0, j1, lane, thr, take_w[warp], off_w[warp], out, id0);
 }
 
 /* The top-k launch over rows of n scores; with T_dev the rows hold ceil(*T_dev / P) scores when it
@@ -773,23 +782,8 @@ scb_topk_cluster_kernel(const float *src, int n, int kp, int seg, int32_t *sel, 
         if (lane < TC_WARPS) { off_w[lane] = gbw + tbw; take_w[lane] = max(0, min(e, kk - tbw)); }
     }
     cluster.sync();                                       /* remote reads done (no block exits early) */
-    int o = off_w[warp], te = take_w[warp], eseen = 0;
-    int32_t *out = sel + (long long)r * sel_stride;
-    for (int b = a0; b < a1; b += 32 * TC_WARPU) {        /* the keys again, from the scores */
-        float v[TC_WARPU];
-        qt_load_warp<TC_WARPU>(s, b, lane, a1, v);
-#pragma unroll
-        for (int u = 0; u < TC_WARPU; u++) {
-            const int j = b + 32 * u + lane;
-            const uint32_t key = scb_okey(v[u]);
-            const unsigned eqb = __ballot_sync(0xffffffffu, j < a1 && key == thr);
-            const bool take = j < a1 && (key > thr || (key == thr && eseen + __popc(eqb & lt) < te));
-            const unsigned tb = __ballot_sync(0xffffffffu, take);
-            if (take) out[o + __popc(tb & lt)] = id0 + j0 + j;
-            o += __popc(tb);
-            eseen += __popc(eqb);
-        }
-    }
+    /* the keys again, from the scores */
+    qt_write_range<TC_WARPU>(s, a0, a1, lane, thr, take_w[warp], off_w[warp], sel + (long long)r * sel_stride, id0 + j0);
 }
 
 extern "C" int scb_cuda_topk_rows(struct scb_cuda_ctx *cc, const float *s, int R, int n, int kp, int32_t *sel,
