@@ -47,6 +47,8 @@ struct ra_layer {
     int host_n;                       /* global tokens copied */
     struct scb_retr_graph **graphs;   /* (Hkv), index=graph only; NULL entries before a build */
     int cpu_end;                      /* graph: tokens [n_sink, cpu_end) inserted */
+    int step_hi, step_end;            /* a graph step (ra_step_prep): the index's end, the bound of the
+                                         resident window's end that sizes the recorded launch */
 };
 
 /* New keys per layer copied with one wait (decode steps); more (a prefill) go head by head. */
@@ -526,6 +528,75 @@ out:
     return rc;
 }
 
+/* The one-token step inside the engine's replayed graph (struct scb_dev_hooks): the flat search on
+ * the device, for a step whose entry goes to the temp segment — generation, where the index
+ * [n_sink, Tg - n_recent) of the Tg global tokens stays put and only the resident window's end,
+ * the entry count, grows; the attention reads that end from the device. Other steps (index=graph,
+ * the host search, global appends, a context inside the resident window) are plain launches. */
+static int ra_step_graphable(void *state, const struct scb_kv_cache *kv, size_t layer)
+{
+    const struct ra_dev *st = state;
+    if (!st->dev_scan || st->graph || layer >= (size_t)st->L || kv->mode != SCB_KV_APPEND_TEMP ||
+        kv->Hkv != (size_t)st->Hkv || st->dcap < kv->cap)
+        return 0;
+    const size_t tg = kv->n_global[layer * kv->Hkv];
+    for (size_t h = 1; h < kv->Hkv; h++)
+        if (kv->n_global[layer * kv->Hkv + h] != tg) return 0;
+    return scb_kv_cache_len(kv, layer, 0) + 1 <= kv->cap && tg >= (size_t)(st->n_sink + st->n_recent);
+}
+
+/* Host side of a graph step: the recall it counts, the index range and the window's bound (the
+ * largest end with the same number of resident chunks: the graph is recorded anew when the count
+ * of chunks changes, every SCB_RETR_CHUNK tokens), and the key of what the launches bake in. */
+static int ra_step_prep(void *state, const struct scb_dev_attn *a, uint64_t *key, struct scb_ctx *ctx)
+{
+    struct ra_dev *st = state;
+    int rc = SCB_OK;
+    SCB_TRY(check_layer(st, a, ctx));
+    SCB_TRY(ensure_scratch(st, a->cap, ctx));
+    struct ra_layer *l = &st->layers[a->layer];
+    const int Tg = (int)a->kv->n_global[a->layer * a->kv->Hkv], nc = (int)a->Tk, lo = st->n_sink;
+    const int hi = Tg - st->n_recent;
+    if (a->T != 1 || nc <= Tg || hi < lo || (size_t)nc > a->cap) {
+        rc = scb_err(ctx, SCB_E_INVAL, "retr_attn (cuda): layer %zu's step (%zu rows, %d entries, %d global) does not "
+                     "fit a graph step", a->layer, a->T, nc, Tg);
+        goto out;
+    }
+    const int n_res = st->n_sink + (nc - hi), rch = (n_res + SCB_RETR_CHUNK - 1) / SCB_RETR_CHUNK;
+    const int64_t end = (int64_t)hi + (int64_t)rch * SCB_RETR_CHUNK - st->n_sink;
+    l->step_hi = hi;
+    l->step_end = end < (int64_t)a->cap ? (int)end : (int)a->cap;
+    if (hi > lo && st->top_k > 0) {                        /* exact by construction */
+        st->recall_sum += st->Hq;
+        st->recall_n += st->Hq;
+    }
+    const uint64_t v[] = {(uint64_t)(uintptr_t)a->k, (uint64_t)(uintptr_t)a->v, (uint64_t)a->cap,
+                          (uint64_t)(uintptr_t)a->q, (uint64_t)(uintptr_t)a->out, (uint64_t)(uintptr_t)st->d_idx,
+                          (uint64_t)(uintptr_t)st->d_n, (uint64_t)(uintptr_t)st->d_scores,
+                          (uint64_t)(uintptr_t)st->work, (uint64_t)st->stride, (uint64_t)hi, (uint64_t)l->step_end};
+    *key = scb_hash64(v, sizeof v, SCB_HASH64_INIT);
+out:
+    return rc;
+}
+
+/* The layer's search and attention inside the graph: the index range and the bound from the
+ * step's prep, the window's end (the entry count) from the device. */
+static int ra_step_dev(void *state, const struct scb_dev_attn *a, const int32_t *n_dev, struct scb_ctx *ctx)
+{
+    struct ra_dev *st = state;
+    int rc = SCB_OK;
+    const struct ra_layer *l = &st->layers[a->layer];
+    struct scb_retr_attn_cuda_args ra = {
+        .q = a->q, .k = a->k, .v = a->v, .kcap = a->cap, .Hq = st->Hq, .Hkv = st->Hkv, .D = st->D,
+        .scale = a->scale, .out = a->out, .lse = NULL, .work = st->work, .r1_end_dev = n_dev,
+    };
+    SCB_TRY(scb_retr_flat_topk_cuda(st->cc, a->q, a->k, a->cap, st->Hq, st->Hkv, st->D, st->n_sink, l->step_hi,
+                                    st->top_k, st->d_idx, st->stride, st->d_n, st->d_scores, ctx));
+    rc = attend_retrieved(st, &ra, l->step_hi, l->step_end, ctx);
+out:
+    return rc;
+}
+
 int scb_dev_retr_search_device(struct scb_ctx *ctx)
 {
     const char *e = getenv("SCB_RETR_SEARCH");
@@ -550,4 +621,7 @@ const struct scb_dev_method_ops scb_dev_retr_attn = {
     .after_prefill = ra_after_prefill,
     .decode = ra_decode,
     .costs = ra_costs,
+    .step_graphable = ra_step_graphable,
+    .step_prep = ra_step_prep,
+    .step_dev = ra_step_dev,
 };

@@ -34,6 +34,10 @@ struct scb_retr_attn_cuda_args {
     uint16_t *out;              /* (Hq, D) bf16 */
     float *lse;                 /* (Hq) fp32 natural-log sum-exp of the union, or NULL */
     float *work;                /* device scratch, scb_retr_attn_cuda_work_floats floats */
+    const int32_t *r1_end_dev;  /* int32 device or NULL: when set, the second range ends at
+                                   *r1_end_dev, read when the kernel runs (a CUDA graph's step,
+                                   the key count from the device), in [r1_begin, r1_end]: r1_end
+                                   is then the bound that sizes the launch */
 };
 
 /* Floats of scratch for at most n_res resident keys and idx_stride retrieved keys per head. */

@@ -51,7 +51,11 @@ int scb_retr_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_retr_attn_cuda_
         (a->idx_stride > 0 && (!a->idx || !a->n_idx)))
         return scb_err(err, SCB_E_INVAL, "emulated retr_attn: bad arguments");
     const int D = a->D;
-    const int n_res = (a->r0_end - a->r0_begin) + (a->r1_end - a->r1_begin);
+    const int r1_end = a->r1_end_dev ? *a->r1_end_dev : a->r1_end;   /* a graph step's count, read now */
+    if (r1_end < a->r1_begin || r1_end > a->r1_end)
+        return scb_err(err, SCB_E_INVAL, "emulated retr_attn: the device end %d is outside [%d, %d]", r1_end,
+                       a->r1_begin, a->r1_end);
+    const int n_res = (a->r0_end - a->r0_begin) + (r1_end - a->r1_begin);
     const size_t nmax = (size_t)(n_res > a->idx_stride ? n_res : a->idx_stride) + 1;
     int32_t *js = scb_malloc(sizeof(int32_t) * nmax);
     float *sc = scb_malloc(sizeof(float) * nmax);
@@ -62,7 +66,7 @@ int scb_retr_attn_cuda(struct scb_cuda_ctx *cc, const struct scb_retr_attn_cuda_
         for (int d = 0; d < D; d++) q[d] = scb_bf16_to_f32(a->q[(size_t)h * D + d]);
         int n = 0;
         for (int j = a->r0_begin; j < a->r0_end; j++) js[n++] = j;
-        for (int j = a->r1_begin; j < a->r1_end; j++) js[n++] = j;
+        for (int j = a->r1_begin; j < r1_end; j++) js[n++] = j;
         part(a, h, q, js, n, scale, o1, &m1, &l1, sc);
         int nr = a->idx_stride ? a->n_idx[h] : 0;
         for (int d = 0; d < D; d++) o2[d] = 0.0f;

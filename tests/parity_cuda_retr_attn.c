@@ -82,7 +82,7 @@ static void host_select(const struct rcase *c, const float *hk, size_t kcap, con
 static void run_case(const struct rcase *c)
 {
     const int Hq = c->Hq, Hkv = c->Hkv, D = c->D, Tk = c->Tk;
-    const size_t kcap = (size_t)Tk + 7, nkv = (size_t)Hkv * kcap * D;
+    const size_t kcap = (size_t)Tk + 263, nkv = (size_t)Hkv * kcap * D;   /* room for a graph step's bound */
     char name[200], detail[160];
     snprintf(name, sizeof name, "Hq=%d Hkv=%d D=%d Tk=%d Tg=%d sink=%d recent=%d top_k=%d", Hq, Hkv, D, Tk, c->Tg,
              c->n_sink, c->n_recent, c->top_k);
@@ -148,6 +148,33 @@ static void run_case(const struct rcase *c)
     snprintf(detail, sizeof detail, "out rel %.2e (tol 1e-2), lse maxabs %.2e (tol 1e-3; merged-vs-union %.1e)%s", rel,
              lmax, (double)ml_max, finite ? "" : " NONFINITE");
     report("  resident + retrieved, lse-merged", finite && rel <= 1e-2 && lmax <= 1e-3, detail);
+
+    /* a graph step's launch: the second range's end read from the device, the launch sized for
+     * the bound kcap (empty chunks past the end): the same bits */
+    {
+        uint16_t *o1 = host_alloc((size_t)Hq * D * 2), *o2 = host_alloc((size_t)Hq * D * 2);
+        float *l1 = host_alloc((size_t)Hq * 4), *l2 = host_alloc((size_t)Hq * 4);
+        int32_t *dend = dev_alloc(sizeof(int32_t));
+        size_t wb = scb_retr_attn_cuda_work_floats(Hq, D, (r[1] - r[0]) + ((int)kcap - r[2]), stride);
+        float *wk2 = dev_alloc(wb * 4);
+        CK(scb_cuda_download(g_cc, o1, dout, (size_t)Hq * D * 2, &g_err));
+        CK(scb_cuda_download(g_cc, l1, dlse, (size_t)Hq * 4, &g_err));
+        CK(scb_cuda_upload(g_cc, dend, &r[3], sizeof(int32_t), &g_err));
+        CK(scb_cuda_fill16(g_cc, dout, BF16_NAN, (size_t)Hq * D, &g_err));
+        CK(scb_cuda_fill32(g_cc, (uint32_t *)dlse, F32_NAN, (size_t)Hq, &g_err));
+        CK(scb_cuda_fill32(g_cc, (uint32_t *)wk2, F32_NAN, wb, &g_err));
+        struct scb_retr_attn_cuda_args b = a;
+        b.r1_end = (int)kcap; b.r1_end_dev = dend; b.work = wk2;
+        CK(scb_retr_attn_cuda(g_cc, &b, &g_err));
+        CK(scb_cuda_download(g_cc, o2, dout, (size_t)Hq * D * 2, &g_err));
+        CK(scb_cuda_download(g_cc, l2, dlse, (size_t)Hq * 4, &g_err));
+        const int same = !memcmp(o1, o2, (size_t)Hq * D * 2) && !memcmp(l1, l2, (size_t)Hq * 4);
+        snprintf(detail, sizeof detail, "end %d from the device, launch bound %zu: %s", r[3], kcap,
+                 same ? "identical" : "DIFFERENT");
+        report("  device end (graph step) = host end, bit for bit", same, detail);
+        scb_cuda_free(g_cc, dend); scb_cuda_free(g_cc, wk2);
+        scb_free(o1); scb_free(o2); scb_free(l1); scb_free(l2);
+    }
 
     /* the flat retrieval on the device (SCB_RETR_SEARCH=device): exactly the host's lists */
     if (r[1] == c->n_sink && r[2] > c->n_sink) {   /* the row retrieves from a non-empty index */

@@ -55,8 +55,9 @@ retr_part_kernel(struct scb_retr_attn_cuda_args a, int res_chunks, float scale)
     for (int d = tid; d < D; d += RA_THREADS) q_s[d] = scb_bf2f(a.q[(size_t)h * D + d]);
     int cnt;
     if (c < res_chunks) {
-        const int len0 = a.r0_end - a.r0_begin, n_res = len0 + (a.r1_end - a.r1_begin), base = c * SCB_RETR_CHUNK;
-        cnt = min(SCB_RETR_CHUNK, n_res - base);
+        const int r1_end = a.r1_end_dev ? *a.r1_end_dev : a.r1_end;   /* a graph step: from the device */
+        const int len0 = a.r0_end - a.r0_begin, n_res = len0 + (r1_end - a.r1_begin), base = c * SCB_RETR_CHUNK;
+        cnt = max(0, min(SCB_RETR_CHUNK, n_res - base));  /* a chunk past a device count: empty */
         for (int i = tid; i < cnt; i += RA_THREADS) {
             const int vi = base + i;
             j_s[i] = vi < len0 ? a.r0_begin + vi : a.r1_begin + (vi - len0);

@@ -17,13 +17,19 @@ protocol (`generate --ids P --then-ids F [--commit] --then-logits`). Checked:
    emulation, while the method itself moves the logits by 0.48 (top_k=8) and 0.19 (top_k=32)
    from dense (the check still sees a wrong window, list or merge). The selection itself is
    checked exactly, on identical bf16 inputs, by tests/parity_cuda_retr_attn.c;
-3. turn 1's greedy ids: printed (not checked).
+3. turn 1's greedy ids: printed (not checked);
+4. generation steps as CUDA graphs (the device search's step hooks: the index fixed while the
+   temp tokens grow the resident window, its end read from the device, the graph recorded anew
+   when its count of 256-key chunks changes): greedy ids and costs lines identical with
+   SCB_CUDA_GRAPHS=1 and =rerecord to =0, and `bench cuda` counting the steps as graphs (every
+   step with the device search; none with SCB_RETR_SEARCH=host or index=graph).
 Run on `scbench_cuda_emul` in CI, on the real scbench on a GPU machine (exit 77 without one)."""
 import argparse
 import filecmp
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -83,6 +89,38 @@ def main():
             for x in scans:
                 if os.path.exists(os.path.join(tmp, f"cuda_{x}.f32")):
                     os.remove(os.path.join(tmp, f"cuda_{x}.f32"))
+        os.environ.pop("SCB_RETR_SEARCH", None)             # the default: the device search
+        # 4: generation as replayed CUDA graphs: the same tokens and costs as plain launches. The
+        # second case's window (4 sinks, 250 recent, then the temp tokens) crosses a 256-key chunk
+        # after two generated tokens, so its graph is recorded anew mid-generation.
+        for mi, n, new, spec in ((2, 60, 16, "retr_attn:n_sink=4,n_recent=16,top_k=8"),
+                                 (3, 300, 24, "retr_attn:n_sink=4,n_recent=250,top_k=8"),
+                                 (1, 200, 12, "retr_attn:n_sink=8,n_recent=32,top_k=2000")):
+            p_ids = ",".join(map(str, ids(n)))
+            outs = {}
+            for mode in ("0", "1", "rerecord"):
+                p = subprocess.run([scb, "generate", "--backend", "cuda", "--model", models[mi][0], "--ids", p_ids,
+                                    "--max-new", str(new), "--method", spec], capture_output=True, text=True,
+                                   env=dict(os.environ, SCB_CUDA_GRAPHS=mode))
+                costs = [x for x in p.stderr.split("\n") if " costs:" in x]
+                outs[mode] = (p.returncode, p.stdout, costs)
+                if p.returncode:
+                    fails.append(f"graphs {mode} {spec}: exit {p.returncode}: {p.stderr.strip()}")
+            same = outs["1"] == outs["0"] and outs["rerecord"] == outs["0"]
+            print(f"  {spec}, {n} + {new} tokens: greedy ids and costs with graphs (replayed, re-recorded) and "
+                  f"without {'identical' if same else 'DIFFER'}: {outs['0'][1].strip()[:60]}")
+            if not same:
+                fails.append(f"{spec}: graphs change the output: {outs}")
+        for spec, env, want in (("retr_attn:n_sink=4,n_recent=16,top_k=8", {}, 12),
+                                ("retr_attn:n_sink=4,n_recent=16,top_k=8", {"SCB_RETR_SEARCH": "host"}, 0),
+                                ("retr_attn:n_sink=2,n_recent=16,top_k=8,index=graph", {}, 0)):
+            p = subprocess.run([scb, "bench", "cuda", "--model", models[2][0], "--tokens", "80", "--decode", "12",
+                                "--method", spec], capture_output=True, text=True, env=dict(os.environ, **env))
+            line = [x for x in p.stdout.split("\n") if x.startswith("decode graph")]
+            print(f"  bench {spec} {env}: {line[0] if line else p.stderr.strip()}")
+            if p.returncode or not line or not line[0].startswith(f"decode graph {want} of 12 steps"):
+                fails.append(f"bench cuda --method {spec} {env}: expected 'decode graph {want} of 12 steps', got exit "
+                             f"{p.returncode} {line} {p.stderr.strip()}")
         os.environ["SCB_RETR_SEARCH"] = "bogus"
         p = mk.ec.run([scb, "generate", "--backend", "cuda", "--model", models[0][0], "--ids", "1,2,3",
                        "--max-new", "2", "--method", "retr_attn"])
