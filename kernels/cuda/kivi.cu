@@ -649,11 +649,23 @@ kivi_attn_part4_kernel(struct scb_kivi_cuda_store s, struct scb_kivi_attn_cuda_a
         lo.v0 = (unsigned)g * (unsigned)s.cap;
     }
     /* the block's steps [b0, b1); warp w takes b0 + w, b0 + w + 4, ... (ilv: neighbouring warps
-     * read neighbouring keys, sharing cache sectors) or its own quarter */
+     * read neighbouring keys, sharing cache sectors) or its own quarter. The steps whose keys and
+     * values are all quantized (the fast path) are spread over the first blocks; the rest (steps
+     * with full-precision tokens: the residual's values, the temp tokens; their per-token path
+     * costs several fast steps) over the last ceil(rest / 16) blocks, at most 4 a warp, so they
+     * run beside the fast steps instead of after them in the last block */
     const int n = a.n_dev ? *a.n_dev : a.n;                /* keys attended (device count: graphs) */
     const int n_steps = (n + K4_STEP - 1) / K4_STEP;
-    const int b0 = (int)((long long)n_steps * blockIdx.x / gridDim.x);
-    const int b1 = (int)((long long)n_steps * (blockIdx.x + 1) / gridDim.x);
+    const int n_fast = min(n_steps, min(a.Tk_q, a.Tv_q) / K4_STEP), n_slow = n_steps - n_fast;
+    const int nblk = (int)gridDim.x, bx = (int)blockIdx.x;
+    const int nb_slow = n_fast == 0 ? nblk : (n_slow == 0 || nblk == 1) ? 0 : min(nblk - 1, (n_slow + 15) / 16);
+    const int nb_fast = nblk - nb_slow;
+    const bool in_fast = bx < nb_fast;
+    const int r0 = in_fast ? 0 : n_fast;                             /* the block's region of steps */
+    const int rn = in_fast ? (nb_slow ? n_fast : n_steps) : n_steps - r0;
+    const int rb = in_fast ? nb_fast : nb_slow, rj = in_fast ? bx : bx - nb_fast;
+    const int b0 = r0 + (int)((long long)rn * rj / rb);
+    const int b1 = r0 + (int)((long long)rn * (rj + 1) / rb);
     const int st0 = ilv ? b0 + warp : b0 + (b1 - b0) * warp / K4_WARPS;
     const int st1 = ilv ? b1 : b0 + (b1 - b0) * (warp + 1) / K4_WARPS;
     const int sst = ilv ? K4_WARPS : 1;
