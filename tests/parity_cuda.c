@@ -358,6 +358,7 @@ static void test_kv_append(void)
 {
     static const int cases[][6] = {   /* T, Hin, Hkv, D, cap, len */
         {1, 8, 8, 128, 40, 0}, {7, 2, 2, 64, 16, 9}, {5, 2, 8, 32, 12, 3}, {33, 1, 4, 16, 33, 0},
+        {3, 1, 2, 10, 8, 2},   /* D % 8 != 0: the 2-byte kernel (the others: 16-byte copies) */
     };
     printf("kv append (exact)\n");
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -515,7 +516,7 @@ static void test_rmsnorm(void)
 
 static void test_rope(void)
 {
-    static const int shapes[][3] = {{9, 3, 128}, {17, 4, 64}, {1, 32, 128}};
+    static const int shapes[][3] = {{9, 3, 128}, {17, 4, 64}, {1, 32, 128}, {5, 2, 24}};   /* D 24: the 2-byte rope_cs */
     printf("rope (tolerance rel %.0e)\n", ROPE_REL_TOL);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int T = shapes[s][0], H = shapes[s][1], D = shapes[s][2];
@@ -648,13 +649,16 @@ static void test_rope(void)
 
 static void test_swiglu(void)
 {
-    const int T = 7, F = 1000;
+  /* F = 1000: the 16-byte kernel; F = 1001: the scalar one */
+  for (int F = 1000; F <= 1001; F++) {
+    char name[96];
+    const int T = 7;
     const size_t ld = 2 * (size_t)F;      /* fused (T, 2F) gate|up layout */
     size_t NI = (size_t)T * ld, NO = (size_t)T * F;
     uint16_t *hin = host_alloc(NI * 2), *ho = host_alloc(NO * 2);
     float *fin = host_alloc(NI * 4), *got = host_alloc(NO * 4);
     double *ref = host_alloc(NO * 8);
-    printf("swiglu (tolerance rel %.0e)\n", SWIGLU_REL_TOL);
+    if (F == 1000) printf("swiglu (tolerance rel %.0e)\n", SWIGLU_REL_TOL);
     rand_bf16(hin, fin, NI, 3.0f);
     for (int t = 0; t < T; t++)
         for (int f = 0; f < F; f++) {
@@ -668,9 +672,11 @@ static void test_swiglu(void)
     CK(scb_cuda_sync(g_cc, &g_err));
     CK(scb_cuda_download(g_cc, ho, dout, NO * 2, &g_err));
     for (size_t i = 0; i < NO; i++) got[i] = scb_bf16_to_f32(ho[i]);
-    compare("swiglu T=7 F=1000 fused gate|up rows", got, ref, NO, SWIGLU_REL_TOL, -1);
+    snprintf(name, sizeof name, "swiglu T=7 F=%d fused gate|up rows", F);
+    compare(name, got, ref, NO, SWIGLU_REL_TOL, -1);
     scb_cuda_free(g_cc, din); scb_cuda_free(g_cc, dout);
     scb_free(hin); scb_free(ho); scb_free(fin); scb_free(got); scb_free(ref);
+  }
 }
 
 /* Embedding, residual add, argmax and conversions are exact: bit-for-bit equality. */
@@ -678,8 +684,8 @@ static void test_embed_add_argmax_convert(void)
 {
     char name[96];
     printf("embedding, add, argmax, conversions (exact)\n");
-    {   /* embedding gather */
-        const int V = 1000, n = 96, T = 33;
+    for (int n = 96; n <= 97; n++) {   /* embedding gather: 16-byte copies, scalar */
+        const int V = 1000, T = 33;
         uint16_t *tab = host_alloc((size_t)V * n * 2), *ho = host_alloc((size_t)T * n * 2);
         uint16_t *ref = host_alloc((size_t)T * n * 2);
         float *ftab = host_alloc((size_t)V * n * 4);
@@ -695,7 +701,8 @@ static void test_embed_add_argmax_convert(void)
         CK(scb_cuda_embed(g_cc, dout, dtab, V, n, dids, T, &g_err));
         CK(scb_cuda_sync(g_cc, &g_err));
         CK(scb_cuda_download(g_cc, ho, dout, (size_t)T * n * 2, &g_err));
-        check_exact_u16("embed V=1000 n=96 T=33", ho, ref, (size_t)T * n);
+        snprintf(name, sizeof name, "embed V=1000 n=%d T=33", n);
+        check_exact_u16(name, ho, ref, (size_t)T * n);
         /* an id out of range is reported by the next sync, and the context stays usable */
         ids[5] = V;
         CK(scb_cuda_upload(g_cc, dids, ids, (size_t)T * 4, &g_err));
@@ -710,8 +717,7 @@ static void test_embed_add_argmax_convert(void)
         scb_cuda_free(g_cc, dtab); scb_cuda_free(g_cc, dout); scb_cuda_free(g_cc, dids);
         scb_free(tab); scb_free(ho); scb_free(ref); scb_free(ftab); scb_free(ids);
     }
-    {   /* residual add */
-        const size_t n = 100003;
+    for (size_t n = 100000; n <= 100003; n += 3) {   /* residual add: 16-byte chunks, scalar */
         uint16_t *hx = host_alloc(n * 2), *hy = host_alloc(n * 2), *ho = host_alloc(n * 2);
         uint16_t *ref = host_alloc(n * 2);
         float *fx = host_alloc(n * 4), *fy = host_alloc(n * 4);
@@ -724,7 +730,8 @@ static void test_embed_add_argmax_convert(void)
         CK(scb_cuda_add(g_cc, dx, dy, n, &g_err));
         CK(scb_cuda_sync(g_cc, &g_err));
         CK(scb_cuda_download(g_cc, ho, dx, n * 2, &g_err));
-        check_exact_u16("add n=100003", ho, ref, n);
+        snprintf(name, sizeof name, "add n=%zu", n);
+        check_exact_u16(name, ho, ref, n);
         scb_cuda_free(g_cc, dx); scb_cuda_free(g_cc, dy);
         scb_free(hx); scb_free(hy); scb_free(ho); scb_free(ref); scb_free(fx); scb_free(fy);
     }
