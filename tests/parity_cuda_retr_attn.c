@@ -9,7 +9,9 @@
  * keys), the ids uploaded per query head; the kernel attends the resident ranges and the lists
  * and merges them by log-sum-exp. Reference: scb_retr_attn (selection + one softmax over the
  * sorted union, double) on the same numbers, and scb_retr_attn_row_merged (SCBench's two-part
- * merge) for the lse. Outputs NaN-poisoned first. Tolerance: rel L2 1e-2 on out (one bf16
+ * merge) for the lse; the same launch once more as a CUDA graph step runs it (the window's end
+ * read from the device, the launch sized for kcap) must give the same bits. Outputs NaN-poisoned
+ * first. Tolerance: rel L2 1e-2 on out (one bf16
  * rounding, 2^-9, plus fp32 vs double sums; a wrong key, window or weight gives order-1
  * errors), abs 1e-3 on lse (fp32 scores). Argument checks: SCB_E_INVAL.
  * --bench times one layer's step at 32K keys on Llama-3-8B's attention shape (Hq 32, Hkv 8,
