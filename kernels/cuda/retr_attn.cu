@@ -214,64 +214,53 @@ out:
 }
 
 /* ---- the flat index's retrieval on the device ----------------------------------------------
- * Scores: block (RF_KEYS keys, KV head g) of RF_KEYS / KPT threads, thread = KPT keys (tid,
- * tid + RF_KEYS / KPT, ...: a thread's q loads serve KPT keys); the G query heads' q (fp32) in
- * shared memory, padded with zero rows to a multiple of RF_HEADS heads (16-byte q loads, no
- * clamped indices). STAGED (D % 8 == 0, D <= 128, 16-byte aligned rows): the block's key rows are
- * first copied into shared memory with coalesced 16-byte loads (rows padded by 16 bytes: a
- * quarter-warp's row reads fall in distinct banks), else each thread reads its own row from
- * global memory. DD: D known at compile time (0: at run time). RF_HEADS heads' fused multiply-add
- * chains at a time (independent chains, each in d order: scb_retr_score's bits). */
+ * Scores: block (RF_KEYS keys, KV head g) of RF_KEYS threads, a thread one key; the G query heads'
+ * q (fp32) in shared memory, padded with zero rows to a multiple of RF_HEADS heads (16-byte q
+ * loads, no clamped indices). STAGED (D % 8 == 0, D <= 128, 16-byte aligned rows): the block's
+ * key rows are first copied into shared memory with coalesced 16-byte loads (rows padded by 16
+ * bytes: a quarter-warp's row reads fall in distinct banks), else each thread reads its own row
+ * from global memory. DD: D known at compile time (0: at run time). RF_HEADS heads' fused
+ * multiply-add chains at a time (independent chains, each in d order: scb_retr_score's bits).
+ * (Two keys a thread and 64-key blocks were measured no faster: docs/performance.md.) */
 enum { RF_KEYS = 128, RF_HEADS = 4, RF_MAXSD = 128 };
 
 extern "C" size_t scb_retr_flat_cuda_work_floats(int Hq, int n) { return (size_t)Hq * (size_t)(n > 0 ? n : 1); }
 
-/* A thread's KPT keys (rows kr, ok[u]: key u exists; its score column c0 + u NT) against the G
- * heads of qg ((Gp, D) fp32): scores (G rows of n) in scb_retr_score's order of operations. VEC:
- * 16-byte row loads (D % 8 == 0, aligned rows). */
-template <int KPT, int DD, int NT>
-static __device__ __forceinline__ void rf_dot_store(const float *qg, const uint16_t *const (&kr)[KPT],
-                                                    const bool (&ok)[KPT], bool vec, int G, int D, int n, int c0,
-                                                    float *srow)
+/* A thread's key (row kr) against the G heads of qg ((Gp, D) fp32): its score column c of the G
+ * score rows of n (srow), in scb_retr_score's order of operations. VEC: 16-byte row loads
+ * (D % 8 == 0, aligned rows). */
+template <int DD>
+static __device__ __forceinline__ void rf_dot_store(const float *qg, const uint16_t *kr, bool vec, int G, int D, int n,
+                                                    int c, float *srow)
 {
     for (int h0 = 0; h0 < G; h0 += RF_HEADS) {
-        float acc[KPT][RF_HEADS];
+        float acc[RF_HEADS];
 #pragma unroll
-        for (int u = 0; u < KPT; u++)
-#pragma unroll
-            for (int j = 0; j < RF_HEADS; j++) acc[u][j] = 0.0f;
+        for (int j = 0; j < RF_HEADS; j++) acc[j] = 0.0f;
         if (vec) {
 #pragma unroll
             for (int d0 = 0; d0 < D; d0 += 8) {
-                float x[KPT][8];
-#pragma unroll
-                for (int u = 0; u < KPT; u++) scb_unpack8(*reinterpret_cast<const uint4 *>(kr[u] + d0), x[u]);
+                float x[8];
+                scb_unpack8(*reinterpret_cast<const uint4 *>(kr + d0), x);
 #pragma unroll
                 for (int j = 0; j < RF_HEADS; j++) {
                     const float4 *qv = reinterpret_cast<const float4 *>(qg + (size_t)(h0 + j) * D + d0);
                     const float4 qa = qv[0], qb = qv[1];
                     const float qh[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
 #pragma unroll
-                    for (int e = 0; e < 8; e++)
-#pragma unroll
-                        for (int u = 0; u < KPT; u++) acc[u][j] = fmaf(qh[e], x[u][e], acc[u][j]);
+                    for (int e = 0; e < 8; e++) acc[j] = fmaf(qh[e], x[e], acc[j]);
                 }
             }
         } else {
             for (int d = 0; d < D; d++) {
+                const float x = scb_bf2f(kr[d]);
 #pragma unroll
-                for (int u = 0; u < KPT; u++) {
-                    const float x = scb_bf2f(kr[u][d]);
-#pragma unroll
-                    for (int j = 0; j < RF_HEADS; j++) acc[u][j] = fmaf(qg[(size_t)(h0 + j) * D + d], x, acc[u][j]);
-                }
+                for (int j = 0; j < RF_HEADS; j++) acc[j] = fmaf(qg[(size_t)(h0 + j) * D + d], x, acc[j]);
             }
         }
 #pragma unroll
-        for (int u = 0; u < KPT; u++)
-#pragma unroll
-            for (int j = 0; j < RF_HEADS; j++)
-                if (ok[u] && h0 + j < G) srow[(size_t)(h0 + j) * n + c0 + u * NT] = acc[u][j];
+        for (int j = 0; j < RF_HEADS; j++)
+            if (h0 + j < G) srow[(size_t)(h0 + j) * n + c] = acc[j];
     }
 }
 
@@ -282,55 +271,46 @@ static __device__ __forceinline__ void rf_load_q(float *dst, const uint16_t *q, 
     for (int i = tid; i < Gp * D; i += nt) dst[i] = i < G * D ? scb_bf2f(q[(size_t)g * G * D + i]) : 0.0f;
 }
 
-template <bool STAGED, int KPT, int DD, int KB>
-__global__ void __launch_bounds__(KB / KPT)
+template <bool STAGED, int DD>
+__global__ void __launch_bounds__(RF_KEYS)
 retr_flat_scores_kernel(const uint16_t *q, const uint16_t *k, size_t kcap, int Hq, int Hkv, int Drt, int lo, int n,
                         float *scores)
 {
-    constexpr int NT = KB / KPT;
-    extern __shared__ __align__(16) float rf_q[];         /* (Gp, D) fp32, then (KB, D + 8) bf16 rows */
+    extern __shared__ __align__(16) float rf_q[];         /* (Gp, D) fp32, then (RF_KEYS, D + 8) bf16 rows */
     const int D = DD ? DD : Drt, g = blockIdx.y, G = Hq / Hkv, Gp = (G + RF_HEADS - 1) / RF_HEADS * RF_HEADS;
-    const int tid = threadIdx.x, t0 = blockIdx.x * KB;
+    const int tid = threadIdx.x, t0 = blockIdx.x * RF_KEYS;
     const uint16_t *kh = k + ((size_t)g * kcap + (size_t)lo) * D;
     uint16_t *rows = reinterpret_cast<uint16_t *>(rf_q + Gp * D);
     const int RS = D + 8;                                  /* staged row stride (elements) */
     if constexpr (STAGED) {
-        const int cpr = D / 8, nk = min(KB, n - t0);  /* 16-byte chunks per row, keys here */
-        for (int i = tid; i < nk * cpr; i += NT) {         /* cp.async: every copy in flight at once */
+        const int cpr = D / 8, nk = min(RF_KEYS, n - t0);  /* 16-byte chunks per row, keys here */
+        for (int i = tid; i < nk * cpr; i += RF_KEYS) {    /* cp.async: every copy in flight at once */
             const int r = i / cpr, c = i % cpr;
             scb_cp_async16(rows + (size_t)r * RS + 8 * c, kh + (size_t)(t0 + r) * D + 8 * c, true);
         }
         scb_cp_async_commit();
     }
-    rf_load_q(rf_q, q, g, G, Gp, D, tid, NT);             /* while the rows are in flight */
+    rf_load_q(rf_q, q, g, G, Gp, D, tid, RF_KEYS);        /* while the rows are in flight */
     if constexpr (STAGED) scb_cp_async_wait<0>();
     __syncthreads();
-    if (t0 + tid >= n) return;                             /* then this thread's later keys are past n too */
-    const uint16_t *kr[KPT];
-    bool ok[KPT];
-#pragma unroll
-    for (int u = 0; u < KPT; u++) {
-        const int tl = tid + u * NT;
-        ok[u] = t0 + tl < n;
-        kr[u] = STAGED ? rows + (size_t)(ok[u] ? tl : tid) * RS : kh + (size_t)(t0 + tl) * D;
-    }
-    const bool vec = STAGED || ((D % 8) == 0 && ((uintptr_t)kr[0] & 15) == 0);
-    rf_dot_store<KPT, DD, NT>(rf_q, kr, ok, vec, G, D, n, t0 + tid, scores + (size_t)g * G * n);
+    if (t0 + tid >= n) return;
+    const uint16_t *kr = STAGED ? rows + (size_t)tid * RS : kh + (size_t)(t0 + tid) * D;
+    const bool vec = STAGED || ((D % 8) == 0 && ((uintptr_t)kr & 15) == 0);
+    rf_dot_store<DD>(rf_q, kr, vec, G, D, n, t0 + tid, scores + (size_t)g * G * n);
 }
 
-template <bool STAGED, int KPT, int DD, int KB = RF_KEYS>
+template <bool STAGED, int DD>
 static int retr_flat_scores_launch(struct scb_cuda_ctx *cc, const uint16_t *q, const uint16_t *k, size_t kcap, int Hq,
                                    int Hkv, int D, int lo, int n, float *scores, struct scb_ctx *err)
 {
     int rc = SCB_OK;
     const int Gp = (Hq / Hkv + RF_HEADS - 1) / RF_HEADS * RF_HEADS;
-    const size_t smem = sizeof(float) * (size_t)Gp * D + (STAGED ? sizeof(uint16_t) * (size_t)KB * (D + 8) : 0);
-    const dim3 grid((unsigned)((n + KB - 1) / KB), (unsigned)Hkv);
+    const size_t smem = sizeof(float) * (size_t)Gp * D + (STAGED ? sizeof(uint16_t) * (size_t)RF_KEYS * (D + 8) : 0);
+    const dim3 grid((unsigned)((n + RF_KEYS - 1) / RF_KEYS), (unsigned)Hkv);
     if (smem > 48 * 1024)
-        SCB_CUDA_TRY(cudaFuncSetAttribute(retr_flat_scores_kernel<STAGED, KPT, DD, KB>,
+        SCB_CUDA_TRY(cudaFuncSetAttribute(retr_flat_scores_kernel<STAGED, DD>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    retr_flat_scores_kernel<STAGED, KPT, DD, KB><<<grid, KB / KPT, smem, cc->stream>>>(q, k, kcap, Hq, Hkv, D, lo, n,
-                                                                                     scores);
+    retr_flat_scores_kernel<STAGED, DD><<<grid, RF_KEYS, smem, cc->stream>>>(q, k, kcap, Hq, Hkv, D, lo, n, scores);
     SCB_LAUNCH_CHECK("retr_flat_scores_kernel");
 out:
     return rc;
@@ -355,10 +335,10 @@ extern "C" int scb_retr_flat_topk_cuda(struct scb_cuda_ctx *cc, const uint16_t *
         if (direct < 0) direct = getenv("SCB_RETR_SEARCH_DIRECT") != nullptr;
         const bool staged = D % 8 == 0 && D <= RF_MAXSD && ((uintptr_t)k & 15) == 0 && !direct;
         int (*launch)(struct scb_cuda_ctx *, const uint16_t *, const uint16_t *, size_t, int, int, int, int, int,
-                      float *, struct scb_ctx *) = retr_flat_scores_launch<false, 1, 0>;
-        if (staged && D == 128) launch = retr_flat_scores_launch<true, 1, 128>;
-        else if (staged && D == 64) launch = retr_flat_scores_launch<true, 1, 64>;
-        else if (staged) launch = retr_flat_scores_launch<true, 1, 0>;
+                      float *, struct scb_ctx *) = retr_flat_scores_launch<false, 0>;
+        if (staged && D == 128) launch = retr_flat_scores_launch<true, 128>;
+        else if (staged && D == 64) launch = retr_flat_scores_launch<true, 64>;
+        else if (staged) launch = retr_flat_scores_launch<true, 0>;
         SCB_TRY(launch(cc, q, k, kcap, Hq, Hkv, D, lo, n, scores, err));
     }
     rc = scb_cuda_topk_rows(cc, scores, Hq, n, kp, idx, idx_stride, lo, err);
