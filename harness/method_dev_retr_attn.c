@@ -403,6 +403,16 @@ static int attend_retrieved(struct ra_dev *st, struct scb_retr_attn_cuda_args *r
     return scb_retr_attn_cuda(st->cc, ra, ctx);
 }
 
+/* The device search's recall for one row over the index [lo, hi): 1 for every query head (the
+ * search is exact) when something was retrieved. */
+static void count_exact_recall(struct ra_dev *st, int lo, int hi)
+{
+    if (hi > lo && st->top_k > 0) {
+        st->recall_sum += st->Hq;
+        st->recall_n += st->Hq;
+    }
+}
+
 static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *ctx)
 {
     struct ra_dev *st = state;
@@ -447,10 +457,7 @@ static int ra_decode(void *state, const struct scb_dev_attn *a, struct scb_ctx *
         if (st->dev_scan) {   /* the exact flat retrieval on the device: no host round trip */
             SCB_TRY(scb_retr_flat_topk_cuda(st->cc, ra.q, a->k, a->cap, st->Hq, st->Hkv, D, lo, hi, st->top_k,
                                             st->d_idx, st->stride, st->d_n, st->d_scores, ctx));
-            if (hi > lo && st->top_k > 0) {                 /* exact by construction */
-                st->recall_sum += st->Hq;
-                st->recall_n += st->Hq;
-            }
+            count_exact_recall(st, lo, hi);
             SCB_TRY(attend_retrieved(st, &ra, hi, nc, ctx));
             continue;
         }
@@ -566,10 +573,7 @@ static int ra_step_prep(void *state, const struct scb_dev_attn *a, uint64_t *key
     const int64_t end = (int64_t)hi + (int64_t)rch * SCB_RETR_CHUNK - st->n_sink;
     l->step_hi = hi;
     l->step_end = end < (int64_t)a->cap ? (int)end : (int)a->cap;
-    if (hi > lo && st->top_k > 0) {                        /* exact by construction */
-        st->recall_sum += st->Hq;
-        st->recall_n += st->Hq;
-    }
+    count_exact_recall(st, lo, hi);
     const uint64_t v[] = {(uint64_t)(uintptr_t)a->k, (uint64_t)(uintptr_t)a->v, (uint64_t)a->cap,
                           (uint64_t)(uintptr_t)a->q, (uint64_t)(uintptr_t)a->out, (uint64_t)(uintptr_t)st->d_idx,
                           (uint64_t)(uintptr_t)st->d_n, (uint64_t)(uintptr_t)st->d_scores,

@@ -90,6 +90,18 @@ static __device__ __forceinline__ float scb_block_sum(float x, float *red, int n
     return r;
 }
 
+/* Blocks of `threads` for a grid-strided loop over n items: one item a thread, at most 65535 x 8
+ * blocks (the loop takes the rest), at least 1. */
+static inline unsigned scb_grid_blocks(size_t n, unsigned threads)
+{
+    size_t b = (n + threads - 1) / threads;
+    if (b > 65535u * 8u) b = 65535u * 8u;
+    return (unsigned)(b ? b : 1);
+}
+
+/* 1 when p is 16-byte aligned (the 16-byte load / store kernels' condition). */
+static inline bool scb_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
 /* Eight bf16 (one 16-byte load, the lower address first) widened to fp32 (exact). */
 static __device__ __forceinline__ void scb_unpack8(const uint4 v, float f[8])
 {

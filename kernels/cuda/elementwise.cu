@@ -10,12 +10,7 @@
 
 #define EW_THREADS 256
 
-static unsigned scb_ew_blocks_(size_t n)
-{
-    size_t b = (n + EW_THREADS - 1) / EW_THREADS;
-    if (b > 65535u * 8u) b = 65535u * 8u;
-    return (unsigned)(b ? b : 1);
-}
+static unsigned scb_ew_blocks_(size_t n) { return scb_grid_blocks(n, EW_THREADS); }
 
 /* Block-wide sum of v over blockDim.x (a multiple of 32, <= 1024) threads. */
 static __device__ float scb_block_sum_(float v)
@@ -86,9 +81,6 @@ __global__ void scb_rmsnorm8_kernel(uint16_t *y, const uint16_t *x, const uint16
     }
 }
 
-/* 1 when p is 16-byte aligned. */
-static bool scb_al16_(const void *p) { return ((uintptr_t)p & 15) == 0; }
-
 extern "C" int scb_cuda_rmsnorm(struct scb_cuda_ctx *cc, uint16_t *y, const uint16_t *x,
                                 const uint16_t *w, int T, int n, float eps, struct scb_ctx *err)
 {
@@ -99,7 +91,7 @@ extern "C" int scb_cuda_rmsnorm(struct scb_cuda_ctx *cc, uint16_t *y, const uint
         goto out;
     }
     if (T == 0) goto out;
-    if (n % 8 == 0 && n <= 8 * RMS_V * 1024 && scb_al16_(x) && scb_al16_(y) && scb_al16_(w)) {
+    if (n % 8 == 0 && n <= 8 * RMS_V * 1024 && scb_aligned16(x) && scb_aligned16(y) && scb_aligned16(w)) {
         /* the fewest warps that hold the row in RMS_V chunks a thread */
         const int thr = ((n / 8 + RMS_V - 1) / RMS_V + 31) / 32 * 32;
         scb_rmsnorm8_kernel<<<(unsigned)T, (unsigned)thr, 0, cc->stream>>>(y, x, w, n, eps);
@@ -275,7 +267,7 @@ extern "C" int scb_cuda_rope_cs(struct scb_cuda_ctx *cc, uint16_t *x, int T, int
     if (T == 0) goto out;
     {
         const size_t ts = tok_stride ? tok_stride : (size_t)H * D;
-        if (D % 16 == 0 && ts % 8 == 0 && scb_al16_(x) && scb_al16_(cos_t) && scb_al16_(sin_t))
+        if (D % 16 == 0 && ts % 8 == 0 && scb_aligned16(x) && scb_aligned16(cos_t) && scb_aligned16(sin_t))
             scb_rope_cs8_kernel<<<scb_ew_blocks_((size_t)T * H * (D / 16)), EW_THREADS, 0, cc->stream>>>(
                 x, T, H, D, (long long)ts, cos_t, sin_t);
         else
@@ -338,8 +330,8 @@ extern "C" int scb_cuda_swiglu(struct scb_cuda_ctx *cc, uint16_t *out, const uin
     if (T == 0) goto out;
     {
         const size_t ld = ld_in ? ld_in : (size_t)F;
-        if (F % 8 == 0 && ld % 8 == 0 && (size_t)T * ld < ((size_t)1 << 31) && scb_al16_(out) && scb_al16_(gate) &&
-            scb_al16_(up))
+        if (F % 8 == 0 && ld % 8 == 0 && (size_t)T * ld < ((size_t)1 << 31) && scb_aligned16(out) && scb_aligned16(gate) &&
+            scb_aligned16(up))
             scb_swiglu8_kernel<<<scb_ew_blocks_((size_t)T * (F / 8)), EW_THREADS, 0, cc->stream>>>(out, gate, up, T, F,
                                                                                                  (int)ld);
         else
@@ -422,7 +414,7 @@ extern "C" int scb_cuda_add(struct scb_cuda_ctx *cc, uint16_t *x, const uint16_t
         goto out;
     }
     if (n == 0) goto out;
-    if (n % 8 == 0 && scb_al16_(x) && scb_al16_(y))
+    if (n % 8 == 0 && scb_aligned16(x) && scb_aligned16(y))
         scb_add8_kernel<<<scb_ew_blocks_(n / 8), EW_THREADS, 0, cc->stream>>>((uint4 *)x, (const uint4 *)y, n / 8);
     else
         scb_add_kernel<<<scb_ew_blocks_(n), EW_THREADS, 0, cc->stream>>>(x, y, n);

@@ -50,12 +50,9 @@ static void kv_append_launch(struct scb_cuda_ctx *cc, uint16_t *kc, uint16_t *vc
                              const uint16_t *v, int T, int Hin, int Hkv, int D, size_t cap, size_t len,
                              const int32_t *d_len)
 {
-    if (D % 8 == 0 && (((uintptr_t)kc | (uintptr_t)vc | (uintptr_t)k | (uintptr_t)v) & 15) == 0) {
-        const long long items = (long long)T * Hkv * (D / 8);
-        long long blocks = (items + 255) / 256;
-        if (blocks > 65535LL * 8) blocks = 65535LL * 8;
-        scb_kv_append8_kernel<<<(unsigned)blocks, 256, 0, cc->stream>>>(kc, vc, k, v, T, Hin, Hkv, D, (long long)cap,
-                                                                        (long long)len, d_len);
+    if (D % 8 == 0 && scb_aligned16(kc) && scb_aligned16(vc) && scb_aligned16(k) && scb_aligned16(v)) {
+        scb_kv_append8_kernel<<<scb_grid_blocks((size_t)T * Hkv * (D / 8), 256), 256, 0, cc->stream>>>(
+            kc, vc, k, v, T, Hin, Hkv, D, (long long)cap, (long long)len, d_len);
     } else {
         scb_kv_append_kernel<<<(unsigned)(T * Hkv), D < 128 ? 64 : 128, 0, cc->stream>>>(
             kc, vc, k, v, Hin, Hkv, D, (long long)cap, (long long)len, d_len);
